@@ -1,0 +1,102 @@
+"""How a function travels to a replica: by reference, with a code version.
+
+A function is named by its module and qualified name. The code version is the
+sha256 of the module's source. A module a replica cannot import by itself - the
+user's script, run as ``__main__`` - travels as a :class:`~reuse_runtime.model.CodeBundle`
+and is imported there under a stable name, ``_reuse_main_<stem>``.
+
+Bundles this process knows (made here, or loaded by a replica) are kept in one
+registry, so a task running in a replica can call another task of the same
+script: the child is named by the bundle's module, and the bundle travels on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+import types
+from pathlib import Path
+
+from reuse_runtime.model import CodeBundle, FunctionRef
+
+BUNDLE_PREFIX = "_reuse_main_"
+
+# module name (as seen in this process) -> bundle
+_bundles: dict[str, CodeBundle] = {}
+# module name -> digest of its source file, cached
+_digests: dict[str, str] = {}
+
+
+def digest(source: bytes) -> str:
+    """The code version of a module's source."""
+    return hashlib.sha256(source).hexdigest()
+
+
+def bundle_module_name(path: str) -> str:
+    """The stable module name a script at ``path`` is imported under in a replica."""
+    stem = re.sub(r"\W", "_", Path(path).stem) or "script"
+    return f"{BUNDLE_PREFIX}{stem}"
+
+
+def register_bundle(local_name: str, bundle: CodeBundle) -> None:
+    """Remember that module ``local_name`` of this process is shipped as ``bundle``."""
+    _bundles[local_name] = bundle
+
+
+def bundle_for(local_name: str) -> CodeBundle | None:
+    """The bundle of a module of this process, making one for ``__main__`` on first use."""
+    bundle = _bundles.get(local_name)
+    if bundle is None and local_name == "__main__":
+        bundle = _main_bundle()
+        if bundle is not None:
+            _bundles[local_name] = bundle
+    return bundle
+
+
+def _main_bundle() -> CodeBundle | None:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path:
+        return None
+    try:
+        source = Path(path).read_bytes()
+    except OSError:
+        return None
+    return CodeBundle(
+        module=bundle_module_name(path),
+        digest=digest(source),
+        filename=str(Path(path).resolve()),
+        source=source,
+    )
+
+
+def module_version(module: types.ModuleType) -> str:
+    """The code version of an importable module: the digest of its source file."""
+    name = module.__name__
+    cached = _digests.get(name)
+    if cached is not None:
+        return cached
+    version = ""
+    path = getattr(module, "__file__", None)
+    if path and path.endswith(".py"):
+        try:
+            version = digest(Path(path).read_bytes())
+        except OSError:
+            version = ""
+    _digests[name] = version
+    return version
+
+
+def forget_version(module_name: str) -> None:
+    _digests.pop(module_name, None)
+
+
+def reference(module_name: str, qualname: str) -> tuple[FunctionRef, CodeBundle | None]:
+    """Name a function of this process for a replica, with the bundle it needs, if any."""
+    bundle = bundle_for(module_name)
+    if bundle is not None:
+        return FunctionRef(bundle.module, qualname, bundle.digest), bundle
+    module = sys.modules.get(module_name)
+    version = module_version(module) if module is not None else ""
+    return FunctionRef(module_name, qualname, version), None

@@ -1,0 +1,54 @@
+"""The running task, as seen from inside a replica.
+
+The executor sets :data:`current_task` around every task it runs. The SDK reads
+it to dispatch child tasks through the controller, and the output capture reads
+it to route ``print()`` to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from reuse_runtime.model import LogLine
+
+
+@dataclass(eq=False)
+class TaskContext:
+    """What a running task knows about itself. Mutable; owned by the executor."""
+
+    task_id: str
+    run_id: str
+    name: str
+    # Thread-safe: sync tasks print from their thread.
+    emit: Callable[[LogLine], None]
+    # Lend the task's slot while it awaits child tasks; take it back after.
+    lend_slot: Callable[[], None]
+    reclaim_slot: Callable[[], Awaitable[None]]
+    children: int = 0
+    holds_slot: bool = True
+    partial: dict[str, str] = field(default_factory=dict)
+
+
+current_task: ContextVar[TaskContext | None] = ContextVar("reuse_runtime_task", default=None)
+
+
+@dataclass(frozen=True)
+class ControllerEndpoint:
+    """Where tasks running in this replica send their child tasks."""
+
+    address: str
+    token: str | None = None
+
+
+_endpoint: ControllerEndpoint | None = None
+
+
+def set_controller_endpoint(endpoint: ControllerEndpoint | None) -> None:
+    global _endpoint
+    _endpoint = endpoint
+
+
+def controller_endpoint() -> ControllerEndpoint | None:
+    return _endpoint

@@ -1,0 +1,44 @@
+"""Structured logs: JSON lines when stderr is not a terminal, readable lines when it is.
+
+Each line carries the replica id (bound once at startup) and, inside a task,
+the task id (bound by the executor in the task's own context).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TextIO
+
+import structlog
+
+LEVEL_ENV = "REUSE_RUNTIME_LOG_LEVEL"
+
+
+def configure(
+    stream: TextIO | None = None, *, level: str | None = None, json: bool | None = None
+) -> None:
+    """Set up structlog for a process of ours (worker, controller, CLI)."""
+    stream = stream or sys.stderr
+    name = (level or os.environ.get(LEVEL_ENV) or "info").upper()
+    numeric = logging.getLevelName(name)
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    if json is None:
+        json = not stream.isatty()
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=True,
+    )

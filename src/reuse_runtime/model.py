@@ -1,0 +1,297 @@
+"""Domain types shared by the worker, the controller and the SDK.
+
+These are plain frozen dataclasses. Only :mod:`reuse_runtime.wire` converts them
+to and from protobuf, so the core never touches generated code.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import pickle
+from dataclasses import dataclass
+
+import cloudpickle
+
+from reuse_runtime import errors
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRef:
+    """A function named by reference: importable module, qualified name, code version."""
+
+    module: str
+    qualname: str
+    code_version: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.qualname}"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeBundle:
+    """The source of a module a replica cannot import by itself (a ``__main__`` script).
+
+    The replica imports it under the stable name ``module``; ``digest`` is the
+    sha256 of ``source`` and is the code version.
+    """
+
+    module: str
+    digest: str
+    filename: str
+    source: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """One task invocation, as sent to a replica.
+
+    Exactly one of ``ref`` (by reference) and ``pickled`` (a cloudpickled
+    callable, by value) is set. ``args`` is ``cloudpickle.dumps((args, kwargs))``.
+    """
+
+    task_id: str
+    name: str
+    args: bytes
+    ref: FunctionRef | None = None
+    pickled: bytes | None = None
+    bundle: CodeBundle | None = None
+    timeout: float | None = None
+    run_id: str = ""
+    parent_task_id: str = ""
+
+
+class TaskState(enum.Enum):
+    SUCCEEDED = 1
+    FAILED = 2
+    CANCELLED = 3
+    TIMED_OUT = 4
+
+
+class ErrorKind(enum.Enum):
+    """Why a task did not succeed; each kind maps to one exception class."""
+
+    USER = 1
+    BAD_INPUT = 2
+    BAD_OUTPUT = 3
+    REPLICA_LOST = 4
+    CANCELLED = 5
+    TIMED_OUT = 6
+    REJECTED = 7
+    INTERNAL = 8
+    UNAVAILABLE = 9
+
+
+_ERROR_CLASSES: dict[ErrorKind, type[errors.TaskFailedError]] = {
+    ErrorKind.USER: errors.TaskFailedError,
+    ErrorKind.BAD_INPUT: errors.BadInputError,
+    ErrorKind.BAD_OUTPUT: errors.BadOutputError,
+    ErrorKind.REPLICA_LOST: errors.ReplicaLostError,
+    ErrorKind.CANCELLED: errors.TaskCancelledError,
+    ErrorKind.TIMED_OUT: errors.TaskTimedOutError,
+    ErrorKind.REJECTED: errors.BacklogFullError,
+    ErrorKind.INTERNAL: errors.InternalError,
+    ErrorKind.UNAVAILABLE: errors.EnvironmentUnavailableError,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteError:
+    """An error that happened away from the caller, with what a person needs to act on it."""
+
+    kind: ErrorKind
+    type: str
+    message: str
+    traceback: str = ""
+    pickled: bytes = b""
+
+    def to_exception(self, task: str = "") -> BaseException:
+        """The exception to raise in the caller.
+
+        A user's exception that unpickles is raised as itself, with the remote
+        traceback attached as ``__cause__``; anything else becomes the
+        :class:`~reuse_runtime.errors.TaskFailedError` subclass of its kind.
+        """
+        if self.kind is ErrorKind.USER and self.pickled:
+            try:
+                exc = pickle.loads(self.pickled)
+            except Exception:
+                exc = None
+            if isinstance(exc, BaseException):
+                if self.traceback:
+                    exc.__cause__ = errors.RemoteTraceback(self.traceback)
+                return exc
+        cls = _ERROR_CLASSES.get(self.kind, errors.TaskFailedError)
+        err = cls(self.message, type_name=self.type, remote_traceback=self.traceback, task=task)
+        if self.traceback:
+            err.__cause__ = errors.RemoteTraceback(self.traceback)
+        return err
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """The terminal outcome of one task: exactly one per accepted task."""
+
+    task_id: str
+    state: TaskState
+    value: bytes = b""
+    error: RemoteError | None = None
+    replica_id: str = ""
+    duration: float = 0.0
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.state is TaskState.SUCCEEDED
+
+    def unwrap(self, task: str = "") -> object:
+        """The task's return value, or raise its error."""
+        if self.state is TaskState.SUCCEEDED:
+            return pickle.loads(self.value)
+        error = self.error or RemoteError(ErrorKind.INTERNAL, "", f"task ended {self.state.name}")
+        raise error.to_exception(task)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """A line a task printed, on its way to the caller's terminal."""
+
+    task_id: str
+    task_name: str
+    run_id: str
+    stream: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaReport:
+    """A replica's state, as it reports it on every busy/idle transition and heartbeat."""
+
+    replica_id: str
+    active: int
+    capacity: int
+    waiting: int = 0
+    idle_since: float | None = None
+    idle_seconds: float = 0.0
+    completed: int = 0
+    failed: int = 0
+    rss_bytes: int = 0
+    loop_lag: float = 0.0
+    draining: bool = False
+    uptime: float = 0.0
+    loop_blocked_by: str = ""
+    sent_at: float = 0.0
+    recycle_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaInit:
+    """Sent by the controller to a new replica: hooks to run around its life."""
+
+    on_start: FunctionRef | None = None
+    on_stop: FunctionRef | None = None
+    bundle: CodeBundle | None = None
+    stop_grace: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaHello:
+    replica_id: str
+    capacity: int
+    address: str = ""
+    pid: int = 0
+
+
+def dumps_args(args: tuple[object, ...], kwargs: dict[str, object]) -> bytes:
+    """Encode a call's arguments the way every replica decodes them."""
+    return bytes(cloudpickle.dumps((args, kwargs)))
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPolicy:
+    """The controller's resolved view of a ``ReusePolicy``: plain seconds and bytes."""
+
+    min_replicas: int
+    max_replicas: int
+    concurrency: int
+    scaledown_ttl: float
+    idle_ttl: float
+    max_tasks: int = 0
+    max_rss: int = 0
+    max_lifetime: float = 0.0
+    reusable: bool = True
+
+    @property
+    def capacity(self) -> int:
+        return self.max_replicas * self.concurrency
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentSpec:
+    """Everything that makes two pools different; its :meth:`key` names the pool."""
+
+    name: str
+    policy: PoolPolicy
+    image: str = ""
+    resources: str = ""
+    code_version: str = ""
+    working_dir: str = ""
+    python_path: tuple[str, ...] = ()
+    env_vars: tuple[tuple[str, str], ...] = ()
+    on_start: FunctionRef | None = None
+    on_stop: FunctionRef | None = None
+    hooks_bundle: CodeBundle | None = None
+    stop_grace: float = 10.0
+
+    def key(self) -> str:
+        """A stable name for the pool: the environment's name plus a digest of its settings."""
+        fields = repr(
+            (
+                self.name,
+                self.policy,
+                self.image,
+                self.resources,
+                self.code_version,
+                self.working_dir,
+                self.python_path,
+                self.env_vars,
+                self.on_start,
+                self.on_stop,
+                self.hooks_bundle.digest if self.hooks_bundle else "",
+                self.stop_grace,
+            )
+        )
+        return f"{self.name}-{hashlib.sha256(fields.encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A task submitted to the controller for an environment it knows by key."""
+
+    env_key: str
+    task: TaskSpec
+    retries: int = 0
+    stream_logs: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchCommand:
+    """Controller -> replica: tasks to start and task ids to cancel."""
+
+    tasks: list[TaskSpec]
+    cancel: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DrainCommand:
+    """Controller -> replica: stop taking tasks, finish the running ones, and exit."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsBatch:
+    """Replica -> controller: finished tasks and the output lines that preceded them."""
+
+    results: list[TaskResult]
+    logs: list[LogLine]

@@ -1,0 +1,186 @@
+"""`ReusePolicy`: how many warm replicas an environment keeps, and when they retire.
+
+It mirrors ``flyte.ReusePolicy`` field for field, so Flyte code ports by changing
+one import, and adds optional recycling bounds (``max_tasks``, ``max_rss``,
+``max_lifetime``) that drain and replace a replica before it leaks too much.
+
+Example::
+
+    >>> from reuse_runtime import ReusePolicy
+    >>> p = ReusePolicy(replicas=(1, 3), concurrency=2)
+    >>> p.min_replicas, p.max_replicas
+    (1, 3)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from reuse_runtime.errors import PolicyError
+
+#: The documented minimum for ``idle_ttl`` and ``scaledown_ttl``.
+DEFAULT_MIN_TTL_SECONDS = 30.0
+#: Lowers the TTL floor, so tests and demos can run in seconds.
+MIN_TTL_ENV = "REUSE_RUNTIME_MIN_TTL_SECONDS"
+
+_DEFAULT_TTL = timedelta(seconds=30)
+
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+    "t": 10**12,
+    "ki": 2**10,
+    "mi": 2**20,
+    "gi": 2**30,
+    "ti": 2**40,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
+
+
+def parse_bytes(value: int | str, *, field_name: str = "size") -> int:
+    """Parse a byte count: an int, or a string such as ``"400Mi"``, ``"2Gi"``, ``"1G"``.
+
+    >>> parse_bytes("2Gi")
+    2147483648
+    """
+    if isinstance(value, bool):
+        raise PolicyError(f"{field_name} must be bytes (int) or a string like '2Gi', got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise PolicyError(f"{field_name} must not be negative, got {value}")
+        return value
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match:
+            number, unit = match.groups()
+            return int(float(number) * _UNITS[(unit or "").lower()])
+    raise PolicyError(
+        f"{field_name} must be bytes (int) or a string like '400Mi' or '2Gi', got {value!r}"
+    )
+
+
+def min_ttl_seconds() -> float:
+    """The TTL floor: 30 s, or ``$REUSE_RUNTIME_MIN_TTL_SECONDS`` when set."""
+    raw = os.environ.get(MIN_TTL_ENV)
+    if raw is None or raw == "":
+        return DEFAULT_MIN_TTL_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise PolicyError(f"{MIN_TTL_ENV} must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise PolicyError(f"{MIN_TTL_ENV} must not be negative, got {raw!r}")
+    return value
+
+
+def _ttl(name: str, value: object, *, floor: float | None) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, (int, float, timedelta)):
+        raise PolicyError(
+            f"{name} must be seconds (int) or a datetime.timedelta, got {type(value).__name__}"
+        )
+    ttl = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if ttl.total_seconds() < 0:
+        raise PolicyError(f"{name} must not be negative, got {ttl}")
+    if floor is not None and ttl.total_seconds() < floor:
+        raise PolicyError(
+            f"{name} must be at least {floor:g} seconds, got {ttl.total_seconds():g}; "
+            f"set {MIN_TTL_ENV} to lower the floor for tests and demos"
+        )
+    return ttl
+
+
+def _count(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PolicyError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise PolicyError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class ReusePolicy:
+    """Keep a pool of warm replicas for a ``TaskEnvironment``.
+
+    Args:
+        replicas: a fixed count (``3``) or an autoscaling range ``(min, max)``.
+            Default 2. With ``(0, n)`` the pool scales to zero.
+        idle_ttl: when the whole environment has been idle this long, every
+            replica stops; the next task starts it again. Seconds or timedelta,
+            at least 30 s. Default 30 s.
+        concurrency: tasks one replica runs at once. Values above 1 apply to
+            ``async`` tasks; ``def`` tasks run one at a time. Default 1.
+        scaledown_ttl: a replica idle this long is removed, while more than
+            ``min_replicas`` remain. Seconds or timedelta, at least 30 s.
+            Default 30 s; ``None`` leaves it to the controller's default.
+        max_tasks: recycle a replica after it has run this many tasks.
+        max_rss: recycle a replica whose resident memory exceeds this many
+            bytes (int) or this size (``"400Mi"``, ``"2Gi"``).
+        max_lifetime: recycle a replica older than this (seconds or timedelta).
+
+    A recycled replica stops taking tasks, finishes the ones it runs, and is
+    replaced by a fresh one: no task fails because of recycling.
+
+    The 30 s floor of both TTLs can be lowered with the environment variable
+    ``REUSE_RUNTIME_MIN_TTL_SECONDS`` (for tests and demos).
+    """
+
+    replicas: int | tuple[int, int] = 2
+    idle_ttl: int | timedelta = _DEFAULT_TTL
+    concurrency: int = 1
+    scaledown_ttl: int | timedelta | None = _DEFAULT_TTL
+    max_tasks: int | None = field(default=None, kw_only=True)
+    max_rss: int | str | None = field(default=None, kw_only=True)
+    max_lifetime: int | timedelta | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        replicas = self.replicas
+        if isinstance(replicas, (tuple, list)):
+            if len(replicas) != 2:
+                raise PolicyError(f"replicas must be an int or a (min, max) pair, got {replicas!r}")
+            low = _count("replicas (min)", replicas[0], minimum=0)
+            high = _count("replicas (max)", replicas[1], minimum=1)
+            if low > high:
+                raise PolicyError(f"replicas: min ({low}) must not be greater than max ({high})")
+            object.__setattr__(self, "replicas", (low, high))
+        else:
+            _count("replicas", replicas, minimum=1)
+        _count("concurrency", self.concurrency, minimum=1)
+        floor = min_ttl_seconds()
+        object.__setattr__(self, "idle_ttl", _ttl("idle_ttl", self.idle_ttl, floor=floor))
+        if self.scaledown_ttl is not None:
+            object.__setattr__(
+                self, "scaledown_ttl", _ttl("scaledown_ttl", self.scaledown_ttl, floor=floor)
+            )
+        if self.max_tasks is not None:
+            _count("max_tasks", self.max_tasks, minimum=1)
+        if self.max_rss is not None:
+            object.__setattr__(self, "max_rss", parse_bytes(self.max_rss, field_name="max_rss"))
+        if self.max_lifetime is not None:
+            object.__setattr__(
+                self, "max_lifetime", _ttl("max_lifetime", self.max_lifetime, floor=None)
+            )
+
+    @property
+    def min_replicas(self) -> int:
+        """The smallest number of replicas the pool keeps while it is in use."""
+        return self.replicas[0] if isinstance(self.replicas, tuple) else self.replicas
+
+    @property
+    def max_replicas(self) -> int:
+        """The largest number of replicas the pool grows to."""
+        return self.replicas[1] if isinstance(self.replicas, tuple) else self.replicas
+
+    def get_scaledown_ttl(self) -> timedelta | None:
+        """The per-replica scale-down delay, or ``None`` when it is unset."""
+        ttl = self.scaledown_ttl
+        return ttl if isinstance(ttl, timedelta) or ttl is None else timedelta(seconds=ttl)
+
+    @property
+    def capacity(self) -> int:
+        """Tasks the environment runs at once: ``max_replicas * concurrency``."""
+        return self.max_replicas * self.concurrency

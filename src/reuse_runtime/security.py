@@ -1,0 +1,98 @@
+"""Who may talk to a worker or a controller.
+
+A worker runs arbitrary code by design, so:
+
+* it binds to 127.0.0.1 unless told otherwise;
+* a non-loopback bind is refused unless a shared token or mTLS is configured;
+* the token travels as ``authorization: Bearer <token>`` metadata, is compared
+  in constant time, and is never logged.
+
+The token comes from ``--token`` or ``$REUSE_RUNTIME_TOKEN``; the SDK reads the
+same variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reuse_runtime.errors import AuthConfigError
+
+TOKEN_ENV = "REUSE_RUNTIME_TOKEN"
+TLS_CERT_ENV = "REUSE_RUNTIME_TLS_CERT"
+TLS_KEY_ENV = "REUSE_RUNTIME_TLS_KEY"
+TLS_CA_ENV = "REUSE_RUNTIME_TLS_CA"
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """PEM bytes. On a server, ``ca`` set means client certificates are required (mTLS)."""
+
+    cert: bytes
+    key: bytes
+    ca: bytes | None = None
+
+    @classmethod
+    def from_files(cls, cert: str, key: str, ca: str | None = None) -> TLSConfig:
+        try:
+            return cls(
+                Path(cert).read_bytes(),
+                Path(key).read_bytes(),
+                Path(ca).read_bytes() if ca else None,
+            )
+        except OSError as exc:
+            raise AuthConfigError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class Security:
+    """Authentication settings for one server or client."""
+
+    token: str | None = None
+    tls: TLSConfig | None = None
+
+    def __repr__(self) -> str:  # never show the token
+        return f"Security(token={'set' if self.token else 'unset'}, tls={self.tls is not None})"
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.token) or (self.tls is not None and self.tls.ca is not None)
+
+    @classmethod
+    def from_env(
+        cls,
+        token: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
+        ca: str | None = None,
+    ) -> Security:
+        """Flags win over ``$REUSE_RUNTIME_TOKEN`` and ``$REUSE_RUNTIME_TLS_*``."""
+        token = token or os.environ.get(TOKEN_ENV) or None
+        cert = cert or os.environ.get(TLS_CERT_ENV)
+        key = key or os.environ.get(TLS_KEY_ENV)
+        ca = ca or os.environ.get(TLS_CA_ENV)
+        if bool(cert) != bool(key):
+            raise AuthConfigError("TLS needs both a certificate and a key (--tls-cert, --tls-key)")
+        tls = TLSConfig.from_files(cert, key, ca) if cert and key else None
+        return cls(token=token, tls=tls)
+
+    def check_bind(self, host: str) -> None:
+        """Refuse a non-loopback bind without authentication."""
+        if is_loopback(host) or self.authenticated:
+            return
+        raise AuthConfigError(
+            f"refusing to listen on {host} without authentication: anyone who can reach it "
+            f"could run code here. Set a shared token (--token or ${TOKEN_ENV}) or mTLS "
+            f"(--tls-cert, --tls-key and --tls-ca), or bind to 127.0.0.1"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,1 @@
+"""The wire: protobuf messages and gRPC. The only importer of generated code."""

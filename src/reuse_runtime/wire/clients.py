@@ -1,0 +1,331 @@
+"""gRPC clients: a replica's direct callers, and the shared batched result stream.
+
+:class:`ResultStream` carries many tasks over one bidi stream, batched in both
+directions, with one future per task. It backs both :class:`WorkerClient`
+(straight to a replica) and the controller client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
+
+import grpc
+
+from reuse_runtime import model
+from reuse_runtime.errors import ClosedError, ControllerUnavailableError
+from reuse_runtime.security import Security
+from reuse_runtime.wire import convert
+from reuse_runtime.wire.services import MAX_MESSAGE_BYTES
+from reuse_runtime.wire.v1 import runtime_pb2 as pb
+from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
+
+Item = TypeVar("Item")
+
+#: A batch is sent once its payload passes this size, well under the message limit.
+BATCH_BYTES = 4 * 1024 * 1024
+
+
+def open_channel(address: str, security: Security) -> grpc.aio.Channel:
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    if security.tls is not None:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=security.tls.ca,
+            private_key=security.tls.key,
+            certificate_chain=security.tls.cert,
+        )
+        return grpc.aio.secure_channel(address, credentials, options=options)
+    return grpc.aio.insecure_channel(address, options=options)
+
+
+def call_metadata(security: Security) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {security.token}"),) if security.token else ()
+
+
+def describe_rpc_error(exc: BaseException, target: str) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{target}: {exc.code().name}: {exc.details()}"
+    return f"{target}: {type(exc).__name__}: {exc}"
+
+
+class ResultStream(Generic[Item]):
+    """Submit items over one bidi stream and get a future per item's task result.
+
+    Call-order contract: create inside the running loop; :meth:`close` half-closes
+    the stream and waits for outstanding results; :meth:`abort` fails them.
+    """
+
+    def __init__(
+        self,
+        open_call: Callable[[AsyncIterator[Any]], Any],
+        make_batch: Callable[[list[Item], list[str]], Any],
+        task_id: Callable[[Item], str],
+        size: Callable[[Item], int],
+        *,
+        target: str,
+        on_logs: Callable[[list[model.LogLine]], None] | None = None,
+    ) -> None:
+        self._make_batch = make_batch
+        self._task_id = task_id
+        self._size = size
+        self._target = target
+        self._on_logs = on_logs
+        self._outbox: list[Item] = []
+        self._cancels: list[str] = []
+        self._pending: dict[str, asyncio.Future[model.TaskResult]] = {}
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._failure: BaseException | None = None
+        self._call = open_call(self._requests())
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read(), name=f"result-stream:{target}"
+        )
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    @property
+    def broken(self) -> bool:
+        return self._failure is not None or self._reader.done()
+
+    def submit(self, item: Item) -> asyncio.Future[model.TaskResult]:
+        if self._failure is not None:
+            raise ControllerUnavailableError(describe_rpc_error(self._failure, self._target))
+        if self._closing:
+            raise ClosedError(f"the stream to {self._target} is closing")
+        task_id = self._task_id(item)
+        future: asyncio.Future[model.TaskResult] = asyncio.get_running_loop().create_future()
+        self._pending[task_id] = future
+        self._outbox.append(item)
+        self._wakeup.set()
+        return future
+
+    def cancel(self, task_id: str) -> None:
+        if task_id in self._pending:
+            self._cancels.append(task_id)
+            self._wakeup.set()
+
+    async def close(self) -> None:
+        """Send nothing more; wait for the results already asked for."""
+        self._closing = True
+        self._wakeup.set()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+    def abort(self, reason: str) -> None:
+        self._closing = True
+        self._call.cancel()
+        self._fail_pending(ClosedError(reason))
+
+    async def _requests(self) -> AsyncIterator[Any]:
+        while True:
+            if self._outbox or self._cancels:
+                batch, self._outbox = self._outbox, []
+                cancels, self._cancels = self._cancels, []
+                # Split oversized batches so one message stays well under the limit.
+                start, total = 0, 0
+                for index, item in enumerate(batch):
+                    total += self._size(item)
+                    if total >= BATCH_BYTES:
+                        yield self._make_batch(batch[start : index + 1], [])
+                        start, total = index + 1, 0
+                if start < len(batch) or cancels:
+                    yield self._make_batch(batch[start:], cancels)
+                continue
+            if self._closing and not self._pending:
+                return
+            if self._closing and self._failure is not None:
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _read(self) -> None:
+        try:
+            async for message in self._call:
+                results, logs = convert.results_from_batch(message)
+                if logs and self._on_logs is not None:
+                    self._on_logs(logs)
+                for result in results:
+                    future = self._pending.pop(result.task_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(result)
+                if self._closing and not self._pending:
+                    self._wakeup.set()
+            if self._pending:
+                raise ControllerUnavailableError(
+                    f"{self._target} ended the stream with {len(self._pending)} results outstanding"
+                )
+        except BaseException as exc:
+            self._failure = exc
+            self._fail_pending(ControllerUnavailableError(describe_rpc_error(exc, self._target)))
+            self._wakeup.set()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self._closing = True
+            self._wakeup.set()
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+
+def _task_size(spec: model.TaskSpec) -> int:
+    return (
+        len(spec.args) + len(spec.pickled or b"") + (len(spec.bundle.source) if spec.bundle else 0)
+    )
+
+
+class WorkerClient:
+    """Dispatch tasks straight to one replica.
+
+    Example::
+
+        async with WorkerClient("127.0.0.1:50051") as client:
+            result = await client.run(TaskSpec(task_id="t1", name="f", args=dumps_args((2,), {}),
+                                               ref=FunctionRef("mymodule", "f")))
+            print(result.unwrap())
+
+    :meth:`run` uses one long-lived, batched stream; :meth:`execute` is one
+    unary call per task.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        security: Security | None = None,
+        *,
+        on_logs: Callable[[list[model.LogLine]], None] | None = None,
+    ) -> None:
+        self.address = address
+        self._security = security or Security()
+        self._metadata = call_metadata(self._security)
+        self._channel = open_channel(address, self._security)
+        self._stub = pb_grpc.WorkerStub(self._channel)
+        self._on_logs = on_logs
+        self._stream: ResultStream[model.TaskSpec] | None = None
+
+    async def __aenter__(self) -> WorkerClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._channel.channel_ready(), timeout)
+
+    async def execute(self, spec: model.TaskSpec, timeout: float | None = None) -> model.TaskResult:
+        """Run one task with a unary call."""
+        reply = await self._stub.Execute(
+            convert.task_to_proto(spec), metadata=self._metadata, timeout=timeout
+        )
+        return convert.result_from_proto(reply)
+
+    def submit(self, spec: model.TaskSpec) -> asyncio.Future[model.TaskResult]:
+        """Send a task on the shared stream; the future resolves to its result."""
+        if self._stream is None or self._stream.broken:
+            self._stream = ResultStream(
+                lambda requests: self._stub.Dispatch(requests, metadata=self._metadata),
+                convert.dispatch_batch,
+                lambda spec: spec.task_id,
+                _task_size,
+                target=f"worker {self.address}",
+                on_logs=self._on_logs,
+            )
+        return self._stream.submit(spec)
+
+    async def run(self, spec: model.TaskSpec) -> model.TaskResult:
+        return await self.submit(spec)
+
+    def cancel_on_stream(self, task_id: str) -> None:
+        if self._stream is not None:
+            self._stream.cancel(task_id)
+
+    async def cancel(self, task_id: str) -> int:
+        reply = await self._stub.Cancel(pb.CancelRequest(task_id=task_id), metadata=self._metadata)
+        return int(reply.cancelled)
+
+    async def status(self) -> model.ReplicaReport:
+        reply = await self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata)
+        return convert.report_from_proto(reply)
+
+    async def close(self) -> None:
+        if self._stream is not None:
+            await self._stream.close()
+        await self._channel.close()
+
+
+ControllerCommand = model.ReplicaInit | model.DispatchCommand | model.DrainCommand
+
+
+class ControllerConnection:
+    """A replica's stream to its controller: reports and results up, work down.
+
+    Call-order contract: create inside the running loop, iterate :meth:`commands`
+    (the first one is normally a :class:`~reuse_runtime.model.ReplicaInit`), and
+    :meth:`close` to half-close once the last results are queued.
+    """
+
+    def __init__(self, address: str, security: Security, hello: model.ReplicaHello) -> None:
+        self.address = address
+        self._channel = open_channel(address, security)
+        self._outbox: list[pb.WorkerMessage] = [
+            pb.WorkerMessage(hello=convert.hello_to_proto(hello))
+        ]
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        stub = pb_grpc.ControllerStub(self._channel)
+        self._call = stub.Connect(self._requests(), metadata=call_metadata(security))
+
+    def send_report(self, report: model.ReplicaReport) -> None:
+        self._outbox.append(pb.WorkerMessage(report=convert.report_to_proto(report)))
+        self._wakeup.set()
+
+    def send_results(self, results: list[model.TaskResult], logs: list[model.LogLine]) -> None:
+        self._outbox.append(pb.WorkerMessage(results=convert.result_batch(results, logs)))
+        self._wakeup.set()
+
+    async def commands(self) -> AsyncIterator[ControllerCommand]:
+        """The controller's messages, until it ends the stream. Raises on a broken stream."""
+        async for message in self._call:
+            kind = message.WhichOneof("kind")
+            if kind == "dispatch":
+                yield model.DispatchCommand(
+                    [convert.task_from_proto(t) for t in message.dispatch.tasks],
+                    list(message.dispatch.cancel),
+                )
+            elif kind == "init":
+                yield convert.init_from_proto(message.init)
+            elif kind == "drain":
+                yield model.DrainCommand(message.drain.reason)
+
+    async def close(self) -> None:
+        """Flush what is queued, half-close, and close the channel."""
+        self._closing = True
+        self._wakeup.set()
+        # Grace lets the last messages out and the controller end the stream.
+        await self._channel.close(grace=2.0)
+
+    def abort(self) -> None:
+        self._call.cancel()
+
+    async def _requests(self) -> AsyncIterator[pb.WorkerMessage]:
+        while True:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                for message in batch:
+                    yield message
+            if self._closing:
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()

@@ -1,0 +1,317 @@
+"""Conversion between the domain dataclasses and their protobuf messages.
+
+This module and its siblings are the only importers of generated code.
+"""
+
+from __future__ import annotations
+
+from reuse_runtime import model
+from reuse_runtime.wire.v1 import runtime_pb2 as pb
+
+_STATE_TO_PB = {
+    model.TaskState.SUCCEEDED: pb.TASK_STATE_SUCCEEDED,
+    model.TaskState.FAILED: pb.TASK_STATE_FAILED,
+    model.TaskState.CANCELLED: pb.TASK_STATE_CANCELLED,
+    model.TaskState.TIMED_OUT: pb.TASK_STATE_TIMED_OUT,
+}
+_STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
+# Error kinds share their numbers with the proto enum.
+_KINDS = {kind.value: kind for kind in model.ErrorKind}
+
+
+# ------------------------------------------------------------------ code
+
+
+def ref_to_proto(ref: model.FunctionRef) -> pb.FunctionRef:
+    return pb.FunctionRef(module=ref.module, qualname=ref.qualname, code_version=ref.code_version)
+
+
+def ref_from_proto(msg: pb.FunctionRef) -> model.FunctionRef:
+    return model.FunctionRef(msg.module, msg.qualname, msg.code_version)
+
+
+def bundle_to_proto(bundle: model.CodeBundle) -> pb.CodeBundle:
+    return pb.CodeBundle(
+        module=bundle.module, digest=bundle.digest, filename=bundle.filename, source=bundle.source
+    )
+
+
+def bundle_from_proto(msg: pb.CodeBundle) -> model.CodeBundle:
+    return model.CodeBundle(msg.module, msg.digest, msg.filename, msg.source)
+
+
+def _optional_ref(msg: pb.FunctionRef) -> model.FunctionRef | None:
+    return ref_from_proto(msg) if msg.module else None
+
+
+# ------------------------------------------------------------------ tasks
+
+
+def task_to_proto(spec: model.TaskSpec) -> pb.TaskSpec:
+    msg = pb.TaskSpec(
+        task_id=spec.task_id,
+        name=spec.name,
+        args=spec.args,
+        timeout_seconds=spec.timeout or 0.0,
+        run_id=spec.run_id,
+        parent_task_id=spec.parent_task_id,
+    )
+    if spec.ref is not None:
+        msg.ref.CopyFrom(ref_to_proto(spec.ref))
+    elif spec.pickled is not None:
+        msg.pickled = spec.pickled
+    if spec.bundle is not None:
+        msg.bundle.CopyFrom(bundle_to_proto(spec.bundle))
+    return msg
+
+
+def task_from_proto(msg: pb.TaskSpec) -> model.TaskSpec:
+    which = msg.WhichOneof("function")
+    return model.TaskSpec(
+        task_id=msg.task_id,
+        name=msg.name,
+        args=msg.args,
+        ref=ref_from_proto(msg.ref) if which == "ref" else None,
+        pickled=msg.pickled if which == "pickled" else None,
+        bundle=bundle_from_proto(msg.bundle) if msg.HasField("bundle") else None,
+        timeout=msg.timeout_seconds or None,
+        run_id=msg.run_id,
+        parent_task_id=msg.parent_task_id,
+    )
+
+
+def error_to_proto(err: model.RemoteError) -> pb.RemoteError:
+    return pb.RemoteError(
+        kind=err.kind.value,  # type: ignore[arg-type]
+        type=err.type,
+        message=err.message,
+        traceback=err.traceback,
+        pickled=err.pickled,
+    )
+
+
+def error_from_proto(msg: pb.RemoteError) -> model.RemoteError:
+    return model.RemoteError(
+        kind=_KINDS.get(msg.kind, model.ErrorKind.INTERNAL),
+        type=msg.type,
+        message=msg.message,
+        traceback=msg.traceback,
+        pickled=msg.pickled,
+    )
+
+
+def result_to_proto(result: model.TaskResult) -> pb.TaskResult:
+    msg = pb.TaskResult(
+        task_id=result.task_id,
+        state=_STATE_TO_PB[result.state],
+        value=result.value,
+        replica_id=result.replica_id,
+        duration_seconds=result.duration,
+        attempts=result.attempts,
+    )
+    if result.error is not None:
+        msg.error.CopyFrom(error_to_proto(result.error))
+    return msg
+
+
+def result_from_proto(msg: pb.TaskResult) -> model.TaskResult:
+    state = _STATE_FROM_PB.get(msg.state)
+    error = error_from_proto(msg.error) if msg.HasField("error") else None
+    if state is None:
+        state = model.TaskState.FAILED
+        error = model.RemoteError(
+            model.ErrorKind.INTERNAL, "", f"result arrived with unknown state {msg.state}"
+        )
+    return model.TaskResult(
+        task_id=msg.task_id,
+        state=state,
+        value=msg.value,
+        error=error,
+        replica_id=msg.replica_id,
+        duration=msg.duration_seconds,
+        attempts=msg.attempts,
+    )
+
+
+def log_to_proto(line: model.LogLine) -> pb.LogLine:
+    return pb.LogLine(
+        task_id=line.task_id,
+        task_name=line.task_name,
+        run_id=line.run_id,
+        stream=line.stream,
+        text=line.text,
+    )
+
+
+def log_from_proto(msg: pb.LogLine) -> model.LogLine:
+    return model.LogLine(msg.task_id, msg.task_name, msg.run_id, msg.stream, msg.text)
+
+
+def dispatch_batch(tasks: list[model.TaskSpec], cancel: list[str]) -> pb.DispatchBatch:
+    return pb.DispatchBatch(tasks=[task_to_proto(t) for t in tasks], cancel=cancel)
+
+
+def result_batch(results: list[model.TaskResult], logs: list[model.LogLine]) -> pb.ResultBatch:
+    return pb.ResultBatch(
+        results=[result_to_proto(r) for r in results], logs=[log_to_proto(x) for x in logs]
+    )
+
+
+def results_from_batch(
+    msg: pb.ResultBatch | pb.SubmitEvents,
+) -> tuple[list[model.TaskResult], list[model.LogLine]]:
+    return [result_from_proto(r) for r in msg.results], [log_from_proto(x) for x in msg.logs]
+
+
+# ------------------------------------------------------------------ replicas
+
+
+def report_to_proto(report: model.ReplicaReport) -> pb.ReplicaReport:
+    return pb.ReplicaReport(
+        replica_id=report.replica_id,
+        active=report.active,
+        capacity=report.capacity,
+        waiting=report.waiting,
+        idle_since=report.idle_since or 0.0,
+        idle_seconds=report.idle_seconds,
+        completed=report.completed,
+        failed=report.failed,
+        rss_bytes=report.rss_bytes,
+        loop_lag_seconds=report.loop_lag,
+        draining=report.draining,
+        uptime_seconds=report.uptime,
+        loop_blocked_by=report.loop_blocked_by,
+        sent_at=report.sent_at,
+        recycle_reason=report.recycle_reason,
+    )
+
+
+def report_from_proto(msg: pb.ReplicaReport) -> model.ReplicaReport:
+    return model.ReplicaReport(
+        replica_id=msg.replica_id,
+        active=msg.active,
+        capacity=msg.capacity,
+        waiting=msg.waiting,
+        idle_since=msg.idle_since or None,
+        idle_seconds=msg.idle_seconds,
+        completed=msg.completed,
+        failed=msg.failed,
+        rss_bytes=msg.rss_bytes,
+        loop_lag=msg.loop_lag_seconds,
+        draining=msg.draining,
+        uptime=msg.uptime_seconds,
+        loop_blocked_by=msg.loop_blocked_by,
+        sent_at=msg.sent_at,
+        recycle_reason=msg.recycle_reason,
+    )
+
+
+def init_to_proto(init: model.ReplicaInit) -> pb.ReplicaInit:
+    msg = pb.ReplicaInit(stop_grace_seconds=init.stop_grace)
+    if init.on_start is not None:
+        msg.on_start.CopyFrom(ref_to_proto(init.on_start))
+    if init.on_stop is not None:
+        msg.on_stop.CopyFrom(ref_to_proto(init.on_stop))
+    if init.bundle is not None:
+        msg.bundle.CopyFrom(bundle_to_proto(init.bundle))
+    return msg
+
+
+def init_from_proto(msg: pb.ReplicaInit) -> model.ReplicaInit:
+    return model.ReplicaInit(
+        on_start=_optional_ref(msg.on_start),
+        on_stop=_optional_ref(msg.on_stop),
+        bundle=bundle_from_proto(msg.bundle) if msg.HasField("bundle") else None,
+        stop_grace=msg.stop_grace_seconds,
+    )
+
+
+def hello_to_proto(hello: model.ReplicaHello) -> pb.ReplicaHello:
+    return pb.ReplicaHello(
+        replica_id=hello.replica_id, capacity=hello.capacity, address=hello.address, pid=hello.pid
+    )
+
+
+def hello_from_proto(msg: pb.ReplicaHello) -> model.ReplicaHello:
+    return model.ReplicaHello(msg.replica_id, msg.capacity, msg.address, msg.pid)
+
+
+# ------------------------------------------------------------------ environments
+
+
+def environment_to_proto(env: model.EnvironmentSpec) -> pb.EnvironmentSpec:
+    p = env.policy
+    msg = pb.EnvironmentSpec(
+        name=env.name,
+        policy=pb.PolicySpec(
+            min_replicas=p.min_replicas,
+            max_replicas=p.max_replicas,
+            concurrency=p.concurrency,
+            scaledown_ttl_seconds=p.scaledown_ttl,
+            idle_ttl_seconds=p.idle_ttl,
+            max_tasks=p.max_tasks,
+            max_rss_bytes=p.max_rss,
+            max_lifetime_seconds=p.max_lifetime,
+            reusable=p.reusable,
+        ),
+        image=env.image,
+        resources=env.resources,
+        code_version=env.code_version,
+        working_dir=env.working_dir,
+        python_path=list(env.python_path),
+        env_vars=dict(env.env_vars),
+        stop_grace_seconds=env.stop_grace,
+    )
+    if env.on_start is not None:
+        msg.on_start.CopyFrom(ref_to_proto(env.on_start))
+    if env.on_stop is not None:
+        msg.on_stop.CopyFrom(ref_to_proto(env.on_stop))
+    if env.hooks_bundle is not None:
+        msg.hooks_bundle.CopyFrom(bundle_to_proto(env.hooks_bundle))
+    return msg
+
+
+def environment_from_proto(msg: pb.EnvironmentSpec) -> model.EnvironmentSpec:
+    p = msg.policy
+    return model.EnvironmentSpec(
+        name=msg.name,
+        policy=model.PoolPolicy(
+            min_replicas=p.min_replicas,
+            max_replicas=p.max_replicas,
+            concurrency=p.concurrency,
+            scaledown_ttl=p.scaledown_ttl_seconds,
+            idle_ttl=p.idle_ttl_seconds,
+            max_tasks=p.max_tasks,
+            max_rss=p.max_rss_bytes,
+            max_lifetime=p.max_lifetime_seconds,
+            reusable=p.reusable,
+        ),
+        image=msg.image,
+        resources=msg.resources,
+        code_version=msg.code_version,
+        working_dir=msg.working_dir,
+        python_path=tuple(msg.python_path),
+        env_vars=tuple(sorted(msg.env_vars.items())),
+        on_start=_optional_ref(msg.on_start),
+        on_stop=_optional_ref(msg.on_stop),
+        hooks_bundle=bundle_from_proto(msg.hooks_bundle) if msg.HasField("hooks_bundle") else None,
+        stop_grace=msg.stop_grace_seconds,
+    )
+
+
+def submission_to_proto(sub: model.Submission) -> pb.Submission:
+    return pb.Submission(
+        env_key=sub.env_key,
+        task=task_to_proto(sub.task),
+        retries=sub.retries,
+        stream_logs=sub.stream_logs,
+    )
+
+
+def submission_from_proto(msg: pb.Submission) -> model.Submission:
+    return model.Submission(
+        env_key=msg.env_key,
+        task=task_from_proto(msg.task),
+        retries=msg.retries,
+        stream_logs=msg.stream_logs,
+    )

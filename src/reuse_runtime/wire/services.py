@@ -1,0 +1,416 @@
+"""gRPC servers: adapters from the wire to the worker and controller services.
+
+This is the one boundary where exceptions become gRPC status codes
+(:func:`status_for`). Requests are parsed here too: a message that does not
+parse gets ``INVALID_ARGUMENT`` with the parser's reason, instead of grpc's
+bare "Exception deserializing request!".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from reuse_runtime import errors, model
+from reuse_runtime.security import Security
+from reuse_runtime.wire import convert
+from reuse_runtime.wire.v1 import runtime_pb2 as pb
+
+log = structlog.get_logger("reuse_runtime.wire")
+
+#: Largest gRPC message either side accepts. Per-task payloads are bounded
+#: separately (and lower), so a batch of tasks fits in one message.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+WORKER_SERVICE = pb.DESCRIPTOR.services_by_name["Worker"].full_name
+CONTROLLER_SERVICE = pb.DESCRIPTOR.services_by_name["Controller"].full_name
+_AUTH_HEADER = "authorization"
+
+
+# ------------------------------------------------------------------ errors
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status for an exception raised by a service: the only such mapping."""
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, errors.BacklogFullError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, message
+    if isinstance(exc, errors.ClosedError):
+        return grpc.StatusCode.UNAVAILABLE, message
+    if isinstance(exc, (errors.BadInputError, errors.PolicyError, ValueError)):
+        return grpc.StatusCode.INVALID_ARGUMENT, message
+    if isinstance(exc, errors.CodeNotFoundError):
+        return grpc.StatusCode.NOT_FOUND, message
+    if isinstance(exc, KeyError):
+        return grpc.StatusCode.NOT_FOUND, message
+    return grpc.StatusCode.INTERNAL, f"reuse-runtime internal error: {type(exc).__name__}: {exc}"
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    code, message = status_for(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("request failed", error=message, exc_info=exc)
+    await context.abort(code, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A request that did not parse; the handler answers INVALID_ARGUMENT with ``reason``."""
+
+    reason: str
+
+
+def _parser(message_type: Any) -> Callable[[bytes], Any]:
+    name = message_type.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except Exception as exc:
+            return Malformed(f"malformed {name} message ({len(data)} bytes): {exc}")
+
+    return parse
+
+
+async def _parsed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    if isinstance(request, Malformed):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+    return request
+
+
+def _unary(handler: Callable[..., Awaitable[Any]], request: Any, response: Any) -> Any:
+    return grpc.unary_unary_rpc_method_handler(
+        handler,
+        request_deserializer=_parser(request),
+        response_serializer=response.SerializeToString,
+    )
+
+
+def _bidi(handler: Callable[..., AsyncIterator[Any]], request: Any, response: Any) -> Any:
+    return grpc.stream_stream_rpc_method_handler(
+        handler,
+        request_deserializer=_parser(request),
+        response_serializer=response.SerializeToString,
+    )
+
+
+# ------------------------------------------------------------------ worker
+
+
+class Session(Protocol):
+    def submit(self, spec: model.TaskSpec) -> None: ...
+    def cancel(self, task_id: str) -> None: ...
+    def close_input(self) -> None: ...
+    def abort(self, reason: str) -> None: ...
+    def batches(self) -> AsyncIterator[tuple[list[model.TaskResult], list[model.LogLine]]]: ...
+
+
+class WorkerOperations(Protocol):
+    """What the worker core offers the transport (see ``worker/servicer.py``)."""
+
+    async def execute(self, spec: model.TaskSpec) -> model.TaskResult: ...
+    def open_session(self) -> Session: ...
+    def cancel(self, task_id: str, run_id: str) -> int: ...
+    def report(self) -> model.ReplicaReport: ...
+
+
+async def feed_session(session: Session, batches: AsyncIterator[Any]) -> str:
+    """Feed dispatch batches into ``session``; returns why input stopped early, or ""."""
+    try:
+        async for batch in batches:
+            if isinstance(batch, Malformed):
+                return batch.reason
+            for task in batch.tasks:
+                session.submit(convert.task_from_proto(task))
+            for task_id in batch.cancel:
+                session.cancel(task_id)
+        return ""
+    finally:
+        session.close_input()
+
+
+class _WorkerAdapter:
+    def __init__(self, ops: WorkerOperations) -> None:
+        self._ops = ops
+
+    async def execute(self, request: Any, context: grpc.aio.ServicerContext) -> pb.TaskResult:
+        request = await _parsed(request, context)
+        try:
+            result = await self._ops.execute(convert.task_from_proto(request))
+        except Exception as exc:
+            await _abort(context, exc)
+            raise
+        return convert.result_to_proto(result)
+
+    async def dispatch(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ResultBatch]:
+        session = self._ops.open_session()
+        reader = asyncio.get_running_loop().create_task(feed_session(session, requests))
+        try:
+            async for results, logs in session.batches():
+                yield convert.result_batch(results, logs)
+            problem = await reader
+        finally:
+            if not reader.done():
+                reader.cancel()
+            session.abort("the dispatch stream closed")
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+
+    async def cancel(self, request: Any, context: grpc.aio.ServicerContext) -> pb.CancelReply:
+        request = await _parsed(request, context)
+        return pb.CancelReply(cancelled=self._ops.cancel(request.task_id, request.run_id))
+
+    async def get_status(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ReplicaReport:
+        await _parsed(request, context)
+        return convert.report_to_proto(self._ops.report())
+
+
+def worker_handler(ops: WorkerOperations) -> grpc.GenericRpcHandler:
+    adapter = _WorkerAdapter(ops)
+    return grpc.method_handlers_generic_handler(
+        WORKER_SERVICE,
+        {
+            "Execute": _unary(adapter.execute, pb.TaskSpec, pb.TaskResult),
+            "Dispatch": _bidi(adapter.dispatch, pb.DispatchBatch, pb.ResultBatch),
+            "Cancel": _unary(adapter.cancel, pb.CancelRequest, pb.CancelReply),
+            "GetStatus": _unary(adapter.get_status, pb.StatusRequest, pb.ReplicaReport),
+        },
+    )
+
+
+# ------------------------------------------------------------------ servers
+
+
+class _TokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Requires ``authorization: Bearer <token>`` on every call but health checks."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        if details.method.startswith("/grpc.health.v1.Health/"):
+            return await continuation(details)
+        presented = b""
+        for key, value in details.invocation_metadata or ():
+            if key == _AUTH_HEADER:
+                presented = value.encode() if isinstance(value, str) else value
+        if hmac.compare_digest(presented, self._expected):
+            return await continuation(details)
+        return _deny(details.method, "missing" if not presented else "wrong")
+
+
+def _deny(method: str, what: str) -> grpc.RpcMethodHandler:
+    message = (
+        f"{what} token for {method}: pass --token or set REUSE_RUNTIME_TOKEN to the "
+        f"server's shared token"
+    )
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        yield None  # pragma: no cover - abort raises
+
+    if method.endswith(("/Dispatch", "/Connect", "/Submit", "/ServerReflectionInfo")):
+        return grpc.stream_stream_rpc_method_handler(stream)
+    return grpc.unary_unary_rpc_method_handler(unary)
+
+
+def build_server(
+    handlers: Sequence[grpc.GenericRpcHandler],
+    service_names: Sequence[str],
+    security: Security,
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A grpc.aio server with our services, health checks and reflection (not yet bound)."""
+    interceptors = [_TokenAuth(security.token)] if security.token else []
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    server.add_generic_rpc_handlers(tuple(handlers))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            *service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    return server, health_servicer
+
+
+def bind(server: grpc.aio.Server, host: str, port: int, security: Security) -> int:
+    """Bind ``host:port`` (port 0 picks one) and return the bound port."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if security.tls is not None:
+        credentials = grpc.ssl_server_credentials(
+            [(security.tls.key, security.tls.cert)],
+            root_certificates=security.tls.ca,
+            require_client_auth=security.tls.ca is not None,
+        )
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
+    if not bound:
+        raise errors.ClosedError(f"could not bind {address}")
+    return int(bound)
+
+
+async def set_serving(
+    health_servicer: health.aio.HealthServicer, serving: bool, *names: str
+) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", *names):
+        await health_servicer.set(name, status)
+
+
+# ------------------------------------------------------------------ controller
+
+
+ReplicaEvent = model.ReplicaReport | model.ResultsBatch
+
+
+class ReplicaStream:
+    """The controller's end of one replica's Connect stream: work goes down here.
+
+    Dispatches queued between two sends travel as one batch.
+    """
+
+    def __init__(self, hello: model.ReplicaHello) -> None:
+        self.hello = hello
+        self._tasks: list[model.TaskSpec] = []
+        self._cancels: list[str] = []
+        self._control: list[pb.ControllerMessage] = []
+        self._wakeup = asyncio.Event()
+        self._closed = False
+
+    def send_init(self, init: model.ReplicaInit) -> None:
+        self._control.append(pb.ControllerMessage(init=convert.init_to_proto(init)))
+        self._wakeup.set()
+
+    def dispatch(self, task: model.TaskSpec) -> None:
+        self._tasks.append(task)
+        self._wakeup.set()
+
+    def cancel(self, task_id: str) -> None:
+        self._cancels.append(task_id)
+        self._wakeup.set()
+
+    def drain(self, reason: str) -> None:
+        self._control.append(pb.ControllerMessage(drain=pb.DrainCommand(reason=reason)))
+        self._wakeup.set()
+
+    def close(self) -> None:
+        """End the stream once what is queued has been sent."""
+        self._closed = True
+        self._wakeup.set()
+
+    async def messages(self) -> AsyncIterator[pb.ControllerMessage]:
+        while True:
+            if self._control:
+                control, self._control = self._control, []
+                for message in control:
+                    yield message
+            if self._tasks or self._cancels:
+                tasks, self._tasks = self._tasks, []
+                cancels, self._cancels = self._cancels, []
+                yield pb.ControllerMessage(dispatch=convert.dispatch_batch(tasks, cancels))
+                continue
+            if self._closed:
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+
+class ControllerOperations(Protocol):
+    """What the controller core offers the transport (see ``controller/service.py``)."""
+
+    async def attach(self, stream: ReplicaStream, events: AsyncIterator[ReplicaEvent]) -> None:
+        """Serve one replica until ``events`` ends (it disconnected) or the replica is dropped."""
+        ...
+
+
+async def _replica_events(requests: AsyncIterator[Any]) -> AsyncIterator[ReplicaEvent]:
+    async for message in requests:
+        if isinstance(message, Malformed):
+            raise errors.BadInputError(message.reason)
+        kind = message.WhichOneof("kind")
+        if kind == "report":
+            yield convert.report_from_proto(message.report)
+        elif kind == "results":
+            results, logs = convert.results_from_batch(message.results)
+            yield model.ResultsBatch(results, logs)
+        elif kind == "hello":
+            raise errors.BadInputError("a replica may say hello only once per stream")
+
+
+class _ControllerAdapter:
+    def __init__(self, ops: ControllerOperations) -> None:
+        self._ops = ops
+
+    async def connect(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ControllerMessage]:
+        first = await anext(aiter(requests), None)
+        if isinstance(first, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, first.reason)
+        if first is None or first.WhichOneof("kind") != "hello":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "a replica's first message on Connect must be a hello naming its replica id",
+            )
+            return
+        stream = ReplicaStream(convert.hello_from_proto(first.hello))
+        served = asyncio.get_running_loop().create_task(
+            self._serve(stream, _replica_events(requests))
+        )
+        try:
+            async for message in stream.messages():
+                yield message
+        finally:
+            if not served.done():
+                served.cancel()
+            failure = await asyncio.gather(served, return_exceptions=True)
+        if isinstance(failure[0], Exception):
+            await _abort(context, failure[0])
+
+    async def _serve(self, stream: ReplicaStream, events: AsyncIterator[ReplicaEvent]) -> None:
+        try:
+            await self._ops.attach(stream, events)
+        finally:
+            stream.close()
+
+
+def controller_handler(
+    ops: ControllerOperations, extra: dict[str, Any] | None = None
+) -> grpc.GenericRpcHandler:
+    adapter = _ControllerAdapter(ops)
+    methods: dict[str, Any] = {
+        "Connect": _bidi(adapter.connect, pb.WorkerMessage, pb.ControllerMessage),
+    }
+    methods.update(extra or {})
+    return grpc.method_handlers_generic_handler(CONTROLLER_SERVICE, methods)

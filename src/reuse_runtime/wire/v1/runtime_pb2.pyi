@@ -1,0 +1,393 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_STATE_UNSPECIFIED: _ClassVar[TaskState]
+    TASK_STATE_SUCCEEDED: _ClassVar[TaskState]
+    TASK_STATE_FAILED: _ClassVar[TaskState]
+    TASK_STATE_CANCELLED: _ClassVar[TaskState]
+    TASK_STATE_TIMED_OUT: _ClassVar[TaskState]
+
+class ErrorKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_KIND_UNSPECIFIED: _ClassVar[ErrorKind]
+    ERROR_KIND_USER: _ClassVar[ErrorKind]
+    ERROR_KIND_BAD_INPUT: _ClassVar[ErrorKind]
+    ERROR_KIND_BAD_OUTPUT: _ClassVar[ErrorKind]
+    ERROR_KIND_REPLICA_LOST: _ClassVar[ErrorKind]
+    ERROR_KIND_CANCELLED: _ClassVar[ErrorKind]
+    ERROR_KIND_TIMED_OUT: _ClassVar[ErrorKind]
+    ERROR_KIND_REJECTED: _ClassVar[ErrorKind]
+    ERROR_KIND_INTERNAL: _ClassVar[ErrorKind]
+    ERROR_KIND_UNAVAILABLE: _ClassVar[ErrorKind]
+TASK_STATE_UNSPECIFIED: TaskState
+TASK_STATE_SUCCEEDED: TaskState
+TASK_STATE_FAILED: TaskState
+TASK_STATE_CANCELLED: TaskState
+TASK_STATE_TIMED_OUT: TaskState
+ERROR_KIND_UNSPECIFIED: ErrorKind
+ERROR_KIND_USER: ErrorKind
+ERROR_KIND_BAD_INPUT: ErrorKind
+ERROR_KIND_BAD_OUTPUT: ErrorKind
+ERROR_KIND_REPLICA_LOST: ErrorKind
+ERROR_KIND_CANCELLED: ErrorKind
+ERROR_KIND_TIMED_OUT: ErrorKind
+ERROR_KIND_REJECTED: ErrorKind
+ERROR_KIND_INTERNAL: ErrorKind
+ERROR_KIND_UNAVAILABLE: ErrorKind
+
+class FunctionRef(_message.Message):
+    __slots__ = ("module", "qualname", "code_version")
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    QUALNAME_FIELD_NUMBER: _ClassVar[int]
+    CODE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    module: str
+    qualname: str
+    code_version: str
+    def __init__(self, module: _Optional[str] = ..., qualname: _Optional[str] = ..., code_version: _Optional[str] = ...) -> None: ...
+
+class CodeBundle(_message.Message):
+    __slots__ = ("module", "digest", "filename", "source")
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    module: str
+    digest: str
+    filename: str
+    source: bytes
+    def __init__(self, module: _Optional[str] = ..., digest: _Optional[str] = ..., filename: _Optional[str] = ..., source: _Optional[bytes] = ...) -> None: ...
+
+class TaskSpec(_message.Message):
+    __slots__ = ("task_id", "name", "ref", "pickled", "args", "bundle", "timeout_seconds", "run_id", "parent_task_id")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    PICKLED_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    name: str
+    ref: FunctionRef
+    pickled: bytes
+    args: bytes
+    bundle: CodeBundle
+    timeout_seconds: float
+    run_id: str
+    parent_task_id: str
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., ref: _Optional[_Union[FunctionRef, _Mapping]] = ..., pickled: _Optional[bytes] = ..., args: _Optional[bytes] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., run_id: _Optional[str] = ..., parent_task_id: _Optional[str] = ...) -> None: ...
+
+class RemoteError(_message.Message):
+    __slots__ = ("kind", "type", "message", "traceback", "pickled")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    PICKLED_FIELD_NUMBER: _ClassVar[int]
+    kind: ErrorKind
+    type: str
+    message: str
+    traceback: str
+    pickled: bytes
+    def __init__(self, kind: _Optional[_Union[ErrorKind, str]] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ..., pickled: _Optional[bytes] = ...) -> None: ...
+
+class TaskResult(_message.Message):
+    __slots__ = ("task_id", "state", "value", "error", "replica_id", "duration_seconds", "attempts")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    state: TaskState
+    value: bytes
+    error: RemoteError
+    replica_id: str
+    duration_seconds: float
+    attempts: int
+    def __init__(self, task_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., value: _Optional[bytes] = ..., error: _Optional[_Union[RemoteError, _Mapping]] = ..., replica_id: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., attempts: _Optional[int] = ...) -> None: ...
+
+class LogLine(_message.Message):
+    __slots__ = ("task_id", "task_name", "run_id", "stream", "text")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    task_name: str
+    run_id: str
+    stream: str
+    text: str
+    def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., run_id: _Optional[str] = ..., stream: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class DispatchBatch(_message.Message):
+    __slots__ = ("tasks", "cancel")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskSpec]
+    cancel: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ..., cancel: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ResultBatch(_message.Message):
+    __slots__ = ("results", "logs")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TaskResult]
+    logs: _containers.RepeatedCompositeFieldContainer[LogLine]
+    def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., logs: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
+
+class ReplicaReport(_message.Message):
+    __slots__ = ("replica_id", "active", "capacity", "waiting", "idle_since", "idle_seconds", "completed", "failed", "rss_bytes", "loop_lag_seconds", "draining", "uptime_seconds", "loop_blocked_by", "sent_at", "recycle_reason")
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LOOP_LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOOP_BLOCKED_BY_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    RECYCLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    replica_id: str
+    active: int
+    capacity: int
+    waiting: int
+    idle_since: float
+    idle_seconds: float
+    completed: int
+    failed: int
+    rss_bytes: int
+    loop_lag_seconds: float
+    draining: bool
+    uptime_seconds: float
+    loop_blocked_by: str
+    sent_at: float
+    recycle_reason: str
+    def __init__(self, replica_id: _Optional[str] = ..., active: _Optional[int] = ..., capacity: _Optional[int] = ..., waiting: _Optional[int] = ..., idle_since: _Optional[float] = ..., idle_seconds: _Optional[float] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., loop_lag_seconds: _Optional[float] = ..., draining: _Optional[bool] = ..., uptime_seconds: _Optional[float] = ..., loop_blocked_by: _Optional[str] = ..., sent_at: _Optional[float] = ..., recycle_reason: _Optional[str] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CancelRequest(_message.Message):
+    __slots__ = ("task_id", "run_id")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    run_id: str
+    def __init__(self, task_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class CancelReply(_message.Message):
+    __slots__ = ("cancelled",)
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    cancelled: int
+    def __init__(self, cancelled: _Optional[int] = ...) -> None: ...
+
+class ReplicaHello(_message.Message):
+    __slots__ = ("replica_id", "capacity", "address", "pid")
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    replica_id: str
+    capacity: int
+    address: str
+    pid: int
+    def __init__(self, replica_id: _Optional[str] = ..., capacity: _Optional[int] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class WorkerMessage(_message.Message):
+    __slots__ = ("hello", "report", "results")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    hello: ReplicaHello
+    report: ReplicaReport
+    results: ResultBatch
+    def __init__(self, hello: _Optional[_Union[ReplicaHello, _Mapping]] = ..., report: _Optional[_Union[ReplicaReport, _Mapping]] = ..., results: _Optional[_Union[ResultBatch, _Mapping]] = ...) -> None: ...
+
+class DrainCommand(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class ReplicaInit(_message.Message):
+    __slots__ = ("on_start", "on_stop", "bundle", "stop_grace_seconds")
+    ON_START_FIELD_NUMBER: _ClassVar[int]
+    ON_STOP_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    on_start: FunctionRef
+    on_stop: FunctionRef
+    bundle: CodeBundle
+    stop_grace_seconds: float
+    def __init__(self, on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ...) -> None: ...
+
+class ControllerMessage(_message.Message):
+    __slots__ = ("dispatch", "drain", "init")
+    DISPATCH_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    INIT_FIELD_NUMBER: _ClassVar[int]
+    dispatch: DispatchBatch
+    drain: DrainCommand
+    init: ReplicaInit
+    def __init__(self, dispatch: _Optional[_Union[DispatchBatch, _Mapping]] = ..., drain: _Optional[_Union[DrainCommand, _Mapping]] = ..., init: _Optional[_Union[ReplicaInit, _Mapping]] = ...) -> None: ...
+
+class PolicySpec(_message.Message):
+    __slots__ = ("min_replicas", "max_replicas", "concurrency", "scaledown_ttl_seconds", "idle_ttl_seconds", "max_tasks", "max_rss_bytes", "max_lifetime_seconds", "reusable")
+    MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    SCALEDOWN_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REUSABLE_FIELD_NUMBER: _ClassVar[int]
+    min_replicas: int
+    max_replicas: int
+    concurrency: int
+    scaledown_ttl_seconds: float
+    idle_ttl_seconds: float
+    max_tasks: int
+    max_rss_bytes: int
+    max_lifetime_seconds: float
+    reusable: bool
+    def __init__(self, min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., scaledown_ttl_seconds: _Optional[float] = ..., idle_ttl_seconds: _Optional[float] = ..., max_tasks: _Optional[int] = ..., max_rss_bytes: _Optional[int] = ..., max_lifetime_seconds: _Optional[float] = ..., reusable: _Optional[bool] = ...) -> None: ...
+
+class EnvironmentSpec(_message.Message):
+    __slots__ = ("name", "policy", "image", "resources", "code_version", "working_dir", "python_path", "env_vars", "on_start", "on_stop", "hooks_bundle", "stop_grace_seconds")
+    class EnvVarsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    CODE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DIR_FIELD_NUMBER: _ClassVar[int]
+    PYTHON_PATH_FIELD_NUMBER: _ClassVar[int]
+    ENV_VARS_FIELD_NUMBER: _ClassVar[int]
+    ON_START_FIELD_NUMBER: _ClassVar[int]
+    ON_STOP_FIELD_NUMBER: _ClassVar[int]
+    HOOKS_BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    policy: PolicySpec
+    image: str
+    resources: str
+    code_version: str
+    working_dir: str
+    python_path: _containers.RepeatedScalarFieldContainer[str]
+    env_vars: _containers.ScalarMap[str, str]
+    on_start: FunctionRef
+    on_stop: FunctionRef
+    hooks_bundle: CodeBundle
+    stop_grace_seconds: float
+    def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[PolicySpec, _Mapping]] = ..., image: _Optional[str] = ..., resources: _Optional[str] = ..., code_version: _Optional[str] = ..., working_dir: _Optional[str] = ..., python_path: _Optional[_Iterable[str]] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., hooks_bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ...) -> None: ...
+
+class EnvironmentRef(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    def __init__(self, key: _Optional[str] = ...) -> None: ...
+
+class Submission(_message.Message):
+    __slots__ = ("env_key", "task", "retries", "stream_logs")
+    ENV_KEY_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    STREAM_LOGS_FIELD_NUMBER: _ClassVar[int]
+    env_key: str
+    task: TaskSpec
+    retries: int
+    stream_logs: bool
+    def __init__(self, env_key: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., retries: _Optional[int] = ..., stream_logs: _Optional[bool] = ...) -> None: ...
+
+class SubmitBatch(_message.Message):
+    __slots__ = ("submissions",)
+    SUBMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    submissions: _containers.RepeatedCompositeFieldContainer[Submission]
+    def __init__(self, submissions: _Optional[_Iterable[_Union[Submission, _Mapping]]] = ...) -> None: ...
+
+class SubmitEvents(_message.Message):
+    __slots__ = ("results", "logs")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TaskResult]
+    logs: _containers.RepeatedCompositeFieldContainer[LogLine]
+    def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., logs: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
+
+class ReplicaStatus(_message.Message):
+    __slots__ = ("replica_id", "state", "report", "assigned", "address", "pid")
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    replica_id: str
+    state: str
+    report: ReplicaReport
+    assigned: int
+    address: str
+    pid: int
+    def __init__(self, replica_id: _Optional[str] = ..., state: _Optional[str] = ..., report: _Optional[_Union[ReplicaReport, _Mapping]] = ..., assigned: _Optional[int] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class EnvironmentStatus(_message.Message):
+    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    DORMANT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    name: str
+    min_replicas: int
+    max_replicas: int
+    concurrency: int
+    backlog: int
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStatus]
+    completed: int
+    failed: int
+    dormant: bool
+    last_error: str
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class ControllerStatus(_message.Message):
+    __slots__ = ("environments", "rss_bytes", "address")
+    ENVIRONMENTS_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    environments: _containers.RepeatedCompositeFieldContainer[EnvironmentStatus]
+    rss_bytes: int
+    address: str
+    def __init__(self, environments: _Optional[_Iterable[_Union[EnvironmentStatus, _Mapping]]] = ..., rss_bytes: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,419 @@
+"""`Executor`: runs task payloads as coroutines on one event loop.
+
+* Async tasks run as coroutines behind one :class:`TaskLimiter` of size
+  ``concurrency``; the excess waits in arrival order.
+* A sync (``def``) task runs in a thread, one at a time per replica, so the loop
+  keeps serving heartbeats and cancels while it runs.
+* Every outcome becomes a :class:`TaskResult`: the executor never raises a
+  task's error. Bad input, unpicklable output and user exceptions each get a
+  clear message.
+
+This module imports nothing from grpc: transports hand it :class:`TaskSpec` and
+receive :class:`TaskResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import os
+import pickle
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import cloudpickle
+import structlog
+
+from reuse_runtime.context import TaskContext, current_task
+from reuse_runtime.errors import CodeNotFoundError
+from reuse_runtime.model import ErrorKind, LogLine, RemoteError, TaskResult, TaskSpec, TaskState
+from reuse_runtime.worker.limiter import TaskLimiter
+from reuse_runtime.worker.loader import CodeLoader
+from reuse_runtime.worker.output import flush_task
+
+log = structlog.get_logger("reuse_runtime.worker")
+
+#: Default bound on a task's arguments and on its result, in bytes.
+DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_HIDDEN_FRAMES = (
+    _PACKAGE_DIR,
+    os.path.dirname(asyncio.__file__),
+    os.path.dirname(threading.__file__) + os.sep + "concurrent",
+)
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    replica_id: str = ""
+    concurrency: int = 1
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+
+
+class _Rejected(Exception):
+    """The task cannot start; carries the error to report."""
+
+    def __init__(self, error: RemoteError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Executor:
+    """Run :class:`TaskSpec` payloads and produce exactly one :class:`TaskResult` each.
+
+    Call-order contract: create it inside the running loop; call :meth:`close`
+    when done (it cancels whatever still runs).
+    """
+
+    def __init__(self, config: ExecutorConfig, *, loader: CodeLoader | None = None) -> None:
+        self.config = config
+        self.limiter = TaskLimiter(config.concurrency)
+        self.loader = loader or CodeLoader()
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._sync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reuse-sync-task")
+        self._sync_lock = asyncio.Lock()
+        self._running: dict[str, asyncio.Task[TaskResult]] = {}
+        self._cancelled: dict[str, str] = {}  # task id -> why ("cancelled" / "timed out")
+
+    # ------------------------------------------------------------ public
+
+    @property
+    def running(self) -> int:
+        """Tasks accepted and not yet finished (running, waiting, or suspended)."""
+        return len(self._running)
+
+    def running_ids(self) -> list[str]:
+        return list(self._running)
+
+    def start(
+        self,
+        spec: TaskSpec,
+        emit: Callable[[LogLine], None],
+        done: Callable[[TaskResult], None],
+    ) -> None:
+        """Start ``spec``; ``done`` is called exactly once, on the loop, with its result."""
+        if spec.task_id in self._running:
+            done(
+                _failure(
+                    spec,
+                    ErrorKind.BAD_INPUT,
+                    "DuplicateTask",
+                    f"task id {spec.task_id!r} is already running on this replica",
+                )
+            )
+            return
+        task = self._loop.create_task(self._run(spec, emit), name=f"reuse-task:{spec.task_id}")
+        self._running[spec.task_id] = task
+        task.add_done_callback(functools.partial(self._finished, spec, done))
+
+    async def execute(self, spec: TaskSpec, emit: Callable[[LogLine], None]) -> TaskResult:
+        """Run ``spec`` and wait for its result."""
+        future: asyncio.Future[TaskResult] = self._loop.create_future()
+        self.start(spec, emit, future.set_result)
+        return await future
+
+    def cancel(self, task_id: str, reason: str = "cancelled") -> bool:
+        """Ask a task to stop: it sees ``CancelledError``. Returns whether it was running."""
+        task = self._running.get(task_id)
+        if task is None:
+            return False
+        self._cancelled.setdefault(task_id, reason)
+        task.cancel(msg=reason)
+        return True
+
+    def cancel_all(self, reason: str) -> int:
+        ids = list(self._running)
+        for task_id in ids:
+            self.cancel(task_id, reason)
+        return len(ids)
+
+    async def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no task runs; returns whether that happened within ``timeout``."""
+        deadline = None if timeout is None else self._loop.time() + timeout
+        while self._running:
+            remaining = None if deadline is None else deadline - self._loop.time()
+            if remaining is not None and remaining <= 0:
+                return False
+            await asyncio.wait(list(self._running.values()), timeout=remaining)
+        return True
+
+    def close(self) -> None:
+        self.cancel_all("replica shut down")
+        self._sync_pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------ internals
+
+    def _finished(
+        self, spec: TaskSpec, done: Callable[[TaskResult], None], task: asyncio.Task[TaskResult]
+    ) -> None:
+        self._running.pop(spec.task_id, None)
+        why = self._cancelled.pop(spec.task_id, "cancelled")
+        if task.cancelled():
+            result = replace(
+                _failure(spec, ErrorKind.CANCELLED, "CancelledError", f"task {why}"),
+                state=TaskState.CANCELLED,
+            )
+        else:
+            exc = task.exception()
+            if exc is not None:
+                result = _failure(
+                    spec,
+                    ErrorKind.INTERNAL,
+                    type(exc).__name__,
+                    f"reuse-runtime failed running the task: {exc}",
+                )
+            else:
+                result = task.result()
+        done(replace(result, replica_id=self.config.replica_id))
+
+    async def _run(self, spec: TaskSpec, emit: Callable[[LogLine], None]) -> TaskResult:
+        started = time.perf_counter()
+        try:
+            fn = await self._resolve(spec)
+            args, kwargs = self._decode_args(spec)
+        except _Rejected as rejected:
+            return TaskResult(spec.task_id, TaskState.FAILED, error=rejected.error)
+
+        try:
+            await self.limiter.acquire()
+        except asyncio.CancelledError:
+            return self._interrupted(spec, started)
+        ctx = TaskContext(
+            task_id=spec.task_id,
+            run_id=spec.run_id,
+            name=spec.name,
+            emit=self._thread_safe(emit),
+            lend_slot=self.limiter.lend,
+            reclaim_slot=self.limiter.reclaim,
+        )
+        current_task.set(ctx)
+        structlog.contextvars.bind_contextvars(task_id=spec.task_id)
+        timer = (
+            self._loop.call_later(spec.timeout, self.cancel, spec.task_id, "timed out")
+            if spec.timeout
+            else None
+        )
+        failed = True
+        try:
+            if inspect.iscoroutinefunction(fn):
+                value = await fn(*args, **kwargs)
+            else:
+                value = await self._run_sync(fn, args, kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+            failed = False
+        except asyncio.CancelledError:
+            if spec.task_id not in self._cancelled:
+                raise  # the replica is shutting down: _finished reports it
+            return self._interrupted(spec, started)
+        except BaseException as exc:
+            return TaskResult(
+                spec.task_id,
+                TaskState.FAILED,
+                error=error_from_exception(exc, ErrorKind.USER),
+                duration=time.perf_counter() - started,
+            )
+        finally:
+            if timer is not None:
+                timer.cancel()
+            flush_task(ctx)
+            if ctx.holds_slot:
+                self.limiter.release(failed=failed)
+        if spec.task_id in self._cancelled:
+            return self._interrupted(spec, started)
+        return self._encode_result(spec, value, started)
+
+    async def _run_sync(
+        self, fn: Callable[..., object], args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> object:
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        async with self._sync_lock:
+            return await self._loop.run_in_executor(self._sync_pool, call)
+
+    def _interrupted(self, spec: TaskSpec, started: float) -> TaskResult:
+        why = self._cancelled.get(spec.task_id, "cancelled")
+        timed_out = why == "timed out"
+        message = (
+            f"task {spec.name or spec.task_id} timed out after {spec.timeout:g} s"
+            if timed_out and spec.timeout
+            else f"task {spec.name or spec.task_id} was {why}"
+        )
+        return TaskResult(
+            spec.task_id,
+            TaskState.TIMED_OUT if timed_out else TaskState.CANCELLED,
+            error=RemoteError(
+                ErrorKind.TIMED_OUT if timed_out else ErrorKind.CANCELLED,
+                "TimeoutError" if timed_out else "CancelledError",
+                message,
+            ),
+            duration=time.perf_counter() - started,
+        )
+
+    async def _resolve(self, spec: TaskSpec) -> Callable[..., object]:
+        if spec.ref is not None:
+            try:
+                return await self.loader.resolve(spec.ref, spec.bundle)
+            except CodeNotFoundError as exc:
+                raise _Rejected(
+                    RemoteError(
+                        ErrorKind.BAD_INPUT, "CodeNotFoundError", str(exc), _cause_traceback(exc)
+                    )
+                ) from None
+        if spec.pickled is not None:
+            self._check_size(spec, "function", len(spec.pickled))
+            try:
+                fn = pickle.loads(spec.pickled)
+            except Exception as exc:
+                raise _Rejected(
+                    _bad_input(
+                        f"could not unpickle the task's function ({type(exc).__name__}: {exc}); "
+                        f"send cloudpickle.dumps(fn) made with a compatible Python and cloudpickle"
+                    )
+                ) from None
+            if not callable(fn):
+                raise _Rejected(
+                    _bad_input(f"the pickled function is a {type(fn).__name__}, not a callable")
+                )
+            return fn  # type: ignore[no-any-return]
+        raise _Rejected(_bad_input("the task names no function: set `ref` or `pickled`"))
+
+    def _decode_args(self, spec: TaskSpec) -> tuple[tuple[object, ...], dict[str, object]]:
+        self._check_size(spec, "arguments", len(spec.args))
+        if not spec.args:
+            return (), {}
+        try:
+            decoded = pickle.loads(spec.args)
+        except Exception as exc:
+            raise _Rejected(
+                _bad_input(
+                    f"could not unpickle the task's arguments ({type(exc).__name__}: {exc}); "
+                    f"send cloudpickle.dumps((args_tuple, kwargs_dict))"
+                )
+            ) from None
+        if (
+            not isinstance(decoded, tuple)
+            or len(decoded) != 2
+            or not isinstance(decoded[0], (tuple, list))
+            or not isinstance(decoded[1], dict)
+        ):
+            raise _Rejected(
+                _bad_input(
+                    f"the task's arguments decode to a {type(decoded).__name__}; "
+                    f"expected a pair (args_tuple, kwargs_dict)"
+                )
+            )
+        return tuple(decoded[0]), decoded[1]
+
+    def _check_size(self, spec: TaskSpec, what: str, size: int) -> None:
+        if size > self.config.max_payload:
+            raise _Rejected(
+                _bad_input(
+                    f"the task's {what} are {size} bytes, over this replica's limit of "
+                    f"{self.config.max_payload} bytes (--max-payload)"
+                )
+            )
+
+    def _encode_result(self, spec: TaskSpec, value: object, started: float) -> TaskResult:
+        duration = time.perf_counter() - started
+        try:
+            data = cloudpickle.dumps(value)
+        except BaseException as exc:
+            return TaskResult(
+                spec.task_id,
+                TaskState.FAILED,
+                duration=duration,
+                error=RemoteError(
+                    ErrorKind.BAD_OUTPUT,
+                    type(exc).__name__,
+                    f"the result of task {spec.name or spec.task_id} (a {_type_name(value)}) "
+                    f"cannot be pickled: {type(exc).__name__}: {_short(exc)}",
+                ),
+            )
+        if len(data) > self.config.max_payload:
+            return TaskResult(
+                spec.task_id,
+                TaskState.FAILED,
+                duration=duration,
+                error=RemoteError(
+                    ErrorKind.BAD_OUTPUT,
+                    "PayloadTooLarge",
+                    f"the result of task {spec.name or spec.task_id} is {len(data)} bytes, "
+                    f"over the "
+                    f"limit of {self.config.max_payload} bytes (--max-payload)",
+                ),
+            )
+        return TaskResult(spec.task_id, TaskState.SUCCEEDED, value=data, duration=duration)
+
+    def _thread_safe(self, emit: Callable[[LogLine], None]) -> Callable[[LogLine], None]:
+        loop, loop_thread = self._loop, self._loop_thread
+
+        def emit_anywhere(line: LogLine) -> None:
+            if threading.get_ident() == loop_thread:
+                emit(line)
+            else:
+                loop.call_soon_threadsafe(emit, line)
+
+        return emit_anywhere
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_from_exception(exc: BaseException, kind: ErrorKind) -> RemoteError:
+    """Describe ``exc`` for the caller: type, message, remote traceback, and pickle if possible."""
+    tb = _format_traceback(exc)
+    message = _short(exc)
+    try:
+        pickled = bytes(cloudpickle.dumps(exc))
+    except BaseException as pickle_error:
+        pickled = b""
+        message += (
+            f" [the {_type_name(exc)} itself could not be pickled: "
+            f"{type(pickle_error).__name__}: {_short(pickle_error)}]"
+        )
+    return RemoteError(kind, _type_name(exc), message, tb, pickled)
+
+
+def _format_traceback(exc: BaseException) -> str:
+    try:
+        te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
+        frames = [f for f in te.stack if not f.filename.startswith(_HIDDEN_FRAMES)]
+        te.stack = traceback.StackSummary.from_list(frames)
+        return "".join(te.format())
+    except BaseException as format_error:  # a broken __str__, deep recursion
+        return f"(traceback unavailable: {type(format_error).__name__})"
+
+
+def _cause_traceback(exc: BaseException) -> str:
+    cause = exc.__cause__
+    return _format_traceback(cause) if cause is not None else ""
+
+
+def _type_name(obj: object) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    module = getattr(cls, "__module__", "") or ""
+    return f"{module}.{cls.__qualname__}" if module else cls.__qualname__
+
+
+def _short(exc: BaseException, limit: int = 2000) -> str:
+    try:
+        text = str(exc)
+    except BaseException:
+        text = f"<unprintable {type(exc).__name__}>"
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def _bad_input(message: str) -> RemoteError:
+    return RemoteError(ErrorKind.BAD_INPUT, "BadInputError", message)
+
+
+def _failure(spec: TaskSpec, kind: ErrorKind, type_name: str, message: str) -> TaskResult:
+    return TaskResult(spec.task_id, TaskState.FAILED, error=RemoteError(kind, type_name, message))

@@ -1,0 +1,133 @@
+"""`ControllerLink`: a replica attached to its controller (``--controller``).
+
+One stream carries everything: the replica says hello, the controller answers
+with a :class:`~reuse_runtime.model.ReplicaInit` (the on-start hook runs now,
+before any task), then sends work. The replica sends back results and output
+in batches, and a report on every busy/idle transition and at least every
+heartbeat interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+
+import structlog
+
+from reuse_runtime.aio import TaskSet
+from reuse_runtime.model import (
+    DispatchCommand,
+    DrainCommand,
+    FunctionRef,
+    ReplicaHello,
+    ReplicaInit,
+)
+from reuse_runtime.security import Security
+from reuse_runtime.wire.clients import ControllerConnection
+from reuse_runtime.worker.servicer import TaskSession, WorkerService
+
+log = structlog.get_logger("reuse_runtime.worker")
+
+
+class ControllerLink:
+    """Serve one controller over its Connect stream.
+
+    Call-order contract: ``await run()`` in a tracked task. It returns when the
+    controller ends the stream, and raises when the stream breaks. During a
+    drain, call :meth:`finish` once no task runs: it flushes the last results,
+    sends a final report, and closes the stream.
+    """
+
+    def __init__(
+        self,
+        service: WorkerService,
+        address: str,
+        security: Security,
+        hello: ReplicaHello,
+        *,
+        heartbeat: float,
+    ) -> None:
+        self._service = service
+        self._address = address
+        self._security = security
+        self._hello = hello
+        self._heartbeat = heartbeat
+        self._tasks = TaskSet("controller-link")
+        self._session: TaskSession | None = None
+        self._conn: ControllerConnection | None = None
+        self._init: ReplicaInit | None = None
+        self._forward: asyncio.Task[None] | None = None
+        self.drain_requested = asyncio.Event()
+        self.drain_reason = ""
+
+    async def run(self) -> None:
+        conn = ControllerConnection(self._address, self._security, self._hello)
+        session = self._service.open_session()
+        self._conn, self._session = conn, session
+        forward = self._forward = self._tasks.spawn(self._forward_results(session, conn), "results")
+        try:
+            async for command in conn.commands():
+                if isinstance(command, DispatchCommand):
+                    for spec in command.tasks:
+                        session.submit(spec)
+                    for task_id in command.cancel:
+                        session.cancel(task_id)
+                elif isinstance(command, ReplicaInit):
+                    await self._start(command, conn)
+                elif isinstance(command, DrainCommand):
+                    self.drain_reason = command.reason
+                    self.drain_requested.set()
+        finally:
+            if not forward.done():
+                session.abort("the controller stream ended")
+            await self._tasks.cancel_all("controller link closed")
+
+    async def _start(self, init: ReplicaInit, conn: ControllerConnection) -> None:
+        if self._init is not None:
+            return
+        self._init = init
+        if init.on_start is not None:
+            await run_hook(self._service, init.on_start, init, "on_start")
+        conn.send_report(self._service.report())
+        self._tasks.spawn(self._report_loop(conn), "reports")
+
+    async def finish(self, timeout: float = 5.0) -> None:
+        """Flush the remaining results, run the on-stop hook, send a final report, half-close."""
+        session, conn = self._session, self._conn
+        if session is None or conn is None:
+            return
+        session.close_input()
+        if self._forward is not None:
+            # Ends once every in-flight task has reported; the drain already waited for them.
+            await asyncio.wait({self._forward}, timeout=timeout)
+        if self._init is not None and self._init.on_stop is not None:
+            await run_hook(self._service, self._init.on_stop, self._init, "on_stop")
+        conn.send_report(self._service.report())
+        await conn.close()
+
+    async def _forward_results(self, session: TaskSession, conn: ControllerConnection) -> None:
+        async for results, logs in session.batches():
+            conn.send_results(results, logs)
+
+    async def _report_loop(self, conn: ControllerConnection) -> None:
+        changed = self._service.monitor.changed
+        while True:
+            changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(changed.wait(), self._heartbeat)
+            conn.send_report(self._service.report())
+
+
+async def run_hook(service: WorkerService, ref: FunctionRef, init: ReplicaInit, which: str) -> None:
+    """Run a lifecycle hook; a failing hook is logged, and does not kill the replica."""
+    try:
+        fn = await service.executor.loader.resolve(ref, init.bundle)
+        limit = init.stop_grace if which == "on_stop" else None
+        if inspect.iscoroutinefunction(fn):
+            await asyncio.wait_for(fn(), limit)
+        else:
+            # A sync hook (a model load, say) must not block the loop's heartbeats.
+            await asyncio.wait_for(asyncio.to_thread(fn), limit)
+    except Exception as exc:
+        log.error(f"{which} hook failed", hook=str(ref), error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,182 @@
+"""`CodeLoader`: imports task code once per replica and keeps it warm.
+
+A module is imported once and stays in ``sys.modules``, so its globals,
+``functools.cache`` entries and lazily loaded models persist across tasks.
+
+When a task asks for another *version* of a module, the loader executes that
+version into a fresh module object and puts it in ``sys.modules``. Tasks that
+are still running keep the old module's globals, and new tasks see only the
+new ones: old and new state never mix.
+
+Imports run in a worker thread, so a slow import never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import linecache
+import sys
+import types
+from collections.abc import Callable
+
+import cloudpickle
+
+from reuse_runtime import code
+from reuse_runtime.errors import CodeNotFoundError
+from reuse_runtime.model import CodeBundle, FunctionRef
+
+#: The attribute on an SDK task object that holds the user's function.
+TASK_FUNCTION_ATTR = "__reuse_function__"
+
+
+class CodeLoader:
+    """Resolve :class:`FunctionRef` to callables, importing each module version once."""
+
+    def __init__(self) -> None:
+        # module name -> (module, code version it was loaded at)
+        self._loaded: dict[str, tuple[types.ModuleType, str]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def loaded(self) -> dict[str, str]:
+        """Module name -> code version, for every module loaded for a task."""
+        return {name: version for name, (_, version) in self._loaded.items()}
+
+    async def resolve(self, ref: FunctionRef, bundle: CodeBundle | None) -> Callable[..., object]:
+        """The callable ``ref`` names. Raises :class:`CodeNotFoundError` with a clear reason."""
+        module = self._cached(ref.module, ref.code_version)
+        if module is None:
+            lock = self._locks.setdefault(ref.module, asyncio.Lock())
+            async with lock:
+                module = self._cached(ref.module, ref.code_version)
+                if module is None:
+                    module = await asyncio.to_thread(
+                        self._load, ref.module, ref.code_version, bundle
+                    )
+        return _attribute(module, ref)
+
+    def _cached(self, name: str, version: str) -> types.ModuleType | None:
+        entry = self._loaded.get(name)
+        if entry is None:
+            return None
+        module, loaded_version = entry
+        if version and loaded_version and version != loaded_version:
+            return None
+        return module
+
+    def _load(self, name: str, version: str, bundle: CodeBundle | None) -> types.ModuleType:
+        if bundle is not None and bundle.module == name:
+            if version and bundle.digest != version:
+                raise CodeNotFoundError(
+                    f"code bundle for {name} has version {bundle.digest[:12]}, "
+                    f"but the task asks for {version[:12]}"
+                )
+            return self._exec_bundle(bundle)
+        if name.startswith(code.BUNDLE_PREFIX):
+            raise CodeNotFoundError(
+                f"module {name} (a script shipped as a code bundle) at version "
+                f"{version[:12] or '?'} is not loaded on this replica; "
+                f"send its bundle with the task"
+            )
+        previous = self._loaded.get(name)
+        try:
+            if previous is None and name not in sys.modules:
+                module = importlib.import_module(name)
+            elif previous is None:
+                module = sys.modules[name]
+            else:
+                module = _fresh_import(name)
+        except ModuleNotFoundError as exc:
+            raise CodeNotFoundError(
+                f"module {name!r} cannot be imported on this replica ({exc}); install it in the "
+                f"replica's image or put it on PYTHONPATH"
+            ) from None
+        except Exception as exc:
+            raise CodeNotFoundError(
+                f"importing module {name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        loaded_version = code.module_version(module)
+        if version and loaded_version and loaded_version != version and previous is None:
+            # First load found another version on disk: reread it once, fresh.
+            module = _fresh_import(name)
+            loaded_version = code.module_version(module)
+        if version and loaded_version and loaded_version != version:
+            raise CodeNotFoundError(
+                f"this replica has version {loaded_version[:12]} of module {name!r}, but the "
+                f"task asks for {version[:12]}; rebuild the replica's image or restart the pool"
+            )
+        self._loaded[name] = (module, loaded_version or version)
+        return module
+
+    def _exec_bundle(self, bundle: CodeBundle) -> types.ModuleType:
+        module = types.ModuleType(bundle.module)
+        module.__file__ = bundle.filename
+        text = bundle.source.decode("utf-8", errors="replace")
+        # Let tracebacks show the user's lines even where the file is not on disk.
+        linecache.cache[bundle.filename] = (
+            len(text),
+            None,
+            text.splitlines(keepends=True),
+            bundle.filename,
+        )
+        try:
+            compiled = compile(text, bundle.filename, "exec")
+        except SyntaxError as exc:
+            raise CodeNotFoundError(
+                f"code bundle {bundle.filename} does not compile: {exc}"
+            ) from None
+        previous = sys.modules.get(bundle.module)
+        sys.modules[bundle.module] = module
+        try:
+            exec(compiled, module.__dict__)
+        except BaseException as exc:
+            if previous is not None:
+                sys.modules[bundle.module] = previous
+            else:
+                sys.modules.pop(bundle.module, None)
+            raise CodeNotFoundError(
+                f"importing {bundle.filename} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        # Classes and functions of a bundle travel by value: callers cannot import it.
+        cloudpickle.register_pickle_by_value(module)
+        code.register_bundle(bundle.module, bundle)
+        self._loaded[bundle.module] = (module, bundle.digest)
+        return module
+
+
+def _fresh_import(name: str) -> types.ModuleType:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {name!r}")
+    module = importlib.util.module_from_spec(spec)
+    code.forget_version(name)
+    previous = sys.modules.get(name)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        if previous is not None:
+            sys.modules[name] = previous
+        raise
+    return module
+
+
+def _attribute(module: types.ModuleType, ref: FunctionRef) -> Callable[..., object]:
+    if "<locals>" in ref.qualname:
+        raise CodeNotFoundError(
+            f"{ref} is defined inside a function and cannot be named by reference; "
+            f"define it at module level, or send it by value"
+        )
+    target: object = module
+    for part in ref.qualname.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise CodeNotFoundError(
+                f"module {ref.module!r} has no attribute {ref.qualname!r}"
+            ) from None
+    target = getattr(target, TASK_FUNCTION_ATTR, target)
+    if not callable(target):
+        raise CodeNotFoundError(f"{ref} is a {type(target).__name__}, not a callable")
+    return target

@@ -1,0 +1,101 @@
+"""Test helpers: real worker subprocesses on 127.0.0.1, readiness by event, never sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reuse_runtime.model import FunctionRef, TaskSpec, dumps_args
+
+ROOT = Path(__file__).resolve().parent.parent
+_READY = re.compile(r"listening on (\S+)")
+
+
+@dataclass
+class WorkerProcess:
+    process: asyncio.subprocess.Process
+    address: str
+    stderr_lines: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    async def wait(self, timeout: float) -> int:
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
+    env.update(extra)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def spawn_worker(
+    *args: str, ready_timeout: float = 20.0, **env: str
+) -> AsyncIterator[WorkerProcess]:
+    """Start `reuse-runtime worker` on 127.0.0.1:0 and wait for its ready line."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "reuse_runtime",
+        "worker",
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=subprocess_env(**env),
+        cwd=str(ROOT),
+    )
+    assert process.stdout is not None and process.stderr is not None
+    worker = WorkerProcess(process, "")
+    drain_err = asyncio.get_running_loop().create_task(
+        _collect(process.stderr, worker.stderr_lines)
+    )
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), ready_timeout)
+        match = _READY.search(line.decode())
+        if not match:
+            await process.wait()
+            await drain_err
+            raise AssertionError(f"worker did not start: {line!r}\n" + "".join(worker.stderr_lines))
+        worker.address = match.group(1)
+        yield worker
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+        await drain_err
+
+
+async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    async for raw in stream:
+        lines.append(raw.decode(errors="replace"))
+
+
+def task(fn: object, *args: object, timeout: float | None = None, **kwargs: object) -> TaskSpec:
+    """A by-reference task spec for a module-level function of a test module."""
+    module = fn.__module__  # type: ignore[attr-defined]
+    qualname = fn.__qualname__  # type: ignore[attr-defined]
+    return TaskSpec(
+        task_id=uuid.uuid4().hex,
+        name=qualname,
+        args=dumps_args(args, kwargs),
+        ref=FunctionRef(module, qualname),
+        timeout=timeout,
+    )
