@@ -1,0 +1,91 @@
+"""Code bundles: a script the worker cannot import travels as source, keyed by digest."""
+
+from __future__ import annotations
+
+import uuid
+
+from reuse_runtime import code
+from reuse_runtime.model import CodeBundle, ErrorKind, FunctionRef, TaskSpec, dumps_args
+from reuse_runtime.wire.clients import WorkerClient
+from tests.helpers import spawn_worker
+
+SCRIPT_V1 = b"""
+hits = 0
+
+async def bump():
+    global hits
+    hits += 1
+    return ("v1", hits)
+"""
+
+SCRIPT_V2 = b"""
+hits = 100
+
+async def bump():
+    global hits
+    hits += 1
+    return ("v2", hits)
+
+def broken():
+    raise RuntimeError("from the script")
+"""
+
+
+def _bundle(source: bytes) -> CodeBundle:
+    return CodeBundle(
+        module=code.bundle_module_name("/home/user/my-script.py"),
+        digest=code.digest(source),
+        filename="/home/user/my-script.py",
+        source=source,
+    )
+
+
+def _call(bundle: CodeBundle, qualname: str, *, ship: bool) -> TaskSpec:
+    return TaskSpec(
+        task_id=uuid.uuid4().hex,
+        name=qualname,
+        args=dumps_args((), {}),
+        ref=FunctionRef(bundle.module, qualname, bundle.digest),
+        bundle=bundle if ship else None,
+    )
+
+
+async def test_bundle_globals_persist_and_versions_never_mix() -> None:
+    v1, v2 = _bundle(SCRIPT_V1), _bundle(SCRIPT_V2)
+    assert v1.module == "_reuse_main_my_script"
+    async with spawn_worker() as worker, WorkerClient(worker.address) as client:
+        first = await client.run(_call(v1, "bump", ship=True))
+        # Later calls name the same version and need not ship the source again.
+        rest = [await client.run(_call(v1, "bump", ship=False)) for _ in range(2)]
+        assert [r.unwrap() for r in (first, *rest)] == [("v1", 1), ("v1", 2), ("v1", 3)]
+
+        changed = await client.run(_call(v2, "bump", ship=True))
+        assert changed.unwrap() == ("v2", 101)
+
+        failed = await client.run(_call(v2, "broken", ship=False))
+        assert failed.error is not None
+        assert 'File "/home/user/my-script.py", line 10, in broken' in failed.error.traceback
+        assert 'raise RuntimeError("from the script")' in failed.error.traceback
+
+
+async def test_unknown_bundle_version_asks_for_the_source() -> None:
+    bundle = _bundle(b"async def f():\n    return 1\n")
+    async with spawn_worker() as worker, WorkerClient(worker.address) as client:
+        result = await client.run(_call(bundle, "f", ship=False))
+        assert result.error is not None
+        assert result.error.kind is ErrorKind.BAD_INPUT
+        assert "send its bundle" in result.error.message
+        # The replica still serves, and the same task with its bundle succeeds.
+        assert (await client.run(_call(bundle, "f", ship=True))).unwrap() == 1
+
+
+async def test_unknown_module_and_function_get_clear_errors() -> None:
+    async with spawn_worker() as worker, WorkerClient(worker.address) as client:
+        missing_module = TaskSpec("t1", "x", dumps_args((), {}), ref=FunctionRef("no_such_mod", "f"))
+        missing_function = TaskSpec(
+            "t2", "x", dumps_args((), {}), ref=FunctionRef("tests.worker.tasks", "nope")
+        )
+        r1, r2 = await client.run(missing_module), await client.run(missing_function)
+        assert r1.error is not None and "'no_such_mod' cannot be imported" in r1.error.message
+        assert r2.error is not None and "has no attribute 'nope'" in r2.error.message
+        assert (await client.status()).failed == 0  # rejected before running
