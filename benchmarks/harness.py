@@ -31,9 +31,17 @@ def env() -> dict[str, str]:
 async def worker(concurrency: int) -> AsyncIterator[str]:
     """A real worker subprocess; yields its address."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "reuse_runtime", "worker", "--port", "0",
-        "--concurrency", str(concurrency),
-        stdout=asyncio.subprocess.PIPE, env=env(), cwd=str(ROOT),
+        sys.executable,
+        "-m",
+        "reuse_runtime",
+        "worker",
+        "--port",
+        "0",
+        "--concurrency",
+        str(concurrency),
+        stdout=asyncio.subprocess.PIPE,
+        env=env(),
+        cwd=str(ROOT),
     )
     assert process.stdout is not None
     try:

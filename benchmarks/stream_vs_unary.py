@@ -36,11 +36,19 @@ async def main() -> None:
             await windowed(call, 500, WINDOW)  # warm up
             lat = [await sequential(call, N_SEQ) for _ in range(3)]
             tput = [await windowed(call, N_PAR, WINDOW) for _ in range(3)]
-            rows.append((name, median_of([x.p50_ms for x in lat]),
-                         median_of([x.p99_ms for x in lat]), median_of(tput)))
+            rows.append(
+                (
+                    name,
+                    median_of([x.p50_ms for x in lat]),
+                    median_of([x.p99_ms for x in lat]),
+                    median_of(tput),
+                )
+            )
 
-    print(f"machine: {platform.machine()}, {platform.python_implementation()} "
-          f"{platform.python_version()}, 2 cores")
+    print(
+        f"machine: {platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, 2 cores"
+    )
     print(f"{'shape':<18}{'seq p50 ms':>12}{'seq p99 ms':>12}{'tasks/s @100':>14}")
     for name, p50, p99, tput in rows:
         print(f"{name:<18}{p50:>12.3f}{p99:>12.3f}{tput:>14.0f}")

@@ -36,11 +36,13 @@ def test_ttls_accept_seconds_or_timedelta_and_normalise(monkeypatch: pytest.Monk
 
 def test_seed_policies_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(MIN_TTL_ENV, raising=False)
-    ReusePolicy(replicas=2, concurrency=1, scaledown_ttl=timedelta(minutes=10),
-                idle_ttl=timedelta(hours=1))
+    ReusePolicy(
+        replicas=2, concurrency=1, scaledown_ttl=timedelta(minutes=10), idle_ttl=timedelta(hours=1)
+    )
     ReusePolicy(replicas=2, idle_ttl=60, concurrency=100, scaledown_ttl=60)
-    ReusePolicy(replicas=4, concurrency=3, scaledown_ttl=timedelta(minutes=10),
-                idle_ttl=timedelta(hours=1))
+    ReusePolicy(
+        replicas=4, concurrency=3, scaledown_ttl=timedelta(minutes=10), idle_ttl=timedelta(hours=1)
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ it to route ``print()`` to the caller.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class TaskContext:
     # Lend the task's slot while it awaits child tasks; take it back after.
     lend_slot: Callable[[], None]
     reclaim_slot: Callable[[], Awaitable[None]]
+    loop: asyncio.AbstractEventLoop
     children: int = 0
     holds_slot: bool = True
     partial: dict[str, str] = field(default_factory=dict)

@@ -244,7 +244,11 @@ class EnvironmentSpec:
     stop_grace: float = 10.0
 
     def key(self) -> str:
-        """A stable name for the pool: the environment's name plus a digest of its settings."""
+        """A stable name for the pool: the environment's name plus a digest of its settings.
+
+        Where the caller runs (``working_dir``, ``python_path``) is left out, so a
+        task inside a replica names the same pool as the client that started it.
+        """
         fields = repr(
             (
                 self.name,
@@ -252,8 +256,6 @@ class EnvironmentSpec:
                 self.image,
                 self.resources,
                 self.code_version,
-                self.working_dir,
-                self.python_path,
                 self.env_vars,
                 self.on_start,
                 self.on_stop,
@@ -295,3 +297,35 @@ class ResultsBatch:
 
     results: list[TaskResult]
     logs: list[LogLine]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    replica_id: str
+    state: str
+    assigned: int
+    report: ReplicaReport | None = None
+    where: str = ""
+    retire_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentStatus:
+    key: str
+    name: str
+    min_replicas: int
+    max_replicas: int
+    concurrency: int
+    backlog: int
+    replicas: tuple[ReplicaStatus, ...]
+    completed: int
+    failed: int
+    dormant: bool
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerStatus:
+    environments: tuple[EnvironmentStatus, ...]
+    rss_bytes: int = 0
+    address: str = ""

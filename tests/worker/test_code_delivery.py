@@ -81,7 +81,9 @@ async def test_unknown_bundle_version_asks_for_the_source() -> None:
 
 async def test_unknown_module_and_function_get_clear_errors() -> None:
     async with spawn_worker() as worker, WorkerClient(worker.address) as client:
-        missing_module = TaskSpec("t1", "x", dumps_args((), {}), ref=FunctionRef("no_such_mod", "f"))
+        missing_module = TaskSpec(
+            "t1", "x", dumps_args((), {}), ref=FunctionRef("no_such_mod", "f")
+        )
         missing_function = TaskSpec(
             "t2", "x", dumps_args((), {}), ref=FunctionRef("tests.worker.tasks", "nope")
         )

@@ -125,7 +125,7 @@ class MiniController:
 
 async def _start_mini_controller(ops: MiniController):  # type: ignore[no-untyped-def]
     server, _ = services.build_server(
-        [services.controller_handler(ops)], [services.CONTROLLER_SERVICE], Security()
+        [services.replica_handler(ops)], [services.CONTROLLER_SERVICE], Security()
     )
     port = services.bind(server, "127.0.0.1", 0, Security())
     await server.start()

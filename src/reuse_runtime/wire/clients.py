@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -329,3 +330,101 @@ class ControllerConnection:
                 return
             self._wakeup.clear()
             await self._wakeup.wait()
+
+
+def _submission_size(sub: model.Submission) -> int:
+    return _task_size(sub.task)
+
+
+class ControllerClient:
+    """Submit tasks to a controller and follow their results and output.
+
+    One long-lived, batched ``Submit`` stream carries every task of this client.
+    Output lines of runs submitted with ``stream_logs`` go to ``on_logs``.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        security: Security | None = None,
+        *,
+        on_logs: Callable[[list[model.LogLine]], None] | None = None,
+    ) -> None:
+        self.address = address
+        self._security = security or Security()
+        self._metadata = call_metadata(self._security)
+        self._channel = open_channel(address, self._security)
+        self._stub = pb_grpc.ControllerStub(self._channel)
+        self._on_logs = on_logs
+        self._stream: ResultStream[model.Submission] | None = None
+        self._environments: dict[model.EnvironmentSpec, str] = {}
+        self._sent_bundles: set[str] = set()
+
+    async def __aenter__(self) -> ControllerClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except asyncio.TimeoutError:
+            raise ControllerUnavailableError(
+                f"no controller answered at {self.address} within {timeout:g} s"
+            ) from None
+
+    async def register(self, env: model.EnvironmentSpec) -> str:
+        """The environment's pool key, registering it on first use."""
+        key = self._environments.get(env)
+        if key is None:
+            try:
+                reply = await self._stub.RegisterEnvironment(
+                    convert.environment_to_proto(env), metadata=self._metadata
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise ControllerUnavailableError(
+                    describe_rpc_error(exc, f"controller {self.address}")
+                ) from None
+            key = self._environments[env] = reply.key
+        return key
+
+    def submit(self, submission: model.Submission) -> asyncio.Future[model.TaskResult]:
+        """Send a task; the future resolves to its single terminal result."""
+        if self._stream is None or self._stream.broken:
+            self._sent_bundles = set()
+            self._stream = ResultStream(
+                lambda requests: self._stub.Submit(requests, metadata=self._metadata),
+                _submit_batch,
+                lambda sub: sub.task.task_id,
+                _submission_size,
+                target=f"controller {self.address}",
+                on_logs=self._on_logs,
+            )
+        bundle = submission.task.bundle
+        if bundle is not None:
+            # Ship a version's source once per stream; the controller keeps it.
+            if bundle.digest in self._sent_bundles:
+                submission = replace(submission, task=replace(submission.task, bundle=None))
+            else:
+                self._sent_bundles.add(bundle.digest)
+        return self._stream.submit(submission)
+
+    async def cancel(self, *, task_id: str = "", run_id: str = "") -> int:
+        reply = await self._stub.Cancel(
+            pb.CancelRequest(task_id=task_id, run_id=run_id), metadata=self._metadata
+        )
+        return int(reply.cancelled)
+
+    async def status(self) -> model.ControllerStatus:
+        reply = await self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata)
+        return convert.status_from_proto(reply)
+
+    async def close(self) -> None:
+        if self._stream is not None:
+            self._stream.abort("the client closed")
+        await self._channel.close()
+
+
+def _submit_batch(items: list[model.Submission], cancels: list[str]) -> pb.SubmitBatch:
+    return pb.SubmitBatch(submissions=[convert.submission_to_proto(s) for s in items])

@@ -315,3 +315,69 @@ def submission_from_proto(msg: pb.Submission) -> model.Submission:
         retries=msg.retries,
         stream_logs=msg.stream_logs,
     )
+
+
+def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
+    return pb.ControllerStatus(
+        rss_bytes=status.rss_bytes,
+        address=status.address,
+        environments=[
+            pb.EnvironmentStatus(
+                key=env.key,
+                name=env.name,
+                min_replicas=env.min_replicas,
+                max_replicas=env.max_replicas,
+                concurrency=env.concurrency,
+                backlog=env.backlog,
+                completed=env.completed,
+                failed=env.failed,
+                dormant=env.dormant,
+                last_error=env.last_error,
+                replicas=[
+                    pb.ReplicaStatus(
+                        replica_id=r.replica_id,
+                        state=r.state,
+                        assigned=r.assigned,
+                        report=report_to_proto(r.report) if r.report else None,
+                        where=r.where,
+                        retire_reason=r.retire_reason,
+                    )
+                    for r in env.replicas
+                ],
+            )
+            for env in status.environments
+        ],
+    )
+
+
+def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
+    return model.ControllerStatus(
+        rss_bytes=msg.rss_bytes,
+        address=msg.address,
+        environments=tuple(
+            model.EnvironmentStatus(
+                key=env.key,
+                name=env.name,
+                min_replicas=env.min_replicas,
+                max_replicas=env.max_replicas,
+                concurrency=env.concurrency,
+                backlog=env.backlog,
+                completed=env.completed,
+                failed=env.failed,
+                dormant=env.dormant,
+                last_error=env.last_error,
+                replicas=tuple(
+                    model.ReplicaStatus(
+                        replica_id=r.replica_id,
+                        state=r.state,
+                        assigned=r.assigned,
+                        report=report_from_proto(r.report) if r.HasField("report") else None,
+                        where=r.where,
+                        retire_reason=r.retire_reason,
+                    )
+                    for r in env.replicas
+                ),
+            )
+            for env in msg.environments
+        ),
+    )

@@ -12,7 +12,7 @@ import asyncio
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 import structlog
@@ -104,24 +104,32 @@ def _bidi(handler: Callable[..., AsyncIterator[Any]], request: Any, response: An
 # ------------------------------------------------------------------ worker
 
 
-class Session(Protocol):
-    def submit(self, spec: model.TaskSpec) -> None: ...
-    def cancel(self, task_id: str) -> None: ...
+Item = TypeVar("Item", contravariant=True)
+
+
+class Session(Protocol[Item]):
+    """One stream's tasks: items in, results and output out, in batches."""
+
+    def submit(self, item: Item) -> None: ...
     def close_input(self) -> None: ...
     def abort(self, reason: str) -> None: ...
     def batches(self) -> AsyncIterator[tuple[list[model.TaskResult], list[model.LogLine]]]: ...
+
+
+class TaskSessionLike(Session[model.TaskSpec], Protocol):
+    def cancel(self, task_id: str) -> None: ...
 
 
 class WorkerOperations(Protocol):
     """What the worker core offers the transport (see ``worker/servicer.py``)."""
 
     async def execute(self, spec: model.TaskSpec) -> model.TaskResult: ...
-    def open_session(self) -> Session: ...
+    def open_session(self) -> TaskSessionLike: ...
     def cancel(self, task_id: str, run_id: str) -> int: ...
     def report(self) -> model.ReplicaReport: ...
 
 
-async def feed_session(session: Session, batches: AsyncIterator[Any]) -> str:
+async def _feed_dispatch(session: TaskSessionLike, batches: AsyncIterator[Any]) -> str:
     """Feed dispatch batches into ``session``; returns why input stopped early, or ""."""
     try:
         async for batch in batches:
@@ -134,6 +142,39 @@ async def feed_session(session: Session, batches: AsyncIterator[Any]) -> str:
         return ""
     finally:
         session.close_input()
+
+
+async def _feed_submit(session: Session[model.Submission], batches: AsyncIterator[Any]) -> str:
+    try:
+        async for batch in batches:
+            if isinstance(batch, Malformed):
+                return batch.reason
+            for submission in batch.submissions:
+                session.submit(convert.submission_from_proto(submission))
+        return ""
+    finally:
+        session.close_input()
+
+
+async def _serve_session(
+    session: Session[Any],
+    feed: Awaitable[str],
+    context: grpc.aio.ServicerContext,
+    make_batch: Callable[[list[model.TaskResult], list[model.LogLine]], Any],
+    what: str,
+) -> AsyncIterator[Any]:
+    """Run a session: feed it from the request stream and yield its batches until done."""
+    reader = asyncio.ensure_future(feed)
+    try:
+        async for results, logs in session.batches():
+            yield make_batch(results, logs)
+        problem = await reader
+    finally:
+        if not reader.done():
+            reader.cancel()
+        session.abort(f"the {what} stream closed")
+    if problem:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
 
 
 class _WorkerAdapter:
@@ -153,17 +194,10 @@ class _WorkerAdapter:
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ResultBatch]:
         session = self._ops.open_session()
-        reader = asyncio.get_running_loop().create_task(feed_session(session, requests))
-        try:
-            async for results, logs in session.batches():
-                yield convert.result_batch(results, logs)
-            problem = await reader
-        finally:
-            if not reader.done():
-                reader.cancel()
-            session.abort("the dispatch stream closed")
-        if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        async for batch in _serve_session(
+            session, _feed_dispatch(session, requests), context, convert.result_batch, "dispatch"
+        ):
+            yield batch
 
     async def cancel(self, request: Any, context: grpc.aio.ServicerContext) -> pb.CancelReply:
         request = await _parsed(request, context)
@@ -346,15 +380,35 @@ class ReplicaStream:
             await self._wakeup.wait()
 
 
-class ControllerOperations(Protocol):
-    """What the controller core offers the transport (see ``controller/service.py``)."""
+class ReplicaOperations(Protocol):
+    """What a controller offers replicas (a test may implement just this)."""
 
     async def attach(self, stream: ReplicaStream, events: AsyncIterator[ReplicaEvent]) -> None:
         """Serve one replica until ``events`` ends (it disconnected) or the replica is dropped."""
         ...
 
 
-async def _replica_events(requests: AsyncIterator[Any]) -> AsyncIterator[ReplicaEvent]:
+class ControllerOperations(ReplicaOperations, Protocol):
+    """What the controller core offers the transport (see ``controller/service.py``)."""
+
+    def register_environment(self, spec: model.EnvironmentSpec) -> str: ...
+    def open_session(self) -> Session[model.Submission]: ...
+    def cancel(self, task_id: str, run_id: str) -> int: ...
+    def status(self) -> model.ControllerStatus: ...
+
+
+async def _replica_events(
+    requests: AsyncIterator[Any], stream: ReplicaStream
+) -> AsyncIterator[ReplicaEvent]:
+    try:
+        async for event in _parse_replica_messages(requests):
+            yield event
+    finally:
+        # The replica half-closed (or broke): end our side too, so it can exit at once.
+        stream.close()
+
+
+async def _parse_replica_messages(requests: AsyncIterator[Any]) -> AsyncIterator[ReplicaEvent]:
     async for message in requests:
         if isinstance(message, Malformed):
             raise errors.BadInputError(message.reason)
@@ -368,8 +422,8 @@ async def _replica_events(requests: AsyncIterator[Any]) -> AsyncIterator[Replica
             raise errors.BadInputError("a replica may say hello only once per stream")
 
 
-class _ControllerAdapter:
-    def __init__(self, ops: ControllerOperations) -> None:
+class _ReplicaAdapter:
+    def __init__(self, ops: ReplicaOperations) -> None:
         self._ops = ops
 
     async def connect(
@@ -386,7 +440,7 @@ class _ControllerAdapter:
             return
         stream = ReplicaStream(convert.hello_from_proto(first.hello))
         served = asyncio.get_running_loop().create_task(
-            self._serve(stream, _replica_events(requests))
+            self._serve(stream, _replica_events(requests, stream))
         )
         try:
             async for message in stream.messages():
@@ -405,12 +459,67 @@ class _ControllerAdapter:
             stream.close()
 
 
-def controller_handler(
-    ops: ControllerOperations, extra: dict[str, Any] | None = None
-) -> grpc.GenericRpcHandler:
+class _ControllerAdapter:
+    def __init__(self, ops: ControllerOperations) -> None:
+        self._ops = ops
+
+    async def register(self, request: Any, context: grpc.aio.ServicerContext) -> pb.EnvironmentRef:
+        request = await _parsed(request, context)
+        try:
+            key = self._ops.register_environment(convert.environment_from_proto(request))
+        except Exception as exc:
+            await _abort(context, exc)
+            raise
+        return pb.EnvironmentRef(key=key)
+
+    async def submit(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SubmitEvents]:
+        session = self._ops.open_session()
+        async for batch in _serve_session(
+            session, _feed_submit(session, requests), context, _submit_events, "submit"
+        ):
+            yield batch
+
+    async def cancel(self, request: Any, context: grpc.aio.ServicerContext) -> pb.CancelReply:
+        request = await _parsed(request, context)
+        if not request.task_id and not request.run_id:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "Cancel needs a task_id or a run_id"
+            )
+        return pb.CancelReply(cancelled=self._ops.cancel(request.task_id, request.run_id))
+
+    async def get_status(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await _parsed(request, context)
+        return convert.status_to_proto(self._ops.status())
+
+
+def _submit_events(results: list[model.TaskResult], logs: list[model.LogLine]) -> pb.SubmitEvents:
+    return pb.SubmitEvents(
+        results=[convert.result_to_proto(r) for r in results],
+        logs=[convert.log_to_proto(x) for x in logs],
+    )
+
+
+def replica_handler(ops: ReplicaOperations) -> grpc.GenericRpcHandler:
+    """Just the Connect method: enough for a replica to attach (used by tests)."""
+    adapter = _ReplicaAdapter(ops)
+    return grpc.method_handlers_generic_handler(
+        CONTROLLER_SERVICE,
+        {"Connect": _bidi(adapter.connect, pb.WorkerMessage, pb.ControllerMessage)},
+    )
+
+
+def controller_handler(ops: ControllerOperations) -> grpc.GenericRpcHandler:
+    replicas = _ReplicaAdapter(ops)
     adapter = _ControllerAdapter(ops)
-    methods: dict[str, Any] = {
-        "Connect": _bidi(adapter.connect, pb.WorkerMessage, pb.ControllerMessage),
-    }
-    methods.update(extra or {})
-    return grpc.method_handlers_generic_handler(CONTROLLER_SERVICE, methods)
+    return grpc.method_handlers_generic_handler(
+        CONTROLLER_SERVICE,
+        {
+            "Connect": _bidi(replicas.connect, pb.WorkerMessage, pb.ControllerMessage),
+            "RegisterEnvironment": _unary(adapter.register, pb.EnvironmentSpec, pb.EnvironmentRef),
+            "Submit": _bidi(adapter.submit, pb.SubmitBatch, pb.SubmitEvents),
+            "Cancel": _unary(adapter.cancel, pb.CancelRequest, pb.CancelReply),
+            "GetStatus": _unary(adapter.get_status, pb.StatusRequest, pb.ControllerStatus),
+        },
+    )

@@ -193,6 +193,7 @@ class Executor:
             emit=self._thread_safe(emit),
             lend_slot=self.limiter.lend,
             reclaim_slot=self.limiter.reclaim,
+            loop=self._loop,
         )
         current_task.set(ctx)
         structlog.contextvars.bind_contextvars(task_id=spec.task_id)

@@ -341,20 +341,20 @@ class SubmitEvents(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., logs: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
 
 class ReplicaStatus(_message.Message):
-    __slots__ = ("replica_id", "state", "report", "assigned", "address", "pid")
+    __slots__ = ("replica_id", "state", "report", "assigned", "where", "retire_reason")
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
     ASSIGNED_FIELD_NUMBER: _ClassVar[int]
-    ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    PID_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    RETIRE_REASON_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     state: str
     report: ReplicaReport
     assigned: int
-    address: str
-    pid: int
-    def __init__(self, replica_id: _Optional[str] = ..., state: _Optional[str] = ..., report: _Optional[_Union[ReplicaReport, _Mapping]] = ..., assigned: _Optional[int] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    where: str
+    retire_reason: str
+    def __init__(self, replica_id: _Optional[str] = ..., state: _Optional[str] = ..., report: _Optional[_Union[ReplicaReport, _Mapping]] = ..., assigned: _Optional[int] = ..., where: _Optional[str] = ..., retire_reason: _Optional[str] = ...) -> None: ...
 
 class EnvironmentStatus(_message.Message):
     __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error")

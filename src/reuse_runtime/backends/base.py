@@ -1,0 +1,95 @@
+"""The backend interface: start, stop, list, and health of replicas.
+
+A backend only launches and stops replica processes (or containers, or pods).
+Every replica attaches back to the controller by itself (``--controller``), so
+a backend never needs to know a replica's address.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import Protocol
+
+from reuse_runtime.model import EnvironmentSpec
+from reuse_runtime.security import Security
+
+
+@dataclass(frozen=True)
+class ReplicaLaunch:
+    """Everything a backend needs to start one replica."""
+
+    replica_id: str
+    environment: EnvironmentSpec
+    controller_address: str
+    security: Security
+    grace_period: float = 10.0
+    heartbeat: float = 1.0
+    max_payload: str = "64Mi"
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a replica ended: an exit code, or the signal that killed it."""
+
+    code: int | None = None
+    signal: int | None = None
+    oom: bool = False
+    detail: str = ""
+
+    def describe(self) -> str:
+        if self.oom:
+            return "killed by the OOM killer (out of memory)"
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                name = f"signal {self.signal}"
+            return f"killed by {name}"
+        if self.code is not None:
+            return f"exited with code {self.code}"
+        return self.detail or "ended for an unknown reason"
+
+
+class ReplicaHandle(Protocol):
+    replica_id: str
+
+    def describe(self) -> str:
+        """Where the replica runs: a pid, a container id, a pod name."""
+        ...
+
+    def stderr_tail(self) -> str:
+        """The last lines the replica wrote to stderr, to explain a failed start."""
+        ...
+
+
+class Backend(Protocol):
+    name: str
+
+    async def start(self, launch: ReplicaLaunch) -> ReplicaHandle:
+        """Launch a replica; returns once it is launched, not once it is ready."""
+        ...
+
+    async def stop(self, handle: ReplicaHandle, grace: float) -> None:
+        """Ask the replica to drain (SIGTERM), and kill it after ``grace`` seconds."""
+        ...
+
+    async def kill(self, handle: ReplicaHandle) -> None:
+        """Kill the replica at once."""
+        ...
+
+    async def wait(self, handle: ReplicaHandle) -> ExitStatus:
+        """Return once the replica has ended, with how it ended."""
+        ...
+
+    def list(self) -> list[ReplicaHandle]:
+        """Replicas this backend started that have not ended yet."""
+        ...
+
+    async def healthy(self, handle: ReplicaHandle) -> bool:
+        """Whether the replica's process (container, pod) is still running."""
+        ...
+
+    async def close(self) -> None:
+        """Stop every replica this backend started."""
+        ...

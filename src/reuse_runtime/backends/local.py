@@ -1,0 +1,164 @@
+"""`LocalBackend`: replicas as `reuse-runtime worker` subprocesses on this machine.
+
+This is the embedded default. Each replica runs with the controller's Python,
+in the environment's working directory and with its ``PYTHONPATH``, so it can
+import the same code the caller can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections import deque
+from pathlib import Path
+
+import structlog
+
+from reuse_runtime.backends.base import ExitStatus, ReplicaLaunch
+from reuse_runtime.security import TOKEN_ENV
+
+log = structlog.get_logger("reuse_runtime.backends")
+
+
+class LocalReplica:
+    """A worker subprocess and the tail of what it wrote to stderr."""
+
+    def __init__(self, replica_id: str, process: asyncio.subprocess.Process, log_path: Path | None):
+        self.replica_id = replica_id
+        self.process = process
+        self.log_path = log_path
+        self._stderr: deque[str] = deque(maxlen=40)
+        self._reader: asyncio.Task[None] | None = None
+        self._exit: asyncio.Task[int] | None = None
+
+    def describe(self) -> str:
+        return f"pid {self.process.pid}"
+
+    def stderr_tail(self) -> str:
+        return "".join(self._stderr).strip()
+
+    async def _collect(self) -> None:
+        assert self.process.stderr is not None
+        sink = self.log_path.open("a", encoding="utf-8") if self.log_path else None
+        try:
+            async for raw in self.process.stderr:
+                line = raw.decode(errors="replace")
+                self._stderr.append(line)
+                if sink is not None:
+                    sink.write(line)
+                    sink.flush()
+        finally:
+            if sink is not None:
+                sink.close()
+
+
+class LocalBackend:
+    """Start replicas as local subprocesses."""
+
+    name = "local"
+
+    def __init__(self, log_dir: Path | None = None) -> None:
+        self._log_dir = log_dir
+        self._replicas: dict[str, LocalReplica] = {}
+
+    async def start(self, launch: ReplicaLaunch) -> LocalReplica:
+        spec = launch.environment
+        env = dict(os.environ)
+        if spec.python_path:
+            env["PYTHONPATH"] = os.pathsep.join(spec.python_path)
+        env.update(dict(spec.env_vars))
+        env.pop(TOKEN_ENV, None)
+        if launch.security.token:
+            # Passed in the environment, never on the command line (ps would show it).
+            env[TOKEN_ENV] = launch.security.token
+        env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
+        args = [
+            sys.executable,
+            "-m",
+            "reuse_runtime",
+            "worker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--controller",
+            launch.controller_address,
+            "--replica-id",
+            launch.replica_id,
+            "--concurrency",
+            str(spec.policy.concurrency),
+            "--grace-period",
+            f"{launch.grace_period:g}",
+            "--heartbeat",
+            f"{launch.heartbeat:g}",
+            "--max-payload",
+            launch.max_payload,
+        ]
+        cwd = spec.working_dir if spec.working_dir and os.path.isdir(spec.working_dir) else None
+        log_path = self._log_dir / f"{launch.replica_id}.log" if self._log_dir else None
+        process = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # a Ctrl-C in the caller's terminal reaches only the caller
+        )
+        replica = LocalReplica(launch.replica_id, process, log_path)
+        loop = asyncio.get_running_loop()
+        replica._reader = loop.create_task(replica._collect(), name=f"stderr:{launch.replica_id}")
+        replica._exit = loop.create_task(process.wait(), name=f"exit:{launch.replica_id}")
+        self._replicas[launch.replica_id] = replica
+        return replica
+
+    async def stop(self, handle: LocalReplica, grace: float) -> None:  # type: ignore[override]
+        if handle.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                handle.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exited(handle)), grace)
+        except asyncio.TimeoutError:
+            log.warning(
+                "replica ignored SIGTERM; killing it", replica=handle.replica_id, grace_period=grace
+            )
+            await self.kill(handle)
+
+    async def kill(self, handle: LocalReplica) -> None:  # type: ignore[override]
+        if handle.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                handle.process.send_signal(signal.SIGKILL)
+        await self._exited(handle)
+
+    async def wait(self, handle: LocalReplica) -> ExitStatus:  # type: ignore[override]
+        code = await self._exited(handle)
+        if handle._reader is not None:
+            # The stderr tail explains the exit; give the reader a moment to finish.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(handle._reader), 1.0)
+        self._replicas.pop(handle.replica_id, None)
+        if code < 0:
+            return ExitStatus(signal=-code)
+        return ExitStatus(code=code)
+
+    async def _exited(self, handle: LocalReplica) -> int:
+        assert handle._exit is not None
+        return await asyncio.shield(handle._exit)
+
+    def list(self) -> list[LocalReplica]:  # type: ignore[override]
+        return [r for r in self._replicas.values() if r.process.returncode is None]
+
+    async def healthy(self, handle: LocalReplica) -> bool:  # type: ignore[override]
+        return handle.process.returncode is None
+
+    async def close(self) -> None:
+        replicas = list(self._replicas.values())
+        await asyncio.gather(*(self.stop(r, 5.0) for r in replicas), return_exceptions=True)
+        for replica in replicas:
+            for task in (replica._reader, replica._exit):
+                if task is not None and not task.done():
+                    task.cancel()
+        self._replicas.clear()

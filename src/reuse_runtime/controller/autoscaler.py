@@ -1,0 +1,143 @@
+"""`decide_scale`: how many replicas a pool should have, as a pure function.
+
+The decision depends only on a snapshot of the pool, the policy, the typed
+:class:`ScaleState` carried between ticks, and ``now`` (the controller's
+monotonic clock, injected). It is unit-tested tick by tick, with no cluster and
+no sleeping.
+
+Rules, in order:
+
+1. **Dormant.** A pool that has never been used, or whose whole environment
+   idled for ``idle_ttl``, has no replicas. The next task wakes it.
+2. **Environment idle TTL.** When no task has run or waited for ``idle_ttl``,
+   every replica stops, ``min_replicas`` included.
+3. **Scale up.** Want enough replicas for the tasks running and waiting
+   (``ceil(demand / concurrency)``), between ``min_replicas`` (at least one
+   while there is work) and ``max_replicas``. Starting replicas count, so a burst starts each replica once.
+4. **Scale down.** A replica with no tasks, idle at least ``scaledown_ttl``, is
+   stopped while more than the wanted count (and ``min_replicas``) remain.
+   Longest-idle first.
+5. **Start failures back off** exponentially (0.5 s doubling, at most 30 s).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, replace
+
+from reuse_runtime.model import PoolPolicy
+
+
+class ReplicaPhase(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView:
+    """What the autoscaler needs to know about one replica."""
+
+    replica_id: str
+    phase: ReplicaPhase
+    # Tasks the controller has on it and that hold a slot (suspended parents excluded).
+    running: int
+    # Controller-clock time since which it has had no task at all; None while busy.
+    idle_since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    replicas: tuple[ReplicaView, ...]
+    # Tasks accepted and waiting for a slot.
+    backlog: int
+    # Tasks on replicas, suspended parents included: the environment is busy while > 0.
+    assigned: int = 0
+    consecutive_start_failures: int = 0
+    last_start_failure: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleState:
+    dormant: bool = True
+    # When the whole environment last became idle (no task running or waiting).
+    idle_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleDecision:
+    start: int = 0
+    stop: tuple[str, ...] = ()
+    reason: str = ""
+
+
+NOTHING = ScaleDecision()
+
+
+def start_backoff(failures: int) -> float:
+    """Seconds to wait before starting again after ``failures`` failed starts in a row."""
+    if failures <= 0:
+        return 0.0
+    return min(30.0, 0.5 * 2 ** (failures - 1))
+
+
+def decide_scale(
+    snapshot: PoolSnapshot, policy: PoolPolicy, state: ScaleState, now: float
+) -> tuple[ScaleDecision, ScaleState]:
+    live = [r for r in snapshot.replicas if r.phase is not ReplicaPhase.DRAINING]
+    running = sum(r.running for r in snapshot.replicas)
+    busy = snapshot.backlog > 0 or snapshot.assigned > 0 or running > 0
+
+    if busy:
+        state = ScaleState(dormant=False, idle_since=None)
+    else:
+        if state.dormant:
+            stop = tuple(r.replica_id for r in live)
+            return ScaleDecision(stop=stop, reason="environment is dormant"), state
+        if state.idle_since is None:
+            idle_marks = [r.idle_since for r in live if r.idle_since is not None]
+            state = replace(state, idle_since=max(idle_marks, default=now))
+        assert state.idle_since is not None
+        if now - state.idle_since >= policy.idle_ttl:
+            stop = tuple(r.replica_id for r in live)
+            return (
+                ScaleDecision(stop=stop, reason=f"environment idle for {policy.idle_ttl:g} s"),
+                ScaleState(dormant=True, idle_since=state.idle_since),
+            )
+
+    demand = running + snapshot.backlog
+    wanted = max(math.ceil(demand / policy.concurrency), policy.min_replicas, 1 if busy else 0)
+    wanted = min(wanted, policy.max_replicas)
+
+    if len(live) < wanted:
+        waited = (
+            now - snapshot.last_start_failure if snapshot.last_start_failure is not None else None
+        )
+        backoff = start_backoff(snapshot.consecutive_start_failures)
+        if waited is not None and waited < backoff:
+            return NOTHING, state
+        return (
+            ScaleDecision(
+                start=wanted - len(live), reason=f"{demand} tasks want {wanted} replicas"
+            ),
+            state,
+        )
+
+    # Scale down: idle replicas past their TTL, longest idle first, while more than wanted.
+    removable = sorted(
+        (
+            r
+            for r in live
+            if r.running == 0
+            and r.idle_since is not None
+            and now - r.idle_since >= policy.scaledown_ttl
+            and r.phase is ReplicaPhase.READY
+        ),
+        key=lambda r: r.idle_since or 0.0,
+    )
+    excess = len(live) - max(wanted, policy.min_replicas)
+    stop = tuple(r.replica_id for r in removable[: max(0, excess)])
+    if stop:
+        return ScaleDecision(stop=stop, reason=f"idle for {policy.scaledown_ttl:g} s"), state
+    return NOTHING, state

@@ -1,0 +1,680 @@
+"""`ReplicaPool`: one environment's replicas, its backlog, and every task's fate.
+
+The pool owns the promise that nothing is lost: each accepted task reaches
+exactly one terminal state, delivered once.
+
+* **Routing.** A waiting task goes to a ready replica with a free slot
+  (:func:`pick_replica`): warm code first, then the least loaded. A replica
+  never holds more than ``concurrency`` slot-holding tasks. A parent task that
+  awaits children holds no slot (the worker lends it), so children can run on
+  the parent's replica: ``replicas=1, concurrency=1`` cannot deadlock.
+* **Backlog.** Bounded; a submission beyond it is rejected at once.
+* **Retries.** A task whose replica dies is retried on another one, within a
+  replica-loss budget that is separate from the user's ``retries``; past it the
+  task fails with a replica-lost error naming the cause.
+* **Recycling.** A replica past ``max_tasks``, ``max_rss`` or ``max_lifetime``
+  takes no new tasks, finishes its own, and is stopped; the autoscaler starts a
+  fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import structlog
+
+from reuse_runtime.aio import TaskSet
+from reuse_runtime.backends.base import Backend, ExitStatus, ReplicaHandle, ReplicaLaunch
+from reuse_runtime.controller.autoscaler import (
+    PoolSnapshot,
+    ReplicaPhase,
+    ReplicaView,
+    ScaleState,
+    decide_scale,
+)
+from reuse_runtime.controller.router import RouteCandidate, pick_replica
+from reuse_runtime.model import (
+    CodeBundle,
+    EnvironmentSpec,
+    ErrorKind,
+    LogLine,
+    RemoteError,
+    ReplicaInit,
+    ReplicaReport,
+    ResultsBatch,
+    Submission,
+    TaskResult,
+    TaskSpec,
+    TaskState,
+)
+from reuse_runtime.security import Security
+
+log = structlog.get_logger("reuse_runtime.controller")
+
+#: A replica that has not attached this long after launch counts as a failed start.
+READY_TIMEOUT = 60.0
+#: After this many failed starts in a row, waiting tasks fail instead of waiting on.
+START_FAILURES_BEFORE_GIVING_UP = 3
+
+
+@dataclass(eq=False, slots=True)
+class TaskRecord:
+    """One accepted task, from submission to its single terminal result."""
+
+    submission: Submission
+    spec: TaskSpec
+    deliver: Callable[[TaskResult], None]
+    retries_left: int
+    attempts: int = 0
+    losses: int = 0
+    replica: ReplicaState | None = None
+    children: int = 0
+    parent: TaskRecord | None = None
+    cancel_requested: str = ""
+    finished: bool = False
+    loss_causes: list[str] = field(default_factory=list)
+
+    @property
+    def task_id(self) -> str:
+        return self.spec.task_id
+
+
+@dataclass(eq=False, slots=True)
+class ReplicaState:
+    """The controller's view of one replica."""
+
+    replica_id: str
+    started_at: float
+    phase: ReplicaPhase = ReplicaPhase.STARTING
+    handle: ReplicaHandle | None = None
+    stream: Any = None  # wire.services.ReplicaStream, once attached
+    capacity: int = 1
+    running: dict[str, TaskRecord] = field(default_factory=dict)
+    suspended: int = 0
+    warm: set[str] = field(default_factory=set)
+    bundles: set[str] = field(default_factory=set)
+    report: ReplicaReport | None = None
+    report_at: float = 0.0
+    last_task_end: float = 0.0
+    dispatched: int = 0
+    completed: int = 0
+    retire_reason: str = ""
+    stopping: bool = False
+    exit_status: ExitStatus | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    gone: bool = False
+
+    @property
+    def free(self) -> int:
+        return self.capacity - (len(self.running) - self.suspended)
+
+    def idle_since(self) -> float | None:
+        """Controller-clock time since which the replica has had no task; None while busy."""
+        if self.running or self.phase is ReplicaPhase.STARTING:
+            return None
+        marks = [self.last_task_end]
+        report = self.report
+        if report is not None:
+            if report.idle_since is None:
+                return None
+            marks.append(self.report_at - report.idle_seconds)
+        return max(marks)
+
+
+class ReplicaPool:
+    """The replicas and tasks of one environment. Lives on the controller's loop."""
+
+    def __init__(
+        self,
+        key: str,
+        spec: EnvironmentSpec,
+        backend: Backend,
+        *,
+        controller_address: Callable[[], str],
+        security: Security,
+        on_logs: Callable[[list[LogLine]], None],
+        register_replica: Callable[[str, ReplicaPool | None], None],
+        max_backlog: int,
+        loss_budget: int,
+        cancel_grace: float,
+        heartbeat: float,
+        bundles: dict[str, CodeBundle],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key
+        self.spec = spec
+        self.policy = spec.policy
+        self._backend = backend
+        self._controller_address = controller_address
+        self._security = security
+        self._on_logs = on_logs
+        self._register_replica = register_replica
+        self.max_backlog = max_backlog
+        self.loss_budget = loss_budget
+        self.cancel_grace = cancel_grace
+        self._heartbeat = heartbeat
+        self._bundles = bundles
+        self._clock = clock
+        self.backlog: deque[TaskRecord] = deque()
+        self.replicas: dict[str, ReplicaState] = {}
+        self.scale_state = ScaleState()
+        self.start_failures = 0
+        self.last_start_failure: float | None = None
+        self.last_error = ""
+        self.completed = 0
+        self.failed = 0
+        self._assigned = 0
+        self._tasks = TaskSet(f"pool:{key}")
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    # ------------------------------------------------------------ tasks
+
+    def submit(self, record: TaskRecord) -> None:
+        """Accept a task, or reject it at once when the backlog is full."""
+        if self._closed:
+            self._finish(
+                record,
+                _failed(
+                    record, ErrorKind.UNAVAILABLE, "ClosedError", "the controller is shutting down"
+                ),
+            )
+            return
+        if len(self.backlog) >= self.max_backlog:
+            record.finished = True
+            record.deliver(
+                _failed(
+                    record,
+                    ErrorKind.REJECTED,
+                    "BacklogFullError",
+                    f"environment {self.spec.name!r} has {len(self.backlog)} tasks waiting, its "
+                    f"backlog limit; retry later, raise the limit (--max-backlog), or give it more "
+                    f"replicas",
+                )
+            )
+            return
+        self.backlog.append(record)
+        self.pump()
+
+    def pump(self) -> None:
+        """Dispatch waiting tasks to free slots."""
+        if not self.backlog:
+            return
+        ready = [
+            r
+            for r in self.replicas.values()
+            if r.phase is ReplicaPhase.READY and r.stream is not None
+        ]
+        if not ready:
+            return
+        while self.backlog:
+            record = self.backlog[0]
+            code_key = _code_key(record.spec)
+            chosen = pick_replica(
+                RouteCandidate(r.replica_id, r.free, r.capacity, code_key in r.warm) for r in ready
+            )
+            if chosen is None:
+                return
+            self.backlog.popleft()
+            if record.cancel_requested:
+                self._finish(record, _cancelled(record, record.cancel_requested))
+                continue
+            self._dispatch(record, self.replicas[chosen], code_key)
+
+    def _dispatch(self, record: TaskRecord, replica: ReplicaState, code_key: str) -> None:
+        spec = record.spec
+        bundle = spec.bundle
+        if bundle is None and spec.ref is not None:
+            known = self._bundles.get(spec.ref.code_version)
+            if known is not None and known.module == spec.ref.module:
+                bundle = known
+        if bundle is not None and bundle.digest in replica.bundles:
+            bundle = None
+        if bundle is not spec.bundle:
+            spec = replace(spec, bundle=bundle)
+        if bundle is not None:
+            replica.bundles.add(bundle.digest)
+        record.attempts += 1
+        record.replica = replica
+        replica.running[record.task_id] = record
+        replica.warm.add(code_key)
+        replica.dispatched += 1
+        self._assigned += 1
+        if record.children:
+            replica.suspended += 1
+        replica.stream.dispatch(spec)
+        if self.policy.max_tasks and replica.dispatched >= self.policy.max_tasks:
+            self._retire(replica, f"ran max_tasks={self.policy.max_tasks} tasks")
+
+    def child_started(self, parent: TaskRecord) -> None:
+        """A child of ``parent`` was accepted: the parent's slot is lent while it waits."""
+        parent.children += 1
+        replica = parent.replica
+        if parent.children == 1 and replica is not None and parent.task_id in replica.running:
+            replica.suspended += 1
+            self.pump()
+
+    def child_finished(self, parent: TaskRecord) -> None:
+        parent.children -= 1
+        replica = parent.replica
+        if parent.children == 0 and replica is not None and parent.task_id in replica.running:
+            replica.suspended -= 1
+
+    def cancel(self, record: TaskRecord, reason: str = "cancelled") -> None:
+        """Cancel a waiting task at once, or ask its replica to cancel a running one."""
+        if record.finished or record.cancel_requested:
+            return
+        record.cancel_requested = reason
+        if record in self.backlog:
+            self.backlog.remove(record)
+            self._finish(record, _cancelled(record, reason))
+            return
+        replica = record.replica
+        if replica is not None and replica.stream is not None:
+            replica.stream.cancel(record.task_id)
+            self._tasks.spawn(self._enforce_cancel(record, replica), f"cancel:{record.task_id}")
+
+    async def _enforce_cancel(self, record: TaskRecord, replica: ReplicaState) -> None:
+        """A task that ignores its cancel past the grace period costs its replica."""
+        await asyncio.sleep(self.cancel_grace)
+        if record.finished or record.task_id not in replica.running:
+            return
+        log.warning(
+            "task ignored cancellation; replacing its replica",
+            task=record.task_id,
+            replica=replica.replica_id,
+            grace_period=self.cancel_grace,
+        )
+        replica.running.pop(record.task_id, None)
+        self._assigned -= 1
+        if record.children:
+            replica.suspended -= 1
+        self._finish(
+            record,
+            _cancelled(
+                record,
+                f"{record.cancel_requested}; it ignored CancelledError for "
+                f"{self.cancel_grace:g} s, so its replica was replaced",
+            ),
+        )
+        self._retire(replica, f"task {record.task_id} ignored cancellation", kill=True)
+
+    # ------------------------------------------------------------ results
+
+    def _on_results(self, replica: ReplicaState, batch: ResultsBatch) -> None:
+        if batch.logs:
+            self._on_logs(batch.logs)
+        now = self._clock()
+        for result in batch.results:
+            record = replica.running.pop(result.task_id, None)
+            if record is None:
+                continue  # already settled elsewhere (a cancel past its grace)
+            self._assigned -= 1
+            if record.children:
+                replica.suspended -= 1
+            replica.completed += 1
+            replica.last_task_end = now
+            record.replica = None
+            self._settle(record, result)
+        if replica.retire_reason and not replica.running:
+            self._stop(replica)
+        self.pump()
+
+    def _settle(self, record: TaskRecord, result: TaskResult) -> None:
+        error = result.error
+        if result.state is TaskState.FAILED and error is not None and not record.cancel_requested:
+            if error.kind is ErrorKind.UNAVAILABLE:
+                # A draining replica refused it: it never ran, so it costs nothing.
+                record.attempts -= 1
+                self.backlog.appendleft(record)
+                return
+            if error.kind is ErrorKind.USER and record.retries_left > 0:
+                record.retries_left -= 1
+                self.backlog.appendleft(record)
+                return
+        self._finish(record, result)
+
+    def _finish(self, record: TaskRecord, result: TaskResult) -> None:
+        if record.finished:
+            return
+        record.finished = True
+        if result.attempts != record.attempts:
+            result = replace(result, attempts=record.attempts)
+        if result.state is TaskState.SUCCEEDED:
+            self.completed += 1
+        else:
+            self.failed += 1
+        record.deliver(result)
+
+    # ------------------------------------------------------------ replicas
+
+    async def attach(self, replica_id: str, stream: Any, events: AsyncIterator[Any]) -> None:
+        """Serve a replica that connected, until its stream ends."""
+        replica = self.replicas.get(replica_id)
+        if replica is None or replica.gone:
+            stream.drain("this replica is no longer wanted")
+            return
+        replica.stream = stream
+        replica.capacity = stream.hello.capacity or self.policy.concurrency
+        stream.send_init(
+            ReplicaInit(
+                on_start=self.spec.on_start,
+                on_stop=self.spec.on_stop,
+                bundle=self.spec.hooks_bundle,
+                stop_grace=self.spec.stop_grace,
+            )
+        )
+        try:
+            async for event in events:
+                if isinstance(event, ResultsBatch):
+                    self._on_results(replica, event)
+                elif isinstance(event, ReplicaReport):
+                    self._on_report(replica, event)
+        except Exception as exc:
+            log.warning(
+                "replica stream broke", replica=replica_id, error=f"{type(exc).__name__}: {exc}"
+            )
+        finally:
+            replica.stream = None
+        # A replica without its stream can do nothing more: make sure it is gone.
+        if not replica.exited.is_set():
+            try:
+                await asyncio.wait_for(replica.exited.wait(), 2.0)
+            except asyncio.TimeoutError:
+                if replica.handle is not None:
+                    await self._backend.kill(replica.handle)
+                await replica.exited.wait()
+        self._forget(replica, cause="lost its connection to the controller")
+
+    def _on_report(self, replica: ReplicaState, report: ReplicaReport) -> None:
+        replica.report = report
+        replica.report_at = self._clock()
+        if replica.phase is ReplicaPhase.STARTING:
+            replica.phase = ReplicaPhase.READY
+            self.start_failures = 0
+            log.info(
+                "replica ready",
+                env=self.spec.name,
+                replica=replica.replica_id,
+                took=round(replica.report_at - replica.started_at, 3),
+            )
+            self.pump()
+        if self.policy.max_rss and report.rss_bytes > self.policy.max_rss:
+            self._retire(
+                replica, f"its RSS {report.rss_bytes} bytes is over max_rss={self.policy.max_rss}"
+            )
+        elif report.recycle_reason:
+            self._retire(replica, report.recycle_reason)
+        elif report.draining and not replica.retire_reason:
+            # It is draining on its own (a SIGTERM from outside): route nothing more to it.
+            replica.phase = ReplicaPhase.DRAINING
+            replica.retire_reason = "the replica is draining"
+
+    def _retire(self, replica: ReplicaState, reason: str, *, kill: bool = False) -> None:
+        """Stop routing to a replica; stop it once its tasks are done (or now, if kill)."""
+        if not replica.retire_reason:
+            replica.retire_reason = reason
+            log.info(
+                "recycling replica", env=self.spec.name, replica=replica.replica_id, reason=reason
+            )
+        replica.phase = ReplicaPhase.DRAINING
+        if kill:
+            if replica.handle is not None and not replica.stopping:
+                replica.stopping = True
+                self._tasks.spawn(self._backend.kill(replica.handle), f"kill:{replica.replica_id}")
+        elif not replica.running:
+            self._stop(replica)
+
+    def _stop(self, replica: ReplicaState) -> None:
+        if replica.stopping:
+            return
+        replica.stopping = True
+        replica.phase = ReplicaPhase.DRAINING
+        if replica.handle is not None:
+            self._tasks.spawn(
+                self._backend.stop(replica.handle, self.spec.stop_grace + 5.0),
+                f"stop:{replica.replica_id}",
+            )
+
+    def _start_replica(self) -> None:
+        replica_id = f"{self.spec.name}-{next(self._ids)}-{secrets.token_hex(2)}"
+        replica = ReplicaState(
+            replica_id, started_at=self._clock(), capacity=self.policy.concurrency
+        )
+        self.replicas[replica_id] = replica
+        self._register_replica(replica_id, self)
+        self._tasks.spawn(self._run_replica(replica), f"replica:{replica_id}")
+
+    async def _run_replica(self, replica: ReplicaState) -> None:
+        launch = ReplicaLaunch(
+            replica_id=replica.replica_id,
+            environment=self.spec,
+            controller_address=self._controller_address(),
+            security=self._security,
+            grace_period=self.spec.stop_grace,
+            heartbeat=self._heartbeat,
+        )
+        try:
+            replica.handle = await self._backend.start(launch)
+        except Exception as exc:
+            replica.exit_status = ExitStatus(
+                detail=f"could not launch: {type(exc).__name__}: {exc}"
+            )
+            replica.exited.set()
+            self._forget(replica, cause=replica.exit_status.detail)
+            return
+        ready_timer = self._tasks.spawn(
+            self._ready_deadline(replica), f"ready:{replica.replica_id}"
+        )
+        try:
+            replica.exit_status = await self._backend.wait(replica.handle)
+        finally:
+            ready_timer.cancel()
+            replica.exited.set()
+        if replica.stream is None:
+            self._forget(replica, cause=replica.exit_status.describe())
+
+    async def _ready_deadline(self, replica: ReplicaState) -> None:
+        await asyncio.sleep(READY_TIMEOUT)
+        if replica.phase is ReplicaPhase.STARTING and replica.handle is not None:
+            log.warning(
+                "replica did not become ready; killing it",
+                replica=replica.replica_id,
+                timeout=READY_TIMEOUT,
+            )
+            await self._backend.kill(replica.handle)
+
+    def _forget(self, replica: ReplicaState, *, cause: str) -> None:
+        """The replica is gone: retry or fail its tasks, and record a failed start."""
+        if replica.gone:
+            return
+        replica.gone = True
+        self.replicas.pop(replica.replica_id, None)
+        self._register_replica(replica.replica_id, None)
+        status = replica.exit_status
+        if status is not None:
+            cause = status.describe()
+        never_ready = replica.phase is ReplicaPhase.STARTING and not replica.stopping
+        if never_ready:
+            self.start_failures += 1
+            self.last_start_failure = self._clock()
+            tail = replica.handle.stderr_tail() if replica.handle is not None else ""
+            self.last_error = f"replica {replica.replica_id} failed to start ({cause})" + (
+                f":\n{tail}" if tail else ""
+            )
+            log.error(
+                "replica failed to start",
+                env=self.spec.name,
+                replica=replica.replica_id,
+                cause=cause,
+                stderr=tail[-2000:],
+                failures=self.start_failures,
+            )
+            if self.start_failures >= START_FAILURES_BEFORE_GIVING_UP and not self.replicas:
+                self._fail_backlog()
+        elif not replica.stopping or replica.running:
+            if not replica.stopping:
+                log.warning(
+                    "replica lost",
+                    env=self.spec.name,
+                    replica=replica.replica_id,
+                    cause=cause,
+                    inflight=len(replica.running),
+                )
+        lost = list(replica.running.values())
+        replica.running.clear()
+        for record in lost:
+            self._assigned -= 1
+            record.replica = None
+            self._lost(record, replica.replica_id, cause)
+        self.pump()
+
+    def _lost(self, record: TaskRecord, replica_id: str, cause: str) -> None:
+        if record.cancel_requested:
+            self._finish(record, _cancelled(record, record.cancel_requested))
+            return
+        record.losses += 1
+        record.loss_causes.append(f"{replica_id} {cause}")
+        if record.losses > self.loss_budget:
+            causes = "; ".join(record.loss_causes)
+            self._finish(
+                record,
+                _failed(
+                    record,
+                    ErrorKind.REPLICA_LOST,
+                    "ReplicaLostError",
+                    f"task {record.spec.name or record.task_id} was running on {record.losses} "
+                    f"replicas that died ({causes}); it is quarantined and will not be retried "
+                    f"(replica-loss budget: {self.loss_budget} retries)",
+                ),
+            )
+            return
+        self.backlog.appendleft(record)
+
+    def _fail_backlog(self) -> None:
+        waiting = list(self.backlog)
+        self.backlog.clear()
+        for record in waiting:
+            self._finish(
+                record,
+                _failed(
+                    record,
+                    ErrorKind.UNAVAILABLE,
+                    "EnvironmentUnavailableError",
+                    f"environment {self.spec.name!r} could not start a replica after "
+                    f"{self.start_failures} attempts. {self.last_error}",
+                ),
+            )
+
+    # ------------------------------------------------------------ autoscaling
+
+    def snapshot(self) -> PoolSnapshot:
+        return PoolSnapshot(
+            replicas=tuple(
+                ReplicaView(r.replica_id, r.phase, len(r.running) - r.suspended, r.idle_since())
+                for r in self.replicas.values()
+                if not r.stopping
+            ),
+            backlog=len(self.backlog),
+            assigned=self._assigned,
+            consecutive_start_failures=self.start_failures,
+            last_start_failure=self.last_start_failure,
+        )
+
+    def tick(self) -> None:
+        """Apply one autoscaling decision, and the lifetime bound."""
+        now = self._clock()
+        if self.policy.max_lifetime:
+            for replica in list(self.replicas.values()):
+                if (
+                    replica.phase is ReplicaPhase.READY
+                    and now - replica.started_at > self.policy.max_lifetime
+                ):
+                    self._retire(replica, f"older than max_lifetime={self.policy.max_lifetime:g} s")
+        decision, self.scale_state = decide_scale(
+            self.snapshot(), self.policy, self.scale_state, now
+        )
+        for _ in range(decision.start):
+            self._start_replica()
+        for replica_id in decision.stop:
+            replica = self.replicas.get(replica_id)
+            if replica is not None:
+                log.info(
+                    "stopping replica",
+                    env=self.spec.name,
+                    replica=replica_id,
+                    reason=decision.reason,
+                )
+                self._retire(replica, decision.reason)
+        if decision.start:
+            log.info(
+                "starting replicas",
+                env=self.spec.name,
+                count=decision.start,
+                reason=decision.reason,
+            )
+
+    @property
+    def assigned(self) -> int:
+        return self._assigned
+
+    async def close(self) -> None:
+        """Stop every replica and fail what is still waiting or running."""
+        self._closed = True
+        waiting = list(self.backlog)
+        self.backlog.clear()
+        for record in waiting:
+            self._finish(
+                record,
+                _failed(
+                    record,
+                    ErrorKind.UNAVAILABLE,
+                    "ClosedError",
+                    "the controller shut down before the task ran",
+                ),
+            )
+        stops = [
+            self._backend.stop(r.handle, self.spec.stop_grace + 5.0)
+            for r in self.replicas.values()
+            if r.handle is not None
+        ]
+        for r in self.replicas.values():
+            r.stopping = True
+        await asyncio.gather(*stops, return_exceptions=True)
+        for replica in list(self.replicas.values()):
+            self._forget(replica, cause="the controller shut down")
+        await self._tasks.cancel_all("pool closed")
+
+
+def _code_key(spec: TaskSpec) -> str:
+    ref = spec.ref
+    return f"{ref.module}@{ref.code_version}" if ref is not None else ""
+
+
+def _failed(record: TaskRecord, kind: ErrorKind, type_name: str, message: str) -> TaskResult:
+    return TaskResult(
+        record.task_id,
+        TaskState.FAILED,
+        error=RemoteError(kind, type_name, message),
+        attempts=record.attempts,
+    )
+
+
+def _cancelled(record: TaskRecord, reason: str) -> TaskResult:
+    return TaskResult(
+        record.task_id,
+        TaskState.CANCELLED,
+        error=RemoteError(
+            ErrorKind.CANCELLED,
+            "CancelledError",
+            f"task {record.spec.name or record.task_id} was {reason}",
+        ),
+        attempts=record.attempts,
+    )

@@ -1,0 +1,152 @@
+"""`ControllerServer`: the controller's gRPC server, pools, and autoscaling loop.
+
+It runs standalone (``reuse-runtime controller``) or embedded in the SDK's
+background thread; both are this class. Example::
+
+    async with ControllerServer(ControllerConfig()) as controller:
+        print(controller.address)   # init(endpoint=...) or replicas connect here
+        await controller.wait_for_shutdown_request()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from reuse_runtime.aio import TaskSet
+from reuse_runtime.backends.base import Backend
+from reuse_runtime.backends.local import LocalBackend
+from reuse_runtime.controller.service import ControllerService
+from reuse_runtime.security import Security
+from reuse_runtime.wire import services
+
+log = structlog.get_logger("reuse_runtime.controller")
+
+#: Default bound on tasks waiting per environment.
+DEFAULT_MAX_BACKLOG = 100_000
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """How a controller runs. Every field has a ``reuse-runtime controller`` flag."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_backlog: int = DEFAULT_MAX_BACKLOG
+    # Retries after a replica dies under a task, apart from the user's `retries`.
+    replica_loss_budget: int = 2
+    # Seconds a cancelled task gets before its replica is replaced.
+    cancel_grace: float = 5.0
+    # Seconds between a replica's reports.
+    heartbeat: float = 1.0
+    # Seconds between autoscaling decisions.
+    tick: float = 0.1
+    security: Security = field(default_factory=Security)
+    log_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_backlog < 1:
+            raise ValueError(f"max_backlog must be at least 1, got {self.max_backlog}")
+        if self.replica_loss_budget < 0:
+            raise ValueError("replica_loss_budget must not be negative")
+        self.security.check_bind(self.host)
+
+
+class ControllerServer:
+    """One controller: service, gRPC server, backend and autoscaler loop.
+
+    ``close()`` stops every replica; it is idempotent and safe before ``start()``.
+    """
+
+    def __init__(self, config: ControllerConfig, backend: Backend | None = None) -> None:
+        self.config = config
+        self.address = ""
+        self._backend = backend or LocalBackend(config.log_dir)
+        self._service: ControllerService | None = None
+        self._server: Any = None
+        self._tasks = TaskSet("controller")
+        self._shutdown = asyncio.Event()
+        self._closed: asyncio.Future[None] | None = None
+
+    @property
+    def service(self) -> ControllerService:
+        if self._service is None:
+            raise RuntimeError("the controller is not started")
+        return self._service
+
+    async def start(self) -> None:
+        config = self.config
+        self._service = ControllerService(
+            self._backend,
+            address=self._replica_address,
+            security=config.security,
+            max_backlog=config.max_backlog,
+            loss_budget=config.replica_loss_budget,
+            cancel_grace=config.cancel_grace,
+            heartbeat=config.heartbeat,
+        )
+        server, self._health = services.build_server(
+            [services.controller_handler(self._service)],
+            [services.CONTROLLER_SERVICE],
+            config.security,
+        )
+        port = services.bind(server, config.host, config.port, config.security)
+        await server.start()
+        self._server = server
+        host = config.host if ":" not in config.host else f"[{config.host}]"
+        self.address = f"{host}:{port}"
+        self._port = port
+        await services.set_serving(self._health, True, services.CONTROLLER_SERVICE)
+        self._tasks.spawn(self._autoscale(), "autoscaler")
+        log.info("controller started", address=self.address, backend=self._backend.name)
+
+    def _replica_address(self) -> str:
+        # Local replicas reach a wildcard bind through loopback.
+        host = self.config.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"{host}:{self._port}" if ":" not in host else f"[{host}]:{self._port}"
+
+    async def _autoscale(self) -> None:
+        while True:
+            self.service.tick()
+            await asyncio.sleep(self.config.tick)
+
+    def request_shutdown(self, reason: str = "") -> None:
+        self._shutdown.set()
+
+    async def wait_for_shutdown_request(self) -> None:
+        await self._shutdown.wait()
+
+    async def close(self) -> None:
+        if self._closed is not None:
+            await self._closed
+            return
+        self._closed = asyncio.get_running_loop().create_future()
+        try:
+            if self._service is not None:
+                await self._tasks.cancel_all("controller stopping")
+                # Replicas drain first, so results reach clients before the server stops.
+                await self._service.close()
+                await self._backend.close()
+            if self._server is not None:
+                await services.set_serving(self._health, False, services.CONTROLLER_SERVICE)
+                await self._server.stop(grace=1.0)
+        finally:
+            self._closed.set_result(None)
+            log.info("controller stopped")
+
+    async def wait_closed(self) -> None:
+        if self._closed is not None:
+            await self._closed
+
+    async def __aenter__(self) -> ControllerServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,299 @@
+"""`ControllerService`: pools per environment, behind the transport-neutral operations.
+
+:mod:`reuse_runtime.wire.services` adapts it to gRPC. Clients register an
+environment once and then submit tasks on a :class:`SubmitSession` (one per
+stream); replicas attach through :meth:`ControllerService.attach`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any
+
+import psutil
+import structlog
+
+from reuse_runtime.backends.base import Backend
+from reuse_runtime.controller.pool import ReplicaPool, TaskRecord
+from reuse_runtime.errors import BadInputError
+from reuse_runtime.model import (
+    CodeBundle,
+    ControllerStatus,
+    EnvironmentSpec,
+    EnvironmentStatus,
+    ErrorKind,
+    LogLine,
+    RemoteError,
+    ReplicaStatus,
+    Submission,
+    TaskResult,
+    TaskState,
+)
+from reuse_runtime.security import Security
+
+log = structlog.get_logger("reuse_runtime.controller")
+
+
+class SubmitSession:
+    """The tasks of one client stream: submits them, and batches results and output back."""
+
+    def __init__(self, service: ControllerService) -> None:
+        self._service = service
+        self._results: list[TaskResult] = []
+        self._logs: list[LogLine] = []
+        self._wakeup = asyncio.Event()
+        self._outstanding: dict[str, TaskRecord] = {}
+        self._input_closed = False
+        self._runs: set[str] = set()
+
+    def submit(self, submission: Submission) -> None:
+        service = self._service
+        spec = submission.task
+        pool = service.pools.get(submission.env_key)
+        if pool is None:
+            self._reject(
+                spec.task_id,
+                ErrorKind.BAD_INPUT,
+                (
+                    f"unknown environment {submission.env_key!r}: register it first "
+                    f"(the controller may have restarted)"
+                ),
+            )
+            return
+        if spec.task_id in service.tasks:
+            self._reject(
+                spec.task_id,
+                ErrorKind.BAD_INPUT,
+                f"task id {spec.task_id!r} is already in use; ids must be unique",
+            )
+            return
+        if spec.bundle is not None:
+            # Keep one copy per version; replicas get it with their first task that needs it.
+            service.bundles.setdefault(spec.bundle.digest, spec.bundle)
+            spec = replace(spec, bundle=None)
+        record = TaskRecord(
+            submission, spec, self._deliver, retries_left=max(0, submission.retries)
+        )
+        parent = service.tasks.get(spec.parent_task_id) if spec.parent_task_id else None
+        if parent is not None:
+            record.parent = parent
+            service.pool_of(parent).child_started(parent)
+        if submission.stream_logs and spec.run_id:
+            self._runs.add(spec.run_id)
+            service.log_routes[spec.run_id] = self
+        service.tasks[spec.task_id] = record
+        self._outstanding[spec.task_id] = record
+        pool.submit(record)
+
+    def close_input(self) -> None:
+        self._input_closed = True
+        self._wakeup.set()
+
+    def abort(self, reason: str) -> None:
+        """The client went away: cancel what it still waits for."""
+        for record in list(self._outstanding.values()):
+            self._service.pool_of(record).cancel(record, f"cancelled: {reason}")
+        for run_id in self._runs:
+            if self._service.log_routes.get(run_id) is self:
+                del self._service.log_routes[run_id]
+        self.close_input()
+
+    def log(self, lines: list[LogLine]) -> None:
+        self._logs.extend(lines)
+        self._wakeup.set()
+
+    async def batches(self) -> AsyncIterator[tuple[list[TaskResult], list[LogLine]]]:
+        while True:
+            if self._results or self._logs:
+                results, logs = self._results, self._logs
+                self._results, self._logs = [], []
+                yield results, logs
+                continue
+            if self._input_closed and not self._outstanding:
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def _deliver(self, result: TaskResult) -> None:
+        record = self._outstanding.pop(result.task_id, None)
+        record = record or self._service.tasks.get(result.task_id)
+        self._service.tasks.pop(result.task_id, None)
+        if record is not None:
+            if record.parent is not None:
+                self._service.pool_of(record.parent).child_finished(record.parent)
+            run_id = record.spec.run_id
+            if record.submission.stream_logs and self._service.log_routes.get(run_id) is self:
+                del self._service.log_routes[run_id]
+                self._runs.discard(run_id)
+        self._results.append(result)
+        self._wakeup.set()
+
+    def _reject(self, task_id: str, kind: ErrorKind, message: str) -> None:
+        self._results.append(
+            TaskResult(task_id, TaskState.FAILED, error=RemoteError(kind, "BadInputError", message))
+        )
+        self._wakeup.set()
+
+
+class ControllerService:
+    """Pools, tasks and replicas of one controller."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        address: Callable[[], str],
+        security: Security,
+        max_backlog: int,
+        loss_budget: int,
+        cancel_grace: float,
+        heartbeat: float,
+    ) -> None:
+        self.backend = backend
+        self._address = address
+        self._security = security
+        self.max_backlog = max_backlog
+        self.loss_budget = loss_budget
+        self.cancel_grace = cancel_grace
+        self.heartbeat = heartbeat
+        self.pools: dict[str, ReplicaPool] = {}
+        self.tasks: dict[str, TaskRecord] = {}
+        self.bundles: dict[str, CodeBundle] = {}
+        self.log_routes: dict[str, SubmitSession] = {}
+        self._replica_pools: dict[str, ReplicaPool] = {}
+        self._process = psutil.Process()
+
+    # ------------------------------------------------------------ operations
+
+    def register_environment(self, spec: EnvironmentSpec) -> str:
+        _check_environment(spec)
+        key = spec.key()
+        if key not in self.pools:
+            if spec.hooks_bundle is not None:
+                self.bundles.setdefault(spec.hooks_bundle.digest, spec.hooks_bundle)
+            self.pools[key] = ReplicaPool(
+                key,
+                spec,
+                self.backend,
+                controller_address=self._address,
+                security=self._security,
+                on_logs=self._route_logs,
+                register_replica=self._register_replica,
+                max_backlog=self.max_backlog,
+                loss_budget=self.loss_budget,
+                cancel_grace=self.cancel_grace,
+                heartbeat=self.heartbeat,
+                bundles=self.bundles,
+            )
+            log.info(
+                "environment registered",
+                env=spec.name,
+                key=key,
+                replicas=f"{spec.policy.min_replicas}..{spec.policy.max_replicas}",
+                concurrency=spec.policy.concurrency,
+                reusable=spec.policy.reusable,
+            )
+        return key
+
+    def open_session(self) -> SubmitSession:
+        return SubmitSession(self)
+
+    def cancel(self, task_id: str, run_id: str) -> int:
+        if task_id:
+            targets = [self.tasks[task_id]] if task_id in self.tasks else []
+        else:
+            targets = [r for r in self.tasks.values() if run_id and r.spec.run_id == run_id]
+        for record in targets:
+            self.pool_of(record).cancel(record, "cancelled by its caller")
+        return len(targets)
+
+    async def attach(self, stream: Any, events: AsyncIterator[Any]) -> None:
+        replica_id = stream.hello.replica_id
+        pool = self._replica_pools.get(replica_id)
+        if pool is None:
+            raise BadInputError(
+                f"replica {replica_id!r} was not started by this controller; replicas attach "
+                f"only to the controller that launched them"
+            )
+        await pool.attach(replica_id, stream, events)
+
+    def status(self) -> ControllerStatus:
+        return ControllerStatus(
+            environments=tuple(_environment_status(p) for p in self.pools.values()),
+            rss_bytes=self._process.memory_info().rss,
+            address=self._address(),
+        )
+
+    # ------------------------------------------------------------ internals
+
+    def tick(self) -> None:
+        for pool in list(self.pools.values()):
+            pool.tick()
+
+    def pool_of(self, record: TaskRecord) -> ReplicaPool:
+        return self.pools[record.submission.env_key]
+
+    def _register_replica(self, replica_id: str, pool: ReplicaPool | None) -> None:
+        if pool is None:
+            self._replica_pools.pop(replica_id, None)
+        else:
+            self._replica_pools[replica_id] = pool
+
+    def _route_logs(self, lines: list[LogLine]) -> None:
+        by_session: dict[int, tuple[SubmitSession, list[LogLine]]] = {}
+        for line in lines:
+            session = self.log_routes.get(line.run_id)
+            if session is not None:
+                by_session.setdefault(id(session), (session, []))[1].append(line)
+        for session, batch in by_session.values():
+            session.log(batch)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.pools.values()), return_exceptions=True)
+
+
+def _check_environment(spec: EnvironmentSpec) -> None:
+    p = spec.policy
+    problems = []
+    if not spec.name:
+        problems.append("the environment needs a name")
+    if p.concurrency < 1:
+        problems.append(f"concurrency must be at least 1, got {p.concurrency}")
+    if p.max_replicas < 1 or p.min_replicas < 0 or p.min_replicas > p.max_replicas:
+        problems.append(
+            f"replicas must satisfy 0 <= min <= max and max >= 1, got "
+            f"({p.min_replicas}, {p.max_replicas})"
+        )
+    if p.idle_ttl < 0 or p.scaledown_ttl < 0:
+        problems.append("TTLs must not be negative")
+    if problems:
+        raise BadInputError("invalid environment: " + "; ".join(problems))
+
+
+def _environment_status(pool: ReplicaPool) -> EnvironmentStatus:
+    p = pool.policy
+    return EnvironmentStatus(
+        key=pool.key,
+        name=pool.spec.name,
+        min_replicas=p.min_replicas,
+        max_replicas=p.max_replicas,
+        concurrency=p.concurrency,
+        backlog=len(pool.backlog),
+        replicas=tuple(
+            ReplicaStatus(
+                replica_id=r.replica_id,
+                state=r.phase.value,
+                assigned=len(r.running),
+                report=r.report,
+                where=r.handle.describe() if r.handle is not None else "",
+                retire_reason=r.retire_reason,
+            )
+            for r in pool.replicas.values()
+        ),
+        completed=pool.completed,
+        failed=pool.failed,
+        dormant=pool.scale_state.dormant,
+        last_error=pool.last_error,
+    )

@@ -1,0 +1,447 @@
+"""`init`, `run` and `Run`: start tasks from ordinary (sync) Python.
+
+With no endpoint configured, the first :func:`run` starts an embedded
+controller with the local backend, in a background thread of this process.
+Its replicas are subprocesses; they stop when this process exits.
+
+Example::
+
+    import reuse_runtime as flyte
+
+    flyte.init_from_config()          # no config: the embedded default
+    r = flyte.run(main, n=500)
+    print(r.name, r.url)
+    r.wait()                          # streams the tasks' output
+    print(r.outputs())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import json
+import os
+import queue
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from reuse_runtime import context as task_context
+from reuse_runtime.errors import ControllerUnavailableError, PolicyError
+from reuse_runtime.model import LogLine, Submission, TaskResult, TaskState
+from reuse_runtime.security import Security
+from reuse_runtime.wire.clients import ControllerClient
+
+T = TypeVar("T")
+
+ENDPOINT_ENV = "REUSE_RUNTIME_ENDPOINT"
+CONFIG_ENV = "REUSE_RUNTIME_CONFIG"
+HOME_ENV = "REUSE_RUNTIME_HOME"
+
+
+def state_dir() -> Path:
+    """Where runs' logs and the embedded controller's address are kept."""
+    explicit = os.environ.get(HOME_ENV)
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(cache) / "reuse-runtime"
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where tasks go. ``endpoint=None`` means an embedded controller in this process."""
+
+    endpoint: str | None = None
+    token: str | None = None
+    max_backlog: int | None = None
+    replica_loss_budget: int | None = None
+
+
+# ---------------------------------------------------------------- the runtime
+
+
+class Runtime:
+    """A background event loop holding the controller client (and the embedded controller)."""
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="reuse-runtime", daemon=True
+        )
+        self._thread.start()
+        self._controller: Any = None
+        self._runs: dict[str, Run] = {}
+        self._runs_lock = threading.Lock()
+        self._closed = False
+        self.state_dir = state_dir()
+        try:
+            self.client: ControllerClient = self.call(self._connect())
+        except BaseException:
+            self.close()
+            raise
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the runtime's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _connect(self) -> ControllerClient:
+        security = Security.from_env(self.config.token)
+        endpoint = self.config.endpoint
+        if endpoint is None:
+            from reuse_runtime import logs
+            from reuse_runtime.controller.server import ControllerConfig, ControllerServer
+
+            logs.configure(sys.stderr, level=os.environ.get(logs.LEVEL_ENV, "warning"))
+            log_dir = self.state_dir / "replicas"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            options: dict[str, Any] = {}
+            if self.config.max_backlog is not None:
+                options["max_backlog"] = self.config.max_backlog
+            if self.config.replica_loss_budget is not None:
+                options["replica_loss_budget"] = self.config.replica_loss_budget
+            self._controller = ControllerServer(
+                ControllerConfig(security=security, log_dir=log_dir, **options)
+            )
+            await self._controller.start()
+            endpoint = self._controller.address
+            _write_embedded_address(self.state_dir, endpoint)
+        client = ControllerClient(endpoint, security, on_logs=self._route_logs)
+        await client.wait_ready()
+        return client
+
+    @property
+    def endpoint(self) -> str:
+        return self.client.address
+
+    @property
+    def embedded(self) -> bool:
+        return self._controller is not None
+
+    def start_run(self, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
+        name = f"r{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        log_path = self.state_dir / "runs" / f"{name}.log"
+        run = Run(self, name, task.name, log_path)
+        with self._runs_lock:
+            self._runs[name] = run
+        future = asyncio.run_coroutine_threadsafe(self._submit(run, task, args, kwargs), self._loop)
+        future.add_done_callback(run._settle)
+        return run
+
+    async def _submit(
+        self, run: Run, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> TaskResult:
+        env_key = await self.client.register(task.environment_spec())
+        spec = task.task_spec(args, kwargs, run_id=run.name)
+        return await self.client.submit(
+            Submission(env_key, spec, retries=task.retries, stream_logs=True)
+        )
+
+    def _route_logs(self, lines: list[LogLine]) -> None:
+        for line in lines:
+            run = self._runs.get(line.run_id)
+            if run is not None:
+                run._log(line)
+
+    def forget(self, run: Run) -> None:
+        with self._runs_lock:
+            self._runs.pop(run.name, None)
+
+    def close(self) -> None:
+        """Stop the embedded controller (and its replicas) and the loop. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def shutdown() -> None:
+            client = getattr(self, "client", None)
+            if client is not None:
+                await client.close()
+            if self._controller is not None:
+                await self._controller.close()
+                _remove_embedded_address(self.state_dir, self._controller.address)
+
+        if self._loop.is_running():
+            try:
+                self.call(shutdown(), timeout=60)
+            except Exception:
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+
+def _write_embedded_address(directory: Path, address: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "controller.json").write_text(
+        json.dumps({"address": address, "pid": os.getpid(), "started": time.time()})
+    )
+
+
+def _remove_embedded_address(directory: Path, address: str) -> None:
+    path = directory / "controller.json"
+    try:
+        if json.loads(path.read_text()).get("address") == address:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def embedded_controller_address() -> str | None:
+    """The address of the most recent live embedded controller on this machine, if any."""
+    try:
+        info = json.loads((state_dir() / "controller.json").read_text())
+        os.kill(int(info["pid"]), 0)
+        return str(info["address"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+_config = RuntimeConfig()
+
+
+def init(
+    endpoint: str | None = None,
+    *,
+    token: str | None = None,
+    max_backlog: int | None = None,
+    replica_loss_budget: int | None = None,
+    **_flyte_only: Any,
+) -> None:
+    """Choose where tasks run. No endpoint (and no ``$REUSE_RUNTIME_ENDPOINT``): embedded.
+
+    Inside a replica this does nothing: tasks there already know their controller.
+    """
+    global _config
+    if task_context.controller_endpoint() is not None:
+        return
+    endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
+    new = RuntimeConfig(endpoint, token, max_backlog, replica_loss_budget)
+    with _runtime_lock:
+        if _runtime is not None and _runtime.config != new:
+            shutdown()
+        _config = new
+
+
+def init_from_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> None:
+    """Read ``[controller]`` settings from a TOML file, or use the embedded default.
+
+    Without ``path``: ``$REUSE_RUNTIME_CONFIG``, then ``./.reuse-runtime.toml``, then
+    ``~/.config/reuse-runtime/config.toml``; none of them means the embedded default::
+
+        [controller]
+        endpoint = "10.0.0.5:50050"   # omit for the embedded controller
+        token = "..."                 # or set $REUSE_RUNTIME_TOKEN
+        max_backlog = 100000
+    """
+    candidates = (
+        [Path(path)]
+        if path is not None
+        else [Path(p) for p in (os.environ.get(CONFIG_ENV),) if p]
+        + [Path(".reuse-runtime.toml"), Path.home() / ".config" / "reuse-runtime" / "config.toml"]
+    )
+    settings: dict[str, Any] = {}
+    for candidate in candidates:
+        if candidate.is_file():
+            settings = _read_config(candidate)
+            break
+        if path is not None:
+            raise PolicyError(f"config file {candidate} does not exist")
+    settings.update(overrides)
+    init(**settings)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PolicyError(f"cannot read config {path}: {exc}") from None
+    section = data.get("controller", {})
+    if not isinstance(section, dict):
+        raise PolicyError(f"{path}: [controller] must be a table")
+    known = {"endpoint", "token", "max_backlog", "replica_loss_budget"}
+    unknown = set(section) - known
+    if unknown:
+        raise PolicyError(
+            f"{path}: unknown [controller] settings {sorted(unknown)}; known: {sorted(known)}"
+        )
+    return dict(section)
+
+
+def runtime() -> Runtime:
+    """The process's runtime, started on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(_config)
+            atexit.register(shutdown)
+        return _runtime
+
+
+def shutdown() -> None:
+    """Stop the runtime: the embedded controller and its replicas. Safe to call twice."""
+    global _runtime
+    current, _runtime = _runtime, None
+    if current is not None:
+        current.close()
+
+
+def run(task: Any, *args: Any, **kwargs: Any) -> Run:
+    """Start ``task(*args, **kwargs)`` on its environment's replicas; returns at once."""
+    from reuse_runtime.sdk.environment import TaskTemplate
+
+    if not isinstance(task, TaskTemplate):
+        raise TypeError(
+            f"run() takes a task, got {type(task).__name__}: decorate the function with @env.task"
+        )
+    return runtime().start_run(task, args, kwargs)
+
+
+# ---------------------------------------------------------------- replicas' client
+
+_replica_client: ControllerClient | None = None
+
+
+def replica_client() -> ControllerClient:
+    """The client a replica's tasks use for their child tasks (created on first use)."""
+    global _replica_client
+    if _replica_client is None:
+        endpoint = task_context.controller_endpoint()
+        if endpoint is None:
+            raise ControllerUnavailableError(
+                "this replica has no controller (start it with --controller) so its tasks "
+                "cannot call other tasks"
+            )
+        _replica_client = ControllerClient(endpoint.address, Security(token=endpoint.token))
+    return _replica_client
+
+
+# ---------------------------------------------------------------- runs
+
+_DONE = object()
+
+
+class Run:
+    """A started run: its name, where to see it, and its outcome."""
+
+    def __init__(self, runtime: Runtime, name: str, task_name: str, log_path: Path) -> None:
+        self.name = name
+        self.task_name = task_name
+        self._runtime = runtime
+        self._log_path = log_path
+        self._lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._result: concurrent.futures.Future[TaskResult] = concurrent.futures.Future()
+        self._started = time.monotonic()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file: TextIO | None = log_path.open("w", encoding="utf-8")
+        self._log_file.write(
+            f"run {name}: task {task_name} on controller {runtime.endpoint}"
+            f"{' (embedded)' if runtime.embedded else ''}\n"
+        )
+        self._log_file.flush()
+
+    @property
+    def url(self) -> str:
+        """Where to follow the run: its log file (status and every task's output)."""
+        return self._log_path.resolve().as_uri()
+
+    def __repr__(self) -> str:
+        return f"Run(name={self.name!r}, status={self.status!r}, url={self.url!r})"
+
+    @property
+    def status(self) -> str:
+        if not self._result.done():
+            return "running"
+        error = self._result.exception()
+        if error is not None:
+            return "failed"
+        return {
+            TaskState.SUCCEEDED: "succeeded",
+            TaskState.FAILED: "failed",
+            TaskState.CANCELLED: "cancelled",
+            TaskState.TIMED_OUT: "timed out",
+        }[self._result.result().state]
+
+    def done(self) -> bool:
+        return self._result.done()
+
+    def wait(self, quiet: bool = False, timeout: float | None = None) -> None:
+        """Block until the run ends, printing its tasks' output as it arrives.
+
+        Each line is prefixed with the task's name. A failure is reported on
+        stderr; :meth:`outputs` raises it.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                raise TimeoutError(f"run {self.name} still running after {timeout:g} s") from None
+            if item is _DONE:
+                self._lines.put(_DONE)  # later waits return at once
+                break
+            if not quiet:
+                stream = sys.stderr if item.stream == "stderr" else sys.stdout
+                print(f"[{item.task_name}] {item.text}", file=stream, flush=True)
+        if not quiet:
+            summary = self._summary()
+            if self.status != "succeeded":
+                print(summary, file=sys.stderr, flush=True)
+
+    def outputs(self, timeout: float | None = None) -> Any:
+        """The task's return value; raises its error if it did not succeed."""
+        try:
+            result = self._result.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"run {self.name} still running after {timeout:g} s") from None
+        return result.unwrap(self.task_name)
+
+    def cancel(self) -> int:
+        """Cancel every task of this run; returns how many were cancelled."""
+        return self._runtime.call(self._runtime.client.cancel(run_id=self.name))
+
+    # ------------------------------------------------------------ internals
+
+    def _log(self, line: LogLine) -> None:
+        self._lines.put(line)
+        if self._log_file is not None:
+            self._log_file.write(f"[{line.task_name}] {line.text}\n")
+
+    def _settle(self, future: concurrent.futures.Future[TaskResult]) -> None:
+        # Runs on the runtime's loop, after every output line of the run was queued.
+        error = future.exception()
+        if error is not None:
+            self._result.set_exception(error)
+        else:
+            self._result.set_result(future.result())
+        if self._log_file is not None:
+            self._log_file.write(self._summary() + "\n")
+            self._log_file.close()
+            self._log_file = None
+        self._lines.put(_DONE)
+        self._runtime.forget(self)
+
+    def _summary(self) -> str:
+        took = time.monotonic() - self._started
+        if self.status == "succeeded":
+            return f"run {self.name} succeeded ({took:.2f} s)"
+        error = self._result.exception()
+        if error is None:
+            result = self._result.result()
+            detail = result.error.message if result.error else ""
+        else:
+            detail = str(error)
+        return f"run {self.name} {self.status}: {detail}"
