@@ -99,3 +99,39 @@ def task(fn: object, *args: object, timeout: float | None = None, **kwargs: obje
         ref=FunctionRef(module, qualname),
         timeout=timeout,
     )
+
+
+@contextlib.asynccontextmanager
+async def running_controller(**config: object) -> AsyncIterator[tuple[object, object]]:
+    """A real controller on 127.0.0.1:0 (local backend) and a client connected to it."""
+    from reuse_runtime.controller.server import ControllerConfig, ControllerServer
+    from reuse_runtime.wire.clients import ControllerClient
+
+    server = ControllerServer(ControllerConfig(**config))  # type: ignore[arg-type]
+    await server.start()
+    client = ControllerClient(server.address)
+    try:
+        await client.wait_ready()
+        yield server, client
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def submit(
+    client: object, task: object, *args: object, retries: int = 0, **kwargs: object
+) -> object:
+    """Submit an SDK task through a ControllerClient; returns the result future."""
+    from reuse_runtime.model import Submission
+
+    key = await client.register(task.environment_spec())  # type: ignore[attr-defined]
+    spec = task.task_spec(args, kwargs, run_id="test-run")  # type: ignore[attr-defined]
+    return client.submit(Submission(key, spec, retries=retries))  # type: ignore[attr-defined]
+
+
+def live_replicas(status: object, env_name: str) -> int:
+    """Replicas of an environment that are starting or ready (not draining)."""
+    for env in status.environments:  # type: ignore[attr-defined]
+        if env.name == env_name:
+            return sum(1 for r in env.replicas if r.state != "draining")
+    return 0

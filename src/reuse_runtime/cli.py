@@ -1,20 +1,30 @@
 """The `reuse-runtime` command. The only place that installs signal handlers.
 
-reuse-runtime worker [--host H] [--port P] [--concurrency N] [--controller ADDR] ...
+Usage::
+
+    reuse-runtime run FILE.py FUNCTION [key=value ...]   run a task on the embedded pool
+    reuse-runtime controller [--port P]                  a standalone controller
+    reuse-runtime status [--endpoint ADDR] [--json]      environments and replicas
+    reuse-runtime worker [--concurrency N] ...           one replica (the container entrypoint)
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
+import dataclasses
+import json
 import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from reuse_runtime import logs
 from reuse_runtime.errors import ReuseRuntimeError
+from reuse_runtime.model import CodeBundle
 from reuse_runtime.policy import parse_bytes
 from reuse_runtime.security import Security
 
@@ -107,6 +117,206 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(main=_worker_main)
 
 
+# ---------------------------------------------------------------- controller
+
+
+async def _controller_main(args: argparse.Namespace) -> int:
+    from reuse_runtime.controller.server import ControllerConfig, ControllerServer
+
+    server = ControllerServer(
+        ControllerConfig(
+            host=args.host,
+            port=args.port,
+            max_backlog=args.max_backlog,
+            replica_loss_budget=args.replica_loss_budget,
+            cancel_grace=args.cancel_grace,
+            security=_security(args),
+        )
+    )
+    _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
+    try:
+        await server.start()
+        print(f"listening on {server.address}", flush=True)
+        await server.wait_for_shutdown_request()
+    finally:
+        await server.close()
+    return 0
+
+
+def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from reuse_runtime.controller.server import DEFAULT_MAX_BACKLOG
+
+    p = sub.add_parser("controller", help="run a standalone controller (init(endpoint=...))")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50050, help="port to bind (default 50050)")
+    p.add_argument(
+        "--max-backlog",
+        type=int,
+        default=DEFAULT_MAX_BACKLOG,
+        help=f"tasks that may wait per environment (default {DEFAULT_MAX_BACKLOG})",
+    )
+    p.add_argument(
+        "--replica-loss-budget",
+        type=int,
+        default=2,
+        help="retries of a task whose replica died, apart from its own retries (default 2)",
+    )
+    p.add_argument(
+        "--cancel-grace",
+        type=float,
+        default=5.0,
+        help="seconds a cancelled task gets before its replica is replaced (default 5)",
+    )
+    _add_security_flags(p)
+    p.set_defaults(main=_controller_main)
+
+
+# ---------------------------------------------------------------- status
+
+
+async def _status_main(args: argparse.Namespace) -> int:
+    from reuse_runtime.errors import ControllerUnavailableError
+    from reuse_runtime.sdk.runtime import ENDPOINT_ENV, embedded_controller_address
+    from reuse_runtime.wire.clients import ControllerClient
+
+    endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or embedded_controller_address()
+    if not endpoint:
+        raise ControllerUnavailableError(
+            "no controller to ask: pass --endpoint HOST:PORT, set $REUSE_RUNTIME_ENDPOINT, "
+            "or start a run (its embedded controller is found automatically)"
+        )
+    async with ControllerClient(endpoint, _security(args)) as client:
+        await client.wait_ready(timeout=5)
+        status = await client.status()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(status), indent=2))
+    else:
+        _print_status(status)
+    return 0
+
+
+def _print_status(status: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"controller {status.address}  rss {status.rss_bytes / 2**20:.0f} MiB")
+    if not status.environments:
+        console.print("no environments yet")
+    for env in status.environments:
+        state = "dormant" if env.dormant else f"{len(env.replicas)} replicas"
+        table = Table(
+            title=f"{env.name}  [{env.min_replicas}..{env.max_replicas}] x {env.concurrency}  "
+            f"{state}  backlog {env.backlog}  done {env.completed}  failed {env.failed}",
+            title_justify="left",
+        )
+        for column in (
+            "replica",
+            "state",
+            "active",
+            "capacity",
+            "idle s",
+            "completed",
+            "RSS MiB",
+            "where",
+        ):
+            left = column in ("replica", "state", "where")
+            table.add_column(column, justify="left" if left else "right")
+        for r in env.replicas:
+            rep = r.report
+            table.add_row(
+                r.replica_id,
+                r.state + (f" ({r.retire_reason})" if r.retire_reason else ""),
+                str(r.assigned),
+                str(rep.capacity if rep else env.concurrency),
+                f"{rep.idle_seconds:.1f}" if rep else "-",
+                str(rep.completed if rep else 0),
+                f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
+                r.where,
+            )
+        console.print(table)
+        if env.last_error:
+            console.print(f"[red]last error:[/red] {env.last_error}")
+
+
+def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="show environments and replicas of a controller")
+    p.add_argument(
+        "--endpoint",
+        help="controller address (default: $REUSE_RUNTIME_ENDPOINT, "
+        "else the most recent embedded controller)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_security_flags(p)
+    p.set_defaults(main=_status_main)
+
+
+# ---------------------------------------------------------------- run
+
+
+def _run_file(args: argparse.Namespace) -> int:
+    import reuse_runtime as flyte
+    from reuse_runtime.sdk.environment import TaskTemplate
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise ReuseRuntimeError(f"no such file: {path}")
+    kwargs = dict(_parse_param(p) for p in args.params)
+    module = _load_script(path)
+    task = getattr(module, args.function, None)
+    if not isinstance(task, TaskTemplate):
+        tasks = sorted(n for n, v in vars(module).items() if isinstance(v, TaskTemplate))
+        raise ReuseRuntimeError(
+            f"{path} has no task named {args.function!r}; its tasks: {', '.join(tasks) or 'none'}"
+        )
+    flyte.init_from_config()
+    run = flyte.run(task, **kwargs)
+    print(run.name)
+    print(run.url)
+    run.wait()
+    if run.status != "succeeded":
+        return 1
+    print(repr(run.outputs()))
+    return 0
+
+
+def _load_script(path: Path) -> Any:
+    """Import a script under its bundle name, so its tasks travel as a code bundle."""
+    import importlib.util
+
+    from reuse_runtime import code
+
+    source = path.read_bytes()
+    name = code.bundle_module_name(str(path))
+    bundle = CodeBundle(name, code.digest(source), str(path.resolve()), source)
+    code.register_bundle(name, bundle)
+    sys.path.insert(0, str(path.resolve().parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise ReuseRuntimeError(f"parameters look like key=value, got {text!r}")
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return key, raw
+
+
+def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a task of a Python file and print its result")
+    p.add_argument("file", help="the Python file that defines the task")
+    p.add_argument("function", help="the task to run")
+    p.add_argument("params", nargs="*", help="arguments as key=value (Python literals)")
+    p.set_defaults(sync_main=_run_file)
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -117,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=None, help="debug, info (default), warning, error")
     sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    _controller_parser(sub)
+    _status_parser(sub)
     _worker_parser(sub)
     return parser
 
@@ -125,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(sys.stderr, level=args.log_level)
     try:
+        if hasattr(args, "sync_main"):
+            return int(args.sync_main(args))
         return _run(args.main(args))
     except (ReuseRuntimeError, ValueError) as exc:
         print(f"reuse-runtime {args.command}: error: {exc}", file=sys.stderr)

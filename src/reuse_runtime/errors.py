@@ -50,7 +50,7 @@ class RemoteTraceback(ReuseRuntimeError):
         self.text = text
 
     def __str__(self) -> str:
-        return "\n\nRemote traceback:\n" + self.text
+        return "the task failed in a replica; its traceback there:\n\n" + self.text
 
 
 class BadInputError(TaskFailedError):

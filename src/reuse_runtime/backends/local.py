@@ -17,7 +17,7 @@ from pathlib import Path
 
 import structlog
 
-from reuse_runtime.backends.base import ExitStatus, ReplicaLaunch
+from reuse_runtime.backends.base import ExitStatus, ReplicaHandle, ReplicaLaunch
 from reuse_runtime.security import TOKEN_ENV
 
 log = structlog.get_logger("reuse_runtime.backends")
@@ -97,7 +97,7 @@ class LocalBackend:
             "--max-payload",
             launch.max_payload,
         ]
-        cwd = spec.working_dir if spec.working_dir and os.path.isdir(spec.working_dir) else None
+        cwd = spec.working_dir or None
         log_path = self._log_dir / f"{launch.replica_id}.log" if self._log_dir else None
         process = await asyncio.create_subprocess_exec(
             *args,
@@ -115,7 +115,8 @@ class LocalBackend:
         self._replicas[launch.replica_id] = replica
         return replica
 
-    async def stop(self, handle: LocalReplica, grace: float) -> None:  # type: ignore[override]
+    async def stop(self, handle: ReplicaHandle, grace: float) -> None:
+        handle = _local(handle)
         if handle.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 handle.process.send_signal(signal.SIGTERM)
@@ -127,13 +128,15 @@ class LocalBackend:
             )
             await self.kill(handle)
 
-    async def kill(self, handle: LocalReplica) -> None:  # type: ignore[override]
+    async def kill(self, handle: ReplicaHandle) -> None:
+        handle = _local(handle)
         if handle.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 handle.process.send_signal(signal.SIGKILL)
         await self._exited(handle)
 
-    async def wait(self, handle: LocalReplica) -> ExitStatus:  # type: ignore[override]
+    async def wait(self, handle: ReplicaHandle) -> ExitStatus:
+        handle = _local(handle)
         code = await self._exited(handle)
         if handle._reader is not None:
             # The stderr tail explains the exit; give the reader a moment to finish.
@@ -144,15 +147,16 @@ class LocalBackend:
             return ExitStatus(signal=-code)
         return ExitStatus(code=code)
 
-    async def _exited(self, handle: LocalReplica) -> int:
+    @staticmethod
+    async def _exited(handle: LocalReplica) -> int:
         assert handle._exit is not None
         return await asyncio.shield(handle._exit)
 
-    def list(self) -> list[LocalReplica]:  # type: ignore[override]
+    def list(self) -> list[ReplicaHandle]:
         return [r for r in self._replicas.values() if r.process.returncode is None]
 
-    async def healthy(self, handle: LocalReplica) -> bool:  # type: ignore[override]
-        return handle.process.returncode is None
+    async def healthy(self, handle: ReplicaHandle) -> bool:
+        return _local(handle).process.returncode is None
 
     async def close(self) -> None:
         replicas = list(self._replicas.values())
@@ -162,3 +166,9 @@ class LocalBackend:
                 if task is not None and not task.done():
                     task.cancel()
         self._replicas.clear()
+
+
+def _local(handle: ReplicaHandle) -> LocalReplica:
+    if not isinstance(handle, LocalReplica):
+        raise TypeError(f"the local backend got a {type(handle).__name__} handle")
+    return handle

@@ -13,7 +13,8 @@ Rules, in order:
    every replica stops, ``min_replicas`` included.
 3. **Scale up.** Want enough replicas for the tasks running and waiting
    (``ceil(demand / concurrency)``), between ``min_replicas`` (at least one
-   while there is work) and ``max_replicas``. Starting replicas count, so a burst starts each replica once.
+   while there is work) and ``max_replicas``. Starting replicas count, so a
+   burst starts each replica once.
 4. **Scale down.** A replica with no tasks, idle at least ``scaledown_ttl``, is
    stopped while more than the wanted count (and ``min_replicas``) remain.
    Longest-idle first.
@@ -79,7 +80,7 @@ def start_backoff(failures: int) -> float:
     """Seconds to wait before starting again after ``failures`` failed starts in a row."""
     if failures <= 0:
         return 0.0
-    return min(30.0, 0.5 * 2 ** (failures - 1))
+    return float(min(30.0, 0.5 * 2 ** (failures - 1)))
 
 
 def decide_scale(

@@ -519,15 +519,14 @@ class ReplicaPool:
             )
             if self.start_failures >= START_FAILURES_BEFORE_GIVING_UP and not self.replicas:
                 self._fail_backlog()
-        elif not replica.stopping or replica.running:
-            if not replica.stopping:
-                log.warning(
-                    "replica lost",
-                    env=self.spec.name,
-                    replica=replica.replica_id,
-                    cause=cause,
-                    inflight=len(replica.running),
-                )
+        elif not replica.stopping:
+            log.warning(
+                "replica lost",
+                env=self.spec.name,
+                replica=replica.replica_id,
+                cause=cause,
+                inflight=len(replica.running),
+            )
         lost = list(replica.running.values())
         replica.running.clear()
         for record in lost:
@@ -604,15 +603,15 @@ class ReplicaPool:
         for _ in range(decision.start):
             self._start_replica()
         for replica_id in decision.stop:
-            replica = self.replicas.get(replica_id)
-            if replica is not None:
+            stopping = self.replicas.get(replica_id)
+            if stopping is not None:
                 log.info(
                     "stopping replica",
                     env=self.spec.name,
                     replica=replica_id,
                     reason=decision.reason,
                 )
-                self._retire(replica, decision.reason)
+                self._retire(stopping, decision.reason)
         if decision.start:
             log.info(
                 "starting replicas",

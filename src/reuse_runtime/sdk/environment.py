@@ -237,7 +237,7 @@ class TaskEnvironment:
         image = self.image.describe() if isinstance(self.image, Image) else (self.image or "")
         spec = EnvironmentSpec(
             name=self.name,
-            policy=_pool_policy(policy),  # type: ignore[arg-type]
+            policy=_pool_policy(policy),
             image=image,
             resources=self.resources.describe() if self.resources else "",
             code_version=_module_version(self._module),
@@ -351,7 +351,10 @@ class TaskTemplate(Generic[P, R]):
         timeout: float | timedelta | None = None,
         **_flyte_only: Any,
     ) -> TaskTemplate[P, R]:
-        """A copy with another reuse policy (``"off"``: a fresh process per call), retries or timeout."""
+        """A copy with another reuse policy, retries or timeout.
+
+        ``reusable="off"`` runs each call in a fresh process.
+        """
         policy: ReusePolicy | Literal["inherit"] | None = self._reusable
         if reusable == "off":
             policy = None
@@ -385,7 +388,7 @@ class TaskTemplate(Generic[P, R]):
             )
         # A sync parent, in its thread: block until the child is done.
         future = asyncio.run_coroutine_threadsafe(self._dispatch(ctx, args, kwargs), ctx.loop)
-        return future.result()  # type: ignore[no-any-return]
+        return future.result()
 
     def aio(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         """The call as an awaitable, for async code."""

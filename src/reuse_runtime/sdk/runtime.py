@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import json
 import os
 import queue
@@ -169,10 +170,8 @@ class Runtime:
                 _remove_embedded_address(self.state_dir, self._controller.address)
 
         if self._loop.is_running():
-            try:
+            with contextlib.suppress(Exception):
                 self.call(shutdown(), timeout=60)
-            except Exception:
-                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
 
@@ -263,7 +262,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, ValueError) as exc:

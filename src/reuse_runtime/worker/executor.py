@@ -78,8 +78,10 @@ class Executor:
         self.loader = loader or CodeLoader()
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._sync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reuse-sync-task")
-        self._sync_lock = asyncio.Lock()
+        # Sync tasks take turns on `_sync_turn`: one runs at a time. A sync parent
+        # blocked on a child gives up its turn, and keeps its thread: hence several threads.
+        self._sync_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="reuse-sync-task")
+        self._sync_turn = asyncio.Lock()
         self._running: dict[str, asyncio.Task[TaskResult]] = {}
         self._cancelled: dict[str, str] = {}  # task id -> why ("cancelled" / "timed out")
 
@@ -186,13 +188,14 @@ class Executor:
             await self.limiter.acquire()
         except asyncio.CancelledError:
             return self._interrupted(spec, started)
+        is_async = inspect.iscoroutinefunction(fn)
         ctx = TaskContext(
             task_id=spec.task_id,
             run_id=spec.run_id,
             name=spec.name,
             emit=self._thread_safe(emit),
-            lend_slot=self.limiter.lend,
-            reclaim_slot=self.limiter.reclaim,
+            lend_slot=self.limiter.lend if is_async else self._lend_sync,
+            reclaim_slot=self.limiter.reclaim if is_async else self._reclaim_sync,
             loop=self._loop,
         )
         current_task.set(ctx)
@@ -204,10 +207,10 @@ class Executor:
         )
         failed = True
         try:
-            if inspect.iscoroutinefunction(fn):
-                value = await fn(*args, **kwargs)
+            if is_async:
+                value = await fn(*args, **kwargs)  # type: ignore[misc]
             else:
-                value = await self._run_sync(fn, args, kwargs)
+                value = await self._run_sync(ctx, fn, args, kwargs)
                 if inspect.isawaitable(value):
                     value = await value
             failed = False
@@ -233,11 +236,32 @@ class Executor:
         return self._encode_result(spec, value, started)
 
     async def _run_sync(
-        self, fn: Callable[..., object], args: tuple[object, ...], kwargs: dict[str, object]
+        self,
+        ctx: TaskContext,
+        fn: Callable[..., object],
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
     ) -> object:
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        async with self._sync_lock:
+        await self._sync_turn.acquire()
+        try:
             return await self._loop.run_in_executor(self._sync_pool, call)
+        finally:
+            if ctx.holds_slot:  # it holds its turn too (see _lend_sync / _reclaim_sync)
+                self._sync_turn.release()
+
+    def _lend_sync(self) -> None:
+        self.limiter.lend()
+        self._sync_turn.release()
+
+    async def _reclaim_sync(self) -> None:
+        # Same order as a new task (slot, then turn), so the two cannot deadlock.
+        await self.limiter.reclaim()
+        try:
+            await self._sync_turn.acquire()
+        except asyncio.CancelledError:
+            self.limiter.release(count=False)
+            raise
 
     def _interrupted(self, spec: TaskSpec, started: float) -> TaskResult:
         why = self._cancelled.get(spec.task_id, "cancelled")

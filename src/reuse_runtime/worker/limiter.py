@@ -106,10 +106,12 @@ class TaskLimiter:
             self._update()
             raise
 
-    def release(self, *, failed: bool = False) -> None:
+    def release(self, *, failed: bool = False, count: bool = True) -> None:
         """Give back a slot taken by :meth:`acquire`, counting the task as finished."""
         self._active -= 1
-        if failed:
+        if not count:
+            pass
+        elif failed:
             self._failed += 1
         else:
             self._completed += 1

@@ -1,0 +1,66 @@
+"""Environments and tasks for the controller tests, imported by the replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import reuse_runtime as flyte
+
+elastic = flyte.TaskEnvironment(
+    name="elastic",
+    reusable=flyte.ReusePolicy(replicas=(1, 3), concurrency=2, scaledown_ttl=2, idle_ttl=5),
+)
+
+
+@elastic.task
+async def interval(seconds: float) -> tuple[float, float, int]:
+    """Sleep; return (start, end, pid) so the test can count overlaps across replicas."""
+    start = time.time()
+    await asyncio.sleep(seconds)
+    return start, time.time(), os.getpid()
+
+
+single = flyte.TaskEnvironment(
+    name="single", reusable=flyte.ReusePolicy(replicas=1, concurrency=1, idle_ttl=60)
+)
+
+
+@single.task
+async def child(x: int) -> int:
+    return x + 1
+
+
+@single.task
+async def parent(x: int) -> int:
+    # On one replica with one slot, the parent must not starve its child.
+    return await child(x) * 10
+
+
+@single.task
+async def slow(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "ok"
+
+
+warm = flyte.TaskEnvironment(
+    name="warm", reusable=flyte.ReusePolicy(replicas=2, concurrency=4, idle_ttl=60)
+)
+
+_model: dict[str, float] | None = None
+_loads = 0
+_lock = asyncio.Lock()
+
+
+@warm.task
+async def predict(x: float) -> tuple[float, int, int]:
+    """The seeds' load-the-model-once pattern: returns (prediction, pid, loads in this pid)."""
+    global _model, _loads
+    async with _lock:
+        if _model is None:
+            _loads += 1
+            await asyncio.sleep(0.1)  # an expensive model load
+            _model = {"w": 2.0}
+    await asyncio.sleep(0.01)
+    return x * _model["w"], os.getpid(), _loads

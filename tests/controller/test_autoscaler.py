@@ -1,0 +1,102 @@
+"""decide_scale, tick by tick: no cluster, no sleeping, an injected clock."""
+
+from __future__ import annotations
+
+from reuse_runtime.controller.autoscaler import (
+    PoolSnapshot,
+    ReplicaPhase,
+    ReplicaView,
+    ScaleState,
+    decide_scale,
+    start_backoff,
+)
+from reuse_runtime.model import PoolPolicy
+
+POLICY = PoolPolicy(min_replicas=1, max_replicas=3, concurrency=2, scaledown_ttl=2.0, idle_ttl=5.0)
+READY = ReplicaPhase.READY
+
+
+def ready(name: str, running: int = 0, idle_since: float | None = None) -> ReplicaView:
+    return ReplicaView(name, READY, running, idle_since if running == 0 else None)
+
+
+def test_a_dormant_pool_starts_min_replicas_on_first_work() -> None:
+    decision, state = decide_scale(PoolSnapshot((), backlog=1), POLICY, ScaleState(), now=0.0)
+    assert decision.start == 1 and not state.dormant
+    # An unused pool stays empty.
+    decision, state = decide_scale(PoolSnapshot((), backlog=0), POLICY, ScaleState(), now=0.0)
+    assert decision.start == 0 and state.dormant
+
+
+def test_scales_up_toward_max_while_tasks_wait() -> None:
+    snapshot = PoolSnapshot((ready("a", running=2),), backlog=10)
+    decision, _ = decide_scale(snapshot, POLICY, ScaleState(dormant=False), now=1.0)
+    assert decision.start == 2  # capped at max_replicas=3
+    starting = ReplicaView("b", ReplicaPhase.STARTING, 0, None)
+    snapshot = PoolSnapshot((ready("a", running=2), starting, starting), backlog=10)
+    decision, _ = decide_scale(snapshot, POLICY, ScaleState(dormant=False), now=1.1)
+    assert decision.start == 0  # starting replicas count: a burst starts each once
+
+
+def test_idle_replicas_stop_after_scaledown_ttl_but_never_below_min() -> None:
+    state = ScaleState(dormant=False)
+    replicas = (
+        ready("a", idle_since=10.0),
+        ready("b", idle_since=10.5),
+        ready("c", idle_since=11.0),
+    )
+    # t=11.9: nobody has been idle 2 s yet.
+    decision, state = decide_scale(PoolSnapshot(replicas, 0), POLICY, state, now=11.9)
+    assert decision.stop == ()
+    # t=12.6: a and b have; c has not. Longest idle first, keep min=1.
+    decision, state = decide_scale(PoolSnapshot(replicas, 0), POLICY, state, now=12.6)
+    assert decision.stop == ("a", "b")
+    decision, state = decide_scale(PoolSnapshot(replicas[2:], 0), POLICY, state, now=14.0)
+    assert decision.stop == ()
+
+
+def test_whole_environment_stops_after_idle_ttl_and_wakes_on_work() -> None:
+    state = ScaleState(dormant=False)
+    replicas = (ready("a", idle_since=20.0),)
+    decision, state = decide_scale(PoolSnapshot(replicas, 0), POLICY, state, now=24.9)
+    assert decision.stop == ()
+    decision, state = decide_scale(PoolSnapshot(replicas, 0), POLICY, state, now=25.0)
+    assert decision.stop == ("a",) and state.dormant
+    decision, state = decide_scale(PoolSnapshot((), 0), POLICY, state, now=30.0)
+    assert decision.start == 0
+    decision, state = decide_scale(PoolSnapshot((), 1), POLICY, state, now=31.0)
+    assert decision.start == 1 and not state.dormant
+
+
+def test_busy_replicas_are_never_scaled_down() -> None:
+    replicas = (ready("a", running=1), ready("b", idle_since=0.0), ready("c", idle_since=0.0))
+    decision, _ = decide_scale(
+        PoolSnapshot(replicas, 0, assigned=1), POLICY, ScaleState(dormant=False), now=100.0
+    )
+    assert "a" not in decision.stop
+    assert len(decision.stop) == 2
+
+
+def test_suspended_parents_keep_the_environment_busy() -> None:
+    replicas = (ReplicaView("a", READY, 0, None),)  # only a parent awaiting children
+    decision, state = decide_scale(
+        PoolSnapshot(replicas, 0, assigned=1), POLICY, ScaleState(dormant=False), now=1000.0
+    )
+    assert decision.stop == () and state.idle_since is None
+
+
+def test_failed_starts_back_off() -> None:
+    snapshot = PoolSnapshot((), backlog=1, consecutive_start_failures=3, last_start_failure=10.0)
+    decision, _ = decide_scale(snapshot, POLICY, ScaleState(dormant=False), now=11.0)
+    assert decision.start == 0  # backoff is 2 s after 3 failures
+    decision, _ = decide_scale(snapshot, POLICY, ScaleState(dormant=False), now=12.1)
+    assert decision.start == 1
+    assert [start_backoff(n) for n in range(5)] == [0.0, 0.5, 1.0, 2.0, 4.0]
+    assert start_backoff(20) == 30.0
+
+
+def test_fixed_pool_keeps_its_size_until_idle_ttl() -> None:
+    policy = PoolPolicy(2, 2, 1, scaledown_ttl=1.0, idle_ttl=3600.0)
+    replicas = (ready("a", idle_since=0.0), ready("b", idle_since=0.0))
+    decision, _ = decide_scale(PoolSnapshot(replicas, 0), policy, ScaleState(dormant=False), 60.0)
+    assert decision.stop == () and decision.start == 0

@@ -1,0 +1,166 @@
+"""The SDK as a user drives it: a script run as __main__, in a fresh process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.helpers import subprocess_env
+
+HEADER = """
+import asyncio, os, time
+import reuse_runtime as flyte
+
+env = flyte.TaskEnvironment(name="t", reusable=flyte.ReusePolicy(replicas=1, concurrency=4))
+"""
+
+
+def run_script(
+    tmp_path: Path, body: str, name: str = "script.py"
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / name
+    path.write_text(HEADER + textwrap.dedent(body))
+    return subprocess.run(
+        [sys.executable, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home")),
+    )
+
+
+def test_output_reaches_wait_prefixed_with_the_task_name(tmp_path: Path) -> None:
+    done = run_script(
+        tmp_path,
+        """
+        import logging, sys
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+
+        @env.task
+        async def shout(i: int) -> int:
+            print(f"hello {i}")
+            logging.getLogger("user").info("logged %d", i)
+            return i
+
+        @env.task
+        async def main() -> int:
+            print("main starts")
+            return sum(await asyncio.gather(*(shout(i) for i in range(3))))
+
+        if __name__ == "__main__":
+            r = flyte.run(main)
+            r.wait()
+            print("result", r.outputs())
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0] == "[main] main starts"
+    assert sorted(out[1:4]) == [f"[shout] hello {i}" for i in range(3)]
+    assert out[-1] == "result 3"
+    assert sorted(x for x in done.stderr.splitlines() if "logged" in x) == [
+        f"[shout] INFO logged {i}" for i in range(3)
+    ]
+
+
+def test_remote_errors_keep_type_message_and_traceback(tmp_path: Path) -> None:
+    done = run_script(
+        tmp_path,
+        """
+        @env.task
+        async def broken(x: int) -> int:
+            raise KeyError(f"missing {x}")
+
+        @env.task
+        async def main() -> int:
+            return await broken(3)
+
+        if __name__ == "__main__":
+            r = flyte.run(main)
+            r.wait()
+            try:
+                r.outputs()
+            except KeyError as e:
+                import traceback
+                print("caught", type(e).__name__, e)
+                print("".join(traceback.format_exception(e)))
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "caught KeyError 'missing 3'" in done.stdout
+    assert 'script.py", line 9, in broken' in done.stdout
+    assert 'raise KeyError(f"missing {x}")' in done.stdout
+    assert "in main" in done.stdout
+    assert "failed" in done.stderr  # wait() reports the failure
+
+
+def test_sync_tasks_and_nested_sync_calls(tmp_path: Path) -> None:
+    done = run_script(
+        tmp_path,
+        """
+        @env.task
+        def double(x: int) -> int:
+            time.sleep(0.05)
+            return 2 * x
+
+        @env.task
+        def total(n: int) -> int:
+            return sum(double(i) for i in range(n))
+
+        @env.task
+        async def main(n: int) -> int:
+            return await total.aio(n)
+
+        if __name__ == "__main__":
+            print(flyte.run(main, 4).outputs())
+            print(double(21))  # outside a run: a plain local call
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["12", "42"]
+
+
+def test_override_reusable_off_runs_each_call_in_a_fresh_process(tmp_path: Path) -> None:
+    done = run_script(
+        tmp_path,
+        """
+        @env.task
+        async def pid() -> int:
+            return os.getpid()
+
+        cold = pid.override(reusable="off")
+
+        @env.task
+        async def main() -> tuple[list[int], list[int]]:
+            warm = [await pid() for _ in range(3)]
+            fresh = [await cold() for _ in range(3)]
+            return warm, fresh
+
+        if __name__ == "__main__":
+            warm, fresh = flyte.run(main).outputs()
+            print(len(set(warm)), len(set(fresh)))
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "3"]
+
+
+def test_run_rejects_a_plain_function_with_a_clear_error(tmp_path: Path) -> None:
+    done = run_script(
+        tmp_path,
+        """
+        async def plain() -> int:
+            return 1
+
+        if __name__ == "__main__":
+            try:
+                flyte.run(plain)
+            except TypeError as e:
+                print(e)
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "decorate the function with @env.task" in done.stdout
