@@ -64,3 +64,12 @@ async def predict(x: float) -> tuple[float, int, int]:
             _model = {"w": 2.0}
     await asyncio.sleep(0.01)
     return x * _model["w"], os.getpid(), _loads
+
+
+def broken_image_environment(fake_site: str) -> flyte.TaskEnvironment:
+    """An environment whose replicas cannot start: its PYTHONPATH shadows the runtime."""
+    broken = flyte.TaskEnvironment(
+        name="broken", reusable=flyte.ReusePolicy(replicas=1), env_vars={"PYTHONPATH": fake_site}
+    )
+    broken.task(child)
+    return broken

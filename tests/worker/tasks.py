@@ -92,3 +92,10 @@ def talk(n: int) -> str:
     for i in range(n):
         print(f"line {i}")
     return "done"
+
+
+async def log_inside() -> str:
+    import structlog
+
+    structlog.get_logger("user").warning("inside the task")
+    return "logged"

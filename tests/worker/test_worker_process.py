@@ -223,3 +223,33 @@ async def test_task_output_comes_back_on_the_stream() -> None:
         async with WorkerClient(worker.address, on_logs=lines.extend) as client:
             assert (await client.run(task(tasks.talk, 3))).unwrap() == "done"
     assert [(x.task_name, x.text) for x in lines] == [("talk", f"line {i}") for i in range(3)]
+
+
+async def test_log_lines_carry_replica_and_task_ids() -> None:
+    import json
+
+    spec = task(tasks.log_inside)
+    async with spawn_worker("--replica-id", "r-logs") as worker:
+        async with WorkerClient(worker.address) as client:
+            assert (await client.run(spec)).unwrap() == "logged"
+        worker.signal(signal.SIGTERM)
+        assert await worker.wait(10) == 0
+    await asyncio.sleep(0)
+    records = [json.loads(line) for line in worker.stderr_lines if line.startswith("{")]
+    inside = [r for r in records if r.get("event") == "inside the task"]
+    assert inside, worker.stderr_lines
+    assert inside[0]["task_id"] == spec.task_id
+    assert all(r["replica_id"] == "r-logs" for r in records)
+
+
+async def test_unary_execute_maps_bad_input_to_invalid_argument() -> None:
+    import grpc
+
+    from reuse_runtime.model import TaskSpec
+
+    async with spawn_worker() as worker, WorkerClient(worker.address) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.execute(TaskSpec("t", "nothing", b""))
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "names no function" in (raised.value.details() or "")
+        assert (await client.execute(task(tasks.count))).unwrap() == 1

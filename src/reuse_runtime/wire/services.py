@@ -188,6 +188,9 @@ class _WorkerAdapter:
         except Exception as exc:
             await _abort(context, exc)
             raise
+        if result.error is not None and result.error.kind is model.ErrorKind.BAD_INPUT:
+            # The task could not start: on a unary call that is the call's own status.
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, result.error.message)
         return convert.result_to_proto(result)
 
     async def dispatch(
@@ -201,6 +204,8 @@ class _WorkerAdapter:
 
     async def cancel(self, request: Any, context: grpc.aio.ServicerContext) -> pb.CancelReply:
         request = await _parsed(request, context)
+        if not request.task_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Cancel needs a task_id")
         return pb.CancelReply(cancelled=self._ops.cancel(request.task_id, request.run_id))
 
     async def get_status(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ReplicaReport:
