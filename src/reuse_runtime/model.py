@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import pickle
+import re
 from dataclasses import dataclass
 
 import cloudpickle
@@ -203,8 +204,29 @@ class ReplicaHello:
 
 
 def dumps_args(args: tuple[object, ...], kwargs: dict[str, object]) -> bytes:
-    """Encode a call's arguments the way every replica decodes them."""
-    return bytes(cloudpickle.dumps((args, kwargs)))
+    """Encode a call's arguments the way every replica decodes them.
+
+    Raises :class:`~reuse_runtime.errors.BadInputError` naming the argument that
+    cannot be pickled.
+    """
+    try:
+        return bytes(cloudpickle.dumps((args, kwargs)))
+    except Exception as exc:
+        named = [(f"argument {i}", a) for i, a in enumerate(args)] + [
+            (f"argument {k!r}", v) for k, v in kwargs.items()
+        ]
+        culprit = "the arguments"
+        for label, value in named:
+            try:
+                cloudpickle.dumps(value)
+            except Exception:
+                culprit = f"{label} (a {type(value).__module__}.{type(value).__qualname__})"
+                break
+        raise errors.BadInputError(
+            f"{culprit} cannot be pickled, so it cannot travel to a replica: "
+            f"{type(exc).__name__}: {exc}",
+            type_name=type(exc).__name__,
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +246,10 @@ class PoolPolicy:
     @property
     def capacity(self) -> int:
         return self.max_replicas * self.concurrency
+
+
+#: What an environment may be called: it names replicas, log files and containers.
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 @dataclass(frozen=True, slots=True)

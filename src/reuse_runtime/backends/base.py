@@ -36,6 +36,8 @@ class ExitStatus:
     signal: int | None = None
     oom: bool = False
     detail: str = ""
+    # The backend itself killed it (a stuck task, a stop past its grace period).
+    by_runtime: bool = False
 
     def describe(self) -> str:
         if self.oom:
@@ -45,6 +47,8 @@ class ExitStatus:
                 name = signal.Signals(self.signal).name
             except ValueError:
                 name = f"signal {self.signal}"
+            if self.signal == signal.SIGKILL and not self.by_runtime:
+                return f"killed by {name} from outside reuse-runtime (kill -9, or the OOM killer)"
             return f"killed by {name}"
         if self.code is not None:
             return f"exited with code {self.code}"

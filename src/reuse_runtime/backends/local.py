@@ -31,6 +31,7 @@ class LocalReplica:
         self.process = process
         self.log_path = log_path
         self._stderr: deque[str] = deque(maxlen=40)
+        self.killed = False
         self._reader: asyncio.Task[None] | None = None
         self._exit: asyncio.Task[int] | None = None
 
@@ -131,6 +132,7 @@ class LocalBackend:
     async def kill(self, handle: ReplicaHandle) -> None:
         handle = _local(handle)
         if handle.process.returncode is None:
+            handle.killed = True
             with contextlib.suppress(ProcessLookupError):
                 handle.process.send_signal(signal.SIGKILL)
         await self._exited(handle)
@@ -144,7 +146,7 @@ class LocalBackend:
                 await asyncio.wait_for(asyncio.shield(handle._reader), 1.0)
         self._replicas.pop(handle.replica_id, None)
         if code < 0:
-            return ExitStatus(signal=-code)
+            return ExitStatus(signal=-code, by_runtime=handle.killed)
         return ExitStatus(code=code)
 
     @staticmethod

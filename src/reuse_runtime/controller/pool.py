@@ -106,6 +106,7 @@ class ReplicaState:
     dispatched: int = 0
     completed: int = 0
     retire_reason: str = ""
+    kill_reason: str = ""
     stopping: bool = False
     exit_status: ExitStatus | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
@@ -250,6 +251,11 @@ class ReplicaPool:
         if record.children:
             replica.suspended += 1
         replica.stream.dispatch(spec)
+        if spec.timeout:
+            # The replica cancels at the deadline; this catches a task that ignores it.
+            asyncio.get_running_loop().call_later(
+                spec.timeout + self.cancel_grace, self._expire, record, replica, True
+            )
         if self.policy.max_tasks and replica.dispatched >= self.policy.max_tasks:
             self._retire(replica, f"ran max_tasks={self.policy.max_tasks} tasks")
 
@@ -279,32 +285,47 @@ class ReplicaPool:
         replica = record.replica
         if replica is not None and replica.stream is not None:
             replica.stream.cancel(record.task_id)
-            self._tasks.spawn(self._enforce_cancel(record, replica), f"cancel:{record.task_id}")
+            asyncio.get_running_loop().call_later(
+                self.cancel_grace, self._expire, record, replica, False
+            )
 
-    async def _enforce_cancel(self, record: TaskRecord, replica: ReplicaState) -> None:
-        """A task that ignores its cancel past the grace period costs its replica."""
-        await asyncio.sleep(self.cancel_grace)
-        if record.finished or record.task_id not in replica.running:
+    def _expire(self, record: TaskRecord, replica: ReplicaState, timed_out: bool) -> None:
+        """A task still running past its cancel grace period (or its timeout plus that
+        grace) ignored ``CancelledError``: it fails, and its replica is replaced."""
+        if record.finished or replica.running.get(record.task_id) is not record:
             return
+        what = "timed out" if timed_out else "cancelled"
         log.warning(
-            "task ignored cancellation; replacing its replica",
+            f"task ignored being {what}; replacing its replica",
             task=record.task_id,
             replica=replica.replica_id,
             grace_period=self.cancel_grace,
         )
-        replica.running.pop(record.task_id, None)
+        replica.running.pop(record.task_id)
         self._assigned -= 1
         if record.children:
             replica.suspended -= 1
-        self._finish(
-            record,
-            _cancelled(
-                record,
-                f"{record.cancel_requested}; it ignored CancelledError for "
-                f"{self.cancel_grace:g} s, so its replica was replaced",
-            ),
+        reason = (
+            f"{record.cancel_requested or what}; it ignored CancelledError for "
+            f"{self.cancel_grace:g} s, so its replica was replaced"
         )
-        self._retire(replica, f"task {record.task_id} ignored cancellation", kill=True)
+        if timed_out:
+            timeout = record.spec.timeout or 0.0
+            result = TaskResult(
+                record.task_id,
+                TaskState.TIMED_OUT,
+                error=RemoteError(
+                    ErrorKind.TIMED_OUT,
+                    "TimeoutError",
+                    f"task {record.spec.name or record.task_id} timed out after {timeout:g} s; "
+                    f"it ignored CancelledError for {self.cancel_grace:g} s, so its replica "
+                    f"was replaced",
+                ),
+            )
+        else:
+            result = _cancelled(record, reason)
+        self._finish(record, result)
+        self._retire(replica, f"task {record.task_id} ignored being {what}", kill=True)
 
     # ------------------------------------------------------------ results
 
@@ -426,6 +447,7 @@ class ReplicaPool:
             )
         replica.phase = ReplicaPhase.DRAINING
         if kill:
+            replica.kill_reason = replica.kill_reason or reason
             if replica.handle is not None and not replica.stopping:
                 replica.stopping = True
                 self._tasks.spawn(self._backend.kill(replica.handle), f"kill:{replica.replica_id}")
@@ -501,6 +523,8 @@ class ReplicaPool:
         status = replica.exit_status
         if status is not None:
             cause = status.describe()
+        if replica.kill_reason:
+            cause = f"was replaced because {replica.kill_reason}"
         never_ready = replica.phase is ReplicaPhase.STARTING and not replica.stopping
         if never_ready:
             self.start_failures += 1

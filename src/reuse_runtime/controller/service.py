@@ -8,6 +8,7 @@ stream); replicas attach through :meth:`ControllerService.attach`.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -19,6 +20,7 @@ from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.pool import ReplicaPool, TaskRecord
 from reuse_runtime.errors import BadInputError
 from reuse_runtime.model import (
+    ENVIRONMENT_NAME,
     CodeBundle,
     ControllerStatus,
     EnvironmentSpec,
@@ -254,20 +256,35 @@ class ControllerService:
         await asyncio.gather(*(p.close() for p in self.pools.values()), return_exceptions=True)
 
 
+MAX_REPLICAS = 1000
+MAX_CONCURRENCY = 100_000
+
+
 def _check_environment(spec: EnvironmentSpec) -> None:
     p = spec.policy
     problems = []
-    if not spec.name:
-        problems.append("the environment needs a name")
-    if p.concurrency < 1:
-        problems.append(f"concurrency must be at least 1, got {p.concurrency}")
-    if p.max_replicas < 1 or p.min_replicas < 0 or p.min_replicas > p.max_replicas:
+    if not ENVIRONMENT_NAME.fullmatch(spec.name):
         problems.append(
-            f"replicas must satisfy 0 <= min <= max and max >= 1, got "
+            f"the name must be 1 to 63 letters, digits, '-', '_' or '.', starting with a letter "
+            f"or digit; got {spec.name[:80]!r}"
+        )
+    if not 1 <= p.concurrency <= MAX_CONCURRENCY:
+        problems.append(f"concurrency must be in 1..{MAX_CONCURRENCY}, got {p.concurrency}")
+    if not (1 <= p.max_replicas <= MAX_REPLICAS and 0 <= p.min_replicas <= p.max_replicas):
+        problems.append(
+            f"replicas must satisfy 0 <= min <= max and 1 <= max <= {MAX_REPLICAS}, got "
             f"({p.min_replicas}, {p.max_replicas})"
         )
-    if p.idle_ttl < 0 or p.scaledown_ttl < 0:
-        problems.append("TTLs must not be negative")
+    for label, seconds in (
+        ("idle_ttl", p.idle_ttl),
+        ("scaledown_ttl", p.scaledown_ttl),
+        ("max_lifetime", p.max_lifetime),
+        ("stop grace", spec.stop_grace),
+    ):
+        if not (math.isfinite(seconds) and seconds >= 0):
+            problems.append(f"{label} must be a finite number of seconds >= 0, got {seconds}")
+    if p.max_tasks < 0 or p.max_rss < 0:
+        problems.append("max_tasks and max_rss must not be negative")
     if problems:
         raise BadInputError("invalid environment: " + "; ".join(problems))
 

@@ -35,6 +35,7 @@ from reuse_runtime import code
 from reuse_runtime.context import TaskContext, current_task
 from reuse_runtime.errors import PolicyError
 from reuse_runtime.model import (
+    ENVIRONMENT_NAME,
     CodeBundle,
     EnvironmentSpec,
     FunctionRef,
@@ -162,8 +163,11 @@ class TaskEnvironment:
         stop_grace: float = 10.0,
         **_flyte_only: Any,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise PolicyError("TaskEnvironment needs a name")
+        if not isinstance(name, str) or not ENVIRONMENT_NAME.fullmatch(name):
+            raise PolicyError(
+                f"TaskEnvironment name must be 1 to 63 letters, digits, '-', '_' or '.', "
+                f"starting with a letter or digit; got {name!r}"
+            )
         if reusable is not None and not isinstance(reusable, ReusePolicy):
             raise PolicyError(
                 f"reusable must be a ReusePolicy or None, got {type(reusable).__name__}"
@@ -403,7 +407,7 @@ class TaskTemplate(Generic[P, R]):
         return await asyncio.to_thread(self.func, *args, **kwargs)
 
     async def _dispatch(self, ctx: TaskContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        from reuse_runtime.sdk.runtime import replica_client
+        from reuse_runtime.sdk.runtime import cancel_child, replica_client
 
         client = replica_client()
         env_key = await client.register(self.environment_spec())
@@ -415,6 +419,10 @@ class TaskTemplate(Generic[P, R]):
             ctx.holds_slot = False
         try:
             result = await client.submit(Submission(env_key, spec, retries=self.retries))
+        except asyncio.CancelledError:
+            # The parent was cancelled: its child must not run on for nobody.
+            cancel_child(client, spec.task_id)
+            raise
         finally:
             ctx.children -= 1
             if ctx.children == 0 and not ctx.holds_slot:

@@ -15,6 +15,7 @@ receive :class:`TaskResult`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -245,7 +246,17 @@ class Executor:
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         await self._sync_turn.acquire()
         try:
-            return await self._loop.run_in_executor(self._sync_pool, call)
+            thread = self._loop.run_in_executor(self._sync_pool, call)
+            try:
+                return await asyncio.shield(thread)
+            except asyncio.CancelledError:
+                # A thread cannot be interrupted. Keep the turn until it really ends, so
+                # sync tasks never overlap; the controller replaces the replica if the
+                # task outlives its cancel grace period.
+                while not thread.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({thread})
+                raise
         finally:
             if ctx.holds_slot:  # it holds its turn too (see _lend_sync / _reclaim_sync)
                 self._sync_turn.release()
