@@ -102,14 +102,20 @@ def task(fn: object, *args: object, timeout: float | None = None, **kwargs: obje
 
 
 @contextlib.asynccontextmanager
-async def running_controller(**config: object) -> AsyncIterator[tuple[object, object]]:
-    """A real controller on 127.0.0.1:0 (local backend) and a client connected to it."""
+async def running_controller(
+    client_security: object = None, **config: object
+) -> AsyncIterator[tuple[object, object]]:
+    """A real controller on 127.0.0.1:0 (local backend) and a client connected to it.
+
+    The client uses the controller's own security settings unless told otherwise.
+    """
     from reuse_runtime.controller.server import ControllerConfig, ControllerServer
     from reuse_runtime.wire.clients import ControllerClient
 
-    server = ControllerServer(ControllerConfig(**config))  # type: ignore[arg-type]
+    settings = ControllerConfig(**config)  # type: ignore[arg-type]
+    server = ControllerServer(settings)
     await server.start()
-    client = ControllerClient(server.address)
+    client = ControllerClient(server.address, client_security or settings.security)  # type: ignore[arg-type]
     try:
         await client.wait_ready()
         yield server, client

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from reuse_runtime.model import LogLine
+from reuse_runtime.security import Security
 
 
 @dataclass(eq=False)
@@ -38,10 +39,10 @@ current_task: ContextVar[TaskContext | None] = ContextVar("reuse_runtime_task", 
 
 @dataclass(frozen=True)
 class ControllerEndpoint:
-    """Where tasks running in this replica send their child tasks."""
+    """Where tasks running in this replica send their child tasks, and how."""
 
     address: str
-    token: str | None = None
+    security: Security = field(default_factory=Security)
 
 
 _endpoint: ControllerEndpoint | None = None

@@ -28,22 +28,39 @@ TLS_CA_ENV = "REUSE_RUNTIME_TLS_CA"
 
 @dataclass(frozen=True)
 class TLSConfig:
-    """PEM bytes. On a server, ``ca`` set means client certificates are required (mTLS)."""
+    """PEM files, read once. On a server, ``ca`` set means client certificates are
+    required (mTLS); on a client, ``ca`` verifies the server and ``cert`` is presented.
 
-    cert: bytes
-    key: bytes
+    The same certificate serves both roles, so it needs no extended key usage, or both.
+    """
+
+    cert_path: str
+    key_path: str
+    ca_path: str | None = None
+    cert: bytes = b""
+    key: bytes = b""
     ca: bytes | None = None
 
     @classmethod
     def from_files(cls, cert: str, key: str, ca: str | None = None) -> TLSConfig:
         try:
             return cls(
+                cert,
+                key,
+                ca,
                 Path(cert).read_bytes(),
                 Path(key).read_bytes(),
                 Path(ca).read_bytes() if ca else None,
             )
         except OSError as exc:
             raise AuthConfigError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+
+    def environment(self) -> dict[str, str]:
+        """The variables that give a child process (a local replica) the same files."""
+        env = {TLS_CERT_ENV: self.cert_path, TLS_KEY_ENV: self.key_path}
+        if self.ca_path:
+            env[TLS_CA_ENV] = self.ca_path
+        return env
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,13 @@ class Security:
 
     def __repr__(self) -> str:  # never show the token
         return f"Security(token={'set' if self.token else 'unset'}, tls={self.tls is not None})"
+
+    def environment(self) -> dict[str, str]:
+        """The variables that give a child process these settings (never its command line)."""
+        env = self.tls.environment() if self.tls is not None else {}
+        if self.token:
+            env[TOKEN_ENV] = self.token
+        return env
 
     @property
     def authenticated(self) -> bool:

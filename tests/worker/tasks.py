@@ -99,3 +99,10 @@ async def log_inside() -> str:
 
     structlog.get_logger("user").warning("inside the task")
     return "logged"
+
+
+async def touch(path: str) -> str:
+    """The canary: creates a file, so a test can see whether any code ran."""
+    with open(path, "w") as f:
+        f.write("ran")
+    return path

@@ -18,7 +18,7 @@ from pathlib import Path
 import structlog
 
 from reuse_runtime.backends.base import ExitStatus, ReplicaHandle, ReplicaLaunch
-from reuse_runtime.security import TOKEN_ENV
+from reuse_runtime.security import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TOKEN_ENV
 
 log = structlog.get_logger("reuse_runtime.backends")
 
@@ -71,10 +71,10 @@ class LocalBackend:
         if spec.python_path:
             env["PYTHONPATH"] = os.pathsep.join(spec.python_path)
         env.update(dict(spec.env_vars))
-        env.pop(TOKEN_ENV, None)
-        if launch.security.token:
-            # Passed in the environment, never on the command line (ps would show it).
-            env[TOKEN_ENV] = launch.security.token
+        for name in (TOKEN_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TLS_CA_ENV):
+            env.pop(name, None)
+        # Secrets travel in the environment, never on the command line (ps would show them).
+        env.update(launch.security.environment())
         env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
         args = [
             sys.executable,

@@ -324,7 +324,7 @@ def replica_client() -> ControllerClient:
                 "this replica has no controller (start it with --controller) so its tasks "
                 "cannot call other tasks"
             )
-        _replica_client = ControllerClient(endpoint.address, Security(token=endpoint.token))
+        _replica_client = ControllerClient(endpoint.address, endpoint.security)
     return _replica_client
 
 

@@ -112,7 +112,7 @@ class WorkerServer:
         self._tasks.spawn(monitor.run(), "monitor")
         if config.controller:
             task_context.set_controller_endpoint(
-                task_context.ControllerEndpoint(config.controller, config.security.token)
+                task_context.ControllerEndpoint(config.controller, config.security)
             )
             self._link = ControllerLink(
                 self._service,
