@@ -132,7 +132,9 @@ async def submit(
 
     key = await client.register(task.environment_spec())  # type: ignore[attr-defined]
     spec = task.task_spec(args, kwargs, run_id="test-run")  # type: ignore[attr-defined]
-    return client.submit(Submission(key, spec, retries=retries))  # type: ignore[attr-defined]
+    future = client.submit(Submission(key, spec, retries=retries))  # type: ignore[attr-defined]
+    future.task_id = spec.task_id  # for tests that cancel it
+    return future
 
 
 def live_replicas(status: object, env_name: str) -> int:

@@ -11,7 +11,9 @@ exactly one terminal state, delivered once.
 * **Backlog.** Bounded; a submission beyond it is rejected at once.
 * **Retries.** A task whose replica dies is retried on another one, within a
   replica-loss budget that is separate from the user's ``retries``; past it the
-  task fails with a replica-lost error naming the cause.
+  task is quarantined: it fails with a replica-lost error naming the causes.
+  A retried task runs *alone* on its replica (its own children aside), so a
+  task that kills replicas is caught by itself and its bystanders go free.
 * **Recycling.** A replica past ``max_tasks``, ``max_rss`` or ``max_lifetime``
   takes no new tasks, finishes its own, and is stopped; the autoscaler starts a
   fresh one.
@@ -79,6 +81,8 @@ class TaskRecord:
     parent: TaskRecord | None = None
     cancel_requested: str = ""
     finished: bool = False
+    # It was on a replica that died: it now runs alone (its own children aside).
+    solo: bool = False
     loss_causes: list[str] = field(default_factory=list)
 
     @property
@@ -98,6 +102,8 @@ class ReplicaState:
     capacity: int = 1
     running: dict[str, TaskRecord] = field(default_factory=dict)
     suspended: int = 0
+    # A suspect task running alone here; only its descendants may join it.
+    exclusive: TaskRecord | None = None
     warm: set[str] = field(default_factory=set)
     bundles: set[str] = field(default_factory=set)
     report: ReplicaReport | None = None
@@ -219,7 +225,10 @@ class ReplicaPool:
             record = self.backlog[0]
             code_key = _code_key(record.spec)
             chosen = pick_replica(
-                RouteCandidate(r.replica_id, r.free, r.capacity, code_key in r.warm) for r in ready
+                RouteCandidate(r.replica_id, r.free, r.capacity, code_key in r.warm)
+                for r in ready
+                if (not record.solo or not r.running)
+                and (r.exclusive is None or _descends_from(record, r.exclusive))
             )
             if chosen is None:
                 return
@@ -244,6 +253,8 @@ class ReplicaPool:
             replica.bundles.add(bundle.digest)
         record.attempts += 1
         record.replica = replica
+        if record.solo:
+            replica.exclusive = record
         replica.running[record.task_id] = record
         replica.warm.add(code_key)
         replica.dispatched += 1
@@ -258,6 +269,16 @@ class ReplicaPool:
             )
         if self.policy.max_tasks and replica.dispatched >= self.policy.max_tasks:
             self._retire(replica, f"ran max_tasks={self.policy.max_tasks} tasks")
+
+    def _unassign(self, replica: ReplicaState, record: TaskRecord) -> None:
+        """The task no longer runs on the replica (it finished, or the replica is gone)."""
+        del replica.running[record.task_id]
+        self._assigned -= 1
+        if record.children:
+            replica.suspended -= 1
+        if replica.exclusive is record:
+            replica.exclusive = None
+        record.replica = None
 
     def child_started(self, parent: TaskRecord) -> None:
         """A child of ``parent`` was accepted: the parent's slot is lent while it waits."""
@@ -301,10 +322,7 @@ class ReplicaPool:
             replica=replica.replica_id,
             grace_period=self.cancel_grace,
         )
-        replica.running.pop(record.task_id)
-        self._assigned -= 1
-        if record.children:
-            replica.suspended -= 1
+        self._unassign(replica, record)
         reason = (
             f"{record.cancel_requested or what}; it ignored CancelledError for "
             f"{self.cancel_grace:g} s, so its replica was replaced"
@@ -334,15 +352,12 @@ class ReplicaPool:
             self._on_logs(batch.logs)
         now = self._clock()
         for result in batch.results:
-            record = replica.running.pop(result.task_id, None)
+            record = replica.running.get(result.task_id)
             if record is None:
                 continue  # already settled elsewhere (a cancel past its grace)
-            self._assigned -= 1
-            if record.children:
-                replica.suspended -= 1
+            self._unassign(replica, record)
             replica.completed += 1
             replica.last_task_end = now
-            record.replica = None
             self._settle(record, result)
         if replica.retire_reason and not replica.running:
             self._stop(replica)
@@ -551,11 +566,8 @@ class ReplicaPool:
                 cause=cause,
                 inflight=len(replica.running),
             )
-        lost = list(replica.running.values())
-        replica.running.clear()
-        for record in lost:
-            self._assigned -= 1
-            record.replica = None
+        for record in list(replica.running.values()):
+            self._unassign(replica, record)
             self._lost(record, replica.replica_id, cause)
         self.pump()
 
@@ -565,6 +577,9 @@ class ReplicaPool:
             return
         record.losses += 1
         record.loss_causes.append(f"{replica_id} {cause}")
+        # From now on it runs alone on a replica, so a death can be pinned on it
+        # and its bystanders are not charged again.
+        record.solo = True
         if record.losses > self.loss_budget:
             causes = "; ".join(record.loss_causes)
             self._finish(
@@ -674,6 +689,15 @@ class ReplicaPool:
         for replica in list(self.replicas.values()):
             self._forget(replica, cause="the controller shut down")
         await self._tasks.cancel_all("pool closed")
+
+
+def _descends_from(record: TaskRecord, ancestor: TaskRecord) -> bool:
+    parent = record.parent
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _code_key(spec: TaskSpec) -> str:

@@ -1,0 +1,107 @@
+"""Tasks for the reliability tests, imported by the replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import reuse_runtime as flyte
+
+storm = flyte.TaskEnvironment(
+    name="storm", reusable=flyte.ReusePolicy(replicas=(2, 4), concurrency=8, idle_ttl=60)
+)
+
+
+@storm.task
+async def jitter(i: int, ms: int) -> int:
+    await asyncio.sleep(ms / 1000)
+    return i * 2
+
+
+fragile = flyte.TaskEnvironment(
+    name="fragile", reusable=flyte.ReusePolicy(replicas=(1, 2), concurrency=4, idle_ttl=60)
+)
+
+
+@fragile.task
+async def crash(code: int) -> None:
+    os._exit(code)
+
+
+@fragile.task
+async def pid_after(seconds: float) -> int:
+    await asyncio.sleep(seconds)
+    return os.getpid()
+
+
+@fragile.task
+async def stubborn(seconds: float) -> str:
+    """Ignores CancelledError and keeps going."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            pass
+    return "finished anyway"
+
+
+@fragile.task
+async def obedient(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "finished"
+
+
+@fragile.task(timeout=1.0)
+async def overrun(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "too late"
+
+
+@fragile.task(timeout=1.0)
+async def overrun_stubborn(seconds: float) -> str:
+    return await stubborn.func(seconds)
+
+
+@fragile.task
+async def blocks_loop(seconds: float) -> str:
+    time.sleep(seconds)  # the mistake the watchdog names
+    return "unblocked"
+
+
+@fragile.task
+async def family(n: int, seconds: float) -> int:
+    """A parent with children in flight, on the same environment."""
+    return sum(await asyncio.gather(*(pid_child(i, seconds) for i in range(n))))
+
+
+@fragile.task
+async def pid_child(i: int, seconds: float) -> int:
+    await asyncio.sleep(seconds)
+    return i
+
+
+leaky = flyte.TaskEnvironment(
+    name="leaky",
+    reusable=flyte.ReusePolicy(replicas=1, concurrency=1, idle_ttl=60, max_rss="400Mi"),
+)
+_hoard: list[bytes] = []
+
+
+@leaky.task
+async def leak(mb: int) -> tuple[int, int]:
+    """Keeps `mb` more megabytes alive on every call: a leaky replica."""
+    _hoard.append(os.urandom(mb * 2**20))
+    return os.getpid(), len(_hoard)
+
+
+counted = flyte.TaskEnvironment(
+    name="counted",
+    reusable=flyte.ReusePolicy(replicas=1, concurrency=1, idle_ttl=60, max_tasks=3),
+)
+
+
+@counted.task
+async def whoami() -> int:
+    return os.getpid()
