@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import time
+from typing import cast
 
 import cloudpickle
 import uvloop
@@ -62,8 +63,7 @@ class FrameReader:
 
 class EchoServer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._reader = FrameReader()
 
     def data_received(self, data: bytes) -> None:
@@ -97,8 +97,7 @@ class EchoClient(asyncio.Protocol):
         self._next_id = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         for request_id, payload in self._reader.feed(data):
@@ -119,16 +118,35 @@ class EchoClient(asyncio.Protocol):
 
 
 async def throughput(client: EchoClient, n: int, window: int) -> float:
-    """msgs/s with ``window`` requests in flight (a new one as each answer arrives)."""
-    semaphore = asyncio.Semaphore(window)
+    """msgs/s with ``window`` requests in flight: each answer sends the next request.
 
-    async def one(i: int) -> None:
-        async with semaphore:
-            if await client.call(i) != i:
-                raise RuntimeError("wrong echo")
+    Callbacks, not a Task per request, so the floor carries no scheduling of its own.
+    """
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[None] = loop.create_future()
+    sent = received = 0
+
+    def on_reply(future: asyncio.Future[int]) -> None:
+        nonlocal received
+        if future.exception() is not None:
+            if not finished.done():
+                finished.set_exception(future.exception())  # type: ignore[arg-type]
+            return
+        received += 1
+        if sent < n:
+            send()
+        elif received == n:
+            finished.set_result(None)
+
+    def send() -> None:
+        nonlocal sent
+        client.call(sent).add_done_callback(on_reply)
+        sent += 1
 
     started = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), 120)
+    for _ in range(min(window, n)):
+        send()
+    await asyncio.wait_for(finished, 120)
     return n / (time.perf_counter() - started)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
@@ -40,10 +41,8 @@ async def stubborn(seconds: float) -> str:
     """Ignores CancelledError and keeps going."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(0.05)
-        except asyncio.CancelledError:
-            pass
     return "finished anyway"
 
 
@@ -66,7 +65,7 @@ async def overrun_stubborn(seconds: float) -> str:
 
 @fragile.task
 async def blocks_loop(seconds: float) -> str:
-    time.sleep(seconds)  # the mistake the watchdog names
+    time.sleep(seconds)  # noqa: ASYNC251 - the mistake the watchdog names
     return "unblocked"
 
 

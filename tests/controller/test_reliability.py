@@ -32,7 +32,7 @@ def _replica_pids(status: object, env_name: str) -> list[int]:
 
 async def kill_storm(total: int, *, every: float = 2.0, limit: float = 240.0) -> None:
     """Submit `total` tasks on one raw Submit stream while kill -9 hits a replica every 2 s."""
-    async with running_controller(replica_loss_budget=3) as (server, client):
+    async with running_controller(replica_loss_budget=3) as (_, client):
         key = await client.register(st.jitter.environment_spec())
         rng = random.Random(7)
         submissions = []
@@ -41,6 +41,7 @@ async def kill_storm(total: int, *, every: float = 2.0, limit: float = 240.0) ->
             submissions.append(Submission(key, spec))
         expected = {s.task.task_id: i * 2 for i, s in enumerate(submissions)}
         seen: Counter[str] = Counter()
+        all_done = asyncio.Event()
         outcomes = {}
 
         async def requests():  # type: ignore[no-untyped-def]
@@ -49,8 +50,7 @@ async def kill_storm(total: int, *, every: float = 2.0, limit: float = 240.0) ->
                 chunk = submissions[start : start + 100]
                 yield pb.SubmitBatch(submissions=[convert.submission_to_proto(s) for s in chunk])
                 await asyncio.sleep(0.25)
-            while len(outcomes) < total:
-                await asyncio.sleep(0.1)
+            await all_done.wait()  # keep the stream open until every result is in
 
         async def consume() -> None:
             call = pb_grpc.ControllerStub(client._channel).Submit(requests())
@@ -59,6 +59,7 @@ async def kill_storm(total: int, *, every: float = 2.0, limit: float = 240.0) ->
                     seen[result.task_id] += 1
                     outcomes[result.task_id] = convert.result_from_proto(result)
                 if len(outcomes) == total:
+                    all_done.set()
                     call.cancel()
                     return
 
