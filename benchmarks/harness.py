@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
 import statistics
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -101,3 +103,64 @@ async def windowed(call: Callable[[int], Awaitable[object]], n: int, window: int
 
 def median_of(values: list[float]) -> float:
     return statistics.median(values)
+
+
+# ---------------------------------------------------------------- child processes
+#
+# Each measurement of `python -m benchmarks.run` runs in its own process and
+# reports one JSON object on a line of stdout that starts with RESULT_MARK.
+
+RESULT_MARK = "BENCH-RESULT "
+
+
+def emit(result: object) -> None:
+    """Report a child's measurement to `benchmarks.run`."""
+    print(RESULT_MARK + json.dumps(result), flush=True)
+
+
+def parse_result(stdout: str) -> object:
+    """The measurement a child reported; raises if it reported none."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_MARK):
+            return json.loads(line[len(RESULT_MARK) :])
+    raise RuntimeError("the benchmark process reported no result")
+
+
+class RssSampler:
+    """Peak RSS of this process and of its child processes, sampled in a thread.
+
+    Bounded: it stops at :meth:`stop` or after ``limit_s`` seconds, whichever is first.
+    """
+
+    def __init__(self, interval_s: float = 0.02, limit_s: float = 600.0) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval_s = interval_s
+        self._limit_s = limit_s
+        self._stop = threading.Event()
+        self.peak_self = 0
+        self.peak_child = 0
+        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _sample(self) -> None:
+        import psutil
+
+        deadline = time.monotonic() + self._limit_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.peak_self = max(self.peak_self, self._process.memory_info().rss)
+            for child in self._process.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    self.peak_child = max(self.peak_child, child.memory_info().rss)
+            self._stop.wait(self._interval_s)

@@ -164,3 +164,46 @@ def test_run_rejects_a_plain_function_with_a_clear_error(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert "decorate the function with @env.task" in done.stdout
+
+
+def test_run_cancel_and_task_timeout_through_the_sdk(tmp_path: Path) -> None:
+    done = run_script(tmp_path, """
+        @env.task
+        async def forever() -> None:
+            await asyncio.sleep(60)
+
+        @env.task
+        async def main() -> None:
+            await asyncio.gather(*(forever() for _ in range(3)))
+
+        @env.task(timeout=0.5)
+        async def bounded() -> None:
+            await asyncio.sleep(60)
+
+        if __name__ == "__main__":
+            r = flyte.run(main)
+            time.sleep(1.0)
+            print("cancelled", r.cancel() >= 1)
+            r.wait(timeout=20)
+            print("status", r.status)
+            try:
+                r.outputs()
+            except flyte.TaskCancelledError as e:
+                print("raised", type(e).__name__)
+            t = flyte.run(bounded)
+            t.wait(timeout=20)
+            print("status", t.status)
+            try:
+                t.outputs()
+            except flyte.TaskTimedOutError as e:
+                print("raised", type(e).__name__, "timed out" in str(e))
+        """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:6] == [
+        "cancelled True",
+        "status cancelled",
+        "raised TaskCancelledError",
+        "status timed out",
+        "raised TaskTimedOutError True",
+        "",
+    ]

@@ -1,0 +1,114 @@
+"""One measurement through the SDK, in a fresh process with its own embedded controller.
+
+    python -m benchmarks.sdk_probe gather --n 5000 [--window 0] [--seq 300]
+    python -m benchmarks.sdk_probe cold --tasks 100 --reusable off
+
+``benchmarks.run`` starts one of these per repetition, so no state leaks from one
+measurement into the next. Each reports one JSON object (see ``harness.emit``).
+
+``gather``: the seed's ``reuse_concurrency`` workload (``benchmarks.sdk_tasks``).
+  1. ``run(main, n=warmup)`` on the fresh pool: the cold start is the time from
+     just before ``run()`` to ``main`` executing (its ``time.time()``).
+  2. optionally ``run(sequential, n=seq)``: per-child latency with nothing queued.
+  3. ``run(main, n=n)`` on the now warm pool: tasks/s and per-child latency as
+     measured inside ``main``, the end-to-end wall time in the driver, and the
+     peak RSS of this process (which holds the embedded controller) and of the
+     replicas, sampled every 20 ms.
+
+``cold``: ``--tasks`` top-level runs of the noop, all started at once, from a
+fresh pool; ``--reusable off`` gives each its own fresh worker process. Set
+``REUSE_BENCH_INIT_SECONDS`` to make every import of the task module sleep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import psutil
+
+import reuse_runtime as flyte
+from benchmarks import sdk_tasks
+from benchmarks.harness import RssSampler, emit
+from reuse_runtime.sdk.runtime import runtime
+
+TIMEOUT_S = 300.0
+
+
+def gather(n: int, window: int, warmup: int, seq: int) -> dict[str, Any]:
+    before_run = time.time()
+    first = flyte.run(sdk_tasks.main, n=warmup).outputs(timeout=TIMEOUT_S)
+    cold_start_s = first["started_at"] - before_run
+    cold_run_wall_s = time.time() - before_run
+
+    result: dict[str, Any] = {}
+    if seq:
+        result["sequential"] = flyte.run(sdk_tasks.sequential, n=seq).outputs(timeout=TIMEOUT_S)
+
+    rss_before = psutil.Process().memory_info().rss
+    with RssSampler() as rss:
+        began = time.perf_counter()
+        measured = flyte.run(sdk_tasks.main, n=n, window=window).outputs(timeout=TIMEOUT_S)
+        wall_s = time.perf_counter() - began
+    status = runtime().call(runtime().client.status(), timeout=30)
+    result.update(
+        n=n,
+        window=window,
+        cold_start_s=cold_start_s,
+        cold_run_wall_s=cold_run_wall_s,
+        elapsed_s=measured["elapsed_s"],
+        tasks_per_s=n / measured["elapsed_s"],
+        wall_s=wall_s,
+        p50_ms=measured["p50_ms"],
+        p99_ms=measured["p99_ms"],
+        rss_before=rss_before,
+        rss_peak=rss.peak_self,
+        rss_after=status.rss_bytes,
+        replica_rss_peak=rss.peak_child,
+    )
+    return result
+
+
+def cold(tasks: int, reusable: bool) -> dict[str, Any]:
+    task = sdk_tasks.noop if reusable else sdk_tasks.noop.override(reusable="off")
+    began = time.perf_counter()
+    runs = [flyte.run(task, i) for i in range(tasks)]
+    total = sum(r.outputs(timeout=TIMEOUT_S) for r in runs)
+    wall_s = time.perf_counter() - began
+    if total != tasks * (tasks - 1) // 2:
+        raise RuntimeError(f"wrong sum of results: {total}")
+    return {
+        "tasks": tasks,
+        "reusable": reusable,
+        "init_s": sdk_tasks.INIT_SECONDS,
+        "wall_s": wall_s,
+        "tasks_per_s": tasks / wall_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    modes = parser.add_subparsers(dest="mode", required=True)
+    g = modes.add_parser("gather")
+    g.add_argument("--n", type=int, required=True)
+    g.add_argument("--window", type=int, default=0, help="children in flight; 0: all at once")
+    g.add_argument("--warmup", type=int, default=200)
+    g.add_argument("--seq", type=int, default=0, help="also time this many sequential children")
+    c = modes.add_parser("cold")
+    c.add_argument("--tasks", type=int, default=100)
+    c.add_argument("--reusable", choices=("on", "off"), required=True)
+    args = parser.parse_args()
+
+    flyte.init()  # the embedded controller, whatever the config files say
+    try:
+        if args.mode == "gather":
+            emit(gather(args.n, args.window, args.warmup, args.seq))
+        else:
+            emit(cold(args.tasks, args.reusable == "on"))
+    finally:
+        flyte.shutdown()
+
+
+if __name__ == "__main__":
+    main()
