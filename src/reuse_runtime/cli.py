@@ -227,7 +227,7 @@ def _print_status(status: Any) -> None:
             table.add_row(
                 r.replica_id,
                 r.state + (f" ({r.retire_reason})" if r.retire_reason else ""),
-                str(r.assigned),
+                str(rep.active if rep else r.assigned),
                 str(rep.capacity if rep else env.concurrency),
                 f"{rep.idle_seconds:.1f}" if rep else "-",
                 str(rep.completed if rep else 0),
