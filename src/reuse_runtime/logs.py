@@ -13,7 +13,19 @@ from typing import TextIO
 
 import structlog
 
+from reuse_runtime.context import current_task
+
 LEVEL_ENV = "REUSE_RUNTIME_LOG_LEVEL"
+
+
+def _add_task_id(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Inside a task, name it: read from the running task, at no cost per task."""
+    task = current_task.get()
+    if task is not None:
+        event.setdefault("task_id", task.task_id)
+    return event
 
 
 def configure(
@@ -33,6 +45,7 @@ def configure(
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_task_id,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -199,8 +199,7 @@ class Executor:
             reclaim_slot=self.limiter.reclaim if is_async else self._reclaim_sync,
             loop=self._loop,
         )
-        current_task.set(ctx)
-        structlog.contextvars.bind_contextvars(task_id=spec.task_id)
+        current_task.set(ctx)  # also gives log lines their task id (see logs.py)
         timer = (
             self._loop.call_later(spec.timeout, self.cancel, spec.task_id, "timed out")
             if spec.timeout
