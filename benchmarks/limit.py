@@ -201,9 +201,7 @@ def main() -> None:
         line = server.stdout.readline()
         if not line.startswith("listening on "):
             raise RuntimeError(f"echo server did not start: {line!r}")
-        result = uvloop.run(
-            measure(line.split()[-1], args.n, args.n_seq, args.window, args.reps)
-        )
+        result = uvloop.run(measure(line.split()[-1], args.n, args.n_seq, args.window, args.reps))
     finally:
         server.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):

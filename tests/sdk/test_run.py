@@ -167,7 +167,9 @@ def test_run_rejects_a_plain_function_with_a_clear_error(tmp_path: Path) -> None
 
 
 def test_run_cancel_and_task_timeout_through_the_sdk(tmp_path: Path) -> None:
-    done = run_script(tmp_path, """
+    done = run_script(
+        tmp_path,
+        """
         @env.task
         async def forever() -> None:
             await asyncio.sleep(60)
@@ -197,7 +199,8 @@ def test_run_cancel_and_task_timeout_through_the_sdk(tmp_path: Path) -> None:
                 t.outputs()
             except flyte.TaskTimedOutError as e:
                 print("raised", type(e).__name__, "timed out" in str(e))
-        """)
+        """,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:6] == [
         "cancelled True",
@@ -207,3 +210,59 @@ def test_run_cancel_and_task_timeout_through_the_sdk(tmp_path: Path) -> None:
         "raised TaskTimedOutError True",
         "",
     ]
+
+
+def test_standalone_controller_through_a_config_file(tmp_path: Path) -> None:
+    import re
+    import signal
+
+    controller = subprocess.Popen(
+        [sys.executable, "-m", "reuse_runtime", "controller", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    try:
+        assert controller.stdout is not None
+        ready = re.search(r"listening on (\S+)", controller.stdout.readline())
+        assert ready, "the controller did not start"
+        (tmp_path / ".reuse-runtime.toml").write_text(
+            f'[controller]\nendpoint = "{ready.group(1)}"\n'
+        )
+        done = run_script(
+            tmp_path,
+            """
+            @env.task
+            async def pid() -> int:
+                return os.getpid()
+
+            if __name__ == "__main__":
+                flyte.init_from_config()
+                from reuse_runtime.sdk.runtime import runtime
+                print(runtime().embedded, runtime().endpoint)
+                print(flyte.run(pid).outputs() != os.getpid())
+            """,
+        )
+    finally:
+        controller.send_signal(signal.SIGTERM)
+        _, errors = controller.communicate(timeout=30)
+        code = controller.returncode
+    assert done.returncode == 0, done.stderr + errors
+    assert done.stdout.split() == ["False", ready.group(1), "True"]
+    assert code == 0
+
+
+def test_init_from_config_names_unknown_settings(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text('[controller]\nendpont = "x:1"\n')
+    done = run_script(
+        tmp_path,
+        """
+        if __name__ == "__main__":
+            try:
+                flyte.init_from_config("bad.toml")
+            except ValueError as e:
+                print(e)
+        """,
+    )
+    assert "unknown [controller] settings ['endpont']" in done.stdout

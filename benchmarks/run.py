@@ -1,0 +1,661 @@
+"""Issue 5's benchmark: this runtime against the limit, one worker, Ray and cold processes.
+
+    pip install -e '.[bench]'          # Ray is optional: without it its rows say so
+    python -m benchmarks.run           # the full run, about 10 minutes on 2 cores
+    python -m benchmarks.run --quick   # a smaller run, under 3 minutes
+
+Prints the machine, then one table: every row is the median of ``--reps``
+repetitions (3), each in a fresh process, and its distance from the limit
+(row 1). Writes the raw results to ``benchmarks/results/<time>.json``.
+
+1. **limit**: a uvloop TCP echo of a task-shaped cloudpickle payload, one
+   connection, 100 in flight (``benchmarks.limit``): the floor for any Python
+   dispatch of this shape.
+2. **sdk**: the seed's ``reuse_concurrency`` workload through the SDK and the
+   embedded controller (``benchmarks.sdk_probe``), timed inside the parent task;
+   per-child latency; cold start (``run()`` to the first task on a fresh pool).
+3. **worker**: ``WorkerClient.run`` straight to one ``reuse-runtime worker``.
+4. **ray**: two async Ray actors, ``max_concurrency=100``, calls from a driver.
+5. **cold**: a fresh process per task (``python -c``, and the runtime's
+   ``reusable="off"``) against a warm pool, without and with a 1 s import.
+6. **scale**: 1k, 10k and 100k children; the controller's RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.harness import ROOT, parse_result
+from benchmarks.sdk_tasks import INIT_SECONDS_ENV
+from reuse_runtime.sdk.environment import NON_REUSABLE_MAX_REPLICAS
+
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+SECTIONS = ("limit", "sdk", "worker", "ray", "cold", "scale")
+#: The scale section's window when 100k children are also run in windows.
+SCALE_WINDOW = 10_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big each measurement is. ``--quick`` shrinks the counts, not the repetitions."""
+
+    reps: int = 3
+    limit_n: int = 100_000
+    limit_n_seq: int = 5_000
+    sdk_ns: tuple[int, ...] = (500, 5_000, 50_000)
+    sdk_seq: int = 300
+    worker_n_seq: int = 2_000
+    worker_n_par: int = 20_000
+    ray_ns: tuple[int, ...] = (500, 5_000, 50_000)
+    ray_n_seq: int = 1_000
+    cold_tasks: int = 100
+    cold_init_s: float = 1.0
+    scale_ns: tuple[int, ...] = (1_000, 10_000, 100_000)
+
+
+QUICK = Plan(
+    limit_n=20_000,
+    limit_n_seq=1_000,
+    sdk_ns=(500, 5_000),
+    worker_n_seq=500,
+    worker_n_par=5_000,
+    ray_ns=(500, 5_000),
+    ray_n_seq=300,
+    cold_tasks=20,
+    scale_ns=(1_000, 10_000),
+)
+
+
+# ---------------------------------------------------------------- child processes
+
+
+def child_environment(state_dir: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A clean environment: the embedded controller, default settings, our state dir."""
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("REUSE_RUNTIME_") and k != INIT_SECONDS_ENV
+    }
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
+    environ["REUSE_RUNTIME_HOME"] = state_dir
+    environ["REUSE_RUNTIME_LOG_LEVEL"] = "warning"
+    environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    environ.update(extra or {})
+    return environ
+
+
+class ChildFailed(Exception):
+    """A measurement process failed, timed out, or reported nothing (expected to be rare)."""
+
+
+def run_child(
+    module: str, args: Iterable[str], environ: dict[str, str], timeout_s: float
+) -> dict[str, Any]:
+    """Run ``python -m module args`` and return the result it reported.
+
+    On a timeout the child and every process under it (replicas, Ray's daemons) are killed.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ,
+        cwd=str(ROOT),
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_tree(process.pid)
+        process.communicate()
+        raise ChildFailed(f"{module} took more than {timeout_s:g} s; killed") from None
+    if process.returncode != 0:
+        tail = " | ".join(stderr.strip().splitlines()[-3:])
+        raise ChildFailed(f"{module} exited with {process.returncode}: {tail}")
+    try:
+        result = parse_result(stdout)
+    except (RuntimeError, ValueError) as exc:
+        raise ChildFailed(f"{module}: {exc}") from None
+    if not isinstance(result, dict):
+        raise ChildFailed(f"{module} reported {type(result).__name__}, not an object")
+    return result
+
+
+def _kill_tree(pid: int) -> None:
+    with contextlib.suppress(psutil.Error):
+        parent = psutil.Process(pid)
+        # Replicas run in their own sessions, so collect them by ancestry, not by group.
+        for process in [*parent.children(recursive=True), parent]:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+
+
+# ---------------------------------------------------------------- rows
+
+
+@dataclass
+class Row:
+    """One line of the table. Every number is the median over the repetitions."""
+
+    key: str
+    label: str
+    n: int | None = None
+    rate: float | None = None  # tasks (or messages, or calls) per second
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    seconds: float | None = None  # wall time, or the time the label names
+    note: str = ""
+    spread: float | None = None  # (max - min) / median of the row's main number
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    error: str = ""
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _spread(values: list[float]) -> float | None:
+    if len(values) < 2 or not statistics.median(values):
+        return None
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def make_row(
+    key: str, label: str, samples: dict[str, list[float]], *, n: int | None = None, note: str = ""
+) -> Row:
+    """A row from per-repetition samples named rate, p50_ms, p99_ms and seconds."""
+    row = Row(key, label, n=n, note=note, samples=samples)
+    row.rate = _median(samples.get("rate", []))
+    row.p50_ms = _median(samples.get("p50_ms", []))
+    row.p99_ms = _median(samples.get("p99_ms", []))
+    row.seconds = _median(samples.get("seconds", []))
+    main = next((samples[k] for k in ("rate", "seconds", "p50_ms") if samples.get(k)), [])
+    row.spread = _spread(main)
+    return row
+
+
+class Bench:
+    """Runs the sections of a :class:`Plan` and collects their rows and raw results."""
+
+    def __init__(self, plan: Plan, state_dir: str, log: Callable[[str], None]) -> None:
+        self.plan = plan
+        self.state_dir = state_dir
+        self.log = log
+        self.rows: list[Row] = []
+        self.raw: dict[str, Any] = {}
+
+    def child(
+        self, module: str, *args: object, timeout_s: float = 300.0, init_s: float = 0.0
+    ) -> dict[str, Any]:
+        extra = {INIT_SECONDS_ENV: f"{init_s:g}"} if init_s else None
+        argv = [str(a) for a in args]
+        began = time.monotonic()
+        result = run_child(module, argv, child_environment(self.state_dir, extra), timeout_s)
+        self.log(f"  {module} {' '.join(argv)}: {time.monotonic() - began:.1f} s")
+        self.raw.setdefault(module, []).append({"args": argv, "init_s": init_s, **result})
+        return result
+
+    def failed(self, key: str, label: str, exc: Exception) -> None:
+        self.log(f"  {label}: FAILED: {exc}")
+        self.rows.append(Row(key, label, error=str(exc)))
+
+    # ------------------------------------------------------------ 1. the limit
+
+    def limit(self) -> None:
+        p = self.plan
+        label = "limit: uvloop TCP echo, cloudpickle, 1 conn, 100 in flight"
+        try:
+            r = self.child(
+                "benchmarks.limit",
+                "--n",
+                p.limit_n,
+                "--n-seq",
+                p.limit_n_seq,
+                "--reps",
+                p.reps,
+                timeout_s=180,
+            )
+        except ChildFailed as exc:
+            self.failed("1", label, exc)
+            return
+        self.rows.append(
+            make_row(
+                "1",
+                label,
+                {"rate": r["msgs_per_s"], "p50_ms": r["seq_p50_ms"], "p99_ms": r["seq_p99_ms"]},
+                n=p.limit_n,
+                note="p50/p99: one message at a time",
+            )
+        )
+
+    # ------------------------------------------------------------ 2. the SDK
+
+    def sdk(self) -> None:
+        p = self.plan
+        smallest = min(p.sdk_ns)
+        runs: dict[int, list[dict[str, Any]]] = {n: [] for n in p.sdk_ns}
+        errors: dict[int, str] = {}
+        for _ in range(p.reps):  # repetition-major, so a slow moment hits every n alike
+            for n in p.sdk_ns:
+                seq = ("--seq", p.sdk_seq) if n == smallest else ()
+                try:
+                    runs[n].append(self.child("benchmarks.sdk_probe", "gather", "--n", n, *seq))
+                except ChildFailed as exc:
+                    errors[n] = str(exc)
+        for i, n in enumerate(p.sdk_ns):
+            label = f"sdk: reuse_concurrency, gather n={n:,}"
+            if not runs[n]:
+                self.failed(f"2{'abc'[i]}", label, ChildFailed(errors[n]))
+                continue
+            self.rows.append(
+                make_row(
+                    f"2{'abc'[i]}",
+                    label,
+                    {
+                        "rate": [r["tasks_per_s"] for r in runs[n]],
+                        "p50_ms": [r["p50_ms"] for r in runs[n]],
+                        "p99_ms": [r["p99_ms"] for r in runs[n]],
+                        "seconds": [r["wall_s"] for r in runs[n]],
+                    },
+                    n=n,
+                    note=f"warm pool; s: run() to outputs(); {_partial(runs[n], p.reps)}",
+                )
+            )
+        seqs = [r["sequential"] for r in runs[smallest] if "sequential" in r]
+        if seqs:
+            self.rows.append(
+                make_row(
+                    "2d",
+                    "sdk: sequential children, one at a time",
+                    {"p50_ms": [s["p50_ms"] for s in seqs], "p99_ms": [s["p99_ms"] for s in seqs]},
+                    n=p.sdk_seq,
+                    note="call to result inside the parent, nothing queued",
+                )
+            )
+        colds = [r for n in p.sdk_ns for r in runs[n]]
+        if colds:
+            self.rows.append(
+                make_row(
+                    "2e",
+                    "sdk: cold start, run() to first task (fresh pool)",
+                    {"seconds": [r["cold_start_s"] for r in colds]},
+                    note=(
+                        f"{len(colds)} fresh processes; first run(main, n=200) end-to-end "
+                        f"{statistics.median(r['cold_run_wall_s'] for r in colds):.2f} s"
+                    ),
+                )
+            )
+
+    # ------------------------------------------------------------ 3. one worker
+
+    def worker(self) -> None:
+        p = self.plan
+        try:
+            r = self.child(
+                "benchmarks.worker_direct",
+                "--n-seq",
+                p.worker_n_seq,
+                "--n-par",
+                p.worker_n_par,
+                "--reps",
+                p.reps,
+            )
+        except ChildFailed as exc:
+            self.failed("3", "worker: WorkerClient.run", exc)
+            return
+        self.rows.append(
+            make_row(
+                "3a",
+                "worker: WorkerClient.run, sequential",
+                {"p50_ms": r["seq_p50_ms"], "p99_ms": r["seq_p99_ms"]},
+                n=p.worker_n_seq,
+                note="one worker subprocess, --concurrency 100",
+            )
+        )
+        self.rows.append(
+            make_row(
+                "3b",
+                "worker: WorkerClient.run, 100 in flight",
+                {"rate": r["tasks_per_s"]},
+                n=p.worker_n_par,
+                note="the batched Dispatch stream",
+            )
+        )
+
+    # ------------------------------------------------------------ 4. Ray
+
+    def ray(self) -> None:
+        p = self.plan
+        runs = []
+        for _ in range(p.reps):
+            try:
+                r = self.child(
+                    "benchmarks.ray_actors",
+                    "--n",
+                    *p.ray_ns,
+                    "--n-seq",
+                    p.ray_n_seq,
+                    timeout_s=400,
+                )
+            except ChildFailed as exc:
+                self.failed("4", "ray", exc)
+                return
+            if not r.get("installed"):
+                self.rows.append(
+                    Row("4", "ray: not installed (pip install -e '.[bench]')", error="")
+                )
+                return
+            runs.append(r)
+        version = runs[0]["version"]
+        for i, n in enumerate(p.ray_ns):
+            self.rows.append(
+                make_row(
+                    f"4{'abc'[i]}",
+                    f"ray {version}: 2 async actors, n={n:,}",
+                    {"rate": [r["calls_per_s"][str(n)] for r in runs]},
+                    n=n,
+                    note="max_concurrency=100, round-robin, one ray.get",
+                )
+            )
+        self.rows.append(
+            make_row(
+                "4d",
+                "ray: sequential calls",
+                {
+                    "p50_ms": [r["seq_p50_ms"] for r in runs],
+                    "p99_ms": [r["seq_p99_ms"] for r in runs],
+                },
+                n=p.ray_n_seq,
+            )
+        )
+        self.rows.append(
+            make_row(
+                "4e",
+                "ray: ray.init() (num_cpus=2, no dashboard)",
+                {"seconds": [r["init_s"] for r in runs]},
+                note=(
+                    "init to first actor call "
+                    f"{statistics.median(r['cold_start_s'] for r in runs):.2f} s"
+                ),
+            )
+        )
+
+    # ------------------------------------------------------------ 5. cold
+
+    def cold(self) -> None:
+        p = self.plan
+        tasks = p.cold_tasks
+
+        def python_c(init_s: float) -> dict[str, Any]:
+            return self.child("benchmarks.cold_process", "--tasks", tasks, "--init-s", init_s)
+
+        def runtime(reusable: str) -> Callable[[float], dict[str, Any]]:
+            def measure(init_s: float) -> dict[str, Any]:
+                return self.child(
+                    "benchmarks.sdk_probe", "cold", "--tasks", tasks, "--reusable", reusable,
+                    init_s=init_s,
+                )  # fmt: skip
+
+            return measure
+
+        kinds = [
+            ("cold: python -c per task", python_c, f"{NON_REUSABLE_MAX_REPLICAS} at once"),
+            (
+                "cold: reusable='off', a worker per task",
+                runtime("off"),
+                f"NON_REUSABLE_MAX_REPLICAS={NON_REUSABLE_MAX_REPLICAS}",
+            ),
+            ("warm: reusable pool, from fresh", runtime("on"), "replicas=2, incl. its cold start"),
+        ]
+        variants = [
+            (f"5{key}", label + (f", {init_s:g} s import" if init_s else ""), init_s, call, note)
+            for init_s, keys in ((0.0, "abc"), (p.cold_init_s, "def"))
+            for key, (label, call, note) in zip(keys, kinds, strict=True)
+        ]
+        results: dict[str, list[dict[str, Any]]] = {v[0]: [] for v in variants}
+        errors: dict[str, str] = {}
+        for _ in range(p.reps):
+            for key, _label, init_s, call, _note in variants:
+                try:
+                    results[key].append(call(init_s))
+                except ChildFailed as exc:
+                    errors[key] = str(exc)
+        for key, label, _init_s, _call, note in variants:
+            got = results[key]
+            if not got:
+                self.failed(key, label, ChildFailed(errors.get(key, "no result")))
+                continue
+            self.rows.append(
+                make_row(
+                    key,
+                    label,
+                    {
+                        "rate": [r["tasks_per_s"] for r in got],
+                        "seconds": [r["wall_s"] for r in got],
+                    },
+                    n=tasks,
+                    note=f"{note}; s: all {tasks} tasks",
+                )
+            )
+
+    # ------------------------------------------------------------ 6. scale
+
+    def scale(self) -> None:
+        p = self.plan
+        cases = [(n, 0) for n in p.scale_ns]
+        if max(p.scale_ns) > SCALE_WINDOW:
+            cases.append((max(p.scale_ns), SCALE_WINDOW))
+        runs: dict[tuple[int, int], list[dict[str, Any]]] = {c: [] for c in cases}
+        errors: dict[tuple[int, int], str] = {}
+        for _ in range(p.reps):
+            for n, window in cases:
+                try:
+                    runs[n, window].append(
+                        self.child("benchmarks.sdk_probe", "gather", "--n", n, "--window", window)
+                    )
+                except ChildFailed as exc:
+                    errors[n, window] = str(exc)
+        for i, (n, window) in enumerate(cases):
+            how = f"{window:,} in flight" if window else "all at once"
+            label = f"scale: n={n:,}, {how}"
+            key = f"6{'abcdef'[i]}"
+            got = runs[n, window]
+            if not got:
+                self.failed(key, label, ChildFailed(errors[n, window]))
+                continue
+            mb = 1e6
+            peak = statistics.median(r["rss_peak"] for r in got) / mb
+            growth = statistics.median((r["rss_peak"] - r["rss_before"]) for r in got) / mb
+            replica = statistics.median(r["replica_rss_peak"] for r in got) / mb
+            self.rows.append(
+                make_row(
+                    key,
+                    label,
+                    {
+                        "rate": [r["tasks_per_s"] for r in got],
+                        "p50_ms": [r["p50_ms"] for r in got],
+                        "p99_ms": [r["p99_ms"] for r in got],
+                        "seconds": [r["wall_s"] for r in got],
+                        "controller_rss_peak_mb": [r["rss_peak"] / mb for r in got],
+                        "controller_rss_growth_mb": [
+                            (r["rss_peak"] - r["rss_before"]) / mb for r in got
+                        ],
+                        "replica_rss_peak_mb": [r["replica_rss_peak"] / mb for r in got],
+                    },
+                    n=n,
+                    note=(
+                        f"controller RSS peak {peak:.0f} MB (+{growth:.0f}); "
+                        f"replica peak {replica:.0f} MB"
+                    ),
+                )
+            )
+
+
+def _partial(runs: list[Any], reps: int) -> str:
+    return "" if len(runs) == reps else f"only {len(runs)} of {reps} repetitions"
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    def git(*args: str) -> str:
+        with contextlib.suppress(OSError, subprocess.CalledProcessError):
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        return ""
+
+    dirty = git("status", "--porcelain", "--", "src")
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "src_modified_files": len(dirty.splitlines()),
+        "versions": {
+            name: version(name)
+            for name in ("reuse-runtime", "grpcio", "protobuf", "uvloop", "cloudpickle", "ray")
+        },
+    }
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _vs_limit(row: Row, limit: Row | None) -> str:
+    """How many times below the limit: by throughput, or by sequential latency."""
+    if limit is None or row.error:
+        return ""
+    if row.rate and limit.rate:
+        return f"{limit.rate / row.rate:,.1f}x"
+    if row.p50_ms and limit.p50_ms and not row.rate:
+        return f"{row.p50_ms / limit.p50_ms:,.1f}x"
+    return ""
+
+
+def render(rows: list[Row], info: dict[str, Any], plan: Plan, took_s: float) -> str:
+    limit = next((r for r in rows if r.key == "1" and not r.error), None)
+    versions = info["versions"]
+    modified = info["src_modified_files"]
+    lines = [
+        f"machine: {info['platform']}, {info['cpu_count']} CPUs, {info['memory_gb']} GB, "
+        f"{info['python']}",
+        f"reuse-runtime {versions['reuse-runtime']} at {info['commit']}"
+        + (f" (+{modified} modified files in src/)" if modified else "")
+        + f"; grpcio {versions['grpcio']}, uvloop {versions['uvloop']}, ray {versions['ray']}",
+        f"load average: {info['load_start']} at start, {info['load_end']} at end; "
+        f"took {took_s / 60:.1f} min; each row the median of {plan.reps} repetitions",
+        "",
+    ]
+    header = (
+        f"{'#':<3} {'measurement':<52} {'n':>7} {'tasks/s':>9} {'vs limit':>9} "
+        f"{'p50 ms':>9} {'p99 ms':>9} {'s':>6} {'spread':>6}  notes"
+    )
+    lines += [header, "-" * len(header)]
+    section = ""
+    for row in rows:
+        if section and row.key[0] != section:
+            lines.append("")
+        section = row.key[0]
+        if row.error:
+            lines.append(f"{row.key:<3} {row.label:<52} FAILED: {row.error[:200]}")
+            continue
+        spread = "" if row.spread is None else f"{row.spread * 100:.0f}%"
+        lines.append(
+            f"{row.key:<3} {row.label:<52} {_fmt(row.n, ',d'):>7} {_fmt(row.rate, ',.0f'):>9} "
+            f"{_vs_limit(row, limit):>9} {_fmt(row.p50_ms, ',.3f'):>9} "
+            f"{_fmt(row.p99_ms, ',.3f'):>9} {_fmt(row.seconds, '.2f'):>6} {spread:>6}  "
+            f"{row.note}".rstrip()
+        )
+    lines += [
+        "",
+        "tasks/s: tasks (messages, calls) per second. vs limit: row 1's msgs/s over the row's",
+        "tasks/s; for rows without tasks/s, the row's p50 over row 1's sequential p50.",
+        "sdk and scale rows: tasks/s and p50/p99 are measured inside the parent task, from its",
+        "first child call to the gather's end; p50/p99 per child (call to result), so with n",
+        "children gathered at once they are mostly queueing. s: wall time (see the note).",
+        "spread: (max - min) / median over the repetitions of the row's first number.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller counts, about 3 minutes")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per row (at least 3)")
+    parser.add_argument(
+        "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run these sections"
+    )
+    parser.add_argument("--out", type=Path, help="the JSON file (default: benchmarks/results/)")
+    args = parser.parse_args(argv)
+    if args.reps < 3:
+        parser.error("--reps must be at least 3: every row is a median")
+    plan = QUICK if args.quick else Plan()
+    plan = Plan(**{**asdict(plan), "reps": args.reps})
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    info = machine()
+    info["load_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="reuse-bench-") as state_dir:
+        bench = Bench(plan, state_dir, log)
+        for name in SECTIONS:
+            if name in args.only:
+                log(f"[{name}]")
+                getattr(bench, name)()
+    took_s = time.monotonic() - began
+    info["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+    print(render(bench.rows, info, plan, took_s))
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = args.out or RESULTS_DIR / f"{stamp}{'-quick' if args.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "plan": asdict(plan),
+                "took_s": took_s,
+                "rows": [asdict(r) for r in bench.rows],
+                "raw": bench.raw,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nraw results: {out}")
+    return 1 if any(r.error for r in bench.rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
