@@ -266,3 +266,46 @@ def test_init_from_config_names_unknown_settings(tmp_path: Path) -> None:
         """,
     )
     assert "unknown [controller] settings ['endpont']" in done.stdout
+
+
+def test_lifecycle_hooks_run_once_per_replica(tmp_path: Path) -> None:
+    done = run_script(
+        tmp_path,
+        """
+        import pathlib
+        state = {}
+
+        def warm_up():
+            state["model"] = "loaded"
+            state["at"] = time.time()
+            with open(f"started-{os.getpid()}", "w"):
+                pass
+
+        def tear_down():
+            pathlib.Path(f"stopped-{os.getpid()}").write_text("bye")
+
+        hooked = flyte.TaskEnvironment(
+            name="hooked", reusable=flyte.ReusePolicy(replicas=2, concurrency=2),
+            on_start=warm_up, on_stop=tear_down,
+        )
+
+        @hooked.task
+        async def look() -> tuple[str, int]:
+            await asyncio.sleep(0.05)
+            return state.get("model", "missing"), os.getpid()
+
+        @hooked.task
+        async def main() -> list[tuple[str, int]]:
+            return list(await asyncio.gather(*(look() for _ in range(8))))
+
+        if __name__ == "__main__":
+            seen = flyte.run(main).outputs()
+            print(sorted({model for model, _ in seen}))
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "['loaded']"
+    started = sorted(p.name.split("-")[1] for p in tmp_path.glob("started-*"))
+    stopped = sorted(p.name.split("-")[1] for p in tmp_path.glob("stopped-*"))
+    assert len(started) == 2
+    assert stopped == started
