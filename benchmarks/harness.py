@@ -130,17 +130,23 @@ class RssSampler:
     """Peak RSS of this process and of its child processes, sampled in a thread.
 
     Bounded: it stops at :meth:`stop` or after ``limit_s`` seconds, whichever is first.
+    Listing child processes scans /proc, so it is done every ``list_every_s``, not per
+    sample: the sampler must not tax the process it measures (the embedded controller).
     """
 
-    def __init__(self, interval_s: float = 0.02, limit_s: float = 600.0) -> None:
+    def __init__(
+        self, interval_s: float = 0.05, list_every_s: float = 1.0, limit_s: float = 600.0
+    ) -> None:
         import psutil
 
         self._process = psutil.Process()
         self._interval_s = interval_s
+        self._list_every_s = list_every_s
         self._limit_s = limit_s
         self._stop = threading.Event()
         self.peak_self = 0
         self.peak_child = 0
+        self.peak_children = 0  # most child processes alive at one listing
         self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
 
     def __enter__(self) -> RssSampler:
@@ -158,9 +164,26 @@ class RssSampler:
         import psutil
 
         deadline = time.monotonic() + self._limit_s
+        children: list[psutil.Process] = []
+        listed_at = 0.0
         while not self._stop.is_set() and time.monotonic() < deadline:
+            if time.monotonic() - listed_at >= self._list_every_s:
+                children, listed_at = self._process.children(recursive=True), time.monotonic()
+                self.peak_children = max(self.peak_children, len(children))
             self.peak_self = max(self.peak_self, self._process.memory_info().rss)
-            for child in self._process.children(recursive=True):
+            for child in children:
                 with contextlib.suppress(psutil.Error):
                     self.peak_child = max(self.peak_child, child.memory_info().rss)
             self._stop.wait(self._interval_s)
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds so far of each live process in ``pids``."""
+    import psutil
+
+    times = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            times[pid] = t.user + t.system
+    return times

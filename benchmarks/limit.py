@@ -9,7 +9,7 @@ keeps ``--window`` requests in flight on one connection (and, for latency, one
 at a time). No gRPC, no protobuf, no controller: what is left is the event loop,
 the socket and pickling, which any Python dispatcher of this shape also pays.
 
-Prints one JSON line: msgs/s with the window in flight, sequential p50/p99.
+Reports one JSON object (``harness.emit``): msgs/s with the window in flight, sequential p50/p99.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import statistics
@@ -29,6 +28,8 @@ from typing import cast
 
 import cloudpickle
 import uvloop
+
+from benchmarks.harness import emit
 
 # Frame: payload length (u32), request id (u64), payload.
 HEADER = struct.Struct("!IQ")
@@ -209,7 +210,7 @@ def main() -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
-    print(json.dumps(result))
+    emit(result)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Issue 5's benchmark: this runtime against the limit, one worker, Ray and cold processes.
 
     pip install -e '.[bench]'          # Ray is optional: without it its rows say so
-    python -m benchmarks.run           # the full run, about 10 minutes on 2 cores
+    python -m benchmarks.run           # the full run, about 7 minutes on 2 cores
     python -m benchmarks.run --quick   # a smaller run, under 3 minutes
 
 Prints the machine, then one table: every row is the median of ``--reps``
@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -124,7 +125,9 @@ def run_child(
         stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _kill_tree(process.pid)
-        process.communicate()
+        # A daemon that left the tree (Ray's) may still hold the pipes: do not wait on it.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=10)
         raise ChildFailed(f"{module} took more than {timeout_s:g} s; killed") from None
     if process.returncode != 0:
         tail = " | ".join(stderr.strip().splitlines()[-3:])
@@ -165,6 +168,9 @@ class Row:
     spread: float | None = None  # (max - min) / median of the row's main number
     samples: dict[str, list[float]] = field(default_factory=dict)
     error: str = ""
+    # Most CPU that processes outside this run took while the row's section ran,
+    # in % of one core (see MachineLoad): rows with a high value are suspect.
+    others_pct: float | None = None
 
 
 def _median(values: list[float]) -> float | None:
@@ -191,6 +197,42 @@ def make_row(
     return row
 
 
+class MachineLoad:
+    """CPU that other processes took while a measurement ran: the noise in its numbers.
+
+    The machine's busy CPU time less this run's own (this process and every process
+    it waited for, which includes the replicas: their controller reaps them, and
+    what a child reports as ``escaped_cpu_s``: Ray's workers, which nobody reaps).
+    """
+
+    def __init__(self) -> None:
+        self._began = time.monotonic()
+        self._busy, self._steal = self._machine()
+        self._ours = self._own()
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        t = psutil.cpu_times()
+        busy = sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq"))
+        return busy, getattr(t, "steal", 0.0)
+
+    @staticmethod
+    def _own() -> float:
+        me, children = os.times(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.user + me.system + children.ru_utime + children.ru_stime
+
+    def others_pct(self, escaped_cpu_s: float = 0.0) -> tuple[float, float]:
+        """Other processes' CPU and the hypervisor's steal, in % of one core.
+
+        ``escaped_cpu_s``: CPU of this run's processes that nobody here reaped.
+        """
+        wall = max(time.monotonic() - self._began, 1e-9)
+        busy, steal = self._machine()
+        ours = self._own() - self._ours + escaped_cpu_s
+        others = max(0.0, (busy - self._busy) - ours)
+        return 100 * others / wall, 100 * (steal - self._steal) / wall
+
+
 class Bench:
     """Runs the sections of a :class:`Plan` and collects their rows and raw results."""
 
@@ -200,16 +242,52 @@ class Bench:
         self.log = log
         self.rows: list[Row] = []
         self.raw: dict[str, Any] = {}
+        self.section_others: list[float] = []  # others' CPU % of each measurement
+
+    def section(self, name: str) -> None:
+        """Run one section; its rows get the busiest moment of the machine during it."""
+        self.section_others = []
+        first = len(self.rows)
+        getattr(self, name)()
+        worst = max(self.section_others, default=None)
+        for row in self.rows[first:]:
+            row.others_pct = worst
 
     def child(
         self, module: str, *args: object, timeout_s: float = 300.0, init_s: float = 0.0
     ) -> dict[str, Any]:
         extra = {INIT_SECONDS_ENV: f"{init_s:g}"} if init_s else None
         argv = [str(a) for a in args]
+        command = f"{module} {' '.join(argv)}" + (
+            f" ({INIT_SECONDS_ENV}={init_s:g})" if init_s else ""
+        )
+        load = os.getloadavg()[0]
         began = time.monotonic()
-        result = run_child(module, argv, child_environment(self.state_dir, extra), timeout_s)
-        self.log(f"  {module} {' '.join(argv)}: {time.monotonic() - began:.1f} s")
-        self.raw.setdefault(module, []).append({"args": argv, "init_s": init_s, **result})
+        machine_load = MachineLoad()
+        try:
+            result = run_child(module, argv, child_environment(self.state_dir, extra), timeout_s)
+        except ChildFailed as exc:
+            self.log(f"  {command}: FAILED after {time.monotonic() - began:.1f} s: {exc}")
+            self.raw.setdefault(module, []).append(
+                {"args": argv, "init_s": init_s, "load_1m": load, "error": str(exc)}
+            )
+            raise
+        others, steal = machine_load.others_pct(result.get("escaped_cpu_s", 0.0))
+        self.section_others.append(others)
+        self.log(
+            f"  {command}: {time.monotonic() - began:.1f} s "
+            f"(others {others:.0f}% of a core, steal {steal:.0f}%)"
+        )
+        self.raw.setdefault(module, []).append(
+            {
+                "args": argv,
+                "init_s": init_s,
+                "load_1m": load,
+                "others_cpu_pct": others,
+                "steal_pct": steal,
+                **result,
+            }
+        )
         return result
 
     def failed(self, key: str, label: str, exc: Exception) -> None:
@@ -273,9 +351,14 @@ class Bench:
                         "p50_ms": [r["p50_ms"] for r in runs[n]],
                         "p99_ms": [r["p99_ms"] for r in runs[n]],
                         "seconds": [r["wall_s"] for r in runs[n]],
+                        **_cpu_samples(runs[n]),
                     },
                     n=n,
-                    note=f"warm pool; s: run() to outputs(); {_partial(runs[n], p.reps)}",
+                    note=_join(
+                        "warm pool; s: run() to outputs()",
+                        _cpu_note(runs[n]),
+                        _partial(runs[n], p.reps),
+                    ),
                 )
             )
         seqs = [r["sequential"] for r in runs[smallest] if "sequential" in r]
@@ -451,7 +534,9 @@ class Bench:
                         "seconds": [r["wall_s"] for r in got],
                     },
                     n=tasks,
-                    note=f"{note}; s: all {tasks} tasks",
+                    note=_join(
+                        note, _peak_workers(got), f"s: all {tasks} tasks", _partial(got, p.reps)
+                    ),
                 )
             )
 
@@ -498,18 +583,45 @@ class Bench:
                             (r["rss_peak"] - r["rss_before"]) / mb for r in got
                         ],
                         "replica_rss_peak_mb": [r["replica_rss_peak"] / mb for r in got],
+                        **_cpu_samples(got),
                     },
                     n=n,
-                    note=(
+                    note=_join(
                         f"controller RSS peak {peak:.0f} MB (+{growth:.0f}); "
-                        f"replica peak {replica:.0f} MB"
+                        f"replica peak {replica:.0f} MB",
+                        _cpu_note(got),
+                        _partial(got, p.reps),
                     ),
                 )
             )
 
 
 def _partial(runs: list[Any], reps: int) -> str:
-    return "" if len(runs) == reps else f"only {len(runs)} of {reps} repetitions"
+    return "" if len(runs) == reps else f"ONLY {len(runs)} OF {reps} REPETITIONS"
+
+
+def _cpu_samples(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """CPU microseconds per task: the controller's process, and all replicas together."""
+    return {
+        "cpu_us_per_task_controller": [r["cpu_controller_s"] / r["n"] * 1e6 for r in runs],
+        "cpu_us_per_task_replicas": [sum(r["cpu_replicas_s"]) / r["n"] * 1e6 for r in runs],
+    }
+
+
+def _cpu_note(runs: list[dict[str, Any]]) -> str:
+    cpu = _cpu_samples(runs)
+    controller = statistics.median(cpu["cpu_us_per_task_controller"])
+    replicas = statistics.median(cpu["cpu_us_per_task_replicas"])
+    return f"CPU/task: controller {controller:.0f} us, replicas {replicas:.0f} us"
+
+
+def _peak_workers(runs: list[dict[str, Any]]) -> str:
+    peaks = [r["peak_workers"] for r in runs if "peak_workers" in r]
+    return f"up to {max(peaks)} workers alive" if peaks else ""
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 # ---------------------------------------------------------------- report
@@ -570,13 +682,14 @@ def render(rows: list[Row], info: dict[str, Any], plan: Plan, took_s: float) -> 
         f"reuse-runtime {versions['reuse-runtime']} at {info['commit']}"
         + (f" (+{modified} modified files in src/)" if modified else "")
         + f"; grpcio {versions['grpcio']}, uvloop {versions['uvloop']}, ray {versions['ray']}",
-        f"load average: {info['load_start']} at start, {info['load_end']} at end; "
+        f"load average: {info['load_start']} at start, {info['load_end']} at end; CPUs "
+        f"{info['cpu_busy_before_pct']:.0f}% busy in the second before the run",
         f"took {took_s / 60:.1f} min; each row the median of {plan.reps} repetitions",
         "",
     ]
     header = (
         f"{'#':<3} {'measurement':<52} {'n':>7} {'tasks/s':>9} {'vs limit':>9} "
-        f"{'p50 ms':>9} {'p99 ms':>9} {'s':>6} {'spread':>6}  notes"
+        f"{'p50 ms':>9} {'p99 ms':>9} {'s':>6} {'spread':>6} {'others':>6}  notes"
     )
     lines += [header, "-" * len(header)]
     section = ""
@@ -588,10 +701,12 @@ def render(rows: list[Row], info: dict[str, Any], plan: Plan, took_s: float) -> 
             lines.append(f"{row.key:<3} {row.label:<52} FAILED: {row.error[:200]}")
             continue
         spread = "" if row.spread is None else f"{row.spread * 100:.0f}%"
+        others = "" if row.others_pct is None else f"{row.others_pct:.0f}%"
         lines.append(
             f"{row.key:<3} {row.label:<52} {_fmt(row.n, ',d'):>7} {_fmt(row.rate, ',.0f'):>9} "
             f"{_vs_limit(row, limit):>9} {_fmt(row.p50_ms, ',.3f'):>9} "
-            f"{_fmt(row.p99_ms, ',.3f'):>9} {_fmt(row.seconds, '.2f'):>6} {spread:>6}  "
+            f"{_fmt(row.p99_ms, ',.3f'):>9} {_fmt(row.seconds, '.2f'):>6} {spread:>6} "
+            f"{others:>6}  "
             f"{row.note}".rstrip()
         )
     lines += [
@@ -602,6 +717,8 @@ def render(rows: list[Row], info: dict[str, Any], plan: Plan, took_s: float) -> 
         "first child call to the gather's end; p50/p99 per child (call to result), so with n",
         "children gathered at once they are mostly queueing. s: wall time (see the note).",
         "spread: (max - min) / median over the repetitions of the row's first number.",
+        "others: the most CPU that processes outside this run used during one measurement of",
+        "the row's section, in % of one core; above ~10% the row's numbers are suspect.",
     ]
     return "\n".join(lines)
 
@@ -627,13 +744,15 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine()
     info["load_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    # Other work on the machine skews every row; say how busy it was before we began.
+    info["cpu_busy_before_pct"] = psutil.cpu_percent(interval=1.0)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="reuse-bench-") as state_dir:
         bench = Bench(plan, state_dir, log)
         for name in SECTIONS:
             if name in args.only:
                 log(f"[{name}]")
-                getattr(bench, name)()
+                bench.section(name)
     took_s = time.monotonic() - began
     info["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 

@@ -11,9 +11,9 @@ measurement into the next. Each reports one JSON object (see ``harness.emit``).
      just before ``run()`` to ``main`` executing (its ``time.time()``).
   2. optionally ``run(sequential, n=seq)``: per-child latency with nothing queued.
   3. ``run(main, n=n)`` on the now warm pool: tasks/s and per-child latency as
-     measured inside ``main``, the end-to-end wall time in the driver, and the
-     peak RSS of this process (which holds the embedded controller) and of the
-     replicas, sampled every 20 ms.
+     measured inside ``main`` (after one untimed child, see ``sdk_tasks.main``),
+     the end-to-end wall time in the driver, and the peak RSS of this process
+     (which holds the embedded controller) and of the replicas, sampled every 20 ms.
 
 ``cold``: ``--tasks`` top-level runs of the noop, all started at once, from a
 fresh pool; ``--reusable off`` gives each its own fresh worker process. Set
@@ -30,13 +30,13 @@ import psutil
 
 import reuse_runtime as flyte
 from benchmarks import sdk_tasks
-from benchmarks.harness import RssSampler, emit
+from benchmarks.harness import RssSampler, cpu_seconds, emit
 from reuse_runtime.sdk.runtime import runtime
 
 TIMEOUT_S = 300.0
 
 
-def gather(n: int, window: int, warmup: int, seq: int) -> dict[str, Any]:
+def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> dict[str, Any]:
     before_run = time.time()
     first = flyte.run(sdk_tasks.main, n=warmup).outputs(timeout=TIMEOUT_S)
     cold_start_s = first["started_at"] - before_run
@@ -46,11 +46,18 @@ def gather(n: int, window: int, warmup: int, seq: int) -> dict[str, Any]:
     if seq:
         result["sequential"] = flyte.run(sdk_tasks.sequential, n=seq).outputs(timeout=TIMEOUT_S)
 
-    rss_before = psutil.Process().memory_info().rss
+    me = psutil.Process()
+    rss_before = me.memory_info().rss
+    replicas = [p.pid for p in me.children(recursive=True)]
+    cpu_before = cpu_seconds([me.pid, *replicas])
     with RssSampler() as rss:
         began = time.perf_counter()
-        measured = flyte.run(sdk_tasks.main, n=n, window=window).outputs(timeout=TIMEOUT_S)
+        measured = flyte.run(sdk_tasks.main, n=n, window=window, prime=prime).outputs(
+            timeout=TIMEOUT_S
+        )
         wall_s = time.perf_counter() - began
+    cpu_after = cpu_seconds([me.pid, *replicas])
+    cpu = {pid: cpu_after[pid] - cpu_before[pid] for pid in cpu_after if pid in cpu_before}
     status = runtime().call(runtime().client.status(), timeout=30)
     result.update(
         n=n,
@@ -66,16 +73,21 @@ def gather(n: int, window: int, warmup: int, seq: int) -> dict[str, Any]:
         rss_peak=rss.peak_self,
         rss_after=status.rss_bytes,
         replica_rss_peak=rss.peak_child,
+        # CPU over the measured run: this process (the controller and the SDK
+        # client) and the replicas, busiest first (normally the parent's replica).
+        cpu_controller_s=cpu.pop(me.pid, 0.0),
+        cpu_replicas_s=sorted(cpu.values(), reverse=True),
     )
     return result
 
 
 def cold(tasks: int, reusable: bool) -> dict[str, Any]:
     task = sdk_tasks.noop if reusable else sdk_tasks.noop.override(reusable="off")
-    began = time.perf_counter()
-    runs = [flyte.run(task, i) for i in range(tasks)]
-    total = sum(r.outputs(timeout=TIMEOUT_S) for r in runs)
-    wall_s = time.perf_counter() - began
+    with RssSampler(interval_s=0.1, list_every_s=0.1) as sampler:
+        began = time.perf_counter()
+        runs = [flyte.run(task, i) for i in range(tasks)]
+        total = sum(r.outputs(timeout=TIMEOUT_S) for r in runs)
+        wall_s = time.perf_counter() - began
     if total != tasks * (tasks - 1) // 2:
         raise RuntimeError(f"wrong sum of results: {total}")
     return {
@@ -84,6 +96,7 @@ def cold(tasks: int, reusable: bool) -> dict[str, Any]:
         "init_s": sdk_tasks.INIT_SECONDS,
         "wall_s": wall_s,
         "tasks_per_s": tasks / wall_s,
+        "peak_workers": sampler.peak_children,
     }
 
 
@@ -95,6 +108,12 @@ def main() -> None:
     g.add_argument("--window", type=int, default=0, help="children in flight; 0: all at once")
     g.add_argument("--warmup", type=int, default=200)
     g.add_argument("--seq", type=int, default=0, help="also time this many sequential children")
+    g.add_argument(
+        "--no-prime",
+        dest="prime",
+        action="store_false",
+        help="no untimed first child (see sdk_tasks.main): reproduces the register stampede",
+    )
     c = modes.add_parser("cold")
     c.add_argument("--tasks", type=int, default=100)
     c.add_argument("--reusable", choices=("on", "off"), required=True)
@@ -103,7 +122,7 @@ def main() -> None:
     flyte.init()  # the embedded controller, whatever the config files say
     try:
         if args.mode == "gather":
-            emit(gather(args.n, args.window, args.warmup, args.seq))
+            emit(gather(args.n, args.window, args.warmup, args.seq, args.prime))
         else:
             emit(cold(args.tasks, args.reusable == "on"))
     finally:

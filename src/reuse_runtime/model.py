@@ -43,6 +43,10 @@ class CodeBundle:
     source: bytes
 
 
+#: The longest task timeout accepted, in seconds (about 31 years).
+MAX_TIMEOUT = 1e9
+
+
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task invocation, as sent to a replica.
@@ -60,6 +64,17 @@ class TaskSpec:
     timeout: float | None = None
     run_id: str = ""
     parent_task_id: str = ""
+
+    def problem(self) -> str | None:
+        """Why this spec cannot run, or None. Checked wherever a spec arrives."""
+        if not self.task_id:
+            return "the task has no task_id; give every task a unique, non-empty id"
+        if self.timeout is not None and not (0 < self.timeout < MAX_TIMEOUT):
+            return (
+                f"task {self.task_id!r} has timeout {self.timeout!r}; a timeout is a "
+                f"number of seconds above 0 and below {MAX_TIMEOUT:g}, or unset"
+            )
+        return None
 
 
 class TaskState(enum.Enum):

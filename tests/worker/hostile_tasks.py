@@ -17,6 +17,12 @@ async def sleep_then_return(seconds: float, value: str) -> str:
     return value
 
 
+async def announce_then_sleep(seconds: float, value: str) -> str:
+    print("started", flush=True)
+    await asyncio.sleep(seconds)
+    return value
+
+
 async def returns_lock() -> object:
     return threading.Lock()
 

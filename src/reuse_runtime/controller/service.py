@@ -64,6 +64,10 @@ class SubmitSession:
                 ),
             )
             return
+        problem = spec.problem()
+        if problem is not None:
+            self._reject(spec.task_id, ErrorKind.BAD_INPUT, problem)
+            return
         if spec.task_id in service.tasks:
             self._reject(
                 spec.task_id,

@@ -101,27 +101,27 @@ class Executor:
         spec: TaskSpec,
         emit: Callable[[LogLine], None],
         done: Callable[[TaskResult], None],
-    ) -> None:
-        """Start ``spec``; ``done`` is called exactly once, on the loop, with its result."""
-        if spec.task_id in self._running:
-            done(
-                _failure(
-                    spec,
-                    ErrorKind.BAD_INPUT,
-                    "DuplicateTask",
-                    f"task id {spec.task_id!r} is already running on this replica",
-                )
-            )
-            return
+    ) -> TaskResult | None:
+        """Start ``spec``; ``done`` is called exactly once, on the loop, with its result.
+
+        A spec that cannot start (no id, a bad timeout, an id already running here)
+        is not started: its failed result is returned instead, and ``done`` is not called.
+        """
+        problem = spec.problem()
+        if problem is None and spec.task_id in self._running:
+            problem = f"task id {spec.task_id!r} is already running on this replica"
+        if problem is not None:
+            return _failure(spec, ErrorKind.BAD_INPUT, "BadInputError", problem)
         task = self._loop.create_task(self._run(spec, emit), name=f"reuse-task:{spec.task_id}")
         self._running[spec.task_id] = task
         task.add_done_callback(functools.partial(self._finished, spec, done))
+        return None
 
     async def execute(self, spec: TaskSpec, emit: Callable[[LogLine], None]) -> TaskResult:
         """Run ``spec`` and wait for its result."""
         future: asyncio.Future[TaskResult] = self._loop.create_future()
-        self.start(spec, emit, future.set_result)
-        return await future
+        rejected = self.start(spec, emit, future.set_result)
+        return rejected if rejected is not None else await future
 
     def cancel(self, task_id: str, reason: str = "cancelled") -> bool:
         """Ask a task to stop: it sees ``CancelledError``. Returns whether it was running."""

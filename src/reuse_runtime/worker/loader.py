@@ -122,7 +122,7 @@ class CodeLoader:
         )
         try:
             compiled = compile(text, bundle.filename, "exec")
-        except SyntaxError as exc:
+        except (SyntaxError, ValueError) as exc:  # ValueError: a NUL in the file name
             raise CodeNotFoundError(
                 f"code bundle {bundle.filename} does not compile: {exc}"
             ) from None

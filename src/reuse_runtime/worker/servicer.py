@@ -48,10 +48,13 @@ class TaskSession:
     def submit(self, spec: TaskSpec) -> None:
         """Start a task; its result arrives through :meth:`batches`."""
         if self._service.draining:
-            self._done(_unavailable(spec, "this replica is draining and takes no new tasks"))
+            self._reply(_unavailable(spec, "this replica is draining and takes no new tasks"))
             return
-        self._inflight.add(spec.task_id)
-        self._service.executor.start(spec, self._emit, self._done)
+        rejected = self._service.executor.start(spec, self._emit, self._done)
+        if rejected is not None:
+            self._reply(rejected)
+        else:
+            self._inflight.add(spec.task_id)
 
     def cancel(self, task_id: str) -> None:
         if task_id in self._inflight:
@@ -86,6 +89,9 @@ class TaskSession:
 
     def _done(self, result: TaskResult) -> None:
         self._inflight.discard(result.task_id)
+        self._reply(result)
+
+    def _reply(self, result: TaskResult) -> None:
         self._results.append(result)
         self._wakeup.set()
 
