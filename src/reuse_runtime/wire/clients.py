@@ -8,6 +8,7 @@ directions, with one future per task. It backs both :class:`WorkerClient`
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
@@ -15,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from reuse_runtime import model
-from reuse_runtime.errors import ClosedError, ControllerUnavailableError
+from reuse_runtime.errors import ClosedError, ControllerUnavailableError, PolicyError
 from reuse_runtime.security import Security
 from reuse_runtime.wire import convert
 from reuse_runtime.wire.services import MAX_MESSAGE_BYTES
@@ -358,6 +359,7 @@ class ControllerClient:
         self._on_logs = on_logs
         self._stream: ResultStream[model.Submission] | None = None
         self._environments: dict[model.EnvironmentSpec, str] = {}
+        self._registering: dict[model.EnvironmentSpec, asyncio.Future[str]] = {}
         self._sent_bundles: set[str] = set()
 
     async def __aenter__(self) -> ControllerClient:
@@ -375,19 +377,41 @@ class ControllerClient:
             ) from None
 
     async def register(self, env: model.EnvironmentSpec) -> str:
-        """The environment's pool key, registering it on first use."""
+        """The environment's pool key, registering it on first use.
+
+        Concurrent first calls for one environment share a single RPC (10k children
+        started at once must not send 10k registrations); a failed one is retried
+        by the next call.
+        """
         key = self._environments.get(env)
-        if key is None:
-            try:
-                reply = await self._stub.RegisterEnvironment(
-                    convert.environment_to_proto(env), metadata=self._metadata
-                )
-            except grpc.aio.AioRpcError as exc:
-                raise ControllerUnavailableError(
-                    describe_rpc_error(exc, f"controller {self.address}")
-                ) from None
-            key = self._environments[env] = reply.key
+        if key is not None:
+            return key
+        pending = self._registering.get(env)
+        if pending is None:
+            pending = asyncio.ensure_future(self._register(env))
+            self._registering[env] = pending
+            pending.add_done_callback(functools.partial(self._registered, env))
+        return await asyncio.shield(pending)
+
+    async def _register(self, env: model.EnvironmentSpec) -> str:
+        try:
+            reply = await self._stub.RegisterEnvironment(
+                convert.environment_to_proto(env), metadata=self._metadata
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
+                raise PolicyError(exc.details() or "invalid environment") from None
+            raise ControllerUnavailableError(
+                describe_rpc_error(exc, f"controller {self.address}")
+            ) from None
+        key: str = reply.key
+        self._environments[env] = key
         return key
+
+    def _registered(self, env: model.EnvironmentSpec, done: asyncio.Future[str]) -> None:
+        del self._registering[env]
+        if not done.cancelled():
+            done.exception()  # retrieved here too, in case every caller was cancelled
 
     def submit(self, submission: model.Submission) -> asyncio.Future[model.TaskResult]:
         """Send a task; the future resolves to its single terminal result."""
