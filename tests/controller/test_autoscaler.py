@@ -100,3 +100,23 @@ def test_fixed_pool_keeps_its_size_until_idle_ttl() -> None:
     replicas = (ready("a", idle_since=0.0), ready("b", idle_since=0.0))
     decision, _ = decide_scale(PoolSnapshot(replicas, 0), policy, ScaleState(dormant=False), 60.0)
     assert decision.stop == () and decision.start == 0
+
+
+def test_draining_replicas_count_toward_max_until_they_stop() -> None:
+    """A recycled replica finishing its last tasks still holds its slots."""
+    state = ScaleState(dormant=False)
+    draining = ReplicaView("old", ReplicaPhase.DRAINING, 2, None)
+    # max=3: two live and full, one draining, work waiting: no fourth replica.
+    snapshot = PoolSnapshot((ready("a", running=2), ready("b", running=2), draining), backlog=8)
+    decision, state = decide_scale(snapshot, POLICY, state, now=1.0)
+    assert decision.start == 0
+    # One live, one draining: only one more fits.
+    snapshot = PoolSnapshot((ready("a", running=2), draining), backlog=8)
+    decision, state = decide_scale(snapshot, POLICY, state, now=1.1)
+    assert decision.start == 1 and "1 draining" in decision.reason
+    # replicas=1: the successor starts only once the draining one is gone.
+    single = PoolPolicy(1, 1, concurrency=2, scaledown_ttl=2.0, idle_ttl=5.0)
+    decision, state = decide_scale(PoolSnapshot((draining,), backlog=3), single, state, now=1.2)
+    assert decision.start == 0
+    decision, state = decide_scale(PoolSnapshot((), backlog=3), single, state, now=1.3)
+    assert decision.start == 1

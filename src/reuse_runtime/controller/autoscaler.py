@@ -14,7 +14,9 @@ Rules, in order:
 3. **Scale up.** Want enough replicas for the tasks running and waiting
    (``ceil(demand / concurrency)``), between ``min_replicas`` (at least one
    while there is work) and ``max_replicas``. Starting replicas count, so a
-   burst starts each replica once.
+   burst starts each replica once. Draining replicas (recycled, finishing
+   their last tasks) count toward ``max_replicas`` until they stop, so the
+   environment never holds more than ``max_replicas`` replicas.
 4. **Scale down.** A replica with no tasks, idle at least ``scaledown_ttl``, is
    stopped while more than the wanted count (and ``min_replicas``) remain.
    Longest-idle first.
@@ -107,9 +109,13 @@ def decide_scale(
                 ScaleState(dormant=True, idle_since=state.idle_since),
             )
 
-    demand = running + snapshot.backlog
+    # A draining replica still runs its last tasks: it holds its slots until it stops,
+    # so it counts toward max_replicas (a recycled replica's successor waits for them).
+    draining = len(snapshot.replicas) - len(live)
+    room = max(0, policy.max_replicas - draining)
+    demand = sum(r.running for r in live) + snapshot.backlog
     wanted = max(math.ceil(demand / policy.concurrency), policy.min_replicas, 1 if busy else 0)
-    wanted = min(wanted, policy.max_replicas)
+    wanted = min(wanted, room)
 
     if len(live) < wanted:
         waited = (
@@ -120,7 +126,9 @@ def decide_scale(
             return NOTHING, state
         return (
             ScaleDecision(
-                start=wanted - len(live), reason=f"{demand} tasks want {wanted} replicas"
+                start=wanted - len(live),
+                reason=f"{demand} tasks want {wanted} replicas"
+                + (f" ({draining} draining)" if draining else ""),
             ),
             state,
         )
