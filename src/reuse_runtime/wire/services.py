@@ -9,6 +9,7 @@ bare "Exception deserializing request!".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 WORKER_SERVICE = pb.DESCRIPTOR.services_by_name["Worker"].full_name
 CONTROLLER_SERVICE = pb.DESCRIPTOR.services_by_name["Controller"].full_name
 _AUTH_HEADER = "authorization"
+#: How long a refused stream waits for the client's first message (see ``_deny``).
+DENY_READ_SECONDS = 2.0
 
 
 # ------------------------------------------------------------------ errors
@@ -261,6 +264,11 @@ def _deny(method: str, what: str) -> grpc.RpcMethodHandler:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
     async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        # Take the client's first message (unread, as bytes) before refusing: a client
+        # whose write is still in flight when the status arrives sees "INTERNAL: Internal
+        # error from Core" instead of it (grpc/grpc#36066). Our clients write first.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(anext(aiter(requests)), DENY_READ_SECONDS)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield None  # pragma: no cover - abort raises
 
