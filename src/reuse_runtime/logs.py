@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TextIO
+from typing import TextIO, cast
 
 import structlog
 
@@ -52,6 +52,33 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Unbreakable(stream))),
         cache_logger_on_first_use=True,
     )
+
+
+class _Unbreakable:
+    """A log stream whose reader may vanish: logs are then dropped, never raised.
+
+    A replica's stderr is a pipe to its controller. If the controller dies, the
+    next log line would raise ``BrokenPipeError`` in whatever code logged it,
+    say the code that notices the controller is gone and shuts the replica down.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream: TextIO | None = stream
+
+    def write(self, text: str) -> int:
+        if self._stream is not None:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError):  # a broken pipe, or a closed file
+                self._stream = None
+        return len(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._stream = None

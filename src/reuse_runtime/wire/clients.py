@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
@@ -27,6 +28,9 @@ Item = TypeVar("Item")
 
 #: A batch is sent once its payload passes this size, well under the message limit.
 BATCH_BYTES = 4 * 1024 * 1024
+#: Unfinished tasks one controller client keeps at the controller; the rest wait in
+#: the client. Override with ``$REUSE_RUNTIME_MAX_OUTSTANDING``.
+MAX_OUTSTANDING = 10_000
 
 
 def open_channel(address: str, security: Security) -> grpc.aio.Channel:
@@ -350,9 +354,13 @@ class ControllerClient:
         security: Security | None = None,
         *,
         on_logs: Callable[[list[model.LogLine]], None] | None = None,
+        max_outstanding: int | None = None,
     ) -> None:
         self.address = address
         self._security = security or Security()
+        self._admission = _Admission(
+            max_outstanding if max_outstanding is not None else default_max_outstanding()
+        )
         self._metadata = call_metadata(self._security)
         self._channel = open_channel(address, self._security)
         self._stub = pb_grpc.ControllerStub(self._channel)
@@ -414,7 +422,19 @@ class ControllerClient:
             done.exception()  # retrieved here too, in case every caller was cancelled
 
     def submit(self, submission: model.Submission) -> asyncio.Future[model.TaskResult]:
-        """Send a task; the future resolves to its single terminal result."""
+        """Send a task; the future resolves to its single terminal result.
+
+        At most ``max_outstanding`` tasks of this client are at the controller at
+        once; the rest wait here, in order (see :class:`_Admission`).
+        """
+        admission = self._admission
+        if admission.admits(submission):
+            return self._send(submission)
+        future: asyncio.Future[model.TaskResult] = asyncio.get_running_loop().create_future()
+        admission.hold(submission, future)
+        return future
+
+    def _send(self, submission: model.Submission) -> asyncio.Future[model.TaskResult]:
         if self._stream is None or self._stream.broken:
             self._sent_bundles = set()
             self._stream = ResultStream(
@@ -432,13 +452,44 @@ class ControllerClient:
                 submission = replace(submission, task=replace(submission.task, bundle=None))
             else:
                 self._sent_bundles.add(bundle.digest)
-        return self._stream.submit(submission)
+        future = self._stream.submit(submission)
+        self._admission.sent(submission)
+        future.add_done_callback(functools.partial(self._settled, submission.task.parent_task_id))
+        return future
+
+    def _settled(self, parent: str, _: object) -> None:
+        for submission, future in self._admission.settled(parent):
+            if future.done():  # its caller stopped waiting (and cancels it by id)
+                continue
+            try:
+                inner = self._send(submission)
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                _chain(inner, future)
 
     async def cancel(self, *, task_id: str = "", run_id: str = "") -> int:
+        """Cancel a task, or every task of a run; returns how many were cancelled."""
+        held = self._admission.drop(task_id, run_id)
+        for submission, future in held:
+            if not future.done():
+                future.set_result(
+                    model.TaskResult(
+                        submission.task.task_id,
+                        model.TaskState.CANCELLED,
+                        error=model.RemoteError(
+                            model.ErrorKind.CANCELLED,
+                            "CancelledError",
+                            "task cancelled before it was sent to the controller",
+                        ),
+                    )
+                )
+        if task_id and held:
+            return len(held)
         reply = await self._stub.Cancel(
             pb.CancelRequest(task_id=task_id, run_id=run_id), metadata=self._metadata
         )
-        return int(reply.cancelled)
+        return int(reply.cancelled) + len(held)
 
     async def status(self) -> model.ControllerStatus:
         reply = await self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata)
@@ -448,6 +499,113 @@ class ControllerClient:
         if self._stream is not None:
             self._stream.abort("the client closed")
         await self._channel.close()
+
+
+def default_max_outstanding() -> int:
+    """``$REUSE_RUNTIME_MAX_OUTSTANDING``, or :data:`MAX_OUTSTANDING`."""
+    raw = os.environ.get("REUSE_RUNTIME_MAX_OUTSTANDING", "")
+    if not raw:
+        return MAX_OUTSTANDING
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise PolicyError(
+            f"REUSE_RUNTIME_MAX_OUTSTANDING must be a whole number of tasks, at least 1; "
+            f"got {raw!r}"
+        )
+    return value
+
+
+class _Admission:
+    """How many of a client's tasks the controller holds at once: flow control.
+
+    A task is sent while fewer than ``limit`` of this client's tasks are
+    unfinished; the rest wait here (as plain objects, in order), so a parent that
+    gathers 100k children costs the shared controller at most ``limit`` records.
+
+    One exception keeps nested fan-out from deadlocking: a child is always sent
+    when its parent has no other child at the controller. The controller lends a
+    waiting parent's slot only while it knows one of its children; without the
+    exception, parents whose children wait here would hold every slot, and the
+    tasks at the controller could never run to make room.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.outstanding = 0
+        self._children: dict[str, int] = {}  # parent id -> its children at the controller
+        # Held tasks, per parent ("" for top-level tasks), parents in arrival order.
+        self._held: dict[str, dict[str, tuple[model.Submission, asyncio.Future[Any]]]] = {}
+
+    def admits(self, submission: model.Submission) -> bool:
+        if self.outstanding < self.limit and not self._held:
+            return True
+        parent = submission.task.parent_task_id
+        return bool(parent) and not self._children.get(parent)
+
+    def hold(self, submission: model.Submission, future: asyncio.Future[Any]) -> None:
+        parent = submission.task.parent_task_id
+        self._held.setdefault(parent, {})[submission.task.task_id] = (submission, future)
+
+    def sent(self, submission: model.Submission) -> None:
+        self.outstanding += 1
+        parent = submission.task.parent_task_id
+        if parent:
+            self._children[parent] = self._children.get(parent, 0) + 1
+
+    def settled(self, parent: str) -> list[tuple[model.Submission, asyncio.Future[Any]]]:
+        """A sent task finished: the held tasks to send now, in order."""
+        self.outstanding -= 1
+        if parent:
+            left = self._children[parent] - 1
+            if left:
+                self._children[parent] = left
+            else:
+                del self._children[parent]
+        release = []
+        if parent and parent not in self._children and parent in self._held:
+            release.append(self._take(parent))  # the parent must keep one child out
+        room = self.limit - self.outstanding - len(release)
+        while room > 0 and self._held:
+            release.append(self._take(next(iter(self._held))))
+            room -= 1
+        return release
+
+    def drop(self, task_id: str, run_id: str) -> list[tuple[model.Submission, asyncio.Future[Any]]]:
+        """Forget held tasks being cancelled (by id, or every one of a run)."""
+        dropped = []
+        for parent, held in list(self._held.items()):
+            for held_id, entry in list(held.items()):
+                if held_id == task_id or (run_id and entry[0].task.run_id == run_id):
+                    dropped.append(held.pop(held_id))
+            if not held:
+                del self._held[parent]
+        return dropped
+
+    def _take(self, parent: str) -> tuple[model.Submission, asyncio.Future[Any]]:
+        held = self._held[parent]
+        entry = held.pop(next(iter(held)))
+        if not held:
+            del self._held[parent]
+        return entry
+
+
+def _chain(inner: asyncio.Future[Any], outer: asyncio.Future[Any]) -> None:
+    """Resolve ``outer`` as ``inner`` resolves."""
+
+    def copy(done: asyncio.Future[Any]) -> None:
+        if outer.done():
+            return
+        if done.cancelled():
+            outer.cancel()
+        elif done.exception() is not None:
+            outer.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            outer.set_result(done.result())
+
+    inner.add_done_callback(copy)
 
 
 def _submit_batch(items: list[model.Submission], cancels: list[str]) -> pb.SubmitBatch:
