@@ -15,6 +15,15 @@ Hops: ``submit`` (a client's Submit batches: the driver's and the parent task's)
 ``submit_event`` (controller to client). Few tasks per message means the per-message
 overhead dominates: a healthy 50k run carries ~100 tasks per dispatch and result.
 
+More, for a closer look:
+
+* ``REUSE_BENCH_TRACE_SIZES=1``: also print every message's task count, in order
+  (``TRACE pid=... hop [sizes]``), and per replica for the dispatch hop.
+* ``REUSE_BENCH_TRACE_LIMITER=1``: how many task slots were waited for (``LIMITER``).
+* ``REUSE_BENCH_TRACE_EVENTS=DIR``: each replica writes ``DIR/events-<pid>.json``, a
+  timeline ``[ms, event, tasks]`` of tasks in (``in``), result batches out (``out``) and
+  messages handed to grpc (``wire:<kind>``): shows a batch of tasks coming back in pieces.
+
 It wraps private functions of ``reuse_runtime.wire``: update it when they move.
 """
 
@@ -30,11 +39,15 @@ if os.environ.get("REUSE_BENCH_COUNT_MESSAGES"):
     from reuse_runtime.wire import clients, services
 
     counts: dict[str, list[int]] = {}
+    # REUSE_BENCH_TRACE_SIZES=1 also keeps each message's task count, in order.
+    trace: dict[str, list[int]] | None = {} if os.environ.get("REUSE_BENCH_TRACE_SIZES") else None
 
     def _count(hop: str, tasks: int) -> None:
         entry = counts.setdefault(hop, [0, 0])
         entry[0] += 1
         entry[1] += tasks
+        if trace is not None:
+            trace.setdefault(hop, []).append(tasks)
 
     submit_batch = clients._submit_batch
     submit_events = services._submit_events
@@ -57,6 +70,10 @@ if os.environ.get("REUSE_BENCH_COUNT_MESSAGES"):
         async for message in replica_messages(self):
             if message.WhichOneof("kind") == "dispatch":
                 _count("dispatch", len(message.dispatch.tasks))
+                if trace is not None:
+                    trace.setdefault(f"dispatch:{self.hello.replica_id}", []).append(
+                        len(message.dispatch.tasks)
+                    )
             yield message
 
     clients._submit_batch = _submit_batch
@@ -67,5 +84,71 @@ if os.environ.get("REUSE_BENCH_COUNT_MESSAGES"):
     def _report() -> None:
         if counts:
             print(f"COUNTS pid={os.getpid()} {json.dumps(counts)}", file=sys.stderr, flush=True)
+        for hop, sizes in (trace or {}).items():
+            print(f"TRACE pid={os.getpid()} {hop} {json.dumps(sizes)}", file=sys.stderr, flush=True)
 
     atexit.register(_report)
+
+if os.environ.get("REUSE_BENCH_TRACE_LIMITER"):
+    from reuse_runtime.worker import limiter as _limiter_mod
+
+    _waits = [0, 0]
+    _acquire = _limiter_mod.TaskLimiter.acquire
+
+    async def _traced_acquire(self: Any) -> None:
+        _waits[0] += 1
+        if not (self._active < self._capacity and not self._waiters):
+            _waits[1] += 1
+        await _acquire(self)
+
+    _limiter_mod.TaskLimiter.acquire = _traced_acquire  # type: ignore[method-assign]
+
+    def _report_waits() -> None:
+        print(f"LIMITER pid={os.getpid()} acquires={_waits[0]} waited={_waits[1]}", file=sys.stderr)
+
+    atexit.register(_report_waits)
+
+if os.environ.get("REUSE_BENCH_TRACE_EVENTS"):
+    import time as _time
+
+    from reuse_runtime.wire import clients as _clients
+    from reuse_runtime.worker import servicer as _servicer
+
+    _events: list[tuple[float, str, int]] = []
+    _submit = _servicer.TaskSession.submit
+    _send = _clients.ControllerConnection.send_results
+    _reqs = _clients.ControllerConnection._requests
+
+    def _traced_submit(self: Any, spec: Any) -> None:
+        _events.append((_time.perf_counter(), "in", 1))
+        _submit(self, spec)
+
+    def _traced_send(self: Any, results: Any, logs: Any) -> None:
+        _events.append((_time.perf_counter(), "out", len(results)))
+        _send(self, results, logs)
+
+    async def _traced_reqs(self: Any) -> Any:
+        async for m in _reqs(self):
+            kind = "wire:" + m.WhichOneof("kind")
+            _events.append((_time.perf_counter(), kind, len(m.results.results)))
+            yield m
+
+    _servicer.TaskSession.submit = _traced_submit  # type: ignore[method-assign]
+    _clients.ControllerConnection.send_results = _traced_send  # type: ignore[method-assign]
+    _clients.ControllerConnection._requests = _traced_reqs  # type: ignore[method-assign]
+
+    def _report_events() -> None:
+        if not _events:
+            return
+        merged: list[list[Any]] = []
+        t0 = _events[0][0]
+        for t, kind, n in _events:
+            if merged and merged[-1][1] == kind and kind == "in":
+                merged[-1][2] += n
+            else:
+                merged.append([round((t - t0) * 1e3, 2), kind, n])
+        path = os.path.join(os.environ["REUSE_BENCH_TRACE_EVENTS"], f"events-{os.getpid()}.json")
+        with open(path, "w") as out:
+            json.dump(merged, out)
+
+    atexit.register(_report_events)

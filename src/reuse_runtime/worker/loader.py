@@ -14,6 +14,7 @@ Imports run in a worker thread, so a slow import never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import importlib.util
 import linecache
@@ -37,7 +38,8 @@ class CodeLoader:
     def __init__(self) -> None:
         # module name -> (module, code version it was loaded at)
         self._loaded: dict[str, tuple[types.ModuleType, str]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # module name -> its load in progress (at most one per module at a time)
+        self._loading: dict[str, asyncio.Future[types.ModuleType]] = {}
 
     def loaded(self) -> dict[str, str]:
         """Module name -> code version, for every module loaded for a task."""
@@ -46,15 +48,33 @@ class CodeLoader:
     async def resolve(self, ref: FunctionRef, bundle: CodeBundle | None) -> Callable[..., object]:
         """The callable ``ref`` names. Raises :class:`CodeNotFoundError` with a clear reason."""
         module = self._cached(ref.module, ref.code_version)
-        if module is None:
-            lock = self._locks.setdefault(ref.module, asyncio.Lock())
-            async with lock:
-                module = self._cached(ref.module, ref.code_version)
-                if module is None:
-                    module = await asyncio.to_thread(
-                        self._load, ref.module, ref.code_version, bundle
-                    )
+        while module is None:
+            loading = self._loading.get(ref.module)
+            if loading is None:
+                module = await self._load_once(ref.module, ref.code_version, bundle)
+                break
+            # Another task is loading this module: every task waiting for it wakes at
+            # once when it ends (a lock would wake them one loop iteration apiece, and
+            # their results would trickle back a few per message). A failed or other
+            # version's load leaves the cache empty: then this task loads for itself.
+            await asyncio.wait({loading})
+            module = self._cached(ref.module, ref.code_version)
         return _attribute(module, ref)
+
+    async def _load_once(
+        self, name: str, version: str, bundle: CodeBundle | None
+    ) -> types.ModuleType:
+        loading = asyncio.ensure_future(asyncio.to_thread(self._load, name, version, bundle))
+        self._loading[name] = loading
+        loading.add_done_callback(functools.partial(self._loaded_one, name))
+        # Shielded: an import runs on in its thread anyway, and the waiters share it.
+        return await asyncio.shield(loading)
+
+    def _loaded_one(self, name: str, loading: asyncio.Future[types.ModuleType]) -> None:
+        if self._loading.get(name) is loading:
+            del self._loading[name]
+        if not loading.cancelled():
+            loading.exception()  # retrieved here; the task that started the load raises it
 
     def _cached(self, name: str, version: str) -> types.ModuleType | None:
         entry = self._loaded.get(name)
