@@ -104,3 +104,15 @@ counted = flyte.TaskEnvironment(
 @counted.task
 async def whoami() -> int:
     return os.getpid()
+
+
+counted_wide = flyte.TaskEnvironment(
+    name="counted_wide",
+    reusable=flyte.ReusePolicy(replicas=1, concurrency=8, idle_ttl=60, max_tasks=3),
+)
+
+
+@counted_wide.task
+async def whoami_slowly() -> int:
+    await asyncio.sleep(0.05)
+    return os.getpid()

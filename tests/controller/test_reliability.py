@@ -196,6 +196,13 @@ async def test_max_tasks_recycles_after_that_many_tasks() -> None:
     assert pids[6] not in (pids[0], pids[3])
 
 
+async def test_max_tasks_holds_when_one_dispatch_could_fill_many_slots() -> None:
+    async with running_controller() as (_, client):
+        pending = [await submit(client, st.whoami_slowly) for _ in range(9)]
+        pids = [(await p).unwrap() for p in pending]
+    assert max(Counter(pids).values()) <= 3, Counter(pids)
+
+
 async def test_watchdog_names_the_task_that_blocks_the_loop() -> None:
     async with running_controller() as (_, client):
         result = await (await submit(client, st.blocks_loop, 1.5))

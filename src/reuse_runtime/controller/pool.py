@@ -181,6 +181,7 @@ class ReplicaPool:
         self._tasks = TaskSet(f"pool:{key}")
         self._ids = itertools.count(1)
         self._closed = False
+        self._pump_scheduled = False
 
     # ------------------------------------------------------------ tasks
 
@@ -194,6 +195,9 @@ class ReplicaPool:
                 ),
             )
             return
+        if len(self.backlog) >= self.max_backlog:
+            # Dispatch what fits first: a full backlog means no free slot either.
+            self._pump_now()
         if len(self.backlog) >= self.max_backlog:
             record.finished = True
             record.deliver(
@@ -211,32 +215,55 @@ class ReplicaPool:
         self.pump()
 
     def pump(self) -> None:
-        """Dispatch waiting tasks to free slots."""
-        if not self.backlog:
+        """Dispatch waiting tasks to free slots, once per loop iteration.
+
+        Everything that queues a task or frees a slot within one iteration (a batch
+        of submissions, a batch of results) shares one pass: a replica is refilled
+        with one dispatch message, and a submission that finds every slot taken
+        costs nothing here. No timer: the pass runs at the next iteration.
+        """
+        if self._pump_scheduled or not self.backlog:
             return
-        ready = [
+        self._pump_scheduled = True
+        asyncio.get_running_loop().call_soon(self._pump_now)
+
+    def _pump_now(self) -> None:
+        self._pump_scheduled = False
+        backlog = self.backlog
+        if not backlog:
+            return
+        open_ = [
             r
             for r in self.replicas.values()
-            if r.phase is ReplicaPhase.READY and r.stream is not None
+            if r.phase is ReplicaPhase.READY and r.stream is not None and r.free > 0
         ]
-        if not ready:
-            return
-        while self.backlog:
-            record = self.backlog[0]
+        while backlog and open_:
+            record = backlog[0]
             code_key = _code_key(record.spec)
-            chosen = pick_replica(
-                RouteCandidate(r.replica_id, r.free, r.capacity, code_key in r.warm)
-                for r in ready
-                if (not record.solo or not r.running)
-                and (r.exclusive is None or _descends_from(record, r.exclusive))
-            )
+            chosen = self._route(record, code_key, open_)
             if chosen is None:
-                return
-            self.backlog.popleft()
+                return  # the oldest task waits for its replica, and nothing overtakes it
+            backlog.popleft()
             if record.cancel_requested:
                 self._finish(record, _cancelled(record, record.cancel_requested))
                 continue
-            self._dispatch(record, self.replicas[chosen], code_key)
+            self._dispatch(record, chosen, code_key)
+            if chosen.free <= 0 or chosen.phase is not ReplicaPhase.READY:
+                open_.remove(chosen)
+
+    def _route(
+        self, record: TaskRecord, code_key: str, open_: list[ReplicaState]
+    ) -> ReplicaState | None:
+        """The replica for ``record`` among those with a free slot (see :func:`pick_replica`)."""
+        if len(open_) == 1 and not record.solo and open_[0].exclusive is None:
+            return open_[0]
+        chosen = pick_replica(
+            RouteCandidate(r.replica_id, r.free, r.capacity, code_key in r.warm)
+            for r in open_
+            if (not record.solo or not r.running)
+            and (r.exclusive is None or _descends_from(record, r.exclusive))
+        )
+        return self.replicas[chosen] if chosen is not None else None
 
     def _dispatch(self, record: TaskRecord, replica: ReplicaState, code_key: str) -> None:
         spec = record.spec
