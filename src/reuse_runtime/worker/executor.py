@@ -175,7 +175,10 @@ class Executor:
                 )
             else:
                 result = task.result()
-        done(replace(result, replica_id=self.config.replica_id))
+        replica_id = self.config.replica_id
+        if result.replica_id != replica_id:  # a success already carries it (_encode_result)
+            result = replace(result, replica_id=replica_id)
+        done(result)
 
     async def _run(self, spec: TaskSpec, emit: Callable[[LogLine], None]) -> TaskResult:
         started = time.perf_counter()
@@ -385,7 +388,13 @@ class Executor:
                     f"limit of {self.config.max_payload} bytes (--max-payload)",
                 ),
             )
-        return TaskResult(spec.task_id, TaskState.SUCCEEDED, value=data, duration=duration)
+        return TaskResult(
+            spec.task_id,
+            TaskState.SUCCEEDED,
+            value=data,
+            replica_id=self.config.replica_id,
+            duration=duration,
+        )
 
     def _thread_safe(self, emit: Callable[[LogLine], None]) -> Callable[[LogLine], None]:
         loop, loop_thread = self._loop, self._loop_thread
