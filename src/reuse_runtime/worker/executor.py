@@ -33,7 +33,15 @@ import structlog
 
 from reuse_runtime.context import TaskContext, current_task
 from reuse_runtime.errors import CodeNotFoundError
-from reuse_runtime.model import ErrorKind, LogLine, RemoteError, TaskResult, TaskSpec, TaskState
+from reuse_runtime.model import (
+    ErrorKind,
+    LogLine,
+    RemoteError,
+    TaskResult,
+    TaskSpec,
+    TaskState,
+    dumps_plain,
+)
 from reuse_runtime.worker.limiter import TaskLimiter
 from reuse_runtime.worker.loader import CodeLoader
 from reuse_runtime.worker.output import flush_task
@@ -362,7 +370,7 @@ class Executor:
     def _encode_result(self, spec: TaskSpec, value: object, started: float) -> TaskResult:
         duration = time.perf_counter() - started
         try:
-            data = cloudpickle.dumps(value)
+            data = dumps_plain(value) or cloudpickle.dumps(value)
         except BaseException as exc:
             return TaskResult(
                 spec.task_id,

@@ -1,0 +1,56 @@
+"""dumps_args / dumps_plain: builtins take stdlib pickle, the rest cloudpickle, same bytes."""
+
+from __future__ import annotations
+
+import enum
+import pickle
+import threading
+from collections import OrderedDict
+
+import cloudpickle
+import pytest
+
+from reuse_runtime.errors import BadInputError
+from reuse_runtime.model import dumps_args, dumps_plain
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ((5,), {}),
+        ((1, "a", b"x", None, 2.5, True, 1j), {"k": [1, {2: (3,)}], "s": frozenset({4}), "t": {5}}),
+        ((), {}),
+    ],
+)
+def test_builtins_pickle_to_the_bytes_cloudpickle_gives(value: object) -> None:
+    assert dumps_plain(value) == cloudpickle.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ((Color.RED,), {}),  # a subclass of int
+        ((lambda: 1,), {}),  # by value, only cloudpickle can
+        ((OrderedDict(a=1),), {}),
+        (list(range(1000)), {}),  # too big to be worth checking
+    ],
+)
+def test_anything_else_is_left_to_cloudpickle(value: object) -> None:
+    assert dumps_plain(value) is None
+
+
+def test_a_list_that_contains_itself_is_left_to_cloudpickle() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    assert dumps_plain(loop) is None
+
+
+def test_dumps_args_round_trips_and_names_an_unpicklable_argument() -> None:
+    assert pickle.loads(dumps_args((1, "x"), {"k": [2]})) == ((1, "x"), {"k": [2]})
+    assert pickle.loads(dumps_args((Color.RED,), {}))[0][0] is Color.RED
+    with pytest.raises(BadInputError, match="argument 'lock'"):
+        dumps_args((1,), {"lock": threading.Lock()})
