@@ -61,6 +61,9 @@ def test_replicas_exit_when_their_driver_is_killed(tmp_path: Path) -> None:
     finally:
         if driver.poll() is None:
             driver.kill()
+        driver.wait(10)
+        if driver.stdout is not None:
+            driver.stdout.close()
         for child in psutil.Process().children(recursive=True):
             if "reuse_runtime" in " ".join(child.cmdline()):
                 child.kill()

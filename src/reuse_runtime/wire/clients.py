@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
@@ -78,8 +79,10 @@ class ResultStream(Generic[Item]):
         *,
         target: str,
         on_logs: Callable[[list[model.LogLine]], None] | None = None,
+        on_settled: Callable[[str], None] | None = None,
     ) -> None:
         self._make_batch = make_batch
+        self._on_settled = on_settled
         self._task_id = task_id
         self._size = size
         self._target = target
@@ -161,8 +164,12 @@ class ResultStream(Generic[Item]):
                     self._on_logs(logs)
                 for result in results:
                     future = self._pending.pop(result.task_id, None)
-                    if future is not None and not future.done():
+                    if future is None:
+                        continue
+                    if not future.done():
                         future.set_result(result)
+                    if self._on_settled is not None:
+                        self._on_settled(result.task_id)
                 if self._closing and not self._pending:
                     self._wakeup.set()
             if self._pending:
@@ -181,9 +188,11 @@ class ResultStream(Generic[Item]):
 
     def _fail_pending(self, exc: BaseException) -> None:
         pending, self._pending = self._pending, {}
-        for future in pending.values():
+        for task_id, future in pending.items():
             if not future.done():
                 future.set_exception(exc)
+            if self._on_settled is not None:
+                self._on_settled(task_id)
 
 
 def _task_size(spec: model.TaskSpec) -> int:
@@ -368,6 +377,7 @@ class ControllerClient:
         self._stream: ResultStream[model.Submission] | None = None
         self._environments: dict[model.EnvironmentSpec, str] = {}
         self._registering: dict[model.EnvironmentSpec, asyncio.Future[str]] = {}
+        self._closed = False
         self._sent_bundles: set[str] = set()
 
     async def __aenter__(self) -> ControllerClient:
@@ -444,6 +454,7 @@ class ControllerClient:
                 _submission_size,
                 target=f"controller {self.address}",
                 on_logs=self._on_logs,
+                on_settled=self._settled,
             )
         bundle = submission.task.bundle
         if bundle is not None:
@@ -453,13 +464,15 @@ class ControllerClient:
             else:
                 self._sent_bundles.add(bundle.digest)
         future = self._stream.submit(submission)
-        self._admission.sent(submission)
-        future.add_done_callback(functools.partial(self._settled, submission.task.parent_task_id))
+        self._admission.sent(submission.task)
         return future
 
-    def _settled(self, parent: str, _: object) -> None:
-        for submission, future in self._admission.settled(parent):
+    def _settled(self, task_id: str) -> None:
+        for submission, future in self._admission.settled(task_id):
             if future.done():  # its caller stopped waiting (and cancels it by id)
+                continue
+            if self._closed:
+                future.set_exception(ClosedError("the client closed before the task was sent"))
                 continue
             try:
                 inner = self._send(submission)
@@ -496,6 +509,10 @@ class ControllerClient:
         return convert.status_from_proto(reply)
 
     async def close(self) -> None:
+        self._closed = True
+        for _, future in self._admission.drop_all():
+            if not future.done():
+                future.set_exception(ClosedError("the client closed before the task was sent"))
         if self._stream is not None:
             self._stream.abort("the client closed")
         await self._channel.close()
@@ -518,6 +535,9 @@ def default_max_outstanding() -> int:
     return value
 
 
+_Held = tuple[model.Submission, "asyncio.Future[Any]"]
+
+
 class _Admission:
     """How many of a client's tasks the controller holds at once: flow control.
 
@@ -536,8 +556,11 @@ class _Admission:
         self.limit = limit
         self.outstanding = 0
         self._children: dict[str, int] = {}  # parent id -> its children at the controller
+        self._parent_of: dict[str, str] = {}  # child id -> parent id, while at the controller
         # Held tasks, per parent ("" for top-level tasks), parents in arrival order.
-        self._held: dict[str, dict[str, tuple[model.Submission, asyncio.Future[Any]]]] = {}
+        # OrderedDicts: popping the first of a plain dict again and again is quadratic.
+        self._held: OrderedDict[str, OrderedDict[str, _Held]] = OrderedDict()
+        self._held_under: dict[str, str] = {}  # held task id -> its parent's key
 
     def admits(self, submission: model.Submission) -> bool:
         if self.outstanding < self.limit and not self._held:
@@ -547,17 +570,23 @@ class _Admission:
 
     def hold(self, submission: model.Submission, future: asyncio.Future[Any]) -> None:
         parent = submission.task.parent_task_id
-        self._held.setdefault(parent, {})[submission.task.task_id] = (submission, future)
+        held = self._held.get(parent)
+        if held is None:
+            held = self._held[parent] = OrderedDict()
+        held[submission.task.task_id] = (submission, future)
+        self._held_under[submission.task.task_id] = parent
 
-    def sent(self, submission: model.Submission) -> None:
+    def sent(self, task: model.TaskSpec) -> None:
         self.outstanding += 1
-        parent = submission.task.parent_task_id
+        parent = task.parent_task_id
         if parent:
+            self._parent_of[task.task_id] = parent
             self._children[parent] = self._children.get(parent, 0) + 1
 
-    def settled(self, parent: str) -> list[tuple[model.Submission, asyncio.Future[Any]]]:
+    def settled(self, task_id: str) -> list[_Held]:
         """A sent task finished: the held tasks to send now, in order."""
         self.outstanding -= 1
+        parent = self._parent_of.pop(task_id, "")
         if parent:
             left = self._children[parent] - 1
             if left:
@@ -569,24 +598,41 @@ class _Admission:
             release.append(self._take(parent))  # the parent must keep one child out
         room = self.limit - self.outstanding - len(release)
         while room > 0 and self._held:
-            release.append(self._take(next(iter(self._held))))
+            release.append(self._take(next(iter(self._held))))  # O(1) on an OrderedDict
             room -= 1
         return release
 
-    def drop(self, task_id: str, run_id: str) -> list[tuple[model.Submission, asyncio.Future[Any]]]:
+    def drop(self, task_id: str, run_id: str) -> list[_Held]:
         """Forget held tasks being cancelled (by id, or every one of a run)."""
         dropped = []
-        for parent, held in list(self._held.items()):
-            for held_id, entry in list(held.items()):
-                if held_id == task_id or (run_id and entry[0].task.run_id == run_id):
-                    dropped.append(held.pop(held_id))
-            if not held:
-                del self._held[parent]
+        parent = self._held_under.get(task_id)
+        if parent is not None:
+            dropped.append(self._remove(parent, task_id))
+        if run_id:
+            for parent, held in list(self._held.items()):
+                for held_id, (submission, _) in list(held.items()):
+                    if submission.task.run_id == run_id:
+                        dropped.append(self._remove(parent, held_id))
         return dropped
 
-    def _take(self, parent: str) -> tuple[model.Submission, asyncio.Future[Any]]:
+    def _remove(self, parent: str, task_id: str) -> _Held:
         held = self._held[parent]
-        entry = held.pop(next(iter(held)))
+        entry = held.pop(task_id)
+        del self._held_under[task_id]
+        if not held:
+            del self._held[parent]
+        return entry
+
+    def drop_all(self) -> list[_Held]:
+        held = [entry for entries in self._held.values() for entry in entries.values()]
+        self._held.clear()
+        self._held_under.clear()
+        return held
+
+    def _take(self, parent: str) -> _Held:
+        held = self._held[parent]
+        task_id, entry = held.popitem(last=False)
+        del self._held_under[task_id]
         if not held:
             del self._held[parent]
         return entry

@@ -5,6 +5,8 @@ This module and its siblings are the only importers of generated code.
 
 from __future__ import annotations
 
+import sys
+
 from reuse_runtime import model
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
@@ -17,6 +19,8 @@ _STATE_TO_PB = {
 _STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
 # Error kinds share their numbers with the proto enum.
 _KINDS = {kind.value: kind for kind in model.ErrorKind}
+_REFS: dict[tuple[str, str, str], model.FunctionRef] = {}
+_MAX_SHARED = 4096
 
 
 # ------------------------------------------------------------------ code
@@ -27,7 +31,21 @@ def ref_to_proto(ref: model.FunctionRef) -> pb.FunctionRef:
 
 
 def ref_from_proto(msg: pb.FunctionRef) -> model.FunctionRef:
-    return model.FunctionRef(msg.module, msg.qualname, msg.code_version)
+    # Thousands of queued tasks name the same few functions: share one object each.
+    key = (msg.module, msg.qualname, msg.code_version)
+    ref = _REFS.get(key)
+    if ref is None:
+        if len(_REFS) >= _MAX_SHARED:
+            _REFS.clear()
+        ref = _REFS[key] = model.FunctionRef(*key)
+    return ref
+
+
+def _shared(text: str) -> str:
+    """One copy of a string many tasks repeat (a run id, a parent id, a task name)."""
+    if len(text) > 128:
+        return text
+    return sys.intern(text)
 
 
 def bundle_to_proto(bundle: model.CodeBundle) -> pb.CodeBundle:
@@ -69,14 +87,14 @@ def task_from_proto(msg: pb.TaskSpec) -> model.TaskSpec:
     which = msg.WhichOneof("function")
     return model.TaskSpec(
         task_id=msg.task_id,
-        name=msg.name,
+        name=_shared(msg.name),
         args=msg.args,
         ref=ref_from_proto(msg.ref) if which == "ref" else None,
         pickled=msg.pickled if which == "pickled" else None,
         bundle=bundle_from_proto(msg.bundle) if msg.HasField("bundle") else None,
         timeout=msg.timeout_seconds or None,
-        run_id=msg.run_id,
-        parent_task_id=msg.parent_task_id,
+        run_id=_shared(msg.run_id),
+        parent_task_id=_shared(msg.parent_task_id),
     )
 
 
@@ -310,7 +328,7 @@ def submission_to_proto(sub: model.Submission) -> pb.Submission:
 
 def submission_from_proto(msg: pb.Submission) -> model.Submission:
     return model.Submission(
-        env_key=msg.env_key,
+        env_key=_shared(msg.env_key),
         task=task_from_proto(msg.task),
         retries=msg.retries,
         stream_logs=msg.stream_logs,
