@@ -37,13 +37,17 @@ async def test_the_controller_holds_at_most_the_window_and_every_task_finishes()
 
 async def test_cancelling_a_run_drops_its_tasks_still_waiting_in_the_client() -> None:
     async with running_controller() as (server, _):
+        service = server.service  # type: ignore[attr-defined]
         async with ControllerClient(server.address, max_outstanding=2) as client:  # type: ignore[attr-defined]
             key = await client.register(tasks.slow.environment_spec())
             futures = [
                 client.submit(Submission(key, tasks.slow.task_spec((30,), {}, run_id="doomed")))
                 for _ in range(10)
             ]
-            await asyncio.sleep(1.0)
+            async with asyncio.timeout(10):  # two at the controller, eight held here
+                # The controller has no event for "accepted"; watch its task table.
+                while len(service.tasks) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
             cancelled = await client.cancel(run_id="doomed")
             results = await asyncio.wait_for(asyncio.gather(*futures), 30)
     assert cancelled == 10
