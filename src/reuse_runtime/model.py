@@ -158,6 +158,20 @@ class TaskResult:
     duration: float = 0.0
     attempts: int = 0
 
+    @classmethod
+    def failure(
+        cls,
+        task_id: str,
+        kind: ErrorKind,
+        type_name: str,
+        message: str,
+        *,
+        state: TaskState = TaskState.FAILED,
+        attempts: int = 0,
+    ) -> TaskResult:
+        """A task that ended without a value, for a reason of ours (not a raise in it)."""
+        return cls(task_id, state, error=RemoteError(kind, type_name, message), attempts=attempts)
+
     @property
     def ok(self) -> bool:
         return self.state is TaskState.SUCCEEDED

@@ -733,22 +733,15 @@ def _code_key(spec: TaskSpec) -> str:
 
 
 def _failed(record: TaskRecord, kind: ErrorKind, type_name: str, message: str) -> TaskResult:
-    return TaskResult(
-        record.task_id,
-        TaskState.FAILED,
-        error=RemoteError(kind, type_name, message),
-        attempts=record.attempts,
-    )
+    return TaskResult.failure(record.task_id, kind, type_name, message, attempts=record.attempts)
 
 
 def _cancelled(record: TaskRecord, reason: str) -> TaskResult:
-    return TaskResult(
+    return TaskResult.failure(
         record.task_id,
-        TaskState.CANCELLED,
-        error=RemoteError(
-            ErrorKind.CANCELLED,
-            "CancelledError",
-            f"task {record.spec.name or record.task_id} was {reason}",
-        ),
+        ErrorKind.CANCELLED,
+        "CancelledError",
+        f"task {record.spec.name or record.task_id} was {reason}",
+        state=TaskState.CANCELLED,
         attempts=record.attempts,
     )

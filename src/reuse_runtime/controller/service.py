@@ -27,11 +27,9 @@ from reuse_runtime.model import (
     EnvironmentStatus,
     ErrorKind,
     LogLine,
-    RemoteError,
     ReplicaStatus,
     Submission,
     TaskResult,
-    TaskState,
 )
 from reuse_runtime.security import Security
 
@@ -137,9 +135,7 @@ class SubmitSession:
         self._wakeup.set()
 
     def _reject(self, task_id: str, kind: ErrorKind, message: str) -> None:
-        self._results.append(
-            TaskResult(task_id, TaskState.FAILED, error=RemoteError(kind, "BadInputError", message))
-        )
+        self._results.append(TaskResult.failure(task_id, kind, "BadInputError", message))
         self._wakeup.set()
 
 

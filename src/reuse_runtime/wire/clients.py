@@ -106,13 +106,17 @@ class ResultStream(Generic[Item]):
     def broken(self) -> bool:
         return self._failure is not None or self._reader.done()
 
-    def submit(self, item: Item) -> asyncio.Future[model.TaskResult]:
+    def submit(
+        self, item: Item, future: asyncio.Future[model.TaskResult] | None = None
+    ) -> asyncio.Future[model.TaskResult]:
+        """Send ``item``; ``future`` (or a new one) resolves to its result."""
         if self._failure is not None:
             raise ControllerUnavailableError(describe_rpc_error(self._failure, self._target))
         if self._closing:
             raise ClosedError(f"the stream to {self._target} is closing")
         task_id = self._task_id(item)
-        future: asyncio.Future[model.TaskResult] = asyncio.get_running_loop().create_future()
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
         self._pending[task_id] = future
         self._outbox.append(item)
         self._wakeup.set()
@@ -444,7 +448,11 @@ class ControllerClient:
         admission.hold(submission, future)
         return future
 
-    def _send(self, submission: model.Submission) -> asyncio.Future[model.TaskResult]:
+    def _send(
+        self,
+        submission: model.Submission,
+        future: asyncio.Future[model.TaskResult] | None = None,
+    ) -> asyncio.Future[model.TaskResult]:
         if self._stream is None or self._stream.broken:
             self._sent_bundles = set()
             self._stream = ResultStream(
@@ -463,7 +471,7 @@ class ControllerClient:
                 submission = replace(submission, task=replace(submission.task, bundle=None))
             else:
                 self._sent_bundles.add(bundle.digest)
-        future = self._stream.submit(submission)
+        future = self._stream.submit(submission, future)
         self._admission.sent(submission.task)
         return future
 
@@ -475,11 +483,9 @@ class ControllerClient:
                 future.set_exception(ClosedError("the client closed before the task was sent"))
                 continue
             try:
-                inner = self._send(submission)
+                self._send(submission, future)
             except Exception as exc:
                 future.set_exception(exc)
-            else:
-                _chain(inner, future)
 
     async def cancel(self, *, task_id: str = "", run_id: str = "") -> int:
         """Cancel a task, or every task of a run; returns how many were cancelled."""
@@ -487,14 +493,12 @@ class ControllerClient:
         for submission, future in held:
             if not future.done():
                 future.set_result(
-                    model.TaskResult(
+                    model.TaskResult.failure(
                         submission.task.task_id,
-                        model.TaskState.CANCELLED,
-                        error=model.RemoteError(
-                            model.ErrorKind.CANCELLED,
-                            "CancelledError",
-                            "task cancelled before it was sent to the controller",
-                        ),
+                        model.ErrorKind.CANCELLED,
+                        "CancelledError",
+                        "task cancelled before it was sent to the controller",
+                        state=model.TaskState.CANCELLED,
                     )
                 )
         if task_id and held:
@@ -636,22 +640,6 @@ class _Admission:
         if not held:
             del self._held[parent]
         return entry
-
-
-def _chain(inner: asyncio.Future[Any], outer: asyncio.Future[Any]) -> None:
-    """Resolve ``outer`` as ``inner`` resolves."""
-
-    def copy(done: asyncio.Future[Any]) -> None:
-        if outer.done():
-            return
-        if done.cancelled():
-            outer.cancel()
-        elif done.exception() is not None:
-            outer.set_exception(done.exception())  # type: ignore[arg-type]
-        else:
-            outer.set_result(done.result())
-
-    inner.add_done_callback(copy)
 
 
 def _submit_batch(items: list[model.Submission], cancels: list[str]) -> pb.SubmitBatch:

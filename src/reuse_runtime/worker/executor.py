@@ -119,7 +119,7 @@ class Executor:
         if problem is None and spec.task_id in self._running:
             problem = f"task id {spec.task_id!r} is already running on this replica"
         if problem is not None:
-            return _failure(spec, ErrorKind.BAD_INPUT, "BadInputError", problem)
+            return TaskResult.failure(spec.task_id, ErrorKind.BAD_INPUT, "BadInputError", problem)
         task = self._loop.create_task(self._run(spec, emit), name=f"reuse-task:{spec.task_id}")
         self._running[spec.task_id] = task
         task.add_done_callback(functools.partial(self._finished, spec, done))
@@ -169,14 +169,16 @@ class Executor:
         why = self._cancelled.pop(spec.task_id, "cancelled")
         if task.cancelled():
             result = replace(
-                _failure(spec, ErrorKind.CANCELLED, "CancelledError", f"task {why}"),
+                TaskResult.failure(
+                    spec.task_id, ErrorKind.CANCELLED, "CancelledError", f"task {why}"
+                ),
                 state=TaskState.CANCELLED,
             )
         else:
             exc = task.exception()
             if exc is not None:
-                result = _failure(
-                    spec,
+                result = TaskResult.failure(
+                    spec.task_id,
                     ErrorKind.INTERNAL,
                     type(exc).__name__,
                     f"reuse-runtime failed running the task: {exc}",
@@ -465,7 +467,3 @@ def _short(exc: BaseException, limit: int = 2000) -> str:
 
 def _bad_input(message: str) -> RemoteError:
     return RemoteError(ErrorKind.BAD_INPUT, "BadInputError", message)
-
-
-def _failure(spec: TaskSpec, kind: ErrorKind, type_name: str, message: str) -> TaskResult:
-    return TaskResult(spec.task_id, TaskState.FAILED, error=RemoteError(kind, type_name, message))

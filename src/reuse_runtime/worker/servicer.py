@@ -15,11 +15,9 @@ from reuse_runtime.errors import ClosedError
 from reuse_runtime.model import (
     ErrorKind,
     LogLine,
-    RemoteError,
     ReplicaReport,
     TaskResult,
     TaskSpec,
-    TaskState,
 )
 from reuse_runtime.worker.executor import Executor
 from reuse_runtime.worker.monitor import ReplicaMonitor
@@ -130,8 +128,4 @@ def _discard(line: LogLine) -> None:
 
 
 def _unavailable(spec: TaskSpec, message: str) -> TaskResult:
-    return TaskResult(
-        spec.task_id,
-        TaskState.FAILED,
-        error=RemoteError(ErrorKind.UNAVAILABLE, "ClosedError", message),
-    )
+    return TaskResult.failure(spec.task_id, ErrorKind.UNAVAILABLE, "ClosedError", message)
