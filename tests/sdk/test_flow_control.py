@@ -9,22 +9,29 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from reuse_runtime.model import Submission, TaskState
+from reuse_runtime.model import Submission, TaskResult, TaskState
 from reuse_runtime.wire.clients import ControllerClient
 from tests.controller import tasks
 from tests.helpers import running_controller
 from tests.sdk.test_run import run_script
 
 
+async def submit_slow(
+    client: ControllerClient, count: int, seconds: float, run_id: str
+) -> list[asyncio.Future[TaskResult]]:
+    """``count`` tasks that sleep ``seconds`` each, on a pool of one replica and one slot."""
+    key = await client.register(tasks.slow.environment_spec())
+    return [
+        client.submit(Submission(key, tasks.slow.task_spec((seconds,), {}, run_id=run_id)))
+        for _ in range(count)
+    ]
+
+
 async def test_the_controller_holds_at_most_the_window_and_every_task_finishes() -> None:
     async with running_controller() as (server, _):
         service = server.service  # type: ignore[attr-defined]
         async with ControllerClient(server.address, max_outstanding=20) as client:  # type: ignore[attr-defined]
-            key = await client.register(tasks.slow.environment_spec())
-            futures = [
-                client.submit(Submission(key, tasks.slow.task_spec((0.01,), {}, run_id="window")))
-                for _ in range(150)
-            ]
+            futures = await submit_slow(client, 150, 0.01, "window")
             done = asyncio.ensure_future(asyncio.gather(*futures))
             most = 0
             while not done.done():
@@ -39,11 +46,7 @@ async def test_cancelling_a_run_drops_its_tasks_still_waiting_in_the_client() ->
     async with running_controller() as (server, _):
         service = server.service  # type: ignore[attr-defined]
         async with ControllerClient(server.address, max_outstanding=2) as client:  # type: ignore[attr-defined]
-            key = await client.register(tasks.slow.environment_spec())
-            futures = [
-                client.submit(Submission(key, tasks.slow.task_spec((30,), {}, run_id="doomed")))
-                for _ in range(10)
-            ]
+            futures = await submit_slow(client, 10, 30, "doomed")
             async with asyncio.timeout(10):  # two at the controller, eight held here
                 # The controller has no event for "accepted"; watch its task table.
                 while len(service.tasks) < 2:  # noqa: ASYNC110
