@@ -176,16 +176,23 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 async def _status_main(args: argparse.Namespace) -> int:
     from reuse_runtime.errors import ControllerUnavailableError
-    from reuse_runtime.sdk.runtime import ENDPOINT_ENV, embedded_controller_address
+    from reuse_runtime.sdk.runtime import ENDPOINT_ENV, embedded_controller
     from reuse_runtime.wire.clients import ControllerClient
 
-    endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV) or embedded_controller_address()
+    security = _security(args)
+    endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV)
+    if not endpoint:
+        embedded = embedded_controller()
+        if embedded is not None:
+            endpoint = embedded.address
+            if not security.authenticated and embedded.token:
+                security = dataclasses.replace(security, token=embedded.token)
     if not endpoint:
         raise ControllerUnavailableError(
             "no controller to ask: pass --endpoint HOST:PORT, set $REUSE_RUNTIME_ENDPOINT, "
             "or start a run (its embedded controller is found automatically)"
         )
-    async with ControllerClient(endpoint, _security(args)) as client:
+    async with ControllerClient(endpoint, security) as client:
         await client.wait_ready(timeout=5)
         status = await client.status()
     if args.json:

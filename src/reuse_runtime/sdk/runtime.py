@@ -21,6 +21,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -54,6 +55,33 @@ def state_dir() -> Path:
         return Path(explicit)
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(cache) / "reuse-runtime"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) readable by this user only: mode 0700.
+
+    The state directory holds the embedded controller's address and token, and
+    every run's output, so nobody else on the machine may read it.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, created mode 0600 (never readable by others)."""
+    private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 @dataclass(frozen=True)
@@ -102,8 +130,11 @@ class Runtime:
             from reuse_runtime.controller.server import ControllerConfig, ControllerServer
 
             logs.configure(sys.stderr, level=os.environ.get(logs.LEVEL_ENV, "warning"))
-            log_dir = self.state_dir / "replicas"
-            log_dir.mkdir(parents=True, exist_ok=True)
+            if not security.authenticated:
+                # Loopback is no boundary on a shared machine: the embedded controller and
+                # its replicas always require a token, made here when none is configured.
+                security = dataclasses.replace(security, token=secrets.token_urlsafe(32))
+            log_dir = private_dir(self.state_dir / "replicas")
             options: dict[str, Any] = {}
             if self.config.max_backlog is not None:
                 options["max_backlog"] = self.config.max_backlog
@@ -114,7 +145,7 @@ class Runtime:
             )
             await self._controller.start()
             endpoint = self._controller.address
-            _write_embedded_address(self.state_dir, endpoint)
+            _write_embedded_address(self.state_dir, endpoint, security.token)
         client = ControllerClient(endpoint, security, on_logs=self._route_logs)
         await client.wait_ready()
         return client
@@ -177,11 +208,9 @@ class Runtime:
             self._thread.join(timeout=5)
 
 
-def _write_embedded_address(directory: Path, address: str) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "controller.json").write_text(
-        json.dumps({"address": address, "pid": os.getpid(), "started": time.time()})
-    )
+def _write_embedded_address(directory: Path, address: str, token: str | None) -> None:
+    info = {"address": address, "pid": os.getpid(), "started": time.time(), "token": token}
+    write_private(directory / "controller.json", json.dumps(info))
 
 
 def _remove_embedded_address(directory: Path, address: str) -> None:
@@ -193,12 +222,28 @@ def _remove_embedded_address(directory: Path, address: str) -> None:
         pass
 
 
-def embedded_controller_address() -> str | None:
-    """The address of the most recent live embedded controller on this machine, if any."""
+@dataclass(frozen=True)
+class EmbeddedController:
+    """Where this user's most recent embedded controller listens, and its token."""
+
+    address: str
+    token: str | None
+
+    def __repr__(self) -> str:  # never show the token
+        return f"EmbeddedController(address={self.address!r})"
+
+
+def embedded_controller() -> EmbeddedController | None:
+    """The most recent live embedded controller of this user, if any.
+
+    Read from ``controller.json`` in the state directory (mode 0600, so other
+    users cannot read its token).
+    """
     try:
         info = json.loads((state_dir() / "controller.json").read_text())
         os.kill(int(info["pid"]), 0)
-        return str(info["address"])
+        token = info.get("token")
+        return EmbeddedController(str(info["address"]), str(token) if token else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -357,7 +402,7 @@ class Run:
         self._lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._result: concurrent.futures.Future[TaskResult] = concurrent.futures.Future()
         self._started = time.monotonic()
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(log_path.parent)
         self._log_file: TextIO | None = log_path.open("w", encoding="utf-8")
         self._log_file.write(
             f"run {name}: task {task_name} on controller {runtime.endpoint}"
