@@ -54,3 +54,15 @@ def test_dumps_args_round_trips_and_names_an_unpicklable_argument() -> None:
     assert pickle.loads(dumps_args((Color.RED,), {}))[0][0] is Color.RED
     with pytest.raises(BadInputError, match="argument 'lock'"):
         dumps_args((1,), {"lock": threading.Lock()})
+
+
+@pytest.mark.parametrize("exc", [SystemExit(0), KeyboardInterrupt(), GeneratorExit()])
+def test_a_pickled_base_exception_is_never_raised_as_itself(exc: BaseException) -> None:
+    """A result from an older replica may carry one: the caller gets a task error instead."""
+    from reuse_runtime.errors import TaskFailedError
+    from reuse_runtime.model import ErrorKind, RemoteError
+
+    error = RemoteError(ErrorKind.USER, "builtins.SystemExit", "0", "", pickle.dumps(exc))
+    raised = error.to_exception("t")
+    assert isinstance(raised, TaskFailedError)
+    assert str(raised) == "task t failed: builtins.SystemExit: 0"

@@ -123,7 +123,7 @@ class RemoteError:
     traceback: str = ""
     pickled: bytes = b""
 
-    def to_exception(self, task: str = "") -> BaseException:
+    def to_exception(self, task: str = "") -> Exception:
         """The exception to raise in the caller.
 
         A user's exception that unpickles is raised as itself, with the remote
@@ -135,7 +135,9 @@ class RemoteError:
                 exc = pickle.loads(self.pickled)
             except Exception:
                 exc = None
-            if isinstance(exc, BaseException):
+            # Only an Exception is raised as itself: a SystemExit or KeyboardInterrupt
+            # from a task must never end the caller (an older replica may send one).
+            if isinstance(exc, Exception):
                 if self.traceback:
                     exc.__cause__ = errors.RemoteTraceback(self.traceback)
                 return exc

@@ -422,8 +422,15 @@ class Executor:
 
 
 def error_from_exception(exc: BaseException, kind: ErrorKind) -> RemoteError:
-    """Describe ``exc`` for the caller: type, message, remote traceback, and pickle if possible."""
+    """Describe ``exc`` for the caller: type, message, remote traceback, and pickle if possible.
+
+    ``SystemExit``, ``KeyboardInterrupt`` and ``GeneratorExit`` are the task's own
+    failure: they travel as a description only, never as themselves, so they cannot
+    become the caller's exit.
+    """
     tb = _format_traceback(exc)
+    if not isinstance(exc, Exception):
+        return RemoteError(kind, _type_name(exc), describe_base_exception(exc), tb)
     message = _short(exc)
     try:
         pickled = bytes(cloudpickle.dumps(exc))
@@ -434,6 +441,14 @@ def error_from_exception(exc: BaseException, kind: ErrorKind) -> RemoteError:
             f"{type(pickle_error).__name__}: {_short(pickle_error)}]"
         )
     return RemoteError(kind, _type_name(exc), message, tb, pickled)
+
+
+def describe_base_exception(exc: BaseException) -> str:
+    """What a task did when it raised a non-``Exception`` (``sys.exit()``, say)."""
+    if isinstance(exc, SystemExit):
+        return f"the task called sys.exit({exc.code!r}); a task cannot exit its caller"
+    detail = _short(exc)
+    return f"the task raised {type(exc).__name__}" + (f": {detail}" if detail else "")
 
 
 def _format_traceback(exc: BaseException) -> str:
