@@ -111,5 +111,12 @@ class ControllerUnavailableError(ReuseRuntimeError):
     """Expected: the controller cannot be reached."""
 
 
+class AuthError(ReuseRuntimeError):
+    """Expected: a controller or worker refused this client's token.
+
+    The message says which server, and how to give the client the right token.
+    """
+
+
 class AuthConfigError(ReuseRuntimeError):
     """Expected: the network or auth settings are unsafe or incomplete."""

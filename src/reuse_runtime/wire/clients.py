@@ -18,7 +18,13 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from reuse_runtime import model
-from reuse_runtime.errors import ClosedError, ControllerUnavailableError, PolicyError
+from reuse_runtime.errors import (
+    AuthError,
+    ClosedError,
+    ControllerUnavailableError,
+    PolicyError,
+    ReuseRuntimeError,
+)
 from reuse_runtime.security import Security
 from reuse_runtime.wire import convert
 from reuse_runtime.wire.services import MAX_MESSAGE_BYTES
@@ -61,6 +67,29 @@ def describe_rpc_error(exc: BaseException, target: str) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{target}: {exc.code().name}: {exc.details()}"
     return f"{target}: {type(exc).__name__}: {exc}"
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether the server refused our credentials (no retry can help)."""
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+def rpc_failure(exc: BaseException, target: str) -> ReuseRuntimeError:
+    """The error a caller sees for a failed call to ``target`` ("controller at ADDR").
+
+    The one place that turns a refused token into :class:`AuthError`.
+    """
+    if isinstance(exc, ReuseRuntimeError):
+        return exc
+    if refused(exc):
+        assert isinstance(exc, grpc.aio.AioRpcError)
+        sent = not (exc.details() or "").startswith("missing")
+        return AuthError(
+            f"the {target} refused the token ({'it does not match' if sent else 'none was sent'})"
+            f": set REUSE_RUNTIME_TOKEN (or --token, or token in the config file) to that "
+            f"server's token"
+        )
+    return ControllerUnavailableError(describe_rpc_error(exc, target))
 
 
 class ResultStream(Generic[Item]):
@@ -111,7 +140,7 @@ class ResultStream(Generic[Item]):
     ) -> asyncio.Future[model.TaskResult]:
         """Send ``item``; ``future`` (or a new one) resolves to its result."""
         if self._failure is not None:
-            raise ControllerUnavailableError(describe_rpc_error(self._failure, self._target))
+            raise rpc_failure(self._failure, self._target)
         if self._closing:
             raise ClosedError(f"the stream to {self._target} is closing")
         task_id = self._task_id(item)
@@ -182,7 +211,7 @@ class ResultStream(Generic[Item]):
                 )
         except BaseException as exc:
             self._failure = exc
-            self._fail_pending(ControllerUnavailableError(describe_rpc_error(exc, self._target)))
+            self._fail_pending(rpc_failure(exc, self._target))
             self._wakeup.set()
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -227,6 +256,7 @@ class WorkerClient:
         on_logs: Callable[[list[model.LogLine]], None] | None = None,
     ) -> None:
         self.address = address
+        self._target = f"worker at {address}"
         self._security = security or Security()
         self._metadata = call_metadata(self._security)
         self._channel = open_channel(address, self._security)
@@ -245,10 +275,21 @@ class WorkerClient:
 
     async def execute(self, spec: model.TaskSpec, timeout: float | None = None) -> model.TaskResult:
         """Run one task with a unary call."""
-        reply = await self._stub.Execute(
-            convert.task_to_proto(spec), metadata=self._metadata, timeout=timeout
+        reply = await self._unary(
+            self._stub.Execute(
+                convert.task_to_proto(spec), metadata=self._metadata, timeout=timeout
+            )
         )
         return convert.result_from_proto(reply)
+
+    async def _unary(self, call: Any) -> Any:
+        """Await a unary call; a refused token becomes :class:`AuthError`, the rest stays."""
+        try:
+            return await call
+        except grpc.aio.AioRpcError as exc:
+            if refused(exc):
+                raise rpc_failure(exc, self._target) from None
+            raise
 
     def submit(self, spec: model.TaskSpec) -> asyncio.Future[model.TaskResult]:
         """Send a task on the shared stream; the future resolves to its result."""
@@ -258,7 +299,7 @@ class WorkerClient:
                 convert.dispatch_batch,
                 lambda spec: spec.task_id,
                 _task_size,
-                target=f"worker {self.address}",
+                target=self._target,
                 on_logs=self._on_logs,
             )
         return self._stream.submit(spec)
@@ -271,11 +312,13 @@ class WorkerClient:
             self._stream.cancel(task_id)
 
     async def cancel(self, task_id: str) -> int:
-        reply = await self._stub.Cancel(pb.CancelRequest(task_id=task_id), metadata=self._metadata)
+        reply = await self._unary(
+            self._stub.Cancel(pb.CancelRequest(task_id=task_id), metadata=self._metadata)
+        )
         return int(reply.cancelled)
 
     async def status(self) -> model.ReplicaReport:
-        reply = await self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata)
+        reply = await self._unary(self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata))
         return convert.report_from_proto(reply)
 
     async def close(self) -> None:
@@ -370,6 +413,7 @@ class ControllerClient:
         max_outstanding: int | None = None,
     ) -> None:
         self.address = address
+        self._target = f"controller at {address}"
         self._security = security or Security()
         self._admission = _Admission(
             max_outstanding if max_outstanding is not None else default_max_outstanding()
@@ -423,9 +467,7 @@ class ControllerClient:
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
                 raise PolicyError(exc.details() or "invalid environment") from None
-            raise ControllerUnavailableError(
-                describe_rpc_error(exc, f"controller {self.address}")
-            ) from None
+            raise rpc_failure(exc, self._target) from None
         key: str = reply.key
         self._environments[env] = key
         return key
@@ -460,7 +502,7 @@ class ControllerClient:
                 _submit_batch,
                 lambda sub: sub.task.task_id,
                 _submission_size,
-                target=f"controller {self.address}",
+                target=self._target,
                 on_logs=self._on_logs,
                 on_settled=self._settled,
             )
@@ -503,14 +545,22 @@ class ControllerClient:
                 )
         if task_id and held:
             return len(held)
-        reply = await self._stub.Cancel(
-            pb.CancelRequest(task_id=task_id, run_id=run_id), metadata=self._metadata
+        reply = await self._unary(
+            self._stub.Cancel(
+                pb.CancelRequest(task_id=task_id, run_id=run_id), metadata=self._metadata
+            )
         )
         return int(reply.cancelled) + len(held)
 
     async def status(self) -> model.ControllerStatus:
-        reply = await self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata)
+        reply = await self._unary(self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata))
         return convert.status_from_proto(reply)
+
+    async def _unary(self, call: Any) -> Any:
+        try:
+            return await call
+        except grpc.aio.AioRpcError as exc:
+            raise rpc_failure(exc, self._target) from None
 
     async def close(self) -> None:
         self._closed = True
