@@ -1,14 +1,20 @@
-"""`TaskSet`: asyncio tasks that are tracked, and whose outcome is always retrieved.
+"""Asyncio helpers whose cancellation is correct by construction, on Python 3.10 and later.
 
-No fire-and-forget: a task that fails unobserved is a lost task, so every task
-started here is kept by name until it ends, and an exception it ends with is
-logged once.
+* :class:`TaskSet`: asyncio tasks that are tracked, and whose outcome is always
+  retrieved. No fire-and-forget: a task that fails unobserved is a lost task, so
+  every task started here is kept by name until it ends, and an exception it ends
+  with is logged once.
+* :func:`wait_within`: ``asyncio.wait_for`` without its trap. On Python 3.10 and
+  3.11, ``wait_for`` returns normally when the caller is cancelled in the same
+  loop iteration as the awaited thing completes: the cancellation is lost, and a
+  loop that should stop runs on (a replica outlived its controller that way).
+  Here the caller's cancellation always propagates.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 import structlog
@@ -16,6 +22,38 @@ import structlog
 log = structlog.get_logger("reuse_runtime")
 
 T = TypeVar("T")
+
+#: How long :meth:`TaskSet.cancel_all` waits for tasks that ignore their cancellation.
+CANCEL_PATIENCE = 5.0
+
+
+async def wait_within(awaitable: Awaitable[T], timeout: float | None) -> T:
+    """Await ``awaitable`` for at most ``timeout`` seconds (``None``: no limit).
+
+    On timeout it is cancelled and :class:`TimeoutError` is raised at once; when the
+    caller is cancelled, it is cancelled too and the caller's ``CancelledError``
+    propagates. Neither waits for a task that ignores its cancellation.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        _abandon(task)
+        raise
+    if not done:
+        _abandon(task)
+        raise asyncio.TimeoutError(f"not done within {timeout:g} s")
+    return task.result()
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class TaskSet:
@@ -42,10 +80,29 @@ class TaskSet:
         if exc is not None:
             log.error("background task failed", task=task.get_name(), error=repr(exc), exc_info=exc)
 
-    async def cancel_all(self, msg: str = "shutting down") -> None:
-        """Cancel every task and wait for them to end."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel(msg=msg)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+    async def cancel_all(
+        self, msg: str = "shutting down", patience: float = CANCEL_PATIENCE
+    ) -> None:
+        """Cancel every task and wait for them to end.
+
+        A task that swallows its cancellation is cancelled again every second; one
+        still running after ``patience`` seconds is logged and left behind, so a
+        shutdown never waits for ever.
+        """
+        pending = set(self._tasks)
+        if not pending:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while pending:
+            for task in pending:
+                task.cancel(msg=msg)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.error(
+                    "tasks ignored their cancellation; leaving them behind",
+                    owner=self._owner,
+                    tasks=sorted(t.get_name() for t in pending)[:10],
+                )
+                return
+            _, pending = await asyncio.wait(pending, timeout=min(1.0, remaining))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import structlog
 
+from reuse_runtime.aio import wait_within
 from reuse_runtime.backends.base import ExitStatus, ReplicaHandle, ReplicaLaunch
 from reuse_runtime.security import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TOKEN_ENV
 
@@ -122,7 +123,7 @@ class LocalBackend:
             with contextlib.suppress(ProcessLookupError):
                 handle.process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(self._exited(handle)), grace)
+            await wait_within(self._exited(handle), grace)
         except asyncio.TimeoutError:
             log.warning(
                 "replica ignored SIGTERM; killing it", replica=handle.replica_id, grace_period=grace
@@ -143,7 +144,7 @@ class LocalBackend:
         if handle._reader is not None:
             # The stderr tail explains the exit; give the reader a moment to finish.
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(handle._reader), 1.0)
+                await wait_within(asyncio.shield(handle._reader), 1.0)
         self._replicas.pop(handle.replica_id, None)
         if code < 0:
             return ExitStatus(signal=-code, by_runtime=handle.killed)

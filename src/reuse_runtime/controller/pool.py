@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from reuse_runtime.aio import TaskSet
+from reuse_runtime.aio import TaskSet, wait_within
 from reuse_runtime.backends.base import Backend, ExitStatus, ReplicaHandle, ReplicaLaunch
 from reuse_runtime.controller.autoscaler import (
     PoolSnapshot,
@@ -449,7 +449,7 @@ class ReplicaPool:
         # A replica without its stream can do nothing more: make sure it is gone.
         if not replica.exited.is_set():
             try:
-                await asyncio.wait_for(replica.exited.wait(), 2.0)
+                await wait_within(replica.exited.wait(), 2.0)
             except asyncio.TimeoutError:
                 if replica.handle is not None:
                     await self._backend.kill(replica.handle)

@@ -91,6 +91,12 @@ class SubmitSession:
         self._outstanding[spec.task_id] = record
         pool.submit(record)
 
+    def cancel(self, task_id: str) -> None:
+        """Cancel one of this stream's own tasks (its caller stopped waiting for it)."""
+        record = self._outstanding.get(task_id)
+        if record is not None:
+            self._service.pool_of(record).cancel(record, "cancelled by its caller")
+
     def close_input(self) -> None:
         self._input_closed = True
         self._wakeup.set()

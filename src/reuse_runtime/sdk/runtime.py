@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from reuse_runtime import context as task_context
-from reuse_runtime.aio import TaskSet
 from reuse_runtime.errors import ControllerUnavailableError, PolicyError
 from reuse_runtime.model import LogLine, Submission, TaskResult, TaskState
 from reuse_runtime.security import Security
@@ -373,17 +372,9 @@ def replica_client() -> ControllerClient:
     return _replica_client
 
 
-_cancels = TaskSet("child-cancels")
-
-
 def cancel_child(client: ControllerClient, task_id: str) -> None:
     """Tell the controller to cancel a child whose parent stopped waiting for it."""
-
-    async def cancel() -> None:
-        with contextlib.suppress(Exception):
-            await client.cancel(task_id=task_id)
-
-    _cancels.spawn(cancel(), task_id)
+    client.cancel_soon(task_id)
 
 
 # ---------------------------------------------------------------- runs

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from reuse_runtime import errors, model
+from reuse_runtime.aio import wait_within
 from reuse_runtime.security import Security
 from reuse_runtime.wire import convert
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
@@ -114,6 +115,7 @@ class Session(Protocol[Item]):
     """One stream's tasks: items in, results and output out, in batches."""
 
     def submit(self, item: Item) -> None: ...
+    def cancel(self, task_id: str) -> None: ...
     def close_input(self) -> None: ...
     def abort(self, reason: str) -> None: ...
     def batches(self) -> AsyncIterator[tuple[list[model.TaskResult], list[model.LogLine]]]: ...
@@ -154,6 +156,8 @@ async def _feed_submit(session: Session[model.Submission], batches: AsyncIterato
                 return batch.reason
             for submission in batch.submissions:
                 session.submit(convert.submission_from_proto(submission))
+            for task_id in batch.cancel:
+                session.cancel(task_id)
         return ""
     finally:
         session.close_input()
@@ -268,7 +272,7 @@ def _deny(method: str, what: str) -> grpc.RpcMethodHandler:
         # whose write is still in flight when the status arrives sees "INTERNAL: Internal
         # error from Core" instead of it (grpc/grpc#36066). Our clients write first.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(anext(aiter(requests)), DENY_READ_SECONDS)
+            await wait_within(anext(aiter(requests)), DENY_READ_SECONDS)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield None  # pragma: no cover - abort raises
 

@@ -10,12 +10,12 @@ heartbeat interval.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
+from collections.abc import Callable
 
 import structlog
 
-from reuse_runtime.aio import TaskSet
+from reuse_runtime.aio import TaskSet, wait_within
 from reuse_runtime.model import (
     DispatchCommand,
     DrainCommand,
@@ -34,9 +34,11 @@ class ControllerLink:
     """Serve one controller over its Connect stream.
 
     Call-order contract: ``await run()`` in a tracked task. It returns when the
-    controller ends the stream, and raises when the stream breaks. During a
-    drain, call :meth:`finish` once no task runs: it flushes the last results,
-    sends a final report, and closes the stream.
+    controller ends the stream, and raises when the stream breaks; either way it
+    calls ``on_end`` first (with the error, or None), before its own cleanup, so
+    the replica starts shutting down at once. During a drain, call :meth:`finish`
+    once no task runs: it flushes the last results, sends a final report, and
+    closes the stream.
     """
 
     def __init__(
@@ -47,12 +49,14 @@ class ControllerLink:
         hello: ReplicaHello,
         *,
         heartbeat: float,
+        on_end: Callable[[BaseException | None], None],
     ) -> None:
         self._service = service
         self._address = address
         self._security = security
         self._hello = hello
         self._heartbeat = heartbeat
+        self._on_end = on_end
         self._tasks = TaskSet("controller-link")
         self._session: TaskSession | None = None
         self._conn: ControllerConnection | None = None
@@ -78,6 +82,11 @@ class ControllerLink:
                 elif isinstance(command, DrainCommand):
                     self.drain_reason = command.reason
                     self.drain_requested.set()
+        except Exception as exc:
+            self._on_end(exc)
+            raise
+        else:
+            self._on_end(None)
         finally:
             if not forward.done():
                 session.abort("the controller stream ended")
@@ -112,10 +121,15 @@ class ControllerLink:
 
     async def _report_loop(self, conn: ControllerConnection) -> None:
         changed = self._service.monitor.changed
+        loop = asyncio.get_running_loop()
         while True:
             changed.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(changed.wait(), self._heartbeat)
+            # A timer, not wait_for: a cancellation must never be swallowed here.
+            heartbeat = loop.call_later(self._heartbeat, changed.set)
+            try:
+                await changed.wait()
+            finally:
+                heartbeat.cancel()
             conn.send_report(self._service.report())
 
 
@@ -125,9 +139,9 @@ async def run_hook(service: WorkerService, ref: FunctionRef, init: ReplicaInit, 
         fn = await service.executor.loader.resolve(ref, init.bundle)
         limit = init.stop_grace if which == "on_stop" else None
         if inspect.iscoroutinefunction(fn):
-            await asyncio.wait_for(fn(), limit)
+            await wait_within(fn(), limit)
         else:
             # A sync hook (a model load, say) must not block the loop's heartbeats.
-            await asyncio.wait_for(asyncio.to_thread(fn), limit)
+            await wait_within(asyncio.to_thread(fn), limit)
     except Exception as exc:
         log.error(f"{which} hook failed", hook=str(ref), error=f"{type(exc).__name__}: {exc}")

@@ -14,9 +14,11 @@ then drain gracefully.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
+import threading
 from dataclasses import dataclass, field
 
 import structlog
@@ -33,6 +35,10 @@ from reuse_runtime.worker.monitor import ReplicaMonitor
 from reuse_runtime.worker.servicer import WorkerService
 
 log = structlog.get_logger("reuse_runtime.worker")
+
+
+#: The exit code of a worker whose drain overran its deadline (see :func:`serve`).
+EXIT_DRAIN_OVERRAN = 70
 
 
 def default_replica_id() -> str:
@@ -78,6 +84,9 @@ class WorkerServer:
         self._tasks = TaskSet("worker")
         self._shutdown = asyncio.Event()
         self.shutdown_reason = ""
+        self.controller_lost = False
+        # Set by serve(): the process exits when a drain overruns its deadline.
+        self.exit_on_overrun = False
         self._closed: asyncio.Future[None] | None = None
 
     @property
@@ -120,6 +129,7 @@ class WorkerServer:
                 config.security,
                 ReplicaHello(config.replica_id, config.concurrency, self.address, os.getpid()),
                 heartbeat=config.heartbeat,
+                on_end=self._link_ended,
             )
             self._tasks.spawn(self._run_link(self._link), "controller-link")
         log.info(
@@ -133,33 +143,55 @@ class WorkerServer:
         drained = self._tasks.spawn(self._follow_drain(link), "drain-command")
         try:
             await link.run()
-            if not self._shutdown.is_set():
-                self.request_shutdown("the controller closed the connection")
-        except Exception as exc:
-            if not self._shutdown.is_set():
-                log.error(
-                    "lost the controller",
-                    controller=self.config.controller,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                # Its tasks are retried elsewhere: stop them and exit.
-                self.service.executor.cancel_all("the controller connection was lost")
-                self.request_shutdown("the controller connection was lost")
+        except Exception:
+            pass  # reported by _link_ended
         finally:
             drained.cancel()
+
+    def _link_ended(self, error: BaseException | None) -> None:
+        """The controller stream ended (error None) or broke: shut down, now."""
+        if self._shutdown.is_set():
+            return
+        if error is None:
+            self.request_shutdown("the controller closed the connection")
+            return
+        log.error(
+            "lost the controller",
+            controller=self.config.controller,
+            error=f"{type(error).__name__}: {error}",
+        )
+        # Its tasks are retried elsewhere: stop them and exit within the grace period.
+        self.controller_lost = True
+        self.request_shutdown("the controller connection was lost")
+        self.service.executor.cancel_all("the controller connection was lost")
 
     async def _follow_drain(self, link: ControllerLink) -> None:
         await link.drain_requested.wait()
         self.request_shutdown(f"drain requested by the controller: {link.drain_reason}")
 
     def request_shutdown(self, reason: str = "") -> None:
-        """Ask the worker to drain and stop; safe to call many times."""
+        """Ask the worker to drain and stop; safe to call many times.
+
+        Under :func:`serve`, this also starts the clock on :meth:`exit_deadline`.
+        """
         if not self._shutdown.is_set():
             self.shutdown_reason = reason
             self._shutdown.set()
+            if self.exit_on_overrun:
+                _exit_after(self.exit_deadline(), reason)
 
     async def wait_for_shutdown_request(self) -> None:
         await self._shutdown.wait()
+
+    def exit_deadline(self) -> float:
+        """Seconds a drain may take before the process exits regardless (see :func:`serve`).
+
+        Without its controller a replica's tasks are already cancelled and retried
+        elsewhere: it gets its grace period. A drain gets the grace period for its
+        tasks, another for the on-stop hook, and time to report.
+        """
+        grace = self.config.grace_period
+        return grace + 1.0 if self.controller_lost else 2 * grace + 10.0
 
     async def close(self) -> None:
         """Drain: take no new tasks, let in-flight ones finish within the grace period,
@@ -218,10 +250,33 @@ class WorkerServer:
 
 
 async def serve(server: WorkerServer) -> None:
-    """Run a worker until a shutdown is requested, then drain. Prints the ready line."""
+    """Run a worker until a shutdown is requested, then drain. Prints the ready line.
+
+    Once a shutdown is requested the process exits within
+    :meth:`WorkerServer.exit_deadline`, whatever its tasks or event loop do: a
+    thread ends it if the drain has not (a task that ignores cancellation, a
+    wedged loop). Nothing outlives its controller for long.
+    """
+    server.exit_on_overrun = True
     try:
         await server.start()
         print(f"listening on {server.address}", file=sys.__stdout__, flush=True)
         await server.wait_for_shutdown_request()
     finally:
         await server.close()
+
+
+def _exit_after(seconds: float, reason: str) -> None:
+    def expire() -> None:
+        with contextlib.suppress(Exception):
+            print(
+                f"reuse-runtime worker: the drain ({reason}) did not finish within "
+                f"{seconds:g} s; exiting now",
+                file=sys.__stderr__,
+                flush=True,
+            )
+        os._exit(EXIT_DRAIN_OVERRAN)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()

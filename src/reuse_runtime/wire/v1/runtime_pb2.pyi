@@ -66,7 +66,7 @@ class CodeBundle(_message.Message):
     def __init__(self, module: _Optional[str] = ..., digest: _Optional[str] = ..., filename: _Optional[str] = ..., source: _Optional[bytes] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "name", "ref", "pickled", "args", "bundle", "timeout_seconds", "run_id", "parent_task_id")
+    __slots__ = ("task_id", "name", "ref", "pickled", "args", "bundle", "timeout_seconds", "run_id", "parent_task_id", "call_key")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class TaskSpec(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_KEY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     name: str
     ref: FunctionRef
@@ -85,7 +86,8 @@ class TaskSpec(_message.Message):
     timeout_seconds: float
     run_id: str
     parent_task_id: str
-    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., ref: _Optional[_Union[FunctionRef, _Mapping]] = ..., pickled: _Optional[bytes] = ..., args: _Optional[bytes] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., run_id: _Optional[str] = ..., parent_task_id: _Optional[str] = ...) -> None: ...
+    call_key: str
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., ref: _Optional[_Union[FunctionRef, _Mapping]] = ..., pickled: _Optional[bytes] = ..., args: _Optional[bytes] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., run_id: _Optional[str] = ..., parent_task_id: _Optional[str] = ..., call_key: _Optional[str] = ...) -> None: ...
 
 class RemoteError(_message.Message):
     __slots__ = ("kind", "type", "message", "traceback", "pickled")
@@ -327,18 +329,22 @@ class Submission(_message.Message):
     def __init__(self, env_key: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., retries: _Optional[int] = ..., stream_logs: _Optional[bool] = ...) -> None: ...
 
 class SubmitBatch(_message.Message):
-    __slots__ = ("submissions",)
+    __slots__ = ("submissions", "cancel")
     SUBMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
     submissions: _containers.RepeatedCompositeFieldContainer[Submission]
-    def __init__(self, submissions: _Optional[_Iterable[_Union[Submission, _Mapping]]] = ...) -> None: ...
+    cancel: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, submissions: _Optional[_Iterable[_Union[Submission, _Mapping]]] = ..., cancel: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitEvents(_message.Message):
-    __slots__ = ("results", "logs")
+    __slots__ = ("results", "logs", "returned")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     LOGS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[TaskResult]
     logs: _containers.RepeatedCompositeFieldContainer[LogLine]
-    def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., logs: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
+    returned: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., logs: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ..., returned: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReplicaStatus(_message.Message):
     __slots__ = ("replica_id", "state", "report", "assigned", "where", "retire_reason")

@@ -1,0 +1,104 @@
+"""Cancellation that is correct by construction: wait_within and TaskSet.cancel_all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from reuse_runtime.aio import TaskSet, wait_within
+
+
+def _heartbeat_loop(
+    wait: Callable[[Awaitable[Any], float], Awaitable[Any]], event: asyncio.Event
+) -> Callable[[], Awaitable[None]]:
+    async def loop() -> None:
+        while True:  # a report loop: wake on a change or a heartbeat
+            with contextlib.suppress(asyncio.TimeoutError):
+                await wait(event.wait(), 10.0)
+            event.clear()
+
+    return loop
+
+
+async def _cancel_as_the_event_fires(
+    wait: Callable[[Awaitable[Any], float], Awaitable[Any]],
+) -> bool:
+    """Whether the loop ends when it is cancelled in the same iteration its event is set."""
+    event = asyncio.Event()
+    task = asyncio.create_task(_heartbeat_loop(wait, event)())
+    for _ in range(3):
+        await asyncio.sleep(0)
+    event.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=1.0)
+    if not done:
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    return bool(done)
+
+
+async def test_wait_within_never_swallows_the_callers_cancellation() -> None:
+    assert await _cancel_as_the_event_fires(wait_within)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="wait_for was rewritten in 3.12")
+async def test_wait_for_swallows_it_on_this_python_which_is_why_we_do_not_use_it() -> None:
+    # The control: proves the test above can fail. A loop like this kept a replica
+    # alive after its controller was gone.
+    assert not await _cancel_as_the_event_fires(asyncio.wait_for)
+
+
+async def test_wait_within_times_out_and_cancels_what_it_waited_for() -> None:
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    inner = asyncio.ensure_future(slow())
+    with pytest.raises(asyncio.TimeoutError):
+        await wait_within(inner, 0.05)
+    await asyncio.wait({inner}, timeout=1.0)
+    assert inner.cancelled()
+    assert await wait_within(asyncio.sleep(0, "value"), None) == "value"
+
+
+async def test_cancel_all_cancels_again_a_task_that_swallowed_it_once() -> None:
+    tasks = TaskSet("test")
+    swallowed = []
+
+    async def stubborn_once() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            swallowed.append(1)
+        await asyncio.sleep(30)
+
+    tasks.spawn(stubborn_once(), "stubborn")
+    await asyncio.sleep(0)
+    await asyncio.wait_for(tasks.cancel_all(patience=5.0), 10)
+    assert swallowed == [1]
+    assert len(tasks) == 0
+
+
+async def test_cancel_all_gives_up_on_a_task_that_never_ends() -> None:
+    tasks = TaskSet("test")
+    stop = asyncio.Event()
+
+    async def immortal() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(30)
+
+    task = tasks.spawn(immortal(), "immortal")
+    await asyncio.sleep(0)
+    await asyncio.wait_for(tasks.cancel_all(patience=0.3), 10)  # returns: never waits for ever
+    assert not task.done()
+    stop.set()
+    task.cancel()
+    await asyncio.wait({task}, timeout=1.0)
