@@ -296,6 +296,11 @@ def test_lifecycle_hooks_run_once_per_replica(tmp_path: Path) -> None:
 
         @hooked.task
         async def main() -> list[tuple[str, int]]:
+            # Both replicas warm up before the run ends (and the driver drains them).
+            for _ in range(600):
+                if len(list(pathlib.Path().glob("started-*"))) == 2:
+                    break
+                await asyncio.sleep(0.05)
             return list(await asyncio.gather(*(look() for _ in range(8))))
 
         if __name__ == "__main__":
@@ -309,3 +314,49 @@ def test_lifecycle_hooks_run_once_per_replica(tmp_path: Path) -> None:
     stopped = sorted(p.name.split("-")[1] for p in tmp_path.glob("stopped-*"))
     assert len(started) == 2
     assert stopped == started
+
+
+def test_a_drain_during_on_start_runs_on_stop_after_it(tmp_path: Path) -> None:
+    """The driver ends while the second replica is still in its on-start hook: that
+    replica's on_stop still runs, after its on_start ends, never before or instead."""
+    done = run_script(
+        tmp_path,
+        """
+        import pathlib
+
+        def warm_up():
+            pathlib.Path(f"starting-{os.getpid()}").touch()
+            try:
+                fd = os.open("first", os.O_CREAT | os.O_EXCL)
+                os.close(fd)
+            except FileExistsError:
+                time.sleep(3)  # the second replica is slow to warm up
+            pathlib.Path(f"started-{os.getpid()}").write_text(repr(time.time()))
+
+        def tear_down():
+            pathlib.Path(f"stopped-{os.getpid()}").write_text(repr(time.time()))
+
+        hooked = flyte.TaskEnvironment(
+            name="slowstart", reusable=flyte.ReusePolicy(replicas=2, concurrency=1),
+            on_start=warm_up, on_stop=tear_down,
+        )
+
+        @hooked.task
+        async def pid() -> int:
+            return os.getpid()
+
+        if __name__ == "__main__":
+            print(flyte.run(pid).outputs() > 0)
+            for _ in range(600):  # exit while the slow replica is inside its on_start
+                if len(list(pathlib.Path().glob("starting-*"))) == 2:
+                    break
+                time.sleep(0.05)
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    starting = {p.name.split("-")[1] for p in tmp_path.glob("starting-*")}
+    started = {p.name.split("-")[1]: float(p.read_text()) for p in tmp_path.glob("started-*")}
+    stopped = {p.name.split("-")[1]: float(p.read_text()) for p in tmp_path.glob("stopped-*")}
+    assert len(starting) == 2
+    assert set(started) == set(stopped) == starting
+    assert all(stopped[pid] >= started[pid] for pid in started)

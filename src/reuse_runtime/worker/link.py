@@ -61,6 +61,8 @@ class ControllerLink:
         self._session: TaskSession | None = None
         self._conn: ControllerConnection | None = None
         self._init: ReplicaInit | None = None
+        self._started = asyncio.Event()  # set once the on-start hook has ended
+        self._finishing = False
         self._forward: asyncio.Task[None] | None = None
         self.drain_requested = asyncio.Event()
         self.drain_reason = ""
@@ -93,16 +95,24 @@ class ControllerLink:
             await self._tasks.cancel_all("controller link closed")
 
     async def _start(self, init: ReplicaInit, conn: ControllerConnection) -> None:
-        if self._init is not None:
+        # Hooks pair up: on_stop runs at the drain of every replica whose on_start ran,
+        # after it ended. A replica told to drain before its init came runs neither.
+        if self._init is not None or self._finishing:
             return
         self._init = init
-        if init.on_start is not None:
-            await run_hook(self._service, init.on_start, init, "on_start")
+        try:
+            if init.on_start is not None:
+                await run_hook(self._service, init.on_start, init, "on_start")
+        finally:
+            self._started.set()
         conn.send_report(self._service.report())
         self._tasks.spawn(self._report_loop(conn), "reports")
 
     async def finish(self, timeout: float = 5.0) -> None:
         """Flush the remaining results, run the on-stop hook, send a final report, half-close."""
+        self._finishing = True
+        if self._init is not None:
+            await self._started.wait()  # an on_start still running ends first
         session, conn = self._session, self._conn
         if session is None or conn is None:
             return
