@@ -130,6 +130,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
             max_backlog=args.max_backlog,
             replica_loss_budget=args.replica_loss_budget,
             cancel_grace=args.cancel_grace,
+            report_deadline=args.report_deadline,
             security=_security(args),
         )
     )
@@ -166,6 +167,13 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         type=float,
         default=5.0,
         help="seconds a cancelled task gets before its replica is replaced (default 5)",
+    )
+    p.add_argument(
+        "--report-deadline",
+        type=float,
+        default=None,
+        help="seconds a replica may stop reporting before it is killed and its tasks retried "
+        "(default: 5 heartbeats, 5 s)",
     )
     _add_security_flags(p)
     p.set_defaults(main=_controller_main)

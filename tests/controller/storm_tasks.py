@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
 
 import reuse_runtime as flyte
@@ -116,3 +117,29 @@ counted_wide = flyte.TaskEnvironment(
 async def whoami_slowly() -> int:
     await asyncio.sleep(0.05)
     return os.getpid()
+
+
+@fragile.task
+async def freeze_self() -> None:
+    """Stops its own replica with SIGSTOP: it stops reporting, for good."""
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+@fragile.task
+async def fork_and_return() -> tuple[str, int]:
+    """Forks, and both copies of the replica return from the task."""
+    child = os.fork()
+    if child == 0:
+        return "child", os.getpid()
+    return "parent", child
+
+
+frozen = flyte.TaskEnvironment(
+    name="frozen", reusable=flyte.ReusePolicy(replicas=(2, 4), concurrency=8, idle_ttl=60)
+)
+
+
+@frozen.task
+async def nap(i: int, ms: int) -> int:
+    await asyncio.sleep(ms / 1000)
+    return i * 2

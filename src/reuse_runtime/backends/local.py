@@ -131,9 +131,14 @@ class LocalBackend:
             await self.kill(handle)
 
     async def kill(self, handle: ReplicaHandle) -> None:
+        """SIGKILL the replica and its process group: a process a task forked goes too."""
         handle = _local(handle)
         if handle.process.returncode is None:
             handle.killed = True
+            # The replica leads its own session (start_new_session), so its group id is
+            # its pid, and stays reserved until we reap it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle.process.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 handle.process.send_signal(signal.SIGKILL)
         await self._exited(handle)

@@ -41,6 +41,7 @@ from reuse_runtime.controller.autoscaler import (
     ScaleState,
     decide_scale,
 )
+from reuse_runtime.controller.liveness import describe_silence, silence
 from reuse_runtime.controller.router import RouteCandidate, pick_replica
 from reuse_runtime.model import (
     CodeBundle,
@@ -108,6 +109,7 @@ class ReplicaState:
     bundles: set[str] = field(default_factory=set)
     report: ReplicaReport | None = None
     report_at: float = 0.0
+    heard_at: float = 0.0  # its last message of any kind (see liveness.py)
     last_task_end: float = 0.0
     dispatched: int = 0
     completed: int = 0
@@ -152,6 +154,7 @@ class ReplicaPool:
         loss_budget: int,
         cancel_grace: float,
         heartbeat: float,
+        report_deadline: float,
         bundles: dict[str, CodeBundle],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -167,6 +170,8 @@ class ReplicaPool:
         self.loss_budget = loss_budget
         self.cancel_grace = cancel_grace
         self._heartbeat = heartbeat
+        self.report_deadline = report_deadline
+        self._suspect_after = max(report_deadline / 2, 1.5 * heartbeat)
         self._bundles = bundles
         self._clock = clock
         self.backlog: deque[TaskRecord] = deque()
@@ -232,10 +237,16 @@ class ReplicaPool:
         backlog = self.backlog
         if not backlog:
             return
+        # A replica silent for half its report deadline may be frozen: it gets no new
+        # work until it is heard from again (or declared lost).
+        heard_since = self._clock() - self._suspect_after if self.report_deadline else 0.0
         open_ = [
             r
             for r in self.replicas.values()
-            if r.phase is ReplicaPhase.READY and r.stream is not None and r.free > 0
+            if r.phase is ReplicaPhase.READY
+            and r.stream is not None
+            and r.free > 0
+            and r.heard_at >= heard_since
         ]
         while backlog and open_:
             record = backlog[0]
@@ -377,7 +388,7 @@ class ReplicaPool:
     def _on_results(self, replica: ReplicaState, batch: ResultsBatch) -> None:
         if batch.logs:
             self._on_logs(batch.logs)
-        now = self._clock()
+        now = replica.heard_at = self._clock()
         for result in batch.results:
             record = replica.running.get(result.task_id)
             if record is None:
@@ -425,6 +436,7 @@ class ReplicaPool:
             stream.drain("this replica is no longer wanted")
             return
         replica.stream = stream
+        replica.heard_at = self._clock()
         replica.capacity = stream.hello.capacity or self.policy.concurrency
         stream.send_init(
             ReplicaInit(
@@ -458,7 +470,7 @@ class ReplicaPool:
 
     def _on_report(self, replica: ReplicaState, report: ReplicaReport) -> None:
         replica.report = report
-        replica.report_at = self._clock()
+        replica.report_at = replica.heard_at = self._clock()
         if replica.phase is ReplicaPhase.STARTING:
             replica.phase = ReplicaPhase.READY
             self.start_failures = 0
@@ -653,9 +665,14 @@ class ReplicaPool:
             last_start_failure=self.last_start_failure,
         )
 
-    def tick(self) -> None:
-        """Apply one autoscaling decision, and the lifetime bound."""
+    def tick(self, listening_since: float = 0.0) -> None:
+        """Apply the report deadline, the lifetime bound, and one autoscaling decision.
+
+        ``listening_since``: when the controller's loop last came back from a stall
+        (see :class:`~reuse_runtime.controller.liveness.Listening`).
+        """
         now = self._clock()
+        self._check_liveness(now, listening_since)
         if self.policy.max_lifetime:
             for replica in list(self.replicas.values()):
                 if (
@@ -685,6 +702,31 @@ class ReplicaPool:
                 count=decision.start,
                 reason=decision.reason,
             )
+
+    def _check_liveness(self, now: float, listening_since: float) -> None:
+        """Kill and replace a ready replica that stopped reporting (see liveness.py)."""
+        deadline = self.report_deadline
+        if not deadline:
+            return
+        for replica in list(self.replicas.values()):
+            if (
+                replica.phase is ReplicaPhase.STARTING
+                or replica.stream is None
+                or replica.stopping
+                or replica.kill_reason
+            ):
+                continue
+            quiet = silence(replica.heard_at, listening_since, now)
+            if quiet > deadline:
+                log.warning(
+                    "replica stopped reporting; killing it",
+                    env=self.spec.name,
+                    replica=replica.replica_id,
+                    silent_seconds=round(quiet, 1),
+                    deadline=deadline,
+                    inflight=len(replica.running),
+                )
+                self._retire(replica, describe_silence(quiet), kill=True)
 
     @property
     def assigned(self) -> int:

@@ -11,6 +11,7 @@ background thread; both are this class. Example::
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import structlog
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
+from reuse_runtime.controller.liveness import HEARTBEATS_BEFORE_LOST, Listening
 from reuse_runtime.controller.service import ControllerService
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
@@ -43,6 +45,9 @@ class ControllerConfig:
     cancel_grace: float = 5.0
     # Seconds between a replica's reports.
     heartbeat: float = 1.0
+    # Seconds a ready replica may stay silent before it is killed and replaced
+    # (its tasks are retried); None: HEARTBEATS_BEFORE_LOST heartbeats.
+    report_deadline: float | None = None
     # Seconds between autoscaling decisions.
     tick: float = 0.1
     security: Security = field(default_factory=Security)
@@ -53,7 +58,18 @@ class ControllerConfig:
             raise ValueError(f"max_backlog must be at least 1, got {self.max_backlog}")
         if self.replica_loss_budget < 0:
             raise ValueError("replica_loss_budget must not be negative")
+        if self.report_deadline is not None and not self.report_deadline >= 2 * self.heartbeat:
+            raise ValueError(
+                f"report_deadline must be at least two heartbeats ({2 * self.heartbeat:g} s), "
+                f"got {self.report_deadline}"
+            )
         self.security.check_bind(self.host)
+
+    def deadline(self) -> float:
+        """The report deadline in seconds (see :mod:`~reuse_runtime.controller.liveness`)."""
+        if self.report_deadline is not None:
+            return self.report_deadline
+        return HEARTBEATS_BEFORE_LOST * self.heartbeat
 
 
 class ControllerServer:
@@ -88,6 +104,7 @@ class ControllerServer:
             loss_budget=config.replica_loss_budget,
             cancel_grace=config.cancel_grace,
             heartbeat=config.heartbeat,
+            report_deadline=config.deadline(),
         )
         server, self._health = services.build_server(
             [services.controller_handler(self._service)],
@@ -112,8 +129,9 @@ class ControllerServer:
         return f"{host}:{self._port}" if ":" not in host else f"[{host}]:{self._port}"
 
     async def _autoscale(self) -> None:
+        listening = Listening()
         while True:
-            self.service.tick()
+            self.service.tick(listening.beat(time.monotonic()))
             await asyncio.sleep(self.config.tick)
 
     def request_shutdown(self, reason: str = "") -> None:

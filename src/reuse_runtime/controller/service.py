@@ -158,6 +158,7 @@ class ControllerService:
         loss_budget: int,
         cancel_grace: float,
         heartbeat: float,
+        report_deadline: float,
     ) -> None:
         self.backend = backend
         self._address = address
@@ -166,6 +167,7 @@ class ControllerService:
         self.loss_budget = loss_budget
         self.cancel_grace = cancel_grace
         self.heartbeat = heartbeat
+        self.report_deadline = report_deadline
         self.pools: dict[str, ReplicaPool] = {}
         self.tasks: dict[str, TaskRecord] = {}
         self.bundles: dict[str, CodeBundle] = {}
@@ -193,6 +195,7 @@ class ControllerService:
                 loss_budget=self.loss_budget,
                 cancel_grace=self.cancel_grace,
                 heartbeat=self.heartbeat,
+                report_deadline=self.report_deadline,
                 bundles=self.bundles,
             )
             log.info(
@@ -236,9 +239,9 @@ class ControllerService:
 
     # ------------------------------------------------------------ internals
 
-    def tick(self) -> None:
+    def tick(self, listening_since: float = 0.0) -> None:
         for pool in list(self.pools.values()):
-            pool.tick()
+            pool.tick(listening_since)
 
     def pool_of(self, record: TaskRecord) -> ReplicaPool:
         return self.pools[record.submission.env_key]
