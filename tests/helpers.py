@@ -29,6 +29,15 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata with the token this worker made up (a raw channel needs it)."""
+        from reuse_runtime.security import Security
+        from reuse_runtime.state import with_local_token
+        from reuse_runtime.wire.clients import call_metadata
+
+        return call_metadata(with_local_token(Security.from_env(), self.address))
+
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
@@ -107,7 +116,8 @@ async def running_controller(
 ) -> AsyncIterator[tuple[object, object]]:
     """A real controller on 127.0.0.1:0 (local backend) and a client connected to it.
 
-    The client uses the controller's own security settings unless told otherwise.
+    The client uses the controller's own credentials (made up when none are configured)
+    unless told otherwise.
     """
     from reuse_runtime.controller.server import ControllerConfig, ControllerServer
     from reuse_runtime.wire.clients import ControllerClient
@@ -115,7 +125,7 @@ async def running_controller(
     settings = ControllerConfig(**config)  # type: ignore[arg-type]
     server = ControllerServer(settings)
     await server.start()
-    client = ControllerClient(server.address, client_security or settings.security)  # type: ignore[arg-type]
+    client = ControllerClient(server.address, client_security or server.security)  # type: ignore[arg-type]
     try:
         await client.wait_ready()
         yield server, client

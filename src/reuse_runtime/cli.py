@@ -85,8 +85,34 @@ async def _worker_main(args: argparse.Namespace) -> int:
     )
     server = WorkerServer(config)
     _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
-    await serve(server)
+    try:
+        await serve(server, on_ready=lambda: _record_made_token("worker", server))
+    finally:
+        _forget_made_token(server)
     return 0
+
+
+def _record_made_token(kind: str, server: Any) -> None:
+    """A server started without credentials made up a token: keep it for this user's clients."""
+    if not server.made_token:
+        return
+    from reuse_runtime.state import record_server
+
+    path = record_server(kind, server.address, server.port, server.security.token)
+    print(
+        f"reuse-runtime {kind}: no token configured, so this {kind} made one; it is in {path} "
+        f"(mode 0600), where clients of this user on this machine find it. Others need "
+        f"REUSE_RUNTIME_TOKEN set to it.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _forget_made_token(server: Any) -> None:
+    if server.made_token and server.port:
+        from reuse_runtime.state import forget_server
+
+        forget_server(server.port)
 
 
 def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -137,10 +163,12 @@ async def _controller_main(args: argparse.Namespace) -> int:
     _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
     try:
         await server.start()
+        _record_made_token("controller", server)
         print(f"listening on {server.address}", flush=True)
         await server.wait_for_shutdown_request()
     finally:
         await server.close()
+        _forget_made_token(server)
     return 0
 
 

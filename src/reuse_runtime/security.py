@@ -13,8 +13,10 @@ same variable.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +103,15 @@ class Security:
             raise AuthConfigError("TLS needs both a certificate and a key (--tls-cert, --tls-key)")
         tls = TLSConfig.from_files(cert, key, ca) if cert and key else None
         return cls(token=token, tls=tls)
+
+    def with_token_if_open(self) -> Security:
+        """These settings, or with a random token if they carry no credentials.
+
+        A server never runs open: loopback is no boundary on a shared machine.
+        """
+        if self.authenticated:
+            return self
+        return dataclasses.replace(self, token=secrets.token_urlsafe(32))
 
     def check_bind(self, host: str) -> None:
         """Refuse a non-loopback bind without authentication."""

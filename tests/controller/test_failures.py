@@ -42,8 +42,9 @@ async def test_status_command_prints_a_table_and_json() -> None:
         assert (await (await submit(client, tasks.child, 1))).unwrap() == 2
         args = ["-m", "reuse_runtime", "status", "--endpoint", server.address]
         # The controller runs on this loop: run the command without blocking it.
-        code, table = await _command(*args, COLUMNS="200")
-        _, raw = await _command(*args, "--json")
+        token = server.security.token
+        code, table = await _command(*args, COLUMNS="200", REUSE_RUNTIME_TOKEN=token)
+        _, raw = await _command(*args, "--json", REUSE_RUNTIME_TOKEN=token)
     assert code == 0, table
     assert "single" in table and "ready" in table
     data = json.loads(raw)

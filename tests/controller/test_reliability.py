@@ -53,7 +53,9 @@ async def kill_storm(total: int, *, every: float = 2.0, limit: float = 240.0) ->
             await all_done.wait()  # keep the stream open until every result is in
 
         async def consume() -> None:
-            call = pb_grpc.ControllerStub(client._channel).Submit(requests())
+            call = pb_grpc.ControllerStub(client._channel).Submit(
+                requests(), metadata=client._metadata
+            )
             async for events in call:
                 for result in events.results:
                     seen[result.task_id] += 1

@@ -51,7 +51,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from reuse_runtime.model import ENVIRONMENT_NAME, Submission
-from reuse_runtime.wire.clients import WorkerClient
+from reuse_runtime.wire.clients import WorkerClient, call_metadata
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from tests.fuzz import tasks as fuzz_tasks
 from tests.helpers import ROOT, running_controller, spawn_worker, task
@@ -471,12 +471,14 @@ class Fuzzer:
         controller: Any,
         env_key: str,
         channels: dict[str, grpc.aio.Channel],
+        metadata: dict[str, tuple[tuple[str, str], ...]],
     ) -> None:
         self._loop = loop
         self._worker = worker
         self._controller = controller
         self._env_key = env_key
         self._channels = channels
+        self._metadata = metadata
         self.counts: Counter[str] = Counter()
         self.lost_statuses: Counter[str] = Counter()
         self.seconds: dict[str, float] = {}
@@ -489,6 +491,7 @@ class Fuzzer:
 
     async def _call(self, rpc: Rpc, bodies: tuple[bytes, ...]) -> Outcome:
         channel = self._channels[rpc.service]
+        metadata = self._metadata[rpc.service]
         before = self._target_replicas()
         replies: list[bytes] = []
         try:
@@ -498,12 +501,16 @@ class Fuzzer:
                     for body in bodies:
                         yield body
 
-                call = channel.stream_stream(rpc.path)(requests(), timeout=CALL_DEADLINE)
+                call = channel.stream_stream(rpc.path)(
+                    requests(), timeout=CALL_DEADLINE, metadata=metadata
+                )
                 async for reply in call:
                     replies.append(reply)
             else:
                 replies.append(
-                    await channel.unary_unary(rpc.path)(bodies[0], timeout=CALL_DEADLINE)
+                    await channel.unary_unary(rpc.path)(
+                        bodies[0], timeout=CALL_DEADLINE, metadata=metadata
+                    )
                 )
             code, details = Code.OK, ""
         except grpc.aio.AioRpcError as exc:
@@ -517,7 +524,7 @@ class Fuzzer:
             return False
         status = self._channels[service].unary_unary(f"/reuse_runtime.v1.{service}/GetStatus")
         try:
-            await status(b"", timeout=10)
+            await status(b"", timeout=10, metadata=self._metadata[service])
         except grpc.aio.AioRpcError:
             return False
         return True
@@ -654,7 +661,12 @@ async def fuzz_every_rpc(cases: int, *, derandomize: bool) -> None:
             grpc.aio.insecure_channel(controller.address, options=CHANNEL_OPTIONS) as to_controller,
         ):
             fuzzer = Fuzzer(
-                loop, worker, controller, key, {"Worker": to_worker, "Controller": to_controller}
+                loop,
+                worker,
+                controller,
+                key,
+                {"Worker": to_worker, "Controller": to_controller},
+                {"Worker": worker.metadata, "Controller": call_metadata(controller.security)},
             )
             failures = await asyncio.to_thread(fuzzer.fuzz, rpcs, cases, derandomize)
         summary = fuzzer.summary(rpcs)

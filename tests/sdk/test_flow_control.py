@@ -30,7 +30,7 @@ async def submit_slow(
 async def test_the_controller_holds_at_most_the_window_and_every_task_finishes() -> None:
     async with running_controller() as (server, _):
         service = server.service  # type: ignore[attr-defined]
-        async with ControllerClient(server.address, max_outstanding=20) as client:  # type: ignore[attr-defined]
+        async with ControllerClient(server.address, server.security, max_outstanding=20) as client:  # type: ignore[attr-defined]
             futures = await submit_slow(client, 150, 0.01, "window")
             done = asyncio.ensure_future(asyncio.gather(*futures))
             most = 0
@@ -45,7 +45,7 @@ async def test_the_controller_holds_at_most_the_window_and_every_task_finishes()
 async def test_cancelling_a_run_drops_its_tasks_still_waiting_in_the_client() -> None:
     async with running_controller() as (server, _):
         service = server.service  # type: ignore[attr-defined]
-        async with ControllerClient(server.address, max_outstanding=2) as client:  # type: ignore[attr-defined]
+        async with ControllerClient(server.address, server.security, max_outstanding=2) as client:  # type: ignore[attr-defined]
             futures = await submit_slow(client, 10, 30, "doomed")
             async with asyncio.timeout(10):  # two at the controller, eight held here
                 # The controller has no event for "accepted"; watch its task table.

@@ -221,7 +221,8 @@ def test_standalone_controller_through_a_config_file(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=subprocess_env(),
+        # No token: it makes one, and the driver (same user, same home) finds it.
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home")),
     )
     try:
         assert controller.stdout is not None

@@ -15,7 +15,7 @@ from reuse_runtime.errors import AuthConfigError, AuthError
 from reuse_runtime.security import Security, TLSConfig
 from reuse_runtime.wire.clients import WorkerClient
 from tests.controller import tasks as controller_tasks
-from tests.helpers import running_controller, spawn_worker, submit, subprocess_env, task
+from tests.helpers import ROOT, running_controller, spawn_worker, submit, subprocess_env, task
 from tests.tls import make_certs
 from tests.worker import tasks
 
@@ -128,6 +128,17 @@ async def test_controller_and_replicas_over_mtls(tmp_path: Path) -> None:
         assert (await (await submit(client, controller_tasks.parent, 2))).unwrap() == 30
 
 
+SDK_DRIVER = """
+import reuse_runtime as flyte
+from tests.controller import tasks
+flyte.init()  # $REUSE_RUNTIME_ENDPOINT
+try:
+    flyte.run(tasks.child, 1).outputs()
+except flyte.ReuseRuntimeError as e:
+    print(type(e).__name__, e)
+"""
+
+
 def test_status_without_the_token_says_so_in_one_line() -> None:
     controller = subprocess.Popen(
         [sys.executable, "-m", "reuse_runtime", "controller", "--port", "0"],
@@ -153,6 +164,20 @@ def test_status_without_the_token_says_so_in_one_line() -> None:
                 f"({'it does not match' if token else 'none was sent'}): set REUSE_RUNTIME_TOKEN "
                 f"(or --token, or token in the config file) to that server's token"
             ]
+        # The SDK raises the same error from the run.
+        driver = subprocess.run(
+            [sys.executable, "-c", SDK_DRIVER],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            env=subprocess_env(REUSE_RUNTIME_TOKEN="wrong", REUSE_RUNTIME_ENDPOINT=address),
+        )
+        assert driver.returncode == 0, driver.stderr
+        assert driver.stdout.strip() == (
+            f"AuthError the controller at {address} refused the token (it does not match): set "
+            f"REUSE_RUNTIME_TOKEN (or --token, or token in the config file) to that server's token"
+        )
     finally:
         controller.terminate()
         controller.wait(30)

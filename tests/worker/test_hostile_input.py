@@ -138,7 +138,7 @@ async def test_malformed_unary_request_is_invalid_argument(
     async with grpc.aio.insecure_channel(worker.address) as channel:
         call = channel.unary_unary(WORKER_METHOD + method)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await call(body, timeout=10)
+            await call(body, timeout=10, metadata=worker.metadata)
     error = raised.value
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, error
     assert f"malformed reuse_runtime.v1.{message} message ({len(body)} bytes)" in (
@@ -155,7 +155,9 @@ async def test_malformed_dispatch_batch_is_invalid_argument(
         yield body
 
     async with grpc.aio.insecure_channel(worker.address) as channel:
-        call = channel.stream_stream(WORKER_METHOD + "Dispatch")(requests(), timeout=10)
+        call = channel.stream_stream(WORKER_METHOD + "Dispatch")(
+            requests(), timeout=10, metadata=worker.metadata
+        )
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             async for _ in call:
                 pass
@@ -188,7 +190,9 @@ async def test_tasks_before_a_malformed_batch_still_report(
 
     results: list[pb.TaskResult] = []
     async with grpc.aio.insecure_channel(worker.address) as channel:
-        call = channel.stream_stream(WORKER_METHOD + "Dispatch")(requests(), timeout=10)
+        call = channel.stream_stream(WORKER_METHOD + "Dispatch")(
+            requests(), timeout=10, metadata=worker.metadata
+        )
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             async for reply in call:
                 results.extend(pb.ResultBatch.FromString(reply).results)
@@ -490,7 +494,7 @@ async def test_duplicate_task_id_on_one_stream(worker: WorkerProcess, client: Wo
             request_serializer=pb.DispatchBatch.SerializeToString,
             response_deserializer=pb.ResultBatch.FromString,
         )
-        async for reply in dispatch(requests(), timeout=10):
+        async for reply in dispatch(requests(), timeout=10, metadata=worker.metadata):
             results.extend(reply.results)
 
     assert [r.task_id for r in results] == [task_id, task_id], results

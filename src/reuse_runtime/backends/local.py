@@ -44,7 +44,15 @@ class LocalReplica:
 
     async def _collect(self) -> None:
         assert self.process.stderr is not None
-        sink = self.log_path.open("a", encoding="utf-8") if self.log_path else None
+        sink = (
+            os.fdopen(
+                os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                "a",
+                encoding="utf-8",
+            )
+            if self.log_path
+            else None
+        )
         try:
             async for raw in self.process.stderr:
                 line = raw.decode(errors="replace")

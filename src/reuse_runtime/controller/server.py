@@ -82,6 +82,10 @@ class ControllerServer:
         self.config = config
         self.address = ""
         self._backend = backend or LocalBackend(config.log_dir)
+        # What the server and its replicas require: the configured credentials, or a
+        # token made up here (see Security.with_token_if_open).
+        self.security = config.security.with_token_if_open()
+        self.made_token = self.security is not config.security
         self._service: ControllerService | None = None
         self._server: Any = None
         self._tasks = TaskSet("controller")
@@ -99,7 +103,7 @@ class ControllerServer:
         self._service = ControllerService(
             self._backend,
             address=self._replica_address,
-            security=config.security,
+            security=self.security,
             max_backlog=config.max_backlog,
             loss_budget=config.replica_loss_budget,
             cancel_grace=config.cancel_grace,
@@ -109,14 +113,14 @@ class ControllerServer:
         server, self._health = services.build_server(
             [services.controller_handler(self._service)],
             [services.CONTROLLER_SERVICE],
-            config.security,
+            self.security,
         )
-        port = services.bind(server, config.host, config.port, config.security)
+        port = services.bind(server, config.host, config.port, self.security)
         await server.start()
         self._server = server
         host = config.host if ":" not in config.host else f"[{config.host}]"
         self.address = f"{host}:{port}"
-        self._port = port
+        self.port = self._port = port
         await services.set_serving(self._health, True, services.CONTROLLER_SERVICE)
         self._tasks.spawn(self._autoscale(), "autoscaler")
         log.info("controller started", address=self.address, backend=self._backend.name)

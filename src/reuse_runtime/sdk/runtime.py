@@ -38,49 +38,13 @@ from reuse_runtime import context as task_context
 from reuse_runtime.errors import ControllerUnavailableError, PolicyError
 from reuse_runtime.model import LogLine, Submission, TaskResult, TaskState
 from reuse_runtime.security import Security
+from reuse_runtime.state import HOME_ENV, private_dir, state_dir, write_private  # noqa: F401
 from reuse_runtime.wire.clients import ControllerClient
 
 T = TypeVar("T")
 
 ENDPOINT_ENV = "REUSE_RUNTIME_ENDPOINT"
 CONFIG_ENV = "REUSE_RUNTIME_CONFIG"
-HOME_ENV = "REUSE_RUNTIME_HOME"
-
-
-def state_dir() -> Path:
-    """Where runs' logs and the embedded controller's address are kept."""
-    explicit = os.environ.get(HOME_ENV)
-    if explicit:
-        return Path(explicit)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(cache) / "reuse-runtime"
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and its parents) readable by this user only: mode 0700.
-
-    The state directory holds the embedded controller's address and token, and
-    every run's output, so nobody else on the machine may read it.
-    """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-    return path
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, created mode 0600 (never readable by others)."""
-    private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from reuse_runtime.errors import (
     ReuseRuntimeError,
 )
 from reuse_runtime.security import Security
+from reuse_runtime.state import with_local_token
 from reuse_runtime.wire import convert
 from reuse_runtime.wire.services import MAX_MESSAGE_BYTES
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
@@ -258,7 +259,7 @@ class WorkerClient:
     ) -> None:
         self.address = address
         self._target = f"worker at {address}"
-        self._security = security or Security()
+        self._security = with_local_token(security or Security(), address)
         self._metadata = call_metadata(self._security)
         self._channel = open_channel(address, self._security)
         self._stub = pb_grpc.WorkerStub(self._channel)
@@ -415,7 +416,7 @@ class ControllerClient:
     ) -> None:
         self.address = address
         self._target = f"controller at {address}"
-        self._security = security or Security()
+        self._security = with_local_token(security or Security(), address)
         self._admission = _Admission(
             max_outstanding if max_outstanding is not None else default_max_outstanding()
         )

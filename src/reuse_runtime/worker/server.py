@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -27,6 +28,7 @@ from reuse_runtime import context as task_context
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.model import ReplicaHello
 from reuse_runtime.security import Security
+from reuse_runtime.state import with_local_token
 from reuse_runtime.wire import services
 from reuse_runtime.worker import output
 from reuse_runtime.worker.executor import DEFAULT_MAX_PAYLOAD, Executor, ExecutorConfig
@@ -78,6 +80,10 @@ class WorkerServer:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.address = ""
+        self.port = 0
+        # What callers must present: the configured credentials, or a token made up here.
+        self.security = config.security.with_token_if_open()
+        self.made_token = self.security is not config.security
         self._server: object = None
         self._service: WorkerService | None = None
         self._link: ControllerLink | None = None
@@ -110,9 +116,10 @@ class WorkerServer:
         monitor = ReplicaMonitor(config.replica_id, executor.limiter)
         self._service = WorkerService(executor, monitor)
         server, self._health = services.build_server(
-            [services.worker_handler(self._service)], [services.WORKER_SERVICE], config.security
+            [services.worker_handler(self._service)], [services.WORKER_SERVICE], self.security
         )
-        port = services.bind(server, config.host, config.port, config.security)
+        port = services.bind(server, config.host, config.port, self.security)
+        self.port = port
         await server.start()
         self._server = server
         host = config.host if ":" not in config.host else f"[{config.host}]"
@@ -120,13 +127,16 @@ class WorkerServer:
         await services.set_serving(self._health, True, services.WORKER_SERVICE)
         self._tasks.spawn(monitor.run(), "monitor")
         if config.controller:
+            # To its controller it presents the configured credentials, or the token a
+            # controller of this user on this machine recorded.
+            to_controller = with_local_token(config.security, config.controller)
             task_context.set_controller_endpoint(
-                task_context.ControllerEndpoint(config.controller, config.security)
+                task_context.ControllerEndpoint(config.controller, to_controller)
             )
             self._link = ControllerLink(
                 self._service,
                 config.controller,
-                config.security,
+                to_controller,
                 ReplicaHello(config.replica_id, config.concurrency, self.address, os.getpid()),
                 heartbeat=config.heartbeat,
                 on_end=self._link_ended,
@@ -249,7 +259,7 @@ class WorkerServer:
         await self.close()
 
 
-async def serve(server: WorkerServer) -> None:
+async def serve(server: WorkerServer, on_ready: Callable[[], None] | None = None) -> None:
     """Run a worker until a shutdown is requested, then drain. Prints the ready line.
 
     Once a shutdown is requested the process exits within
@@ -260,6 +270,8 @@ async def serve(server: WorkerServer) -> None:
     server.exit_on_overrun = True
     try:
         await server.start()
+        if on_ready is not None:
+            on_ready()
         print(f"listening on {server.address}", file=sys.__stdout__, flush=True)
         await server.wait_for_shutdown_request()
     finally:
