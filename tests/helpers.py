@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -153,3 +154,49 @@ def live_replicas(status: object, env_name: str) -> int:
         if env.name == env_name:
             return sum(1 for r in env.replicas if r.state != "draining")
     return 0
+
+
+@dataclass
+class ControllerProcess:
+    """A standalone `reuse-runtime controller` subprocess (see :func:`controller_process`)."""
+
+    process: subprocess.Popen[str]
+    address: str
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+
+def start_controller(home: Path, *args: str, port: int = 0) -> ControllerProcess:
+    """Start a standalone controller on 127.0.0.1 (its home holds its made-up token)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reuse_runtime", "controller", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=str(ROOT),
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(home)),
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = _READY.search(line)
+    if not match:
+        process.kill()
+        process.wait(10)
+        raise AssertionError(f"the controller did not start: {line!r}")
+    return ControllerProcess(process, match.group(1))
+
+
+def stop_process(process: subprocess.Popen[str], how: int = signal.SIGKILL) -> None:
+    """Signal a process this test started (by pid) and reap it."""
+    if process.poll() is None:
+        process.send_signal(how)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()

@@ -80,6 +80,8 @@ class TaskRecord:
     replica: ReplicaState | None = None
     children: int = 0
     parent: TaskRecord | None = None
+    # Its children at the controller, so a cancellation reaches every descendant.
+    kids: set[TaskRecord] | None = None
     cancel_requested: str = ""
     finished: bool = False
     # It was on a replica that died: it now runs alone (its own children aside).
@@ -175,6 +177,9 @@ class ReplicaPool:
         self._bundles = bundles
         self._clock = clock
         self.backlog: deque[TaskRecord] = deque()
+        # Cancelled records left in the backlog (removing one from a deque is O(n)):
+        # skipped when they reach its head, compacted away when they are half of it.
+        self._stale = 0
         self.replicas: dict[str, ReplicaState] = {}
         self.scale_state = ScaleState()
         self.start_failures = 0
@@ -200,17 +205,17 @@ class ReplicaPool:
                 ),
             )
             return
-        if len(self.backlog) >= self.max_backlog:
+        if self.waiting >= self.max_backlog:
             # Dispatch what fits first: a full backlog means no free slot either.
             self._pump_now()
-        if len(self.backlog) >= self.max_backlog:
+        if self.waiting >= self.max_backlog:
             record.finished = True
             record.deliver(
                 _failed(
                     record,
                     ErrorKind.REJECTED,
                     "BacklogFullError",
-                    f"environment {self.spec.name!r} has {len(self.backlog)} tasks waiting, its "
+                    f"environment {self.spec.name!r} has {self.waiting} tasks waiting, its "
                     f"backlog limit; retry later, raise the limit (--max-backlog), or give it more "
                     f"replicas",
                 )
@@ -250,6 +255,10 @@ class ReplicaPool:
         ]
         while backlog and open_:
             record = backlog[0]
+            if record.finished:  # cancelled while it waited
+                backlog.popleft()
+                self._stale -= 1
+                continue
             code_key = _code_key(record.spec)
             chosen = self._route(record, code_key, open_)
             if chosen is None:
@@ -337,9 +346,12 @@ class ReplicaPool:
         if record.finished or record.cancel_requested:
             return
         record.cancel_requested = reason
-        if record in self.backlog:
-            self.backlog.remove(record)
+        if record.replica is None:  # waiting: not on a replica, not finished
             self._finish(record, _cancelled(record, reason))
+            self._stale += 1
+            if self._stale > 64 and self._stale * 2 > len(self.backlog):
+                self.backlog = deque(r for r in self.backlog if not r.finished)
+                self._stale = 0
             return
         replica = record.replica
         if replica is not None and replica.stream is not None:
@@ -638,6 +650,7 @@ class ReplicaPool:
     def _fail_backlog(self) -> None:
         waiting = list(self.backlog)
         self.backlog.clear()
+        self._stale = 0
         for record in waiting:
             self._finish(
                 record,
@@ -659,7 +672,7 @@ class ReplicaPool:
                 for r in self.replicas.values()
                 if not r.stopping
             ),
-            backlog=len(self.backlog),
+            backlog=self.waiting,
             assigned=self._assigned,
             consecutive_start_failures=self.start_failures,
             last_start_failure=self.last_start_failure,
@@ -729,6 +742,11 @@ class ReplicaPool:
                 self._retire(replica, describe_silence(quiet), kill=True)
 
     @property
+    def waiting(self) -> int:
+        """Tasks in the backlog, not counting cancelled ones still in the deque."""
+        return len(self.backlog) - self._stale
+
+    @property
     def assigned(self) -> int:
         return self._assigned
 
@@ -737,6 +755,7 @@ class ReplicaPool:
         self._closed = True
         waiting = list(self.backlog)
         self.backlog.clear()
+        self._stale = 0
         for record in waiting:
             self._finish(
                 record,

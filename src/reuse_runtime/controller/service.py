@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -30,10 +32,17 @@ from reuse_runtime.model import (
     ReplicaStatus,
     Submission,
     TaskResult,
+    TaskState,
 )
 from reuse_runtime.security import Security
 
 log = structlog.get_logger("reuse_runtime.controller")
+
+#: What a descendant of a cancelled task is told.
+ORPHANED = "cancelled: its parent was cancelled"
+#: Cancelled tasks remembered (see ControllerService.cancel_tree), and for how long.
+CANCELLED_REMEMBERED = 100_000
+CANCELLED_FOR = 600.0
 
 
 class SubmitSession:
@@ -81,8 +90,26 @@ class SubmitSession:
             submission, spec, self._deliver, retries_left=max(0, submission.retries)
         )
         parent = service.tasks.get(spec.parent_task_id) if spec.parent_task_id else None
+        if (parent is not None and parent.cancel_requested) or (
+            spec.parent_task_id and spec.parent_task_id in service.cancelled
+        ):
+            # A parent that is cancelled (or was, and is gone) starts no more children.
+            self._results.append(
+                TaskResult.failure(
+                    spec.task_id,
+                    ErrorKind.CANCELLED,
+                    "CancelledError",
+                    f"task {spec.name or spec.task_id} was {ORPHANED}",
+                    state=TaskState.CANCELLED,
+                )
+            )
+            self._wakeup.set()
+            return
         if parent is not None:
             record.parent = parent
+            if parent.kids is None:
+                parent.kids = set()
+            parent.kids.add(record)
             service.pool_of(parent).child_started(parent)
         if submission.stream_logs and spec.run_id:
             self._runs.add(spec.run_id)
@@ -95,16 +122,17 @@ class SubmitSession:
         """Cancel one of this stream's own tasks (its caller stopped waiting for it)."""
         record = self._outstanding.get(task_id)
         if record is not None:
-            self._service.pool_of(record).cancel(record, "cancelled by its caller")
+            self._service.cancel_tree(record, "cancelled by its caller")
 
     def close_input(self) -> None:
         self._input_closed = True
         self._wakeup.set()
 
     def abort(self, reason: str) -> None:
-        """The client went away: cancel what it still waits for."""
+        """The client went away: cancel what it still waits for, and their descendants."""
+        why = f"cancelled: the client that submitted it went away ({reason})"
         for record in list(self._outstanding.values()):
-            self._service.pool_of(record).cancel(record, f"cancelled: {reason}")
+            self._service.cancel_tree(record, why)
         for run_id in self._runs:
             if self._service.log_routes.get(run_id) is self:
                 del self._service.log_routes[run_id]
@@ -131,8 +159,11 @@ class SubmitSession:
         record = record or self._service.tasks.get(result.task_id)
         self._service.tasks.pop(result.task_id, None)
         if record is not None:
-            if record.parent is not None:
-                self._service.pool_of(record.parent).child_finished(record.parent)
+            parent = record.parent
+            if parent is not None:
+                if parent.kids is not None:
+                    parent.kids.discard(record)
+                self._service.pool_of(parent).child_finished(parent)
             run_id = record.spec.run_id
             if record.submission.stream_logs and self._service.log_routes.get(run_id) is self:
                 del self._service.log_routes[run_id]
@@ -172,6 +203,9 @@ class ControllerService:
         self.tasks: dict[str, TaskRecord] = {}
         self.bundles: dict[str, CodeBundle] = {}
         self.log_routes: dict[str, SubmitSession] = {}
+        # Ids of cancelled tasks that ran (so may have children on the way), with when:
+        # a child that arrives after its parent's record is gone is cancelled at once.
+        self.cancelled: OrderedDict[str, float] = OrderedDict()
         self._replica_pools: dict[str, ReplicaPool] = {}
         self._process = psutil.Process()
 
@@ -217,8 +251,34 @@ class ControllerService:
         else:
             targets = [r for r in self.tasks.values() if run_id and r.spec.run_id == run_id]
         for record in targets:
-            self.pool_of(record).cancel(record, "cancelled by its caller")
+            self.cancel_tree(record, "cancelled by its caller")
         return len(targets)
+
+    def cancel_tree(self, record: TaskRecord, reason: str) -> None:
+        """Cancel a task and every descendant the controller knows of, at once.
+
+        A cancelled task that ran may still be submitting children: its id is
+        remembered for a while, and such a child is cancelled on arrival.
+        """
+        now = time.monotonic()
+        stack, why = [record], reason
+        while stack:
+            current = stack.pop()
+            if current.replica is not None or current.kids:
+                self.cancelled[current.task_id] = now
+            self.pool_of(current).cancel(current, why)
+            if current.kids:
+                stack.extend(current.kids)
+            why = ORPHANED
+        self._forget_cancelled(now)
+
+    def _forget_cancelled(self, now: float) -> None:
+        cancelled = self.cancelled
+        while cancelled and (
+            len(cancelled) > CANCELLED_REMEMBERED
+            or now - next(iter(cancelled.values())) > CANCELLED_FOR
+        ):
+            cancelled.popitem(last=False)
 
     async def attach(self, stream: Any, events: AsyncIterator[Any]) -> None:
         replica_id = stream.hello.replica_id
@@ -306,7 +366,7 @@ def _environment_status(pool: ReplicaPool) -> EnvironmentStatus:
         min_replicas=p.min_replicas,
         max_replicas=p.max_replicas,
         concurrency=p.concurrency,
-        backlog=len(pool.backlog),
+        backlog=pool.waiting,
         replicas=tuple(
             ReplicaStatus(
                 replica_id=r.replica_id,

@@ -1,0 +1,77 @@
+"""A client that disconnects leaves nothing running: its tasks and their descendants are
+cancelled at once; other clients' tasks are untouched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, start_controller, stop_process, subprocess_env
+
+DRIVER = """
+import sys
+import reuse_runtime as flyte
+from tests.controller import fanout_tasks as ft
+
+flyte.init()  # $REUSE_RUNTIME_ENDPOINT
+task = getattr(ft, sys.argv[1])
+run = flyte.run(task, *[int(a) if a.isdigit() else a for a in sys.argv[2:]])
+run.wait()
+print("result", run.outputs(), flush=True)
+"""
+
+
+def _driver(home: Path, address: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(home), REUSE_RUNTIME_ENDPOINT=address),
+    )
+
+
+def _starts(log: Path) -> list[float]:
+    if not log.exists():
+        return []
+    return [float(line.split()[0]) for line in log.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.timeout(180)
+def test_killing_a_client_mid_fan_out_stops_its_children_and_spares_others(
+    tmp_path: Path,
+) -> None:
+    home, log = tmp_path / "home", tmp_path / "starts.log"
+    controller = start_controller(home)
+    bystander = victim = None
+    try:
+        bystander = _driver(home, controller.address, "steady_main", "6000")
+        victim = _driver(home, controller.address, "fan_out", "20000", str(log))
+        deadline = time.monotonic() + 60
+        while len(_starts(log)) < 500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_starts(log)) >= 500, "the fan-out never got going"
+        killed_at = time.time()
+        stop_process(victim)  # kill -9
+        time.sleep(6.0)  # anything still coming would have started by now
+        starts = _starts(log)
+        late = [t - killed_at for t in starts if t > killed_at]
+        out, err = bystander.communicate(timeout=120)
+    finally:
+        for process in (victim, bystander):
+            if process is not None:
+                stop_process(process)
+        stop_process(controller.process)
+    print(
+        f"\nclient kill -9: {len(starts)} of 40,000 children started; {len(late)} started after "
+        f"the kill, the last {max(late, default=0.0):.2f} s after it"
+    )
+    assert len(starts) < 40_000
+    assert max(late, default=0.0) <= 2.0, sorted(late)[-5:]
+    assert bystander.returncode == 0, err
+    assert f"result {sum(range(6000))}" in out
