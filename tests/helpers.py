@@ -168,7 +168,7 @@ class ControllerProcess:
         return int(self.address.rsplit(":", 1)[1])
 
 
-def start_controller(home: Path, *args: str, port: int = 0) -> ControllerProcess:
+def start_controller(home: Path, *args: str, port: int = 0, **env: str) -> ControllerProcess:
     """Start a standalone controller on 127.0.0.1 (its home holds its made-up token)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "reuse_runtime", "controller", "--port", str(port), *args],
@@ -176,7 +176,7 @@ def start_controller(home: Path, *args: str, port: int = 0) -> ControllerProcess
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=str(ROOT),
-        env=subprocess_env(REUSE_RUNTIME_HOME=str(home)),
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(home), **env),
     )
     assert process.stdout is not None
     line = process.stdout.readline()

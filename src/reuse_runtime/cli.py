@@ -157,6 +157,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
             replica_loss_budget=args.replica_loss_budget,
             cancel_grace=args.cancel_grace,
             report_deadline=args.report_deadline,
+            drain_grace=args.drain_grace,
             security=_security(args),
         )
     )
@@ -202,6 +203,13 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default=None,
         help="seconds a replica may stop reporting before it is killed and its tasks retried "
         "(default: 5 heartbeats, 5 s)",
+    )
+    p.add_argument(
+        "--drain-grace",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds running tasks get to finish; the rest go back to their "
+        "clients, which send them to the next controller (default 30)",
     )
     _add_security_flags(p)
     p.set_defaults(main=_controller_main)

@@ -75,6 +75,8 @@ class TaskRecord:
     spec: TaskSpec
     deliver: Callable[[TaskResult], None]
     retries_left: int
+    # Gives the task back to its client unfinished (the controller is shutting down).
+    hand_back: Callable[[str], None] | None = None
     attempts: int = 0
     losses: int = 0
     replica: ReplicaState | None = None
@@ -82,6 +84,8 @@ class TaskRecord:
     parent: TaskRecord | None = None
     # Its children at the controller, so a cancellation reaches every descendant.
     kids: set[TaskRecord] | None = None
+    # Its children handed back to their client by a controller shutting down.
+    returned_kids: int = 0
     cancel_requested: str = ""
     finished: bool = False
     # It was on a replica that died: it now runs alone (its own children aside).
@@ -192,18 +196,15 @@ class ReplicaPool:
         self._ids = itertools.count(1)
         self._closed = False
         self._pump_scheduled = False
+        # Set whenever a task leaves while the pool drains (see ControllerService.drain).
+        self.settled = asyncio.Event()
 
     # ------------------------------------------------------------ tasks
 
     def submit(self, record: TaskRecord) -> None:
         """Accept a task, or reject it at once when the backlog is full."""
         if self._closed:
-            self._finish(
-                record,
-                _failed(
-                    record, ErrorKind.UNAVAILABLE, "ClosedError", "the controller is shutting down"
-                ),
-            )
+            self._return(record)
             return
         if self.waiting >= self.max_backlog:
             # Dispatch what fits first: a full backlog means no free slot either.
@@ -415,6 +416,15 @@ class ReplicaPool:
 
     def _settle(self, record: TaskRecord, result: TaskResult) -> None:
         error = result.error
+        if (
+            self._closed
+            and error is not None
+            and not record.cancel_requested
+            and error.kind in (ErrorKind.CANCELLED, ErrorKind.UNAVAILABLE)
+        ):
+            # Stopped by the shutdown, not by its caller or its code: it goes back.
+            self._return(record)
+            return
         if result.state is TaskState.FAILED and error is not None and not record.cancel_requested:
             if error.kind is ErrorKind.UNAVAILABLE:
                 # A draining replica refused it: it never ran, so it costs nothing.
@@ -431,6 +441,8 @@ class ReplicaPool:
         if record.finished:
             return
         record.finished = True
+        if self._closed:
+            self.settled.set()
         if result.attempts != record.attempts:
             result = replace(result, attempts=record.attempts)
         if result.state is TaskState.SUCCEEDED:
@@ -626,6 +638,9 @@ class ReplicaPool:
         if record.cancel_requested:
             self._finish(record, _cancelled(record, record.cancel_requested))
             return
+        if self._closed:
+            self._return(record)  # its replica was stopped by the shutdown
+            return
         record.losses += 1
         record.loss_causes.append(f"{replica_id} {cause}")
         # From now on it runs alone on a replica, so a death can be pinned on it
@@ -646,6 +661,45 @@ class ReplicaPool:
             )
             return
         self.backlog.appendleft(record)
+
+    def _return(self, record: TaskRecord) -> None:
+        """Hand a task back to its client, unfinished, to run on the next controller."""
+        if record.finished:
+            return
+        if record.hand_back is None:  # nobody to take it back
+            self._finish(
+                record,
+                _failed(
+                    record,
+                    ErrorKind.UNAVAILABLE,
+                    "ClosedError",
+                    "the controller shut down before the task ran",
+                ),
+            )
+            return
+        record.finished = True
+        self.settled.set()
+        record.hand_back(record.task_id)
+
+    def drain(self) -> int:
+        """Take no more tasks; hand the waiting ones back to their clients. Returns how many."""
+        self._closed = True
+        waiting = [r for r in self.backlog if not r.finished]
+        self.backlog.clear()
+        self._stale = 0
+        for record in waiting:
+            self._return(record)
+        return len(waiting)
+
+    @property
+    def busy(self) -> int:
+        """Running tasks that can still finish: not parents whose children were handed back."""
+        return sum(
+            1
+            for replica in self.replicas.values()
+            for record in replica.running.values()
+            if not (record.returned_kids and not record.children)
+        )
 
     def _fail_backlog(self) -> None:
         waiting = list(self.backlog)
@@ -751,21 +805,8 @@ class ReplicaPool:
         return self._assigned
 
     async def close(self) -> None:
-        """Stop every replica and fail what is still waiting or running."""
-        self._closed = True
-        waiting = list(self.backlog)
-        self.backlog.clear()
-        self._stale = 0
-        for record in waiting:
-            self._finish(
-                record,
-                _failed(
-                    record,
-                    ErrorKind.UNAVAILABLE,
-                    "ClosedError",
-                    "the controller shut down before the task ran",
-                ),
-            )
+        """Stop every replica; hand what is still waiting or running back to its client."""
+        self.drain()
         stops = [
             self._backend.stop(r.handle, self.spec.stop_grace + 5.0)
             for r in self.replicas.values()

@@ -50,6 +50,9 @@ class ControllerConfig:
     report_deadline: float | None = None
     # Seconds between autoscaling decisions.
     tick: float = 0.1
+    # Seconds running tasks get to finish on SIGTERM; waiting ones go back to their
+    # clients at once, and so do running ones that do not finish in time.
+    drain_grace: float = 30.0
     security: Security = field(default_factory=Security)
     log_dir: Path | None = None
 
@@ -58,6 +61,8 @@ class ControllerConfig:
             raise ValueError(f"max_backlog must be at least 1, got {self.max_backlog}")
         if self.replica_loss_budget < 0:
             raise ValueError("replica_loss_budget must not be negative")
+        if not self.drain_grace >= 0:
+            raise ValueError(f"drain_grace must be at least 0 seconds, got {self.drain_grace}")
         if self.report_deadline is not None and not self.report_deadline >= 2 * self.heartbeat:
             raise ValueError(
                 f"report_deadline must be at least two heartbeats ({2 * self.heartbeat:g} s), "
@@ -151,13 +156,19 @@ class ControllerServer:
         self._closed = asyncio.get_running_loop().create_future()
         try:
             if self._service is not None:
+                # 1. Take nothing new; hand waiting tasks back to their clients (they send
+                #    them to the next controller); let running ones finish within the grace.
+                #    The autoscaler still runs: a frozen replica is still found out.
+                await self._service.drain(self.config.drain_grace)
                 await self._tasks.cancel_all("controller stopping")
-                # Replicas drain first, so results reach clients before the server stops.
+                # 2. Stop the replicas; what they did not finish goes back too, and the
+                #    clients' streams end once they have it all.
                 await self._service.close()
                 await self._backend.close()
             if self._server is not None:
                 await services.set_serving(self._health, False, services.CONTROLLER_SERVICE)
-                await self._server.stop(grace=1.0)
+                # 3. The grace lets the last results and hand-backs reach the clients.
+                await self._server.stop(grace=5.0)
         finally:
             self._closed.set_result(None)
             log.info("controller stopped")

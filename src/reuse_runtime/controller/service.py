@@ -20,7 +20,7 @@ import structlog
 
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.pool import ReplicaPool, TaskRecord
-from reuse_runtime.errors import BadInputError
+from reuse_runtime.errors import BadInputError, ClosedError
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
     CodeBundle,
@@ -55,11 +55,18 @@ class SubmitSession:
         self._wakeup = asyncio.Event()
         self._outstanding: dict[str, TaskRecord] = {}
         self._input_closed = False
+        self._ended = False
+        self._returned: list[str] = []
         self._runs: set[str] = set()
 
     def submit(self, submission: Submission) -> None:
         service = self._service
         spec = submission.task
+        if service.draining:
+            # Shutting down: the client sends it to the next controller.
+            self._returned.append(spec.task_id)
+            self._wakeup.set()
+            return
         pool = service.pools.get(submission.env_key)
         if pool is None:
             self._reject(
@@ -87,7 +94,11 @@ class SubmitSession:
             service.bundles.setdefault(spec.bundle.digest, spec.bundle)
             spec = replace(spec, bundle=None)
         record = TaskRecord(
-            submission, spec, self._deliver, retries_left=max(0, submission.retries)
+            submission,
+            spec,
+            self._deliver,
+            retries_left=max(0, submission.retries),
+            hand_back=self._hand_back,
         )
         parent = service.tasks.get(spec.parent_task_id) if spec.parent_task_id else None
         if (parent is not None and parent.cancel_requested) or (
@@ -136,28 +147,52 @@ class SubmitSession:
         for run_id in self._runs:
             if self._service.log_routes.get(run_id) is self:
                 del self._service.log_routes[run_id]
+        self._service.sessions.discard(self)
         self.close_input()
+
+    def end(self) -> None:
+        """End the stream from this side once what is queued is sent (a shutdown)."""
+        self._ended = True
+        self._wakeup.set()
+
+    def take_returned(self) -> list[str]:
+        returned, self._returned = self._returned, []
+        return returned
 
     def log(self, lines: list[LogLine]) -> None:
         self._logs.extend(lines)
         self._wakeup.set()
 
     async def batches(self) -> AsyncIterator[tuple[list[TaskResult], list[LogLine]]]:
+        """Results and output as they come (tasks handed back: :meth:`take_returned`)."""
         while True:
-            if self._results or self._logs:
+            if self._results or self._logs or self._returned:
                 results, logs = self._results, self._logs
                 self._results, self._logs = [], []
                 yield results, logs
                 continue
-            if self._input_closed and not self._outstanding:
+            if (self._input_closed and not self._outstanding) or self._ended:
                 return
             self._wakeup.clear()
             await self._wakeup.wait()
 
     def _deliver(self, result: TaskResult) -> None:
-        record = self._outstanding.pop(result.task_id, None)
-        record = record or self._service.tasks.get(result.task_id)
-        self._service.tasks.pop(result.task_id, None)
+        self._forget(result.task_id)
+        self._results.append(result)
+        self._wakeup.set()
+
+    def _hand_back(self, task_id: str) -> None:
+        record = self._forget(task_id)
+        if record is not None and record.parent is not None:
+            record.parent.returned_kids += 1
+        self._returned.append(task_id)
+        self._wakeup.set()
+
+    def _forget(self, task_id: str) -> TaskRecord | None:
+        """The task is done with at this controller (a result, or handed back)."""
+        record = self._outstanding.pop(task_id, None)
+        record = record or self._service.tasks.get(task_id)
+        self._service.tasks.pop(task_id, None)
         if record is not None:
             parent = record.parent
             if parent is not None:
@@ -168,8 +203,7 @@ class SubmitSession:
             if record.submission.stream_logs and self._service.log_routes.get(run_id) is self:
                 del self._service.log_routes[run_id]
                 self._runs.discard(run_id)
-        self._results.append(result)
-        self._wakeup.set()
+        return record
 
     def _reject(self, task_id: str, kind: ErrorKind, message: str) -> None:
         self._results.append(TaskResult.failure(task_id, kind, "BadInputError", message))
@@ -206,12 +240,17 @@ class ControllerService:
         # Ids of cancelled tasks that ran (so may have children on the way), with when:
         # a child that arrives after its parent's record is gone is cancelled at once.
         self.cancelled: OrderedDict[str, float] = OrderedDict()
+        self.sessions: set[SubmitSession] = set()
+        # Shutting down: nothing new is accepted, unfinished tasks go back to their clients.
+        self.draining = False
         self._replica_pools: dict[str, ReplicaPool] = {}
         self._process = psutil.Process()
 
     # ------------------------------------------------------------ operations
 
     def register_environment(self, spec: EnvironmentSpec) -> str:
+        if self.draining:
+            raise ClosedError("the controller is shutting down; try again when it is back")
         _check_environment(spec)
         key = spec.key()
         if key not in self.pools:
@@ -243,7 +282,9 @@ class ControllerService:
         return key
 
     def open_session(self) -> SubmitSession:
-        return SubmitSession(self)
+        session = SubmitSession(self)
+        self.sessions.add(session)
+        return session
 
     def cancel(self, task_id: str, run_id: str) -> int:
         if task_id:
@@ -321,8 +362,39 @@ class ControllerService:
         for session, batch in by_session.values():
             session.log(batch)
 
+    async def drain(self, grace: float) -> None:
+        """Stop accepting; hand waiting tasks back to their clients; give running ones
+        up to ``grace`` seconds to finish. Call :meth:`close` next."""
+        self.draining = True
+        returned = sum(pool.drain() for pool in self.pools.values())
+        running = sum(pool.busy for pool in self.pools.values())
+        log.info(
+            "draining",
+            handed_back=returned,
+            running=running,
+            grace_period=grace,
+            clients=len(self.sessions),
+        )
+        deadline = time.monotonic() + grace
+        pools = list(self.pools.values())
+        while any(pool.busy for pool in pools) and time.monotonic() < deadline:
+            for pool in pools:
+                pool.settled.clear()
+            waits = [asyncio.ensure_future(pool.settled.wait()) for pool in pools]
+            try:
+                await asyncio.wait(
+                    waits, timeout=deadline - time.monotonic(), return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+
     async def close(self) -> None:
+        """Stop every replica; what did not finish goes back to its client; end the streams."""
+        self.draining = True
         await asyncio.gather(*(p.close() for p in self.pools.values()), return_exceptions=True)
+        for session in list(self.sessions):
+            session.end()
 
 
 MAX_REPLICAS = 1000

@@ -109,7 +109,7 @@ class Runtime:
             await self._controller.start()
             endpoint = self._controller.address
             _write_embedded_address(self.state_dir, endpoint, security.token)
-        client = ControllerClient(endpoint, security, on_logs=self._route_logs)
+        client = ControllerClient(endpoint, security, on_logs=self._route_logs, on_event=_say)
         await client.wait_ready()
         return client
 
@@ -169,6 +169,11 @@ class Runtime:
                 self.call(shutdown(), timeout=60)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+
+
+def _say(line: str) -> None:
+    """Tell the person running the driver what the client is doing (a lost controller)."""
+    print(f"reuse-runtime: {line}", file=sys.stderr, flush=True)
 
 
 def _write_embedded_address(directory: Path, address: str, token: str | None) -> None:

@@ -11,14 +11,15 @@ import asyncio
 import functools
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 import grpc
+import structlog
 
 from reuse_runtime import model
-from reuse_runtime.aio import wait_within
+from reuse_runtime.aio import TaskSet, wait_within
 from reuse_runtime.errors import (
     AuthError,
     ClosedError,
@@ -34,12 +35,20 @@ from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
 
 Item = TypeVar("Item")
+#: Futures of tasks still waiting for their results, by task id.
+Pending = dict[str, "asyncio.Future[model.TaskResult]"]
 
 #: A batch is sent once its payload passes this size, well under the message limit.
 BATCH_BYTES = 4 * 1024 * 1024
 #: Unfinished tasks one controller client keeps at the controller; the rest wait in
 #: the client. Override with ``$REUSE_RUNTIME_MAX_OUTSTANDING``.
 MAX_OUTSTANDING = 10_000
+#: Seconds a client waits for a lost controller to come back before its unfinished
+#: tasks fail. Override with ``$REUSE_RUNTIME_RECONNECT_TIMEOUT``.
+RECONNECT_TIMEOUT = 300.0
+RECONNECT_ENV = "REUSE_RUNTIME_RECONNECT_TIMEOUT"
+
+log = structlog.get_logger("reuse_runtime.client")
 
 
 def open_channel(address: str, security: Security) -> grpc.aio.Channel:
@@ -50,6 +59,10 @@ def open_channel(address: str, security: Security) -> grpc.aio.Channel:
         ("grpc.keepalive_timeout_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
+        # A restarted controller is found within a couple of seconds.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
     if security.tls is not None:
         credentials = grpc.ssl_channel_credentials(
@@ -99,6 +112,11 @@ class ResultStream(Generic[Item]):
 
     Call-order contract: create inside the running loop; :meth:`close` half-closes
     the stream and waits for outstanding results; :meth:`abort` fails them.
+
+    With ``on_ended``, a stream that ends or breaks fails nothing: it hands the
+    futures still pending to ``on_ended`` (with the error, or None), once, so its
+    owner can send those tasks again. ``on_returned`` receives the futures of tasks
+    the server handed back unfinished (a controller shutting down).
     """
 
     def __init__(
@@ -111,9 +129,13 @@ class ResultStream(Generic[Item]):
         target: str,
         on_logs: Callable[[list[model.LogLine]], None] | None = None,
         on_settled: Callable[[str], None] | None = None,
+        on_returned: Callable[[Pending], None] | None = None,
+        on_ended: Callable[[Pending, BaseException | None], None] | None = None,
     ) -> None:
         self._make_batch = make_batch
         self._on_settled = on_settled
+        self._on_returned = on_returned
+        self._on_ended = on_ended
         self._task_id = task_id
         self._size = size
         self._target = target
@@ -192,6 +214,7 @@ class ResultStream(Generic[Item]):
             await self._wakeup.wait()
 
     async def _read(self) -> None:
+        error: BaseException | None = None
         try:
             async for message in self._call:
                 results, logs = convert.results_from_batch(message)
@@ -205,21 +228,35 @@ class ResultStream(Generic[Item]):
                         future.set_result(result)
                     if self._on_settled is not None:
                         self._on_settled(result.task_id)
+                if self._on_returned is not None and message.returned:
+                    self._on_returned(self._take(message.returned))
                 if self._closing and not self._pending:
                     self._wakeup.set()
-            if self._pending:
+            if self._pending and self._on_ended is None:
                 raise ControllerUnavailableError(
                     f"{self._target} ended the stream with {len(self._pending)} results outstanding"
                 )
         except BaseException as exc:
-            self._failure = exc
-            self._fail_pending(rpc_failure(exc, self._target))
+            error = self._failure = exc
+            if self._on_ended is None:
+                self._fail_pending(rpc_failure(exc, self._target))
             self._wakeup.set()
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
             self._closing = True
             self._wakeup.set()
+            if self._on_ended is not None:
+                pending, self._pending = self._pending, {}
+                self._on_ended(pending, error)
+
+    def _take(self, task_ids: Iterable[str]) -> Pending:
+        taken = {}
+        for task_id in task_ids:
+            future = self._pending.pop(task_id, None)
+            if future is not None:
+                taken[task_id] = future
+        return taken
 
     def _fail_pending(self, exc: BaseException) -> None:
         pending, self._pending = self._pending, {}
@@ -404,6 +441,15 @@ class ControllerClient:
 
     One long-lived, batched ``Submit`` stream carries every task of this client.
     Output lines of runs submitted with ``stream_logs`` go to ``on_logs``.
+
+    **A controller restart loses nothing this client submitted.** The client keeps
+    every task it sent until that task's result arrives. When the stream breaks (the
+    controller died) or the controller hands tasks back (it is shutting down), the
+    client waits for a controller at the same address, with backoff, for up to
+    ``reconnect_timeout`` seconds, and says so through ``on_event``; then it
+    registers the environments again and sends every unfinished task again, with
+    the same id, in order. Each future resolves once: a task may run twice (at
+    least once in execution), its caller hears of it once.
     """
 
     def __init__(
@@ -413,10 +459,13 @@ class ControllerClient:
         *,
         on_logs: Callable[[list[model.LogLine]], None] | None = None,
         max_outstanding: int | None = None,
+        reconnect_timeout: float | None = None,
+        on_event: Callable[[str], None] | None = None,
     ) -> None:
         self.address = address
         self._target = f"controller at {address}"
-        self._security = with_local_token(security or Security(), address)
+        self._configured = security or Security()
+        self._security = with_local_token(self._configured, address)
         self._admission = _Admission(
             max_outstanding if max_outstanding is not None else default_max_outstanding()
         )
@@ -424,11 +473,25 @@ class ControllerClient:
         self._channel = open_channel(address, self._security)
         self._stub = pb_grpc.ControllerStub(self._channel)
         self._on_logs = on_logs
+        self._on_event = on_event or _log_event
+        self.reconnect_timeout = (
+            reconnect_timeout if reconnect_timeout is not None else default_reconnect_timeout()
+        )
         self._stream: ResultStream[model.Submission] | None = None
         self._environments: dict[model.EnvironmentSpec, str] = {}
+        self._specs: dict[str, model.EnvironmentSpec] = {}  # every key ever given, to renew
         self._registering: dict[model.EnvironmentSpec, asyncio.Future[str]] = {}
         self._closed = False
         self._sent_bundles: set[str] = set()
+        # Every task at the controller as first submitted (with its bundle): what is resent.
+        self._sent: dict[str, model.Submission] = {}
+        # Tasks to send again once a controller is back, in order.
+        self._limbo: dict[str, _Held] = {}
+        # Tasks (and runs) cancelled while at a controller that may be gone: never resent.
+        self._abandoned: set[str] = set()
+        self._abandoned_runs: set[str] = set()
+        self._reconnect: asyncio.Task[None] | None = None
+        self._tasks = TaskSet(f"client:{address}")
 
     async def __aenter__(self) -> ControllerClient:
         return self
@@ -444,12 +507,17 @@ class ControllerClient:
                 f"no controller answered at {self.address} within {timeout:g} s"
             ) from None
 
+    @property
+    def reconnecting(self) -> bool:
+        """Whether the client is waiting for its controller to come back."""
+        return self._reconnect is not None
+
     async def register(self, env: model.EnvironmentSpec) -> str:
         """The environment's pool key, registering it on first use.
 
         Concurrent first calls for one environment share a single RPC (10k children
         started at once must not send 10k registrations); a failed one is retried
-        by the next call.
+        by the next call. While the controller is away, it waits for it.
         """
         key = self._environments.get(env)
         if key is not None:
@@ -462,9 +530,21 @@ class ControllerClient:
         return await asyncio.shield(pending)
 
     async def _register(self, env: model.EnvironmentSpec) -> str:
+        while True:
+            try:
+                return await self._register_once(env)
+            except ControllerUnavailableError as exc:
+                if self._closed:
+                    raise
+                reconnect = self._reconnecting(f"registering {env.name!r} failed: {exc}")
+                await asyncio.shield(reconnect)
+                if self._reconnect_failure is not None:
+                    raise self._reconnect_failure from None
+
+    async def _register_once(self, env: model.EnvironmentSpec) -> str:
         try:
             reply = await self._stub.RegisterEnvironment(
-                convert.environment_to_proto(env), metadata=self._metadata
+                convert.environment_to_proto(env), metadata=self._metadata, timeout=30
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
@@ -472,6 +552,7 @@ class ControllerClient:
             raise rpc_failure(exc, self._target) from None
         key: str = reply.key
         self._environments[env] = key
+        self._specs[key] = env
         return key
 
     def _registered(self, env: model.EnvironmentSpec, done: asyncio.Future[str]) -> None:
@@ -497,29 +578,45 @@ class ControllerClient:
         submission: model.Submission,
         future: asyncio.Future[model.TaskResult] | None = None,
     ) -> asyncio.Future[model.TaskResult]:
-        if self._stream is None or self._stream.broken:
-            self._sent_bundles = set()
-            self._stream = ResultStream(
-                lambda requests: self._stub.Submit(requests, metadata=self._metadata),
-                _submit_batch,
-                lambda sub: sub.task.task_id,
-                _submission_size,
-                target=self._target,
-                on_logs=self._on_logs,
-                on_settled=self._settled,
-            )
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+        task_id = submission.task.task_id
+        self._sent[task_id] = submission
+        self._admission.sent(submission.task)
+        if self._reconnect is not None:
+            # Between controllers: it goes with the others once one is back.
+            self._limbo[task_id] = (submission, future)
+            return future
+        if self._stream is None:
+            self._stream = self._open_stream()
+        return self._stream.submit(self._shipped(submission), future)
+
+    def _open_stream(self) -> ResultStream[model.Submission]:
+        self._sent_bundles = set()
+        return ResultStream(
+            lambda requests: self._stub.Submit(requests, metadata=self._metadata),
+            _submit_batch,
+            lambda sub: sub.task.task_id,
+            _submission_size,
+            target=self._target,
+            on_logs=self._on_logs,
+            on_settled=self._settled,
+            on_returned=self._returned,
+            on_ended=self._ended,
+        )
+
+    def _shipped(self, submission: model.Submission) -> model.Submission:
+        """The submission as it goes on this stream: a version's source travels once."""
         bundle = submission.task.bundle
         if bundle is not None:
-            # Ship a version's source once per stream; the controller keeps it.
             if bundle.digest in self._sent_bundles:
-                submission = replace(submission, task=replace(submission.task, bundle=None))
-            else:
-                self._sent_bundles.add(bundle.digest)
-        future = self._stream.submit(submission, future)
-        self._admission.sent(submission.task)
-        return future
+                return replace(submission, task=replace(submission.task, bundle=None))
+            self._sent_bundles.add(bundle.digest)
+        return submission
 
     def _settled(self, task_id: str) -> None:
+        self._sent.pop(task_id, None)
+        self._abandoned.discard(task_id)
         for submission, future in self._admission.settled(task_id):
             if future.done():  # its caller stopped waiting (and cancels it by id)
                 continue
@@ -531,6 +628,148 @@ class ControllerClient:
             except Exception as exc:
                 future.set_exception(exc)
 
+    # ------------------------------------------------------------ a controller goes away
+
+    def _returned(self, pending: Pending) -> None:
+        """The controller handed these back unfinished: send them again once one is back."""
+        for task_id, future in pending.items():
+            self._limbo[task_id] = (self._sent[task_id], future)
+
+    def _ended(self, pending: Pending, error: BaseException | None) -> None:
+        """The stream ended or broke; its unfinished tasks wait for the next controller."""
+        self._stream = None
+        if self._closed or isinstance(error, asyncio.CancelledError):
+            # The client closed, or its loop is shutting down: nobody waits any more.
+            for future in pending.values():
+                future.cancel()
+            return
+        if error is not None and refused(error):
+            failure = rpc_failure(error, self._target)
+            for task_id, future in pending.items():
+                self._resolve(task_id, future, failure)
+            for task_id, (_, future) in list(self._limbo.items()):
+                self._resolve(task_id, future, failure)
+            self._limbo.clear()
+            return
+        for task_id, future in pending.items():
+            self._limbo[task_id] = (self._sent[task_id], future)
+        # Whatever it held is gone with it: register again before the next task.
+        self._environments.clear()
+        if self._limbo:
+            why = "it shut down" if error is None else describe_rpc_error(error, "")[2:]
+            self._reconnecting(why)
+
+    _reconnect_failure: ReuseRuntimeError | None = None
+
+    def _reconnecting(self, reason: str) -> asyncio.Task[None]:
+        if self._reconnect is None:
+            self._reconnect_failure = None
+            self._reconnect = self._tasks.spawn(self._come_back(reason), "reconnect")
+        return self._reconnect
+
+    async def _come_back(self, reason: str) -> None:
+        """Wait for a controller at the address, register again, and resend the unfinished."""
+        loop = asyncio.get_running_loop()
+        timeout = self.reconnect_timeout
+        deadline = loop.time() + timeout
+        self._on_event(
+            f"lost the controller at {self.address} ({reason}); waiting for it to come back, up "
+            f"to {timeout:g} s; {_tasks(len(self._limbo))} will be sent again"
+        )
+        delay = 0.2
+        try:
+            while True:
+                local = False
+                try:
+                    local = self._refresh_credentials()
+                    await wait_within(
+                        self._channel.channel_ready(), max(0.1, min(5.0, deadline - loop.time()))
+                    )
+                    keys = await self._register_limbo()
+                    break
+                except (asyncio.TimeoutError, ReuseRuntimeError) as exc:
+                    if isinstance(exc, PolicyError) or (isinstance(exc, AuthError) and not local):
+                        self._fail_limbo(exc)
+                        return
+                    if loop.time() >= deadline:
+                        self._fail_limbo(
+                            ControllerUnavailableError(
+                                f"the controller at {self.address} did not come back within "
+                                f"{timeout:g} s ({reason})"
+                            )
+                        )
+                        return
+                    await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+                    delay = min(2 * delay, 2.0)
+        finally:
+            self._reconnect = None
+        self._resend(keys)
+
+    def _refresh_credentials(self) -> bool:
+        """Take a restarted local controller's new token from the state directory.
+
+        Returns whether the token comes from there (rather than from the caller): then a
+        refusal may only mean the new controller has not recorded its token yet.
+        """
+        if self._configured.authenticated:
+            return False
+        security = with_local_token(self._configured, self.address)
+        if security.token and security != self._security:
+            self._security = security
+            self._metadata = call_metadata(security)
+        return True
+
+    async def _register_limbo(self) -> dict[str, str]:
+        """Register the environments of the tasks to resend; returns old key -> new key."""
+        keys = {}
+        for old in {submission.env_key for submission, _ in self._limbo.values()}:
+            spec = self._specs.get(old)
+            keys[old] = await self._register_once(spec) if spec is not None else old
+        return keys
+
+    def _resend(self, keys: dict[str, str]) -> None:
+        limbo, self._limbo = self._limbo, {}
+        stream = self._stream = self._open_stream()
+        resent = 0
+        for task_id, (submission, future) in limbo.items():
+            if (
+                future.done()
+                or task_id in self._abandoned
+                or submission.task.run_id in self._abandoned_runs
+            ):
+                self._resolve(task_id, future, None)
+                continue
+            key = keys.get(submission.env_key, submission.env_key)
+            if key != submission.env_key:
+                submission = replace(submission, env_key=key)
+                self._sent[task_id] = submission
+            stream.submit(self._shipped(submission), future)
+            resent += 1
+        self._abandoned_runs.clear()
+        self._on_event(f"the controller at {self.address} is back; sent {_tasks(resent)} again")
+
+    def _fail_limbo(self, failure: ReuseRuntimeError) -> None:
+        self._reconnect_failure = failure
+        limbo, self._limbo = self._limbo, {}
+        for task_id, (_, future) in limbo.items():
+            self._resolve(task_id, future, failure)
+
+    def _resolve(
+        self,
+        task_id: str,
+        future: asyncio.Future[model.TaskResult],
+        failure: BaseException | None,
+    ) -> None:
+        """Settle a task here, without the controller: failed, or (no failure) cancelled."""
+        if not future.done():
+            if failure is not None:
+                future.set_exception(failure)
+            else:
+                future.set_result(_cancelled_here(task_id, "while the controller was away"))
+        self._settled(task_id)
+
+    # ------------------------------------------------------------ cancel, status, close
+
     def cancel_soon(self, task_id: str) -> None:
         """Cancel one task of this client without waiting for the controller.
 
@@ -538,37 +777,52 @@ class ControllerClient:
         stream, batched with the rest: a parent cancelled with 100k children pending
         costs no call per child.
         """
-        if self._drop_held(task_id, ""):
+        if self._drop_local(task_id, ""):
             return
-        if self._stream is not None and not self._stream.broken:
-            self._stream.cancel(task_id)
+        if task_id in self._sent:
+            self._abandoned.add(task_id)
+            if self._stream is not None and not self._stream.broken:
+                self._stream.cancel(task_id)
 
-    def _drop_held(self, task_id: str, run_id: str) -> int:
+    def _drop_local(self, task_id: str, run_id: str) -> int:
+        """Cancel, here, the tasks not at a controller: held ones and those in limbo."""
         held = self._admission.drop(task_id, run_id)
         for submission, future in held:
             if not future.done():
                 future.set_result(
-                    model.TaskResult.failure(
-                        submission.task.task_id,
-                        model.ErrorKind.CANCELLED,
-                        "CancelledError",
-                        "task cancelled before it was sent to the controller",
-                        state=model.TaskState.CANCELLED,
-                    )
+                    _cancelled_here(submission.task.task_id, "before it was sent to the controller")
                 )
-        return len(held)
+        limbo = [
+            task_id_
+            for task_id_, (submission, _) in self._limbo.items()
+            if task_id_ == task_id or (run_id and submission.task.run_id == run_id)
+        ]
+        for dropped in limbo:
+            _, future = self._limbo.pop(dropped)
+            self._resolve(dropped, future, None)
+        return len(held) + len(limbo)
 
     async def cancel(self, *, task_id: str = "", run_id: str = "") -> int:
         """Cancel a task, or every task of a run; returns how many were cancelled."""
-        held = self._drop_held(task_id, run_id)
-        if task_id and held:
-            return held
-        reply = await self._unary(
-            self._stub.Cancel(
-                pb.CancelRequest(task_id=task_id, run_id=run_id), metadata=self._metadata
-            )
-        )
-        return int(reply.cancelled) + held
+        local = self._drop_local(task_id, run_id)
+        if task_id and local:
+            return local
+        if self._reconnect is None:
+            try:
+                reply = await self._unary(
+                    self._stub.Cancel(
+                        pb.CancelRequest(task_id=task_id, run_id=run_id), metadata=self._metadata
+                    )
+                )
+                return int(reply.cancelled) + local
+            except ControllerUnavailableError:
+                pass
+        # No controller to tell: whatever of it comes back to this client is not resent.
+        if task_id:
+            self._abandoned.add(task_id)
+        if run_id:
+            self._abandoned_runs.add(run_id)
+        return local
 
     async def status(self) -> model.ControllerStatus:
         reply = await self._unary(self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata))
@@ -582,12 +836,50 @@ class ControllerClient:
 
     async def close(self) -> None:
         self._closed = True
+        closed = ClosedError("the client closed before the task was sent")
         for _, future in self._admission.drop_all():
             if not future.done():
-                future.set_exception(ClosedError("the client closed before the task was sent"))
+                future.set_exception(closed)
+        limbo, self._limbo = self._limbo, {}
+        for _, future in limbo.values():
+            if not future.done():
+                future.set_exception(ClosedError("the client closed while its controller was away"))
+        await self._tasks.cancel_all("the client closed")
         if self._stream is not None:
             self._stream.abort("the client closed")
         await self._channel.close()
+
+
+def _cancelled_here(task_id: str, when: str) -> model.TaskResult:
+    return model.TaskResult.failure(
+        task_id,
+        model.ErrorKind.CANCELLED,
+        "CancelledError",
+        f"task cancelled {when}",
+        state=model.TaskState.CANCELLED,
+    )
+
+
+def _tasks(count: int) -> str:
+    return f"{count} unfinished task{'' if count == 1 else 's'}"
+
+
+def _log_event(line: str) -> None:
+    log.warning(line)
+
+
+def default_reconnect_timeout() -> float:
+    """``$REUSE_RUNTIME_RECONNECT_TIMEOUT``, or :data:`RECONNECT_TIMEOUT` seconds."""
+    raw = os.environ.get(RECONNECT_ENV, "")
+    if not raw:
+        return RECONNECT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise PolicyError(f"{RECONNECT_ENV} must be a number of seconds, at least 0; got {raw!r}")
+    return value
 
 
 def default_max_outstanding() -> int:

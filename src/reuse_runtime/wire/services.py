@@ -175,7 +175,11 @@ async def _serve_session(
     try:
         async for results, logs in session.batches():
             yield make_batch(results, logs)
-        problem = await reader
+        if reader.done():
+            problem = reader.result()
+        else:  # this side ended the session (a shutdown): stop reading the client
+            reader.cancel()
+            problem = ""
     finally:
         if not reader.done():
             reader.cancel()
@@ -409,11 +413,17 @@ class ReplicaOperations(Protocol):
         ...
 
 
+class SubmitSessionLike(Session[model.Submission], Protocol):
+    def take_returned(self) -> list[str]:
+        """Ids of tasks handed back unfinished since the last call (a controller shutting down)."""
+        ...
+
+
 class ControllerOperations(ReplicaOperations, Protocol):
     """What the controller core offers the transport (see ``controller/service.py``)."""
 
     def register_environment(self, spec: model.EnvironmentSpec) -> str: ...
-    def open_session(self) -> Session[model.Submission]: ...
+    def open_session(self) -> SubmitSessionLike: ...
     def cancel(self, task_id: str, run_id: str) -> int: ...
     def status(self) -> model.ControllerStatus: ...
 
@@ -497,8 +507,12 @@ class _ControllerAdapter:
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SubmitEvents]:
         session = self._ops.open_session()
+
+        def events(results: list[model.TaskResult], logs: list[model.LogLine]) -> Any:
+            return _submit_events(results, logs, session.take_returned())
+
         async for batch in _serve_session(
-            session, _feed_submit(session, requests), context, _submit_events, "submit"
+            session, _feed_submit(session, requests), context, events, "submit"
         ):
             yield batch
 
@@ -515,10 +529,13 @@ class _ControllerAdapter:
         return convert.status_to_proto(self._ops.status())
 
 
-def _submit_events(results: list[model.TaskResult], logs: list[model.LogLine]) -> pb.SubmitEvents:
+def _submit_events(
+    results: list[model.TaskResult], logs: list[model.LogLine], returned: list[str]
+) -> pb.SubmitEvents:
     return pb.SubmitEvents(
         results=[convert.result_to_proto(r) for r in results],
         logs=[convert.log_to_proto(x) for x in logs],
+        returned=returned,
     )
 
 
