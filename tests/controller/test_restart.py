@@ -20,7 +20,7 @@ from reuse_runtime.model import Submission
 from reuse_runtime.security import Security
 from reuse_runtime.wire.clients import ControllerClient
 from tests.controller import storm_tasks as st
-from tests.helpers import start_controller, stop_process
+from tests.helpers import TcpProxy, running_controller, start_controller, stop_process, submit
 
 TOKEN = "restart-test-token"
 
@@ -91,3 +91,29 @@ async def test_controller_kill_and_restart_20k(tmp_path: Path) -> None:
 @pytest.mark.timeout(600)
 async def test_controller_sigterm_and_restart_20k(tmp_path: Path) -> None:
     await restart_under_load(tmp_path, 20_000, signal.SIGTERM)
+
+
+async def test_a_stream_that_breaks_is_taken_over_by_the_next_one_nothing_fails() -> None:
+    """The network between client and controller fails; the controller stays up. The client
+    comes back on a new stream with the same ids: the controller hands the tasks over to it
+    (they are not run twice, or reported as duplicates)."""
+    async with running_controller() as (server, _), TcpProxy(server.address) as proxy:
+        events: list[str] = []
+        async with ControllerClient(
+            proxy.address, server.security, on_event=events.append
+        ) as client:
+            await (await submit(client, st.pid_after, 0.0))  # warm
+            # Some end as soon as the break cancels them; some ignore cancellation a while,
+            # so the client is back before they end and takes them over.
+            pending = [await submit(client, st.pid_after, 1.0) for _ in range(3)]
+            pending += [await submit(client, st.stubborn, 1.5) for _ in range(3)]
+            await asyncio.sleep(0.3)
+            assert proxy.cut() >= 2
+            results = await asyncio.wait_for(asyncio.gather(*pending), 60)
+            after = await asyncio.wait_for(await submit(client, st.pid_after, 0.0), 30)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert after.ok
+    assert [e.split(" (")[0] for e in events] == [
+        f"lost the controller at {proxy.address}",
+        f"the controller at {proxy.address} is back; sent 6 unfinished tasks again",
+    ]

@@ -77,6 +77,10 @@ class TaskRecord:
     retries_left: int
     # Gives the task back to its client unfinished (the controller is shutting down).
     hand_back: Callable[[str], None] | None = None
+    # The Submit session it came on (see SubmitSession.adopt).
+    owner: Any = None
+    # Its cancellation was withdrawn (its client came back): if it ends cancelled, it runs again.
+    revived: bool = False
     attempts: int = 0
     losses: int = 0
     replica: ReplicaState | None = None
@@ -366,6 +370,8 @@ class ReplicaPool:
         grace) ignored ``CancelledError``: it fails, and its replica is replaced."""
         if record.finished or replica.running.get(record.task_id) is not record:
             return
+        if not timed_out and not record.cancel_requested:
+            return  # the cancellation was withdrawn (see SubmitSession.adopt)
         what = "timed out" if timed_out else "cancelled"
         log.warning(
             f"task ignored being {what}; replacing its replica",
@@ -416,6 +422,11 @@ class ReplicaPool:
 
     def _settle(self, record: TaskRecord, result: TaskResult) -> None:
         error = result.error
+        if record.revived and result.state is TaskState.CANCELLED:
+            record.revived = False
+            record.attempts -= 1  # cancelled for a client that came back: not a failure
+            self.backlog.appendleft(record)
+            return
         if (
             self._closed
             and error is not None

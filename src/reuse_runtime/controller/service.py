@@ -38,6 +38,8 @@ from reuse_runtime.security import Security
 
 log = structlog.get_logger("reuse_runtime.controller")
 
+#: Why the tasks of a client whose stream ended are cancelled.
+CLIENT_GONE = "cancelled: the client that submitted it went away"
 #: What a descendant of a cancelled task is told.
 ORPHANED = "cancelled: its parent was cancelled"
 #: Cancelled tasks remembered (see ControllerService.cancel_tree), and for how long.
@@ -48,8 +50,9 @@ CANCELLED_FOR = 600.0
 class SubmitSession:
     """The tasks of one client stream: submits them, and batches results and output back."""
 
-    def __init__(self, service: ControllerService) -> None:
+    def __init__(self, service: ControllerService, client_id: str = "") -> None:
         self._service = service
+        self.client_id = client_id
         self._results: list[TaskResult] = []
         self._logs: list[LogLine] = []
         self._wakeup = asyncio.Event()
@@ -82,13 +85,17 @@ class SubmitSession:
         if problem is not None:
             self._reject(spec.task_id, ErrorKind.BAD_INPUT, problem)
             return
-        if spec.task_id in service.tasks:
-            self._reject(
-                spec.task_id,
-                ErrorKind.BAD_INPUT,
-                f"task id {spec.task_id!r} is already in use; ids must be unique",
-            )
+        existing = service.tasks.get(spec.task_id)
+        if existing is not None:
+            if not self._adopt(existing):
+                self._reject(
+                    spec.task_id,
+                    ErrorKind.BAD_INPUT,
+                    f"task id {spec.task_id!r} is already in use; ids must be unique",
+                )
             return
+        # A task sent again (its client lost a controller) starts with a clean slate.
+        service.cancelled.pop(spec.task_id, None)
         if spec.bundle is not None:
             # Keep one copy per version; replicas get it with their first task that needs it.
             service.bundles.setdefault(spec.bundle.digest, spec.bundle)
@@ -99,6 +106,7 @@ class SubmitSession:
             self._deliver,
             retries_left=max(0, submission.retries),
             hand_back=self._hand_back,
+            owner=self,
         )
         parent = service.tasks.get(spec.parent_task_id) if spec.parent_task_id else None
         if (parent is not None and parent.cancel_requested) or (
@@ -129,6 +137,21 @@ class SubmitSession:
         self._outstanding[spec.task_id] = record
         pool.submit(record)
 
+    def _adopt(self, record: TaskRecord) -> bool:
+        """Take over a task this client sent on a stream that broke, instead of running it
+        twice: its result comes here, and a cancellation the break caused is withdrawn."""
+        old = record.owner
+        if record.finished or not self.client_id or old is self or old.client_id != self.client_id:
+            return False
+        old._outstanding.pop(record.task_id, None)
+        record.owner, record.deliver, record.hand_back = self, self._deliver, self._hand_back
+        self._outstanding[record.task_id] = record
+        self._service.cancelled.pop(record.task_id, None)
+        if record.cancel_requested.startswith(CLIENT_GONE):
+            record.cancel_requested = ""
+            record.revived = True  # if the cancel already reached it, it runs again
+        return True
+
     def cancel(self, task_id: str) -> None:
         """Cancel one of this stream's own tasks (its caller stopped waiting for it)."""
         record = self._outstanding.get(task_id)
@@ -141,7 +164,7 @@ class SubmitSession:
 
     def abort(self, reason: str) -> None:
         """The client went away: cancel what it still waits for, and their descendants."""
-        why = f"cancelled: the client that submitted it went away ({reason})"
+        why = f"{CLIENT_GONE} ({reason})"
         for record in list(self._outstanding.values()):
             self._service.cancel_tree(record, why)
         for run_id in self._runs:
@@ -281,8 +304,8 @@ class ControllerService:
             )
         return key
 
-    def open_session(self) -> SubmitSession:
-        session = SubmitSession(self)
+    def open_session(self, client_id: str = "") -> SubmitSession:
+        session = SubmitSession(self, client_id)
         self.sessions.add(session)
         return session
 

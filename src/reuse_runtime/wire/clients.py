@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import secrets
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
@@ -30,7 +31,7 @@ from reuse_runtime.errors import (
 from reuse_runtime.security import Security
 from reuse_runtime.state import with_local_token
 from reuse_runtime.wire import convert
-from reuse_runtime.wire.services import MAX_MESSAGE_BYTES
+from reuse_runtime.wire.services import CLIENT_ID_HEADER, MAX_MESSAGE_BYTES
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -492,6 +493,9 @@ class ControllerClient:
         self._abandoned_runs: set[str] = set()
         self._reconnect: asyncio.Task[None] | None = None
         self._tasks = TaskSet(f"client:{address}")
+        # Names this client's streams: its tasks still at the controller after a broken
+        # stream are taken over by the next one, not run twice.
+        self._id = secrets.token_hex(8)
 
     async def __aenter__(self) -> ControllerClient:
         return self
@@ -594,7 +598,9 @@ class ControllerClient:
     def _open_stream(self) -> ResultStream[model.Submission]:
         self._sent_bundles = set()
         return ResultStream(
-            lambda requests: self._stub.Submit(requests, metadata=self._metadata),
+            lambda requests: self._stub.Submit(
+                requests, metadata=(*self._metadata, (CLIENT_ID_HEADER, self._id))
+            ),
             _submit_batch,
             lambda sub: sub.task.task_id,
             _submission_size,

@@ -34,6 +34,8 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 WORKER_SERVICE = pb.DESCRIPTOR.services_by_name["Worker"].full_name
 CONTROLLER_SERVICE = pb.DESCRIPTOR.services_by_name["Controller"].full_name
 _AUTH_HEADER = "authorization"
+#: A client names itself on its Submit streams, so a stream that broke can be resumed.
+CLIENT_ID_HEADER = "x-reuse-runtime-client"
 #: How long a refused stream waits for the client's first message (see ``_deny``).
 DENY_READ_SECONDS = 2.0
 
@@ -423,7 +425,10 @@ class ControllerOperations(ReplicaOperations, Protocol):
     """What the controller core offers the transport (see ``controller/service.py``)."""
 
     def register_environment(self, spec: model.EnvironmentSpec) -> str: ...
-    def open_session(self) -> SubmitSessionLike: ...
+    def open_session(self, client_id: str = "") -> SubmitSessionLike:
+        """A session for one Submit stream of the client ``client_id`` (may be empty)."""
+        ...
+
     def cancel(self, task_id: str, run_id: str) -> int: ...
     def status(self) -> model.ControllerStatus: ...
 
@@ -506,7 +511,11 @@ class _ControllerAdapter:
     async def submit(
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SubmitEvents]:
-        session = self._ops.open_session()
+        client_id = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == CLIENT_ID_HEADER:
+                client_id = value if isinstance(value, str) else value.decode(errors="replace")
+        session = self._ops.open_session(client_id[:64])
 
         def events(results: list[model.TaskResult], logs: list[model.LogLine]) -> Any:
             return _submit_events(results, logs, session.take_returned())
