@@ -32,6 +32,10 @@ class TaskContext:
     children: int = 0
     holds_slot: bool = True
     partial: dict[str, str] = field(default_factory=dict)
+    # Its identity as a child call (empty for a top-level task); see sdk/replay.py.
+    call_key: str = ""
+    # Calls made so far in this run of it, by (task, argument digest): their order.
+    calls: dict[tuple[str, bytes], int] = field(default_factory=dict)
 
 
 current_task: ContextVar[TaskContext | None] = ContextVar("reuse_runtime_task", default=None)

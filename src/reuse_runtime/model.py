@@ -66,6 +66,8 @@ class TaskSpec:
     timeout: float | None = None
     run_id: str = ""
     parent_task_id: str = ""
+    # A child call's identity in its parent, the same on every attempt (durable replay).
+    call_key: str = ""
 
     def problem(self) -> str | None:
         """Why this spec cannot run, or None. Checked wherever a spec arrives."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import time
 
@@ -143,3 +144,35 @@ frozen = flyte.TaskEnvironment(
 async def nap(i: int, ms: int) -> int:
     await asyncio.sleep(ms / 1000)
     return i * 2
+
+
+def _note(log: str, text: str) -> None:
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, f"{text} {os.getpid()} {time.time():.6f}\n".encode())
+    finally:
+        os.close(fd)
+
+
+@storm.task
+async def logged_child(i: int, ms: int, log: str) -> int:
+    """Notes when it starts and when it finishes, so the test counts executions."""
+    _note(log, f"start {i}")
+    await asyncio.sleep(ms / 1000)
+    _note(log, f"end {i}")
+    return i * 2
+
+
+@storm.task
+async def replayed_parent(n: int, log: str) -> int:
+    """A parent on the storm environment itself: its replica dies too."""
+    _note(log, "parent -1")
+    rng = random.Random(n)
+    return sum(await asyncio.gather(*(logged_child(i, rng.randint(10, 50), log) for i in range(n))))
+
+
+@storm.task
+async def replayed_grandparent(n: int, log: str) -> int:
+    """Calls a parent: when it runs again, so does the parent, and neither reruns children."""
+    _note(log, "grandparent -1")
+    return await replayed_parent(n, log)

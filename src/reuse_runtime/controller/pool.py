@@ -42,6 +42,7 @@ from reuse_runtime.controller.autoscaler import (
     decide_scale,
 )
 from reuse_runtime.controller.liveness import describe_silence, silence
+from reuse_runtime.controller.replay import ReplayLog
 from reuse_runtime.controller.router import RouteCandidate, pick_replica
 from reuse_runtime.model import (
     CodeBundle,
@@ -81,6 +82,12 @@ class TaskRecord:
     owner: Any = None
     # Its cancellation was withdrawn (its client came back): if it ends cancelled, it runs again.
     revived: bool = False
+    # What its children ended with, by call key: a retry of it gets them at once.
+    replay: ReplayLog | None = None
+    # The client that ran it (its replica) went away with children outstanding.
+    lost_children: bool = False
+    # Deaths of its replica while it only waited for its children (see _lost).
+    victim_losses: int = 0
     attempts: int = 0
     losses: int = 0
     replica: ReplicaState | None = None
@@ -305,6 +312,8 @@ class ReplicaPool:
             replica.bundles.add(bundle.digest)
         record.attempts += 1
         record.replica = replica
+        if record.lost_children:
+            record.lost_children = False
         if record.solo:
             replica.exclusive = record
         replica.running[record.task_id] = record
@@ -652,6 +661,9 @@ class ReplicaPool:
         if self._closed:
             self._return(record)  # its replica was stopped by the shutdown
             return
+        if record.children or record.lost_children:
+            self._lost_while_waiting(record, replica_id, cause)
+            return
         record.losses += 1
         record.loss_causes.append(f"{replica_id} {cause}")
         # From now on it runs alone on a replica, so a death can be pinned on it
@@ -672,6 +684,36 @@ class ReplicaPool:
             )
             return
         self.backlog.appendleft(record)
+
+    def _lost_while_waiting(self, record: TaskRecord, replica_id: str, cause: str) -> None:
+        """Its replica died while it only waited for its children: it is the victim, not a
+        suspect. It runs again, not alone, and its finished children are replayed (see
+        replay.py); only a much larger count of such deaths stops it."""
+        record.lost_children = False
+        record.victim_losses += 1
+        record.loss_causes.append(f"{replica_id} {cause}, while it waited for its children")
+        limit = self.victim_budget
+        if record.victim_losses > limit:
+            causes = "; ".join(record.loss_causes[-5:])
+            self._finish(
+                record,
+                _failed(
+                    record,
+                    ErrorKind.REPLICA_LOST,
+                    "ReplicaLostError",
+                    f"task {record.spec.name or record.task_id} lost its replica "
+                    f"{record.victim_losses} times while it waited for its children (the last: "
+                    f"{causes}); it will not be retried again (limit: {limit}, five times the "
+                    f"replica-loss budget plus one)",
+                ),
+            )
+            return
+        self.backlog.appendleft(record)
+
+    @property
+    def victim_budget(self) -> int:
+        """Replica deaths a parent may suffer while it waits for its children."""
+        return 5 * (self.loss_budget + 1)
 
     def _return(self, record: TaskRecord) -> None:
         """Hand a task back to its client, unfinished, to run on the next controller."""

@@ -20,6 +20,7 @@ import structlog
 
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.pool import ReplicaPool, TaskRecord
+from reuse_runtime.controller.replay import ReplayLog
 from reuse_runtime.errors import BadInputError, ClosedError
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
@@ -125,9 +126,18 @@ class SubmitSession:
             self._wakeup.set()
             return
         if parent is not None:
+            if spec.call_key and parent.replay is not None:
+                replayed = parent.replay.lookup(spec.call_key)
+                if replayed is not None:  # it already ran for an earlier attempt of its parent
+                    self._results.append(replace(replayed, task_id=spec.task_id))
+                    self._wakeup.set()
+                    return
+                record.replay = parent.replay.nested_log(spec.call_key, create=False)
             record.parent = parent
             if parent.kids is None:
                 parent.kids = set()
+                if parent.replay is None:
+                    parent.replay = _log_of(parent)
             parent.kids.add(record)
             service.pool_of(parent).child_started(parent)
         if submission.stream_logs and spec.run_id:
@@ -166,6 +176,9 @@ class SubmitSession:
         """The client went away: cancel what it still waits for, and their descendants."""
         why = f"{CLIENT_GONE} ({reason})"
         for record in list(self._outstanding.values()):
+            if record.parent is not None:
+                # The replica running its parent is gone (see ReplicaPool._lost).
+                record.parent.lost_children = True
             self._service.cancel_tree(record, why)
         for run_id in self._runs:
             if self._service.log_routes.get(run_id) is self:
@@ -200,7 +213,12 @@ class SubmitSession:
             await self._wakeup.wait()
 
     def _deliver(self, result: TaskResult) -> None:
-        self._forget(result.task_id)
+        record = self._forget(result.task_id)
+        if record is not None and record.spec.call_key:
+            parent = record.parent
+            # Even after its parent ended: a nested log lives on in the grandparent's.
+            if parent is not None and parent.replay is not None:
+                parent.replay.record(record.spec.call_key, result)
         self._results.append(result)
         self._wakeup.set()
 
@@ -418,6 +436,20 @@ class ControllerService:
         await asyncio.gather(*(p.close() for p in self.pools.values()), return_exceptions=True)
         for session in list(self.sessions):
             session.end()
+
+
+def _log_of(parent: TaskRecord) -> ReplayLog:
+    """A parent's replay log, made when its first child arrives: for a child that is a
+    parent itself, the one its own parent keeps under its call key (shared by every call
+    with that key, so a retry continues where the first call stopped)."""
+    grandparent = parent.parent
+    if grandparent is None or not parent.spec.call_key:
+        return ReplayLog()
+    if grandparent.replay is None:
+        grandparent.replay = _log_of(grandparent)
+    log = grandparent.replay.nested_log(parent.spec.call_key, create=True)
+    assert log is not None
+    return log
 
 
 MAX_REPLICAS = 1000

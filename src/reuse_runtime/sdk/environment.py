@@ -46,6 +46,7 @@ from reuse_runtime.model import (
     dumps_args,
 )
 from reuse_runtime.policy import ReusePolicy, parse_bytes
+from reuse_runtime.sdk.replay import call_key
 from reuse_runtime.worker.loader import TASK_FUNCTION_ATTR
 
 P = ParamSpec("P")
@@ -432,7 +433,7 @@ class TaskTemplate(Generic[P, R]):
 
         client = replica_client()
         env_key = await client.register(self.environment_spec())
-        spec = self.task_spec(args, kwargs, run_id=ctx.run_id, parent_task_id=ctx.task_id)
+        spec = self.task_spec(args, kwargs, run_id=ctx.run_id, parent=ctx)
         # Lend the parent's slot while it waits, so children can never starve.
         ctx.children += 1
         if ctx.children == 1 and ctx.holds_slot:
@@ -463,18 +464,26 @@ class TaskTemplate(Generic[P, R]):
         *,
         run_id: str,
         parent_task_id: str = "",
+        parent: TaskContext | None = None,
     ) -> TaskSpec:
+        """The call as sent; from a running ``parent``, a child with its replay key."""
         ref, pickled, bundle = self._wire_reference()
+        encoded = dumps_args(args, kwargs)
+        key = ""
+        if parent is not None:
+            parent_task_id = parent.task_id
+            key = call_key(parent, str(ref) if ref is not None else self.name, encoded)
         return TaskSpec(
             task_id=_new_task_id(),
             name=self.name,
-            args=dumps_args(args, kwargs),
+            args=encoded,
             ref=ref,
             pickled=pickled,
             bundle=bundle,
             timeout=self.timeout,
             run_id=run_id,
             parent_task_id=parent_task_id,
+            call_key=key,
         )
 
     def _wire_reference(self) -> tuple[FunctionRef | None, bytes | None, CodeBundle | None]:

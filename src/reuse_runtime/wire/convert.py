@@ -73,6 +73,7 @@ def task_to_proto(spec: model.TaskSpec) -> pb.TaskSpec:
         timeout_seconds=spec.timeout or 0.0,
         run_id=spec.run_id,
         parent_task_id=spec.parent_task_id,
+        call_key=spec.call_key,
     )
     if spec.ref is not None:
         msg.ref.CopyFrom(ref_to_proto(spec.ref))
@@ -95,6 +96,7 @@ def task_from_proto(msg: pb.TaskSpec) -> model.TaskSpec:
         timeout=msg.timeout_seconds or None,
         run_id=_shared(msg.run_id),
         parent_task_id=_shared(msg.parent_task_id),
+        call_key=msg.call_key,
     )
 
 

@@ -216,6 +216,7 @@ class Executor:
             lend_slot=self.limiter.lend if is_async else self._lend_sync,
             reclaim_slot=self.limiter.reclaim if is_async else self._reclaim_sync,
             loop=self._loop,
+            call_key=spec.call_key,
         )
         current_task.set(ctx)  # also gives log lines their task id (see logs.py)
         timer = (
