@@ -36,7 +36,9 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize(
+    "how", [pytest.param(signal.SIGKILL, marks=pytest.mark.slow), signal.SIGTERM]
+)
 @pytest.mark.timeout(180)
 def test_the_driver_waits_for_its_controller_and_finishes(tmp_path: Path, how: int) -> None:
     home = tmp_path / "home"

@@ -860,6 +860,13 @@ class ReplicaPool:
     async def close(self) -> None:
         """Stop every replica; hand what is still waiting or running back to its client."""
         self.drain()
+        # The drain's grace is over: what still runs waits for children handed back, or
+        # overran it. Stop it now (it goes back to its client), so no replica waits out
+        # its own grace for a task that cannot finish.
+        for replica in self.replicas.values():
+            if replica.stream is not None:
+                for task_id in replica.running:
+                    replica.stream.cancel(task_id)
         stops = [
             self._backend.stop(r.handle, self.spec.stop_grace + 5.0)
             for r in self.replicas.values()
