@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from reuse_runtime import context as task_context
-from reuse_runtime.errors import ControllerUnavailableError, PolicyError
+from reuse_runtime.errors import ClosedError, ControllerUnavailableError, PolicyError
 from reuse_runtime.model import LogLine, Submission, TaskResult, TaskState
 from reuse_runtime.security import Security
 from reuse_runtime.state import HOME_ENV, private_dir, state_dir, write_private  # noqa: F401
@@ -440,7 +440,11 @@ class Run:
 
     def _settle(self, future: concurrent.futures.Future[TaskResult]) -> None:
         # Runs on the runtime's loop, after every output line of the run was queued.
-        error = future.exception()
+        error = (
+            ClosedError("the runtime shut down before the run finished")
+            if future.cancelled()
+            else future.exception()
+        )
         if error is not None:
             self._result.set_exception(error)
         else:

@@ -541,7 +541,9 @@ class ControllerClient:
                 if self._closed:
                     raise
                 reconnect = self._reconnecting(f"registering {env.name!r} failed: {exc}")
-                await asyncio.shield(reconnect)
+                await asyncio.wait({reconnect})  # a cancellation of this caller propagates
+                if self._closed:
+                    raise ClosedError("the client closed while its controller was away") from None
                 if self._reconnect_failure is not None:
                     raise self._reconnect_failure from None
 
