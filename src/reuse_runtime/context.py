@@ -34,8 +34,8 @@ class TaskContext:
     partial: dict[str, str] = field(default_factory=dict)
     # Its identity as a child call (empty for a top-level task); see sdk/replay.py.
     call_key: str = ""
-    # Calls made so far in this run of it, by (task, argument digest): their order.
-    calls: dict[tuple[str, bytes], int] = field(default_factory=dict)
+    # Calls made so far in this run of it, by (task, arguments' hash): their order.
+    calls: dict[tuple[str, int], int] | None = None
 
 
 current_task: ContextVar[TaskContext | None] = ContextVar("reuse_runtime_task", default=None)

@@ -135,17 +135,6 @@ async def fork_and_return() -> tuple[str, int]:
     return "parent", child
 
 
-frozen = flyte.TaskEnvironment(
-    name="frozen", reusable=flyte.ReusePolicy(replicas=(2, 4), concurrency=8, idle_ttl=60)
-)
-
-
-@frozen.task
-async def nap(i: int, ms: int) -> int:
-    await asyncio.sleep(ms / 1000)
-    return i * 2
-
-
 def _note(log: str, text: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:

@@ -107,14 +107,14 @@ async def _run(
     """Submit `total` 5-20 ms tasks at once; SIGSTOP a random replica every `stop_every` s."""
     rng = random.Random(3)
     submissions = [
-        Submission(key, st.nap.task_spec((i, rng.randint(5, 20)), {}, run_id="freeze"))
+        Submission(key, st.jitter.task_spec((i, rng.randint(5, 20)), {}, run_id="freeze"))
         for i in range(total)
     ]
 
     async def stopper() -> None:
         for _ in range(200):  # bounded in count (and by the run's limit)
             await asyncio.sleep(stop_every or 0)
-            pids = [p for p in _replica_pids(await client.status(), "frozen") if p not in stopped]  # type: ignore[attr-defined]
+            pids = [p for p in _replica_pids(await client.status(), "storm") if p not in stopped]  # type: ignore[attr-defined]
             if pids:
                 victim = rng.choice(pids)
                 os.kill(victim, signal.SIGSTOP)
@@ -138,10 +138,10 @@ async def _run(
 async def test_sigstop_storm_20k_completes_every_task() -> None:
     total = 20_000
     async with running_controller(replica_loss_budget=3) as (_, client):
-        key = await client.register(st.nap.environment_spec())
+        key = await client.register(st.jitter.environment_spec())
         _, no_fault = await _run(client, key, total, stop_every=None, stopped=[])
     async with running_controller(replica_loss_budget=3) as (_, client):
-        key = await client.register(st.nap.environment_spec())
+        key = await client.register(st.jitter.environment_spec())
         stopped: list[int] = []
         try:
             results, took = await _run(client, key, total, stop_every=3.0, stopped=stopped)

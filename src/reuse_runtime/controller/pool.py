@@ -671,19 +671,17 @@ class ReplicaPool:
         record.solo = True
         if record.losses > self.loss_budget:
             causes = "; ".join(record.loss_causes)
-            self._finish(
+            self._quarantine(
                 record,
-                _failed(
-                    record,
-                    ErrorKind.REPLICA_LOST,
-                    "ReplicaLostError",
-                    f"task {record.spec.name or record.task_id} was running on {record.losses} "
-                    f"replicas that died ({causes}); it is quarantined and will not be retried "
-                    f"(replica-loss budget: {self.loss_budget} retries)",
-                ),
+                f"task {record.spec.name or record.task_id} was running on {record.losses} "
+                f"replicas that died ({causes}); it is quarantined and will not be retried "
+                f"(replica-loss budget: {self.loss_budget} retries)",
             )
             return
         self.backlog.appendleft(record)
+
+    def _quarantine(self, record: TaskRecord, message: str) -> None:
+        self._finish(record, _failed(record, ErrorKind.REPLICA_LOST, "ReplicaLostError", message))
 
     def _lost_while_waiting(self, record: TaskRecord, replica_id: str, cause: str) -> None:
         """Its replica died while it only waited for its children: it is the victim, not a
@@ -695,17 +693,12 @@ class ReplicaPool:
         limit = self.victim_budget
         if record.victim_losses > limit:
             causes = "; ".join(record.loss_causes[-5:])
-            self._finish(
+            self._quarantine(
                 record,
-                _failed(
-                    record,
-                    ErrorKind.REPLICA_LOST,
-                    "ReplicaLostError",
-                    f"task {record.spec.name or record.task_id} lost its replica "
-                    f"{record.victim_losses} times while it waited for its children (the last: "
-                    f"{causes}); it will not be retried again (limit: {limit}, five times the "
-                    f"replica-loss budget plus one)",
-                ),
+                f"task {record.spec.name or record.task_id} lost its replica "
+                f"{record.victim_losses} times while it waited for its children (the last: "
+                f"{causes}); it will not be retried again (limit: {limit}, five times the "
+                f"replica-loss budget plus one)",
             )
             return
         self.backlog.appendleft(record)

@@ -59,9 +59,10 @@ class ReplayLog:
 
     def record(self, key: str, result: TaskResult) -> None:
         """A child with call key ``key`` ended with ``result``."""
-        if replayable(result):
+        if result.state is TaskState.SUCCEEDED or replayable(result):
             self.done[key] = result
-            self.nested.pop(key, None)
+            if self.nested:
+                self.nested.pop(key, None)
 
     def nested_log(self, key: str, create: bool) -> ReplayLog | None:
         """The log of the child called ``key`` (made if ``create``)."""

@@ -95,8 +95,8 @@ class SubmitSession:
                     f"task id {spec.task_id!r} is already in use; ids must be unique",
                 )
             return
-        # A task sent again (its client lost a controller) starts with a clean slate.
-        service.cancelled.pop(spec.task_id, None)
+        if service.cancelled:  # a task sent again (its client lost a controller) starts clean
+            service.cancelled.pop(spec.task_id, None)
         if spec.bundle is not None:
             # Keep one copy per version; replicas get it with their first task that needs it.
             service.bundles.setdefault(spec.bundle.digest, spec.bundle)
@@ -110,8 +110,11 @@ class SubmitSession:
             owner=self,
         )
         parent = service.tasks.get(spec.parent_task_id) if spec.parent_task_id else None
-        if (parent is not None and parent.cancel_requested) or (
-            spec.parent_task_id and spec.parent_task_id in service.cancelled
+        if (
+            parent.cancel_requested
+            if parent is not None
+            else bool(spec.parent_task_id and service.cancelled)
+            and spec.parent_task_id in service.cancelled
         ):
             # A parent that is cancelled (or was, and is gone) starts no more children.
             self._results.append(
@@ -126,13 +129,15 @@ class SubmitSession:
             self._wakeup.set()
             return
         if parent is not None:
-            if spec.call_key and parent.replay is not None:
-                replayed = parent.replay.lookup(spec.call_key)
+            log = parent.replay
+            if log is not None and spec.call_key:
+                replayed = log.done.get(spec.call_key) if log.done else None
                 if replayed is not None:  # it already ran for an earlier attempt of its parent
                     self._results.append(replace(replayed, task_id=spec.task_id))
                     self._wakeup.set()
                     return
-                record.replay = parent.replay.nested_log(spec.call_key, create=False)
+                if log.nested:
+                    record.replay = log.nested_log(spec.call_key, create=False)
             record.parent = parent
             if parent.kids is None:
                 parent.kids = set()

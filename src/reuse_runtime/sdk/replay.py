@@ -25,13 +25,16 @@ from reuse_runtime.context import TaskContext
 
 def call_key(parent: TaskContext, site: str, args: bytes) -> str:
     """The identity of the next call of ``site`` with ``args`` from ``parent``."""
-    digest = hashlib.blake2b(args, digest_size=16).digest()
     calls = parent.calls
-    order = calls.get((site, digest), 0)
-    calls[(site, digest)] = order + 1
-    key = hashlib.blake2b(digest_size=16)
-    key.update((parent.call_key or parent.task_id).encode())
-    key.update(b"\0" + site.encode() + b"\0")
-    key.update(digest)
-    key.update(order.to_bytes(8, "little"))
+    if calls is None:
+        calls = parent.calls = {}
+    # The order counts identical calls; a collision of Python's hash only makes two
+    # calls share a counter, and the key below still holds all of the arguments.
+    seen = (site, hash(args))
+    order = calls.get(seen, 0)
+    calls[seen] = order + 1
+    key = hashlib.blake2b(
+        f"{parent.call_key or parent.task_id}\0{site}\0{order}\0".encode(), digest_size=16
+    )
+    key.update(args)
     return key.hexdigest()

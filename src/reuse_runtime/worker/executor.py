@@ -59,6 +59,17 @@ _HIDDEN_FRAMES = (
 )
 
 
+_forked = False
+
+
+def _in_forked_child() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_in_forked_child)
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
     replica_id: str = ""
@@ -87,7 +98,6 @@ class Executor:
         self.loader = loader or CodeLoader()
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._pid = os.getpid()
         # Sync tasks take turns on `_sync_turn`: one runs at a time. A sync parent
         # blocked on a child gives up its turn, and keeps its thread: hence several threads.
         self._sync_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="reuse-sync-task")
@@ -166,7 +176,7 @@ class Executor:
     def _finished(
         self, spec: TaskSpec, done: Callable[[TaskResult], None], task: asyncio.Task[TaskResult]
     ) -> None:
-        if os.getpid() != self._pid:
+        if _forked:
             # The task forked and returned in the child: that copy of the replica shares
             # its sockets and must not run on. The parent reports the task.
             os._exit(0)
