@@ -258,6 +258,31 @@ def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(main=_status_main)
 
 
+# ---------------------------------------------------------------- health
+
+
+async def _health_main(args: argparse.Namespace) -> int:
+    from reuse_runtime.wire.clients import check_health, describe_rpc_error
+
+    try:
+        status = await check_health(args.address, _security(args), timeout=args.timeout)
+    except Exception as exc:
+        print(f"unhealthy: {describe_rpc_error(exc, args.address)}", file=sys.stderr)
+        return 1
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def _health_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "health", help="check a worker or controller with the gRPC health service (exit 0: serving)"
+    )
+    p.add_argument("address", help="HOST:PORT, e.g. 127.0.0.1:50051")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    _add_security_flags(p)
+    p.set_defaults(main=_health_main)
+
+
 # ---------------------------------------------------------------- run
 
 
@@ -338,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     _controller_parser(sub)
     _status_parser(sub)
     _worker_parser(sub)
+    _health_parser(sub)
     return parser
 
 
