@@ -29,6 +29,7 @@ worker's 40.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -97,10 +98,8 @@ def describe_bytes(value: int) -> str:
 
 def _raise_oom_score() -> None:
     # Runs in the child between fork and exec. Raising one's own score needs no privilege.
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/oom_score_adj").write_text(str(WORKER_OOM_SCORE_ADJ))
-    except OSError:
-        pass
 
 
 def _copy_stderr(source: IO[bytes], log: IO[bytes] | None) -> None:
@@ -126,10 +125,8 @@ def run(command: list[str], record_dir: Path | None, cgroup: MemoryCgroup) -> in
         if child is None:
             pending.append(signum)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signum)
-            except ProcessLookupError:
-                pass
 
     for signum in _FORWARDED:
         signal.signal(signum, forward)
@@ -146,8 +143,8 @@ def run(command: list[str], record_dir: Path | None, cgroup: MemoryCgroup) -> in
     if child.stderr is not None:
         copier = threading.Thread(target=_copy_stderr, args=(child.stderr, log), daemon=True)
         copier.start()
-    for signum in pending:
-        child.send_signal(signum)
+    for early in pending:
+        child.send_signal(early)
     status = _reap_until(child.pid)
     if copier is not None:
         # A grandchild may hold the pipe open; the worker's own lines are in by now.

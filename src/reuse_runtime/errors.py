@@ -71,6 +71,15 @@ class ReplicaLostError(TaskFailedError):
     """
 
 
+class OOMError(ReplicaLostError):
+    """Expected: the replica ran out of memory.
+
+    The kernel's OOM killer ended it at its memory limit, which the message
+    names. Give the environment more memory (``Resources(memory=...)``) or make
+    the task use less.
+    """
+
+
 class TaskCancelledError(TaskFailedError):
     """Expected: the task was cancelled by its caller."""
 
@@ -113,3 +122,11 @@ class ControllerUnavailableError(ReuseRuntimeError):
 
 class AuthConfigError(ReuseRuntimeError):
     """Expected: the network or auth settings are unsafe or incomplete."""
+
+
+class EngineUnavailableError(ReuseRuntimeError):
+    """Expected: no container engine answers; the message says how to start one."""
+
+
+class ImageBuildError(ReuseRuntimeError):
+    """Expected: an environment's image cannot be built; the message says why and what to fix."""

@@ -92,6 +92,10 @@ class RuntimeConfig:
     token: str | None = None
     max_backlog: int | None = None
     replica_loss_budget: int | None = None
+    #: Where the embedded controller runs replicas: "local" or "container".
+    backend: str | None = None
+    #: The container backend's network: "bridge", "host", or a network's name.
+    container_network: str | None = None
 
 
 # ---------------------------------------------------------------- the runtime
@@ -127,6 +131,7 @@ class Runtime:
         endpoint = self.config.endpoint
         if endpoint is None:
             from reuse_runtime import logs
+            from reuse_runtime.backends import backend_name, controller_placement, open_backend
             from reuse_runtime.controller.server import ControllerConfig, ControllerServer
 
             logs.configure(sys.stderr, level=os.environ.get(logs.LEVEL_ENV, "warning"))
@@ -140,11 +145,30 @@ class Runtime:
                 options["max_backlog"] = self.config.max_backlog
             if self.config.replica_loss_budget is not None:
                 options["replica_loss_budget"] = self.config.replica_loss_budget
-            self._controller = ControllerServer(
-                ControllerConfig(security=security, log_dir=log_dir, **options)
+            opened = await open_backend(
+                backend_name(self.config.backend),
+                log_dir=log_dir,
+                network=self.config.container_network,
             )
-            await self._controller.start()
-            endpoint = self._controller.address
+            try:
+                host, advertise = controller_placement(
+                    opened, "127.0.0.1", None, security, embedded=True
+                )
+                self._controller = ControllerServer(
+                    ControllerConfig(
+                        host=host,
+                        advertise_address=advertise,
+                        security=security,
+                        log_dir=log_dir,
+                        **options,
+                    ),
+                    opened.backend,
+                )
+                await self._controller.start()
+            except BaseException:
+                await opened.backend.close()
+                raise
+            endpoint = self._controller.local_address
             _write_embedded_address(self.state_dir, endpoint, security.token)
         client = ControllerClient(endpoint, security, on_logs=self._route_logs)
         await client.wait_ready()
@@ -199,7 +223,7 @@ class Runtime:
                 await client.close()
             if self._controller is not None:
                 await self._controller.close()
-                _remove_embedded_address(self.state_dir, self._controller.address)
+                _remove_embedded_address(self.state_dir, self._controller.local_address)
 
         if self._loop.is_running():
             with contextlib.suppress(Exception):
@@ -259,17 +283,29 @@ def init(
     token: str | None = None,
     max_backlog: int | None = None,
     replica_loss_budget: int | None = None,
+    backend: str | None = None,
+    container_network: str | None = None,
     **_flyte_only: Any,
 ) -> None:
     """Choose where tasks run. No endpoint (and no ``$REUSE_RUNTIME_ENDPOINT``): embedded.
 
-    Inside a replica this does nothing: tasks there already know their controller.
+    ``backend`` is where the embedded controller runs replicas: ``"local"``
+    subprocesses (the default) or ``"container"`` (Docker or Podman; default
+    ``$REUSE_RUNTIME_BACKEND``). ``container_network``: ``"bridge"`` (default),
+    ``"host"``, or a network's name. Inside a replica this does nothing: tasks
+    there already know their controller.
     """
     global _config
     if task_context.controller_endpoint() is not None:
         return
     endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
-    new = RuntimeConfig(endpoint, token, max_backlog, replica_loss_budget)
+    if backend is not None:
+        from reuse_runtime.backends import backend_name
+
+        backend = backend_name(backend)  # a typo fails here, not at the first run()
+    new = RuntimeConfig(
+        endpoint, token, max_backlog, replica_loss_budget, backend, container_network
+    )
     with _runtime_lock:
         if _runtime is not None and _runtime.config != new:
             shutdown()
@@ -286,6 +322,7 @@ def init_from_config(path: str | os.PathLike[str] | None = None, **overrides: An
         endpoint = "10.0.0.5:50050"   # omit for the embedded controller
         token = "..."                 # or set $REUSE_RUNTIME_TOKEN
         max_backlog = 100000
+        backend = "container"         # embedded controller's replicas as containers
     """
     candidates = (
         [Path(path)]
@@ -316,7 +353,14 @@ def _read_config(path: Path) -> dict[str, Any]:
     section = data.get("controller", {})
     if not isinstance(section, dict):
         raise PolicyError(f"{path}: [controller] must be a table")
-    known = {"endpoint", "token", "max_backlog", "replica_loss_budget"}
+    known = {
+        "endpoint",
+        "token",
+        "max_backlog",
+        "replica_loss_budget",
+        "backend",
+        "container_network",
+    }
     unknown = set(section) - known
     if unknown:
         raise PolicyError(
