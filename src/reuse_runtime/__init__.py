@@ -18,6 +18,7 @@ on a local pool of warm worker processes::
 
 from reuse_runtime.errors import (
     BacklogFullError,
+    OOMError,
     ReplicaLostError,
     ReuseRuntimeError,
     TaskCancelledError,
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BacklogFullError",
     "Image",
+    "OOMError",
     "ReplicaLostError",
     "Resources",
     "ReusePolicy",

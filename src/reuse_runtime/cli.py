@@ -81,6 +81,7 @@ async def _worker_main(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         replica_id=args.replica_id or default_replica_id(),
         controller=args.controller,
+        environment=args.environment,
         grace_period=args.grace_period,
         heartbeat=args.heartbeat,
         max_payload=parse_bytes(args.max_payload, field_name="--max-payload"),
@@ -89,6 +90,9 @@ async def _worker_main(args: argparse.Namespace) -> int:
     server = WorkerServer(config)
     _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
     await serve(server)
+    if server.attach_error:
+        print(f"reuse-runtime worker: error: {server.attach_error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -98,6 +102,11 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--port", type=int, default=0, help="port to bind; 0 picks one (default)")
     p.add_argument("--concurrency", type=int, default=1, help="tasks run at once (default 1)")
     p.add_argument("--controller", help="controller address to attach to (host:port)")
+    p.add_argument(
+        "--environment",
+        help="with --controller: join this registered environment (its name or key) as a "
+        "worker the controller did not start; it is routed to, never stopped",
+    )
     p.add_argument("--replica-id", help="this replica's id (default HOSTNAME-PID)")
     p.add_argument(
         "--grace-period",
@@ -262,7 +271,9 @@ def _print_status(status: Any) -> None:
             rep = r.report
             table.add_row(
                 r.replica_id,
-                r.state + (f" ({r.retire_reason})" if r.retire_reason else ""),
+                r.state
+                + (" external" if r.external else "")
+                + (f" ({r.retire_reason})" if r.retire_reason else ""),
                 str(rep.active if rep else r.assigned),
                 str(rep.capacity if rep else env.concurrency),
                 f"{rep.idle_seconds:.1f}" if rep else "-",

@@ -140,6 +140,8 @@ class RemoteError:
                     exc.__cause__ = errors.RemoteTraceback(self.traceback)
                 return exc
         cls = _ERROR_CLASSES.get(self.kind, errors.TaskFailedError)
+        if self.kind is ErrorKind.REPLICA_LOST and self.type == "OOMError":
+            cls = errors.OOMError
         err = cls(self.message, type_name=self.type, remote_traceback=self.traceback, task=task)
         if self.traceback:
             err.__cause__ = errors.RemoteTraceback(self.traceback)
@@ -232,6 +234,8 @@ class ReplicaHello:
     capacity: int
     address: str = ""
     pid: int = 0
+    #: A worker started by someone else names the environment it serves.
+    environment: str = ""
 
 
 #: Types whose instances pickle the same with ``pickle`` as with ``cloudpickle``.
@@ -403,6 +407,8 @@ class ReplicaStatus:
     report: ReplicaReport | None = None
     where: str = ""
     retire_reason: str = ""
+    #: Attached by someone else: the controller routes to it but never stops it.
+    external: bool = False
 
 
 @dataclass(frozen=True, slots=True)

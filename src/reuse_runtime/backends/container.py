@@ -85,6 +85,13 @@ ENVIRONMENT_LABEL = f"{LABEL}.environment"
 ENV_KEY_LABEL = f"{LABEL}.environment-key"
 REPLICA_LABEL = f"{LABEL}.replica"
 
+# The caller's settings a replica needs too: importing the caller's module in a
+# replica validates its ReusePolicy against the same TTL floor, for one.
+_FORWARDED_SETTINGS = (
+    "REUSE_RUNTIME_MIN_TTL_SECONDS",
+    "REUSE_RUNTIME_LOG_LEVEL",
+    "REUSE_RUNTIME_MAX_OUTSTANDING",
+)
 # Directories never mounted into a replica, even when they are on sys.path.
 _SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/proc", "/sys",
                 "/dev", "/run", "/var/lib")  # fmt: skip
@@ -383,9 +390,10 @@ class ContainerBackend:
             if name in security:
                 mounts.append(Mount(security[name], security[name], type="bind", read_only=True))
         env.update(security)
-        env.setdefault(
-            "REUSE_RUNTIME_LOG_LEVEL", os.environ.get("REUSE_RUNTIME_LOG_LEVEL", "warning")
-        )
+        for name in _FORWARDED_SETTINGS:
+            if name in os.environ:
+                env.setdefault(name, os.environ[name])
+        env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
         env[INIT_DIR_ENV] = RECORD_MOUNT
         env[STORE_ENV] = str(store)
         labels = {
@@ -481,7 +489,8 @@ class ContainerBackend:
         """Resolve replicas whose containers ended while no event could tell us."""
         import docker.errors
 
-        for replica in list(self._by_container.values()):
+        # A copy: the loop's thread adds and removes replicas meanwhile.
+        for replica in self._by_container.copy().values():
             if replica.exited.done():
                 continue
             try:

@@ -33,6 +33,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,22 +237,7 @@ class ImageBuilder:
 
     def _host(self, argv: list[str], progress: Progress, what: str) -> None:
         progress(f"{what}: {' '.join(argv[:3])} ...")
-        process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        assert process.stdout is not None
-        tail: list[str] = []
-        for raw in process.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            tail = ([*tail, line])[-30:]
-            if line.startswith("Saved "):
-                progress(f"  {Path(line[6:]).name}")
-            elif line.startswith(("Building wheel", "ERROR", "error")):
-                progress(f"  {line}")
-        if process.wait() != 0:
-            raise ImageBuildError(
-                f"{what} failed on this machine (exit {process.returncode}):\n" + "\n".join(tail)
-            )
+        run_command(argv, what, progress, _pip_line)
 
     # -------------------------------------------------------------- engine steps
 
@@ -416,3 +402,32 @@ def _chunks(stream: Any) -> Iterator[dict[str, Any]]:
 
 def _quiet(line: str) -> None:
     pass
+
+
+def _pip_line(line: str) -> str | None:
+    if line.startswith("Saved "):
+        return Path(line[6:]).name
+    if line.startswith(("Building wheel", "ERROR", "error")):
+        return line
+    return None
+
+
+def run_command(
+    argv: list[str], what: str, progress: Progress, show: Callable[[str], str | None]
+) -> None:
+    """Run a host command; ``show`` picks the lines worth reporting. Raises with its tail."""
+    tail: deque[str] = deque(maxlen=30)
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    ) as process:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            tail.append(line)
+            shown = show(line)
+            if shown is not None:
+                progress(f"  {shown}")
+    if process.returncode != 0:
+        raise ImageBuildError(
+            f"{what} failed on this machine (exit {process.returncode}):\n" + "\n".join(tail)
+        )

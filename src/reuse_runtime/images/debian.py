@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reuse_runtime.errors import ImageBuildError
+from reuse_runtime.images.builder import run_command
 
 if TYPE_CHECKING:
     import docker
@@ -91,20 +91,12 @@ def make_debian_base(
 
 
 def _run(argv: list[str], progress: Callable[[str], None]) -> None:
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    run_command(
+        argv,
+        Path(argv[0]).name,
+        progress,
+        lambda line: line if line.startswith(_MILESTONES) else None,
     )
-    assert process.stdout is not None
-    tail: list[str] = []
-    for raw in process.stdout:
-        line = raw.decode(errors="replace").rstrip()
-        tail = ([*tail, line])[-20:]
-        if line.startswith(_MILESTONES):
-            progress(f"  {line}")
-    if process.wait() != 0:
-        raise ImageBuildError(
-            f"{Path(argv[0]).name} failed (exit {process.returncode}):\n" + "\n".join(tail)
-        )
 
 
 def _python_version(root: Path) -> str:
