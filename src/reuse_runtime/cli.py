@@ -139,9 +139,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
     security = _security(args)
     opened = await open_backend(backend_name(args.backend), network=args.network)
     try:
-        host, advertise = controller_placement(
-            opened, args.host, args.advertise_address, security
-        )
+        host, advertise = controller_placement(opened, args.host, args.advertise_address, security)
         server = ControllerServer(
             ControllerConfig(
                 host=host,
@@ -402,6 +400,7 @@ def _image_build(args: argparse.Namespace) -> int:
     builder = ImageBuilder(
         engine.connect(), cache_dir=state_dir() / "build", labels=dict(config.labels)
     )
+
     def progress(name: str) -> Callable[[str], None]:
         return lambda line: print(f"[{name}] {line}", flush=True)
 

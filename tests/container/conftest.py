@@ -80,9 +80,12 @@ def _ensure_base(client: object) -> None:
 
 def _remove_ours(client: object, run_id: str) -> None:
     """Remove every container, then every image, that carries this run's label."""
+    import docker.errors
+
     label = f"{RUN_LABEL}={run_id}"
     for container in client.containers.list(all=True, filters={"label": label}):  # type: ignore[attr-defined]
-        container.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):  # auto-removed meanwhile
+            container.remove(force=True)
     for image in client.images.list(filters={"label": label}):  # type: ignore[attr-defined]
         # Skipped: an image that is also the base of one this run did not make.
         with contextlib.suppress(Exception):

@@ -56,6 +56,7 @@ from reuse_runtime import engine
 from reuse_runtime.backends.base import ExitStatus, ReplicaHandle, ReplicaLaunch, worker_arguments
 from reuse_runtime.errors import PolicyError
 from reuse_runtime.images.builder import ImageBuilder
+from reuse_runtime.images.containerfile import ENTRYPOINT
 from reuse_runtime.images.recipe import parse_image_field
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV
@@ -73,7 +74,6 @@ STORE_ENV = "REUSE_RUNTIME_STORE"
 INIT_DIR_ENV = "REUSE_RUNTIME_INIT_DIR"
 #: Where a replica's record directory is mounted inside its container.
 RECORD_MOUNT = "/run/reuse-runtime"
-ENTRYPOINT = ["reuse-runtime-init", "reuse-runtime", "worker"]
 
 # Labels on every container (and image) of ours.
 LABEL = "io.reuse-runtime"

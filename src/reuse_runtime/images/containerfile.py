@@ -42,6 +42,8 @@ VENV = "/opt/reuse-runtime"
 #: Where the host's wheels are, during the build only.
 WHEELS = "/tmp/reuse-runtime-wheels"
 INPUTS = "/tmp/reuse-runtime-inputs"
+#: PID 1 of every replica container (see reuse_runtime_init).
+ENTRYPOINT = ["reuse-runtime-init", "reuse-runtime", "worker"]
 #: pip packages a user may name that reuse-runtime provides itself.
 _PROVIDED = ("unionai-reuse", "reuse-runtime")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -135,6 +137,10 @@ def compile_recipe(
     for index, layer in enumerate(image._layers):
         lines += compiler.layer(index, layer)
     lines.append(_shell(f"rm -rf {WHEELS} {INPUTS}"))
+    # As the project's Dockerfile: `podman run IMAGE --controller ADDR --environment NAME`
+    # starts a worker that joins a controller. (The container backend sets its own command.)
+    lines.append(f"ENTRYPOINT {json.dumps(ENTRYPOINT)}")
+    lines.append("CMD []")
     return BuildPlan(
         containerfile="\n".join(lines) + "\n",
         copies=tuple(compiler.copies),
