@@ -115,6 +115,17 @@ def candidate_hosts() -> list[str]:
 
 def connect(host: str | None = None, *, timeout: float = 60.0) -> docker.DockerClient:
     """A client of the first engine that answers; raises with how to start one."""
+    return _answering(host, timeout)[1]
+
+
+def find_engine(timeout: float = 10.0) -> str:
+    """The address of the engine :func:`connect` would use (DOCKER_HOST form)."""
+    address, client = _answering(None, timeout)
+    client.close()
+    return address
+
+
+def _answering(host: str | None, timeout: float) -> tuple[str, docker.DockerClient]:
     try:
         import docker
     except ImportError:
@@ -136,7 +147,7 @@ def connect(host: str | None = None, *, timeout: float = 60.0) -> docker.DockerC
         except Exception as exc:
             tried.append(f"{address} ({type(exc).__name__}: {str(exc)[:200]})")
             continue
-        return client
+        return address, client
     raise EngineUnavailableError(
         "no container engine answered; tried "
         + "; ".join(tried)

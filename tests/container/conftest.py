@@ -1,9 +1,11 @@
 """The container suite: a real engine (Podman's service), real images, real containers.
 
-Run it alone with ``python -m pytest -m container``. With ``$DOCKER_HOST`` set it
-uses that engine; otherwise it starts ``podman system service`` on a socket of
-its own, and stops it at the end. The Debian base image is made once if it is
-missing (``reuse-runtime image base``; CI makes it before the tests).
+Run it alone with ``python -m pytest -m container``. It uses the engine that
+answers the usual way (``$DOCKER_HOST``, else Podman's or Docker's socket, as
+after ``reuse-runtime engine start``); with none, it starts ``podman system
+service`` on a socket of its own, and stops it at the end. The Debian base
+image is made once if it is missing (``reuse-runtime image base``; CI makes it
+before the tests).
 
 Every container and image the tests create carries a label unique to this
 run, and the run removes them all by that label at the end, whatever happened.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ import pytest
 
 from reuse_runtime import engine
 from reuse_runtime.backends.container import LABELS_ENV
+from reuse_runtime.errors import EngineUnavailableError
 from reuse_runtime.images.builder import debian_base
 
 RUN_LABEL = "reuse-runtime-test-run"
@@ -33,8 +37,10 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("home")
     saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", LABELS_ENV, "REUSE_RUNTIME_HOME")}
     service = None
-    host = os.environ.get("DOCKER_HOST")
-    if not host:
+    try:
+        # $DOCKER_HOST, else a running engine at a usual socket (`reuse-runtime engine start`).
+        host = engine.find_engine()
+    except EngineUnavailableError:
         if shutil.which("podman") is None:
             pytest.fail(
                 "the container tests need Podman (apt-get install -y podman runc) or "
@@ -79,17 +85,31 @@ def _ensure_base(client: object) -> None:
 
 
 def _remove_ours(client: object, run_id: str) -> None:
-    """Remove every container, then every image, that carries this run's label."""
+    """Remove every container, then every image, that carries this run's label.
+
+    Fails the run if a container of ours is left: nothing may be left behind.
+    """
     import docker.errors
 
-    label = f"{RUN_LABEL}={run_id}"
-    for container in client.containers.list(all=True, filters={"label": label}):  # type: ignore[attr-defined]
-        with contextlib.suppress(docker.errors.NotFound):  # auto-removed meanwhile
-            container.remove(force=True)
-    for image in client.images.list(filters={"label": label}):  # type: ignore[attr-defined]
-        # Skipped: an image that is also the base of one this run did not make.
-        with contextlib.suppress(Exception):
+    label = {"label": f"{RUN_LABEL}={run_id}"}
+    deadline = time.monotonic() + 60
+    while True:
+        left = client.containers.list(all=True, filters=label)  # type: ignore[attr-defined]
+        if not left or time.monotonic() > deadline:
+            break
+        for container in left:
+            with contextlib.suppress(docker.errors.NotFound):  # auto-removed meanwhile
+                container.remove(force=True)
+        time.sleep(0.5)
+    problems = [f"container {c.short_id} ({c.name}) is left" for c in left]
+    for image in client.images.list(filters=label):  # type: ignore[attr-defined]
+        try:
             client.images.remove(image.id, force=True)  # type: ignore[attr-defined]
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            problems.append(f"image {image.short_id} could not be removed: {exc}")
+    assert not problems, problems
 
 
 @pytest.fixture
