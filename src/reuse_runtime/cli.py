@@ -135,9 +135,16 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 async def _controller_main(args: argparse.Namespace) -> int:
     from reuse_runtime.backends import backend_name, controller_placement, open_backend
     from reuse_runtime.controller.server import ControllerConfig, ControllerServer
+    from reuse_runtime.errors import AuthConfigError
 
     security = _security(args)
-    opened = await open_backend(backend_name(args.backend), network=args.network)
+    name = backend_name(args.backend)
+    if name != "local" and not security.authenticated:
+        raise AuthConfigError(
+            f"the {name} backend needs auth: replicas reach the controller over a network. "
+            f"Set a shared token (--token or $REUSE_RUNTIME_TOKEN) or mTLS"
+        )
+    opened = await open_backend(name, network=args.network)
     try:
         host, advertise = controller_placement(opened, args.host, args.advertise_address, security)
         server = ControllerServer(

@@ -68,3 +68,26 @@ async def test_advertise_address_forms() -> None:
             assert server.local_address == f"127.0.0.1:{port}"
         finally:
             await server.close()
+
+
+def test_the_controller_command_refuses_containers_without_auth() -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import subprocess_env
+
+    env = subprocess_env()
+    env.pop("REUSE_RUNTIME_TOKEN", None)
+    for args, message in (
+        (["--backend", "container"], "the container backend needs auth"),
+        (["--backend", "kube", "--token", "t"], "unknown backend 'kube'"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "reuse_runtime", "controller", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+        )
+        assert done.returncode == 2
+        assert done.stderr.startswith("reuse-runtime controller: error: ") and message in done.stderr
