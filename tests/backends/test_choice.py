@@ -90,4 +90,5 @@ def test_the_controller_command_refuses_containers_without_auth() -> None:
             env=env,
         )
         assert done.returncode == 2
-        assert done.stderr.startswith("reuse-runtime controller: error: ") and message in done.stderr
+        assert done.stderr.startswith("reuse-runtime controller: error: ")
+        assert message in done.stderr
