@@ -374,8 +374,19 @@ def _image_base(args: argparse.Namespace) -> int:
     from reuse_runtime.images.builder import debian_base
     from reuse_runtime.images.debian import make_debian_base
 
+    import docker.errors
+
     tag = args.tag or debian_base()
     client = engine.connect()
+    if not args.rebuild:
+        try:
+            image = client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            pass
+        else:
+            python = (image.labels or {}).get("io.reuse-runtime.python", "?")
+            print(f"{tag} is already in the engine (Python {python}); --rebuild makes it again")
+            return 0
     labels = dict(ContainerConfig.from_env().labels)
     python = make_debian_base(client, tag, suite=args.suite, mirror=args.mirror, labels=labels)
     print(f"{tag}: Debian {args.suite} with Python {python}")
@@ -438,6 +449,7 @@ def _image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     base.add_argument("--suite", default="bookworm", help="Debian release (default bookworm)")
     base.add_argument("--mirror", help="Debian mirror URL (default: debootstrap's)")
+    base.add_argument("--rebuild", action="store_true", help="make it even if it exists")
     base.set_defaults(sync_main=_image_base)
     build = actions.add_parser(
         "build", help="build the image of every environment a Python file defines"
