@@ -369,12 +369,12 @@ def _engine_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _image_base(args: argparse.Namespace) -> int:
+    import docker.errors
+
     from reuse_runtime import engine
     from reuse_runtime.backends.container import ContainerConfig
     from reuse_runtime.images.builder import debian_base
     from reuse_runtime.images.debian import make_debian_base
-
-    import docker.errors
 
     tag = args.tag or debian_base()
     client = engine.connect()
