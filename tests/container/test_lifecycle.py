@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,26 +57,18 @@ async def test_a_crashed_predecessors_containers_are_removed(
         CONTROLLER_STARTED_LABEL: "1.0",
         ENVIRONMENT_LABEL: "ghost",
     }
-    leftover = await asyncio.to_thread(
-        docker_client.containers.run,  # type: ignore[attr-defined]
-        debian_base(),
-        ["sleep", "600"],
-        detach=True,
-        labels=labels,
-        ulimits=_ulimits(),
-    )
+    leftover = await _sleeper(docker_client, labels)
     # A live controller's container with the same owner must survive the sweep.
-    labels_alive = dict(
-        labels, **{CONTROLLER_LABEL: "alive0123456789", CONTROLLER_PID_LABEL: str(os.getpid())}
-    )
-    labels_alive[CONTROLLER_STARTED_LABEL] = str(_process_started(os.getpid()))
-    alive = await asyncio.to_thread(
-        docker_client.containers.run,  # type: ignore[attr-defined]
-        debian_base(),
-        ["sleep", "600"],
-        detach=True,
-        labels=labels_alive,
-        ulimits=_ulimits(),
+    alive = await _sleeper(
+        docker_client,
+        dict(
+            labels,
+            **{
+                CONTROLLER_LABEL: "alive0123456789",
+                CONTROLLER_PID_LABEL: str(os.getpid()),
+                CONTROLLER_STARTED_LABEL: str(_process_started(os.getpid())),
+            },
+        ),
     )
     try:
         opened = await open_backend("container")
@@ -122,6 +115,18 @@ async def test_kill_9_of_a_driver_leaves_no_container(
         if driver.returncode is None:
             driver.kill()
             await driver.wait()
+
+
+async def _sleeper(docker_client: object, labels: dict[str, str]) -> Any:
+    """A container that would run for ten minutes, as a predecessor's replica might."""
+    return await asyncio.to_thread(
+        docker_client.containers.run,  # type: ignore[attr-defined]
+        debian_base(),
+        ["sleep", "600"],
+        detach=True,
+        labels=labels,
+        ulimits=_ulimits(),
+    )
 
 
 def _dead_pid() -> int:
