@@ -21,6 +21,7 @@ from reuse_runtime.aio import TaskSet
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
 from reuse_runtime.controller.service import ControllerService
+from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
 
@@ -47,6 +48,8 @@ class ControllerConfig:
     tick: float = 0.1
     security: Security = field(default_factory=Security)
     log_dir: Path | None = None
+    # The result cache (SQLite): None puts it in the state directory, on first use.
+    cache_path: Path | None = None
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
@@ -88,6 +91,7 @@ class ControllerServer:
             loss_budget=config.replica_loss_budget,
             cancel_grace=config.cancel_grace,
             heartbeat=config.heartbeat,
+            cache_path=config.cache_path or state_dir() / "cache.sqlite",
         )
         server, self._health = services.build_server(
             [services.controller_handler(self._service)],

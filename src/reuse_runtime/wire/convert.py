@@ -73,7 +73,17 @@ def task_to_proto(spec: model.TaskSpec) -> pb.TaskSpec:
         timeout_seconds=spec.timeout or 0.0,
         run_id=spec.run_id,
         parent_task_id=spec.parent_task_id,
+        group=spec.group,
+        attempt=spec.attempt,
     )
+    if spec.custom_context:
+        msg.custom_context.update(spec.custom_context)
+    options = spec.run_options
+    if options is not None:
+        msg.run_options.overwrite_cache = options.overwrite_cache
+        msg.run_options.disable_cache = options.disable_cache
+        msg.run_options.log_level = options.log_level
+        msg.run_options.env_vars.update(options.env_vars)
     if spec.ref is not None:
         msg.ref.CopyFrom(ref_to_proto(spec.ref))
     elif spec.pickled is not None:
@@ -95,6 +105,19 @@ def task_from_proto(msg: pb.TaskSpec) -> model.TaskSpec:
         timeout=msg.timeout_seconds or None,
         run_id=_shared(msg.run_id),
         parent_task_id=_shared(msg.parent_task_id),
+        group=_shared(msg.group) if msg.group else "",
+        custom_context=tuple(sorted(msg.custom_context.items())) if msg.custom_context else (),
+        attempt=msg.attempt,
+        run_options=_run_options(msg.run_options) if msg.HasField("run_options") else None,
+    )
+
+
+def _run_options(msg: pb.RunOptions) -> model.RunOptions:
+    return model.RunOptions(
+        overwrite_cache=msg.overwrite_cache,
+        disable_cache=msg.disable_cache,
+        env_vars=tuple(sorted(msg.env_vars.items())),
+        log_level=msg.log_level,
     )
 
 
@@ -126,6 +149,7 @@ def result_to_proto(result: model.TaskResult) -> pb.TaskResult:
         replica_id=result.replica_id,
         duration_seconds=result.duration,
         attempts=result.attempts,
+        cached=result.cached,
     )
     if result.error is not None:
         msg.error.CopyFrom(error_to_proto(result.error))
@@ -148,6 +172,7 @@ def result_from_proto(msg: pb.TaskResult) -> model.TaskResult:
         replica_id=msg.replica_id,
         duration=msg.duration_seconds,
         attempts=msg.attempts,
+        cached=msg.cached,
     )
 
 
@@ -279,6 +304,7 @@ def environment_to_proto(env: model.EnvironmentSpec) -> pb.EnvironmentSpec:
         python_path=list(env.python_path),
         env_vars=dict(env.env_vars),
         stop_grace_seconds=env.stop_grace,
+        scope=env.scope,
     )
     if env.on_start is not None:
         msg.on_start.CopyFrom(ref_to_proto(env.on_start))
@@ -314,24 +340,42 @@ def environment_from_proto(msg: pb.EnvironmentSpec) -> model.EnvironmentSpec:
         on_stop=_optional_ref(msg.on_stop),
         hooks_bundle=bundle_from_proto(msg.hooks_bundle) if msg.HasField("hooks_bundle") else None,
         stop_grace=msg.stop_grace_seconds,
+        scope=msg.scope,
     )
 
 
 def submission_to_proto(sub: model.Submission) -> pb.Submission:
-    return pb.Submission(
+    msg = pb.Submission(
         env_key=sub.env_key,
         task=task_to_proto(sub.task),
         retries=sub.retries,
         stream_logs=sub.stream_logs,
+        cache_key=sub.cache_key,
+        cache_overwrite=sub.cache_overwrite,
     )
+    backoff = sub.retry_backoff
+    if backoff is not None:
+        msg.retry_backoff.CopyFrom(
+            pb.RetryBackoff(
+                base_seconds=backoff.base, factor=backoff.factor, cap_seconds=backoff.cap
+            )
+        )
+    return msg
 
 
 def submission_from_proto(msg: pb.Submission) -> model.Submission:
+    backoff = None
+    if msg.HasField("retry_backoff"):
+        b = msg.retry_backoff
+        backoff = model.RetryBackoff(b.base_seconds, b.factor, b.cap_seconds)
     return model.Submission(
         env_key=_shared(msg.env_key),
         task=task_from_proto(msg.task),
         retries=msg.retries,
         stream_logs=msg.stream_logs,
+        cache_key=msg.cache_key,
+        cache_overwrite=msg.cache_overwrite,
+        retry_backoff=backoff,
     )
 
 
@@ -351,6 +395,13 @@ def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
                 failed=env.failed,
                 dormant=env.dormant,
                 last_error=env.last_error,
+                cache_hits=env.cache_hits,
+                groups=[
+                    pb.GroupStatus(
+                        name=g.name, running=g.running, succeeded=g.succeeded, failed=g.failed
+                    )
+                    for g in env.groups
+                ],
                 replicas=[
                     pb.ReplicaStatus(
                         replica_id=r.replica_id,
@@ -384,6 +435,10 @@ def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
                 failed=env.failed,
                 dormant=env.dormant,
                 last_error=env.last_error,
+                cache_hits=env.cache_hits,
+                groups=tuple(
+                    model.GroupStatus(g.name, g.running, g.succeeded, g.failed) for g in env.groups
+                ),
                 replicas=tuple(
                     model.ReplicaStatus(
                         replica_id=r.replica_id,

@@ -32,7 +32,7 @@ import cloudpickle
 import structlog
 
 from reuse_runtime.context import TaskContext, current_task
-from reuse_runtime.errors import CodeNotFoundError
+from reuse_runtime.errors import CodeNotFoundError, NonRecoverableError
 from reuse_runtime.model import (
     ErrorKind,
     LogLine,
@@ -211,6 +211,10 @@ class Executor:
             lend_slot=self.limiter.lend if is_async else self._lend_sync,
             reclaim_slot=self.limiter.reclaim if is_async else self._reclaim_sync,
             loop=self._loop,
+            group=spec.group,
+            custom_context=dict(spec.custom_context),
+            attempt=spec.attempt or 1,
+            run_options=spec.run_options,
         )
         current_task.set(ctx)  # also gives log lines their task id (see logs.py)
         timer = (
@@ -235,7 +239,12 @@ class Executor:
             return TaskResult(
                 spec.task_id,
                 TaskState.FAILED,
-                error=error_from_exception(exc, ErrorKind.USER),
+                error=error_from_exception(
+                    exc,
+                    ErrorKind.USER_NON_RECOVERABLE
+                    if isinstance(exc, NonRecoverableError)
+                    else ErrorKind.USER,
+                ),
                 duration=time.perf_counter() - started,
             )
         finally:
