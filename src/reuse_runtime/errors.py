@@ -490,6 +490,9 @@ def _graft(cls: type[BaseException]) -> type[BaseException]:
                 "__module__": cls.__module__,
                 "__qualname__": cls.__qualname__,
                 "__doc__": cls.__doc__,
+                # The class's own constructor, not RuntimeUserError's (code, message).
+                "__init__": cls.__init__,
+                "__str__": cls.__str__,
                 "__reduce__": _reduce_grafted,
             },
         )

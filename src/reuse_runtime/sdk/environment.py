@@ -19,7 +19,6 @@ like a plain function.
 from __future__ import annotations
 
 import asyncio
-import copy as copy_module
 import functools
 import inspect
 import itertools
@@ -767,7 +766,9 @@ class TaskTemplate(Generic[P, R]):
             note_ignored("override(interruptible=True)", "local replicas are not preempted")
         if queue is not None:
             note_ignored("override(queue=...)", "there is one local queue per environment")
-        copy = copy_module.copy(self)
+        # Not copy.copy: __reduce__ names module-level tasks by reference.
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
         copy.short_name = short_name or self.short_name
         copy.reusable = policy
         if cache is not None:

@@ -13,19 +13,9 @@ import sys
 import traceback
 from types import TracebackType
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+from reuse_runtime.tracebacks import trim
+
 _original = sys.excepthook
-
-
-def _trim(te: traceback.TracebackException, seen: set[int]) -> None:
-    if id(te) in seen:
-        return
-    seen.add(id(te))
-    frames = [f for f in te.stack if not f.filename.startswith(_PACKAGE)]
-    te.stack = traceback.StackSummary.from_list(frames)
-    for chained in (te.__cause__, te.__context__):
-        if chained is not None:
-            _trim(chained, seen)
 
 
 def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
@@ -34,7 +24,7 @@ def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackTyp
         return
     try:
         te = traceback.TracebackException(kind, value, tb, compact=True)
-        _trim(te, set())
+        trim(te)
         sys.stderr.write("".join(te.format()))
     except Exception:
         _original(kind, value, tb)
