@@ -21,6 +21,13 @@ The public names are Flyte's (``flyte.TaskEnvironment``, ``flyte.map``,
 import.
 """
 
+import os as _os
+
+# gRPC's C core logs to stderr on its own (``E1123 ... add_port.cc``); the errors
+# it reports reach Python as exceptions, which say what to do. GRPC_VERBOSITY=debug
+# (set before the import) brings the lines back.
+_os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 from reuse_runtime import errors, io
 from reuse_runtime.errors import (
     BacklogFullError,

@@ -444,12 +444,24 @@ class CodeNotFoundError(ReuseRuntimeError):
     """Expected: a replica cannot find the function a task names."""
 
 
+class AddressUnavailableError(ReuseRuntimeError, OSError):
+    """Expected: a server cannot listen where it was asked to (the message says why)."""
+
+
 class ControllerUnavailableError(ReuseRuntimeError):
     """Expected: the controller cannot be reached."""
 
 
 class AuthConfigError(ReuseRuntimeError):
     """Expected: the network or auth settings are unsafe or incomplete."""
+
+
+class InputError(ReuseRuntimeError, ValueError):
+    """Expected: a task's input on the command line is unknown, missing, or does not fit."""
+
+
+class ScriptFailedError(ReuseRuntimeError):
+    """Expected: the user's script raised while it was imported; the message says where."""
 
 
 class SecretNotFoundError(ReuseRuntimeError, ValueError):
