@@ -259,7 +259,8 @@ def _print_status(status: Any) -> None:
                 if r.retire_reason:
                     notes.append(f"{short}: {r.retire_reason}")
                 if rep is not None and rep.loop_blocked_by:
-                    notes.append(f"{short}: event loop blocked by {rep.loop_blocked_by}")
+                    now = "is blocked" if rep.loop_lag >= 0.5 else "was last blocked"
+                    notes.append(f"{short}: its event loop {now} by {rep.loop_blocked_by}")
                 table.add_row(
                     short,
                     r.state,

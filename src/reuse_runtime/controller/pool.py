@@ -479,6 +479,14 @@ class ReplicaPool:
                 await replica.exited.wait()
         self._forget(replica, cause="lost its connection to the controller")
 
+    def report_from_watchdog(self, report: ReplicaReport) -> bool:
+        """A report that came apart from the replica's stream; False if it is unknown."""
+        replica = self.replicas.get(report.replica_id)
+        if replica is None or replica.gone or replica.stream is None:
+            return False
+        self._on_report(replica, report)
+        return True
+
     def _on_report(self, replica: ReplicaState, report: ReplicaReport) -> None:
         replica.report = report
         replica.report_at = self._clock()

@@ -30,6 +30,7 @@ from reuse_runtime.model import (
     ErrorKind,
     GroupStatus,
     LogLine,
+    ReplicaReport,
     ReplicaStatus,
     Submission,
     TaskResult,
@@ -240,6 +241,11 @@ class ControllerService:
                 f"only to the controller that launched them"
             )
         await pool.attach(replica_id, stream, events)
+
+    def replica_report(self, report: ReplicaReport) -> bool:
+        """A report sent outside a replica's stream (its watchdog, while its loop is blocked)."""
+        pool = self._replica_pools.get(report.replica_id)
+        return pool is not None and pool.report_from_watchdog(report)
 
     def status(self) -> ControllerStatus:
         return ControllerStatus(

@@ -467,6 +467,7 @@ class ControllerOperations(ReplicaOperations, Protocol):
     def open_session(self) -> Session[model.Submission]: ...
     def cancel(self, task_id: str, run_id: str) -> int: ...
     def status(self) -> model.ControllerStatus: ...
+    def replica_report(self, report: model.ReplicaReport) -> bool: ...
 
 
 async def _replica_events(
@@ -565,6 +566,12 @@ class _ControllerAdapter:
         await _parsed(request, context)
         return convert.status_to_proto(self._ops.status())
 
+    async def report(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ReportReply:
+        request = await _parsed(request, context)
+        if not request.replica_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a report names its replica_id")
+        return pb.ReportReply(known=self._ops.replica_report(convert.report_from_proto(request)))
+
 
 def _submit_events(results: list[model.TaskResult], logs: list[model.LogLine]) -> pb.SubmitEvents:
     return pb.SubmitEvents(
@@ -593,5 +600,6 @@ def controller_handler(ops: ControllerOperations) -> grpc.GenericRpcHandler:
             "Submit": _bidi(adapter.submit, pb.SubmitBatch, pb.SubmitEvents),
             "Cancel": _unary(adapter.cancel, pb.CancelRequest, pb.CancelReply),
             "GetStatus": _unary(adapter.get_status, pb.StatusRequest, pb.ControllerStatus),
+            "Report": _unary(adapter.report, pb.ReplicaReport, pb.ReportReply),
         },
     )

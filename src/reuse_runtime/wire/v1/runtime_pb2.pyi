@@ -463,3 +463,9 @@ class ControllerStatus(_message.Message):
     rss_bytes: int
     address: str
     def __init__(self, environments: _Optional[_Iterable[_Union[EnvironmentStatus, _Mapping]]] = ..., rss_bytes: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+
+class ReportReply(_message.Message):
+    __slots__ = ("known",)
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    known: bool
+    def __init__(self, known: _Optional[bool] = ...) -> None: ...
