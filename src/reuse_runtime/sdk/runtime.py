@@ -680,7 +680,19 @@ class Run:
 
     def cancel(self) -> int:
         """Cancel every task of this run; returns how many were cancelled."""
-        return self._runtime.call(self._runtime.client.cancel(run_id=self.name))
+        return self._runtime.call(self._cancel())
+
+    async def _cancel(self) -> int:
+        # A run started a moment ago may not have reached the controller yet (its
+        # submission and this cancel travel apart): ask again until it is there.
+        client = self._runtime.client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while True:
+            cancelled = await client.cancel(run_id=self.name)
+            if cancelled or self._result.done() or loop.time() > deadline:
+                return cancelled
+            await asyncio.sleep(0.1)
 
     @BlockingMethod
     def abort(self, reason: str = "Manually aborted from the SDK api.") -> None:

@@ -160,7 +160,10 @@ class CodeLoader:
                 sys.modules[bundle.module] = previous
             else:
                 sys.modules.pop(bundle.module, None)
-            raise CodeNotFoundError(_import_failure(bundle.filename, exc, probe.read)) from exc
+            message = _import_failure(bundle.filename, exc, probe.read)
+            if isinstance(exc, ScriptImportError):  # the message says all: no traceback
+                raise CodeNotFoundError(message) from None
+            raise CodeNotFoundError(message) from exc
         finally:
             if sys.argv is probe:
                 sys.argv = argv
