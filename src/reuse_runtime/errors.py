@@ -22,6 +22,7 @@ as Flyte reports it::
 
 from __future__ import annotations
 
+import types
 from typing import Any, Literal
 
 ErrorKind = Literal["system", "unknown", "user"]
@@ -502,8 +503,6 @@ def _graft(cls: type[BaseException]) -> type[BaseException]:
                 "__module__": cls.__module__,
                 "__qualname__": cls.__qualname__,
                 "__doc__": cls.__doc__,
-                # The class's own constructor, not RuntimeUserError's (code, message).
-                "__init__": cls.__init__,
                 "__str__": cls.__str__,
                 "__reduce__": _reduce_grafted,
             },
@@ -525,15 +524,17 @@ def as_user_error(error: BaseException, *, worker: str | None = None) -> BaseExc
     if isinstance(error, BaseRuntimeError) or not isinstance(error, Exception):
         return error
     try:
-        reduced = error.__reduce_ex__(2)
-        if not (isinstance(reduced, tuple) and reduced[0] is cls and len(reduced) >= 2):
-            return error
-        args = tuple(reduced[1])
-        state = reduced[2] if len(reduced) > 2 and isinstance(reduced[2], dict) else {}
-        grafted = _graft(cls)(*args)
+        graft = _graft(cls)
+        # A copy of ``error`` made without running a Python __init__ again: its
+        # super() calls would reach RuntimeUserError's. C-level state (UnicodeError's,
+        # say) is set by the builtin __init__, which has no super() chain.
+        grafted = graft.__new__(graft, *error.args)
+        if not isinstance(cls.__init__, types.FunctionType):
+            cls.__init__(grafted, *error.args)
+        grafted.args = error.args
     except Exception:
         return error
-    grafted.__dict__.update(state)
+    grafted.__dict__.update(error.__dict__)
     grafted.__cause__ = error.__cause__
     grafted.__traceback__ = error.__traceback__
     grafted.code = cls.__name__  # type: ignore[attr-defined]
