@@ -756,15 +756,16 @@ def finish_runs_at_exit() -> None:
         return
     pending = current.unreported_runs()
     unfinished = [r for r in pending if not r.done()]
-    if unfinished:
-        names = ", ".join(r.name for r in unfinished)
-        print(
-            f"reuse-runtime: finishing {len(unfinished)} run{'s' if len(unfinished) > 1 else ''} "
-            f"still in progress before exit ({names}); Ctrl-C cancels",
-            file=sys.stderr,
-            flush=True,
-        )
     try:
+        if unfinished:
+            names = ", ".join(r.name for r in unfinished)
+            plural = "s" if len(unfinished) > 1 else ""
+            print(
+                f"reuse-runtime: finishing {len(unfinished)} run{plural} still in progress "
+                f"before exit ({names}); Ctrl-C cancels",
+                file=sys.stderr,
+                flush=True,
+            )
         for r in pending:
             r.wait()
     except KeyboardInterrupt:
