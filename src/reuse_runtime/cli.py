@@ -29,7 +29,17 @@ from reuse_runtime.policy import parse_bytes
 from reuse_runtime.security import Security
 
 #: Where ``reuse-runtime controller`` listens unless told otherwise; ``status`` looks here.
+#: ``$REUSE_RUNTIME_CONTROLLER_PORT`` changes it for both.
+PORT_ENV = "REUSE_RUNTIME_CONTROLLER_PORT"
 DEFAULT_CONTROLLER_PORT = 50050
+
+
+def _default_port() -> int:
+    raw = os.environ.get(PORT_ENV, "")
+    try:
+        return int(raw) if raw else DEFAULT_CONTROLLER_PORT
+    except ValueError:
+        raise ReuseRuntimeError(f"${PORT_ENV} must be a port number, got {raw!r}") from None
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -129,7 +139,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
     server = ControllerServer(
         ControllerConfig(
             host=args.host,
-            port=args.port,
+            port=args.port if args.port is not None else _default_port(),
             max_backlog=args.max_backlog,
             replica_loss_budget=args.replica_loss_budget,
             cancel_grace=args.cancel_grace,
@@ -154,8 +164,8 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument(
         "--port",
         type=int,
-        default=DEFAULT_CONTROLLER_PORT,
-        help=f"port to bind (default {DEFAULT_CONTROLLER_PORT})",
+        default=None,
+        help=f"port to bind (default {DEFAULT_CONTROLLER_PORT}, or ${PORT_ENV})",
     )
     p.add_argument(
         "--max-backlog",
@@ -197,7 +207,7 @@ async def _status_main(args: argparse.Namespace) -> int:
                 security = dataclasses.replace(security, token=embedded.token)
     if not endpoint:
         # No run's embedded controller: a standalone one on the default port, if any.
-        endpoint = f"127.0.0.1:{DEFAULT_CONTROLLER_PORT}"
+        endpoint = f"127.0.0.1:{_default_port()}"
         if not await _answers(endpoint, security):
             raise ControllerUnavailableError(
                 f"no controller to ask: none was started by a run here, and none listens on "
@@ -233,6 +243,7 @@ def _print_status(status: Any) -> None:
     environment's name, which its table already gives.
     """
     from rich.console import Console
+    from rich.padding import Padding
     from rich.table import Table
 
     console = Console(width=min(Console().width, 80), highlight=False)
@@ -248,7 +259,7 @@ def _print_status(status: Any) -> None:
             soft_wrap=False,
         )
         if env.replicas:
-            table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 2))
+            table = Table(box=None, pad_edge=False, padding=(0, 1))
             for column in ("replica", "state", "tasks", "idle s", "done", "MiB", "where"):
                 left = column in ("replica", "state", "where")
                 table.add_column(column, justify="left" if left else "right", no_wrap=True)
@@ -270,7 +281,7 @@ def _print_status(status: Any) -> None:
                     f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
                     r.where,
                 )
-            console.print(table)
+            console.print(Padding(table, (0, 0, 0, 2)))
             for note in notes:
                 console.print(f"  {note}")
         for g in env.groups:
