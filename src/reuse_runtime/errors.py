@@ -363,7 +363,9 @@ class RemoteTraceback(ReuseRuntimeError):
         self.text = text
 
     def __str__(self) -> str:
-        return "the task failed in a replica; its traceback there:\n\n" + self.text
+        # Printed as the cause of the re-raised error: the replica's traceback itself
+        # (reuse_runtime.tracebacks leaves out this class's name).
+        return self.text.rstrip("\n")
 
 
 class TaskRaisedError(TaskFailedError, RuntimeUserError):

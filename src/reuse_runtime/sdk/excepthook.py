@@ -27,6 +27,10 @@ def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackTyp
     if os.environ.get("REUSE_RUNTIME_LOG_LEVEL", "").lower() == "debug":
         _original(kind, value, tb)
         return
+    run = getattr(value, "__reuse_runtime_run__", "")
+    if run:
+        sys.stderr.write(f"{where(value)}{kind.__name__} from run {run}, shown above\n")
+        return
     try:
         te = traceback.TracebackException(kind, value, tb, compact=True)
         trim(te)
@@ -85,12 +89,16 @@ def hint(error: BaseException) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def one_line(error: BaseException) -> str:
-    """``file, line N: Type: message`` at the innermost frame of the user's code."""
+def where(error: BaseException) -> str:
+    """``file, line N: `` of the innermost frame of the user's code, or ""."""
     te = traceback.TracebackException(type(error), error, error.__traceback__, compact=True)
     trim(te)
-    where = ""
-    if te.stack:
-        frame = te.stack[-1]
-        where = f"{os.path.basename(frame.filename)}, line {frame.lineno}: "
-    return f"{where}{type(error).__name__}: {error}{hint(error)}"
+    if not te.stack:
+        return ""
+    frame = te.stack[-1]
+    return f"{os.path.basename(frame.filename)}, line {frame.lineno}: "
+
+
+def one_line(error: BaseException) -> str:
+    """``file, line N: Type: message`` at the innermost frame of the user's code."""
+    return f"{where(error)}{type(error).__name__}: {error}{hint(error)}"

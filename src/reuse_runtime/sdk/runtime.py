@@ -676,7 +676,14 @@ class Run:
             except TimeoutError:
                 raise TimeoutError(f"run {self.name} still running after {timeout:g} s") from None
         result = self._result.result(0)
-        return self._task.unwrap(result)
+        try:
+            return self._task.unwrap(result)
+        except BaseException as error:
+            # Its failure was printed with the run's summary: the uncaught-error
+            # hook then names it in one line instead of printing it all again.
+            with contextlib.suppress(AttributeError, TypeError):
+                error.__reuse_runtime_run__ = self.name  # type: ignore[attr-defined]
+            raise
 
     def cancel(self) -> int:
         """Cancel every task of this run; returns how many were cancelled."""
