@@ -34,8 +34,8 @@ class TaskContext:
     partial: dict[str, str] = field(default_factory=dict)
     #: The ``flyte.group()`` the task was called in ("" for none).
     group: str = ""
-    #: ``flyte.custom_context()`` values the task was called with.
-    custom_context: dict[str, str] = field(default_factory=dict)
+    #: ``flyte.custom_context()`` values the task was called with, as sorted pairs.
+    custom_context: tuple[tuple[str, str], ...] = ()
     #: Which attempt this is, from 1 (0 when the controller did not say).
     attempt: int = 0
     #: ``flyte.with_runcontext()`` options of the run; its children inherit them.

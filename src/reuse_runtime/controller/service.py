@@ -140,7 +140,8 @@ class SubmitSession:
         record = record or self._service.tasks.get(result.task_id)
         self._service.tasks.pop(result.task_id, None)
         if record is not None:
-            self._service.finished(record, result)
+            if record.spec.group or record.submission.cache_key:
+                self._service.finished(record, result)
             if record.parent is not None:
                 self._service.pool_of(record.parent).child_finished(record.parent)
             run_id = record.spec.run_id

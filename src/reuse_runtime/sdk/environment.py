@@ -63,6 +63,7 @@ from reuse_runtime.sdk.retry import (
     timeout_from_request,
 )
 from reuse_runtime.sdk.secrets import Secret, SecretRequest, resolve_all, secrets_from_request
+from reuse_runtime.sdk.task_context import current_group, custom_context_pairs, in_trace
 from reuse_runtime.worker.loader import TASK_FUNCTION_ATTR
 
 P = ParamSpec("P")
@@ -597,7 +598,7 @@ class _Inherit:
 INHERIT: Any = _Inherit()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CallContext:
     """Where a task is called from: its run, its parent, its group and custom context."""
 
@@ -682,6 +683,16 @@ class TaskTemplate(Generic[P, R]):
         self._reference: tuple[FunctionRef | None, bytes | None, CodeBundle | None] | None = None
         self._specs: dict[tuple[str, tuple[tuple[str, str], ...]], EnvironmentSpec] = {}
         self._cache_version: str | None = None
+        self._settle()
+
+    def _settle(self) -> None:
+        """Work out once what every call needs from the settings (they are on the hot path)."""
+        self._runtime_s = self._timeout.runtime_seconds
+        self._deadline_s = self._timeout.deadline_seconds
+        self._cache_on = self.cache.is_enabled()
+        backoff = self.retries.backoff
+        self._backoff = backoff.to_model() if backoff is not None else None
+        self._scoped = self.reusable is not None and self.reusable.scope == "run"
 
     @property
     def env(self) -> TaskEnvironment:
@@ -800,6 +811,7 @@ class TaskTemplate(Generic[P, R]):
             copy.secrets = secrets
             copy._secrets_override = secrets_from_request(secrets)
         copy._specs = {}
+        copy._settle()
         return copy
 
     # ------------------------------------------------------------ calling
@@ -855,7 +867,7 @@ class TaskTemplate(Generic[P, R]):
             ctx.lend_slot()
             ctx.holds_slot = False
         try:
-            deadline = self._timeout.deadline_seconds
+            deadline = self._deadline_s
             if deadline is None:
                 result = await client.submit(submission)
             else:
@@ -901,7 +913,7 @@ class TaskTemplate(Generic[P, R]):
     def environment_spec(self, where: CallContext | None = None) -> EnvironmentSpec:
         """The task's environment as the controller sees it, for a call from ``where``."""
         scope = ""
-        if self.reusable is not None and self.reusable.scope == "run" and where is not None:
+        if self._scoped and where is not None:
             scope = where.scope_run or where.run_id
         run_env = where.run_options.env_vars if where and where.run_options else ()
         key = (scope, run_env)
@@ -934,20 +946,16 @@ class TaskTemplate(Generic[P, R]):
                 f"max_inline_io_bytes of {self.max_inline_io_bytes}; pass large data as a "
                 f"flyte.io.File, or raise max_inline_io_bytes"
             )
+        if where is None:
+            return TaskSpec(
+                _new_task_id(), self.short_name, data, ref, pickled, bundle, self._runtime_s,
+                run_id, parent_task_id,
+            )  # fmt: skip
         return TaskSpec(
-            task_id=_new_task_id(),
-            name=self.short_name,
-            args=data,
-            ref=ref,
-            pickled=pickled,
-            bundle=bundle,
-            timeout=self._timeout.runtime_seconds,
-            run_id=where.run_id if where else run_id,
-            parent_task_id=where.parent_task_id if where else parent_task_id,
-            group=where.group if where else "",
-            custom_context=where.custom_context if where else (),
-            run_options=where.run_options if where else None,
-        )
+            _new_task_id(), self.short_name, data, ref, pickled, bundle, self._runtime_s,
+            where.run_id, where.parent_task_id, where.group, where.custom_context, 0,
+            where.run_options,
+        )  # fmt: skip
 
     def submission(
         self,
@@ -962,17 +970,16 @@ class TaskTemplate(Generic[P, R]):
         spec = self.task_spec(args, kwargs, run_id=where.run_id, where=where)
         options = where.run_options
         cache_key = ""
-        if self.cache.is_enabled() and not (options and options.disable_cache):
+        if self._cache_on and not (options and options.disable_cache):
             cache_key = self._cache_key(args, kwargs)
-        backoff = self.retries.backoff
         return Submission(
             env_key,
             spec,
-            retries=self.retries.count,
-            stream_logs=stream_logs,
-            cache_key=cache_key,
-            cache_overwrite=bool(options and options.overwrite_cache),
-            retry_backoff=backoff.to_model() if backoff is not None else None,
+            self.retries.count,
+            stream_logs,
+            cache_key,
+            bool(options and options.overwrite_cache),
+            self._backoff,
         )
 
     def _cache_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -1002,21 +1009,16 @@ class TaskTemplate(Generic[P, R]):
 
 def _call_context(ctx: TaskContext) -> CallContext:
     """Where a child called now is called from (read at call time, not when it runs)."""
-    from reuse_runtime.sdk.task_context import current_custom_context, current_group
-
-    custom = current_custom_context()
     return CallContext(
-        run_id=ctx.run_id,
-        parent_task_id=ctx.task_id,
-        group=current_group(),
-        custom_context=tuple(sorted(custom.items())) if custom else (),
-        run_options=ctx.run_options,
+        ctx.run_id,
+        ctx.task_id,
+        current_group(),
+        custom_context_pairs(),
+        ctx.run_options,
     )
 
 
 def _no_tasks_in_trace(task: TaskTemplate[Any, Any]) -> None:
-    from reuse_runtime.sdk.task_context import in_trace
-
     traced = in_trace.get()
     if traced:
         raise errors.TraceDoesNotAllowNestedTasksError(

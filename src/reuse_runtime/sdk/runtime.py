@@ -177,7 +177,7 @@ class Runtime:
     ) -> TaskResult:
         env_key = await self.client.register(env_spec)
         submitted = self.client.submit(dataclasses.replace(submission, env_key=env_key))
-        deadline = task._timeout.deadline_seconds
+        deadline = task._deadline_s
         if deadline is None:
             return await submitted
         try:

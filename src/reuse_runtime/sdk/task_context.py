@@ -163,10 +163,17 @@ def current_group() -> str:
 
 def current_custom_context() -> dict[str, str]:
     """The custom context a child task called here receives."""
+    return dict(custom_context_pairs())
+
+
+def custom_context_pairs() -> tuple[tuple[str, str], ...]:
+    """The custom context a child task called here receives, as sorted pairs."""
     task = current_task.get()
-    base = task.custom_context if task is not None else {}
+    base = task.custom_context if task is not None else ()
     extra = _custom.get()
-    return {**base, **extra} if extra else dict(base)
+    if not extra:
+        return base  # the common case: no copy, no sort
+    return tuple(sorted({**dict(base), **extra}.items()))
 
 
 def get_custom_context() -> dict[str, str]:

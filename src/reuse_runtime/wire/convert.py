@@ -73,29 +73,33 @@ def task_to_proto(spec: model.TaskSpec) -> pb.TaskSpec:
         timeout_seconds=spec.timeout or 0.0,
         run_id=spec.run_id,
         parent_task_id=spec.parent_task_id,
-        group=spec.group,
-        attempt=spec.attempt,
     )
-    if spec.custom_context:
-        msg.custom_context.update(spec.custom_context)
-    options = spec.run_options
-    if options is not None:
-        msg.run_options.overwrite_cache = options.overwrite_cache
-        msg.run_options.disable_cache = options.disable_cache
-        msg.run_options.log_level = options.log_level
-        msg.run_options.env_vars.update(options.env_vars)
     if spec.ref is not None:
         msg.ref.CopyFrom(ref_to_proto(spec.ref))
     elif spec.pickled is not None:
         msg.pickled = spec.pickled
     if spec.bundle is not None:
         msg.bundle.CopyFrom(bundle_to_proto(spec.bundle))
+    if spec.group or spec.custom_context or spec.attempt or spec.run_options is not None:
+        _extras_to_proto(spec, msg.extras)
     return msg
+
+
+def _extras_to_proto(spec: model.TaskSpec, extras: pb.TaskExtras) -> None:
+    extras.group = spec.group
+    extras.attempt = spec.attempt
+    extras.custom_context.update(spec.custom_context)
+    options = spec.run_options
+    if options is not None:
+        extras.run_options.overwrite_cache = options.overwrite_cache
+        extras.run_options.disable_cache = options.disable_cache
+        extras.run_options.log_level = options.log_level
+        extras.run_options.env_vars.update(options.env_vars)
 
 
 def task_from_proto(msg: pb.TaskSpec) -> model.TaskSpec:
     which = msg.WhichOneof("function")
-    return model.TaskSpec(
+    spec = model.TaskSpec(
         task_id=msg.task_id,
         name=_shared(msg.name),
         args=msg.args,
@@ -105,11 +109,21 @@ def task_from_proto(msg: pb.TaskSpec) -> model.TaskSpec:
         timeout=msg.timeout_seconds or None,
         run_id=_shared(msg.run_id),
         parent_task_id=_shared(msg.parent_task_id),
-        group=_shared(msg.group) if msg.group else "",
-        custom_context=tuple(sorted(msg.custom_context.items())) if msg.custom_context else (),
-        attempt=msg.attempt,
-        run_options=_run_options(msg.run_options) if msg.HasField("run_options") else None,
     )
+    if msg.HasField("extras"):
+        extras = msg.extras
+        # Frozen, but freshly made here: set the rarely-used fields in place.
+        for name, value in (
+            ("group", _shared(extras.group) if extras.group else ""),
+            ("custom_context", tuple(sorted(extras.custom_context.items()))),
+            ("attempt", extras.attempt),
+            (
+                "run_options",
+                _run_options(extras.run_options) if extras.HasField("run_options") else None,
+            ),
+        ):
+            object.__setattr__(spec, name, value)
+    return spec
 
 
 def _run_options(msg: pb.RunOptions) -> model.RunOptions:
@@ -149,8 +163,9 @@ def result_to_proto(result: model.TaskResult) -> pb.TaskResult:
         replica_id=result.replica_id,
         duration_seconds=result.duration,
         attempts=result.attempts,
-        cached=result.cached,
     )
+    if result.cached:
+        msg.cached = True
     if result.error is not None:
         msg.error.CopyFrom(error_to_proto(result.error))
     return msg
@@ -350,31 +365,36 @@ def submission_to_proto(sub: model.Submission) -> pb.Submission:
         task=task_to_proto(sub.task),
         retries=sub.retries,
         stream_logs=sub.stream_logs,
-        cache_key=sub.cache_key,
-        cache_overwrite=sub.cache_overwrite,
     )
-    backoff = sub.retry_backoff
-    if backoff is not None:
-        msg.retry_backoff.CopyFrom(
-            pb.RetryBackoff(
-                base_seconds=backoff.base, factor=backoff.factor, cap_seconds=backoff.cap
-            )
-        )
+    if sub.cache_key or sub.cache_overwrite or sub.retry_backoff is not None:
+        extras = msg.extras
+        extras.cache_key = sub.cache_key
+        extras.cache_overwrite = sub.cache_overwrite
+        backoff = sub.retry_backoff
+        if backoff is not None:
+            extras.retry_backoff.base_seconds = backoff.base
+            extras.retry_backoff.factor = backoff.factor
+            extras.retry_backoff.cap_seconds = backoff.cap
     return msg
 
 
 def submission_from_proto(msg: pb.Submission) -> model.Submission:
+    if not msg.HasField("extras"):
+        return model.Submission(
+            _shared(msg.env_key), task_from_proto(msg.task), msg.retries, msg.stream_logs
+        )
+    extras = msg.extras
     backoff = None
-    if msg.HasField("retry_backoff"):
-        b = msg.retry_backoff
+    if extras.HasField("retry_backoff"):
+        b = extras.retry_backoff
         backoff = model.RetryBackoff(b.base_seconds, b.factor, b.cap_seconds)
     return model.Submission(
         env_key=_shared(msg.env_key),
         task=task_from_proto(msg.task),
         retries=msg.retries,
         stream_logs=msg.stream_logs,
-        cache_key=msg.cache_key,
-        cache_overwrite=msg.cache_overwrite,
+        cache_key=extras.cache_key,
+        cache_overwrite=extras.cache_overwrite,
         retry_backoff=backoff,
     )
 

@@ -203,7 +203,7 @@ class Executor:
             reclaim_slot=self.limiter.reclaim if is_async else self._reclaim_sync,
             loop=self._loop,
             group=spec.group,
-            custom_context=dict(spec.custom_context),
+            custom_context=spec.custom_context,
             attempt=spec.attempt or 1,
             run_options=spec.run_options,
         )

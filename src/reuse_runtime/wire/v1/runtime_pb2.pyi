@@ -68,14 +68,7 @@ class CodeBundle(_message.Message):
     def __init__(self, module: _Optional[str] = ..., digest: _Optional[str] = ..., filename: _Optional[str] = ..., source: _Optional[bytes] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "name", "ref", "pickled", "args", "bundle", "timeout_seconds", "run_id", "parent_task_id", "group", "custom_context", "attempt", "run_options")
-    class CustomContextEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    __slots__ = ("task_id", "name", "ref", "pickled", "args", "bundle", "timeout_seconds", "run_id", "parent_task_id", "extras")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
@@ -85,10 +78,7 @@ class TaskSpec(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
-    GROUP_FIELD_NUMBER: _ClassVar[int]
-    CUSTOM_CONTEXT_FIELD_NUMBER: _ClassVar[int]
-    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
-    RUN_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXTRAS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     name: str
     ref: FunctionRef
@@ -98,11 +88,27 @@ class TaskSpec(_message.Message):
     timeout_seconds: float
     run_id: str
     parent_task_id: str
+    extras: TaskExtras
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., ref: _Optional[_Union[FunctionRef, _Mapping]] = ..., pickled: _Optional[bytes] = ..., args: _Optional[bytes] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., run_id: _Optional[str] = ..., parent_task_id: _Optional[str] = ..., extras: _Optional[_Union[TaskExtras, _Mapping]] = ...) -> None: ...
+
+class TaskExtras(_message.Message):
+    __slots__ = ("group", "custom_context", "attempt", "run_options")
+    class CustomContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RUN_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     group: str
     custom_context: _containers.ScalarMap[str, str]
     attempt: int
     run_options: RunOptions
-    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., ref: _Optional[_Union[FunctionRef, _Mapping]] = ..., pickled: _Optional[bytes] = ..., args: _Optional[bytes] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., run_id: _Optional[str] = ..., parent_task_id: _Optional[str] = ..., group: _Optional[str] = ..., custom_context: _Optional[_Mapping[str, str]] = ..., attempt: _Optional[int] = ..., run_options: _Optional[_Union[RunOptions, _Mapping]] = ...) -> None: ...
+    def __init__(self, group: _Optional[str] = ..., custom_context: _Optional[_Mapping[str, str]] = ..., attempt: _Optional[int] = ..., run_options: _Optional[_Union[RunOptions, _Mapping]] = ...) -> None: ...
 
 class RunOptions(_message.Message):
     __slots__ = ("overwrite_cache", "disable_cache", "env_vars", "log_level")
@@ -365,22 +371,28 @@ class RetryBackoff(_message.Message):
     def __init__(self, base_seconds: _Optional[float] = ..., factor: _Optional[float] = ..., cap_seconds: _Optional[float] = ...) -> None: ...
 
 class Submission(_message.Message):
-    __slots__ = ("env_key", "task", "retries", "stream_logs", "cache_key", "cache_overwrite", "retry_backoff")
+    __slots__ = ("env_key", "task", "retries", "stream_logs", "extras")
     ENV_KEY_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     STREAM_LOGS_FIELD_NUMBER: _ClassVar[int]
-    CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
-    CACHE_OVERWRITE_FIELD_NUMBER: _ClassVar[int]
-    RETRY_BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    EXTRAS_FIELD_NUMBER: _ClassVar[int]
     env_key: str
     task: TaskSpec
     retries: int
     stream_logs: bool
+    extras: SubmitExtras
+    def __init__(self, env_key: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., retries: _Optional[int] = ..., stream_logs: _Optional[bool] = ..., extras: _Optional[_Union[SubmitExtras, _Mapping]] = ...) -> None: ...
+
+class SubmitExtras(_message.Message):
+    __slots__ = ("cache_key", "cache_overwrite", "retry_backoff")
+    CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_BACKOFF_FIELD_NUMBER: _ClassVar[int]
     cache_key: str
     cache_overwrite: bool
     retry_backoff: RetryBackoff
-    def __init__(self, env_key: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., retries: _Optional[int] = ..., stream_logs: _Optional[bool] = ..., cache_key: _Optional[str] = ..., cache_overwrite: _Optional[bool] = ..., retry_backoff: _Optional[_Union[RetryBackoff, _Mapping]] = ...) -> None: ...
+    def __init__(self, cache_key: _Optional[str] = ..., cache_overwrite: _Optional[bool] = ..., retry_backoff: _Optional[_Union[RetryBackoff, _Mapping]] = ...) -> None: ...
 
 class SubmitBatch(_message.Message):
     __slots__ = ("submissions",)
