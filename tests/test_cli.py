@@ -156,4 +156,8 @@ def test_status_without_any_controller_says_what_to_do(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("reuse-runtime status: error: no controller to ask")
     done = run_cli(tmp_path, "status", "--endpoint", "nonsense:x")
-    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert done.returncode == 2
+    assert done.stderr == (
+        "reuse-runtime status: error: --endpoint 'nonsense:x' is not HOST:PORT "
+        "(for example 127.0.0.1:50050)\n"
+    )

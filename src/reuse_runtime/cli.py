@@ -213,6 +213,9 @@ async def _status_main(args: argparse.Namespace) -> int:
                 f"no controller to ask: none was started by a run here, and none listens on "
                 f"{endpoint}; pass --endpoint HOST:PORT or set $REUSE_RUNTIME_ENDPOINT"
             )
+    from reuse_runtime.sdk.config import check_endpoint
+
+    check_endpoint(endpoint, "--endpoint")
     async with ControllerClient(endpoint, security) as client:
         await client.wait_ready(timeout=5)
         status = await client.status()

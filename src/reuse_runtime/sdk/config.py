@@ -35,6 +35,17 @@ KNOWN: dict[str, dict[str, tuple[type, ...]]] = {
 }
 
 
+def check_endpoint(endpoint: str, where: str = "endpoint") -> str:
+    """``endpoint`` if it looks like ``host:port``; else a :class:`ConfigError` saying so.
+
+    A malformed address fails at once, instead of after a connection timeout.
+    """
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where} {endpoint!r} is not HOST:PORT (for example 127.0.0.1:50050)")
+    return endpoint
+
+
 def is_flyte_config(path: Path) -> bool:
     """Whether ``path`` looks like a Flyte config (YAML), not ours (TOML)."""
     return path.suffix.lower() in (".yaml", ".yml")

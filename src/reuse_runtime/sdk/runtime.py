@@ -374,6 +374,10 @@ def init(
         )
         endpoint = None
     endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
+    if endpoint is not None:
+        from reuse_runtime.sdk.config import check_endpoint
+
+        check_endpoint(endpoint)
     new = RuntimeConfig(endpoint, token, max_backlog, replica_loss_budget)
     with _runtime_lock:
         if _runtime is not None and _runtime.config != new:
