@@ -142,7 +142,8 @@ class ControllerServer:
                 await self._server.stop(grace=1.0)
         finally:
             self._closed.set_result(None)
-            log.info("controller stopped")
+            if self.address:  # it had started: a failed start says so by its own error
+                log.info("controller stopped")
 
     async def wait_closed(self) -> None:
         if self._closed is not None:
