@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,16 +113,18 @@ class _AsyncFile:
             yield line
 
 
-@dataclass(frozen=True)
-class File(Generic[T]):
-    """A file, by path: in the store, or anywhere on this machine.
+def _place(target: Path, copy: Callable[[Path], object]) -> None:
+    """Write ``target`` whole or not at all: copy next to it, then rename over it."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    copy(tmp)
+    if target.is_dir():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
 
-    Args:
-        path: the file's path.
-        name: its name (default: the path's last part).
-        format: a free-form format label (``"csv"``).
-        hash: a content digest, when known (set by :meth:`from_local`).
-    """
+
+@dataclass(frozen=True)
+class _Stored:
+    """A file or directory by path; what :class:`File` and :class:`Dir` share."""
 
     path: str
     name: str | None = None
@@ -131,9 +133,43 @@ class File(Generic[T]):
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path:
-            raise ValueError(f"File needs a path, got {self.path!r}")
+            raise ValueError(f"{type(self).__name__} needs a path, got {self.path!r}")
         if self.name is None:
             object.__setattr__(self, "name", os.path.basename(self.path.rstrip("/")))
+
+    @property
+    def local(self) -> Path:
+        return _local_path(self.path)
+
+    def _download_target(self, local_path: str | Path | None) -> Path:
+        if local_path is None:
+            return Path(tempfile.mkdtemp(prefix="reuse-runtime-")) / (self.name or "data")
+        return Path(local_path)
+
+    def exists_sync(self) -> bool:
+        raise NotImplementedError
+
+    async def exists(self) -> bool:
+        return await asyncio.to_thread(self.exists_sync)
+
+    def download_sync(self, local_path: str | Path | None = None) -> str:
+        raise NotImplementedError
+
+    async def download(self, local_path: str | Path | None = None) -> str:
+        """Copy it to ``local_path`` (default: a new temporary one); returns the path."""
+        return await asyncio.to_thread(self.download_sync, local_path)
+
+
+@dataclass(frozen=True)
+class File(_Stored, Generic[T]):
+    """A file, by path: in the store, or anywhere on this machine.
+
+    Args:
+        path: the file's path.
+        name: its name (default: the path's last part).
+        format: a free-form format label (``"csv"``).
+        hash: a content digest, when known (set by :meth:`from_local`).
+    """
 
     # ------------------------------------------------------------ making one
 
@@ -156,9 +192,7 @@ class File(Generic[T]):
             target = _store_slot(f"files/{digest}", source.name)
             if target.exists():
                 return cls(path=str(target), name=source.name, hash=digest)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        _place(target, lambda tmp: shutil.copyfile(source, tmp))
         return cls(path=str(target), name=source.name, hash=digest)
 
     @classmethod
@@ -193,10 +227,6 @@ class File(Generic[T]):
 
     # ------------------------------------------------------------ using one
 
-    @property
-    def local(self) -> Path:
-        return _local_path(self.path)
-
     @contextmanager
     def open_sync(self, mode: str = "rb", **_: Any) -> Iterator[IO[Any]]:
         """Open the file (``"rb"``, ``"wb"``, ``"r"``, ...), for ``def`` tasks."""
@@ -223,45 +253,20 @@ class File(Generic[T]):
         source = self.local
         if not source.is_file():
             raise FileNotFoundError(f"File.download: no such file: {source}")
-        if local_path is None:
-            target = Path(tempfile.mkdtemp(prefix="reuse-runtime-")) / (self.name or source.name)
-        else:
-            target = Path(local_path)
-            if target.is_dir():
-                target = target / (self.name or source.name)
-            target.parent.mkdir(parents=True, exist_ok=True)
+        target = self._download_target(local_path)
+        if target.is_dir():
+            target = target / (self.name or source.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return str(target)
-
-    async def download(self, local_path: str | Path | None = None) -> str:
-        """Copy the file to ``local_path`` (default: a new temporary one); returns the path."""
-        return await asyncio.to_thread(self.download_sync, local_path)
 
     def exists_sync(self) -> bool:
         return self.local.is_file()
 
-    async def exists(self) -> bool:
-        return await asyncio.to_thread(self.exists_sync)
-
 
 @dataclass(frozen=True)
-class Dir(Generic[T]):
+class Dir(_Stored, Generic[T]):
     """A directory, by path: in the store, or anywhere on this machine."""
-
-    path: str
-    name: str | None = None
-    format: str = ""
-    hash: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.path, str) or not self.path:
-            raise ValueError(f"Dir needs a path, got {self.path!r}")
-        if self.name is None:
-            object.__setattr__(self, "name", os.path.basename(self.path.rstrip("/")))
-
-    @property
-    def local(self) -> Path:
-        return _local_path(self.path)
 
     @classmethod
     def from_local_sync(
@@ -283,11 +288,7 @@ class Dir(Generic[T]):
             target = _store_slot(f"dirs/{digest}", name)
             if target.exists():
                 return cls(path=str(target), name=name, hash=digest)
-        tmp = target.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
-        shutil.copytree(source, tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        _place(target, lambda tmp: shutil.copytree(source, tmp))
         return cls(path=str(target), name=name, hash=digest)
 
     @classmethod
@@ -350,21 +351,12 @@ class Dir(Generic[T]):
         source = self.local
         if not source.is_dir():
             raise NotADirectoryError(f"Dir.download: no such directory: {source}")
-        if local_path is None:
-            target = Path(tempfile.mkdtemp(prefix="reuse-runtime-")) / (self.name or source.name)
-        else:
-            target = Path(local_path)
+        target = self._download_target(local_path)
         shutil.copytree(source, target, dirs_exist_ok=True)
         return str(target)
 
-    async def download(self, local_path: str | Path | None = None) -> str:
-        return await asyncio.to_thread(self.download_sync, local_path)
-
     def exists_sync(self) -> bool:
         return self.local.is_dir()
-
-    async def exists(self) -> bool:
-        return await asyncio.to_thread(self.exists_sync)
 
 
 __all__ = ["Dir", "File"]

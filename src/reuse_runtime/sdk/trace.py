@@ -21,6 +21,7 @@ does not do yet: here a retried task calls its traced functions again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import time
@@ -34,14 +35,20 @@ from reuse_runtime.sdk.task_context import in_trace
 T = TypeVar("T")
 
 
-def _record(ctx: TaskContext, name: str, started: float, error: BaseException | None) -> None:
-    took = time.perf_counter() - started
-    outcome = "ok" if error is None else f"raised {type(error).__name__}"
-    ctx.emit(
-        LogLine(
-            ctx.task_id, ctx.label, ctx.run_id, "trace", f"trace {name}: {took:.3f} s {outcome}"
-        )
-    )
+@contextlib.contextmanager
+def _recording(ctx: TaskContext, name: str) -> Iterator[None]:
+    """Mark the call as inside a trace, and record how it ended in the run's log."""
+    token, started, outcome = in_trace.set(name), time.perf_counter(), "ok"
+    try:
+        yield
+    except BaseException as exc:
+        outcome = f"raised {type(exc).__name__}"
+        raise
+    finally:
+        in_trace.reset(token)
+        took = time.perf_counter() - started
+        line = f"trace {name}: {took:.3f} s {outcome}"
+        ctx.emit(LogLine(ctx.task_id, ctx.label, ctx.run_id, "trace", line))
 
 
 def trace(func: Callable[..., T]) -> Callable[..., T]:
@@ -60,16 +67,9 @@ def trace(func: Callable[..., T]) -> Callable[..., T]:
                 async for item in func(*args, **kwargs):
                     yield item
                 return
-            token, started, error = in_trace.set(name), time.perf_counter(), None
-            try:
+            with _recording(ctx, name):
                 async for item in func(*args, **kwargs):
                     yield item
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                in_trace.reset(token)
-                _record(ctx, name, started, error)
 
         return cast(Callable[..., T], async_gen_wrapper)
 
@@ -80,15 +80,8 @@ def trace(func: Callable[..., T]) -> Callable[..., T]:
             ctx = current_task.get()
             if ctx is None:
                 return await func(*args, **kwargs)
-            token, started, error = in_trace.set(name), time.perf_counter(), None
-            try:
+            with _recording(ctx, name):
                 return await func(*args, **kwargs)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                in_trace.reset(token)
-                _record(ctx, name, started, error)
 
         return cast(Callable[..., T], async_wrapper)
 
@@ -100,15 +93,8 @@ def trace(func: Callable[..., T]) -> Callable[..., T]:
             if ctx is None:
                 yield from func(*args, **kwargs)
                 return
-            token, started, error = in_trace.set(name), time.perf_counter(), None
-            try:
+            with _recording(ctx, name):
                 yield from func(*args, **kwargs)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                in_trace.reset(token)
-                _record(ctx, name, started, error)
 
         return cast(Callable[..., T], gen_wrapper)
 
@@ -117,14 +103,7 @@ def trace(func: Callable[..., T]) -> Callable[..., T]:
         ctx = current_task.get()
         if ctx is None:
             return func(*args, **kwargs)
-        token, started, error = in_trace.set(name), time.perf_counter(), None
-        try:
+        with _recording(ctx, name):
             return func(*args, **kwargs)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            in_trace.reset(token)
-            _record(ctx, name, started, error)
 
     return wrapper
