@@ -108,6 +108,11 @@ def test_bug2_the_script_is_captured_when_run_is_called(tmp_path: Path) -> None:
             return x * x
 
         if __name__ == "__main__":
+            from reuse_runtime.sdk.runtime import runtime
+
+            # Keep the runtime's thread busy for a moment, as a loaded machine may:
+            # whatever run() leaves to that thread happens after the script ended.
+            runtime()._loop.call_soon_threadsafe(time.sleep, 1.0)
             r = flyte.run(sq, 7)
             # What the interpreter does to __main__ when a script ends:
             del sys.modules["__main__"].__file__
