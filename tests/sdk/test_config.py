@@ -38,7 +38,7 @@ def test_unknown_settings_and_wrong_types_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=rf"{path}:3: unknown setting 'max_backlg'"):
         flyte.init_from_config(path)
     path = _write(tmp_path, "[controller]\nmax_backlog = 'many'\n")
-    with pytest.raises(ValueError, match=rf"{path}:2: \[controller\] max_backlog must be a int"):
+    with pytest.raises(ValueError, match=rf"{path}:2: \[controller\] max_backlog must be an int"):
         flyte.init_from_config(path)
     path = _write(tmp_path, "[controller\n")
     with pytest.raises(ValueError, match="not valid TOML"):

@@ -107,7 +107,9 @@ def read_config(path: Path) -> dict[str, Any]:
                     f"{_hint(key, list(known_keys))}; known: {', '.join(sorted(known_keys))}"
                 )
             if isinstance(setting, bool) or not isinstance(setting, types):
+                kind = types[0].__name__
+                article = "an" if kind[0] in "aeiou" else "a"
                 raise ConfigError(
-                    f"{where}: [{section}] {key} must be a {types[0].__name__}, got {setting!r}"
+                    f"{where}: [{section}] {key} must be {article} {kind}, got {setting!r}"
                 )
     return dict(data.get("controller", {}))

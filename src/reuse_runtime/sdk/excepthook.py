@@ -18,6 +18,7 @@ import traceback
 from types import TracebackType
 from typing import Any
 
+from reuse_runtime.errors import BaseRuntimeError, ReuseRuntimeError
 from reuse_runtime.tracebacks import trim
 
 _original = sys.excepthook
@@ -30,6 +31,11 @@ def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackTyp
     run = getattr(value, "__reuse_runtime_run__", "")
     if run:
         sys.stderr.write(f"{where(value)}{kind.__name__} from run {run}, shown above\n")
+        return
+    if isinstance(value, ReuseRuntimeError) and not isinstance(value, BaseRuntimeError):
+        # A setting or a situation to fix (a config, a port, a secret): its message
+        # says what to do, and the line of the user's code that met it is enough.
+        sys.stderr.write(one_line(value) + "\n")
         return
     try:
         te = traceback.TracebackException(kind, value, tb, compact=True)
