@@ -14,22 +14,35 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ast
 import asyncio
 import dataclasses
 import json
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from reuse_runtime import logs
-from reuse_runtime.errors import ReuseRuntimeError
+from reuse_runtime.errors import ReuseRuntimeError, ScriptFailedError
 from reuse_runtime.model import CodeBundle
 from reuse_runtime.policy import parse_bytes
 from reuse_runtime.security import Security
+
+#: Where ``reuse-runtime controller`` listens unless told otherwise; ``status`` looks here.
+#: ``$REUSE_RUNTIME_CONTROLLER_PORT`` changes it for both.
+PORT_ENV = "REUSE_RUNTIME_CONTROLLER_PORT"
+DEFAULT_CONTROLLER_PORT = 50050
+
+
+def _default_port() -> int:
+    raw = os.environ.get(PORT_ENV, "")
+    try:
+        return int(raw) if raw else DEFAULT_CONTROLLER_PORT
+    except ValueError:
+        raise ReuseRuntimeError(f"${PORT_ENV} must be a port number, got {raw!r}") from None
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -146,11 +159,13 @@ async def _controller_main(args: argparse.Namespace) -> int:
         )
     opened = await open_backend(name, network=args.network)
     try:
-        host, advertise = controller_placement(opened, args.host, args.advertise_address, security)
+        host, advertise = controller_placement(
+            opened, args.host, args.advertise_address, security
+        )
         server = ControllerServer(
             ControllerConfig(
                 host=host,
-                port=args.port,
+                port=args.port if args.port is not None else _default_port(),
                 max_backlog=args.max_backlog,
                 replica_loss_budget=args.replica_loss_budget,
                 cancel_grace=args.cancel_grace,
@@ -177,7 +192,12 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
     p = sub.add_parser("controller", help="run a standalone controller (init(endpoint=...))")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=50050, help="port to bind (default 50050)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port to bind (default {DEFAULT_CONTROLLER_PORT}, or ${PORT_ENV})",
+    )
     p.add_argument(
         "--max-backlog",
         type=int,
@@ -231,10 +251,16 @@ async def _status_main(args: argparse.Namespace) -> int:
             if not security.authenticated and embedded.token:
                 security = dataclasses.replace(security, token=embedded.token)
     if not endpoint:
-        raise ControllerUnavailableError(
-            "no controller to ask: pass --endpoint HOST:PORT, set $REUSE_RUNTIME_ENDPOINT, "
-            "or start a run (its embedded controller is found automatically)"
-        )
+        # No run's embedded controller: a standalone one on the default port, if any.
+        endpoint = f"127.0.0.1:{_default_port()}"
+        if not await _answers(endpoint, security):
+            raise ControllerUnavailableError(
+                f"no controller to ask: none was started by a run here, and none listens on "
+                f"{endpoint}; pass --endpoint HOST:PORT or set $REUSE_RUNTIME_ENDPOINT"
+            )
+    from reuse_runtime.sdk.config import check_endpoint
+
+    check_endpoint(endpoint, "--endpoint")
     async with ControllerClient(endpoint, security) as client:
         await client.wait_ready(timeout=5)
         status = await client.status()
@@ -245,50 +271,73 @@ async def _status_main(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _answers(endpoint: str, security: Security) -> bool:
+    from reuse_runtime.errors import ControllerUnavailableError
+    from reuse_runtime.wire.clients import ControllerClient
+
+    try:
+        async with ControllerClient(endpoint, security) as client:
+            await client.wait_ready(timeout=1)
+    except ControllerUnavailableError:
+        return False
+    return True
+
+
 def _print_status(status: Any) -> None:
+    """Environments and replicas, in at most 80 columns.
+
+    Each environment is named by its pool key (name and settings digest), so two
+    pools of one environment stay apart; a replica by its id without the
+    environment's name, which its table already gives.
+    """
     from rich.console import Console
+    from rich.padding import Padding
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=min(Console().width, 80), highlight=False)
     console.print(f"controller {status.address}  rss {status.rss_bytes / 2**20:.0f} MiB")
     if not status.environments:
         console.print("no environments yet")
     for env in status.environments:
         state = "dormant" if env.dormant else f"{len(env.replicas)} replicas"
-        table = Table(
-            title=f"{env.name}  [{env.min_replicas}..{env.max_replicas}] x {env.concurrency}  "
-            f"{state}  backlog {env.backlog}  done {env.completed}  failed {env.failed}",
-            title_justify="left",
+        cached = f"  cached {env.cache_hits}" if env.cache_hits else ""
+        console.print(
+            f"\n{env.key}  {env.min_replicas}..{env.max_replicas} x {env.concurrency}  {state}  "
+            f"backlog {env.backlog}  done {env.completed}  failed {env.failed}{cached}",
+            soft_wrap=False,
         )
-        for column in (
-            "replica",
-            "state",
-            "active",
-            "capacity",
-            "idle s",
-            "completed",
-            "RSS MiB",
-            "where",
-        ):
-            left = column in ("replica", "state", "where")
-            table.add_column(column, justify="left" if left else "right")
-        for r in env.replicas:
-            rep = r.report
-            table.add_row(
-                r.replica_id,
-                r.state
-                + (" external" if r.external else "")
-                + (f" ({r.retire_reason})" if r.retire_reason else ""),
-                str(rep.active if rep else r.assigned),
-                str(rep.capacity if rep else env.concurrency),
-                f"{rep.idle_seconds:.1f}" if rep else "-",
-                str(rep.completed if rep else 0),
-                f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
-                r.where,
+        if env.replicas:
+            table = Table(box=None, pad_edge=False, padding=(0, 1))
+            for column in ("replica", "state", "tasks", "idle s", "done", "MiB", "where"):
+                left = column in ("replica", "state", "where")
+                table.add_column(column, justify="left" if left else "right", no_wrap=True)
+            notes = []
+            for r in env.replicas:
+                rep = r.report
+                short = r.replica_id.removeprefix(f"{env.name}-")
+                if r.retire_reason:
+                    notes.append(f"{short}: {r.retire_reason}")
+                if rep is not None and rep.loop_blocked_by:
+                    now = "is blocked" if rep.loop_lag >= 0.5 else "was last blocked"
+                    notes.append(f"{short}: its event loop {now} by {rep.loop_blocked_by}")
+                table.add_row(
+                    short,
+                    r.state + (" external" if r.external else ""),
+                    f"{rep.active}/{rep.capacity}" if rep else f"{r.assigned}/{env.concurrency}",
+                    f"{rep.idle_seconds:.1f}" if rep else "-",
+                    str(rep.completed if rep else 0),
+                    f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
+                    r.where,
+                )
+            console.print(Padding(table, (0, 0, 0, 2)))
+            for note in notes:
+                console.print(f"  {note}")
+        for g in env.groups:
+            console.print(
+                f"  group {g.name}: {g.running} running, {g.succeeded} done, {g.failed} failed"
             )
-        console.print(table)
         if env.last_error:
-            console.print(f"[red]last error:[/red] {env.last_error}")
+            console.print(f"  [red]last error:[/red] {env.last_error}")
 
 
 def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -309,7 +358,7 @@ def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _engine_start(args: argparse.Namespace) -> int:
     from reuse_runtime import engine
     from reuse_runtime.errors import EngineUnavailableError
-    from reuse_runtime.sdk.runtime import state_dir
+    from reuse_runtime.paths import state_dir
 
     socket = Path(args.socket) if args.socket else engine.default_podman_socket()
     address = f"unix://{socket}"
@@ -331,7 +380,7 @@ def _engine_start(args: argparse.Namespace) -> int:
 
 
 def _engine_stop(args: argparse.Namespace) -> int:
-    from reuse_runtime.sdk.runtime import state_dir
+    from reuse_runtime.paths import state_dir
 
     pid_file = state_dir() / "podman-service.pid"
     try:
@@ -401,7 +450,7 @@ def _image_build(args: argparse.Namespace) -> int:
     from reuse_runtime.images.builder import ImageBuilder
     from reuse_runtime.images.recipe import parse_image_field
     from reuse_runtime.sdk.environment import TaskEnvironment, TaskTemplate
-    from reuse_runtime.sdk.runtime import state_dir
+    from reuse_runtime.paths import state_dir
 
     path = Path(args.file)
     if not path.is_file():
@@ -489,11 +538,11 @@ def _health_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _run_file(args: argparse.Namespace) -> int:
     import reuse_runtime as flyte
     from reuse_runtime.sdk.environment import TaskTemplate
+    from reuse_runtime.sdk.inputs import task_inputs
 
     path = Path(args.file)
     if not path.is_file():
         raise ReuseRuntimeError(f"no such file: {path}")
-    kwargs = dict(_parse_param(p) for p in args.params)
     module = _load_script(path)
     task = getattr(module, args.function, None)
     if not isinstance(task, TaskTemplate):
@@ -501,6 +550,7 @@ def _run_file(args: argparse.Namespace) -> int:
         raise ReuseRuntimeError(
             f"{path} has no task named {args.function!r}; its tasks: {', '.join(tasks) or 'none'}"
         )
+    kwargs = task_inputs(task, args.params)
     flyte.init_from_config()
     run = flyte.run(task, **kwargs)
     print(run.name)
@@ -517,6 +567,7 @@ def _load_script(path: Path) -> Any:
     import importlib.util
 
     from reuse_runtime import code
+    from reuse_runtime.sdk.excepthook import one_line
 
     source = path.read_bytes()
     name = code.bundle_module_name(str(path))
@@ -527,25 +578,26 @@ def _load_script(path: Path) -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _parse_param(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise ReuseRuntimeError(f"parameters look like key=value, got {text!r}")
     try:
-        return key, ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return key, raw
+        # As in a replica: a run started while the script is imported is a mistake.
+        with code.importing_script(str(path)):
+            spec.loader.exec_module(module)
+    except ReuseRuntimeError:
+        raise
+    except Exception as exc:
+        raise ScriptFailedError(f"{path} failed when imported: {one_line(exc)}") from exc
+    return module
 
 
 def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run a task of a Python file and print its result")
     p.add_argument("file", help="the Python file that defines the task")
     p.add_argument("function", help="the task to run")
-    p.add_argument("params", nargs="*", help="arguments as key=value (Python literals)")
+    p.add_argument(
+        "params",
+        nargs=argparse.REMAINDER,
+        help="the task's arguments: name=value or --name value, converted by its annotations",
+    )
     p.set_defaults(sync_main=_run_file)
 
 
@@ -553,11 +605,20 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from reuse_runtime import __version__
+
     parser = argparse.ArgumentParser(
         prog="reuse-runtime",
         description="Reusable containers: warm worker pools sized by a ReusePolicy.",
     )
+    parser.add_argument("--version", action="version", version=f"reuse-runtime {__version__}")
     parser.add_argument("--log-level", default=None, help="debug, info (default), warning, error")
+    parser.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default=None,
+        help="log lines for people or JSON (default: JSON into files, else readable)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     _controller_parser(sub)
@@ -571,16 +632,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.log_format:
+        os.environ[logs.FORMAT_ENV] = args.log_format
     logs.configure(sys.stderr, level=args.log_level)
     try:
         if hasattr(args, "sync_main"):
             return int(args.sync_main(args))
         return _run(args.main(args))
-    except (ReuseRuntimeError, ValueError) as exc:
-        print(f"reuse-runtime {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # One line a person can act on; the traceback only when asked for.
+        if (args.log_level or os.environ.get(logs.LEVEL_ENV, "")).lower() == "debug":
+            traceback.print_exc()
+        print(f"reuse-runtime {args.command}: error: {_describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (ReuseRuntimeError, ValueError)):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return (
+        f"{type(exc).__name__}: {exc} (this is a bug in reuse-runtime; run with "
+        f"--log-level debug for the traceback, and please report it)"
+    )
 
 
 if __name__ == "__main__":

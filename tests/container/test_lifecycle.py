@@ -24,7 +24,7 @@ from reuse_runtime.backends.container import (
     _process_started,
 )
 from reuse_runtime.images.builder import debian_base
-from reuse_runtime.sdk.runtime import state_dir
+from reuse_runtime.paths import state_dir
 from tests.container.harness import eventually
 from tests.helpers import ROOT, subprocess_env
 

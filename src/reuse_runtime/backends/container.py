@@ -58,6 +58,7 @@ from reuse_runtime.errors import PolicyError
 from reuse_runtime.images.builder import ImageBuilder
 from reuse_runtime.images.containerfile import ENTRYPOINT
 from reuse_runtime.images.recipe import parse_image_field
+from reuse_runtime.paths import STORE_ENV, state_dir, store_dir
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV
 
@@ -70,7 +71,6 @@ T = TypeVar("T")
 
 NETWORK_ENV = "REUSE_RUNTIME_CONTAINER_NETWORK"
 LABELS_ENV = "REUSE_RUNTIME_CONTAINER_LABELS"
-STORE_ENV = "REUSE_RUNTIME_STORE"
 INIT_DIR_ENV = "REUSE_RUNTIME_INIT_DIR"
 #: Where a replica's record directory is mounted inside its container.
 RECORD_MOUNT = "/run/reuse-runtime"
@@ -106,14 +106,6 @@ def parse_labels(text: str) -> dict[str, str]:
             raise PolicyError(f"{LABELS_ENV} must look like key=value,key2=value2; got {item!r}")
         labels[key.strip()] = value.strip()
     return labels
-
-
-def store_dir() -> Path:
-    """Where task files are kept: ``$REUSE_RUNTIME_STORE``, else ``STATE_DIR/store``."""
-    from reuse_runtime.sdk.runtime import state_dir
-
-    explicit = os.environ.get(STORE_ENV)
-    return Path(explicit) if explicit else state_dir() / "store"
 
 
 @dataclass(frozen=True)
@@ -178,8 +170,6 @@ class ContainerBackend:
         log_dir: Path | None = None,
         client: docker.DockerClient | None = None,
     ) -> None:
-        from reuse_runtime.sdk.runtime import state_dir
-
         self.config = config or ContainerConfig.from_env()
         self._work_dir = self.config.work_dir or state_dir()
         self._replica_dir = log_dir or self._work_dir / "replicas"
@@ -394,6 +384,8 @@ class ContainerBackend:
             if name in os.environ:
                 env.setdefault(name, os.environ[name])
         env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
+        # The worker's stderr goes to the record's log file (and the engine's log): JSON lines.
+        env.setdefault("REUSE_RUNTIME_LOG_FORMAT", "json")
         env[INIT_DIR_ENV] = RECORD_MOUNT
         env[STORE_ENV] = str(store)
         labels = {
@@ -674,4 +666,4 @@ def _process_alive(pid: int, started: float) -> bool:
         return False
 
 
-__all__ = ["ContainerBackend", "ContainerConfig", "ContainerReplica", "code_paths", "store_dir"]
+__all__ = ["ContainerBackend", "ContainerConfig", "ContainerReplica", "code_paths"]

@@ -81,6 +81,8 @@ class LocalBackend:
         # Secrets travel in the environment, never on the command line (ps would show them).
         env.update(launch.security.environment())
         env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
+        # The replica's stderr goes to its log file: JSON lines there.
+        env.setdefault("REUSE_RUNTIME_LOG_FORMAT", "json")
         args = [sys.executable, "-m", "reuse_runtime", "worker", *worker_arguments(launch)]
         cwd = spec.working_dir or None
         log_path = self._log_dir / f"{launch.replica_id}.log" if self._log_dir else None

@@ -21,6 +21,7 @@ from reuse_runtime.aio import TaskSet
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
 from reuse_runtime.controller.service import ControllerService
+from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
 
@@ -49,6 +50,8 @@ class ControllerConfig:
     log_dir: Path | None = None
     # What replicas dial, "HOST" or "HOST:PORT", where the bind address is not it.
     advertise_address: str | None = None
+    # The result cache (SQLite): None puts it in the state directory, on first use.
+    cache_path: Path | None = None
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
@@ -90,6 +93,7 @@ class ControllerServer:
             loss_budget=config.replica_loss_budget,
             cancel_grace=config.cancel_grace,
             heartbeat=config.heartbeat,
+            cache_path=config.cache_path or state_dir() / "cache.sqlite",
         )
         server, self._health = services.build_server(
             [services.controller_handler(self._service)],
@@ -151,7 +155,8 @@ class ControllerServer:
                 await self._server.stop(grace=1.0)
         finally:
             self._closed.set_result(None)
-            log.info("controller stopped")
+            if self.address:  # it had started: a failed start says so by its own error
+                log.info("controller stopped")
 
     async def wait_closed(self) -> None:
         if self._closed is not None:
