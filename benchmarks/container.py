@@ -1,6 +1,6 @@
 """Containers against local subprocesses: cold start and warm throughput, in one run.
 
-    python -m benchmarks.container [--reps 3] [--n 5000]
+    python -m benchmarks.container [--reps 3] [--n 5000] [--network bridge|host]
 
 Needs an engine (``reuse-runtime engine start``) and the Debian base image
 (``reuse-runtime image base``). It first builds the workload's image (not
@@ -36,8 +36,9 @@ from benchmarks.run import ROOT, child_environment, run_child
 BACKENDS = ("local", "container")
 
 
-def _measure(backend: str, n: int, state_dir: str) -> dict[str, Any]:
-    environ = child_environment(state_dir, {"REUSE_RUNTIME_BACKEND": backend})
+def _measure(backend: str, n: int, state_dir: str, network: str) -> dict[str, Any]:
+    extra = {"REUSE_RUNTIME_BACKEND": backend, "REUSE_RUNTIME_CONTAINER_NETWORK": network}
+    environ = child_environment(state_dir, extra)
     return run_child("benchmarks.sdk_probe", ["gather", "--n", str(n)], environ, 600.0)
 
 
@@ -45,6 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument(
+        "--network", default="bridge", help="the containers' network: bridge (default) or host"
+    )
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -63,7 +67,7 @@ def main() -> None:
         runs: dict[str, list[dict[str, Any]]] = {b: [] for b in BACKENDS}
         for rep in range(args.reps):
             for backend in BACKENDS:  # interleaved, so a slow moment hits both alike
-                result = _measure(backend, args.n, state_dir)
+                result = _measure(backend, args.n, state_dir, args.network)
                 runs[backend].append(result)
                 print(
                     f"rep {rep + 1} {backend}: cold {result['cold_start_s']:.2f} s, "
@@ -91,7 +95,7 @@ def main() -> None:
     }
     print(
         f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores), {args.reps} reps of "
-        f"n={args.n}, medians, {took:.0f} s with the image build"
+        f"n={args.n}, {args.network} network, medians, {took:.0f} s with the image build"
     )
     print("| backend | cold start: run() to first task | warm tasks/s | CPU per task |")
     print("|---|---|---|---|")

@@ -49,5 +49,5 @@ def test_wire_round_trip_and_environment() -> None:
         Resources.from_wire('{"cores": 1}')
     env = flyte.TaskEnvironment(name="r", resources=resources)
     assert Resources.from_wire(env.spec().resources) == resources
-    with pytest.raises(PolicyError, match="resources must be a Resources"):
+    with pytest.raises(TypeError, match="Expected resources to be of type Resources"):
         flyte.TaskEnvironment(name="r2", resources={"cpu": 1})  # type: ignore[arg-type]

@@ -449,8 +449,8 @@ def _image_build(args: argparse.Namespace) -> int:
     from reuse_runtime.backends.container import ContainerConfig
     from reuse_runtime.images.builder import ImageBuilder
     from reuse_runtime.images.recipe import parse_image_field
-    from reuse_runtime.sdk.environment import TaskEnvironment, TaskTemplate
     from reuse_runtime.paths import state_dir
+    from reuse_runtime.sdk.environment import TaskEnvironment, TaskTemplate
 
     path = Path(args.file)
     if not path.is_file():

@@ -115,5 +115,5 @@ def test_task_environment_sends_the_recipe_and_refuses_nonsense() -> None:
     assert Image.from_json(env.spec().image) == image
     assert flyte.TaskEnvironment(name="auto", image="auto").spec().image == ""
     assert flyte.TaskEnvironment(name="named", image="myimage:1").spec().image == "myimage:1"
-    with pytest.raises(ValueError, match="image must be"):
+    with pytest.raises(TypeError, match="Expected image to be of type str or Image"):
         flyte.TaskEnvironment(name="bad", image=42)  # type: ignore[arg-type]

@@ -26,13 +26,14 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from reuse_runtime import code, errors, pickling
 from reuse_runtime.context import TaskContext, current_task
 from reuse_runtime.errors import PolicyError
+from reuse_runtime.images.recipe import Image
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
     CodeBundle,
@@ -45,7 +46,6 @@ from reuse_runtime.model import (
     TaskSpec,
     dumps_args,
 )
-from reuse_runtime.images.recipe import Image
 from reuse_runtime.policy import ReusePolicy
 from reuse_runtime.resources import Resources
 from reuse_runtime.sdk.cache import (
