@@ -169,12 +169,14 @@ def engine_name(client: docker.DockerClient) -> str:
 
 
 def start_podman_service(
-    socket: Path, *, conf: Path, log: Path, wait: float = 30.0
+    socket: Path, *, conf: Path, log: Path, wait: float = 30.0, idle_exit: int = 0
 ) -> subprocess.Popen[bytes]:
     """Start ``podman system service`` on ``socket``, detached, and wait until it answers.
 
-    It runs with ``CONTAINERS_CONF=conf`` (written here) and never times out;
-    stop it by its pid (written next to the log as ``podman-service.pid``).
+    It runs with ``CONTAINERS_CONF=conf`` (written here); stop it by its pid
+    (written next to the log as ``podman-service.pid``). With ``idle_exit``, it
+    also exits by itself after that many seconds without a client (so one
+    started for a test run cannot outlive a test run that was killed).
     """
     podman = shutil.which("podman")
     if podman is None:
@@ -188,7 +190,7 @@ def start_podman_service(
     env = dict(os.environ, CONTAINERS_CONF=str(conf))
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [podman, "system", "service", "--time=0", f"unix://{socket}"],
+            [podman, "system", "service", f"--time={idle_exit}", f"unix://{socket}"],
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=sink,

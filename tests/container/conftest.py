@@ -49,7 +49,7 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         where = tmp_path_factory.mktemp("engine")
         socket = where / "podman.sock"
         service = engine.start_podman_service(
-            socket, conf=where / "containers.conf", log=where / "podman.log"
+            socket, conf=where / "containers.conf", log=where / "podman.log", idle_exit=600
         )
         host = f"unix://{socket}"
     os.environ["DOCKER_HOST"] = host
