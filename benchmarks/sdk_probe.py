@@ -50,6 +50,7 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
     rss_before = me.memory_info().rss
     replicas = [p.pid for p in me.children(recursive=True)]
     cpu_before = cpu_seconds([me.pid, *replicas])
+    containers_before = _container_cpu()
     with RssSampler() as rss:
         began = time.perf_counter()
         measured = flyte.run(sdk_tasks.main, n=n, window=window, prime=prime).outputs(
@@ -58,6 +59,10 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         wall_s = time.perf_counter() - began
     cpu_after = cpu_seconds([me.pid, *replicas])
     cpu = {pid: cpu_after[pid] - cpu_before[pid] for pid in cpu_after if pid in cpu_before}
+    containers_after = _container_cpu()
+    for cid, seconds in containers_after.items():
+        if cid in containers_before:  # replicas in containers are not this process's children
+            cpu[hash(cid)] = seconds - containers_before[cid]
     status = runtime().call(runtime().client.status(), timeout=30)
     result.update(
         n=n,
@@ -79,6 +84,18 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         cpu_replicas_s=sorted(cpu.values(), reverse=True),
     )
     return result
+
+
+def _container_cpu() -> dict[str, float]:
+    """CPU seconds of each replica container, from the engine (empty for local replicas)."""
+    backend = getattr(runtime()._controller, "_backend", None)
+    if getattr(backend, "name", "") != "container":
+        return {}
+    used = {}
+    for replica in backend.list():
+        stats = backend.client.api.stats(replica.container_id, stream=False)
+        used[replica.container_id] = stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+    return used
 
 
 def cold(tasks: int, reusable: bool) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ class WorkerProcess:
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """Call metadata with the token this worker made up (a raw channel needs it)."""
         from reuse_runtime.security import Security
-        from reuse_runtime.state import with_local_token
+        from reuse_runtime.tokens import with_local_token
         from reuse_runtime.wire.clients import call_metadata
 
         return call_metadata(with_local_token(Security.from_env(), self.address))
@@ -249,3 +250,43 @@ class TcpProxy:
             pass
         finally:
             sink.transport.abort()
+
+
+def run_python(
+    tmp_path: Path,
+    source: str,
+    *args: str,
+    name: str = "script.py",
+    timeout: float = 120,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """Write ``source`` to ``tmp_path/name`` and run it as a user would: ``python name``.
+
+    Its state directory is ``tmp_path/home``; TTLs run in seconds (conftest).
+    """
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    settings = {"REUSE_RUNTIME_HOME": str(tmp_path / "home"), **env}
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=subprocess_env(**settings),
+    )
+
+
+def run_cli(
+    tmp_path: Path, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``reuse-runtime ARGS...`` in ``tmp_path``, with its state directory there."""
+    settings = {"REUSE_RUNTIME_HOME": str(tmp_path / "home"), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "reuse_runtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=subprocess_env(**settings),
+    )

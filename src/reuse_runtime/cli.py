@@ -6,27 +6,43 @@ Usage::
     reuse-runtime controller [--port P]                  a standalone controller
     reuse-runtime status [--endpoint ADDR] [--json]      environments and replicas
     reuse-runtime worker [--concurrency N] ...           one replica (the container entrypoint)
+    reuse-runtime health HOST:PORT                       is a worker or controller serving?
+    reuse-runtime engine start|stop                      Podman's Docker-compatible service
+    reuse-runtime image base|build ...                   the Debian base; environments' images
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import asyncio
 import dataclasses
 import json
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from reuse_runtime import logs
-from reuse_runtime.errors import ReuseRuntimeError
+from reuse_runtime.errors import ReuseRuntimeError, ScriptFailedError
 from reuse_runtime.model import CodeBundle
 from reuse_runtime.policy import parse_bytes
 from reuse_runtime.security import Security
+
+#: Where ``reuse-runtime controller`` listens unless told otherwise; ``status`` looks here.
+#: ``$REUSE_RUNTIME_CONTROLLER_PORT`` changes it for both.
+PORT_ENV = "REUSE_RUNTIME_CONTROLLER_PORT"
+DEFAULT_CONTROLLER_PORT = 50050
+
+
+def _default_port() -> int:
+    raw = os.environ.get(PORT_ENV, "")
+    try:
+        return int(raw) if raw else DEFAULT_CONTROLLER_PORT
+    except ValueError:
+        raise ReuseRuntimeError(f"${PORT_ENV} must be a port number, got {raw!r}") from None
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -78,6 +94,7 @@ async def _worker_main(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         replica_id=args.replica_id or default_replica_id(),
         controller=args.controller,
+        environment=args.environment,
         grace_period=args.grace_period,
         heartbeat=args.heartbeat,
         max_payload=parse_bytes(args.max_payload, field_name="--max-payload"),
@@ -89,6 +106,9 @@ async def _worker_main(args: argparse.Namespace) -> int:
         await serve(server, on_ready=lambda: _record_made_token("worker", server))
     finally:
         _forget_made_token(server)
+    if server.attach_error:
+        print(f"reuse-runtime worker: error: {server.attach_error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -96,7 +116,7 @@ def _record_made_token(kind: str, server: Any) -> None:
     """A server started without credentials made up a token: keep it for this user's clients."""
     if not server.made_token:
         return
-    from reuse_runtime.state import record_server
+    from reuse_runtime.tokens import record_server
 
     path = record_server(kind, server.address, server.port, server.security.token)
     print(
@@ -110,7 +130,7 @@ def _record_made_token(kind: str, server: Any) -> None:
 
 def _forget_made_token(server: Any) -> None:
     if server.made_token and server.port:
-        from reuse_runtime.state import forget_server
+        from reuse_runtime.tokens import forget_server
 
         forget_server(server.port)
 
@@ -121,6 +141,11 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--port", type=int, default=0, help="port to bind; 0 picks one (default)")
     p.add_argument("--concurrency", type=int, default=1, help="tasks run at once (default 1)")
     p.add_argument("--controller", help="controller address to attach to (host:port)")
+    p.add_argument(
+        "--environment",
+        help="with --controller: join this registered environment (its name or key) as a "
+        "worker the controller did not start; it is routed to, never stopped",
+    )
     p.add_argument("--replica-id", help="this replica's id (default HOSTNAME-PID)")
     p.add_argument(
         "--grace-period",
@@ -147,20 +172,37 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 async def _controller_main(args: argparse.Namespace) -> int:
+    from reuse_runtime.backends import backend_name, controller_placement, open_backend
     from reuse_runtime.controller.server import ControllerConfig, ControllerServer
+    from reuse_runtime.errors import AuthConfigError
 
-    server = ControllerServer(
-        ControllerConfig(
-            host=args.host,
-            port=args.port,
-            max_backlog=args.max_backlog,
-            replica_loss_budget=args.replica_loss_budget,
-            cancel_grace=args.cancel_grace,
-            report_deadline=args.report_deadline,
-            drain_grace=args.drain_grace,
-            security=_security(args),
+    security = _security(args)
+    name = backend_name(args.backend)
+    if name != "local" and not security.authenticated:
+        raise AuthConfigError(
+            f"the {name} backend needs auth: replicas reach the controller over a network. "
+            f"Set a shared token (--token or $REUSE_RUNTIME_TOKEN) or mTLS"
         )
-    )
+    opened = await open_backend(name, network=args.network)
+    try:
+        host, advertise = controller_placement(opened, args.host, args.advertise_address, security)
+        server = ControllerServer(
+            ControllerConfig(
+                host=host,
+                port=args.port if args.port is not None else _default_port(),
+                max_backlog=args.max_backlog,
+                replica_loss_budget=args.replica_loss_budget,
+                cancel_grace=args.cancel_grace,
+                report_deadline=args.report_deadline,
+                drain_grace=args.drain_grace,
+                security=security,
+                advertise_address=advertise,
+            ),
+            opened.backend,
+        )
+    except BaseException:
+        await opened.backend.close()
+        raise
     _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
     try:
         await server.start()
@@ -178,7 +220,12 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
     p = sub.add_parser("controller", help="run a standalone controller (init(endpoint=...))")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=50050, help="port to bind (default 50050)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port to bind (default {DEFAULT_CONTROLLER_PORT}, or ${PORT_ENV})",
+    )
     p.add_argument(
         "--max-backlog",
         type=int,
@@ -211,6 +258,20 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help="on SIGTERM, seconds running tasks get to finish; the rest go back to their "
         "clients, which send them to the next controller (default 30)",
     )
+    p.add_argument(
+        "--backend",
+        help="where replicas run: local (subprocesses, the default) or container "
+        "(default: $REUSE_RUNTIME_BACKEND)",
+    )
+    p.add_argument(
+        "--advertise-address",
+        help="the address replicas dial (HOST or HOST:PORT) when it is not the bind address",
+    )
+    p.add_argument(
+        "--network",
+        help="container network: bridge (default), host, or a network's name "
+        "(default: $REUSE_RUNTIME_CONTAINER_NETWORK)",
+    )
     _add_security_flags(p)
     p.set_defaults(main=_controller_main)
 
@@ -232,10 +293,16 @@ async def _status_main(args: argparse.Namespace) -> int:
             if not security.authenticated and embedded.token:
                 security = dataclasses.replace(security, token=embedded.token)
     if not endpoint:
-        raise ControllerUnavailableError(
-            "no controller to ask: pass --endpoint HOST:PORT, set $REUSE_RUNTIME_ENDPOINT, "
-            "or start a run (its embedded controller is found automatically)"
-        )
+        # No run's embedded controller: a standalone one on the default port, if any.
+        endpoint = f"127.0.0.1:{_default_port()}"
+        if not await _answers(endpoint, security):
+            raise ControllerUnavailableError(
+                f"no controller to ask: none was started by a run here, and none listens on "
+                f"{endpoint}; pass --endpoint HOST:PORT or set $REUSE_RUNTIME_ENDPOINT"
+            )
+    from reuse_runtime.sdk.config import check_endpoint
+
+    check_endpoint(endpoint, "--endpoint")
     async with ControllerClient(endpoint, security) as client:
         await client.wait_ready(timeout=5)
         status = await client.status()
@@ -246,48 +313,73 @@ async def _status_main(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _answers(endpoint: str, security: Security) -> bool:
+    from reuse_runtime.errors import ControllerUnavailableError
+    from reuse_runtime.wire.clients import ControllerClient
+
+    try:
+        async with ControllerClient(endpoint, security) as client:
+            await client.wait_ready(timeout=1)
+    except ControllerUnavailableError:
+        return False
+    return True
+
+
 def _print_status(status: Any) -> None:
+    """Environments and replicas, in at most 80 columns.
+
+    Each environment is named by its pool key (name and settings digest), so two
+    pools of one environment stay apart; a replica by its id without the
+    environment's name, which its table already gives.
+    """
     from rich.console import Console
+    from rich.padding import Padding
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=min(Console().width, 80), highlight=False)
     console.print(f"controller {status.address}  rss {status.rss_bytes / 2**20:.0f} MiB")
     if not status.environments:
         console.print("no environments yet")
     for env in status.environments:
         state = "dormant" if env.dormant else f"{len(env.replicas)} replicas"
-        table = Table(
-            title=f"{env.name}  [{env.min_replicas}..{env.max_replicas}] x {env.concurrency}  "
-            f"{state}  backlog {env.backlog}  done {env.completed}  failed {env.failed}",
-            title_justify="left",
+        cached = f"  cached {env.cache_hits}" if env.cache_hits else ""
+        console.print(
+            f"\n{env.key}  {env.min_replicas}..{env.max_replicas} x {env.concurrency}  {state}  "
+            f"backlog {env.backlog}  done {env.completed}  failed {env.failed}{cached}",
+            soft_wrap=False,
         )
-        for column in (
-            "replica",
-            "state",
-            "active",
-            "capacity",
-            "idle s",
-            "completed",
-            "RSS MiB",
-            "where",
-        ):
-            left = column in ("replica", "state", "where")
-            table.add_column(column, justify="left" if left else "right")
-        for r in env.replicas:
-            rep = r.report
-            table.add_row(
-                r.replica_id,
-                r.state + (f" ({r.retire_reason})" if r.retire_reason else ""),
-                str(rep.active if rep else r.assigned),
-                str(rep.capacity if rep else env.concurrency),
-                f"{rep.idle_seconds:.1f}" if rep else "-",
-                str(rep.completed if rep else 0),
-                f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
-                r.where,
+        if env.replicas:
+            table = Table(box=None, pad_edge=False, padding=(0, 1))
+            for column in ("replica", "state", "tasks", "idle s", "done", "MiB", "where"):
+                left = column in ("replica", "state", "where")
+                table.add_column(column, justify="left" if left else "right", no_wrap=True)
+            notes = []
+            for r in env.replicas:
+                rep = r.report
+                short = r.replica_id.removeprefix(f"{env.name}-")
+                if r.retire_reason:
+                    notes.append(f"{short}: {r.retire_reason}")
+                if rep is not None and rep.loop_blocked_by:
+                    now = "is blocked" if rep.loop_lag >= 0.5 else "was last blocked"
+                    notes.append(f"{short}: its event loop {now} by {rep.loop_blocked_by}")
+                table.add_row(
+                    short,
+                    r.state + (" external" if r.external else ""),
+                    f"{rep.active}/{rep.capacity}" if rep else f"{r.assigned}/{env.concurrency}",
+                    f"{rep.idle_seconds:.1f}" if rep else "-",
+                    str(rep.completed if rep else 0),
+                    f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
+                    r.where,
+                )
+            console.print(Padding(table, (0, 0, 0, 2)))
+            for note in notes:
+                console.print(f"  {note}")
+        for g in env.groups:
+            console.print(
+                f"  group {g.name}: {g.running} running, {g.succeeded} done, {g.failed} failed"
             )
-        console.print(table)
         if env.last_error:
-            console.print(f"[red]last error:[/red] {env.last_error}")
+            console.print(f"  [red]last error:[/red] {env.last_error}")
 
 
 def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -302,17 +394,197 @@ def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(main=_status_main)
 
 
+# ---------------------------------------------------------------- engine
+
+
+def _engine_start(args: argparse.Namespace) -> int:
+    from reuse_runtime import engine
+    from reuse_runtime.errors import EngineUnavailableError
+    from reuse_runtime.paths import state_dir
+
+    socket = Path(args.socket) if args.socket else engine.default_podman_socket()
+    address = f"unix://{socket}"
+    try:
+        engine.connect(address, timeout=5.0).close()
+    except EngineUnavailableError:
+        pass
+    else:
+        print(f"an engine already answers at {address}")
+        return 0
+    home = state_dir()
+    process = engine.start_podman_service(
+        socket, conf=home / "containers.conf", log=home / "podman-service.log"
+    )
+    print(f"podman service (pid {process.pid}) ready at {address}; log: {home}/podman-service.log")
+    if address not in engine.candidate_hosts():
+        print(f"point clients at it: export {engine.DOCKER_HOST_ENV}={address}")
+    return 0
+
+
+def _engine_stop(args: argparse.Namespace) -> int:
+    from reuse_runtime.paths import state_dir
+
+    pid_file = state_dir() / "podman-service.pid"
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        raise ReuseRuntimeError(f"no podman service of ours is recorded ({pid_file})") from None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        print(f"podman service (pid {pid}) is not running")
+    else:
+        print(f"stopped podman service (pid {pid})")
+    pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def _engine_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("engine", help="start or stop Podman's Docker-compatible service")
+    actions = p.add_subparsers(dest="action", required=True)
+    start = actions.add_parser(
+        "start",
+        help="run `podman system service` in the background, with ulimits this host can grant",
+    )
+    start.add_argument(
+        "--socket",
+        help="socket path (default: Podman's: /run/podman/podman.sock for root, "
+        "$XDG_RUNTIME_DIR/podman/podman.sock otherwise)",
+    )
+    start.set_defaults(sync_main=_engine_start)
+    stop = actions.add_parser("stop", help="stop the service `engine start` started")
+    stop.set_defaults(sync_main=_engine_stop)
+
+
+# ---------------------------------------------------------------- image
+
+
+def _image_base(args: argparse.Namespace) -> int:
+    import docker.errors
+
+    from reuse_runtime import engine
+    from reuse_runtime.backends.container import ContainerConfig
+    from reuse_runtime.images.builder import debian_base
+    from reuse_runtime.images.debian import make_debian_base
+
+    tag = args.tag or debian_base()
+    client = engine.connect()
+    if not args.rebuild:
+        try:
+            image = client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            pass
+        else:
+            python = (image.labels or {}).get("io.reuse-runtime.python", "?")
+            print(f"{tag} is already in the engine (Python {python}); --rebuild makes it again")
+            return 0
+    labels = dict(ContainerConfig.from_env().labels)
+    python = make_debian_base(client, tag, suite=args.suite, mirror=args.mirror, labels=labels)
+    print(f"{tag}: Debian {args.suite} with Python {python}")
+    return 0
+
+
+def _image_build(args: argparse.Namespace) -> int:
+    import time
+
+    from reuse_runtime import engine
+    from reuse_runtime.backends.container import ContainerConfig
+    from reuse_runtime.images.builder import ImageBuilder
+    from reuse_runtime.images.recipe import parse_image_field
+    from reuse_runtime.paths import state_dir
+    from reuse_runtime.sdk.environment import TaskEnvironment, TaskTemplate
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise ReuseRuntimeError(f"no such file: {path}")
+    module = _load_script(path)
+    environments: dict[str, TaskEnvironment] = {}
+    for value in vars(module).values():
+        env = value.env if isinstance(value, TaskTemplate) else value
+        if isinstance(env, TaskEnvironment):
+            environments.setdefault(env.name, env)
+    if not environments:
+        raise ReuseRuntimeError(f"{path} defines no TaskEnvironment")
+    config = ContainerConfig.from_env()
+    builder = ImageBuilder(
+        engine.connect(), cache_dir=state_dir() / "build", labels=dict(config.labels)
+    )
+
+    def progress(name: str) -> Callable[[str], None]:
+        return lambda line: print(f"[{name}] {line}", flush=True)
+
+    for name, env in environments.items():
+        started = time.monotonic()
+        image = parse_image_field(env.spec().image)
+        built = builder.ensure(image, progress=progress(name))
+        for notice in built.notices if not built.built else ():
+            print(f"[{name}] notice: {notice}")
+        state = "built" if built.built else "up to date"
+        took = time.monotonic() - started
+        print(f"{name}: {built.tag} ({state}, {took:.1f} s)", flush=True)
+    return 0
+
+
+def _image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from reuse_runtime.images.builder import DEFAULT_DEBIAN_BASE
+
+    p = sub.add_parser("image", help="make the Debian base, or build environments' images")
+    actions = p.add_subparsers(dest="action", required=True)
+    base = actions.add_parser(
+        "base",
+        help="make the Debian base image (debootstrap; about a minute; as root) with no registry",
+    )
+    base.add_argument(
+        "--tag",
+        help=f"image name (default: $REUSE_RUNTIME_DEBIAN_BASE, else {DEFAULT_DEBIAN_BASE})",
+    )
+    base.add_argument("--suite", default="bookworm", help="Debian release (default bookworm)")
+    base.add_argument("--mirror", help="Debian mirror URL (default: debootstrap's)")
+    base.add_argument("--rebuild", action="store_true", help="make it even if it exists")
+    base.set_defaults(sync_main=_image_base)
+    build = actions.add_parser(
+        "build", help="build the image of every environment a Python file defines"
+    )
+    build.add_argument("file", help="the Python file that defines the environments")
+    build.set_defaults(sync_main=_image_build)
+
+
+# ---------------------------------------------------------------- health
+
+
+async def _health_main(args: argparse.Namespace) -> int:
+    from reuse_runtime.wire.clients import check_health, describe_rpc_error
+
+    try:
+        status = await check_health(args.address, _security(args), timeout=args.timeout)
+    except Exception as exc:
+        print(f"unhealthy: {describe_rpc_error(exc, args.address)}", file=sys.stderr)
+        return 1
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def _health_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "health", help="check a worker or controller with the gRPC health service (exit 0: serving)"
+    )
+    p.add_argument("address", help="HOST:PORT, e.g. 127.0.0.1:50051")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    _add_security_flags(p)
+    p.set_defaults(main=_health_main)
+
+
 # ---------------------------------------------------------------- run
 
 
 def _run_file(args: argparse.Namespace) -> int:
     import reuse_runtime as flyte
     from reuse_runtime.sdk.environment import TaskTemplate
+    from reuse_runtime.sdk.inputs import task_inputs
 
     path = Path(args.file)
     if not path.is_file():
         raise ReuseRuntimeError(f"no such file: {path}")
-    kwargs = dict(_parse_param(p) for p in args.params)
     module = _load_script(path)
     task = getattr(module, args.function, None)
     if not isinstance(task, TaskTemplate):
@@ -320,6 +592,7 @@ def _run_file(args: argparse.Namespace) -> int:
         raise ReuseRuntimeError(
             f"{path} has no task named {args.function!r}; its tasks: {', '.join(tasks) or 'none'}"
         )
+    kwargs = task_inputs(task, args.params)
     flyte.init_from_config()
     run = flyte.run(task, **kwargs)
     print(run.name)
@@ -336,6 +609,7 @@ def _load_script(path: Path) -> Any:
     import importlib.util
 
     from reuse_runtime import code
+    from reuse_runtime.sdk.excepthook import one_line
 
     source = path.read_bytes()
     name = code.bundle_module_name(str(path))
@@ -346,25 +620,26 @@ def _load_script(path: Path) -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _parse_param(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise ReuseRuntimeError(f"parameters look like key=value, got {text!r}")
     try:
-        return key, ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return key, raw
+        # As in a replica: a run started while the script is imported is a mistake.
+        with code.importing_script(str(path)):
+            spec.loader.exec_module(module)
+    except ReuseRuntimeError:
+        raise
+    except Exception as exc:
+        raise ScriptFailedError(f"{path} failed when imported: {one_line(exc)}") from exc
+    return module
 
 
 def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run a task of a Python file and print its result")
     p.add_argument("file", help="the Python file that defines the task")
     p.add_argument("function", help="the task to run")
-    p.add_argument("params", nargs="*", help="arguments as key=value (Python literals)")
+    p.add_argument(
+        "params",
+        nargs=argparse.REMAINDER,
+        help="the task's arguments: name=value or --name value, converted by its annotations",
+    )
     p.set_defaults(sync_main=_run_file)
 
 
@@ -372,31 +647,60 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from reuse_runtime import __version__
+
     parser = argparse.ArgumentParser(
         prog="reuse-runtime",
         description="Reusable containers: warm worker pools sized by a ReusePolicy.",
     )
+    parser.add_argument("--version", action="version", version=f"reuse-runtime {__version__}")
     parser.add_argument("--log-level", default=None, help="debug, info (default), warning, error")
+    parser.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default=None,
+        help="log lines for people or JSON (default: JSON into files, else readable)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     _controller_parser(sub)
     _status_parser(sub)
     _worker_parser(sub)
+    _health_parser(sub)
+    _engine_parser(sub)
+    _image_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.log_format:
+        os.environ[logs.FORMAT_ENV] = args.log_format
     logs.configure(sys.stderr, level=args.log_level)
     try:
         if hasattr(args, "sync_main"):
             return int(args.sync_main(args))
         return _run(args.main(args))
-    except (ReuseRuntimeError, ValueError) as exc:
-        print(f"reuse-runtime {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # One line a person can act on; the traceback only when asked for.
+        if (args.log_level or os.environ.get(logs.LEVEL_ENV, "")).lower() == "debug":
+            traceback.print_exc()
+        print(f"reuse-runtime {args.command}: error: {_describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (ReuseRuntimeError, ValueError)):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return (
+        f"{type(exc).__name__}: {exc} (this is a bug in reuse-runtime; run with "
+        f"--log-level debug for the traceback, and please report it)"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from reuse_runtime.model import LogLine
+from reuse_runtime.model import LogLine, RunOptions
 from reuse_runtime.security import Security
 
 
@@ -36,6 +36,19 @@ class TaskContext:
     call_key: str = ""
     # Calls made so far in this run of it, by (task, arguments' hash): their order.
     calls: dict[tuple[str, int], int] | None = None
+    #: The ``flyte.group()`` the task was called in ("" for none).
+    group: str = ""
+    #: ``flyte.custom_context()`` values the task was called with, as sorted pairs.
+    custom_context: tuple[tuple[str, str], ...] = ()
+    #: Which attempt this is, from 1 (0 when the controller did not say).
+    attempt: int = 0
+    #: ``flyte.with_runcontext()`` options of the run; its children inherit them.
+    run_options: RunOptions | None = None
+
+    @property
+    def label(self) -> str:
+        """How the task's output lines are prefixed: its name, within its group."""
+        return f"{self.group}/{self.name}" if self.group else self.name
 
 
 current_task: ContextVar[TaskContext | None] = ContextVar("reuse_runtime_task", default=None)

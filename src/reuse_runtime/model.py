@@ -11,12 +11,12 @@ import hashlib
 import pickle
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import cloudpickle
 
-from reuse_runtime import errors
+from reuse_runtime import errors, pickling
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,16 @@ MAX_TIMEOUT = 1e9
 
 
 @dataclass(frozen=True, slots=True)
+class RunOptions:
+    """``flyte.with_runcontext()`` options that travel with every task of the run."""
+
+    overwrite_cache: bool = False
+    disable_cache: bool = False
+    env_vars: tuple[tuple[str, str], ...] = ()
+    log_level: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task invocation, as sent to a replica.
 
@@ -66,7 +76,14 @@ class TaskSpec:
     timeout: float | None = None
     run_id: str = ""
     parent_task_id: str = ""
-    # A child call's identity in its parent, the same on every attempt (durable replay).
+    #: The ``flyte.group()`` the call was made in, or "".
+    group: str = ""
+    #: ``flyte.custom_context()`` key/value pairs, sorted; inherited by the task's children.
+    custom_context: tuple[tuple[str, str], ...] = ()
+    #: Which attempt this is, from 1; set by the controller when it dispatches the task.
+    attempt: int = 0
+    run_options: RunOptions | None = None
+    #: A child call's identity in its parent, the same on every attempt (durable replay).
     call_key: str = ""
 
     def problem(self) -> str | None:
@@ -100,10 +117,17 @@ class ErrorKind(enum.Enum):
     REJECTED = 7
     INTERNAL = 8
     UNAVAILABLE = 9
+    #: The task raised ``flyte.errors.NonRecoverableError``: not retried.
+    USER_NON_RECOVERABLE = 10
+
+    @property
+    def raised_by_task(self) -> bool:
+        return self is ErrorKind.USER or self is ErrorKind.USER_NON_RECOVERABLE
 
 
 _ERROR_CLASSES: dict[ErrorKind, type[errors.TaskFailedError]] = {
-    ErrorKind.USER: errors.TaskFailedError,
+    ErrorKind.USER: errors.TaskRaisedError,
+    ErrorKind.USER_NON_RECOVERABLE: errors.TaskRaisedError,
     ErrorKind.BAD_INPUT: errors.BadInputError,
     ErrorKind.BAD_OUTPUT: errors.BadOutputError,
     ErrorKind.REPLICA_LOST: errors.ReplicaLostError,
@@ -125,14 +149,15 @@ class RemoteError:
     traceback: str = ""
     pickled: bytes = b""
 
-    def to_exception(self, task: str = "") -> Exception:
+    def to_exception(self, task: str = "", worker: str = "") -> BaseException:
         """The exception to raise in the caller.
 
-        A user's exception that unpickles is raised as itself, with the remote
-        traceback attached as ``__cause__``; anything else becomes the
+        A user's exception that unpickles is raised as itself (and as Flyte's
+        ``RuntimeUserError``, see :func:`~reuse_runtime.errors.as_user_error`), with
+        the remote traceback attached as ``__cause__``; anything else becomes the
         :class:`~reuse_runtime.errors.TaskFailedError` subclass of its kind.
         """
-        if self.kind is ErrorKind.USER and self.pickled:
+        if self.kind.raised_by_task and self.pickled:
             try:
                 exc = pickle.loads(self.pickled)
             except Exception:
@@ -142,9 +167,17 @@ class RemoteError:
             if isinstance(exc, Exception):
                 if self.traceback:
                     exc.__cause__ = errors.RemoteTraceback(self.traceback)
-                return exc
+                return errors.as_user_error(exc, worker=worker or None)
         cls = _ERROR_CLASSES.get(self.kind, errors.TaskFailedError)
-        err = cls(self.message, type_name=self.type, remote_traceback=self.traceback, task=task)
+        if self.kind is ErrorKind.REPLICA_LOST and self.type == "OOMError":
+            cls = errors.OOMError
+        err = cls(
+            self.message,
+            type_name=self.type,
+            remote_traceback=self.traceback,
+            task=task,
+            worker=worker or None,
+        )
         if self.traceback:
             err.__cause__ = errors.RemoteTraceback(self.traceback)
         return err
@@ -161,6 +194,8 @@ class TaskResult:
     replica_id: str = ""
     duration: float = 0.0
     attempts: int = 0
+    #: The value came from the controller's result cache: the task did not run.
+    cached: bool = False
 
     @classmethod
     def failure(
@@ -185,7 +220,7 @@ class TaskResult:
         if self.state is TaskState.SUCCEEDED:
             return pickle.loads(self.value)
         error = self.error or RemoteError(ErrorKind.INTERNAL, "", f"task ended {self.state.name}")
-        raise error.to_exception(task)
+        raise error.to_exception(task, self.replica_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +271,8 @@ class ReplicaHello:
     capacity: int
     address: str = ""
     pid: int = 0
+    #: A worker started by someone else names the environment it serves.
+    environment: str = ""
 
 
 #: Types whose instances pickle the same with ``pickle`` as with ``cloudpickle``.
@@ -284,7 +321,7 @@ def dumps_args(args: tuple[object, ...], kwargs: dict[str, object]) -> bytes:
     if plain is not None:
         return plain
     try:
-        return bytes(cloudpickle.dumps((args, kwargs)))
+        return pickling.dumps((args, kwargs))
     except Exception as exc:
         named = [(f"argument {i}", a) for i, a in enumerate(args)] + [
             (f"argument {k!r}", v) for k, v in kwargs.items()
@@ -337,11 +374,14 @@ class EnvironmentSpec:
     code_version: str = ""
     working_dir: str = ""
     python_path: tuple[str, ...] = ()
-    env_vars: tuple[tuple[str, str], ...] = ()
+    # Secrets travel here: never shown in a repr.
+    env_vars: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     on_start: FunctionRef | None = None
     on_stop: FunctionRef | None = None
     hooks_bundle: CodeBundle | None = None
     stop_grace: float = 10.0
+    #: "" for a pool every run shares; a run's name for ``ReusePolicy(scope="run")``.
+    scope: str = ""
 
     def key(self) -> str:
         """A stable name for the pool: the environment's name plus a digest of its settings.
@@ -361,9 +401,23 @@ class EnvironmentSpec:
                 self.on_stop,
                 self.hooks_bundle.digest if self.hooks_bundle else "",
                 self.stop_grace,
+                self.scope,
             )
         )
         return f"{self.name}-{hashlib.sha256(fields.encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBackoff:
+    """How long to wait before the n-th retry (from 0): ``min(base * factor**n, cap)``."""
+
+    base: float
+    factor: float = 1.0
+    cap: float = 0.0  # 0: no cap
+
+    def delay(self, n: int) -> float:
+        delay = self.base * (self.factor**n)
+        return min(delay, self.cap) if self.cap > 0 else delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +428,11 @@ class Submission:
     task: TaskSpec
     retries: int = 0
     stream_logs: bool = False
+    #: Set when the result may be cached: the task, its code version and its inputs.
+    cache_key: str = ""
+    #: Run it even on a cache hit, and store the new result.
+    cache_overwrite: bool = False
+    retry_backoff: RetryBackoff | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +466,18 @@ class ReplicaStatus:
     report: ReplicaReport | None = None
     where: str = ""
     retire_reason: str = ""
+    #: Attached by someone else: the controller routes to it but never stops it.
+    external: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStatus:
+    """The tasks of one ``flyte.group()`` in an environment."""
+
+    name: str
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,6 +493,8 @@ class EnvironmentStatus:
     failed: int
     dormant: bool
     last_error: str = ""
+    cache_hits: int = 0
+    groups: tuple[GroupStatus, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -419,6 +419,7 @@ def every_rpc(env_key: str) -> list[Rpc]:
         Rpc("Controller", "Submit", pb.SubmitBatch, True, submit_batches(env_key)),
         Rpc("Controller", "Cancel", pb.CancelRequest, False, cancel_requests),
         Rpc("Controller", "GetStatus", pb.StatusRequest, False, status_requests),
+        Rpc("Controller", "Report", pb.ReplicaReport, False, replica_reports),
     ]
 
 

@@ -24,7 +24,14 @@ def silence(heard_at: float, listening_since: float, now: float) -> float:
     return now - max(heard_at, listening_since)
 
 
-def describe_silence(seconds: float) -> str:
+def describe_silence(seconds: float, blocked_by: str = "") -> str:
+    """The cause a replica lost this way is given; ``blocked_by``: the task its watchdog
+    saw blocking its event loop, if any."""
+    if blocked_by:
+        return (
+            f"it stopped reporting for {seconds:.0f} s: its event loop was blocked by task "
+            f"{blocked_by}"
+        )
     return (
         f"it stopped reporting for {seconds:.0f} s (stopped, wedged, or its event loop "
         f"blocked by a task)"

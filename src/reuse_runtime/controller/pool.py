@@ -44,6 +44,7 @@ from reuse_runtime.controller.autoscaler import (
 from reuse_runtime.controller.liveness import describe_silence, silence
 from reuse_runtime.controller.replay import ReplayLog
 from reuse_runtime.controller.router import RouteCandidate, pick_replica
+from reuse_runtime.errors import BadInputError
 from reuse_runtime.model import (
     CodeBundle,
     EnvironmentSpec,
@@ -102,6 +103,8 @@ class TaskRecord:
     # It was on a replica that died: it now runs alone (its own children aside).
     solo: bool = False
     loss_causes: list[str] = field(default_factory=list)
+    # Waiting out a retry backoff: neither in the backlog nor on a replica.
+    backing_off: bool = False
 
     @property
     def task_id(self) -> str:
@@ -127,6 +130,7 @@ class ReplicaState:
     report: ReplicaReport | None = None
     report_at: float = 0.0
     heard_at: float = 0.0  # its last message of any kind (see liveness.py)
+    blocked_by: str = ""  # the task blocking its event loop, as its watchdog last said
     last_task_end: float = 0.0
     dispatched: int = 0
     completed: int = 0
@@ -136,6 +140,8 @@ class ReplicaState:
     exit_status: ExitStatus | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     gone: bool = False
+    # Started by someone else (--environment): routed to, never stopped, no TTLs.
+    external: bool = False
 
     @property
     def free(self) -> int:
@@ -192,6 +198,8 @@ class ReplicaPool:
         self._bundles = bundles
         self._clock = clock
         self.backlog: deque[TaskRecord] = deque()
+        # Retries waiting out their backoff (not in the backlog meanwhile).
+        self._backing_off: set[TaskRecord] = set()
         # Cancelled records left in the backlog (removing one from a deque is O(n)):
         # skipped when they reach its head, compacted away when they are half of it.
         self._stale = 0
@@ -311,6 +319,8 @@ class ReplicaPool:
         if bundle is not None:
             replica.bundles.add(bundle.digest)
         record.attempts += 1
+        if record.attempts > 1:  # the first attempt leaves it 0, and costs nothing
+            spec = replace(spec, attempt=record.attempts)
         record.replica = replica
         if record.lost_children:
             record.lost_children = False
@@ -328,7 +338,11 @@ class ReplicaPool:
             asyncio.get_running_loop().call_later(
                 spec.timeout + self.cancel_grace, self._expire, record, replica, True
             )
-        if self.policy.max_tasks and replica.dispatched >= self.policy.max_tasks:
+        if (
+            self.policy.max_tasks
+            and replica.dispatched >= self.policy.max_tasks
+            and not replica.external
+        ):
             self._retire(replica, f"ran max_tasks={self.policy.max_tasks} tasks")
 
     def _unassign(self, replica: ReplicaState, record: TaskRecord) -> None:
@@ -360,8 +374,10 @@ class ReplicaPool:
         if record.finished or record.cancel_requested:
             return
         record.cancel_requested = reason
-        if record.replica is None:  # waiting: not on a replica, not finished
+        if record.replica is None:  # waiting, or backing off before a retry: not finished
             self._finish(record, _cancelled(record, reason))
+            if record.backing_off:
+                return  # not in the backlog: its timer finds it finished
             self._stale += 1
             if self._stale > 64 and self._stale * 2 > len(self.backlog):
                 self.backlog = deque(r for r in self.backlog if not r.finished)
@@ -452,10 +468,33 @@ class ReplicaPool:
                 self.backlog.appendleft(record)
                 return
             if error.kind is ErrorKind.USER and record.retries_left > 0:
+                backoff = record.submission.retry_backoff
+                retry = max(0, record.submission.retries) - record.retries_left
                 record.retries_left -= 1
-                self.backlog.appendleft(record)
+                delay = backoff.delay(retry) if backoff is not None else 0.0
+                if delay > 0:
+                    record.backing_off = True
+                    self._backing_off.add(record)
+                    asyncio.get_running_loop().call_later(delay, self._requeue, record)
+                else:
+                    self.backlog.appendleft(record)
                 return
         self._finish(record, result)
+
+    def _requeue(self, record: TaskRecord) -> None:
+        """A retry whose backoff has passed: it goes first, unless it was cancelled meanwhile."""
+        record.backing_off = False
+        self._backing_off.discard(record)
+        if record.finished:
+            return
+        if record.cancel_requested:
+            self._finish(record, _cancelled(record, record.cancel_requested))
+            return
+        if self._closed:
+            self._return(record)
+            return
+        self.backlog.appendleft(record)
+        self.pump()
 
     def _finish(self, record: TaskRecord, result: TaskResult) -> None:
         if record.finished:
@@ -472,6 +511,36 @@ class ReplicaPool:
         record.deliver(result)
 
     # ------------------------------------------------------------ replicas
+
+    async def attach_external(self, stream: Any, events: AsyncIterator[Any]) -> None:
+        """Serve a worker someone else started (``--environment``), until its stream ends.
+
+        It is routed to like any replica, but never stopped, recycled or counted
+        by the autoscaler: its owner (compose, systemd, a Deployment) manages it.
+        """
+        hello = stream.hello
+        if hello.replica_id in self.replicas:
+            raise BadInputError(
+                f"a replica with id {hello.replica_id!r} is already attached to environment "
+                f"{self.spec.name!r}; give each worker its own --replica-id"
+            )
+        replica = ReplicaState(
+            hello.replica_id,
+            started_at=self._clock(),
+            capacity=hello.capacity or self.policy.concurrency,
+            external=True,
+        )
+        replica.exited.set()  # nothing of ours runs it: there is no exit to wait for
+        self.replicas[hello.replica_id] = replica
+        self._register_replica(hello.replica_id, self)
+        log.info(
+            "external replica attached",
+            env=self.spec.name,
+            replica=hello.replica_id,
+            address=hello.address,
+            capacity=replica.capacity,
+        )
+        await self.attach(hello.replica_id, stream, events)
 
     async def attach(self, replica_id: str, stream: Any, events: AsyncIterator[Any]) -> None:
         """Serve a replica that connected, until its stream ends."""
@@ -512,9 +581,24 @@ class ReplicaPool:
                 await replica.exited.wait()
         self._forget(replica, cause="lost its connection to the controller")
 
-    def _on_report(self, replica: ReplicaState, report: ReplicaReport) -> None:
+    def report_from_watchdog(self, report: ReplicaReport) -> bool:
+        """A report that came apart from the replica's stream; False if it is unknown."""
+        replica = self.replicas.get(report.replica_id)
+        if replica is None or replica.gone or replica.stream is None:
+            return False
+        # It shows in status; it does not count as the replica's heartbeat: its event
+        # loop is blocked, and one blocked past the report deadline is declared lost.
+        self._on_report(replica, report, loop_alive=False)
+        return True
+
+    def _on_report(
+        self, replica: ReplicaState, report: ReplicaReport, *, loop_alive: bool = True
+    ) -> None:
         replica.report = report
-        replica.report_at = replica.heard_at = self._clock()
+        replica.report_at = self._clock()
+        if loop_alive:
+            replica.heard_at = replica.report_at
+        replica.blocked_by = "" if loop_alive else report.loop_blocked_by
         if replica.phase is ReplicaPhase.STARTING:
             replica.phase = ReplicaPhase.READY
             self.start_failures = 0
@@ -525,16 +609,23 @@ class ReplicaPool:
                 took=round(replica.report_at - replica.started_at, 3),
             )
             self.pump()
-        if self.policy.max_rss and report.rss_bytes > self.policy.max_rss:
+        if replica.external:
+            # Its owner decides when it goes; a draining one just takes nothing more.
+            if report.draining and replica.phase is not ReplicaPhase.DRAINING:
+                replica.phase = ReplicaPhase.DRAINING
+                replica.retire_reason = "the replica is draining"
+        elif self.policy.max_rss and report.rss_bytes > self.policy.max_rss:
             self._retire(
                 replica, f"its RSS {report.rss_bytes} bytes is over max_rss={self.policy.max_rss}"
             )
         elif report.recycle_reason:
             self._retire(replica, report.recycle_reason)
         elif report.draining and not replica.retire_reason:
-            # It is draining on its own (a SIGTERM from outside): route nothing more to it.
+            # It is draining on its own (a SIGTERM from outside): route nothing more to it,
+            # and do not stop it again: a second SIGTERM makes a worker exit at once.
             replica.phase = ReplicaPhase.DRAINING
             replica.retire_reason = "the replica is draining"
+            replica.stopping = True
 
     def _retire(self, replica: ReplicaState, reason: str, *, kill: bool = False) -> None:
         """Stop routing to a replica; stop it once its tasks are done (or now, if kill)."""
@@ -623,7 +714,9 @@ class ReplicaPool:
             cause = status.describe()
         if replica.kill_reason:
             cause = f"was replaced because {replica.kill_reason}"
-        never_ready = replica.phase is ReplicaPhase.STARTING and not replica.stopping
+        never_ready = (
+            replica.phase is ReplicaPhase.STARTING and not replica.stopping and not replica.external
+        )
         if never_ready:
             self.start_failures += 1
             self.last_start_failure = self._clock()
@@ -642,6 +735,8 @@ class ReplicaPool:
             if self.start_failures >= START_FAILURES_BEFORE_GIVING_UP and not self.replicas:
                 self._fail_backlog()
         elif not replica.stopping:
+            # `status` shows it: "replica X ran out of memory: ... limit of 200Mi".
+            self.last_error = f"replica {replica.replica_id} {cause}"
             log.warning(
                 "replica lost",
                 env=self.spec.name,
@@ -649,12 +744,13 @@ class ReplicaPool:
                 cause=cause,
                 inflight=len(replica.running),
             )
+        oom = status is not None and status.oom
         for record in list(replica.running.values()):
             self._unassign(replica, record)
-            self._lost(record, replica.replica_id, cause)
+            self._lost(record, replica.replica_id, cause, oom=oom)
         self.pump()
 
-    def _lost(self, record: TaskRecord, replica_id: str, cause: str) -> None:
+    def _lost(self, record: TaskRecord, replica_id: str, cause: str, *, oom: bool = False) -> None:
         if record.cancel_requested:
             self._finish(record, _cancelled(record, record.cancel_requested))
             return
@@ -676,12 +772,16 @@ class ReplicaPool:
                 f"task {record.spec.name or record.task_id} was running on {record.losses} "
                 f"replicas that died ({causes}); it is quarantined and will not be retried "
                 f"(replica-loss budget: {self.loss_budget} retries)",
+                # The caller gets OOMError when the last replica ran out of memory.
+                "OOMError" if oom else "ReplicaLostError",
             )
             return
         self.backlog.appendleft(record)
 
-    def _quarantine(self, record: TaskRecord, message: str) -> None:
-        self._finish(record, _failed(record, ErrorKind.REPLICA_LOST, "ReplicaLostError", message))
+    def _quarantine(
+        self, record: TaskRecord, message: str, type_name: str = "ReplicaLostError"
+    ) -> None:
+        self._finish(record, _failed(record, ErrorKind.REPLICA_LOST, type_name, message))
 
     def _lost_while_waiting(self, record: TaskRecord, replica_id: str, cause: str) -> None:
         """Its replica died while it only waited for its children: it is the victim, not a
@@ -731,6 +831,8 @@ class ReplicaPool:
         """Take no more tasks; hand the waiting ones back to their clients. Returns how many."""
         self._closed = True
         waiting = [r for r in self.backlog if not r.finished]
+        waiting += self._backing_off  # retries waiting out their backoff
+        self._backing_off = set()
         self.backlog.clear()
         self._stale = 0
         for record in waiting:
@@ -766,12 +868,19 @@ class ReplicaPool:
     # ------------------------------------------------------------ autoscaling
 
     def snapshot(self) -> PoolSnapshot:
+        external = [
+            r
+            for r in self.replicas.values()
+            if r.external and r.phase is ReplicaPhase.READY and r.stream is not None
+        ]
         return PoolSnapshot(
             replicas=tuple(
                 ReplicaView(r.replica_id, r.phase, len(r.running) - r.suspended, r.idle_since())
                 for r in self.replicas.values()
-                if not r.stopping
+                if not r.stopping and not r.external
             ),
+            external_ready=len(external),
+            external_free=sum(max(0, r.free) for r in external),
             backlog=self.waiting,
             assigned=self._assigned,
             consecutive_start_failures=self.start_failures,
@@ -789,7 +898,8 @@ class ReplicaPool:
         if self.policy.max_lifetime:
             for replica in list(self.replicas.values()):
                 if (
-                    replica.phase is ReplicaPhase.READY
+                    not replica.external
+                    and replica.phase is ReplicaPhase.READY
                     and now - replica.started_at > self.policy.max_lifetime
                 ):
                     self._retire(replica, f"older than max_lifetime={self.policy.max_lifetime:g} s")
@@ -831,6 +941,7 @@ class ReplicaPool:
                 continue
             quiet = silence(replica.heard_at, listening_since, now)
             if quiet > deadline:
+                blocked_by = replica.blocked_by
                 log.warning(
                     "replica stopped reporting; killing it",
                     env=self.spec.name,
@@ -839,7 +950,7 @@ class ReplicaPool:
                     deadline=deadline,
                     inflight=len(replica.running),
                 )
-                self._retire(replica, describe_silence(quiet), kill=True)
+                self._retire(replica, describe_silence(quiet, blocked_by), kill=True)
 
     @property
     def waiting(self) -> int:

@@ -23,6 +23,7 @@ from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
 from reuse_runtime.controller.liveness import HEARTBEATS_BEFORE_LOST, Listening
 from reuse_runtime.controller.service import ControllerService
+from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
 
@@ -55,6 +56,10 @@ class ControllerConfig:
     drain_grace: float = 30.0
     security: Security = field(default_factory=Security)
     log_dir: Path | None = None
+    # What replicas dial, "HOST" or "HOST:PORT", where the bind address is not it.
+    advertise_address: str | None = None
+    # The result cache (SQLite): None puts it in the state directory, on first use.
+    cache_path: Path | None = None
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
@@ -86,6 +91,7 @@ class ControllerServer:
     def __init__(self, config: ControllerConfig, backend: Backend | None = None) -> None:
         self.config = config
         self.address = ""
+        self.port = 0
         self._backend = backend or LocalBackend(config.log_dir)
         # What the server and its replicas require: the configured credentials, or a
         # token made up here (see Security.with_token_if_open).
@@ -114,6 +120,7 @@ class ControllerServer:
             cancel_grace=config.cancel_grace,
             heartbeat=config.heartbeat,
             report_deadline=config.deadline(),
+            cache_path=config.cache_path or state_dir() / "cache.sqlite",
         )
         server, self._health = services.build_server(
             [services.controller_handler(self._service)],
@@ -130,12 +137,23 @@ class ControllerServer:
         self._tasks.spawn(self._autoscale(), "autoscaler")
         log.info("controller started", address=self.address, backend=self._backend.name)
 
-    def _replica_address(self) -> str:
-        # Local replicas reach a wildcard bind through loopback.
+    @property
+    def local_address(self) -> str:
+        """Where a client on this machine dials: loopback for a wildcard bind."""
         host = self.config.host
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         return f"{host}:{self._port}" if ":" not in host else f"[{host}]:{self._port}"
+
+    def _replica_address(self) -> str:
+        advertised = self.config.advertise_address
+        if advertised:
+            # "HOST" takes the bound port; "HOST:PORT" and "[V6]:PORT" are used as they are.
+            if advertised.count(":") > 1 and not advertised.startswith("["):
+                return f"[{advertised}]:{self._port}"  # a bare IPv6 address
+            has_port = advertised.rsplit(":", 1)[-1].isdigit() and ":" in advertised
+            return advertised if has_port else f"{advertised}:{self._port}"
+        return self.local_address
 
     async def _autoscale(self) -> None:
         listening = Listening()
@@ -171,7 +189,8 @@ class ControllerServer:
                 await self._server.stop(grace=5.0)
         finally:
             self._closed.set_result(None)
-            log.info("controller stopped")
+            if self.address:  # it had started: a failed start says so by its own error
+                log.info("controller stopped")
 
     async def wait_closed(self) -> None:
         if self._closed is not None:

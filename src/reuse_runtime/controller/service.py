@@ -13,13 +13,15 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psutil
 import structlog
 
 from reuse_runtime.backends.base import Backend
-from reuse_runtime.controller.pool import ReplicaPool, TaskRecord
+from reuse_runtime.controller.cache import ResultCache
+from reuse_runtime.controller.pool import ReplicaPool, ReplicaState, TaskRecord
 from reuse_runtime.controller.replay import ReplayLog
 from reuse_runtime.errors import BadInputError, ClosedError
 from reuse_runtime.model import (
@@ -29,7 +31,9 @@ from reuse_runtime.model import (
     EnvironmentSpec,
     EnvironmentStatus,
     ErrorKind,
+    GroupStatus,
     LogLine,
+    ReplicaReport,
     ReplicaStatus,
     Submission,
     TaskResult,
@@ -97,6 +101,14 @@ class SubmitSession:
             return
         if service.cancelled:  # a task sent again (its client lost a controller) starts clean
             service.cancelled.pop(spec.task_id, None)
+        if submission.cache_key and not submission.cache_overwrite:
+            value = service.cached_result(submission)
+            if value is not None:
+                self._results.append(
+                    TaskResult(spec.task_id, TaskState.SUCCEEDED, value=value, cached=True)
+                )
+                self._wakeup.set()
+                return
         if spec.bundle is not None:
             # Keep one copy per version; replicas get it with their first task that needs it.
             service.bundles.setdefault(spec.bundle.digest, spec.bundle)
@@ -150,6 +162,8 @@ class SubmitSession:
             service.log_routes[spec.run_id] = self
         service.tasks[spec.task_id] = record
         self._outstanding[spec.task_id] = record
+        if spec.group:
+            service.group_counts(submission.env_key, spec.group)[0] += 1
         pool.submit(record)
 
     def _adopt(self, record: TaskRecord) -> bool:
@@ -219,6 +233,8 @@ class SubmitSession:
 
     def _deliver(self, result: TaskResult) -> None:
         record = self._forget(result.task_id)
+        if record is not None and (record.spec.group or record.submission.cache_key):
+            self._service.finished(record, result)
         if record is not None and record.spec.call_key:
             parent = record.parent
             # Even after its parent ended: a nested log lives on in the grandparent's.
@@ -270,6 +286,7 @@ class ControllerService:
         cancel_grace: float,
         heartbeat: float,
         report_deadline: float,
+        cache_path: Path | None = None,
     ) -> None:
         self.backend = backend
         self._address = address
@@ -289,6 +306,10 @@ class ControllerService:
         self.sessions: set[SubmitSession] = set()
         # Shutting down: nothing new is accepted, unfinished tasks go back to their clients.
         self.draining = False
+        self.cache = ResultCache(cache_path) if cache_path is not None else None
+        self.cache_hits: dict[str, int] = {}
+        # (environment key, group) -> [running, succeeded, failed]
+        self.groups: dict[str, dict[str, list[int]]] = {}
         self._replica_pools: dict[str, ReplicaPool] = {}
         self._process = psutil.Process()
 
@@ -368,18 +389,40 @@ class ControllerService:
             cancelled.popitem(last=False)
 
     async def attach(self, stream: Any, events: AsyncIterator[Any]) -> None:
-        replica_id = stream.hello.replica_id
-        pool = self._replica_pools.get(replica_id)
-        if pool is None:
+        hello = stream.hello
+        pool = self._replica_pools.get(hello.replica_id)
+        if pool is not None and not hello.environment:
+            await pool.attach(hello.replica_id, stream, events)
+            return
+        if not hello.environment:
             raise BadInputError(
-                f"replica {replica_id!r} was not started by this controller; replicas attach "
-                f"only to the controller that launched them"
+                f"replica {hello.replica_id!r} was not started by this controller; a worker "
+                f"started elsewhere attaches with --environment NAME"
             )
-        await pool.attach(replica_id, stream, events)
+        await self._pool_named(hello.environment).attach_external(stream, events)
+
+    def _pool_named(self, name: str) -> ReplicaPool:
+        """The pool an external worker joins: by key, else the newest of that name."""
+        if name in self.pools:
+            return self.pools[name]
+        named = [pool for pool in self.pools.values() if pool.spec.name == name]
+        if not named:
+            known = sorted({pool.spec.name for pool in self.pools.values()})
+            raise BadInputError(
+                f"no environment named {name!r} is registered at this controller (registered: "
+                f"{', '.join(known) or 'none'}); an environment is registered when a client "
+                f"first submits one of its tasks"
+            )
+        return named[-1]
+
+    def replica_report(self, report: ReplicaReport) -> bool:
+        """A report sent outside a replica's stream (its watchdog, while its loop is blocked)."""
+        pool = self._replica_pools.get(report.replica_id)
+        return pool is not None and pool.report_from_watchdog(report)
 
     def status(self) -> ControllerStatus:
         return ControllerStatus(
-            environments=tuple(_environment_status(p) for p in self.pools.values()),
+            environments=tuple(_environment_status(self, p) for p in self.pools.values()),
             rss_bytes=self._process.memory_info().rss,
             address=self._address(),
         )
@@ -392,6 +435,44 @@ class ControllerService:
 
     def pool_of(self, record: TaskRecord) -> ReplicaPool:
         return self.pools[record.submission.env_key]
+
+    def cached_result(self, submission: Submission) -> bytes | None:
+        """A stored result for the submission's cache key: counted, logged and shown to its run."""
+        if self.cache is None:
+            return None
+        value = self.cache.get(submission.cache_key)
+        if value is None:
+            return None
+        spec, env_key = submission.task, submission.env_key
+        self.cache_hits[env_key] = self.cache_hits.get(env_key, 0) + 1
+        if spec.group:
+            self.group_counts(env_key, spec.group)[1] += 1
+        label = f"{spec.group}/{spec.name}" if spec.group else spec.name
+        log.info("cache hit", task=spec.name, env=env_key, key=submission.cache_key[:16])
+        self._route_logs([LogLine(spec.task_id, label, spec.run_id, "cache", "cache hit")])
+        return value
+
+    def finished(self, record: TaskRecord, result: TaskResult) -> None:
+        """Book a task's end: its group's counts, and its result in the cache."""
+        submission = record.submission
+        if record.spec.group:
+            counts = self.group_counts(submission.env_key, record.spec.group)
+            counts[0] -= 1
+            counts[1 if result.ok else 2] += 1
+        if submission.cache_key and result.ok and self.cache is not None:
+            self.cache.put(submission.cache_key, record.spec.name, result.value)
+
+    def group_counts(self, env_key: str, group: str) -> list[int]:
+        groups = self.groups.setdefault(env_key, {})
+        counts = groups.get(group)
+        if counts is None:
+            if len(groups) >= MAX_GROUPS:
+                # Forget the oldest finished group: names made per call must not grow forever.
+                idle = next((name for name, c in groups.items() if c[0] <= 0), None)
+                if idle is not None:
+                    del groups[idle]
+            counts = groups[group] = [0, 0, 0]
+        return counts
 
     def _register_replica(self, replica_id: str, pool: ReplicaPool | None) -> None:
         if pool is None:
@@ -439,6 +520,8 @@ class ControllerService:
         """Stop every replica; what did not finish goes back to its client; end the streams."""
         self.draining = True
         await asyncio.gather(*(p.close() for p in self.pools.values()), return_exceptions=True)
+        if self.cache is not None:
+            self.cache.close()
         for session in list(self.sessions):
             session.end()
 
@@ -459,6 +542,8 @@ def _log_of(parent: TaskRecord) -> ReplayLog:
 
 MAX_REPLICAS = 1000
 MAX_CONCURRENCY = 100_000
+#: Groups ``status`` keeps counts for, per environment.
+MAX_GROUPS = 200
 
 
 def _check_environment(spec: EnvironmentSpec) -> None:
@@ -490,7 +575,16 @@ def _check_environment(spec: EnvironmentSpec) -> None:
         raise BadInputError("invalid environment: " + "; ".join(problems))
 
 
-def _environment_status(pool: ReplicaPool) -> EnvironmentStatus:
+def _where(replica: ReplicaState) -> str:
+    if replica.handle is not None:
+        return replica.handle.describe()
+    hello = replica.stream.hello if replica.stream is not None else None
+    if replica.external and hello is not None:
+        return f"external, serving {hello.address}" + (f" (pid {hello.pid})" if hello.pid else "")
+    return ""
+
+
+def _environment_status(service: ControllerService, pool: ReplicaPool) -> EnvironmentStatus:
     p = pool.policy
     return EnvironmentStatus(
         key=pool.key,
@@ -505,8 +599,9 @@ def _environment_status(pool: ReplicaPool) -> EnvironmentStatus:
                 state=r.phase.value,
                 assigned=len(r.running),
                 report=r.report,
-                where=r.handle.describe() if r.handle is not None else "",
+                where=_where(r),
                 retire_reason=r.retire_reason,
+                external=r.external,
             )
             for r in pool.replicas.values()
         ),
@@ -514,4 +609,8 @@ def _environment_status(pool: ReplicaPool) -> EnvironmentStatus:
         failed=pool.failed,
         dormant=pool.scale_state.dormant,
         last_error=pool.last_error,
+        cache_hits=service.cache_hits.get(pool.key, 0),
+        groups=tuple(
+            GroupStatus(name, *counts) for name, counts in service.groups.get(pool.key, {}).items()
+        ),
     )

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import os
 import secrets
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
@@ -29,7 +30,7 @@ from reuse_runtime.errors import (
     ReuseRuntimeError,
 )
 from reuse_runtime.security import Security
-from reuse_runtime.state import with_local_token
+from reuse_runtime.tokens import with_local_token
 from reuse_runtime.wire import convert
 from reuse_runtime.wire.services import CLIENT_ID_HEADER, MAX_MESSAGE_BYTES
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
@@ -77,6 +78,19 @@ def open_channel(address: str, security: Security) -> grpc.aio.Channel:
 
 def call_metadata(security: Security) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {security.token}"),) if security.token else ()
+
+
+async def check_health(address: str, security: Security, timeout: float = 5.0) -> str:
+    """The standard gRPC health status of a worker or controller, e.g. ``"SERVING"``.
+
+    Health checks need no token, so this works wherever the port is reachable.
+    """
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with open_channel(address, security) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
 def describe_rpc_error(exc: BaseException, target: str) -> str:
@@ -1014,3 +1028,48 @@ def _submit_batch(items: list[model.Submission], cancels: list[str]) -> pb.Submi
     return pb.SubmitBatch(
         submissions=[convert.submission_to_proto(s) for s in items], cancel=cancels
     )
+
+
+class ReportSender:
+    """Sends a replica's report from a plain thread, over a blocking channel of its own.
+
+    The replica's watchdog uses it while the event loop is blocked (the Connect
+    stream lives on that loop), so ``status`` shows the blocked loop as it
+    happens. Thread-safe; a failed send is dropped (the next heartbeat follows).
+    """
+
+    def __init__(self, address: str, security: Security) -> None:
+        self._address = address
+        self._security = security
+        self._lock = threading.Lock()
+        self._channel: grpc.Channel | None = None
+
+    def send(self, report: model.ReplicaReport, timeout: float = 2.0) -> bool:
+        """Send ``report``; returns whether the controller knew the replica."""
+        with self._lock:
+            if self._channel is None:
+                if self._security.tls is not None:
+                    credentials = grpc.ssl_channel_credentials(
+                        root_certificates=self._security.tls.ca,
+                        private_key=self._security.tls.key,
+                        certificate_chain=self._security.tls.cert,
+                    )
+                    self._channel = grpc.secure_channel(self._address, credentials)
+                else:
+                    self._channel = grpc.insecure_channel(self._address)
+            stub = pb_grpc.ControllerStub(self._channel)
+            try:
+                reply = stub.Report(
+                    convert.report_to_proto(report),
+                    timeout=timeout,
+                    metadata=call_metadata(self._security),
+                )
+            except grpc.RpcError:
+                return False
+            return bool(reply.known)
+
+    def close(self) -> None:
+        with self._lock:
+            channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()

@@ -66,6 +66,8 @@ class ControllerLink:
         self._forward: asyncio.Task[None] | None = None
         self.drain_requested = asyncio.Event()
         self.drain_reason = ""
+        # The controller took this replica: its init arrived.
+        self.attached = False
 
     async def run(self) -> None:
         conn = ControllerConnection(self._address, self._security, self._hello)
@@ -100,6 +102,7 @@ class ControllerLink:
         if self._init is not None or self._finishing:
             return
         self._init = init
+        self.attached = True
         try:
             if init.on_start is not None:
                 await run_hook(self._service, init.on_start, init, "on_start")

@@ -28,8 +28,9 @@ from reuse_runtime import context as task_context
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.model import ReplicaHello
 from reuse_runtime.security import Security
-from reuse_runtime.state import with_local_token
+from reuse_runtime.tokens import with_local_token
 from reuse_runtime.wire import services
+from reuse_runtime.wire.clients import ReportSender, describe_rpc_error
 from reuse_runtime.worker import output
 from reuse_runtime.worker.executor import DEFAULT_MAX_PAYLOAD, Executor, ExecutorConfig
 from reuse_runtime.worker.link import ControllerLink
@@ -56,6 +57,8 @@ class WorkerConfig:
     concurrency: int = 1
     replica_id: str = field(default_factory=default_replica_id)
     controller: str | None = None
+    # With `controller`: the environment a worker started by someone else joins.
+    environment: str | None = None
     grace_period: float = 30.0
     heartbeat: float = 5.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
@@ -68,6 +71,8 @@ class WorkerConfig:
             raise ValueError(f"heartbeat must be in (0, 5] seconds, got {self.heartbeat}")
         if self.grace_period < 0:
             raise ValueError(f"grace period must not be negative, got {self.grace_period}")
+        if self.environment and not self.controller:
+            raise ValueError("--environment needs --controller: the controller to join")
         self.security.check_bind(self.host)
 
 
@@ -87,12 +92,15 @@ class WorkerServer:
         self._server: object = None
         self._service: WorkerService | None = None
         self._link: ControllerLink | None = None
+        self._reports: ReportSender | None = None
         self._tasks = TaskSet("worker")
         self._shutdown = asyncio.Event()
         self.shutdown_reason = ""
         self.controller_lost = False
         # Set by serve(): the process exits when a drain overruns its deadline.
         self.exit_on_overrun = False
+        # Why the controller never took this worker (refused, or unreachable), if it did not.
+        self.attach_error = ""
         self._closed: asyncio.Future[None] | None = None
 
     @property
@@ -137,11 +145,19 @@ class WorkerServer:
                 self._service,
                 config.controller,
                 to_controller,
-                ReplicaHello(config.replica_id, config.concurrency, self.address, os.getpid()),
+                ReplicaHello(
+                    config.replica_id,
+                    config.concurrency,
+                    self.address,
+                    os.getpid(),
+                    config.environment or "",
+                ),
                 heartbeat=config.heartbeat,
                 on_end=self._link_ended,
             )
             self._tasks.spawn(self._run_link(self._link), "controller-link")
+            self._reports = ReportSender(config.controller, config.security)
+            monitor.send_while_blocked = self._reports.send
         log.info(
             "worker started",
             address=self.address,
@@ -164,6 +180,14 @@ class WorkerServer:
             return
         if error is None:
             self.request_shutdown("the controller closed the connection")
+            return
+        if self._link is not None and not self._link.attached:
+            # Never taken (refused, or unreachable): the CLI exits non-zero with this.
+            self.attach_error = (
+                f"the controller at {self.config.controller} did not take this worker: "
+                f"{describe_rpc_error(error, 'Connect')}"
+            )
+            self.request_shutdown(self.attach_error)
             return
         log.error(
             "lost the controller",
@@ -213,6 +237,10 @@ class WorkerServer:
         try:
             await self._drain()
         finally:
+            if self._service is not None:
+                self._service.monitor.send_while_blocked = None
+            if self._reports is not None:
+                self._reports.close()
             self._closed.set_result(None)
 
     async def wait_closed(self) -> None:

@@ -1,8 +1,7 @@
-"""This user's state directory: run logs, replica logs, and the tokens of local servers.
+"""The tokens local servers make up, kept where only their own user can read them.
 
-Everything here is private: the directory is mode 0700 and files that hold an
-address or a token are created 0600, so another user on the machine can read
-none of it (``$REUSE_RUNTIME_HOME``, else ``~/.cache/reuse-runtime``).
+They live in the private state directory (:mod:`reuse_runtime.paths`: mode 0700,
+files 0600), so another user on the machine can read none of them.
 
 A controller or worker started without a token or mTLS makes a random token
 (loopback is no boundary on a shared machine) and records it here, under its
@@ -19,46 +18,10 @@ import json
 import os
 from pathlib import Path
 
+from reuse_runtime.paths import state_dir, write_private
 from reuse_runtime.security import Security, is_loopback
 
-HOME_ENV = "REUSE_RUNTIME_HOME"
 SERVERS = "servers"
-
-
-def state_dir() -> Path:
-    """Where runs' logs and the embedded controller's address are kept."""
-    explicit = os.environ.get(HOME_ENV)
-    if explicit:
-        return Path(explicit)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(cache) / "reuse-runtime"
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and its parents) readable by this user only: mode 0700.
-
-    The state directory holds the embedded controller's address and token, and
-    every run's output, so nobody else on the machine may read it.
-    """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-    return path
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, created mode 0600 (never readable by others)."""
-    private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def server_record(port: int) -> Path:
