@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -81,9 +82,7 @@ class Runtime:
     def __init__(self, config: RuntimeConfig) -> None:
         self.config = config
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="reuse-runtime", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name="reuse-runtime", daemon=True)
         self._thread.start()
         self._controller: Any = None
         self._runs: dict[str, Run] = {}
@@ -96,6 +95,14 @@ class Runtime:
         except BaseException:
             self.close()
             raise
+
+    def _serve(self) -> None:
+        # Ctrl-C and SIGTERM are the caller's: blocked here (and in the threads started
+        # from here: gRPC's, asyncio's), the kernel delivers them to the main thread. One
+        # that landed here instead would leave a main thread blocked in Run.wait() deaf.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        self._loop.run_forever()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the runtime's loop and wait for it."""
