@@ -143,3 +143,46 @@ def live_replicas(status: object, env_name: str) -> int:
         if env.name == env_name:
             return sum(1 for r in env.replicas if r.state != "draining")
     return 0
+
+
+@dataclass
+class ControllerProcess:
+    process: asyncio.subprocess.Process
+    address: str
+    metrics_url: str
+
+
+@contextlib.asynccontextmanager
+async def spawn_controller(*args: str, **env: str) -> AsyncIterator[ControllerProcess]:
+    """A standalone `reuse-runtime controller --port 0 ...`, once it prints where it listens."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "reuse_runtime",
+        "controller",
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=subprocess_env(**env),
+        cwd=str(ROOT),
+    )
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        match = _READY.search(line)
+        assert match, f"controller did not start: {line!r}"
+        metrics_url = ""
+        if "--metrics-port" in args:
+            metrics_line = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+            metrics_url = metrics_line.split("metrics on ", 1)[1].strip()
+        yield ControllerProcess(process, match.group(1), metrics_url)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()

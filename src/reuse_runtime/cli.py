@@ -62,6 +62,21 @@ def _add_security_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_metrics_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a port; default off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address the metrics endpoint binds (default 127.0.0.1); it is read-only "
+        "and unauthenticated",
+    )
+
+
 def _security(args: argparse.Namespace) -> Security:
     return Security.from_env(args.token, args.tls_cert, args.tls_key, args.tls_ca)
 
@@ -131,12 +146,16 @@ async def _controller_main(args: argparse.Namespace) -> int:
             replica_loss_budget=args.replica_loss_budget,
             cancel_grace=args.cancel_grace,
             security=_security(args),
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
         )
     )
     _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
     try:
         await server.start()
         print(f"listening on {server.address}", flush=True)
+        if server.metrics_url:
+            print(f"metrics on {server.metrics_url}", flush=True)
         await server.wait_for_shutdown_request()
     finally:
         await server.close()
@@ -167,6 +186,7 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default=5.0,
         help="seconds a cancelled task gets before its replica is replaced (default 5)",
     )
+    _add_metrics_flags(p)
     _add_security_flags(p)
     p.set_defaults(main=_controller_main)
 

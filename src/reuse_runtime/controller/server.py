@@ -21,6 +21,7 @@ from reuse_runtime.aio import TaskSet
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
 from reuse_runtime.controller.service import ControllerService
+from reuse_runtime.metrics import ControllerMetrics, MetricsServer
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
 
@@ -47,12 +48,17 @@ class ControllerConfig:
     tick: float = 0.1
     security: Security = field(default_factory=Security)
     log_dir: Path | None = None
+    # Serve Prometheus metrics at http://metrics_host:metrics_port/metrics (0 picks a port).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
             raise ValueError(f"max_backlog must be at least 1, got {self.max_backlog}")
         if self.replica_loss_budget < 0:
             raise ValueError("replica_loss_budget must not be negative")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
         self.security.check_bind(self.host)
 
 
@@ -71,6 +77,7 @@ class ControllerServer:
         self._tasks = TaskSet("controller")
         self._shutdown = asyncio.Event()
         self._closed: asyncio.Future[None] | None = None
+        self._metrics_server: MetricsServer | None = None
 
     @property
     def service(self) -> ControllerService:
@@ -78,8 +85,14 @@ class ControllerServer:
             raise RuntimeError("the controller is not started")
         return self._service
 
+    @property
+    def metrics_url(self) -> str:
+        """Where ``/metrics`` is served; empty when metrics are off."""
+        return self._metrics_server.url if self._metrics_server is not None else ""
+
     async def start(self) -> None:
         config = self.config
+        metrics = ControllerMetrics() if config.metrics_port is not None else None
         self._service = ControllerService(
             self._backend,
             address=self._replica_address,
@@ -88,7 +101,14 @@ class ControllerServer:
             loss_budget=config.replica_loss_budget,
             cancel_grace=config.cancel_grace,
             heartbeat=config.heartbeat,
+            metrics=metrics,
         )
+        if metrics is not None and config.metrics_port is not None:
+            metrics.watch(self._service)
+            self._metrics_server = MetricsServer(
+                metrics.registry, config.metrics_host, config.metrics_port
+            )
+            self._metrics_server.start()
         server, self._health = services.build_server(
             [services.controller_handler(self._service)],
             [services.CONTROLLER_SERVICE],
@@ -102,7 +122,12 @@ class ControllerServer:
         self._port = port
         await services.set_serving(self._health, True, services.CONTROLLER_SERVICE)
         self._tasks.spawn(self._autoscale(), "autoscaler")
-        log.info("controller started", address=self.address, backend=self._backend.name)
+        log.info(
+            "controller started",
+            address=self.address,
+            backend=self._backend.name,
+            metrics=self.metrics_url,
+        )
 
     def _replica_address(self) -> str:
         # Local replicas reach a wildcard bind through loopback.
@@ -136,6 +161,9 @@ class ControllerServer:
             if self._server is not None:
                 await services.set_serving(self._health, False, services.CONTROLLER_SERVICE)
                 await self._server.stop(grace=1.0)
+            if self._metrics_server is not None:
+                # A blocking join of a thread that is only serving: quick.
+                self._metrics_server.close()
         finally:
             self._closed.set_result(None)
             log.info("controller stopped")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -18,7 +19,9 @@ import structlog
 
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.pool import ReplicaPool, TaskRecord
+from reuse_runtime.controller.telemetry import PoolTelemetry, RunTable
 from reuse_runtime.errors import BadInputError
+from reuse_runtime.metrics import ControllerMetrics
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
     CodeBundle,
@@ -28,6 +31,7 @@ from reuse_runtime.model import (
     ErrorKind,
     LogLine,
     ReplicaStatus,
+    RunProgress,
     Submission,
     TaskResult,
 )
@@ -47,6 +51,7 @@ class SubmitSession:
         self._outstanding: dict[str, TaskRecord] = {}
         self._input_closed = False
         self._runs: set[str] = set()
+        self._held: dict[str, int] = {}  # run id -> children this client holds back
 
     def submit(self, submission: Submission) -> None:
         service = self._service
@@ -80,6 +85,8 @@ class SubmitSession:
         record = TaskRecord(
             submission, spec, self._deliver, retries_left=max(0, submission.retries)
         )
+        if spec.run_id:
+            record.run = service.runs.opened(spec.run_id, bool(spec.parent_task_id))
         parent = service.tasks.get(spec.parent_task_id) if spec.parent_task_id else None
         if parent is not None:
             record.parent = parent
@@ -90,6 +97,16 @@ class SubmitSession:
         service.tasks[spec.task_id] = record
         self._outstanding[spec.task_id] = record
         pool.submit(record)
+
+    def held(self, run_id: str, count: int) -> None:
+        """The client now holds back ``count`` children of ``run_id`` (flow control)."""
+        change = max(0, count) - self._held.get(run_id, 0)
+        if count > 0:
+            self._held[run_id] = count
+        else:
+            self._held.pop(run_id, None)
+        if change:
+            self._service.runs.held(run_id, change)
 
     def close_input(self) -> None:
         self._input_closed = True
@@ -102,6 +119,8 @@ class SubmitSession:
         for run_id in self._runs:
             if self._service.log_routes.get(run_id) is self:
                 del self._service.log_routes[run_id]
+        for run_id in list(self._held):
+            self.held(run_id, 0)
         self.close_input()
 
     def log(self, lines: list[LogLine]) -> None:
@@ -125,6 +144,8 @@ class SubmitSession:
         record = record or self._service.tasks.get(result.task_id)
         self._service.tasks.pop(result.task_id, None)
         if record is not None:
+            if record.run is not None:
+                self._service.runs.closed(record.run, result, bool(record.spec.parent_task_id))
             if record.parent is not None:
                 self._service.pool_of(record.parent).child_finished(record.parent)
             run_id = record.spec.run_id
@@ -152,6 +173,8 @@ class ControllerService:
         loss_budget: int,
         cancel_grace: float,
         heartbeat: float,
+        metrics: ControllerMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
         self._address = address
@@ -166,6 +189,9 @@ class ControllerService:
         self.log_routes: dict[str, SubmitSession] = {}
         self._replica_pools: dict[str, ReplicaPool] = {}
         self._process = psutil.Process()
+        self.runs = RunTable()
+        self.metrics = metrics
+        self._clock = clock
 
     # ------------------------------------------------------------ operations
 
@@ -188,6 +214,12 @@ class ControllerService:
                 cancel_grace=self.cancel_grace,
                 heartbeat=self.heartbeat,
                 bundles=self.bundles,
+                clock=self._clock,
+                telemetry=PoolTelemetry(
+                    spec.name,
+                    self.metrics.environment(spec.name) if self.metrics is not None else None,
+                    clock=self._clock,
+                ),
             )
             log.info(
                 "environment registered",
@@ -220,6 +252,9 @@ class ControllerService:
                 f"only to the controller that launched them"
             )
         await pool.attach(replica_id, stream, events)
+
+    def run_progress(self, run_id: str) -> RunProgress:
+        return self.runs.progress(run_id)
 
     def status(self) -> ControllerStatus:
         return ControllerStatus(
@@ -313,4 +348,5 @@ def _environment_status(pool: ReplicaPool) -> EnvironmentStatus:
         failed=pool.failed,
         dormant=pool.scale_state.dormant,
         last_error=pool.last_error,
+        events=tuple(pool.telemetry.events),
     )

@@ -46,6 +46,7 @@ T = TypeVar("T")
 ENDPOINT_ENV = "REUSE_RUNTIME_ENDPOINT"
 CONFIG_ENV = "REUSE_RUNTIME_CONFIG"
 HOME_ENV = "REUSE_RUNTIME_HOME"
+METRICS_PORT_ENV = "REUSE_RUNTIME_METRICS_PORT"
 
 
 def state_dir() -> Path:
@@ -92,6 +93,8 @@ class RuntimeConfig:
     token: str | None = None
     max_backlog: int | None = None
     replica_loss_budget: int | None = None
+    # The embedded controller serves Prometheus metrics on this port (0 picks one).
+    metrics_port: int | None = None
 
 
 # ---------------------------------------------------------------- the runtime
@@ -140,6 +143,8 @@ class Runtime:
                 options["max_backlog"] = self.config.max_backlog
             if self.config.replica_loss_budget is not None:
                 options["replica_loss_budget"] = self.config.replica_loss_budget
+            if self.config.metrics_port is not None:
+                options["metrics_port"] = self.config.metrics_port
             self._controller = ControllerServer(
                 ControllerConfig(security=security, log_dir=log_dir, **options)
             )
@@ -157,6 +162,11 @@ class Runtime:
     @property
     def embedded(self) -> bool:
         return self._controller is not None
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the embedded controller serves ``/metrics``; empty when it does not."""
+        return str(self._controller.metrics_url) if self._controller is not None else ""
 
     def start_run(self, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
         name = f"r{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -259,9 +269,14 @@ def init(
     token: str | None = None,
     max_backlog: int | None = None,
     replica_loss_budget: int | None = None,
+    metrics_port: int | None = None,
     **_flyte_only: Any,
 ) -> None:
     """Choose where tasks run. No endpoint (and no ``$REUSE_RUNTIME_ENDPOINT``): embedded.
+
+    ``metrics_port`` (or ``$REUSE_RUNTIME_METRICS_PORT``): the embedded controller
+    serves Prometheus metrics at ``http://127.0.0.1:PORT/metrics`` (0 picks a port;
+    ``runtime().metrics_url`` says which).
 
     Inside a replica this does nothing: tasks there already know their controller.
     """
@@ -269,7 +284,9 @@ def init(
     if task_context.controller_endpoint() is not None:
         return
     endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
-    new = RuntimeConfig(endpoint, token, max_backlog, replica_loss_budget)
+    if metrics_port is None:
+        metrics_port = _metrics_port_from_env()
+    new = RuntimeConfig(endpoint, token, max_backlog, replica_loss_budget, metrics_port)
     with _runtime_lock:
         if _runtime is not None and _runtime.config != new:
             shutdown()
@@ -316,13 +333,26 @@ def _read_config(path: Path) -> dict[str, Any]:
     section = data.get("controller", {})
     if not isinstance(section, dict):
         raise PolicyError(f"{path}: [controller] must be a table")
-    known = {"endpoint", "token", "max_backlog", "replica_loss_budget"}
+    known = {"endpoint", "token", "max_backlog", "replica_loss_budget", "metrics_port"}
     unknown = set(section) - known
     if unknown:
         raise PolicyError(
             f"{path}: unknown [controller] settings {sorted(unknown)}; known: {sorted(known)}"
         )
     return dict(section)
+
+
+def _metrics_port_from_env() -> int | None:
+    raw = os.environ.get(METRICS_PORT_ENV, "")
+    if not raw:
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise PolicyError(f"{METRICS_PORT_ENV} must be a port number (0 picks one), got {raw!r}")
+    return port
 
 
 def runtime() -> Runtime:

@@ -120,18 +120,22 @@ class TaskResult(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., value: _Optional[bytes] = ..., error: _Optional[_Union[RemoteError, _Mapping]] = ..., replica_id: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., attempts: _Optional[int] = ...) -> None: ...
 
 class LogLine(_message.Message):
-    __slots__ = ("task_id", "task_name", "run_id", "stream", "text")
+    __slots__ = ("task_id", "task_name", "run_id", "stream", "text", "parent_task_id", "replica_id")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     task_name: str
     run_id: str
     stream: str
     text: str
-    def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., run_id: _Optional[str] = ..., stream: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    parent_task_id: str
+    replica_id: str
+    def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., run_id: _Optional[str] = ..., stream: _Optional[str] = ..., text: _Optional[str] = ..., parent_task_id: _Optional[str] = ..., replica_id: _Optional[str] = ...) -> None: ...
 
 class DispatchBatch(_message.Message):
     __slots__ = ("tasks", "cancel")
@@ -230,16 +234,18 @@ class DrainCommand(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class ReplicaInit(_message.Message):
-    __slots__ = ("on_start", "on_stop", "bundle", "stop_grace_seconds")
+    __slots__ = ("on_start", "on_stop", "bundle", "stop_grace_seconds", "environment")
     ON_START_FIELD_NUMBER: _ClassVar[int]
     ON_STOP_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_FIELD_NUMBER: _ClassVar[int]
     STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     on_start: FunctionRef
     on_stop: FunctionRef
     bundle: CodeBundle
     stop_grace_seconds: float
-    def __init__(self, on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ...) -> None: ...
+    environment: str
+    def __init__(self, on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., environment: _Optional[str] = ...) -> None: ...
 
 class ControllerMessage(_message.Message):
     __slots__ = ("dispatch", "drain", "init")
@@ -327,10 +333,20 @@ class Submission(_message.Message):
     def __init__(self, env_key: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., retries: _Optional[int] = ..., stream_logs: _Optional[bool] = ...) -> None: ...
 
 class SubmitBatch(_message.Message):
-    __slots__ = ("submissions",)
+    __slots__ = ("submissions", "held")
     SUBMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
     submissions: _containers.RepeatedCompositeFieldContainer[Submission]
-    def __init__(self, submissions: _Optional[_Iterable[_Union[Submission, _Mapping]]] = ...) -> None: ...
+    held: _containers.RepeatedCompositeFieldContainer[HeldTasks]
+    def __init__(self, submissions: _Optional[_Iterable[_Union[Submission, _Mapping]]] = ..., held: _Optional[_Iterable[_Union[HeldTasks, _Mapping]]] = ...) -> None: ...
+
+class HeldTasks(_message.Message):
+    __slots__ = ("run_id", "count")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    count: int
+    def __init__(self, run_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SubmitEvents(_message.Message):
     __slots__ = ("results", "logs")
@@ -357,7 +373,7 @@ class ReplicaStatus(_message.Message):
     def __init__(self, replica_id: _Optional[str] = ..., state: _Optional[str] = ..., report: _Optional[_Union[ReplicaReport, _Mapping]] = ..., assigned: _Optional[int] = ..., where: _Optional[str] = ..., retire_reason: _Optional[str] = ...) -> None: ...
 
 class EnvironmentStatus(_message.Message):
-    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error")
+    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "events")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +385,7 @@ class EnvironmentStatus(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     DORMANT_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     key: str
     name: str
     min_replicas: int
@@ -380,7 +397,46 @@ class EnvironmentStatus(_message.Message):
     failed: int
     dormant: bool
     last_error: str
-    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[PoolEvent]
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ...) -> None: ...
+
+class PoolEvent(_message.Message):
+    __slots__ = ("at", "kind", "replica_id", "reason", "detail")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    at: float
+    kind: str
+    replica_id: str
+    reason: str
+    detail: str
+    def __init__(self, at: _Optional[float] = ..., kind: _Optional[str] = ..., replica_id: _Optional[str] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class RunProgressRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class RunProgress(_message.Message):
+    __slots__ = ("found", "children", "held", "running", "succeeded", "failed", "retried")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    RETRIED_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    children: int
+    held: int
+    running: int
+    succeeded: int
+    failed: int
+    retried: int
+    def __init__(self, found: _Optional[bool] = ..., children: _Optional[int] = ..., held: _Optional[int] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ...) -> None: ...
 
 class ControllerStatus(_message.Message):
     __slots__ = ("environments", "rss_bytes", "address")
