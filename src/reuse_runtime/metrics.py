@@ -5,15 +5,16 @@ so an embedded controller, a test's controllers and the user's own metrics never
 collide. :class:`MetricsServer` serves one registry at ``/metrics`` (plain HTTP,
 read-only: names and counts, never task data), on 127.0.0.1 unless told otherwise.
 
-Two kinds of series:
+Two kinds of series, both built by a collector when Prometheus scrapes:
 
 * **Events** (tasks finished, replicas started, lost, recycled; durations) are
-  counters and histograms. Their labelled children are bound once per environment
-  (:class:`EnvironmentMetrics`), so the hot path never looks a label up.
+  counted as plain numbers on the controller's (or worker's) event loop, per
+  environment (:class:`EnvironmentMetrics`): a few additions per task, no lock and
+  no label lookup on the hot path. The library's own ``Counter`` and ``Histogram``
+  take a lock per update, about a microsecond each, which a noop task would feel.
 * **State** (queue depth, tasks running, replicas per phase, RSS, loop lag) is
-  read when Prometheus scrapes, by a collector, from what the controller or
-  worker already knows. A replica's series exist while it does: replica ids
-  never pile up in the registry.
+  read from what the controller or worker already knows. A replica's series exist
+  while it does: replica ids never pile up.
 
 Every series carries an ``environment`` label; no label holds a task id. Example::
 
@@ -22,14 +23,15 @@ Every series carries an ``environment`` label; no label holds a task id. Example
 
 from __future__ import annotations
 
+import math
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -42,13 +44,6 @@ if TYPE_CHECKING:
 
 PREFIX = "reuse_runtime"
 
-#: The ``state`` label of ``reuse_runtime_tasks_total``, per terminal state.
-STATE_LABELS = {
-    TaskState.SUCCEEDED: "succeeded",
-    TaskState.FAILED: "failed",
-    TaskState.CANCELLED: "cancelled",
-    TaskState.TIMED_OUT: "timed_out",
-}
 #: Counted beside the terminal states: a task sent back to the queue to run again.
 RETRIED = "retried"
 #: ``reuse_runtime_replica_starts_total{result}``.
@@ -71,153 +66,175 @@ def _name(suffix: str) -> str:
     return f"{PREFIX}_{suffix}"
 
 
-class _TaskFamilies:
-    """The task series that controllers and workers share: same names, same meaning."""
+class HistogramTally:
+    """Observations in fixed buckets, kept as plain numbers on one thread.
 
-    def __init__(self, registry: CollectorRegistry, where: str) -> None:
-        self.tasks = Counter(
-            _name("tasks"),
-            f"Tasks that reached a terminal state {where}, by state; 'retried' counts "
-            f"each time a task was sent back to run again.",
-            ["environment", "state"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            _name("task_duration_seconds"),
-            "Run time of a task attempt on its replica, in seconds.",
-            ["environment"],
-            buckets=TASK_SECONDS_BUCKETS,
-            registry=registry,
-        )
+    The controller observes a few values per task on its event loop; a
+    ``prometheus_client.Histogram`` would take a lock per bucket and per sum there
+    (about a microsecond each). Scrapes read a snapshot from another thread:
+    ``list()`` of the counts is atomic under the GIL.
+    """
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative buckets, ``le`` as text, ending with ``+Inf`` (the count)."""
+        counts = list(self.counts)
+        cumulative, running = [], 0
+        for bound, count in zip((*self.bounds, math.inf), counts, strict=True):
+            running += count
+            cumulative.append(("+Inf" if bound == math.inf else repr(bound), float(running)))
+        return cumulative
 
 
-@dataclass(frozen=True, eq=False)
 class EnvironmentMetrics:
-    """One environment's labelled children, bound once: what the pool's telemetry updates."""
+    """One environment's counts and durations; the pool's telemetry updates them.
 
-    states: dict[TaskState, Any]  # Counter children, per terminal state
-    succeeded: Any
-    retried: Any
-    rejected: Any
-    duration: Any
-    queued: Any
-    starts: dict[str, Any]
-    cold_start: dict[str, Any]
-    losses: dict[str, Any]
-    recycles: dict[str, Any]
+    Every label value is set up front (at 0), so the dicts never change size while
+    a scrape reads them, and ``rate()`` sees a series from the start.
+    """
 
-    def finished(self, state: TaskState) -> Any:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.succeeded = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.timed_out = 0
+        self.retried = 0
+        self.rejected = 0
+        self.duration = HistogramTally(TASK_SECONDS_BUCKETS)
+        self.queued = HistogramTally(TASK_SECONDS_BUCKETS)
+        self.starts = dict.fromkeys(START_RESULTS, 0)
+        self.cold_start = {u: HistogramTally(STARTUP_SECONDS_BUCKETS) for u in COLD_START_UNTIL}
+        self.losses = dict.fromkeys(LOSS_CAUSES, 0)
+        self.recycles = dict.fromkeys(RECYCLE_REASONS, 0)
+
+    def finished(self, state: TaskState) -> None:
         # Identity tests: an enum's hash is Python code, too slow for once per task.
         if state is TaskState.SUCCEEDED:
-            return self.succeeded
-        return self.states[state]
+            self.succeeded += 1
+        elif state is TaskState.FAILED:
+            self.failed += 1
+        elif state is TaskState.CANCELLED:
+            self.cancelled += 1
+        else:
+            self.timed_out += 1
 
-    def loss(self, cause: str) -> Any:
-        child = self.losses.get(cause)
-        return child if child is not None else self.losses["unknown"]
+    def lost(self, cause: str) -> None:
+        cause = cause if cause in self.losses else "unknown"
+        self.losses[cause] += 1
 
-    def recycle(self, reason: str) -> Any:
-        child = self.recycles.get(reason)
-        return child if child is not None else self.recycles["requested"]
+    def recycled(self, reason: str) -> None:
+        reason = reason if reason in self.recycles else "requested"
+        self.recycles[reason] += 1
+
+    def task_states(self) -> list[tuple[str, int]]:
+        return [
+            ("succeeded", self.succeeded),
+            ("failed", self.failed),
+            ("cancelled", self.cancelled),
+            ("timed_out", self.timed_out),
+            (RETRIED, self.retried),
+        ]
+
+
+def _task_families() -> tuple[CounterMetricFamily, HistogramMetricFamily]:
+    """The task series controllers and workers share: same names, same meaning."""
+    return (
+        CounterMetricFamily(
+            _name("tasks"),
+            "Tasks that reached a terminal state, by state; 'retried' counts each time a "
+            "task was sent back to run again.",
+            labels=["environment", "state"],
+        ),
+        HistogramMetricFamily(
+            _name("task_duration_seconds"),
+            "Run time of a task attempt on its replica, in seconds.",
+            labels=["environment"],
+        ),
+    )
 
 
 class ControllerMetrics:
-    """The controller's registry: event series, plus a collector over its live state."""
+    """A controller's registry: its environments' counts, and its live state at scrape time."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        registry = self.registry
-        self._tasks = _TaskFamilies(registry, "at the controller")
-        self._queued = Histogram(
-            _name("task_queue_seconds"),
-            "Time from a task's submission to its first start on a replica, in seconds.",
-            ["environment"],
-            buckets=TASK_SECONDS_BUCKETS,
-            registry=registry,
-        )
-        self._rejected = Counter(
-            _name("submissions_rejected"),
-            "Tasks refused at submission because the environment's backlog was full.",
-            ["environment"],
-            registry=registry,
-        )
-        self._starts = Counter(
-            _name("replica_starts"),
-            "Replicas launched, by how the start ended: ready, failed, or cancelled "
-            "(stopped before it was ready).",
-            ["environment", "result"],
-            registry=registry,
-        )
-        self._cold_start = Histogram(
-            _name("cold_start_seconds"),
-            "Seconds from a replica's launch until it was ready (until='ready') and until "
-            "its first task started (until='first_task').",
-            ["environment", "until"],
-            buckets=STARTUP_SECONDS_BUCKETS,
-            registry=registry,
-        )
-        self._losses = Counter(
-            _name("replica_losses"),
-            "Replicas that ended without being asked to, by cause.",
-            ["environment", "cause"],
-            registry=registry,
-        )
-        self._recycles = Counter(
-            _name("recycles"),
-            "Replicas drained and replaced because they reached a bound, by reason.",
-            ["environment", "reason"],
-            registry=registry,
-        )
-        self._bound: dict[str, EnvironmentMetrics] = {}
-        self._lock = threading.Lock()
+        self._environments: dict[str, EnvironmentMetrics] = {}
+        self._service: ControllerService | None = None
+        self.registry.register(_ControllerCollector(self))
 
     def environment(self, name: str) -> EnvironmentMetrics:
-        """The children of environment ``name``, bound on first use (every label at 0)."""
-        with self._lock:
-            bound = self._bound.get(name)
-            if bound is None:
-                tasks = self._tasks
-                bound = self._bound[name] = EnvironmentMetrics(
-                    states={
-                        s: tasks.tasks.labels(name, label) for s, label in STATE_LABELS.items()
-                    },
-                    succeeded=tasks.tasks.labels(name, STATE_LABELS[TaskState.SUCCEEDED]),
-                    retried=tasks.tasks.labels(name, RETRIED),
-                    rejected=self._rejected.labels(name),
-                    duration=tasks.duration.labels(name),
-                    queued=self._queued.labels(name),
-                    starts={r: self._starts.labels(name, r) for r in START_RESULTS},
-                    cold_start={u: self._cold_start.labels(name, u) for u in COLD_START_UNTIL},
-                    losses={c: self._losses.labels(name, c) for c in LOSS_CAUSES},
-                    recycles={r: self._recycles.labels(name, r) for r in RECYCLE_REASONS},
-                )
-            return bound
+        """Environment ``name``'s metrics, made on first use. Call on the controller's loop."""
+        bound = self._environments.get(name)
+        if bound is None:
+            bound = self._environments[name] = EnvironmentMetrics(name)
+        return bound
+
+    def environments(self) -> list[EnvironmentMetrics]:
+        return list(self._environments.values())
 
     def watch(self, service: ControllerService) -> None:
         """Report ``service``'s live state (queues, replicas) at every scrape."""
-        self.registry.register(_ControllerState(service))
+        self._service = service
+
+    @property
+    def service(self) -> ControllerService | None:
+        return self._service
 
 
-class _ControllerState(Collector):
-    """Gauges read from the controller's pools when Prometheus scrapes.
+class _ControllerCollector(Collector):
+    """Every controller series, built when Prometheus scrapes.
 
     This runs in the HTTP server's thread while the pools live on the controller's
     loop, so it only takes snapshots that are atomic under the GIL (``list()`` of a
     dict's values, ``len()``, attribute reads) and never iterates a live container.
     """
 
-    def __init__(self, service: ControllerService) -> None:
-        self._service = service
+    def __init__(self, metrics: ControllerMetrics) -> None:
+        self._metrics = metrics
 
     def describe(self) -> Iterable[Metric]:
-        return self._families()[0]
+        return [*self._counters(), *self._gauges()]
 
     def collect(self) -> Iterable[Metric]:
-        families, depth, running, replicas, rss, lag = self._families()
+        tasks, duration, queued, rejected, starts, cold, losses, recycles = self._counters()
+        for env in self._metrics.environments():
+            name = env.name
+            for state, count in env.task_states():
+                tasks.add_metric([name, state], count)
+            duration.add_metric([name], env.duration.buckets(), env.duration.total)
+            queued.add_metric([name], env.queued.buckets(), env.queued.total)
+            rejected.add_metric([name], env.rejected)
+            for result, count in list(env.starts.items()):
+                starts.add_metric([name, result], count)
+            for until, tally in env.cold_start.items():
+                cold.add_metric([name, until], tally.buckets(), tally.total)
+            for cause, count in list(env.losses.items()):
+                losses.add_metric([name, cause], count)
+            for reason, count in list(env.recycles.items()):
+                recycles.add_metric([name, reason], count)
+        families: list[Metric] = [tasks, duration, queued, rejected, starts, cold, losses, recycles]
+        service = self._metrics.service
+        if service is not None:
+            families += self._live(service)
+        return families
+
+    def _live(self, service: ControllerService) -> list[Metric]:
         from reuse_runtime.controller.autoscaler import ReplicaPhase
 
+        depth, running, replicas, rss, lag = self._gauges()
         totals: dict[str, tuple[int, int, dict[str, int]]] = {}
-        for pool in list(self._service.pools.values()):
+        for pool in list(service.pools.values()):
             name = pool.spec.name
             queued, busy, phases = totals.get(name) or (0, 0, {p.value: 0 for p in ReplicaPhase})
             queued += len(pool.backlog)
@@ -234,41 +251,81 @@ class _ControllerState(Collector):
             running.add_metric([name], busy)
             for phase, count in phases.items():
                 replicas.add_metric([name, phase], count)
-        return families
+        return [depth, running, replicas, rss, lag]
 
     @staticmethod
-    def _families() -> tuple[
-        list[Metric],
-        GaugeMetricFamily,
-        GaugeMetricFamily,
-        GaugeMetricFamily,
-        GaugeMetricFamily,
-        GaugeMetricFamily,
-    ]:
-        depth = GaugeMetricFamily(
-            _name("queue_depth"),
-            "Tasks accepted and waiting for a replica's slot.",
-            labels=["environment"],
+    def _counters() -> tuple[
+        CounterMetricFamily, HistogramMetricFamily, HistogramMetricFamily, CounterMetricFamily,
+        CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily, CounterMetricFamily,
+    ]:  # fmt: skip
+        tasks, duration = _task_families()
+        return (
+            tasks,
+            duration,
+            HistogramMetricFamily(
+                _name("task_queue_seconds"),
+                "Time from a task's submission to its first start on a replica, in seconds.",
+                labels=["environment"],
+            ),
+            CounterMetricFamily(
+                _name("submissions_rejected"),
+                "Tasks refused at submission because the environment's backlog was full.",
+                labels=["environment"],
+            ),
+            CounterMetricFamily(
+                _name("replica_starts"),
+                "Replicas launched, by how the start ended: ready, failed, or cancelled "
+                "(stopped before it was ready).",
+                labels=["environment", "result"],
+            ),
+            HistogramMetricFamily(
+                _name("cold_start_seconds"),
+                "Seconds from a replica's launch until it was ready (until='ready') and "
+                "until its first task started (until='first_task').",
+                labels=["environment", "until"],
+            ),
+            CounterMetricFamily(
+                _name("replica_losses"),
+                "Replicas that ended without being asked to, by cause.",
+                labels=["environment", "cause"],
+            ),
+            CounterMetricFamily(
+                _name("recycles"),
+                "Replicas drained and replaced because they reached a bound, by reason.",
+                labels=["environment", "reason"],
+            ),
         )
-        running = GaugeMetricFamily(
-            _name("tasks_running"),
-            "Tasks on replicas (a parent waiting for its children included).",
-            labels=["environment"],
+
+    @staticmethod
+    def _gauges() -> tuple[
+        GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily,
+        GaugeMetricFamily,
+    ]:  # fmt: skip
+        return (
+            GaugeMetricFamily(
+                _name("queue_depth"),
+                "Tasks accepted and waiting for a replica's slot.",
+                labels=["environment"],
+            ),
+            GaugeMetricFamily(
+                _name("tasks_running"),
+                "Tasks on replicas (a parent waiting for its children included).",
+                labels=["environment"],
+            ),
+            GaugeMetricFamily(
+                _name("replicas"), "Replicas, by phase.", labels=["environment", "phase"]
+            ),
+            GaugeMetricFamily(
+                _name("replica_rss_bytes"),
+                "Resident memory of a replica, as it last reported.",
+                labels=["environment", "replica"],
+            ),
+            GaugeMetricFamily(
+                _name("event_loop_lag_seconds"),
+                "The largest event-loop lag a replica saw over its last few seconds.",
+                labels=["environment", "replica"],
+            ),
         )
-        replicas = GaugeMetricFamily(
-            _name("replicas"), "Replicas, by phase.", labels=["environment", "phase"]
-        )
-        rss = GaugeMetricFamily(
-            _name("replica_rss_bytes"),
-            "Resident memory of a replica, as it last reported.",
-            labels=["environment", "replica"],
-        )
-        lag = GaugeMetricFamily(
-            _name("event_loop_lag_seconds"),
-            "The largest event-loop lag a replica saw over its last few seconds.",
-            labels=["environment", "replica"],
-        )
-        return [depth, running, replicas, rss, lag], depth, running, replicas, rss, lag
 
 
 # ---------------------------------------------------------------- worker
@@ -278,57 +335,38 @@ class WorkerMetrics:
     """A worker's registry: its tasks, its limiter, module loads, memory and loop lag.
 
     The ``environment`` label is the one the controller names when the replica
-    attaches (``standalone`` for a worker without a controller); task series are
-    bound then, before the first task can arrive.
+    attaches (``standalone`` for a worker without a controller). Counts change on
+    the worker's loop; scrapes read them from the HTTP thread.
     """
 
     def __init__(self, replica_id: str, limiter: TaskLimiter, monitor: ReplicaMonitor) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.replica_id = replica_id
         self.environment = ""
-        self._tasks = _TaskFamilies(self.registry, "on this replica")
-        self._loads = Histogram(
-            _name("module_load_seconds"),
-            "Seconds to import a task module on this replica (once per module version).",
-            ["environment"],
-            buckets=STARTUP_SECONDS_BUCKETS,
-            registry=self.registry,
-        )
-        self._states: dict[TaskState, Any] = {}
-        self._duration: Any = None
-        self._load: Any = None
-        self.registry.register(_WorkerState(self, limiter, monitor))
+        self.tasks = EnvironmentMetrics("")
+        self.loads = HistogramTally(STARTUP_SECONDS_BUCKETS)
+        self.registry.register(_WorkerCollector(self, limiter, monitor))
 
     def bind(self, environment: str) -> None:
         """Name the environment; once (a replica serves one environment for life)."""
-        if self.environment:
-            return
-        name = environment or "standalone"
-        self._states = {s: self._tasks.tasks.labels(name, x) for s, x in STATE_LABELS.items()}
-        self._tasks.tasks.labels(name, RETRIED)  # exported at 0: retries are the controller's
-        self._duration = self._tasks.duration.labels(name)
-        self._load = self._loads.labels(name)
-        self.environment = name
+        if not self.environment:
+            self.environment = environment or "standalone"
 
     def task_finished(self, result: TaskResult) -> None:
-        child = self._states.get(result.state)
-        if child is None:
-            return
-        child.inc()
+        self.tasks.finished(result.state)
         if result.duration > 0:
-            self._duration.observe(result.duration)
+            self.tasks.duration.observe(result.duration)
 
     def module_loaded(self, module: str, seconds: float) -> None:
-        if self._load is not None:
-            self._load.observe(seconds)
+        self.loads.observe(seconds)
 
 
-class _WorkerState(Collector):
-    """The limiter's statistics, memory and loop lag, read at scrape time.
+class _WorkerCollector(Collector):
+    """A worker's series, built when Prometheus scrapes (in the HTTP thread).
 
-    Runs in the HTTP thread: reads only what is safe to read there (the limiter's
-    counters, and the monitor's lag, which a blocked loop cannot hide: the time
-    since the loop's last heartbeat counts too).
+    Reads only what is safe to read there: plain counts, the limiter's statistics,
+    and the monitor's lag, which a blocked loop cannot hide (the time since the
+    loop's last heartbeat counts too).
     """
 
     def __init__(
@@ -339,30 +377,40 @@ class _WorkerState(Collector):
         self._monitor = monitor
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._families(""))
+        return [*_task_families(), *self._families()]
 
     def collect(self) -> Iterator[Metric]:
-        name = self._metrics.environment
+        metrics = self._metrics
+        name = metrics.environment
         if not name:
-            return  # not attached yet: no environment to label with
+            return  # not attached yet: nothing ran, and no environment to label with
+        tasks, duration = _task_families()
+        for state, count in metrics.tasks.task_states():
+            tasks.add_metric([name, state], count)
+        duration.add_metric([name], metrics.tasks.duration.buckets(), metrics.tasks.duration.total)
+        loads, capacity, limiter, idle, rss, lag = self._families()
+        loads.add_metric([name], metrics.loads.buckets(), metrics.loads.total)
         stats = self._limiter.statistics()
-        capacity, tasks, idle, rss, lag = self._families(name)
-        replica = self._metrics.replica_id
         capacity.add_metric([name], stats.capacity)
-        tasks.add_metric([name, "active"], stats.active)
-        tasks.add_metric([name, "waiting"], stats.waiting)
-        tasks.add_metric([name, "suspended"], stats.suspended)
+        limiter.add_metric([name, "active"], stats.active)
+        limiter.add_metric([name, "waiting"], stats.waiting)
+        limiter.add_metric([name, "suspended"], stats.suspended)
         idle.add_metric([name], stats.idle_seconds)
-        rss.add_metric([name, replica], self._monitor.rss())
-        lag.add_metric([name, replica], self._monitor.current_lag())
-        yield from (capacity, tasks, idle, rss, lag)
+        rss.add_metric([name, metrics.replica_id], self._monitor.rss())
+        lag.add_metric([name, metrics.replica_id], self._monitor.current_lag())
+        yield from (tasks, duration, loads, capacity, limiter, idle, rss, lag)
 
     @staticmethod
-    def _families(name: str) -> tuple[
-        GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily,
-        GaugeMetricFamily,
+    def _families() -> tuple[
+        HistogramMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily,
+        GaugeMetricFamily, GaugeMetricFamily,
     ]:  # fmt: skip
         return (
+            HistogramMetricFamily(
+                _name("module_load_seconds"),
+                "Seconds to import a task module on this replica (once per module version).",
+                labels=["environment"],
+            ),
             GaugeMetricFamily(
                 _name("limiter_capacity"),
                 "Slots of this replica's limiter: tasks that may run at once.",

@@ -153,7 +153,7 @@ class PoolTelemetry:
 
     def task_rejected(self) -> None:
         if self.metrics is not None:
-            self.metrics.rejected.inc()
+            self.metrics.rejected += 1
 
     def task_dispatched(self, record: TaskRecord, replica: ReplicaState) -> None:
         run = record.run
@@ -181,11 +181,11 @@ class PoolTelemetry:
         if run is not None and record.spec.parent_task_id:
             run.retried += 1
         if self.metrics is not None:
-            self.metrics.retried.inc()
+            self.metrics.retried += 1
 
     def task_finished(self, result: TaskResult) -> None:
         if self.metrics is not None:
-            self.metrics.finished(result.state).inc()
+            self.metrics.finished(result.state)
 
     # ------------------------------------------------------------ replicas
 
@@ -195,7 +195,7 @@ class PoolTelemetry:
     def replica_ready(self, replica: ReplicaState, seconds: float) -> None:
         self._event("ready", replica, detail=f"ready in {seconds:.2f} s")
         if self.metrics is not None:
-            self.metrics.starts["ready"].inc()
+            self.metrics.starts["ready"] += 1
             self.metrics.cold_start["ready"].observe(seconds)
 
     def replica_start_ended(self, replica: ReplicaState, *, failed: bool, cause: str) -> None:
@@ -203,17 +203,17 @@ class PoolTelemetry:
         if failed:
             self._event("start_failed", replica, "failed", cause)
         if self.metrics is not None:
-            self.metrics.starts["failed" if failed else "cancelled"].inc()
+            self.metrics.starts["failed" if failed else "cancelled"] += 1
 
     def replica_lost(self, replica: ReplicaState, cause: str, detail: str) -> None:
         self._event("lost", replica, cause, detail)
         if self.metrics is not None:
-            self.metrics.loss(cause).inc()
+            self.metrics.lost(cause)
 
     def replica_recycled(self, replica: ReplicaState, reason: str, detail: str) -> None:
         self._event("recycled", replica, reason, detail)
         if self.metrics is not None:
-            self.metrics.recycle(reason).inc()
+            self.metrics.recycled(reason)
 
     def replica_stopped(self, replica: ReplicaState, reason: str, detail: str) -> None:
         self._event("stopped", replica, reason, detail)
