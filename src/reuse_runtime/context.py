@@ -11,8 +11,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from reuse_runtime.model import LogLine
+from reuse_runtime.model import EnvironmentSpec, LogLine, Submission, TaskResult
 from reuse_runtime.security import Security
 
 
@@ -55,3 +56,26 @@ def set_controller_endpoint(endpoint: ControllerEndpoint | None) -> None:
 
 def controller_endpoint() -> ControllerEndpoint | None:
     return _endpoint
+
+
+class ChildTaskClient(Protocol):
+    """Where a task's child calls go: the controller's client, or a test harness."""
+
+    async def register(self, env: EnvironmentSpec) -> str: ...
+
+    def submit(self, submission: Submission) -> asyncio.Future[TaskResult]: ...
+
+    async def cancel(self, *, task_id: str = "", run_id: str = "") -> int: ...
+
+
+_in_process_client: ChildTaskClient | None = None
+
+
+def set_in_process_client(client: ChildTaskClient | None) -> None:
+    """Send child calls of tasks in this process to ``client`` (``reuse_runtime.testing``)."""
+    global _in_process_client
+    _in_process_client = client
+
+
+def in_process_client() -> ChildTaskClient | None:
+    return _in_process_client

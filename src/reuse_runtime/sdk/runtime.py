@@ -389,9 +389,12 @@ def run(task: Any, *args: Any, **kwargs: Any) -> Run:
 _replica_client: ControllerClient | None = None
 
 
-def replica_client() -> ControllerClient:
+def replica_client() -> task_context.ChildTaskClient:
     """The client a replica's tasks use for their child tasks (created on first use)."""
     global _replica_client
+    harness = task_context.in_process_client()
+    if harness is not None:
+        return harness
     if _replica_client is None:
         endpoint = task_context.controller_endpoint()
         if endpoint is None:
@@ -406,7 +409,7 @@ def replica_client() -> ControllerClient:
 _cancels = TaskSet("child-cancels")
 
 
-def cancel_child(client: ControllerClient, task_id: str) -> None:
+def cancel_child(client: task_context.ChildTaskClient, task_id: str) -> None:
     """Tell the controller to cancel a child whose parent stopped waiting for it."""
 
     async def cancel() -> None:

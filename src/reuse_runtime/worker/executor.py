@@ -81,10 +81,19 @@ class Executor:
     when done (it cancels whatever still runs).
     """
 
-    def __init__(self, config: ExecutorConfig, *, loader: CodeLoader | None = None) -> None:
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        *,
+        loader: CodeLoader | None = None,
+        limiter: TaskLimiter | None = None,
+        on_finished: Callable[[TaskResult], None] | None = None,
+    ) -> None:
         self.config = config
-        self.limiter = TaskLimiter(config.concurrency)
+        self.limiter = limiter or TaskLimiter(config.concurrency)
         self.loader = loader or CodeLoader()
+        # Called with every result, before it is handed back (the worker's metrics).
+        self.on_finished = on_finished
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         # Sync tasks take turns on `_sync_turn`: one runs at a time. A sync parent
@@ -188,6 +197,8 @@ class Executor:
         replica_id = self.config.replica_id
         if result.replica_id != replica_id:  # a success already carries it (_encode_result)
             result = replace(result, replica_id=replica_id)
+        if self.on_finished is not None:
+            self.on_finished(result)
         done(result)
 
     async def _run(self, spec: TaskSpec, emit: Callable[[LogLine], None]) -> TaskResult:
