@@ -450,7 +450,9 @@ class RunProgress:
 
     ``children`` counts every child the controller has accepted; ``held`` those its
     clients still hold back (flow control), so ``children + held`` is the total
-    known so far. ``found`` is False once no task of the run is left.
+    known so far. ``ended``: no task of the run is left, and these are its final
+    counts (kept a while after the run). ``found`` is False for a run the
+    controller does not know.
     """
 
     found: bool = False
@@ -460,6 +462,7 @@ class RunProgress:
     succeeded: int = 0
     failed: int = 0
     retried: int = 0
+    ended: bool = False
 
     @property
     def total(self) -> int:

@@ -16,7 +16,7 @@ Per-task calls do a few increments; nothing here looks up a label or allocates.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 #: Replica events an environment remembers for ``status``.
 RECENT_EVENTS = 20
+#: Ended runs whose final counts the controller keeps, for a progress bar's last look.
+ENDED_RUNS = 256
 
 
 def loss_cause(status: ExitStatus | None, *, draining: bool = False) -> str:
@@ -65,9 +67,10 @@ class RunCounts:
     retried: int = 0
     held: int = 0  # children its clients hold back (flow control)
 
-    def snapshot(self) -> RunProgress:
+    def snapshot(self, *, ended: bool = False) -> RunProgress:
         return RunProgress(
             found=True,
+            ended=ended,
             children=self.children,
             held=self.held,
             running=self.running,
@@ -78,10 +81,15 @@ class RunCounts:
 
 
 class RunTable:
-    """The runs with tasks at the controller; a run is forgotten when its last task ends."""
+    """The runs with tasks at the controller.
+
+    A run is dropped when its last task ends; its final counts are kept among the
+    last :data:`ENDED_RUNS` ended runs.
+    """
 
     def __init__(self) -> None:
         self._runs: dict[str, RunCounts] = {}
+        self._ended: OrderedDict[str, RunProgress] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -106,6 +114,10 @@ class RunTable:
                 run.failed += 1
         if run.open <= 0 and self._runs.get(run.run_id) is run:
             del self._runs[run.run_id]
+            self._ended[run.run_id] = run.snapshot(ended=True)
+            self._ended.move_to_end(run.run_id)
+            if len(self._ended) > ENDED_RUNS:
+                self._ended.popitem(last=False)
 
     def held(self, run_id: str, change: int) -> None:
         """A client holds ``change`` more (or fewer) children of the run.
@@ -118,7 +130,9 @@ class RunTable:
 
     def progress(self, run_id: str) -> RunProgress:
         run = self._runs.get(run_id)
-        return run.snapshot() if run is not None else RunProgress(found=False)
+        if run is not None:
+            return run.snapshot()
+        return self._ended.get(run_id) or RunProgress(found=False)
 
 
 class PoolTelemetry:

@@ -37,7 +37,7 @@ from typing import Any, TextIO, TypeVar
 from reuse_runtime import context as task_context
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.errors import ControllerUnavailableError, PolicyError
-from reuse_runtime.model import LogLine, Submission, TaskResult, TaskState
+from reuse_runtime.model import LogLine, RunProgress, Submission, TaskResult, TaskState
 from reuse_runtime.security import Security
 from reuse_runtime.wire.clients import ControllerClient
 
@@ -468,25 +468,51 @@ class Run:
     def done(self) -> bool:
         return self._result.done()
 
-    def wait(self, quiet: bool = False, timeout: float | None = None) -> None:
+    def wait(
+        self, quiet: bool = False, timeout: float | None = None, progress: bool | None = None
+    ) -> None:
         """Block until the run ends, printing its tasks' output as it arrives.
 
         Each line is prefixed with the task's name. A failure is reported on
-        stderr; :meth:`outputs` raises it.
+        stderr; :meth:`outputs` raises it. On a terminal, a run with child tasks
+        shows a progress bar on stderr (children done, failed, running; rate and
+        ETA); ``progress=False`` or ``REUSE_RUNTIME_PROGRESS=0`` turns it off.
         """
+        from reuse_runtime.sdk.progress import POLL_SECONDS, RunProgressDisplay, progress_wanted
+
+        display = (
+            RunProgressDisplay(self.task_name, self._progress)
+            if not quiet and not self.done() and progress_wanted(progress)
+            else None
+        )
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                item = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                raise TimeoutError(f"run {self.name} still running after {timeout:g} s") from None
-            if item is _DONE:
-                self._lines.put(_DONE)  # later waits return at once
-                break
-            if not quiet:
-                stream = sys.stderr if item.stream == "stderr" else sys.stdout
-                print(f"[{item.task_name}] {item.text}", file=stream, flush=True)
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if display is not None:
+                    display.poll()
+                    remaining = POLL_SECONDS if remaining is None else min(remaining, POLL_SECONDS)
+                try:
+                    item = self._lines.get(timeout=remaining)
+                except queue.Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TimeoutError(
+                            f"run {self.name} still running after {timeout:g} s"
+                        ) from None
+                    continue
+                if item is _DONE:
+                    self._lines.put(_DONE)  # later waits return at once
+                    break
+                if not quiet:
+                    stream = sys.stderr if item.stream == "stderr" else sys.stdout
+                    text = f"[{item.task_name}] {item.text}"
+                    if display is not None:
+                        display.line(text, stream)
+                    else:
+                        print(text, file=stream, flush=True)
+        finally:
+            if display is not None:
+                display.close()
         if not quiet:
             summary = self._summary()
             if self.status != "succeeded":
@@ -500,11 +526,23 @@ class Run:
             raise TimeoutError(f"run {self.name} still running after {timeout:g} s") from None
         return result.unwrap(self.task_name)
 
+    def progress(self) -> RunProgress:
+        """How far the run has got: its children done, failed, running (see RunProgress)."""
+        return self._runtime.call(self._runtime.client.run_progress(self.name, timeout=10.0), 15)
+
     def cancel(self) -> int:
         """Cancel every task of this run; returns how many were cancelled."""
         return self._runtime.call(self._runtime.client.cancel(run_id=self.name))
 
     # ------------------------------------------------------------ internals
+
+    def _progress(self) -> RunProgress | None:
+        try:
+            return self._runtime.call(
+                self._runtime.client.run_progress(self.name, timeout=2.0), timeout=3.0
+            )
+        except Exception:
+            return None
 
     def _log(self, line: LogLine) -> None:
         self._lines.put(line)

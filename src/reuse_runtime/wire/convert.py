@@ -438,6 +438,7 @@ def progress_to_proto(progress: model.RunProgress) -> pb.RunProgress:
         succeeded=progress.succeeded,
         failed=progress.failed,
         retried=progress.retried,
+        ended=progress.ended,
     )
 
 
@@ -450,4 +451,5 @@ def progress_from_proto(msg: pb.RunProgress) -> model.RunProgress:
         succeeded=msg.succeeded,
         failed=msg.failed,
         retried=msg.retried,
+        ended=msg.ended,
     )

@@ -421,7 +421,7 @@ class RunProgressRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class RunProgress(_message.Message):
-    __slots__ = ("found", "children", "held", "running", "succeeded", "failed", "retried")
+    __slots__ = ("found", "children", "held", "running", "succeeded", "failed", "retried", "ended")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     CHILDREN_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
@@ -429,6 +429,7 @@ class RunProgress(_message.Message):
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     RETRIED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
     found: bool
     children: int
     held: int
@@ -436,7 +437,8 @@ class RunProgress(_message.Message):
     succeeded: int
     failed: int
     retried: int
-    def __init__(self, found: _Optional[bool] = ..., children: _Optional[int] = ..., held: _Optional[int] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ...) -> None: ...
+    ended: bool
+    def __init__(self, found: _Optional[bool] = ..., children: _Optional[int] = ..., held: _Optional[int] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., ended: _Optional[bool] = ...) -> None: ...
 
 class ControllerStatus(_message.Message):
     __slots__ = ("environments", "rss_bytes", "address")
