@@ -4,7 +4,7 @@ Usage::
 
     reuse-runtime run FILE.py FUNCTION [key=value ...]   run a task on the embedded pool
     reuse-runtime controller [--port P]                  a standalone controller
-    reuse-runtime status [--endpoint ADDR] [--json]      environments and replicas
+    reuse-runtime status [--endpoint ADDR] [--watch]     environments and replicas, live
     reuse-runtime worker [--concurrency N] ...           one replica (the container entrypoint)
 """
 
@@ -214,56 +214,25 @@ async def _status_main(args: argparse.Namespace) -> int:
         )
     async with ControllerClient(endpoint, security) as client:
         await client.wait_ready(timeout=5)
+        if args.watch:
+            from reuse_runtime.status_view import watch
+
+            if args.json:
+                raise ValueError("--watch shows tables; for JSON, call status --json repeatedly")
+            if args.interval <= 0:
+                raise ValueError(f"--interval must be above 0 seconds, got {args.interval:g}")
+            stop = asyncio.Event()
+            _install_signal_handlers(lambda name: stop.set())  # Ctrl-C quits, like q
+            await watch(client.status, interval=args.interval, stop=stop)
+            return 0
         status = await client.status()
     if args.json:
         print(json.dumps(dataclasses.asdict(status), indent=2))
     else:
-        _print_status(status)
+        from reuse_runtime.status_view import print_status
+
+        print_status(status)
     return 0
-
-
-def _print_status(status: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    console.print(f"controller {status.address}  rss {status.rss_bytes / 2**20:.0f} MiB")
-    if not status.environments:
-        console.print("no environments yet")
-    for env in status.environments:
-        state = "dormant" if env.dormant else f"{len(env.replicas)} replicas"
-        table = Table(
-            title=f"{env.name}  [{env.min_replicas}..{env.max_replicas}] x {env.concurrency}  "
-            f"{state}  backlog {env.backlog}  done {env.completed}  failed {env.failed}",
-            title_justify="left",
-        )
-        for column in (
-            "replica",
-            "state",
-            "active",
-            "capacity",
-            "idle s",
-            "completed",
-            "RSS MiB",
-            "where",
-        ):
-            left = column in ("replica", "state", "where")
-            table.add_column(column, justify="left" if left else "right")
-        for r in env.replicas:
-            rep = r.report
-            table.add_row(
-                r.replica_id,
-                r.state + (f" ({r.retire_reason})" if r.retire_reason else ""),
-                str(rep.active if rep else r.assigned),
-                str(rep.capacity if rep else env.concurrency),
-                f"{rep.idle_seconds:.1f}" if rep else "-",
-                str(rep.completed if rep else 0),
-                f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
-                r.where,
-            )
-        console.print(table)
-        if env.last_error:
-            console.print(f"[red]last error:[/red] {env.last_error}")
 
 
 def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -274,6 +243,15 @@ def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "else the most recent embedded controller)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="a live view, refreshed in place (q or Ctrl-C quits); printed again and again "
+        "when stdout is not a terminal",
+    )
+    p.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between refreshes (default 1)"
+    )
     _add_security_flags(p)
     p.set_defaults(main=_status_main)
 
