@@ -31,10 +31,12 @@ class Terminal:
             raise AssertionError(f"tmux {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
 
-    def screen(self, history: bool = False) -> str:
-        """What the terminal shows (with ``history``, everything that scrolled off too)."""
+    def screen(self, history: bool = False, escapes: bool = False) -> str:
+        """What the terminal shows (with ``history``, everything that scrolled off too;
+        with ``escapes``, its colours as escape sequences)."""
         scrollback = ("-S", "-") if history else ()
-        return self._tmux("capture-pane", "-p", "-t", self._session, *scrollback)
+        colours = ("-e",) if escapes else ()
+        return self._tmux("capture-pane", "-p", "-t", self._session, *scrollback, *colours)
 
     def keys(self, *keys: str) -> None:
         self._tmux("send-keys", "-t", self._session, *keys)

@@ -6,6 +6,7 @@ Usage::
     reuse-runtime controller [--port P]                  a standalone controller
     reuse-runtime status [--endpoint ADDR] [--watch]     environments and replicas, live
     reuse-runtime worker [--concurrency N] ...           one replica (the container entrypoint)
+    reuse-runtime logs [RUN] [--task NAME] [--follow]    a run's log
 """
 
 from __future__ import annotations
@@ -256,6 +257,35 @@ def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(main=_status_main)
 
 
+# ---------------------------------------------------------------- logs
+
+
+def _logs_main(args: argparse.Namespace) -> int:
+    from reuse_runtime import runlog
+    from reuse_runtime.sdk.runtime import state_dir
+
+    path = runlog.find_run_log(state_dir() / "runs", args.run)
+    lines = runlog.follow(path, follow=args.follow)
+    shown = runlog.show(lines, sys.stdout, task=args.task, colour=sys.stdout.isatty())
+    if args.task is not None and not shown:
+        print(f"(no output lines from a task named {args.task!r} in {path})", file=sys.stderr)
+    return 0
+
+
+def _logs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "logs", help="show a run's log: every task's output, with run, task, parent and replica"
+    )
+    p.add_argument(
+        "run", nargs="?", help="the run's name (or its log file, or its URL); default: the latest"
+    )
+    p.add_argument("--task", help="only the lines of tasks with this name")
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="keep showing new lines until the run ends"
+    )
+    p.set_defaults(sync_main=_logs_main)
+
+
 # ---------------------------------------------------------------- run
 
 
@@ -336,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     _controller_parser(sub)
     _status_parser(sub)
     _worker_parser(sub)
+    _logs_parser(sub)
     return parser
 
 

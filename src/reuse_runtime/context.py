@@ -30,6 +30,9 @@ class TaskContext:
     lend_slot: Callable[[], None]
     reclaim_slot: Callable[[], Awaitable[None]]
     loop: asyncio.AbstractEventLoop
+    # Tracing: the task's parent ("" for a run's root) and the replica it runs on.
+    parent_task_id: str = ""
+    replica_id: str = ""
     children: int = 0
     holds_slot: bool = True
     partial: dict[str, str] = field(default_factory=dict)

@@ -1,7 +1,8 @@
 """Structured logs: JSON lines when stderr is not a terminal, readable lines when it is.
 
-Each line carries the replica id (bound once at startup) and, inside a task,
-the task id (bound by the executor in the task's own context).
+Each line carries the replica id (bound once at startup) and, inside a task, the
+run, the task (Flyte's "action") and its parent task, read from the running
+task's context: one grep of a run or task id follows a call tree across hops.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ LEVEL_ENV = "REUSE_RUNTIME_LOG_LEVEL"
 def _add_task_id(
     logger: object, method: str, event: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
-    """Inside a task, name it: read from the running task, at no cost per task."""
+    """Inside a task, name it, its run and its parent: read from the running task,
+    at no cost per task."""
     task = current_task.get()
     if task is not None:
         event.setdefault("task_id", task.task_id)
+        if task.run_id:
+            event.setdefault("run_id", task.run_id)
+        if task.parent_task_id:
+            event.setdefault("parent_task_id", task.parent_task_id)
     return event
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from reuse_runtime import context as task_context
+from reuse_runtime import runlog
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.errors import ControllerUnavailableError, PolicyError
 from reuse_runtime.model import LogLine, RunProgress, Submission, TaskResult, TaskState
@@ -188,10 +189,14 @@ class Runtime:
         )
 
     def _route_logs(self, lines: list[LogLine]) -> None:
+        touched = {}
         for line in lines:
             run = self._runs.get(line.run_id)
             if run is not None:
                 run._log(line)
+                touched[run.name] = run
+        for run in touched.values():
+            run._flush()  # once per batch: `reuse-runtime logs --follow` sees it now
 
     def forget(self, run: Run) -> None:
         with self._runs_lock:
@@ -437,10 +442,8 @@ class Run:
         self._started = time.monotonic()
         private_dir(log_path.parent)
         self._log_file: TextIO | None = log_path.open("w", encoding="utf-8")
-        self._log_file.write(
-            f"run {name}: task {task_name} on controller {runtime.endpoint}"
-            f"{' (embedded)' if runtime.embedded else ''}\n"
-        )
+        self._log_file.write(runlog.header(name, task_name, runtime.endpoint, runtime.embedded))
+        self._log_file.write("\n")
         self._log_file.flush()
 
     @property
@@ -547,7 +550,11 @@ class Run:
     def _log(self, line: LogLine) -> None:
         self._lines.put(line)
         if self._log_file is not None:
-            self._log_file.write(f"[{line.task_name}] {line.text}\n")
+            self._log_file.write(runlog.format_line(line) + "\n")
+
+    def _flush(self) -> None:
+        if self._log_file is not None:
+            self._log_file.flush()
 
     def _settle(self, future: concurrent.futures.Future[TaskResult]) -> None:
         # Runs on the runtime's loop, after every output line of the run was queued.

@@ -222,8 +222,10 @@ class Executor:
             lend_slot=self.limiter.lend if is_async else self._lend_sync,
             reclaim_slot=self.limiter.reclaim if is_async else self._reclaim_sync,
             loop=self._loop,
+            parent_task_id=spec.parent_task_id,
+            replica_id=self.config.replica_id,
         )
-        current_task.set(ctx)  # also gives log lines their task id (see logs.py)
+        current_task.set(ctx)  # also gives log lines their run and task ids (see logs.py)
         timer = (
             self._loop.call_later(spec.timeout, self.cancel, spec.task_id, "timed out")
             if spec.timeout
