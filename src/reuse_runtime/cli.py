@@ -98,6 +98,8 @@ async def _worker_main(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         max_payload=parse_bytes(args.max_payload, field_name="--max-payload"),
         security=_security(args),
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     server = WorkerServer(config)
     _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
@@ -129,6 +131,7 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default="64Mi",
         help="largest task arguments or result, e.g. 64Mi (default)",
     )
+    _add_metrics_flags(p)
     _add_security_flags(p)
     p.set_defaults(main=_worker_main)
 

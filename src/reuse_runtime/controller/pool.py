@@ -442,6 +442,7 @@ class ReplicaPool:
         replica.capacity = stream.hello.capacity or self.policy.concurrency
         stream.send_init(
             ReplicaInit(
+                environment=self.spec.name,
                 on_start=self.spec.on_start,
                 on_stop=self.spec.on_stop,
                 bundle=self.spec.hooks_bundle,

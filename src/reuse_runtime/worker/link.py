@@ -87,6 +87,8 @@ class ControllerLink:
         if self._init is not None:
             return
         self._init = init
+        if self._service.metrics is not None:
+            self._service.metrics.bind(init.environment)
         if init.on_start is not None:
             await run_hook(self._service, init.on_start, init, "on_start")
         conn.send_report(self._service.report())
