@@ -350,13 +350,7 @@ class Bench:
                 make_row(
                     f"2{'abc'[i]}",
                     label,
-                    {
-                        "rate": [r["tasks_per_s"] for r in runs[n]],
-                        "p50_ms": [r["p50_ms"] for r in runs[n]],
-                        "p99_ms": [r["p99_ms"] for r in runs[n]],
-                        "seconds": [r["wall_s"] for r in runs[n]],
-                        **_cpu_samples(runs[n]),
-                    },
+                    _gather_samples(runs[n]),
                     n=n,
                     note=_join(
                         "warm pool; s: run() to outputs()",
@@ -578,16 +572,12 @@ class Bench:
                     key,
                     label,
                     {
-                        "rate": [r["tasks_per_s"] for r in got],
-                        "p50_ms": [r["p50_ms"] for r in got],
-                        "p99_ms": [r["p99_ms"] for r in got],
-                        "seconds": [r["wall_s"] for r in got],
+                        **_gather_samples(got),
                         "controller_rss_peak_mb": [r["rss_peak"] / mb for r in got],
                         "controller_rss_growth_mb": [
                             (r["rss_peak"] - r["rss_before"]) / mb for r in got
                         ],
                         "replica_rss_peak_mb": [r["replica_rss_peak"] / mb for r in got],
-                        **_cpu_samples(got),
                     },
                     n=n,
                     note=_join(
@@ -631,13 +621,7 @@ class Bench:
                 make_row(
                     key,
                     label,
-                    {
-                        "rate": [r["tasks_per_s"] for r in got],
-                        "p50_ms": [r["p50_ms"] for r in got],
-                        "p99_ms": [r["p99_ms"] for r in got],
-                        "seconds": [r["wall_s"] for r in got],
-                        **_cpu_samples(got),
-                    },
+                    _gather_samples(got),
                     n=n,
                     note=_join(*note),
                 )
@@ -646,6 +630,17 @@ class Bench:
 
 def _partial(runs: list[Any], reps: int) -> str:
     return "" if len(runs) == reps else f"ONLY {len(runs)} OF {reps} REPETITIONS"
+
+
+def _gather_samples(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """A gather row's samples: rate, latency, wall time, and CPU per task."""
+    return {
+        "rate": [r["tasks_per_s"] for r in runs],
+        "p50_ms": [r["p50_ms"] for r in runs],
+        "p99_ms": [r["p99_ms"] for r in runs],
+        "seconds": [r["wall_s"] for r in runs],
+        **_cpu_samples(runs),
+    }
 
 
 def _cpu_samples(runs: list[dict[str, Any]]) -> dict[str, list[float]]:

@@ -49,19 +49,7 @@ async def spawn_worker(
     *args: str, ready_timeout: float = 20.0, **env: str
 ) -> AsyncIterator[WorkerProcess]:
     """Start `reuse-runtime worker` on 127.0.0.1:0 and wait for its ready line."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reuse_runtime",
-        "worker",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=subprocess_env(**env),
-        cwd=str(ROOT),
-    )
+    process = await _command("worker", args, asyncio.subprocess.PIPE, env)
     assert process.stdout is not None and process.stderr is not None
     worker = WorkerProcess(process, "")
     drain_err = asyncio.get_running_loop().create_task(
@@ -81,6 +69,25 @@ async def spawn_worker(
             process.send_signal(signal.SIGKILL)
             await process.wait()
         await drain_err
+
+
+async def _command(
+    command: str, args: tuple[str, ...], stderr: int, env: dict[str, str]
+) -> asyncio.subprocess.Process:
+    """`reuse-runtime COMMAND --port 0 ARGS`, with its stdout piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "reuse_runtime",
+        command,
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        env=subprocess_env(**env),
+        cwd=str(ROOT),
+    )
 
 
 async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
@@ -155,19 +162,7 @@ class ControllerProcess:
 @contextlib.asynccontextmanager
 async def spawn_controller(*args: str, **env: str) -> AsyncIterator[ControllerProcess]:
     """A standalone `reuse-runtime controller --port 0 ...`, once it prints where it listens."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reuse_runtime",
-        "controller",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=subprocess_env(**env),
-        cwd=str(ROOT),
-    )
+    process = await _command("controller", args, asyncio.subprocess.DEVNULL, env)
     assert process.stdout is not None
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
