@@ -90,3 +90,15 @@ def test_time_only_moves_forward_and_one_harness_at_a_time() -> None:
             ReuseHarness().start()
     with pytest.raises(HarnessError, match="not started"):
         harness.run(tasks.predict, 1.0)
+
+
+def test_closing_with_a_task_still_running_ends_it_and_says_so() -> None:
+    with ReuseHarness() as harness:
+        running = harness.submit(tasks.busy, 600.0)
+        deadline = time.monotonic() + 30
+        while not any(r.active for r in harness.replicas(tasks.env)):
+            assert time.monotonic() < deadline, "the task never started"
+            time.sleep(0.005)
+    # The replica was stopped without a grace period: the test did not wait 600 s.
+    with pytest.raises(HarnessError, match="closed before the task ended"):
+        running.result(timeout=30)

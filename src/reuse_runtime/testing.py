@@ -63,6 +63,7 @@ from reuse_runtime.model import (
     ResultsBatch,
     Submission,
     TaskResult,
+    TaskSpec,
 )
 from reuse_runtime.security import Security
 
@@ -392,10 +393,15 @@ class _Core:
             await asyncio.sleep(0.001)
 
     async def close(self) -> None:
+        self.backend.closing = True  # replicas stop at once: no grace period to sit out
         await self.tasks.cancel_all("harness closed")
         if self.service is not None:
             await self.service.close()
         await self.backend.close()
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(HarnessError("the harness closed before the task ended"))
 
     # ------------------------------------------------------------ internals
 
@@ -430,6 +436,7 @@ class _InProcessBackend:
     def __init__(self, core: _Core) -> None:
         self._core = core
         self.replicas: dict[str, _EmulatedReplica] = {}
+        self.closing = False
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaHandle:
         replica = _EmulatedReplica(launch, self._core.clock)
@@ -438,7 +445,7 @@ class _InProcessBackend:
         return replica
 
     async def stop(self, handle: ReplicaHandle, grace: float) -> None:
-        await _emulated(handle).stop(grace)
+        await _emulated(handle).stop(0.0 if self.closing else grace)
 
     async def kill(self, handle: ReplicaHandle) -> None:
         _emulated(handle).kill()
@@ -516,7 +523,7 @@ class _EmulatedReplica:
     def send_init(self, init: ReplicaInit) -> None:
         self._starter = self._tasks.spawn(self._start(init), "init")
 
-    def dispatch(self, spec: Any) -> None:
+    def dispatch(self, spec: TaskSpec) -> None:
         self.session.submit(spec)
 
     def cancel(self, task_id: str) -> None:
@@ -573,6 +580,7 @@ class _EmulatedReplica:
             await run_hook(self.service, self._init.on_stop, self._init, "on_stop")
         self._report()
         self._exit(ExitStatus(code=0))
+        self.executor.close()
 
     def kill(self, *, by_runtime: bool = True) -> None:
         """Like ``kill -9``: nothing more reaches the controller, and running tasks stop."""
