@@ -52,3 +52,15 @@ async def fan_out(n: int) -> float:
 @env.task
 async def reject(x: int) -> int:
     raise Rejected(f"no {x}")
+
+
+recycled = flyte.TaskEnvironment(
+    name="harness-recycled",
+    reusable=flyte.ReusePolicy(replicas=1, concurrency=1, max_tasks=2, idle_ttl=300),
+)
+
+
+@recycled.task
+async def which() -> int:
+    """The id of this replica's copy of the module: one per replica."""
+    return id(globals())

@@ -102,3 +102,9 @@ def test_closing_with_a_task_still_running_ends_it_and_says_so() -> None:
     # The replica was stopped without a grace period: the test did not wait 600 s.
     with pytest.raises(HarnessError, match="closed before the task ended"):
         running.result(timeout=30)
+
+
+def test_max_tasks_recycles_replicas_as_for_real(reuse: ReuseHarness) -> None:
+    copies = [reuse.run(tasks.which) for _ in range(5)]
+    assert copies[0] == copies[1] != copies[2] == copies[3] != copies[4]
+    assert reuse.replica_count(tasks.recycled) == 1

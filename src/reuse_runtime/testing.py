@@ -14,6 +14,8 @@ executor, limiter and loader. Only the processes and the network are emulated.
 * **Time.** ``scaledown_ttl``, ``idle_ttl``, ``max_lifetime`` and scaling run on
   a fake clock: ``advance(seconds)`` moves it, and the pool reacts at once. A
   test never sleeps. (Task timeouts and cancel grace periods stay in real time.)
+  ``max_tasks`` recycles as for real; ``max_rss`` does not (every emulated
+  replica lives in the test's one process).
 * **Children.** A task that calls another task dispatches it through the
   emulated controller, as on real replicas.
 
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import itertools
 import signal
 import threading
@@ -559,7 +562,9 @@ class _EmulatedReplica:
 
     def _report(self) -> None:
         if not self.exited.done():
-            self._events.put_nowait(self.service.report())
+            # Every emulated replica shares the test's process, so its memory says nothing
+            # about the replica: report none, and max_rss never recycles here.
+            self._events.put_nowait(dataclasses.replace(self.service.report(), rss_bytes=0))
 
     async def stop(self, grace: float) -> None:
         """Drain: no new tasks, let running ones finish within ``grace``, run on_stop, exit 0."""
