@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -101,7 +102,7 @@ def _environment(env: EnvironmentStatus, rate: float | None, now: float) -> Rend
         if event is not None:
             lines.append(Text.from_markup(f"  {label}: {_describe(event, now)}"))
     if env.last_error:
-        lines.append(Text.from_markup(f"  [red]last error:[/red] {_escape(env.last_error)}"))
+        lines.append(Text.from_markup(f"  [red]last error:[/red] {escape(env.last_error)}"))
     return Group(*lines)
 
 
@@ -112,15 +113,9 @@ def _last(events: tuple[PoolEvent, ...], kind: str) -> PoolEvent | None:
 def _describe(event: PoolEvent, now: float) -> str:
     ago = max(0.0, now - event.at)
     when = f"{ago:.0f} s ago" if ago < 120 else f"{ago / 60:.0f} min ago"
-    return f"{_escape(event.replica_id)} [yellow]{_escape(event.reason)}[/yellow], {when}" + (
-        f" ({_escape(event.detail)})" if event.detail else ""
+    return f"{escape(event.replica_id)} [yellow]{escape(event.reason)}[/yellow], {when}" + (
+        f" ({escape(event.detail)})" if event.detail else ""
     )
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def print_status(status: ControllerStatus, console: Console | None = None) -> None:
