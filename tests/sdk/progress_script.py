@@ -28,3 +28,14 @@ if __name__ == "__main__":
     run = flyte.run(main, n=int(sys.argv[1]))
     run.wait()
     print("result", run.outputs())
+
+
+@env.task
+async def slow_leaf(i: int) -> int:
+    await asyncio.sleep(0.01)
+    return i
+
+
+@env.task
+async def slow_fan(n: int) -> int:
+    return sum(await asyncio.gather(*(slow_leaf(i) for i in range(n))))

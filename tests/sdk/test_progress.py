@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import subprocess
@@ -12,7 +13,8 @@ import pytest
 
 from reuse_runtime.model import RunProgress
 from reuse_runtime.sdk.progress import RunProgressDisplay, progress_wanted
-from tests.helpers import subprocess_env
+from tests.helpers import running_controller, submit, subprocess_env
+from tests.sdk import progress_script
 from tests.tmux import terminal
 
 SCRIPT = str(Path(__file__).with_name("progress_script.py"))
@@ -53,6 +55,27 @@ def test_no_bar_when_output_is_piped(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "children" not in done.stderr and "\x1b[" not in done.stderr + done.stdout
     assert done.stdout.splitlines()[:2] == HELLOS[:2]
+
+
+async def test_the_total_counts_children_held_back_by_flow_control(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With at most 300 children at the controller, the total is still all 2,000."""
+    monkeypatch.setenv("REUSE_RUNTIME_MAX_OUTSTANDING", "300")  # the replicas inherit it
+    async with running_controller() as (_, client):
+        done = await submit(client, progress_script.slow_fan, 2000)
+        seen = []
+        while not done.done():  # type: ignore[attr-defined]
+            seen.append(await client.run_progress("test-run"))  # type: ignore[attr-defined]
+            await asyncio.sleep(0.05)
+        assert (await done).unwrap() == sum(range(2000))  # type: ignore[attr-defined]
+        final = await client.run_progress("test-run")  # type: ignore[attr-defined]
+    during = [p for p in seen if p.found and 0 < p.finished < 2000]
+    assert during, seen
+    assert all(p.total == 2000 for p in during if p.children >= 300), during
+    assert any(p.held > 0 for p in during)
+    assert all(p.children - p.finished <= 300 for p in during)
+    assert final.ended and final.succeeded == 2000 and final.running == 0
 
 
 class _Tty(io.StringIO):
