@@ -159,3 +159,17 @@ async def test_a_taken_metrics_port_is_a_clear_error() -> None:
     assert done.returncode == 2, (out, err)
     assert b"cannot serve metrics on 127.0.0.1:" in err
     assert b"Traceback" not in err
+
+
+def test_a_bad_metrics_port_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reuse_runtime as flyte
+    from reuse_runtime.errors import PolicyError
+
+    for bad in ("9100", -1, 70000, True):
+        with pytest.raises(PolicyError, match="metrics_port"):
+            flyte.init(metrics_port=bad)  # type: ignore[arg-type]
+    monkeypatch.setenv("REUSE_RUNTIME_METRICS_PORT", "nine")
+    with pytest.raises(PolicyError, match="REUSE_RUNTIME_METRICS_PORT must be a port number"):
+        flyte.init()
+    monkeypatch.delenv("REUSE_RUNTIME_METRICS_PORT")
+    flyte.init()  # back to the default for the tests after this one

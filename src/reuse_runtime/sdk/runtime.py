@@ -291,6 +291,10 @@ def init(
     endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
     if metrics_port is None:
         metrics_port = _metrics_port_from_env()
+    elif isinstance(metrics_port, bool) or not isinstance(metrics_port, int):
+        raise PolicyError(f"metrics_port must be a port number (0 picks one), got {metrics_port!r}")
+    elif not 0 <= metrics_port <= 65535:
+        raise PolicyError(f"metrics_port must be in 0..65535, got {metrics_port}")
     new = RuntimeConfig(endpoint, token, max_backlog, replica_loss_budget, metrics_port)
     with _runtime_lock:
         if _runtime is not None and _runtime.config != new:
