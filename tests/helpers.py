@@ -7,7 +7,9 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import sys
+import textwrap
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -181,3 +183,43 @@ async def spawn_controller(*args: str, **env: str) -> AsyncIterator[ControllerPr
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+def run_python(
+    tmp_path: Path,
+    source: str,
+    *args: str,
+    name: str = "script.py",
+    timeout: float = 120,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """Write ``source`` to ``tmp_path/name`` and run it as a user would: ``python name``.
+
+    Its state directory is ``tmp_path/home``; TTLs run in seconds (conftest).
+    """
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    settings = {"REUSE_RUNTIME_HOME": str(tmp_path / "home"), **env}
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=subprocess_env(**settings),
+    )
+
+
+def run_cli(
+    tmp_path: Path, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``reuse-runtime ARGS...`` in ``tmp_path``, with its state directory there."""
+    settings = {"REUSE_RUNTIME_HOME": str(tmp_path / "home"), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "reuse_runtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=subprocess_env(**settings),
+    )

@@ -12,7 +12,7 @@ from reuse_runtime.policy import MIN_TTL_ENV, parse_bytes
 
 def test_defaults_match_the_reference() -> None:
     p = ReusePolicy()
-    assert p.replicas == 2
+    assert p.replicas == (2, 2)  # Flyte stores the pair
     assert (p.min_replicas, p.max_replicas) == (2, 2)
     assert p.concurrency == 1
     assert p.idle_ttl == timedelta(seconds=30)

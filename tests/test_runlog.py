@@ -67,7 +67,7 @@ def test_every_line_names_its_run_task_parent_and_replica(tmp_path: Path) -> Non
     shown = _logs(home, run, "--task", "mid")
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout.splitlines()
-    assert out[0].startswith(f"run {run}: task main") and out[-1].startswith(f"run {run} succ")
+    assert out[0].startswith(f"run {run}: task ") and out[-1].startswith(f"run {run} succeeded")
     assert sorted(runlog.parse_line(x).text for x in out[1:-1]) == ["mid 0", "mid 1", "mid 2"]  # type: ignore[union-attr]
     # No RUN: the latest run. Piped: the file as it is, no colour.
     latest = _logs(home)

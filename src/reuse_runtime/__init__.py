@@ -14,8 +14,21 @@ on a local pool of warm worker processes::
     if __name__ == "__main__":
         flyte.init_from_config()
         print(flyte.run(square, 7).outputs())   # 49
+
+The public names are Flyte's (``flyte.TaskEnvironment``, ``flyte.map``,
+``flyte.group``, ``flyte.trace``, ``flyte.Cache``, ``flyte.Secret``,
+``flyte.errors``, ``flyte.io.File``, ...), so Flyte code ports by changing the
+import.
 """
 
+import os as _os
+
+# gRPC's C core logs to stderr on its own (``E1123 ... add_port.cc``); the errors
+# it reports reach Python as exceptions, which say what to do. GRPC_VERBOSITY=debug
+# (set before the import) brings the lines back.
+_os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+from reuse_runtime import errors, io
 from reuse_runtime.errors import (
     BacklogFullError,
     ReplicaLostError,
@@ -26,34 +39,91 @@ from reuse_runtime.errors import (
 )
 from reuse_runtime.policy import ReusePolicy
 from reuse_runtime.sdk import (
+    AsyncFunctionTaskTemplate,
+    Backoff,
+    Cache,
+    CachePolicy,
+    CacheRequest,
+    Environment,
     Image,
+    PodTemplate,
     Resources,
+    RetryStrategy,
     Run,
+    Secret,
+    SecretRequest,
     TaskEnvironment,
     TaskTemplate,
+    Timeout,
+    TimeoutType,
+    ctx,
+    custom_context,
+    get_custom_context,
+    group,
     init,
     init_from_config,
+    logger,
+    map,
     run,
     shutdown,
+    trace,
+    with_runcontext,
 )
+from reuse_runtime.sdk.excepthook import install as _install_excepthook
+from reuse_runtime.sdk.ignored import ReuseRuntimeWarning
+from reuse_runtime.sdk.ignored import install_format as _install_warning_format
 
 __version__ = "0.1.0"
 
+
+def version() -> str:
+    """The version of reuse-runtime."""
+    return __version__
+
+
+_install_excepthook()
+_install_warning_format()
+
 __all__ = [
+    "AsyncFunctionTaskTemplate",
     "BacklogFullError",
+    "Backoff",
+    "Cache",
+    "CachePolicy",
+    "CacheRequest",
+    "Environment",
     "Image",
+    "PodTemplate",
     "ReplicaLostError",
     "Resources",
+    "RetryStrategy",
     "ReusePolicy",
     "ReuseRuntimeError",
+    "ReuseRuntimeWarning",
     "Run",
+    "Secret",
+    "SecretRequest",
     "TaskCancelledError",
     "TaskEnvironment",
     "TaskFailedError",
     "TaskTemplate",
     "TaskTimedOutError",
+    "Timeout",
+    "TimeoutType",
+    "__version__",
+    "ctx",
+    "custom_context",
+    "errors",
+    "get_custom_context",
+    "group",
     "init",
     "init_from_config",
+    "io",
+    "logger",
+    "map",
     "run",
     "shutdown",
+    "trace",
+    "version",
+    "with_runcontext",
 ]

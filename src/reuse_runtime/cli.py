@@ -12,22 +12,35 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ast
 import asyncio
 import dataclasses
 import json
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from reuse_runtime import logs
-from reuse_runtime.errors import ReuseRuntimeError
+from reuse_runtime.errors import ReuseRuntimeError, ScriptFailedError
 from reuse_runtime.model import CodeBundle
 from reuse_runtime.policy import parse_bytes
 from reuse_runtime.security import Security
+
+#: Where ``reuse-runtime controller`` listens unless told otherwise; ``status`` looks here.
+#: ``$REUSE_RUNTIME_CONTROLLER_PORT`` changes it for both.
+PORT_ENV = "REUSE_RUNTIME_CONTROLLER_PORT"
+DEFAULT_CONTROLLER_PORT = 50050
+
+
+def _default_port() -> int:
+    raw = os.environ.get(PORT_ENV, "")
+    try:
+        return int(raw) if raw else DEFAULT_CONTROLLER_PORT
+    except ValueError:
+        raise ReuseRuntimeError(f"${PORT_ENV} must be a port number, got {raw!r}") from None
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -145,7 +158,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
     server = ControllerServer(
         ControllerConfig(
             host=args.host,
-            port=args.port,
+            port=args.port if args.port is not None else _default_port(),
             max_backlog=args.max_backlog,
             replica_loss_budget=args.replica_loss_budget,
             cancel_grace=args.cancel_grace,
@@ -171,7 +184,12 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
     p = sub.add_parser("controller", help="run a standalone controller (init(endpoint=...))")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=50050, help="port to bind (default 50050)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port to bind (default {DEFAULT_CONTROLLER_PORT}, or ${PORT_ENV})",
+    )
     p.add_argument(
         "--max-backlog",
         type=int,
@@ -212,10 +230,16 @@ async def _status_main(args: argparse.Namespace) -> int:
             if not security.authenticated and embedded.token:
                 security = dataclasses.replace(security, token=embedded.token)
     if not endpoint:
-        raise ControllerUnavailableError(
-            "no controller to ask: pass --endpoint HOST:PORT, set $REUSE_RUNTIME_ENDPOINT, "
-            "or start a run (its embedded controller is found automatically)"
-        )
+        # No run's embedded controller: a standalone one on the default port, if any.
+        endpoint = f"127.0.0.1:{_default_port()}"
+        if not await _answers(endpoint, security):
+            raise ControllerUnavailableError(
+                f"no controller to ask: none was started by a run here, and none listens on "
+                f"{endpoint}; pass --endpoint HOST:PORT or set $REUSE_RUNTIME_ENDPOINT"
+            )
+    from reuse_runtime.sdk.config import check_endpoint
+
+    check_endpoint(endpoint, "--endpoint")
     async with ControllerClient(endpoint, security) as client:
         await client.wait_ready(timeout=5)
         if args.watch:
@@ -237,6 +261,18 @@ async def _status_main(args: argparse.Namespace) -> int:
 
         print_status(status)
     return 0
+
+
+async def _answers(endpoint: str, security: Security) -> bool:
+    from reuse_runtime.errors import ControllerUnavailableError
+    from reuse_runtime.wire.clients import ControllerClient
+
+    try:
+        async with ControllerClient(endpoint, security) as client:
+            await client.wait_ready(timeout=1)
+    except ControllerUnavailableError:
+        return False
+    return True
 
 
 def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -265,7 +301,7 @@ def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _logs_main(args: argparse.Namespace) -> int:
     from reuse_runtime import runlog
-    from reuse_runtime.sdk.runtime import state_dir
+    from reuse_runtime.paths import state_dir
 
     path = runlog.find_run_log(state_dir() / "runs", args.run)
     lines = runlog.follow(path, follow=args.follow)
@@ -295,11 +331,11 @@ def _logs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _run_file(args: argparse.Namespace) -> int:
     import reuse_runtime as flyte
     from reuse_runtime.sdk.environment import TaskTemplate
+    from reuse_runtime.sdk.inputs import task_inputs
 
     path = Path(args.file)
     if not path.is_file():
         raise ReuseRuntimeError(f"no such file: {path}")
-    kwargs = dict(_parse_param(p) for p in args.params)
     module = _load_script(path)
     task = getattr(module, args.function, None)
     if not isinstance(task, TaskTemplate):
@@ -307,6 +343,7 @@ def _run_file(args: argparse.Namespace) -> int:
         raise ReuseRuntimeError(
             f"{path} has no task named {args.function!r}; its tasks: {', '.join(tasks) or 'none'}"
         )
+    kwargs = task_inputs(task, args.params)
     flyte.init_from_config()
     run = flyte.run(task, **kwargs)
     print(run.name)
@@ -323,6 +360,7 @@ def _load_script(path: Path) -> Any:
     import importlib.util
 
     from reuse_runtime import code
+    from reuse_runtime.sdk.excepthook import one_line
 
     source = path.read_bytes()
     name = code.bundle_module_name(str(path))
@@ -333,25 +371,26 @@ def _load_script(path: Path) -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _parse_param(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise ReuseRuntimeError(f"parameters look like key=value, got {text!r}")
     try:
-        return key, ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return key, raw
+        # As in a replica: a run started while the script is imported is a mistake.
+        with code.importing_script(str(path)):
+            spec.loader.exec_module(module)
+    except ReuseRuntimeError:
+        raise
+    except Exception as exc:
+        raise ScriptFailedError(f"{path} failed when imported: {one_line(exc)}") from exc
+    return module
 
 
 def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run a task of a Python file and print its result")
     p.add_argument("file", help="the Python file that defines the task")
     p.add_argument("function", help="the task to run")
-    p.add_argument("params", nargs="*", help="arguments as key=value (Python literals)")
+    p.add_argument(
+        "params",
+        nargs=argparse.REMAINDER,
+        help="the task's arguments: name=value or --name value, converted by its annotations",
+    )
     p.set_defaults(sync_main=_run_file)
 
 
@@ -359,11 +398,20 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from reuse_runtime import __version__
+
     parser = argparse.ArgumentParser(
         prog="reuse-runtime",
         description="Reusable containers: warm worker pools sized by a ReusePolicy.",
     )
+    parser.add_argument("--version", action="version", version=f"reuse-runtime {__version__}")
     parser.add_argument("--log-level", default=None, help="debug, info (default), warning, error")
+    parser.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default=None,
+        help="log lines for people or JSON (default: JSON into files, else readable)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     _controller_parser(sub)
@@ -375,16 +423,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.log_format:
+        os.environ[logs.FORMAT_ENV] = args.log_format
     logs.configure(sys.stderr, level=args.log_level)
     try:
         if hasattr(args, "sync_main"):
             return int(args.sync_main(args))
         return _run(args.main(args))
-    except (ReuseRuntimeError, ValueError) as exc:
-        print(f"reuse-runtime {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # One line a person can act on; the traceback only when asked for.
+        if (args.log_level or os.environ.get(logs.LEVEL_ENV, "")).lower() == "debug":
+            traceback.print_exc()
+        print(f"reuse-runtime {args.command}: error: {_describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (ReuseRuntimeError, ValueError)):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return (
+        f"{type(exc).__name__}: {exc} (this is a bug in reuse-runtime; run with "
+        f"--log-level debug for the traceback, and please report it)"
+    )
 
 
 if __name__ == "__main__":

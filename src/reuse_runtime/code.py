@@ -12,12 +12,16 @@ script: the child is named by the bundle's module, and the bundle travels on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sys
+import threading
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
+from reuse_runtime import pickling
 from reuse_runtime.model import CodeBundle, FunctionRef
 
 BUNDLE_PREFIX = "_reuse_main_"
@@ -51,7 +55,16 @@ def bundle_for(local_name: str) -> CodeBundle | None:
         bundle = _main_bundle()
         if bundle is not None:
             _bundles[local_name] = bundle
+            # The script's classes pickle under the bundle's name, and come back as
+            # themselves: see reuse_runtime.pickling.
+            pickling.alias_main(bundle.module)
     return bundle
+
+
+def bundle_module_name_of(local_name: str) -> str:
+    """The name module ``local_name`` of this process has in replicas, if it is a bundle."""
+    bundle = _bundles.get(local_name)
+    return bundle.module if bundle is not None else ""
 
 
 def _main_bundle() -> CodeBundle | None:
@@ -69,6 +82,32 @@ def _main_bundle() -> CodeBundle | None:
         filename=str(Path(path).resolve()),
         source=source,
     )
+
+
+class _Importing(threading.local):
+    script: str = ""
+
+
+_importing = _Importing()
+
+
+@contextlib.contextmanager
+def importing_script(filename: str) -> Iterator[None]:
+    """Mark this thread as importing a script bundle in a replica (see :func:`script_import`)."""
+    previous, _importing.script = _importing.script, filename
+    try:
+        yield
+    finally:
+        _importing.script = previous
+
+
+def script_import() -> str:
+    """The script this thread is importing in a replica, or "".
+
+    A script without an ``if __name__ == "__main__":`` guard calls ``run()`` while
+    a replica imports it; ``run()`` asks this to say so, as ``multiprocessing`` does.
+    """
+    return _importing.script
 
 
 def module_version(module: types.ModuleType) -> str:

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from reuse_runtime.model import EnvironmentSpec, LogLine, Submission, TaskResult
+from reuse_runtime.model import EnvironmentSpec, LogLine, RunOptions, Submission, TaskResult
 from reuse_runtime.security import Security
 
 
@@ -36,6 +36,19 @@ class TaskContext:
     children: int = 0
     holds_slot: bool = True
     partial: dict[str, str] = field(default_factory=dict)
+    #: The ``flyte.group()`` the task was called in ("" for none).
+    group: str = ""
+    #: ``flyte.custom_context()`` values the task was called with, as sorted pairs.
+    custom_context: tuple[tuple[str, str], ...] = ()
+    #: Which attempt this is, from 1 (0 when the controller did not say).
+    attempt: int = 0
+    #: ``flyte.with_runcontext()`` options of the run; its children inherit them.
+    run_options: RunOptions | None = None
+
+    @property
+    def label(self) -> str:
+        """How the task's output lines are prefixed: its name, within its group."""
+        return f"{self.group}/{self.name}" if self.group else self.name
 
 
 current_task: ContextVar[TaskContext | None] = ContextVar("reuse_runtime_task", default=None)

@@ -1,4 +1,8 @@
-"""Structured logs: JSON lines when stderr is not a terminal, readable lines when it is.
+"""Structured logs: readable lines for people, JSON lines for files (or when asked).
+
+A terminal, or a pipe, gets one readable line per event; a regular file (a
+replica's log, say) gets JSON lines. ``REUSE_RUNTIME_LOG_FORMAT=json`` (or
+``console``), or ``reuse-runtime --log-format``, chooses explicitly.
 
 Each line carries the replica id (bound once at startup) and, inside a task, the
 run, the task (Flyte's "action") and its parent task, read from the running
@@ -7,8 +11,10 @@ task's context: one grep of a run or task id follows a call tree across hops.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import stat
 import sys
 from typing import TextIO, cast
 
@@ -17,6 +23,18 @@ import structlog
 from reuse_runtime.context import current_task
 
 LEVEL_ENV = "REUSE_RUNTIME_LOG_LEVEL"
+FORMAT_ENV = "REUSE_RUNTIME_LOG_FORMAT"
+
+
+def wants_json(stream: TextIO) -> bool:
+    """JSON for a regular file or when asked (``$REUSE_RUNTIME_LOG_FORMAT``); else readable."""
+    chosen = os.environ.get(FORMAT_ENV, "").strip().lower()
+    if chosen in ("json", "console"):
+        return chosen == "json"
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
 
 
 def _add_task_id(
@@ -44,7 +62,7 @@ def configure(
     if not isinstance(numeric, int):
         numeric = logging.INFO
     if json is None:
-        json = not stream.isatty()
+        json = wants_json(stream)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -11,12 +11,12 @@ import hashlib
 import pickle
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import cloudpickle
 
-from reuse_runtime import errors
+from reuse_runtime import errors, pickling
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,16 @@ MAX_TIMEOUT = 1e9
 
 
 @dataclass(frozen=True, slots=True)
+class RunOptions:
+    """``flyte.with_runcontext()`` options that travel with every task of the run."""
+
+    overwrite_cache: bool = False
+    disable_cache: bool = False
+    env_vars: tuple[tuple[str, str], ...] = ()
+    log_level: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task invocation, as sent to a replica.
 
@@ -66,6 +76,13 @@ class TaskSpec:
     timeout: float | None = None
     run_id: str = ""
     parent_task_id: str = ""
+    #: The ``flyte.group()`` the call was made in, or "".
+    group: str = ""
+    #: ``flyte.custom_context()`` key/value pairs, sorted; inherited by the task's children.
+    custom_context: tuple[tuple[str, str], ...] = ()
+    #: Which attempt this is, from 1; set by the controller when it dispatches the task.
+    attempt: int = 0
+    run_options: RunOptions | None = None
 
     def problem(self) -> str | None:
         """Why this spec cannot run, or None. Checked wherever a spec arrives."""
@@ -98,10 +115,17 @@ class ErrorKind(enum.Enum):
     REJECTED = 7
     INTERNAL = 8
     UNAVAILABLE = 9
+    #: The task raised ``flyte.errors.NonRecoverableError``: not retried.
+    USER_NON_RECOVERABLE = 10
+
+    @property
+    def raised_by_task(self) -> bool:
+        return self is ErrorKind.USER or self is ErrorKind.USER_NON_RECOVERABLE
 
 
 _ERROR_CLASSES: dict[ErrorKind, type[errors.TaskFailedError]] = {
-    ErrorKind.USER: errors.TaskFailedError,
+    ErrorKind.USER: errors.TaskRaisedError,
+    ErrorKind.USER_NON_RECOVERABLE: errors.TaskRaisedError,
     ErrorKind.BAD_INPUT: errors.BadInputError,
     ErrorKind.BAD_OUTPUT: errors.BadOutputError,
     ErrorKind.REPLICA_LOST: errors.ReplicaLostError,
@@ -123,14 +147,15 @@ class RemoteError:
     traceback: str = ""
     pickled: bytes = b""
 
-    def to_exception(self, task: str = "") -> BaseException:
+    def to_exception(self, task: str = "", worker: str = "") -> BaseException:
         """The exception to raise in the caller.
 
-        A user's exception that unpickles is raised as itself, with the remote
-        traceback attached as ``__cause__``; anything else becomes the
+        A user's exception that unpickles is raised as itself (and as Flyte's
+        ``RuntimeUserError``, see :func:`~reuse_runtime.errors.as_user_error`), with
+        the remote traceback attached as ``__cause__``; anything else becomes the
         :class:`~reuse_runtime.errors.TaskFailedError` subclass of its kind.
         """
-        if self.kind is ErrorKind.USER and self.pickled:
+        if self.kind.raised_by_task and self.pickled:
             try:
                 exc = pickle.loads(self.pickled)
             except Exception:
@@ -138,9 +163,15 @@ class RemoteError:
             if isinstance(exc, BaseException):
                 if self.traceback:
                     exc.__cause__ = errors.RemoteTraceback(self.traceback)
-                return exc
+                return errors.as_user_error(exc, worker=worker or None)
         cls = _ERROR_CLASSES.get(self.kind, errors.TaskFailedError)
-        err = cls(self.message, type_name=self.type, remote_traceback=self.traceback, task=task)
+        err = cls(
+            self.message,
+            type_name=self.type,
+            remote_traceback=self.traceback,
+            task=task,
+            worker=worker or None,
+        )
         if self.traceback:
             err.__cause__ = errors.RemoteTraceback(self.traceback)
         return err
@@ -157,6 +188,8 @@ class TaskResult:
     replica_id: str = ""
     duration: float = 0.0
     attempts: int = 0
+    #: The value came from the controller's result cache: the task did not run.
+    cached: bool = False
 
     @classmethod
     def failure(
@@ -181,7 +214,7 @@ class TaskResult:
         if self.state is TaskState.SUCCEEDED:
             return pickle.loads(self.value)
         error = self.error or RemoteError(ErrorKind.INTERNAL, "", f"task ended {self.state.name}")
-        raise error.to_exception(task)
+        raise error.to_exception(task, self.replica_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +318,7 @@ def dumps_args(args: tuple[object, ...], kwargs: dict[str, object]) -> bytes:
     if plain is not None:
         return plain
     try:
-        return bytes(cloudpickle.dumps((args, kwargs)))
+        return pickling.dumps((args, kwargs))
     except Exception as exc:
         named = [(f"argument {i}", a) for i, a in enumerate(args)] + [
             (f"argument {k!r}", v) for k, v in kwargs.items()
@@ -338,11 +371,14 @@ class EnvironmentSpec:
     code_version: str = ""
     working_dir: str = ""
     python_path: tuple[str, ...] = ()
-    env_vars: tuple[tuple[str, str], ...] = ()
+    # Secrets travel here: never shown in a repr.
+    env_vars: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     on_start: FunctionRef | None = None
     on_stop: FunctionRef | None = None
     hooks_bundle: CodeBundle | None = None
     stop_grace: float = 10.0
+    #: "" for a pool every run shares; a run's name for ``ReusePolicy(scope="run")``.
+    scope: str = ""
 
     def key(self) -> str:
         """A stable name for the pool: the environment's name plus a digest of its settings.
@@ -362,9 +398,23 @@ class EnvironmentSpec:
                 self.on_stop,
                 self.hooks_bundle.digest if self.hooks_bundle else "",
                 self.stop_grace,
+                self.scope,
             )
         )
         return f"{self.name}-{hashlib.sha256(fields.encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBackoff:
+    """How long to wait before the n-th retry (from 0): ``min(base * factor**n, cap)``."""
+
+    base: float
+    factor: float = 1.0
+    cap: float = 0.0  # 0: no cap
+
+    def delay(self, n: int) -> float:
+        delay = self.base * (self.factor**n)
+        return min(delay, self.cap) if self.cap > 0 else delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +425,11 @@ class Submission:
     task: TaskSpec
     retries: int = 0
     stream_logs: bool = False
+    #: Set when the result may be cached: the task, its code version and its inputs.
+    cache_key: str = ""
+    #: Run it even on a cache hit, and store the new result.
+    cache_overwrite: bool = False
+    retry_backoff: RetryBackoff | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +466,16 @@ class ReplicaStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupStatus:
+    """The tasks of one ``flyte.group()`` in an environment."""
+
+    name: str
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class EnvironmentStatus:
     key: str
     name: str
@@ -423,6 +488,8 @@ class EnvironmentStatus:
     failed: int
     dormant: bool
     last_error: str = ""
+    cache_hits: int = 0
+    groups: tuple[GroupStatus, ...] = ()
     # Recent replica events, oldest first (see PoolEvent).
     events: tuple[PoolEvent, ...] = ()
 

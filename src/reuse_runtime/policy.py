@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 from reuse_runtime.errors import PolicyError
 
@@ -108,7 +109,9 @@ class ReusePolicy:
 
     Args:
         replicas: a fixed count (``3``) or an autoscaling range ``(min, max)``.
-            Default 2. With ``(0, n)`` the pool scales to zero.
+            Default 2. With ``(0, n)`` the pool scales to zero. Stored as a
+            ``(min, max)`` pair, as Flyte does: ``ReusePolicy(replicas=2).replicas``
+            is ``(2, 2)``.
         idle_ttl: when the whole environment has been idle this long, every
             replica stops; the next task starts it again. Seconds or timedelta,
             at least 30 s. Default 30 s.
@@ -117,6 +120,8 @@ class ReusePolicy:
         scaledown_ttl: a replica idle this long is removed, while more than
             ``min_replicas`` remain. Seconds or timedelta, at least 30 s.
             Default 30 s; ``None`` leaves it to the controller's default.
+        scope: ``"global"`` (default): one pool serves every run; ``"run"``: each
+            run gets a pool of its own, which no other run's tasks share.
         max_tasks: recycle a replica after it has run this many tasks.
         max_rss: recycle a replica whose resident memory exceeds this many
             bytes (int) or this size (``"400Mi"``, ``"2Gi"``).
@@ -133,6 +138,7 @@ class ReusePolicy:
     idle_ttl: int | timedelta = _DEFAULT_TTL
     concurrency: int = 1
     scaledown_ttl: int | timedelta | None = _DEFAULT_TTL
+    scope: Literal["global", "run"] = "global"
     max_tasks: int | None = field(default=None, kw_only=True)
     max_rss: int | str | None = field(default=None, kw_only=True)
     max_lifetime: int | timedelta | None = field(default=None, kw_only=True)
@@ -148,7 +154,10 @@ class ReusePolicy:
                 raise PolicyError(f"replicas: min ({low}) must not be greater than max ({high})")
             object.__setattr__(self, "replicas", (low, high))
         else:
-            _count("replicas", replicas, minimum=1)
+            count = _count("replicas", replicas, minimum=1)
+            object.__setattr__(self, "replicas", (count, count))
+        if self.scope not in ("global", "run"):
+            raise PolicyError(f'scope must be "global" or "run", got {self.scope!r}')
         _count("concurrency", self.concurrency, minimum=1)
         floor = min_ttl_seconds()
         object.__setattr__(self, "idle_ttl", _ttl("idle_ttl", self.idle_ttl, floor=floor))

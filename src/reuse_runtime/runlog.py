@@ -12,7 +12,7 @@ from::
 ``action`` is the task's id and ``parent`` its parent's (``-`` for the run's
 root), so one ``grep`` of an id finds a task's lines and its children's; the
 replica shows where each ran. A line the task wrote to stderr has ``stderr``
-before its colon.
+before its colon (``cache`` and ``trace`` mark the runtime's own notes).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from reuse_runtime.model import LogLine
 
 _LINE = re.compile(
     r"^(?P<time>\S+) \[(?P<task>[^\]]*)\] run=(?P<run>\S*) action=(?P<action>\S*) "
-    r"parent=(?P<parent>\S*) replica=(?P<replica>\S*)(?P<stderr> stderr)?: (?P<text>.*)$"
+    r"parent=(?P<parent>\S*) replica=(?P<replica>\S*)(?: (?P<stream>[a-z]+))?: (?P<text>.*)$"
 )
 _HEADER = re.compile(r"^run (?P<run>\S+): task .* on controller .*?(?:, pid (?P<pid>\d+))?$")
 _END = re.compile(r"^run (?P<run>\S+) (succeeded|failed|cancelled|timed out)\b")
@@ -43,10 +43,10 @@ def format_line(line: LogLine, at: float | None = None) -> str:
     stamp = dt.datetime.fromtimestamp(time.time() if at is None else at).isoformat(
         timespec="milliseconds"
     )
-    stderr = " stderr" if line.stream == "stderr" else ""
+    stream = f" {line.stream}" if line.stream != "stdout" else ""
     return (
         f"{stamp} [{line.task_name}] run={line.run_id} action={line.task_id} "
-        f"parent={line.parent_task_id or '-'} replica={line.replica_id or '-'}{stderr}: "
+        f"parent={line.parent_task_id or '-'} replica={line.replica_id or '-'}{stream}: "
         f"{line.text}"
     )
 
@@ -67,8 +67,12 @@ class RunLogLine:
     action: str
     parent: str
     replica: str
-    stderr: bool
+    stream: str  # "stdout", "stderr", or a runtime stream ("cache", "trace")
     text: str
+
+    @property
+    def stderr(self) -> bool:
+        return self.stream == "stderr"
 
 
 def parse_line(text: str) -> RunLogLine | None:
@@ -83,7 +87,7 @@ def parse_line(text: str) -> RunLogLine | None:
         action=match["action"],
         parent=match["parent"],
         replica=match["replica"],
-        stderr=bool(match["stderr"]),
+        stream=match["stream"] or "stdout",
         text=match["text"],
     )
 
@@ -170,7 +174,8 @@ def show(lines: Iterator[str], out: TextIO, *, task: str | None, colour: bool) -
     for raw in lines:
         parsed = parse_line(raw)
         if parsed is not None:
-            if task is not None and parsed.task != task:
+            # A task in a flyte.group() is labelled "group/task": either name selects it.
+            if task is not None and task not in (parsed.task, parsed.task.rpartition("/")[2]):
                 continue
             shown += 1
         if console is None:
@@ -190,7 +195,7 @@ def show(lines: Iterator[str], out: TextIO, *, task: str | None, colour: bool) -
             f"replica={parsed.replica}",
             style="dim",
         )
-        text.append(" stderr: " if parsed.stderr else ": ", style="dim")
+        text.append(f" {parsed.stream}: " if parsed.stream != "stdout" else ": ", style="dim")
         text.append(parsed.text, style="red" if parsed.stderr else "")
         console.print(text)
     return shown

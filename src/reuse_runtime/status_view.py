@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -53,7 +54,13 @@ class RateMeter:
 def render(
     status: ControllerStatus, rates: dict[str, float] | None = None, *, now: float | None = None
 ) -> RenderableType:
-    """The status as rich renderables: a line for the controller, a table per environment."""
+    """The status as rich renderables: a line for the controller, then each environment.
+
+    Each environment is named by its pool key (name and settings digest), so two
+    pools of one environment stay apart; a replica by its id without the
+    environment's name, which its heading already gives. Print it at most 80
+    columns wide (:func:`print_status` does).
+    """
     now = time.time() if now is None else now
     parts: list[RenderableType] = [
         Text(f"controller {status.address}  rss {status.rss_bytes / 2**20:.0f} MiB")
@@ -67,59 +74,76 @@ def render(
 
 def _environment(env: EnvironmentStatus, rate: float | None, now: float) -> RenderableType:
     # The controller's own count of tasks on each replica: current, unlike a report.
-    active = sum(r.assigned for r in env.replicas)
+    tasks = sum(r.assigned for r in env.replicas)
     capacity = sum(r.report.capacity if r.report else env.concurrency for r in env.replicas)
     state = "dormant" if env.dormant and not env.replicas else f"{len(env.replicas)} replicas"
-    title = (
-        f"[bold]{env.name}[/bold]  [{env.min_replicas}..{env.max_replicas}] x {env.concurrency}  "
-        f"{state}  load {active}/{capacity}  queue {env.backlog}"
+    heading = (
+        f"\n{env.key}  {env.min_replicas}..{env.max_replicas} x {env.concurrency}  {state}  "
+        f"load {tasks}/{capacity}  queue {env.backlog}"
         + (f"  {rate:,.1f} tasks/s" if rate is not None else "")
         + f"  done {env.completed}  failed {env.failed}"
+        + (f"  cached {env.cache_hits}" if env.cache_hits else "")
     )
-    table = Table(title=title, title_justify="left")
-    for column in (
-        "replica", "phase", "tasks", "capacity", "idle s", "completed", "RSS MiB", "lag ms",
-        "where",
-    ):  # fmt: skip
-        left = column in ("replica", "phase", "where")
-        table.add_column(column, justify="left" if left else "right")
-    for r in env.replicas:
-        rep = r.report
-        table.add_row(
-            r.replica_id,
-            r.state + (f" ({r.retire_reason})" if r.retire_reason else ""),
-            str(r.assigned),
-            str(rep.capacity if rep else env.concurrency),
-            f"{rep.idle_seconds:.1f}" if rep and rep.idle_since is not None else "-",
-            str(rep.completed if rep else 0),
-            f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
-            f"{rep.loop_lag * 1000:.0f}" if rep else "-",
-            r.where,
-        )
-    lines: list[RenderableType] = [table]
+    lines: list[RenderableType] = [Text(heading)]
+    notes = []
+    if env.replicas:
+        table = Table(box=None, pad_edge=False, padding=(0, 1))
+        for column in ("replica", "state", "tasks", "idle s", "done", "MiB", "lag ms", "where"):
+            left = column in ("replica", "state", "where")
+            table.add_column(column, justify="left" if left else "right", no_wrap=True)
+        for r in env.replicas:
+            rep = r.report
+            short = _short(env, r.replica_id)
+            if r.retire_reason:
+                notes.append(f"{short}: {r.retire_reason}")
+            if rep is not None and rep.loop_blocked_by:
+                blocked = "is blocked" if rep.loop_lag >= 0.5 else "was last blocked"
+                notes.append(f"{short}: its event loop {blocked} by {rep.loop_blocked_by}")
+            table.add_row(
+                short,
+                r.state,
+                f"{r.assigned}/{rep.capacity if rep else env.concurrency}",
+                f"{rep.idle_seconds:.1f}" if rep and rep.idle_since is not None else "-",
+                str(rep.completed if rep else 0),
+                f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
+                f"{rep.loop_lag * 1000:.0f}" if rep else "-",
+                r.where,
+            )
+        lines.append(Padding(table, (0, 0, 0, 2)))
+    lines += [Text(f"  {note}") for note in notes]
     for kind, label in (("lost", "last loss"), ("recycled", "last recycle")):
         event = _last(env.events, kind)
         if event is not None:
-            lines.append(Text.from_markup(f"  {label}: {_describe(event, now)}"))
+            lines.append(Text.from_markup(f"  {label}: {_describe(env, event, now)}"))
+    for g in env.groups:
+        lines.append(
+            Text(f"  group {g.name}: {g.running} running, {g.succeeded} done, {g.failed} failed")
+        )
     if env.last_error:
         lines.append(Text.from_markup(f"  [red]last error:[/red] {escape(env.last_error)}"))
     return Group(*lines)
+
+
+def _short(env: EnvironmentStatus, replica_id: str) -> str:
+    return replica_id.removeprefix(f"{env.name}-")
 
 
 def _last(events: tuple[PoolEvent, ...], kind: str) -> PoolEvent | None:
     return next((e for e in reversed(events) if e.kind == kind), None)
 
 
-def _describe(event: PoolEvent, now: float) -> str:
+def _describe(env: EnvironmentStatus, event: PoolEvent, now: float) -> str:
     ago = max(0.0, now - event.at)
     when = f"{ago:.0f} s ago" if ago < 120 else f"{ago / 60:.0f} min ago"
-    return f"{escape(event.replica_id)} [yellow]{escape(event.reason)}[/yellow], {when}" + (
-        f" ({escape(event.detail)})" if event.detail else ""
-    )
+    replica = escape(_short(env, event.replica_id))
+    detail = f" ({escape(event.detail)})" if event.detail else ""
+    return f"{replica} [yellow]{escape(event.reason)}[/yellow], {when}{detail}"
 
 
 def print_status(status: ControllerStatus, console: Console | None = None) -> None:
-    (console or Console()).print(render(status))
+    """Print the status once, at most 80 columns wide."""
+    console = console or Console(width=min(Console().width, 80), highlight=False)
+    console.print(render(status))
 
 
 # ---------------------------------------------------------------- watching

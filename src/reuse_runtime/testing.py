@@ -321,9 +321,11 @@ class _Core:
     async def submit_task(
         self, task: TaskTemplate[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> TaskResult:
-        key = await self.register(task.environment_spec())
-        spec = task.task_spec(args, kwargs, run_id=f"harness-{next(self.runs)}")
-        return await self.submit(Submission(key, spec, retries=task.retries))
+        from reuse_runtime.sdk.environment import CallContext
+
+        where = CallContext(run_id=f"harness-{next(self.runs)}")
+        key = await self.register(task.environment_spec(where))
+        return await self.submit(task.submission(key, args, kwargs, where))
 
     async def advance(self, seconds: float, step: float) -> None:
         left = seconds

@@ -24,7 +24,7 @@ async def test_replica_that_fails_to_start_is_retried_then_reported_with_its_std
         "sys.exit(3)\n"
     )
     env = tasks.broken_image_environment(str(tmp_path))
-    template = env.tasks["child"]
+    template = env.tasks[f"{env.name}.child"]  # Flyte names tasks <env>.<function>
     async with running_controller() as (_, client):
         result = await (await submit(client, template, 1))
         status = await client.status()

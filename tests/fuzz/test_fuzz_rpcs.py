@@ -426,6 +426,7 @@ def every_rpc(env_key: str) -> list[Rpc]:
         Rpc("Controller", "Cancel", pb.CancelRequest, False, cancel_requests),
         Rpc("Controller", "GetStatus", pb.StatusRequest, False, status_requests),
         Rpc("Controller", "GetRunProgress", pb.RunProgressRequest, False, progress_requests),
+        Rpc("Controller", "Report", pb.ReplicaReport, False, replica_reports),
     ]
 
 

@@ -265,7 +265,8 @@ def test_init_from_config_names_unknown_settings(tmp_path: Path) -> None:
                 print(e)
         """,
     )
-    assert "unknown [controller] settings ['endpont']" in done.stdout
+    assert "bad.toml:2: unknown setting 'endpont' in [controller]" in done.stdout
+    assert "did you mean 'endpoint'?" in done.stdout
 
 
 def test_lifecycle_hooks_run_once_per_replica(tmp_path: Path) -> None:

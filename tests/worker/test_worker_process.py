@@ -229,7 +229,8 @@ async def test_log_lines_carry_replica_and_task_ids() -> None:
     import json
 
     spec = task(tasks.log_inside)
-    async with spawn_worker("--replica-id", "r-logs") as worker:
+    # JSON lines when asked (a pipe gets readable lines; a file gets JSON unasked).
+    async with spawn_worker("--replica-id", "r-logs", REUSE_RUNTIME_LOG_FORMAT="json") as worker:
         async with WorkerClient(worker.address) as client:
             assert (await client.run(spec)).unwrap() == "logged"
         worker.signal(signal.SIGTERM)

@@ -76,6 +76,8 @@ class LocalBackend:
         # Secrets travel in the environment, never on the command line (ps would show them).
         env.update(launch.security.environment())
         env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
+        # The replica's stderr goes to its log file: JSON lines there.
+        env.setdefault("REUSE_RUNTIME_LOG_FORMAT", "json")
         args = [
             sys.executable,
             "-m",

@@ -87,6 +87,8 @@ class TaskRecord:
     loss_causes: list[str] = field(default_factory=list)
     run: RunCounts | None = None
     queued_at: float = 0.0
+    # Waiting out a retry backoff: neither in the backlog nor on a replica.
+    backing_off: bool = False
 
     @property
     def task_id(self) -> str:
@@ -286,6 +288,8 @@ class ReplicaPool:
         if bundle is not None:
             replica.bundles.add(bundle.digest)
         record.attempts += 1
+        if record.attempts > 1:  # the first attempt leaves it 0, and costs nothing
+            spec = replace(spec, attempt=record.attempts)
         record.replica = replica
         if record.solo:
             replica.exclusive = record
@@ -337,8 +341,9 @@ class ReplicaPool:
         if record.finished or record.cancel_requested:
             return
         record.cancel_requested = reason
-        if record in self.backlog:
-            self.backlog.remove(record)
+        if record.backing_off or record in self.backlog:
+            if not record.backing_off:
+                self.backlog.remove(record)
             self._finish(record, _cancelled(record, reason))
             return
         replica = record.replica
@@ -411,11 +416,29 @@ class ReplicaPool:
                 self.backlog.appendleft(record)
                 return
             if error.kind is ErrorKind.USER and record.retries_left > 0:
+                backoff = record.submission.retry_backoff
+                retry = max(0, record.submission.retries) - record.retries_left
                 record.retries_left -= 1
                 self.telemetry.task_retried(record)
-                self.backlog.appendleft(record)
+                delay = backoff.delay(retry) if backoff is not None else 0.0
+                if delay > 0:
+                    record.backing_off = True
+                    asyncio.get_running_loop().call_later(delay, self._requeue, record)
+                else:
+                    self.backlog.appendleft(record)
                 return
         self._finish(record, result)
+
+    def _requeue(self, record: TaskRecord) -> None:
+        """A retry whose backoff has passed: it goes first, unless it was cancelled meanwhile."""
+        record.backing_off = False
+        if record.finished:
+            return
+        if record.cancel_requested or self._closed:
+            self._finish(record, _cancelled(record, record.cancel_requested or "shutting down"))
+            return
+        self.backlog.appendleft(record)
+        self.pump()
 
     def _finish(self, record: TaskRecord, result: TaskResult) -> None:
         if record.finished:
@@ -470,6 +493,14 @@ class ReplicaPool:
                     await self._backend.kill(replica.handle)
                 await replica.exited.wait()
         self._forget(replica, cause="lost its connection to the controller")
+
+    def report_from_watchdog(self, report: ReplicaReport) -> bool:
+        """A report that came apart from the replica's stream; False if it is unknown."""
+        replica = self.replicas.get(report.replica_id)
+        if replica is None or replica.gone or replica.stream is None:
+            return False
+        self._on_report(replica, report)
+        return True
 
     def _on_report(self, replica: ReplicaState, report: ReplicaReport) -> None:
         replica.report = report

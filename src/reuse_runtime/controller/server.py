@@ -22,6 +22,7 @@ from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
 from reuse_runtime.controller.service import ControllerService
 from reuse_runtime.metrics import ControllerMetrics, MetricsServer
+from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
 
@@ -51,6 +52,8 @@ class ControllerConfig:
     # Serve Prometheus metrics at http://metrics_host:metrics_port/metrics (0 picks a port).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # The result cache (SQLite): None puts it in the state directory, on first use.
+    cache_path: Path | None = None
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
@@ -102,6 +105,7 @@ class ControllerServer:
             cancel_grace=config.cancel_grace,
             heartbeat=config.heartbeat,
             metrics=metrics,
+            cache_path=config.cache_path or state_dir() / "cache.sqlite",
         )
         if metrics is not None and config.metrics_port is not None:
             metrics.watch(self._service)
@@ -166,7 +170,8 @@ class ControllerServer:
                 self._metrics_server.close()
         finally:
             self._closed.set_result(None)
-            log.info("controller stopped")
+            if self.address:  # it had started: a failed start says so by its own error
+                log.info("controller stopped")
 
     async def wait_closed(self) -> None:
         if self._closed is not None:

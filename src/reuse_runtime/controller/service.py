@@ -12,12 +12,14 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psutil
 import structlog
 
 from reuse_runtime.backends.base import Backend
+from reuse_runtime.controller.cache import ResultCache
 from reuse_runtime.controller.pool import ReplicaPool, TaskRecord
 from reuse_runtime.controller.telemetry import PoolTelemetry, RunTable
 from reuse_runtime.errors import BadInputError
@@ -29,11 +31,14 @@ from reuse_runtime.model import (
     EnvironmentSpec,
     EnvironmentStatus,
     ErrorKind,
+    GroupStatus,
     LogLine,
+    ReplicaReport,
     ReplicaStatus,
     RunProgress,
     Submission,
     TaskResult,
+    TaskState,
 )
 from reuse_runtime.security import Security
 
@@ -78,6 +83,14 @@ class SubmitSession:
                 f"task id {spec.task_id!r} is already in use; ids must be unique",
             )
             return
+        if submission.cache_key and not submission.cache_overwrite:
+            value = service.cached_result(submission)
+            if value is not None:
+                self._results.append(
+                    TaskResult(spec.task_id, TaskState.SUCCEEDED, value=value, cached=True)
+                )
+                self._wakeup.set()
+                return
         if spec.bundle is not None:
             # Keep one copy per version; replicas get it with their first task that needs it.
             service.bundles.setdefault(spec.bundle.digest, spec.bundle)
@@ -96,6 +109,8 @@ class SubmitSession:
             service.log_routes[spec.run_id] = self
         service.tasks[spec.task_id] = record
         self._outstanding[spec.task_id] = record
+        if spec.group:
+            service.group_counts(submission.env_key, spec.group)[0] += 1
         pool.submit(record)
 
     def held(self, run_id: str, count: int) -> None:
@@ -146,6 +161,8 @@ class SubmitSession:
         if record is not None:
             if record.run is not None:
                 self._service.runs.closed(record.run, result, bool(record.spec.parent_task_id))
+            if record.spec.group or record.submission.cache_key:
+                self._service.finished(record, result)
             if record.parent is not None:
                 self._service.pool_of(record.parent).child_finished(record.parent)
             run_id = record.spec.run_id
@@ -175,6 +192,7 @@ class ControllerService:
         heartbeat: float,
         metrics: ControllerMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cache_path: Path | None = None,
     ) -> None:
         self.backend = backend
         self._address = address
@@ -187,6 +205,10 @@ class ControllerService:
         self.tasks: dict[str, TaskRecord] = {}
         self.bundles: dict[str, CodeBundle] = {}
         self.log_routes: dict[str, SubmitSession] = {}
+        self.cache = ResultCache(cache_path) if cache_path is not None else None
+        self.cache_hits: dict[str, int] = {}
+        # (environment key, group) -> [running, succeeded, failed]
+        self.groups: dict[str, dict[str, list[int]]] = {}
         self._replica_pools: dict[str, ReplicaPool] = {}
         self._process = psutil.Process()
         self.runs = RunTable()
@@ -256,9 +278,14 @@ class ControllerService:
     def run_progress(self, run_id: str) -> RunProgress:
         return self.runs.progress(run_id)
 
+    def replica_report(self, report: ReplicaReport) -> bool:
+        """A report sent outside a replica's stream (its watchdog, while its loop is blocked)."""
+        pool = self._replica_pools.get(report.replica_id)
+        return pool is not None and pool.report_from_watchdog(report)
+
     def status(self) -> ControllerStatus:
         return ControllerStatus(
-            environments=tuple(_environment_status(p) for p in self.pools.values()),
+            environments=tuple(_environment_status(self, p) for p in self.pools.values()),
             rss_bytes=self._process.memory_info().rss,
             address=self._address(),
         )
@@ -271,6 +298,45 @@ class ControllerService:
 
     def pool_of(self, record: TaskRecord) -> ReplicaPool:
         return self.pools[record.submission.env_key]
+
+    def cached_result(self, submission: Submission) -> bytes | None:
+        """A stored result for the submission's cache key: counted, logged and shown to its run."""
+        if self.cache is None:
+            return None
+        value = self.cache.get(submission.cache_key)
+        if value is None:
+            return None
+        spec, env_key = submission.task, submission.env_key
+        self.cache_hits[env_key] = self.cache_hits.get(env_key, 0) + 1
+        if spec.group:
+            self.group_counts(env_key, spec.group)[1] += 1
+        label = f"{spec.group}/{spec.name}" if spec.group else spec.name
+        log.info("cache hit", task=spec.name, env=env_key, key=submission.cache_key[:16])
+        hit = LogLine(spec.task_id, label, spec.run_id, "cache", "cache hit", spec.parent_task_id)
+        self._route_logs([hit])
+        return value
+
+    def finished(self, record: TaskRecord, result: TaskResult) -> None:
+        """Book a task's end: its group's counts, and its result in the cache."""
+        submission = record.submission
+        if record.spec.group:
+            counts = self.group_counts(submission.env_key, record.spec.group)
+            counts[0] -= 1
+            counts[1 if result.ok else 2] += 1
+        if submission.cache_key and result.ok and self.cache is not None:
+            self.cache.put(submission.cache_key, record.spec.name, result.value)
+
+    def group_counts(self, env_key: str, group: str) -> list[int]:
+        groups = self.groups.setdefault(env_key, {})
+        counts = groups.get(group)
+        if counts is None:
+            if len(groups) >= MAX_GROUPS:
+                # Forget the oldest finished group: names made per call must not grow forever.
+                idle = next((name for name, c in groups.items() if c[0] <= 0), None)
+                if idle is not None:
+                    del groups[idle]
+            counts = groups[group] = [0, 0, 0]
+        return counts
 
     def _register_replica(self, replica_id: str, pool: ReplicaPool | None) -> None:
         if pool is None:
@@ -289,10 +355,14 @@ class ControllerService:
 
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self.pools.values()), return_exceptions=True)
+        if self.cache is not None:
+            self.cache.close()
 
 
 MAX_REPLICAS = 1000
 MAX_CONCURRENCY = 100_000
+#: Groups ``status`` keeps counts for, per environment.
+MAX_GROUPS = 200
 
 
 def _check_environment(spec: EnvironmentSpec) -> None:
@@ -324,7 +394,7 @@ def _check_environment(spec: EnvironmentSpec) -> None:
         raise BadInputError("invalid environment: " + "; ".join(problems))
 
 
-def _environment_status(pool: ReplicaPool) -> EnvironmentStatus:
+def _environment_status(service: ControllerService, pool: ReplicaPool) -> EnvironmentStatus:
     p = pool.policy
     return EnvironmentStatus(
         key=pool.key,
@@ -349,4 +419,8 @@ def _environment_status(pool: ReplicaPool) -> EnvironmentStatus:
         dormant=pool.scale_state.dormant,
         last_error=pool.last_error,
         events=tuple(pool.telemetry.events),
+        cache_hits=service.cache_hits.get(pool.key, 0),
+        groups=tuple(
+            GroupStatus(name, *counts) for name, counts in service.groups.get(pool.key, {}).items()
+        ),
     )

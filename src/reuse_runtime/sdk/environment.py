@@ -25,14 +25,12 @@ import itertools
 import os
 import secrets
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-import cloudpickle
-
-from reuse_runtime import code
+from reuse_runtime import code, errors, pickling
 from reuse_runtime.context import TaskContext, current_task
 from reuse_runtime.errors import PolicyError
 from reuse_runtime.model import (
@@ -41,11 +39,31 @@ from reuse_runtime.model import (
     EnvironmentSpec,
     FunctionRef,
     PoolPolicy,
+    RunOptions,
     Submission,
+    TaskResult,
     TaskSpec,
     dumps_args,
 )
 from reuse_runtime.policy import ReusePolicy, parse_bytes
+from reuse_runtime.sdk.cache import (
+    Cache,
+    CacheRequest,
+    VersionParameters,
+    cache_from_request,
+    cache_key,
+    inputs_digest,
+)
+from reuse_runtime.sdk.ignored import note_ignored
+from reuse_runtime.sdk.pod import PodTemplate
+from reuse_runtime.sdk.retry import (
+    RetryStrategy,
+    TimeoutType,
+    retry_from_request,
+    timeout_from_request,
+)
+from reuse_runtime.sdk.secrets import Secret, SecretRequest, resolve_all, secrets_from_request
+from reuse_runtime.sdk.task_context import current_group, custom_context_pairs, in_trace
 from reuse_runtime.worker.loader import TASK_FUNCTION_ATTR
 
 P = ParamSpec("P")
@@ -157,125 +175,368 @@ class Image:
         return " ".join(parts)
 
 
-class TaskEnvironment:
-    """A named environment: its image, resources, and (optionally) a pool of warm replicas.
+#: Flyte's default bound on a task's inline inputs, and on its result: 10 MiB.
+MAX_INLINE_IO_BYTES = 10 * 1024 * 1024
+
+
+def _caller_module() -> str:
+    """The module of the first frame outside this one: where an environment is defined."""
+    frame = inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    return frame.f_globals.get("__name__", "__main__") if frame is not None else "__main__"
+
+
+class Environment:
+    """Flyte's base class of environments; :class:`TaskEnvironment` is the one that runs tasks."""
+
+    name: str
+    depends_on: list[Environment]
+
+    def add_dependency(self, *env: Environment) -> None:
+        """Record environments this one depends on (Flyte deploys them together).
+
+        Locally every environment starts on demand, so this only records them.
+        """
+        for e in env:
+            if not isinstance(e, Environment):
+                raise TypeError(f"Expected Environment, got {type(e)}")
+            if e.name == self.name:
+                raise ValueError("Cannot add self as a dependency")
+        for e in env:
+            if e not in self.depends_on:
+                self.depends_on.append(e)
+
+
+def _check_type(name: str, value: object, types: tuple[type, ...], expected: str) -> None:
+    if value is not None and not isinstance(value, types):
+        raise TypeError(f"Expected {name} to be of type {expected}, got {type(value)}")
+
+
+class TaskEnvironment(Environment):
+    """A named environment: its image, resources, secrets, and (optionally) a pool of warm replicas.
+
+    The arguments are Flyte's, in Flyte's order; those with a local meaning have
+    it, the rest are recorded (for the container and Kubernetes backends) or, when
+    they mean nothing here, accepted with a one-line warning.
 
     Args:
-        name: the environment's name; replicas are named after it.
+        name: the environment's name; replicas are named after it, and each task
+            is named ``<name>.<function>``.
+        depends_on: environments this one depends on (recorded).
+        pod_template: a Kubernetes pod template or its name (recorded).
+        description: what the environment is for (at most 255 characters).
+        secrets: secrets its tasks read from their environment (see ``flyte.Secret``).
+        env_vars: environment variables of its replicas.
         resources: what one replica may use.
-        reusable: a :class:`ReusePolicy` to keep warm replicas, or ``None`` for a
+        interruptible: spot instances; no local meaning (warned about).
+        image: the replica image recipe, an image name, or ``"auto"``.
+        include: extra files to ship with the code (recorded).
+        cache: the default cache of its tasks: ``"auto"``, ``"override"``,
+            ``"disable"`` or a ``flyte.Cache``.
+        reusable: a :class:`ReusePolicy` to keep warm replicas; ``None`` for a
             fresh process per task.
-        image: the replica image recipe (used by the container backends).
-        env_vars: environment variables for the replicas.
-        on_start: called once per replica before it takes its first task (warm a model here).
+        plugin_config: a Flyte plugin's configuration (Ray, Spark, ...); no local
+            meaning (warned about).
+        queue: a Flyte scheduling queue; no local meaning (warned about).
+        on_start: called once per replica before it takes its first task (warm a
+            model here).
         on_stop: called when a replica drains, within ``stop_grace`` seconds.
     """
 
     def __init__(
         self,
         name: str,
-        resources: Resources | None = None,
-        reusable: ReusePolicy | None = None,
-        image: Image | str | None = None,
-        *,
+        depends_on: list[Environment] | None = None,
+        pod_template: str | PodTemplate | None = None,
+        description: str | None = None,
+        secrets: SecretRequest | None = None,
         env_vars: dict[str, str] | None = None,
+        resources: Resources | None = None,
+        interruptible: bool = False,
+        image: Image | str | Literal["auto"] | None = "auto",
+        include: tuple[str, ...] = (),
+        cache: CacheRequest = "disable",
+        reusable: ReusePolicy | None = None,
+        plugin_config: Any | None = None,
+        queue: str | None = None,
+        *,
         on_start: Callable[[], Any] | None = None,
         on_stop: Callable[[], Any] | None = None,
         stop_grace: float = 10.0,
-        **_flyte_only: Any,
     ) -> None:
         if not isinstance(name, str) or not ENVIRONMENT_NAME.fullmatch(name):
             raise PolicyError(
                 f"TaskEnvironment name must be 1 to 63 letters, digits, '-', '_' or '.', "
                 f"starting with a letter or digit; got {name!r}"
             )
-        if reusable is not None and not isinstance(reusable, ReusePolicy):
-            raise PolicyError(
-                f"reusable must be a ReusePolicy or None, got {type(reusable).__name__}"
+        _check_type("image", image, (Image, str), "str or Image")
+        _check_type("resources", resources, (Resources,), "Resources")
+        _check_type("env_vars", env_vars, (dict,), "Dict[str, str]")
+        _check_type("pod_template", pod_template, (str, PodTemplate), "str or PodTemplate")
+        _check_type("reusable", reusable, (ReusePolicy,), "ReusePolicy")
+        for key, value in (env_vars or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"env_vars must map str to str, got {key!r}: {value!r}")
+        deps = list(depends_on or [])
+        for dep in deps:
+            if not isinstance(dep, Environment):
+                raise TypeError(
+                    f"Expected depends_on to be of type List[Environment], got {type(dep)}"
+                )
+        if isinstance(include, str):
+            raise TypeError(
+                f"Expected include to be a sequence of str paths, got a bare str ({include!r})."
             )
+        include = tuple(include)
+        for item in include:
+            if not isinstance(item, str):
+                raise TypeError(f"include entries must be str, got {type(item)}")
         self.name = name
+        self.depends_on = deps
+        self.pod_template = pod_template
+        self.description = description[:255] if isinstance(description, str) else description
+        self._secrets = secrets_from_request(secrets)
+        self.secrets = secrets
+        self.env_vars = env_vars
         self.resources = resources
-        self.reusable = reusable
+        self.interruptible = interruptible
         self.image = image
-        self.env_vars = dict(env_vars or {})
+        self.include = include
+        self.cache = cache
+        self._cache = cache_from_request(cache)
+        self.reusable = reusable
+        self.plugin_config = plugin_config
+        self.queue = queue
         self.on_start = on_start
         self.on_stop = on_stop
         self.stop_grace = stop_grace
+        if interruptible:
+            note_ignored("TaskEnvironment(interruptible=True)", "local replicas are not preempted")
+        if plugin_config is not None:
+            note_ignored(
+                "TaskEnvironment(plugin_config=...)",
+                f"tasks run as plain Python; the {type(plugin_config).__name__} plugin is not used",
+            )
+        if queue is not None:
+            note_ignored("TaskEnvironment(queue=...)", "there is one local queue per environment")
         # The module that defines the environment names its code version.
-        frame = inspect.currentframe()
-        caller = frame.f_back if frame is not None else None
-        self._module = caller.f_globals.get("__name__", "__main__") if caller else "__main__"
-        self.tasks: dict[str, TaskTemplate[Any, Any]] = {}
-        self._specs: dict[Any, EnvironmentSpec] = {}
+        self._module = _caller_module()
+        self._tasks: dict[str, TaskTemplate[Any, Any]] = {}
+
+    @property
+    def tasks(self) -> dict[str, TaskTemplate[Any, Any]]:
+        """The environment's tasks, by name (``<env>.<function>``)."""
+        return self._tasks
+
+    def clone_with(
+        self,
+        name: str,
+        image: Image | str | Literal["auto"] | None = None,
+        resources: Resources | None = None,
+        env_vars: dict[str, str] | None = None,
+        secrets: SecretRequest | None = None,
+        depends_on: list[Environment] | None = None,
+        description: str | None = None,
+        interruptible: bool | None = None,
+        include: tuple[str, ...] | None = None,
+        **kwargs: Any,
+    ) -> TaskEnvironment:
+        """A new environment like this one, under another name, with some settings changed.
+
+        Anything not passed is inherited. ``kwargs`` takes the other
+        ``TaskEnvironment`` settings (``cache``, ``reusable``, ``plugin_config``,
+        ``queue``, ``pod_template``, ``on_start``, ``on_stop``, ``stop_grace``);
+        anything else is a ``TypeError``.
+
+        Example::
+
+            cached = env.clone_with("env_cached", cache="auto")
+        """
+        allowed = (
+            "cache",
+            "reusable",
+            "plugin_config",
+            "queue",
+            "pod_template",
+            "on_start",
+            "on_stop",
+            "stop_grace",
+        )
+        unknown = [k for k in kwargs if k not in allowed]
+        if unknown:
+            raise TypeError(f"Unexpected keyword arguments: {unknown}")
+        settings: dict[str, Any] = {
+            "depends_on": list(self.depends_on),
+            "pod_template": self.pod_template,
+            "description": self.description,
+            "secrets": self.secrets,
+            "env_vars": self.env_vars,
+            "resources": self.resources,
+            "interruptible": self.interruptible,
+            "image": self.image,
+            "include": self.include,
+            "cache": self.cache,
+            "reusable": self.reusable,
+            "plugin_config": self.plugin_config,
+            "queue": self.queue,
+            "on_start": self.on_start,
+            "on_stop": self.on_stop,
+            "stop_grace": self.stop_grace,
+        }
+        given = {
+            "image": image,
+            "resources": resources,
+            "env_vars": env_vars,
+            "secrets": secrets,
+            "depends_on": depends_on,
+            "description": description,
+            "interruptible": interruptible,
+            "include": include,
+        }
+        settings.update({k: v for k, v in given.items() if v is not None})
+        settings.update(kwargs)
+        return TaskEnvironment(name, **settings)
 
     @overload
-    def task(self, fn: Callable[P, R], /) -> TaskTemplate[P, R]: ...
+    def task(self, _func: Callable[P, R], /) -> TaskTemplate[P, R]: ...
 
     @overload
     def task(
         self,
-        fn: None = None,
+        _func: None = None,
         /,
         *,
-        retries: int = 0,
-        timeout: float | timedelta | None = None,
+        short_name: str | None = None,
+        cache: CacheRequest | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType | float | None = 0,
+        docs: Any | None = None,
+        pod_template: str | PodTemplate | None = None,
+        report: bool = False,
+        interruptible: bool | None = None,
+        max_inline_io_bytes: int = MAX_INLINE_IO_BYTES,
+        queue: str | None = None,
+        triggers: tuple[Any, ...] | Any = (),
+        links: tuple[Any, ...] | Any = (),
+        task_resolver: Any | None = None,
+        entrypoint: bool = False,
+        produces_artifacts: bool = False,
         name: str | None = None,
-        **kwargs: Any,
     ) -> Callable[[Callable[P, R]], TaskTemplate[P, R]]: ...
 
     def task(
         self,
-        fn: Callable[P, R] | None = None,
+        _func: Callable[P, R] | None = None,
         /,
         *,
-        retries: int = 0,
-        timeout: float | timedelta | None = None,
+        short_name: str | None = None,
+        cache: CacheRequest | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType | float | None = 0,
+        docs: Any | None = None,
+        pod_template: str | PodTemplate | None = None,
+        report: bool = False,
+        interruptible: bool | None = None,
+        max_inline_io_bytes: int = MAX_INLINE_IO_BYTES,
+        queue: str | None = None,
+        triggers: tuple[Any, ...] | Any = (),
+        links: tuple[Any, ...] | Any = (),
+        task_resolver: Any | None = None,
+        entrypoint: bool = False,
+        produces_artifacts: bool = False,
         name: str | None = None,
-        **_flyte_only: Any,
     ) -> TaskTemplate[P, R] | Callable[[Callable[P, R]], TaskTemplate[P, R]]:
-        """Make ``fn`` a task of this environment. Works on ``async def`` and ``def``.
+        """Make a function a task of this environment. Works on ``async def`` and ``def``.
 
         Args:
-            retries: times to run the task again after it raises.
-            timeout: seconds (or a timedelta) after which the task is cancelled
-                and reported as timed out.
+            short_name: the name shown in output and status (default: the function's).
+            cache: ``"auto"``, ``"override"``, ``"disable"`` or a ``flyte.Cache``
+                (default: the environment's).
+            retries: times to run the task again after it raises, or a
+                ``flyte.RetryStrategy`` (with a backoff).
+            timeout: seconds, a timedelta, or a ``flyte.Timeout``: the task is
+                cancelled and reported as timed out.
+            max_inline_io_bytes: the largest inputs (and result) the task takes,
+                in bytes; larger ones raise ``flyte.errors.InlineIOMaxBytesBreached``.
+            docs, pod_template, entrypoint, produces_artifacts: recorded.
+            report, interruptible, queue, triggers, links, task_resolver: Flyte
+                backend features with no local meaning; setting one warns once.
+            name: reuse-runtime's older spelling of ``short_name``.
         """
+        if self.reusable is not None and pod_template is not None:
+            raise ValueError("Cannot set pod_template when environment is reusable.")
+        for option, value, why in (
+            ("report", report, "there is no Flyte UI to show reports"),
+            ("interruptible", interruptible, "local replicas are not preempted"),
+            ("queue", queue, "there is one local queue per environment"),
+            ("triggers", triggers, "there is no scheduler; start runs yourself"),
+            ("links", links, "there is no Flyte UI to show links"),
+            ("task_resolver", task_resolver, "tasks are found by module and name"),
+        ):
+            if value:
+                note_ignored(f"@env.task({option}=...)", why)
 
         def decorate(f: Callable[P, R]) -> TaskTemplate[P, R]:
-            template = TaskTemplate(f, self, retries=retries, timeout=timeout, name=name)
-            self.tasks[template.name] = template
+            template = TaskTemplate(
+                f,
+                self,
+                short_name=short_name or name,
+                cache=cache if cache is not None else self.cache,
+                retries=retries,
+                timeout=timeout,
+                docs=docs,
+                pod_template=pod_template or self.pod_template,
+                max_inline_io_bytes=max_inline_io_bytes,
+                entrypoint=entrypoint,
+                produces_artifacts=produces_artifacts,
+                report=report,
+                interruptible=self.interruptible if interruptible is None else interruptible,
+                queue=queue or self.queue,
+            )
+            self._tasks[template.name] = template
             return template
 
-        return decorate(fn) if fn is not None else decorate
+        return decorate(_func) if _func is not None else decorate
 
     def spec(
-        self, reusable: ReusePolicy | Literal["inherit"] | None = "inherit"
+        self,
+        reusable: ReusePolicy | Literal["inherit"] | None = "inherit",
+        *,
+        resources: Resources | None = None,
+        env_vars: dict[str, str] | None = None,
+        secrets: list[Secret] | None = None,
+        scope: str = "",
+        run_env: tuple[tuple[str, str], ...] = (),
     ) -> EnvironmentSpec:
-        """The environment as the controller sees it."""
+        """The environment as the controller sees it (a task's overrides applied)."""
         policy = self.reusable if reusable == "inherit" else reusable
-        cached = self._specs.get(id(policy))
-        if cached is not None:
-            return cached
+        resources = resources if resources is not None else self.resources
+        variables = dict(self.env_vars or {})
+        variables.update(env_vars or {})
+        variables.update(run_env)
+        # Secrets are resolved here, on this machine, and travel in the replicas'
+        # environment only (EnvironmentSpec does not show env_vars in its repr).
+        variables.update(resolve_all(self._secrets if secrets is None else secrets))
         on_start, on_stop, hooks_bundle = _hook(self.on_start), _hook(self.on_stop), None
         for hook_bundle in (on_start[1], on_stop[1]):
             hooks_bundle = hooks_bundle or hook_bundle
         image = self.image.describe() if isinstance(self.image, Image) else (self.image or "")
-        spec = EnvironmentSpec(
+        return EnvironmentSpec(
             name=self.name,
             policy=_pool_policy(policy),
-            image=image,
-            resources=self.resources.describe() if self.resources else "",
+            image="" if image == "auto" else image,
+            resources=resources.describe() if resources else "",
             code_version=_module_version(self._module),
             working_dir=os.getcwd(),
             python_path=tuple(p for p in sys.path if p and os.path.isdir(p)),
-            env_vars=tuple(sorted(self.env_vars.items())),
+            env_vars=tuple(sorted(variables.items())),
             on_start=on_start[0],
             on_stop=on_stop[0],
             hooks_bundle=hooks_bundle,
             stop_grace=self.stop_grace,
+            scope=scope,
         )
-        self._specs[id(policy)] = spec
-        return spec
 
     def __repr__(self) -> str:
         return f"TaskEnvironment(name={self.name!r}, reusable={self.reusable!r})"
@@ -328,14 +589,42 @@ def _hook(fn: Callable[[], Any] | None) -> tuple[FunctionRef | None, CodeBundle 
     return code.reference(target.__module__, target.__qualname__)
 
 
+class _Inherit:
+    def __repr__(self) -> str:
+        return "inherit"
+
+
+#: The task's setting comes from its environment.
+INHERIT: Any = _Inherit()
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Where a task is called from: its run, its parent, its group and custom context."""
+
+    run_id: str
+    parent_task_id: str = ""
+    group: str = ""
+    custom_context: tuple[tuple[str, str], ...] = ()
+    run_options: RunOptions | None = None
+    scope_run: str = ""
+
+
 class TaskTemplate(Generic[P, R]):
-    """A task: a function bound to a :class:`TaskEnvironment`.
+    """A task: a function bound to a :class:`TaskEnvironment`, with Flyte's attributes.
 
     * Inside a task (on a replica), calling it dispatches it through the
       controller. An ``async def`` task returns an awaitable; from a thread
       (a ``def`` parent) the call blocks and returns the value.
-    * Outside any run, calling it runs the function here, like a plain call.
+    * Outside any run, calling it runs the function here, like a plain call
+      (``forward``).
     * ``await task.aio(...)`` always gives an awaitable.
+
+    Attributes: ``name`` (``<env>.<function>``), ``short_name``, ``func``,
+    ``parent_env``, ``image``, ``resources``, ``reusable``, ``cache`` (a
+    ``flyte.Cache``), ``retries`` (a ``flyte.RetryStrategy``), ``timeout``,
+    ``env_vars``, ``secrets``, ``max_inline_io_bytes``, ``docs``,
+    ``pod_template``, ``interruptible``, ``queue``, ``report``.
     """
 
     def __init__(
@@ -343,118 +632,302 @@ class TaskTemplate(Generic[P, R]):
         fn: Callable[P, R],
         env: TaskEnvironment,
         *,
-        retries: int = 0,
-        timeout: float | timedelta | None = None,
-        name: str | None = None,
-        reusable: ReusePolicy | Literal["inherit"] | None = "inherit",
+        short_name: str | None = None,
+        cache: CacheRequest | None = "disable",
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType | float | None = None,
+        docs: Any | None = None,
+        pod_template: str | PodTemplate | None = None,
+        max_inline_io_bytes: int = MAX_INLINE_IO_BYTES,
+        entrypoint: bool = False,
+        produces_artifacts: bool = False,
+        report: bool = False,
+        interruptible: bool = False,
+        queue: str | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@env.task needs a function, got {type(fn).__name__}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise PolicyError(f"retries must be a non-negative int, got {retries!r}")
         functools.update_wrapper(self, fn)
         self.func = fn
         setattr(self, TASK_FUNCTION_ATTR, fn)
-        self.env = env
-        self.retries = retries
-        self.timeout = _seconds(timeout) if timeout is not None else None
-        if self.timeout is not None and self.timeout <= 0:
-            raise PolicyError(f"timeout must be positive, got {timeout!r}")
-        self.name = name or fn.__name__
+        self.parent_env = env
+        self.parent_env_name = env.name
+        self.name = f"{env.name}.{fn.__name__}"
+        self.short_name = short_name or fn.__name__
+        self.image = env.image
+        self.resources = env.resources
+        self.reusable = env.reusable
+        self.env_vars = env.env_vars
+        self.secrets = env.secrets
+        self.cache: Cache = cache_from_request(cache)
+        self.retries: RetryStrategy = retry_from_request(retries)
+        self.timeout = timeout if timeout else None
+        self._timeout = timeout_from_request(timeout)
+        self.docs = docs
+        self.pod_template = pod_template
+        if isinstance(max_inline_io_bytes, bool) or not isinstance(max_inline_io_bytes, int):
+            raise TypeError(f"max_inline_io_bytes must be an int, got {max_inline_io_bytes!r}")
+        if max_inline_io_bytes <= 0:
+            raise ValueError(f"max_inline_io_bytes must be positive, got {max_inline_io_bytes}")
+        self.max_inline_io_bytes = max_inline_io_bytes
+        self.entrypoint = entrypoint
+        self.produces_artifacts = produces_artifacts
+        self.report = report
+        self.interruptible = interruptible
+        self.queue = queue
         self.is_async = inspect.iscoroutinefunction(fn)
-        self._reusable = reusable
+        # Where the environment's overrides differ from the environment's own.
+        self._env_resources: Resources | None = None
+        self._env_vars_override: dict[str, str] | None = None
+        self._secrets_override: list[Secret] | None = None
         self._reference: tuple[FunctionRef | None, bytes | None, CodeBundle | None] | None = None
+        self._specs: dict[tuple[str, tuple[tuple[str, str], ...]], EnvironmentSpec] = {}
+        self._cache_version: str | None = None
+        self._settle()
+
+    def _settle(self) -> None:
+        """Work out once what every call needs from the settings (they are on the hot path)."""
+        self._runtime_s = self._timeout.runtime_seconds
+        self._deadline_s = self._timeout.deadline_seconds
+        self._cache_on = self.cache.is_enabled()
+        backoff = self.retries.backoff
+        self._backoff = backoff.to_model() if backoff is not None else None
+        self._scoped = self.reusable is not None and self.reusable.scope == "run"
+
+    @property
+    def env(self) -> TaskEnvironment:
+        """The task's environment (Flyte calls it ``parent_env``)."""
+        return self.parent_env
 
     def __repr__(self) -> str:
-        return f"<task {self.name} of environment {self.env.name!r}>"
+        return f"<task {self.name}>"
+
+    def __reduce__(self) -> Any:
+        # Module-level tasks travel by reference (a script's, under its bundle name),
+        # so a replica gets the task it imported, not a copy of its environment.
+        module = getattr(self.func, "__module__", "")
+        qualname = getattr(self.func, "__qualname__", "")
+        if module and "<" not in qualname:
+            holder = sys.modules.get(module)
+            if holder is not None and getattr(holder, qualname.split(".")[0], None) is self:
+                name = code.bundle_module_name_of(module) or module
+                return (pickling.import_attr, (name, qualname))
+        return object.__reduce__(self)
 
     def override(
         self,
         *,
+        short_name: str | None = None,
+        resources: Resources | None = None,
+        cache: CacheRequest | None = None,
+        retries: int | RetryStrategy = 0,
+        timeout: TimeoutType | float | None = None,
         reusable: ReusePolicy | Literal["off"] | None = None,
-        retries: int | None = None,
-        timeout: float | timedelta | None = None,
-        **_flyte_only: Any,
+        env_vars: dict[str, str] | None = None,
+        secrets: SecretRequest | None = None,
+        max_inline_io_bytes: int | None = None,
+        pod_template: str | PodTemplate | None = None,
+        queue: str | None = None,
+        interruptible: bool | None = None,
+        entrypoint: bool | None = None,
+        produces_artifacts: bool | None = None,
+        links: tuple[Any, ...] = (),
+        plugin_config: Any | None = None,
+        **kwargs: Any,
     ) -> TaskTemplate[P, R]:
-        """A copy with another reuse policy, retries or timeout.
+        """A copy of the task with some settings changed, for the calls made through it.
 
-        ``reusable="off"`` runs each call in a fresh process.
+        ``reusable="off"`` runs each call in a fresh process. As in Flyte,
+        ``resources``, ``env_vars`` and ``secrets`` change the environment, so on
+        a reusable task they need ``reusable="off"`` in the same call (a
+        ``ValueError`` otherwise). ``name``, ``image``, ``docs`` and ``interface``
+        cannot be overridden.
         """
-        policy: ReusePolicy | Literal["inherit"] | None = self._reusable
+        for key in kwargs:
+            if key in ("name", "image", "docs", "interface"):
+                raise ValueError(f"{key.capitalize()} cannot be overridden")
+        if kwargs:
+            raise TypeError(f"override() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        policy: ReusePolicy | None
         if reusable == "off":
             policy = None
-        elif reusable is not None:
-            if not isinstance(reusable, ReusePolicy):
-                raise PolicyError(f"reusable must be a ReusePolicy or 'off', got {reusable!r}")
+        elif reusable is None:
+            policy = self.reusable
+        elif isinstance(reusable, ReusePolicy):
             policy = reusable
-        copy = TaskTemplate(
-            self.func,
-            self.env,
-            retries=self.retries if retries is None else retries,
-            timeout=self.timeout if timeout is None else timeout,
-            name=self.name,
-            reusable=policy,
-        )
-        copy._reference = self._reference
+        else:
+            raise TypeError(f"reusable must be a ReusePolicy or 'off', got {reusable!r}")
+        if policy is not None:
+            for option, value in (
+                ("resources", resources),
+                ("env", env_vars),
+                ("secrets", secrets),
+            ):
+                if value is not None:
+                    raise ValueError(
+                        f"Cannot override {option} when reusable is set. Reusable tasks will use "
+                        f"the parent env's {option}. You can disable reusability and override "
+                        f"{option} if needed. (set reusable='off')"
+                    )
+        if links:
+            note_ignored("override(links=...)", "there is no Flyte UI to show links")
+        if plugin_config is not None:
+            note_ignored("override(plugin_config=...)", "tasks run as plain Python")
+        if interruptible:
+            note_ignored("override(interruptible=True)", "local replicas are not preempted")
+        if queue is not None:
+            note_ignored("override(queue=...)", "there is one local queue per environment")
+        # Not copy.copy: __reduce__ names module-level tasks by reference.
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.short_name = short_name or self.short_name
+        copy.reusable = policy
+        if cache is not None:
+            copy.cache = cache_from_request(cache)
+            copy._cache_version = None
+        if retries:
+            copy.retries = retry_from_request(retries)
+        if timeout:
+            copy.timeout = timeout
+            copy._timeout = timeout_from_request(timeout)
+        if max_inline_io_bytes:
+            copy.max_inline_io_bytes = max_inline_io_bytes
+        if pod_template is not None:
+            copy.pod_template = pod_template
+        if queue is not None:
+            copy.queue = queue
+        if interruptible is not None:
+            copy.interruptible = interruptible
+        if entrypoint is not None:
+            copy.entrypoint = entrypoint
+        if produces_artifacts is not None:
+            copy.produces_artifacts = produces_artifacts
+        if resources is not None:
+            copy.resources = copy._env_resources = resources
+        if env_vars is not None:
+            copy.env_vars = {**(self.env_vars or {}), **env_vars}
+            copy._env_vars_override = env_vars
+        if secrets is not None:
+            copy.secrets = secrets
+            copy._secrets_override = secrets_from_request(secrets)
+        copy._specs = {}
+        copy._settle()
         return copy
 
     # ------------------------------------------------------------ calling
+
+    def forward(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here, as a plain call (what a call outside any run does)."""
+        return self.func(*args, **kwargs)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         ctx = current_task.get()
         if ctx is None:
             return self.func(*args, **kwargs)
+        _no_tasks_in_trace(self)
+        where = _call_context(ctx)
         if _on_loop(ctx.loop):
             if self.is_async:
-                return self._dispatch(ctx, args, kwargs)  # type: ignore[return-value]
+                return self._dispatch(ctx, where, args, kwargs)  # type: ignore[return-value]
             raise TypeError(
-                f"{self.name} is a sync task called from async code; use "
-                f"`await {self.name}.aio(...)` so the event loop keeps running"
+                f"{self.short_name} is a sync task called from async code; use "
+                f"`await {self.short_name}.aio(...)` so the event loop keeps running"
             )
         # A sync parent, in its thread: block until the child is done.
-        future = asyncio.run_coroutine_threadsafe(self._dispatch(ctx, args, kwargs), ctx.loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self._dispatch(ctx, where, args, kwargs), ctx.loop
+        )
         return future.result()
 
     def aio(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
-        """The call as an awaitable, for async code."""
+        """The call as an awaitable, for async code (a sync task runs in a thread)."""
         ctx = current_task.get()
         if ctx is None:
             return self._local(args, kwargs)
-        return self._dispatch(ctx, args, kwargs)
+        _no_tasks_in_trace(self)
+        return self._dispatch(ctx, _call_context(ctx), args, kwargs)
 
     async def _local(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         if self.is_async:
             return await self.func(*args, **kwargs)  # type: ignore[no-any-return, misc]
         return await asyncio.to_thread(self.func, *args, **kwargs)
 
-    async def _dispatch(self, ctx: TaskContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    async def _dispatch(
+        self, ctx: TaskContext, where: CallContext, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
         from reuse_runtime.sdk.runtime import cancel_child, replica_client
 
         client = replica_client()
-        env_key = await client.register(self.environment_spec())
-        spec = self.task_spec(args, kwargs, run_id=ctx.run_id, parent_task_id=ctx.task_id)
+        env_key = await client.register(self.environment_spec(where))
+        submission = self.submission(env_key, args, kwargs, where)
+        task_id = submission.task.task_id
         # Lend the parent's slot while it waits, so children can never starve.
         ctx.children += 1
         if ctx.children == 1 and ctx.holds_slot:
             ctx.lend_slot()
             ctx.holds_slot = False
         try:
-            result = await client.submit(Submission(env_key, spec, retries=self.retries))
+            deadline = self._deadline_s
+            if deadline is None:
+                result = await client.submit(submission)
+            else:
+                result = await self._within_deadline(client.submit(submission), deadline)
         except asyncio.CancelledError:
             # The parent was cancelled: its child must not run on for nobody.
-            cancel_child(client, spec.task_id)
+            cancel_child(client, task_id)
+            raise
+        except errors.TaskTimedOutError:
+            cancel_child(client, task_id)
             raise
         finally:
             ctx.children -= 1
             if ctx.children == 0 and not ctx.holds_slot:
                 await ctx.reclaim_slot()
                 ctx.holds_slot = True
-        return result.unwrap(self.name)  # type: ignore[return-value]
+        return self.unwrap(result)  # type: ignore[return-value]
+
+    async def _within_deadline(
+        self, submitted: Awaitable[TaskResult], deadline: float
+    ) -> TaskResult:
+        try:
+            return await asyncio.wait_for(submitted, deadline)
+        except asyncio.TimeoutError:
+            raise errors.TaskTimedOutError(
+                f"task {self.short_name} passed its deadline of {deadline:g} s",
+                type_name="TimeoutError",
+                task=self.short_name,
+            ) from None
+
+    def unwrap(self, result: TaskResult) -> object:
+        """The task's value (or its error, raised); checks ``max_inline_io_bytes``."""
+        if result.ok and len(result.value) > self.max_inline_io_bytes:
+            raise errors.InlineIOMaxBytesBreached(
+                f"the result of task {self.short_name} is {len(result.value)} bytes, over its "
+                f"max_inline_io_bytes of {self.max_inline_io_bytes}; pass large data as a "
+                f"flyte.io.File, or raise max_inline_io_bytes"
+            )
+        return result.unwrap(self.short_name)
 
     # ------------------------------------------------------------ wire form
 
-    def environment_spec(self) -> EnvironmentSpec:
-        return self.env.spec(self._reusable)
+    def environment_spec(self, where: CallContext | None = None) -> EnvironmentSpec:
+        """The task's environment as the controller sees it, for a call from ``where``."""
+        scope = ""
+        if self._scoped and where is not None:
+            scope = where.scope_run or where.run_id
+        run_env = where.run_options.env_vars if where and where.run_options else ()
+        key = (scope, run_env)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = self._specs[key] = self.parent_env.spec(
+                self.reusable,
+                resources=self._env_resources,
+                env_vars=self._env_vars_override,
+                secrets=self._secrets_override,
+                scope=scope,
+                run_env=run_env,
+            )
+        return spec
 
     def task_spec(
         self,
@@ -463,30 +936,96 @@ class TaskTemplate(Generic[P, R]):
         *,
         run_id: str,
         parent_task_id: str = "",
+        where: CallContext | None = None,
     ) -> TaskSpec:
         ref, pickled, bundle = self._wire_reference()
+        data = dumps_args(args, kwargs)
+        if len(data) > self.max_inline_io_bytes:
+            raise errors.InlineIOMaxBytesBreached(
+                f"the inputs of task {self.short_name} are {len(data)} bytes, over its "
+                f"max_inline_io_bytes of {self.max_inline_io_bytes}; pass large data as a "
+                f"flyte.io.File, or raise max_inline_io_bytes"
+            )
+        if where is None:
+            return TaskSpec(
+                _new_task_id(), self.short_name, data, ref, pickled, bundle, self._runtime_s,
+                run_id, parent_task_id,
+            )  # fmt: skip
         return TaskSpec(
-            task_id=_new_task_id(),
-            name=self.name,
-            args=dumps_args(args, kwargs),
-            ref=ref,
-            pickled=pickled,
-            bundle=bundle,
-            timeout=self.timeout,
-            run_id=run_id,
-            parent_task_id=parent_task_id,
+            _new_task_id(), self.short_name, data, ref, pickled, bundle, self._runtime_s,
+            where.run_id, where.parent_task_id, where.group, where.custom_context, 0,
+            where.run_options,
+        )  # fmt: skip
+
+    def submission(
+        self,
+        env_key: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        where: CallContext,
+        *,
+        stream_logs: bool = False,
+    ) -> Submission:
+        """The call as submitted to the controller: the task, its retries and its cache key."""
+        spec = self.task_spec(args, kwargs, run_id=where.run_id, where=where)
+        options = where.run_options
+        cache_key = ""
+        if self._cache_on and not (options and options.disable_cache):
+            cache_key = self._cache_key(args, kwargs)
+        return Submission(
+            env_key,
+            spec,
+            self.retries.count,
+            stream_logs,
+            cache_key,
+            bool(options and options.overwrite_cache),
+            self._backoff,
         )
+
+    def _cache_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        version = self._cache_version
+        if version is None:
+            try:
+                version = self.cache.get_version(VersionParameters(self.func, self.image))
+            except (OSError, TypeError):  # no source to read (defined in a REPL, say)
+                version = code.reference(self.func.__module__, self.func.__qualname__)[
+                    0
+                ].code_version
+            self._cache_version = version
+        digest = inputs_digest(self.func, args, kwargs, self.cache.get_ignored_inputs())
+        return cache_key(self.name, version, digest)
 
     def _wire_reference(self) -> tuple[FunctionRef | None, bytes | None, CodeBundle | None]:
         if self._reference is None:
             fn = self.func
             if "<locals>" in fn.__qualname__:
                 # Not importable by name: travels by value; its globals do not persist.
-                self._reference = (None, bytes(cloudpickle.dumps(fn)), None)
+                self._reference = (None, pickling.dumps(fn), None)
             else:
                 ref, bundle = code.reference(fn.__module__, fn.__qualname__)
                 self._reference = (ref, None, bundle)
         return self._reference
+
+
+def _call_context(ctx: TaskContext) -> CallContext:
+    """Where a child called now is called from (read at call time, not when it runs)."""
+    return CallContext(
+        ctx.run_id,
+        ctx.task_id,
+        current_group(),
+        custom_context_pairs(),
+        ctx.run_options,
+    )
+
+
+def _no_tasks_in_trace(task: TaskTemplate[Any, Any]) -> None:
+    traced = in_trace.get()
+    if traced:
+        raise errors.TraceDoesNotAllowNestedTasksError(
+            f"Task {task.short_name} is called inside the flyte.trace function {traced}; "
+            f"call tasks from the task itself, or call {task.short_name}.forward(...) to run "
+            f"it here as a plain function"
+        )
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -496,4 +1035,4 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-__all__ = ["Image", "Resources", "TaskEnvironment", "TaskTemplate"]
+__all__ = ["Environment", "Image", "Resources", "TaskEnvironment", "TaskTemplate"]

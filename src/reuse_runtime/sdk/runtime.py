@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import queue
 import secrets
@@ -34,11 +35,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from reuse_runtime import code, logs, runlog
 from reuse_runtime import context as task_context
-from reuse_runtime import runlog
 from reuse_runtime.aio import TaskSet
-from reuse_runtime.errors import ControllerUnavailableError, PolicyError
-from reuse_runtime.model import LogLine, RunProgress, Submission, TaskResult, TaskState
+from reuse_runtime.errors import (
+    ConfigError,
+    ControllerUnavailableError,
+    RuntimeUserError,
+    ScriptImportError,
+)
+from reuse_runtime.model import (
+    EnvironmentSpec,
+    LogLine,
+    RunProgress,
+    Submission,
+    TaskResult,
+    TaskState,
+)
+from reuse_runtime.paths import private_dir, state_dir, write_private
+from reuse_runtime.sdk.aio import BlockingMethod, blocking
+from reuse_runtime.sdk.ignored import note_ignored
+from reuse_runtime.sdk.runcontext import RunSettings
 from reuse_runtime.security import Security
 from reuse_runtime.wire.clients import ControllerClient
 
@@ -46,44 +63,7 @@ T = TypeVar("T")
 
 ENDPOINT_ENV = "REUSE_RUNTIME_ENDPOINT"
 CONFIG_ENV = "REUSE_RUNTIME_CONFIG"
-HOME_ENV = "REUSE_RUNTIME_HOME"
 METRICS_PORT_ENV = "REUSE_RUNTIME_METRICS_PORT"
-
-
-def state_dir() -> Path:
-    """Where runs' logs and the embedded controller's address are kept."""
-    explicit = os.environ.get(HOME_ENV)
-    if explicit:
-        return Path(explicit)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(cache) / "reuse-runtime"
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and its parents) readable by this user only: mode 0700.
-
-    The state directory holds the embedded controller's address and token, and
-    every run's output, so nobody else on the machine may read it.
-    """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-    return path
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, created mode 0600 (never readable by others)."""
-    private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 @dataclass(frozen=True)
@@ -113,6 +93,7 @@ class Runtime:
         self._thread.start()
         self._controller: Any = None
         self._runs: dict[str, Run] = {}
+        self._unreported: dict[str, Run] = {}
         self._runs_lock = threading.Lock()
         self._closed = False
         self.state_dir = state_dir()
@@ -169,24 +150,69 @@ class Runtime:
         """Where the embedded controller serves ``/metrics``; empty when it does not."""
         return str(self._controller.metrics_url) if self._controller is not None else ""
 
-    def start_run(self, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Run:
-        name = f"r{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    def start_run(
+        self,
+        task: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        settings: RunSettings | None = None,
+    ) -> Run:
+        from reuse_runtime.sdk.environment import CallContext
+        from reuse_runtime.sdk.task_context import note_run_started
+
+        settings = settings or RunSettings()
+        name = settings.name or f"r{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        with self._runs_lock:
+            if name in self._runs:
+                raise RuntimeUserError(
+                    "RunAlreadyExistsError", f"a run named {name!r} is still running"
+                )
+        where = CallContext(
+            run_id=name,
+            custom_context=tuple(sorted(settings.custom_context.items())),
+            run_options=settings.run_options(),
+        )
+        # Everything the task needs is taken now, in the caller's thread: a script
+        # that ends right after run() has lost its __main__ module by the time the
+        # runtime's thread would look.
+        env_spec = task.environment_spec(where)
+        submission = task.submission("", args, kwargs, where, stream_logs=True)
         log_path = self.state_dir / "runs" / f"{name}.log"
-        run = Run(self, name, task.name, log_path)
+        run = Run(self, name, task, log_path, settings)
+        note_run_started(name, settings.run_start_time)
         with self._runs_lock:
             self._runs[name] = run
-        future = asyncio.run_coroutine_threadsafe(self._submit(run, task, args, kwargs), self._loop)
+            self._unreported[name] = run
+        future = asyncio.run_coroutine_threadsafe(
+            self._submit(task, env_spec, submission), self._loop
+        )
         future.add_done_callback(run._settle)
         return run
 
     async def _submit(
-        self, run: Run, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, task: Any, env_spec: EnvironmentSpec, submission: Submission
     ) -> TaskResult:
-        env_key = await self.client.register(task.environment_spec())
-        spec = task.task_spec(args, kwargs, run_id=run.name)
-        return await self.client.submit(
-            Submission(env_key, spec, retries=task.retries, stream_logs=True)
-        )
+        env_key = await self.client.register(env_spec)
+        submitted = self.client.submit(dataclasses.replace(submission, env_key=env_key))
+        deadline = task._deadline_s
+        if deadline is None:
+            return await submitted
+        try:
+            result: TaskResult = await task._within_deadline(submitted, deadline)
+            return result
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.client.cancel(task_id=submission.task.task_id)
+            raise
+
+    def unreported_runs(self) -> list[Run]:
+        """Runs whose outcome was not shown yet (nobody waited for them)."""
+        with self._runs_lock:
+            return list(self._unreported.values())
+
+    def reported(self, run: Run) -> None:
+        with self._runs_lock:
+            self._unreported.pop(run.name, None)
 
     def _route_logs(self, lines: list[LogLine]) -> None:
         touched = {}
@@ -268,16 +294,85 @@ _runtime_lock = threading.Lock()
 _config = RuntimeConfig()
 
 
+# init()'s arguments that only mean something to a Flyte backend, and why.
+_FLYTE_ONLY_INIT = {
+    "org": "there are no organizations here",
+    "headless": "there is no login",
+    "insecure": "use REUSE_RUNTIME_TLS_* for TLS",
+    "insecure_skip_verify": "use REUSE_RUNTIME_TLS_* for TLS",
+    "ca_cert_file_path": "use REUSE_RUNTIME_TLS_CA",
+    "command": "there is no login",
+    "proxy_command": "there is no proxy",
+    "api_key": "use a token ($REUSE_RUNTIME_TOKEN)",
+    "client_id": "use a token ($REUSE_RUNTIME_TOKEN)",
+    "client_credentials_secret": "use a token ($REUSE_RUNTIME_TOKEN)",
+    "auth_client_config": "use a token ($REUSE_RUNTIME_TOKEN)",
+    "http_proxy_url": "connections go straight to the controller",
+    "storage": "files live in the local store (REUSE_RUNTIME_STORE)",
+    "images": "images are built by `reuse-runtime` backends",
+    "image_registry": "images are built by `reuse-runtime` backends",
+    "local_persistence": "runs are kept as log files in the state directory",
+    "local_tracked": "there is no Flyte control plane to report to",
+    "local_tracked_strict": "there is no Flyte control plane to report to",
+}
+
+
+def _flyte_endpoint(endpoint: str) -> bool:
+    """A Flyte/Union endpoint (``dns:///host``, ``https://host``), not a controller's host:port."""
+    return "://" in endpoint
+
+
+@blocking
 def init(
+    org: str | None = None,
+    project: str | None = None,
+    domain: str | None = None,
+    root_dir: Path | None = None,
+    log_level: int | None = None,
+    log_format: str | None = None,
+    reset_root_logger: bool = False,
+    user_log_level: int | None = None,
     endpoint: str | None = None,
+    headless: bool = False,
+    insecure: bool = False,
+    insecure_skip_verify: bool = False,
+    ca_cert_file_path: str | None = None,
+    auth_type: str = "Pkce",
+    command: list[str] | None = None,
+    proxy_command: list[str] | None = None,
+    api_key: str | None = None,
+    client_id: str | None = None,
+    client_credentials_secret: str | None = None,
+    auth_client_config: Any = None,
+    rpc_retries: int = 3,
+    http_proxy_url: str | None = None,
+    disable_keyring: bool = False,
+    storage: Any = None,
+    batch_size: int = 1000,
+    image_builder: str = "local",
+    images: Any = None,
+    image_registry: str | None = None,
+    source_config_path: Path | None = None,
+    sync_local_sys_paths: bool = True,
+    load_plugin_type_transformers: bool = True,
+    local_persistence: bool = False,
+    local_tracked: bool = False,
+    local_tracked_strict: bool = False,
     *,
     token: str | None = None,
     max_backlog: int | None = None,
     replica_loss_budget: int | None = None,
     metrics_port: int | None = None,
-    **_flyte_only: Any,
 ) -> None:
-    """Choose where tasks run. No endpoint (and no ``$REUSE_RUNTIME_ENDPOINT``): embedded.
+    """Choose where tasks run: Flyte's ``init``, with reuse-runtime's own settings.
+
+    ``endpoint="host:port"`` (or ``$REUSE_RUNTIME_ENDPOINT``) names a standalone
+    controller; without one, runs start an embedded controller in this process.
+    ``token``, ``max_backlog`` and ``replica_loss_budget`` are reuse-runtime's.
+    ``project`` and ``domain`` show in ``flyte.ctx()``; ``log_level`` sets the
+    runtime's log level. Flyte's login, storage and image settings have no
+    meaning here: they are accepted with a one-line warning. A Flyte endpoint
+    (``dns:///...``) is warned about too, and tasks run on the embedded pool.
 
     ``metrics_port`` (or ``$REUSE_RUNTIME_METRICS_PORT``): the embedded controller
     serves Prometheus metrics at ``http://127.0.0.1:PORT/metrics`` (0 picks a port;
@@ -286,15 +381,35 @@ def init(
     Inside a replica this does nothing: tasks there already know their controller.
     """
     global _config
+    from reuse_runtime.sdk.task_context import set_project_domain
+
+    given = {name: value for name, value in locals().items() if name in _FLYTE_ONLY_INIT}
+    for name, value in given.items():
+        if value:
+            note_ignored(f"init({name}=...)", _FLYTE_ONLY_INIT[name])
+    set_project_domain(project, domain)
     if task_context.controller_endpoint() is not None:
         return
+    if log_level is not None:
+        _set_log_level(log_level)
+    if endpoint and _flyte_endpoint(endpoint):
+        note_ignored(
+            f"init(endpoint={endpoint!r})",
+            "it names a Flyte backend; tasks run on reuse-runtime's pool "
+            "(give a controller as host:port, or none for the embedded one)",
+        )
+        endpoint = None
     endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
+    if endpoint is not None:
+        from reuse_runtime.sdk.config import check_endpoint
+
+        check_endpoint(endpoint)
     if metrics_port is None:
         metrics_port = _metrics_port_from_env()
     elif isinstance(metrics_port, bool) or not isinstance(metrics_port, int):
-        raise PolicyError(f"metrics_port must be a port number (0 picks one), got {metrics_port!r}")
+        raise ConfigError(f"metrics_port must be a port number (0 picks one), got {metrics_port!r}")
     elif not 0 <= metrics_port <= 65535:
-        raise PolicyError(f"metrics_port must be in 0..65535, got {metrics_port}")
+        raise ConfigError(f"metrics_port must be in 0..65535, got {metrics_port}")
     new = RuntimeConfig(endpoint, token, max_backlog, replica_loss_budget, metrics_port)
     with _runtime_lock:
         if _runtime is not None and _runtime.config != new:
@@ -302,53 +417,93 @@ def init(
         _config = new
 
 
-def init_from_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> None:
+def _set_log_level(level: int | str) -> None:
+    name = logging.getLevelName(level) if isinstance(level, int) else str(level).upper()
+    os.environ[logs.LEVEL_ENV] = str(name).lower()
+
+
+@blocking
+def init_from_config(
+    path_or_config: str | os.PathLike[str] | None = None,
+    root_dir: Path | None = None,
+    log_level: int | None = None,
+    log_format: str = "console",
+    user_log_level: int | None = None,
+    org: str | None = None,
+    project: str | None = None,
+    domain: str | None = None,
+    storage: Any = None,
+    batch_size: int = 1000,
+    image_builder: str | None = None,
+    images: tuple[str, ...] | None = None,
+    sync_local_sys_paths: bool = True,
+    *,
+    endpoint: str | None = None,
+    token: str | None = None,
+    max_backlog: int | None = None,
+    replica_loss_budget: int | None = None,
+    metrics_port: int | None = None,
+) -> None:
     """Read ``[controller]`` settings from a TOML file, or use the embedded default.
 
-    Without ``path``: ``$REUSE_RUNTIME_CONFIG``, then ``./.reuse-runtime.toml``, then
-    ``~/.config/reuse-runtime/config.toml``; none of them means the embedded default::
+    Without a path: ``$REUSE_RUNTIME_CONFIG``, then ``./.reuse-runtime.toml``, then
+    ``~/.config/reuse-runtime/config.toml``; none of them means the embedded
+    default. An unknown section or setting is an error naming the file and line::
 
         [controller]
         endpoint = "10.0.0.5:50050"   # omit for the embedded controller
         token = "..."                 # or set $REUSE_RUNTIME_TOKEN
         max_backlog = 100000
+        metrics_port = 9100           # the embedded controller serves /metrics
+
+    A Flyte config (``config.yaml``) names a Flyte backend: it is not read, and
+    this says so once; tasks run on the embedded pool (or ``endpoint=``).
     """
-    candidates = (
-        [Path(path)]
-        if path is not None
-        else [Path(p) for p in (os.environ.get(CONFIG_ENV),) if p]
-        + [Path(".reuse-runtime.toml"), Path.home() / ".config" / "reuse-runtime" / "config.toml"]
-    )
-    settings: dict[str, Any] = {}
-    for candidate in candidates:
-        if candidate.is_file():
-            settings = _read_config(candidate)
-            break
-        if path is not None:
-            raise PolicyError(f"config file {candidate} does not exist")
-    settings.update(overrides)
-    init(**settings)
+    from reuse_runtime.sdk.config import is_flyte_config, read_config
 
-
-def _read_config(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise PolicyError(f"cannot read config {path}: {exc}") from None
-    section = data.get("controller", {})
-    if not isinstance(section, dict):
-        raise PolicyError(f"{path}: [controller] must be a table")
-    known = {"endpoint", "token", "max_backlog", "replica_loss_budget", "metrics_port"}
-    unknown = set(section) - known
-    if unknown:
-        raise PolicyError(
-            f"{path}: unknown [controller] settings {sorted(unknown)}; known: {sorted(known)}"
+    if path_or_config is not None and not isinstance(path_or_config, (str, os.PathLike)):
+        note_ignored(
+            f"init_from_config({type(path_or_config).__name__})",
+            "Flyte config objects name a Flyte backend; pass a reuse-runtime TOML path",
         )
-    return dict(section)
+        path_or_config = None
+    settings: dict[str, Any] = {}
+    if path_or_config is not None:
+        path = Path(path_or_config).expanduser()
+        if root_dir is not None and not path.is_absolute():
+            path = Path(root_dir).expanduser() / path
+        if is_flyte_config(path):
+            note_ignored(
+                f"Flyte config {str(path_or_config)!r}",
+                "it names a Flyte backend; tasks run on reuse-runtime's pool, set in "
+                "./.reuse-runtime.toml or $REUSE_RUNTIME_CONFIG",
+            )
+        elif not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        else:
+            settings = read_config(path)
+    else:
+        for candidate in [Path(p) for p in (os.environ.get(CONFIG_ENV),) if p] + [
+            Path(".reuse-runtime.toml"),
+            Path.home() / ".config" / "reuse-runtime" / "config.toml",
+        ]:
+            if candidate.is_file():
+                settings = read_config(candidate)
+                break
+    for name, value in (
+        ("endpoint", endpoint),
+        ("token", token),
+        ("max_backlog", max_backlog),
+        ("replica_loss_budget", replica_loss_budget),
+        ("metrics_port", metrics_port),
+    ):
+        if value is not None:
+            settings[name] = value
+    if storage is not None:
+        note_ignored("init_from_config(storage=...)", _FLYTE_ONLY_INIT["storage"])
+    if images:
+        note_ignored("init_from_config(images=...)", _FLYTE_ONLY_INIT["images"])
+    init(org=org, project=project, domain=domain, log_level=log_level, **settings)
 
 
 def _metrics_port_from_env() -> int | None:
@@ -360,7 +515,7 @@ def _metrics_port_from_env() -> int | None:
     except ValueError:
         port = -1
     if not 0 <= port <= 65535:
-        raise PolicyError(f"{METRICS_PORT_ENV} must be a port number (0 picks one), got {raw!r}")
+        raise ConfigError(f"{METRICS_PORT_ENV} must be a port number (0 picks one), got {raw!r}")
     return port
 
 
@@ -369,8 +524,15 @@ def runtime() -> Runtime:
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            _runtime = Runtime(_config)
+            config = _config
+            endpoint = task_context.controller_endpoint()
+            if endpoint is not None and config.endpoint is None:
+                # A run started inside a task goes to the replica's own controller.
+                config = dataclasses.replace(config, endpoint=endpoint.address)
+            _runtime = Runtime(config)
             atexit.register(shutdown)
+            # Registered last, so it runs first: runs finish before the runtime stops.
+            atexit.register(finish_runs_at_exit)
         return _runtime
 
 
@@ -382,15 +544,35 @@ def shutdown() -> None:
         current.close()
 
 
-def run(task: Any, *args: Any, **kwargs: Any) -> Run:
-    """Start ``task(*args, **kwargs)`` on its environment's replicas; returns at once."""
+def start(
+    task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], settings: RunSettings | None = None
+) -> Run:
+    """Start ``task(*args, **kwargs)`` as a run with ``settings``; returns at once."""
     from reuse_runtime.sdk.environment import TaskTemplate
 
+    script = code.script_import()
+    if script:
+        raise ScriptImportError(
+            f"{Path(script).name} started a run while a replica was importing it to run its "
+            f'tasks: put the code that starts runs under `if __name__ == "__main__":`'
+        )
     if not isinstance(task, TaskTemplate):
         raise TypeError(
             f"run() takes a task, got {type(task).__name__}: decorate the function with @env.task"
         )
-    return runtime().start_run(task, args, kwargs)
+    return runtime().start_run(task, args, kwargs, settings)
+
+
+@blocking
+def run(task: Any, *args: Any, **kwargs: Any) -> Run:
+    """Start ``task(*args, **kwargs)`` on its environment's replicas; returns a :class:`Run`.
+
+    It returns at once; ``Run.wait()`` streams the tasks' output, ``Run.outputs()``
+    gives the result. A script that ends without waiting still gets its runs
+    finished (and their output shown) before it exits. ``await flyte.run.aio(...)``
+    is the same, for async code.
+    """
+    return start(task, args, kwargs)
 
 
 # ---------------------------------------------------------------- replicas' client
@@ -431,23 +613,39 @@ def cancel_child(client: task_context.ChildTaskClient, task_id: str) -> None:
 # ---------------------------------------------------------------- runs
 
 _DONE = object()
+#: Streams shown in the run's log file only (not on the terminal).
+_LOG_ONLY = frozenset({"cache", "trace"})
 
 
 class Run:
-    """A started run: its name, where to see it, and its outcome."""
+    """A started run: its name, where to see it, and its outcome.
 
-    def __init__(self, runtime: Runtime, name: str, task_name: str, log_path: Path) -> None:
+    ``wait()`` and ``outputs()`` block; ``await r.wait.aio()`` and
+    ``await r.outputs.aio()`` are their async forms, as in Flyte.
+    """
+
+    def __init__(
+        self, runtime: Runtime, name: str, task: Any, log_path: Path, settings: RunSettings
+    ) -> None:
         self.name = name
-        self.task_name = task_name
+        self.task_name = task.short_name
+        self._task = task
         self._runtime = runtime
         self._log_path = log_path
         self._lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._result: concurrent.futures.Future[TaskResult] = concurrent.futures.Future()
         self._started = time.monotonic()
+        self._ended = 0.0
+        self._cache_hits = 0
+        self._reported = False
         private_dir(log_path.parent)
         self._log_file: TextIO | None = log_path.open("w", encoding="utf-8")
-        self._log_file.write(runlog.header(name, task_name, runtime.endpoint, runtime.embedded))
+        self._log_file.write(runlog.header(name, task.name, runtime.endpoint, runtime.embedded))
         self._log_file.write("\n")
+        for label, values in (("labels", settings.labels), ("annotations", settings.annotations)):
+            if values:
+                shown = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+                self._log_file.write(f"{label}: {shown}\n")
         self._log_file.flush()
 
     @property
@@ -472,19 +670,41 @@ class Run:
             TaskState.TIMED_OUT: "timed out",
         }[self._result.result().state]
 
+    @property
+    def phase(self) -> str:
+        """Flyte's name for the state: RUNNING, SUCCEEDED, FAILED, ABORTED or TIMED_OUT."""
+        return {
+            "running": "RUNNING",
+            "succeeded": "SUCCEEDED",
+            "failed": "FAILED",
+            "cancelled": "ABORTED",
+            "timed out": "TIMED_OUT",
+        }[self.status]
+
     def done(self) -> bool:
         return self._result.done()
 
+    @BlockingMethod
     def wait(
-        self, quiet: bool = False, timeout: float | None = None, progress: bool | None = None
+        self,
+        quiet: bool = False,
+        wait_for: str = "terminal",
+        timeout: float | None = None,
+        progress: bool | None = None,
     ) -> None:
         """Block until the run ends, printing its tasks' output as it arrives.
 
         Each line is prefixed with the task's name. A failure is reported on
-        stderr; :meth:`outputs` raises it. On a terminal, a run with child tasks
-        shows a progress bar on stderr (children done, failed, running; rate and
-        ETA); ``progress=False`` or ``REUSE_RUNTIME_PROGRESS=0`` turns it off.
+        stderr, with the remote traceback; :meth:`outputs` raises it.
+        ``wait_for="running"`` returns at once: a run is running when it starts.
+        On a terminal, a run with child tasks shows a progress bar on stderr
+        (children done, failed, running; rate and ETA); ``progress=False`` or
+        ``REUSE_RUNTIME_PROGRESS=0`` turns it off.
         """
+        if wait_for not in ("terminal", "running"):
+            raise ValueError(f'wait_for must be "terminal" or "running", got {wait_for!r}')
+        if wait_for == "running":
+            return
         from reuse_runtime.sdk.progress import POLL_SECONDS, RunProgressDisplay, progress_wanted
 
         display = (
@@ -510,7 +730,7 @@ class Run:
                 if item is _DONE:
                     self._lines.put(_DONE)  # later waits return at once
                     break
-                if not quiet:
+                if not quiet and item.stream not in _LOG_ONLY:
                     stream = sys.stderr if item.stream == "stderr" else sys.stdout
                     text = f"[{item.task_name}] {item.text}"
                     if display is not None:
@@ -520,18 +740,32 @@ class Run:
         finally:
             if display is not None:
                 display.close()
-        if not quiet:
-            summary = self._summary()
-            if self.status != "succeeded":
-                print(summary, file=sys.stderr, flush=True)
+        if not self._reported:
+            self._reported = True
+            self._runtime.reported(self)
+            if not quiet and self.status != "succeeded":
+                print(self._summary(), file=sys.stderr, flush=True)
 
+    @BlockingMethod
     def outputs(self, timeout: float | None = None) -> Any:
-        """The task's return value; raises its error if it did not succeed."""
+        """The task's return value; raises its error if it did not succeed.
+
+        The tasks' output not shown yet is printed first, as :meth:`wait` does.
+        """
+        if not self._reported:
+            try:
+                self.wait(timeout=timeout)
+            except TimeoutError:
+                raise TimeoutError(f"run {self.name} still running after {timeout:g} s") from None
+        result = self._result.result(0)
         try:
-            result = self._result.result(timeout)
-        except concurrent.futures.TimeoutError:
-            raise TimeoutError(f"run {self.name} still running after {timeout:g} s") from None
-        return result.unwrap(self.task_name)
+            return self._task.unwrap(result)
+        except BaseException as error:
+            # Its failure was printed with the run's summary: the uncaught-error
+            # hook then names it in one line instead of printing it all again.
+            with contextlib.suppress(AttributeError, TypeError):
+                error.__reuse_runtime_run__ = self.name  # type: ignore[attr-defined]
+            raise
 
     def progress(self) -> RunProgress:
         """How far the run has got: its children done, failed, running (see RunProgress)."""
@@ -539,7 +773,24 @@ class Run:
 
     def cancel(self) -> int:
         """Cancel every task of this run; returns how many were cancelled."""
-        return self._runtime.call(self._runtime.client.cancel(run_id=self.name))
+        return self._runtime.call(self._cancel())
+
+    async def _cancel(self) -> int:
+        # A run started a moment ago may not have reached the controller yet (its
+        # submission and this cancel travel apart): ask again until it is there.
+        client = self._runtime.client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while True:
+            cancelled = await client.cancel(run_id=self.name)
+            if cancelled or self._result.done() or loop.time() > deadline:
+                return cancelled
+            await asyncio.sleep(0.1)
+
+    @BlockingMethod
+    def abort(self, reason: str = "Manually aborted from the SDK api.") -> None:
+        """Flyte's name for :meth:`cancel`."""
+        self.cancel()
 
     # ------------------------------------------------------------ internals
 
@@ -553,6 +804,8 @@ class Run:
 
     def _log(self, line: LogLine) -> None:
         self._lines.put(line)
+        if line.stream == "cache":
+            self._cache_hits += 1
         if self._log_file is not None:
             self._log_file.write(runlog.format_line(line) + "\n")
 
@@ -562,6 +815,7 @@ class Run:
 
     def _settle(self, future: concurrent.futures.Future[TaskResult]) -> None:
         # Runs on the runtime's loop, after every output line of the run was queued.
+        self._ended = time.monotonic()
         error = future.exception()
         if error is not None:
             self._result.set_exception(error)
@@ -575,13 +829,60 @@ class Run:
         self._runtime.forget(self)
 
     def _summary(self) -> str:
-        took = time.monotonic() - self._started
+        took = (self._ended or time.monotonic()) - self._started
         if self.status == "succeeded":
-            return f"run {self.name} succeeded ({took:.2f} s)"
+            hits = f", {self._cache_hits} cached" if self._cache_hits else ""
+            return f"run {self.name} succeeded ({took:.2f} s{hits})"
         error = self._result.exception()
-        if error is None:
-            result = self._result.result()
-            detail = result.error.message if result.error else ""
-        else:
-            detail = str(error)
-        return f"run {self.name} {self.status}: {detail}"
+        if error is not None:
+            return f"run {self.name} {self.status}: {type(error).__name__}: {error}"
+        remote = self._result.result().error
+        if remote is None:
+            return f"run {self.name} {self.status}"
+        kind = remote.type.rsplit(".", 1)[-1] if remote.type else ""
+        text = f"run {self.name} {self.status}: {kind + ': ' if kind else ''}{remote.message}"
+        if remote.traceback:
+            text += "\n" + _indent(remote.traceback.rstrip("\n"))
+        return text
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line if line else line for line in text.splitlines())
+
+
+def finish_runs_at_exit() -> None:
+    """At interpreter exit: finish the runs nobody waited for, showing their output.
+
+    Flyte programs often end right after ``flyte.run(...)``; their runs must not
+    be lost. One line says what is happening; Ctrl-C cancels the runs instead.
+    """
+    current = _runtime
+    if current is None:
+        return
+    pending = current.unreported_runs()
+    unfinished = [r for r in pending if not r.done()]
+    try:
+        if unfinished:
+            names = ", ".join(r.name for r in unfinished)
+            plural = "s" if len(unfinished) > 1 else ""
+            print(
+                f"reuse-runtime: finishing {len(unfinished)} run{plural} still in progress "
+                f"before exit ({names}); Ctrl-C cancels",
+                file=sys.stderr,
+                flush=True,
+            )
+        for r in pending:
+            r.wait()
+    except KeyboardInterrupt:
+        for r in unfinished:
+            if not r.done():
+                with contextlib.suppress(Exception):
+                    r.cancel()
+        for r in unfinished:
+            with contextlib.suppress(Exception, KeyboardInterrupt):
+                r.wait(quiet=True, timeout=10)
+        print(
+            f"reuse-runtime: cancelled {', '.join(r.name for r in unfinished)}",
+            file=sys.stderr,
+            flush=True,
+        )

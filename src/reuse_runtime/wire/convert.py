@@ -80,12 +80,26 @@ def task_to_proto(spec: model.TaskSpec) -> pb.TaskSpec:
         msg.pickled = spec.pickled
     if spec.bundle is not None:
         msg.bundle.CopyFrom(bundle_to_proto(spec.bundle))
+    if spec.group or spec.custom_context or spec.attempt or spec.run_options is not None:
+        _extras_to_proto(spec, msg.extras)
     return msg
+
+
+def _extras_to_proto(spec: model.TaskSpec, extras: pb.TaskExtras) -> None:
+    extras.group = spec.group
+    extras.attempt = spec.attempt
+    extras.custom_context.update(spec.custom_context)
+    options = spec.run_options
+    if options is not None:
+        extras.run_options.overwrite_cache = options.overwrite_cache
+        extras.run_options.disable_cache = options.disable_cache
+        extras.run_options.log_level = options.log_level
+        extras.run_options.env_vars.update(options.env_vars)
 
 
 def task_from_proto(msg: pb.TaskSpec) -> model.TaskSpec:
     which = msg.WhichOneof("function")
-    return model.TaskSpec(
+    spec = model.TaskSpec(
         task_id=msg.task_id,
         name=_shared(msg.name),
         args=msg.args,
@@ -95,6 +109,29 @@ def task_from_proto(msg: pb.TaskSpec) -> model.TaskSpec:
         timeout=msg.timeout_seconds or None,
         run_id=_shared(msg.run_id),
         parent_task_id=_shared(msg.parent_task_id),
+    )
+    if msg.HasField("extras"):
+        extras = msg.extras
+        # Frozen, but freshly made here: set the rarely-used fields in place.
+        for name, value in (
+            ("group", _shared(extras.group) if extras.group else ""),
+            ("custom_context", tuple(sorted(extras.custom_context.items()))),
+            ("attempt", extras.attempt),
+            (
+                "run_options",
+                _run_options(extras.run_options) if extras.HasField("run_options") else None,
+            ),
+        ):
+            object.__setattr__(spec, name, value)
+    return spec
+
+
+def _run_options(msg: pb.RunOptions) -> model.RunOptions:
+    return model.RunOptions(
+        overwrite_cache=msg.overwrite_cache,
+        disable_cache=msg.disable_cache,
+        env_vars=tuple(sorted(msg.env_vars.items())),
+        log_level=msg.log_level,
     )
 
 
@@ -127,6 +164,8 @@ def result_to_proto(result: model.TaskResult) -> pb.TaskResult:
         duration_seconds=result.duration,
         attempts=result.attempts,
     )
+    if result.cached:
+        msg.cached = True
     if result.error is not None:
         msg.error.CopyFrom(error_to_proto(result.error))
     return msg
@@ -148,6 +187,7 @@ def result_from_proto(msg: pb.TaskResult) -> model.TaskResult:
         replica_id=msg.replica_id,
         duration=msg.duration_seconds,
         attempts=msg.attempts,
+        cached=msg.cached,
     )
 
 
@@ -290,6 +330,7 @@ def environment_to_proto(env: model.EnvironmentSpec) -> pb.EnvironmentSpec:
         python_path=list(env.python_path),
         env_vars=dict(env.env_vars),
         stop_grace_seconds=env.stop_grace,
+        scope=env.scope,
     )
     if env.on_start is not None:
         msg.on_start.CopyFrom(ref_to_proto(env.on_start))
@@ -325,24 +366,47 @@ def environment_from_proto(msg: pb.EnvironmentSpec) -> model.EnvironmentSpec:
         on_stop=_optional_ref(msg.on_stop),
         hooks_bundle=bundle_from_proto(msg.hooks_bundle) if msg.HasField("hooks_bundle") else None,
         stop_grace=msg.stop_grace_seconds,
+        scope=msg.scope,
     )
 
 
 def submission_to_proto(sub: model.Submission) -> pb.Submission:
-    return pb.Submission(
+    msg = pb.Submission(
         env_key=sub.env_key,
         task=task_to_proto(sub.task),
         retries=sub.retries,
         stream_logs=sub.stream_logs,
     )
+    if sub.cache_key or sub.cache_overwrite or sub.retry_backoff is not None:
+        extras = msg.extras
+        extras.cache_key = sub.cache_key
+        extras.cache_overwrite = sub.cache_overwrite
+        backoff = sub.retry_backoff
+        if backoff is not None:
+            extras.retry_backoff.base_seconds = backoff.base
+            extras.retry_backoff.factor = backoff.factor
+            extras.retry_backoff.cap_seconds = backoff.cap
+    return msg
 
 
 def submission_from_proto(msg: pb.Submission) -> model.Submission:
+    if not msg.HasField("extras"):
+        return model.Submission(
+            _shared(msg.env_key), task_from_proto(msg.task), msg.retries, msg.stream_logs
+        )
+    extras = msg.extras
+    backoff = None
+    if extras.HasField("retry_backoff"):
+        b = extras.retry_backoff
+        backoff = model.RetryBackoff(b.base_seconds, b.factor, b.cap_seconds)
     return model.Submission(
         env_key=_shared(msg.env_key),
         task=task_from_proto(msg.task),
         retries=msg.retries,
         stream_logs=msg.stream_logs,
+        cache_key=extras.cache_key,
+        cache_overwrite=extras.cache_overwrite,
+        retry_backoff=backoff,
     )
 
 
@@ -371,6 +435,13 @@ def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
                         detail=e.detail,
                     )
                     for e in env.events
+                ],
+                cache_hits=env.cache_hits,
+                groups=[
+                    pb.GroupStatus(
+                        name=g.name, running=g.running, succeeded=g.succeeded, failed=g.failed
+                    )
+                    for g in env.groups
                 ],
                 replicas=[
                     pb.ReplicaStatus(
@@ -408,6 +479,10 @@ def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
                 events=tuple(
                     model.PoolEvent(e.at, e.kind, e.replica_id, e.reason, e.detail)
                     for e in env.events
+                ),
+                cache_hits=env.cache_hits,
+                groups=tuple(
+                    model.GroupStatus(g.name, g.running, g.succeeded, g.failed) for g in env.groups
                 ),
                 replicas=tuple(
                     model.ReplicaStatus(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -18,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from reuse_runtime import errors, model
 from reuse_runtime.security import Security
@@ -283,6 +285,10 @@ def _deny(method: str, what: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(unary)
 
 
+#: The standard name of server reflection, besides v1alpha.
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
 def build_server(
     handlers: Sequence[grpc.GenericRpcHandler],
     service_names: Sequence[str],
@@ -305,13 +311,29 @@ def build_server(
     server.add_generic_rpc_handlers(tuple(handlers))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
+    names = (
+        *service_names,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+        REFLECTION_V1,
+    )
+    reflection.enable_server_reflection(names, server)
+    # grpc.reflection.v1 is v1alpha under another name, message for message: newer
+    # clients (grpcurl) ask for v1 first. The same servicer answers both.
+    servicer = reflection.aio.ReflectionServicer(names)
+    server.add_generic_rpc_handlers(
         (
-            *service_names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+            grpc.method_handlers_generic_handler(
+                REFLECTION_V1,
+                {
+                    "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+                        servicer.ServerReflectionInfo,
+                        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+                    )
+                },
+            ),
+        )
     )
     return server, health_servicer
 
@@ -319,18 +341,51 @@ def build_server(
 def bind(server: grpc.aio.Server, host: str, port: int, security: Security) -> int:
     """Bind ``host:port`` (port 0 picks one) and return the bound port."""
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    credentials = None
     if security.tls is not None:
         credentials = grpc.ssl_server_credentials(
             [(security.tls.key, security.tls.cert)],
             root_certificates=security.tls.ca,
             require_client_auth=security.tls.ca is not None,
         )
-        bound = server.add_secure_port(address, credentials)
-    else:
-        bound = server.add_insecure_port(address)
+    try:
+        if credentials is not None:
+            bound = server.add_secure_port(address, credentials)
+        else:
+            bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
     if not bound:
-        raise errors.ClosedError(f"could not bind {address}")
+        raise errors.AddressUnavailableError(_why_not_bound(host, port))
     return int(bound)
+
+
+def _why_not_bound(host: str, port: int) -> str:
+    """What stopped a bind, in words: gRPC only says that it failed."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return f"cannot listen on {where}: {host!r} is not an address of this machine"
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return (
+                        f"cannot listen on {where}: the port is in use (another controller or "
+                        f"worker?); stop it, or pick another port with --port"
+                    )
+                if exc.errno == errno.EACCES:
+                    return (
+                        f"cannot listen on {where}: permission denied (ports below 1024 need "
+                        f"privileges); pick another port with --port"
+                    )
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return f"cannot listen on {where}: {host} is not an address of this machine"
+                return f"cannot listen on {where}: {exc.strerror or exc}"
+    return f"cannot listen on {where}"
 
 
 async def set_serving(
@@ -419,6 +474,7 @@ class ControllerOperations(ReplicaOperations, Protocol):
     def cancel(self, task_id: str, run_id: str) -> int: ...
     def status(self) -> model.ControllerStatus: ...
     def run_progress(self, run_id: str) -> model.RunProgress: ...
+    def replica_report(self, report: model.ReplicaReport) -> bool: ...
 
 
 async def _replica_events(
@@ -521,6 +577,12 @@ class _ControllerAdapter:
         request = await _parsed(request, context)
         return convert.progress_to_proto(self._ops.run_progress(request.run_id))
 
+    async def report(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ReportReply:
+        request = await _parsed(request, context)
+        if not request.replica_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a report names its replica_id")
+        return pb.ReportReply(known=self._ops.replica_report(convert.report_from_proto(request)))
+
 
 def _submit_events(results: list[model.TaskResult], logs: list[model.LogLine]) -> pb.SubmitEvents:
     return pb.SubmitEvents(
@@ -552,5 +614,6 @@ def controller_handler(ops: ControllerOperations) -> grpc.GenericRpcHandler:
             "GetRunProgress": _unary(
                 adapter.get_run_progress, pb.RunProgressRequest, pb.RunProgress
             ),
+            "Report": _unary(adapter.report, pb.ReplicaReport, pb.ReportReply),
         },
     )

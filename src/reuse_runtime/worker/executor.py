@@ -19,11 +19,9 @@ import contextlib
 import contextvars
 import functools
 import inspect
-import os
 import pickle
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -32,7 +30,7 @@ import cloudpickle
 import structlog
 
 from reuse_runtime.context import TaskContext, current_task
-from reuse_runtime.errors import CodeNotFoundError
+from reuse_runtime.errors import CodeNotFoundError, NonRecoverableError
 from reuse_runtime.model import (
     ErrorKind,
     LogLine,
@@ -42,6 +40,7 @@ from reuse_runtime.model import (
     TaskState,
     dumps_plain,
 )
+from reuse_runtime.tracebacks import format_exception
 from reuse_runtime.worker.limiter import TaskLimiter
 from reuse_runtime.worker.loader import CodeLoader
 from reuse_runtime.worker.output import flush_task
@@ -50,13 +49,6 @@ log = structlog.get_logger("reuse_runtime.worker")
 
 #: Default bound on a task's arguments and on its result, in bytes.
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_HIDDEN_FRAMES = (
-    _PACKAGE_DIR,
-    os.path.dirname(asyncio.__file__),
-    os.path.dirname(threading.__file__) + os.sep + "concurrent",
-)
 
 
 @dataclass(frozen=True)
@@ -222,6 +214,10 @@ class Executor:
             lend_slot=self.limiter.lend if is_async else self._lend_sync,
             reclaim_slot=self.limiter.reclaim if is_async else self._reclaim_sync,
             loop=self._loop,
+            group=spec.group,
+            custom_context=spec.custom_context,
+            attempt=spec.attempt or 1,
+            run_options=spec.run_options,
             parent_task_id=spec.parent_task_id,
             replica_id=self.config.replica_id,
         )
@@ -248,7 +244,12 @@ class Executor:
             return TaskResult(
                 spec.task_id,
                 TaskState.FAILED,
-                error=error_from_exception(exc, ErrorKind.USER),
+                error=error_from_exception(
+                    exc,
+                    ErrorKind.USER_NON_RECOVERABLE
+                    if isinstance(exc, NonRecoverableError)
+                    else ErrorKind.USER,
+                ),
                 duration=time.perf_counter() - started,
             )
         finally:
@@ -451,10 +452,7 @@ def error_from_exception(exc: BaseException, kind: ErrorKind) -> RemoteError:
 
 def _format_traceback(exc: BaseException) -> str:
     try:
-        te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
-        frames = [f for f in te.stack if not f.filename.startswith(_HIDDEN_FRAMES)]
-        te.stack = traceback.StackSummary.from_list(frames)
-        return "".join(te.format())
+        return format_exception(exc)
     except BaseException as format_error:  # a broken __str__, deep recursion
         return f"(traceback unavailable: {type(format_error).__name__})"
 

@@ -21,12 +21,12 @@ import linecache
 import sys
 import time
 import types
-from collections.abc import Callable
-
-import cloudpickle
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 from reuse_runtime import code
-from reuse_runtime.errors import CodeNotFoundError
+from reuse_runtime.errors import CodeNotFoundError, ScriptImportError
 from reuse_runtime.model import CodeBundle, FunctionRef
 
 #: The attribute on an SDK task object that holds the user's function.
@@ -205,21 +205,61 @@ class CodeLoader:
             ) from None
         previous = sys.modules.get(bundle.module)
         sys.modules[bundle.module] = module
+        # The script sees itself as the program (sys.argv[0]), without the driver's
+        # arguments; reading them at import time gets a hint below.
+        argv, probe = sys.argv, _ArgvProbe([bundle.filename])
+        sys.argv = probe
         try:
-            exec(compiled, module.__dict__)
+            with code.importing_script(bundle.filename):
+                exec(compiled, module.__dict__)
         except BaseException as exc:
             if previous is not None:
                 sys.modules[bundle.module] = previous
             else:
                 sys.modules.pop(bundle.module, None)
-            raise CodeNotFoundError(
-                f"importing {bundle.filename} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        # Classes and functions of a bundle travel by value: callers cannot import it.
-        cloudpickle.register_pickle_by_value(module)
+            message = _import_failure(bundle.filename, exc, probe.read)
+            if isinstance(exc, ScriptImportError):  # the message says all: no traceback
+                raise CodeNotFoundError(message) from None
+            raise CodeNotFoundError(message) from exc
+        finally:
+            if sys.argv is probe:
+                sys.argv = argv
+        # Classes of a bundle travel by reference, under its module name: a driver
+        # running the script as __main__ knows that name too (see reuse_runtime.pickling).
         code.register_bundle(bundle.module, bundle)
         self._loaded[bundle.module] = (module, bundle.digest)
         return module
+
+
+class _ArgvProbe(list[str]):
+    """``sys.argv`` while a replica imports a script: it notes whether the script read it."""
+
+    read = False
+
+    def __getitem__(self, index: Any) -> Any:
+        self.read = True
+        return super().__getitem__(index)
+
+    def __len__(self) -> int:
+        self.read = True
+        return super().__len__()
+
+    def __iter__(self) -> Iterator[str]:
+        self.read = True
+        return super().__iter__()
+
+
+def _import_failure(filename: str, exc: BaseException, read_argv: bool) -> str:
+    if isinstance(exc, ScriptImportError):
+        return str(exc)
+    message = f"importing {filename} failed: {type(exc).__name__}: {exc}"
+    if read_argv:
+        message += (
+            f"; {Path(filename).name} reads sys.argv when it is imported, and a replica "
+            f"imports it without the driver's arguments: read them under "
+            f'`if __name__ == "__main__":`'
+        )
+    return message
 
 
 def _fresh_import(name: str) -> types.ModuleType:

@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 
 import psutil
@@ -21,6 +23,9 @@ from reuse_runtime.model import ReplicaReport
 from reuse_runtime.worker.limiter import TaskLimiter
 
 log = structlog.get_logger("reuse_runtime.worker")
+
+#: Seconds between the watchdog's own reports while the loop stays blocked.
+WATCHDOG_REPORT_EVERY = 1.0
 
 
 class ReplicaMonitor:
@@ -51,6 +56,9 @@ class ReplicaMonitor:
         self.draining = False
         self.recycle_reason = ""
         self.loop_blocked_by = ""
+        #: Called from the watchdog thread with a report while the loop is blocked
+        #: (the replica's link cannot send then: it runs on that loop).
+        self.send_while_blocked: Callable[[ReplicaReport], object] | None = None
         limiter.add_listener(self._on_transition)
 
     def _on_transition(self, busy: bool) -> None:
@@ -109,21 +117,30 @@ class ReplicaMonitor:
 
     def _watch(self, stop: threading.Event) -> None:
         reported_beat = 0.0
+        sent_at = 0.0
         while not stop.wait(self._probe_interval):
             beat = self._beat
-            blocked_for = time.monotonic() - beat
-            if blocked_for < self._block_threshold or beat == reported_beat:
+            now = time.monotonic()
+            blocked_for = now - beat
+            if blocked_for < self._block_threshold:
                 continue
-            reported_beat = beat
-            culprit = _blocking_task(sys._current_frames().get(self._loop_thread))
-            if culprit:
-                self.loop_blocked_by = culprit
-                log.warning(
-                    "event loop blocked",
-                    task=culprit,
-                    blocked_seconds=round(blocked_for, 3),
-                    hint="use `await asyncio.sleep` or a `def` task for blocking work",
-                )
+            if beat != reported_beat:
+                reported_beat = beat
+                sent_at = 0.0
+                culprit = _blocking_task(sys._current_frames().get(self._loop_thread))
+                if culprit:
+                    self.loop_blocked_by = culprit
+                    log.warning(
+                        "event loop blocked",
+                        task=culprit,
+                        blocked_seconds=round(blocked_for, 3),
+                        hint="use `await asyncio.sleep` or a `def` task for blocking work",
+                    )
+            send = self.send_while_blocked
+            if send is not None and self.loop_blocked_by and now - sent_at >= WATCHDOG_REPORT_EVERY:
+                # The loop's lag right now is at least how long it has been blocked.
+                sent_at = now
+                send(replace(self.report(), loop_lag=max(self.loop_lag(), blocked_for)))
 
 
 def _blocking_task(frame: FrameType | None) -> str:

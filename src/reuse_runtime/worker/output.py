@@ -67,7 +67,7 @@ def flush_task(ctx: TaskContext) -> None:
 
 def _line(ctx: TaskContext, stream: str, text: str) -> LogLine:
     return LogLine(
-        ctx.task_id, ctx.name, ctx.run_id, stream, text, ctx.parent_task_id, ctx.replica_id
+        ctx.task_id, ctx.label, ctx.run_id, stream, text, ctx.parent_task_id, ctx.replica_id
     )
 
 

@@ -27,6 +27,7 @@ from reuse_runtime.metrics import MetricsServer, WorkerMetrics
 from reuse_runtime.model import ReplicaHello
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
+from reuse_runtime.wire.clients import ReportSender
 from reuse_runtime.worker import output
 from reuse_runtime.worker.executor import DEFAULT_MAX_PAYLOAD, Executor, ExecutorConfig
 from reuse_runtime.worker.link import ControllerLink
@@ -81,6 +82,7 @@ class WorkerServer:
         self._server: object = None
         self._service: WorkerService | None = None
         self._link: ControllerLink | None = None
+        self._reports: ReportSender | None = None
         self._tasks = TaskSet("worker")
         self._shutdown = asyncio.Event()
         self.shutdown_reason = ""
@@ -146,6 +148,8 @@ class WorkerServer:
                 heartbeat=config.heartbeat,
             )
             self._tasks.spawn(self._run_link(self._link), "controller-link")
+            self._reports = ReportSender(config.controller, config.security)
+            monitor.send_while_blocked = self._reports.send
         log.info(
             "worker started",
             address=self.address,
@@ -195,6 +199,10 @@ class WorkerServer:
         try:
             await self._drain()
         finally:
+            if self._service is not None:
+                self._service.monitor.send_while_blocked = None
+            if self._reports is not None:
+                self._reports.close()
             self._closed.set_result(None)
 
     async def wait_closed(self) -> None:

@@ -27,6 +27,7 @@ class ErrorKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_KIND_REJECTED: _ClassVar[ErrorKind]
     ERROR_KIND_INTERNAL: _ClassVar[ErrorKind]
     ERROR_KIND_UNAVAILABLE: _ClassVar[ErrorKind]
+    ERROR_KIND_USER_NON_RECOVERABLE: _ClassVar[ErrorKind]
 TASK_STATE_UNSPECIFIED: TaskState
 TASK_STATE_SUCCEEDED: TaskState
 TASK_STATE_FAILED: TaskState
@@ -42,6 +43,7 @@ ERROR_KIND_TIMED_OUT: ErrorKind
 ERROR_KIND_REJECTED: ErrorKind
 ERROR_KIND_INTERNAL: ErrorKind
 ERROR_KIND_UNAVAILABLE: ErrorKind
+ERROR_KIND_USER_NON_RECOVERABLE: ErrorKind
 
 class FunctionRef(_message.Message):
     __slots__ = ("module", "qualname", "code_version")
@@ -66,7 +68,7 @@ class CodeBundle(_message.Message):
     def __init__(self, module: _Optional[str] = ..., digest: _Optional[str] = ..., filename: _Optional[str] = ..., source: _Optional[bytes] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "name", "ref", "pickled", "args", "bundle", "timeout_seconds", "run_id", "parent_task_id")
+    __slots__ = ("task_id", "name", "ref", "pickled", "args", "bundle", "timeout_seconds", "run_id", "parent_task_id", "extras")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +78,7 @@ class TaskSpec(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    EXTRAS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     name: str
     ref: FunctionRef
@@ -85,7 +88,46 @@ class TaskSpec(_message.Message):
     timeout_seconds: float
     run_id: str
     parent_task_id: str
-    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., ref: _Optional[_Union[FunctionRef, _Mapping]] = ..., pickled: _Optional[bytes] = ..., args: _Optional[bytes] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., run_id: _Optional[str] = ..., parent_task_id: _Optional[str] = ...) -> None: ...
+    extras: TaskExtras
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., ref: _Optional[_Union[FunctionRef, _Mapping]] = ..., pickled: _Optional[bytes] = ..., args: _Optional[bytes] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., run_id: _Optional[str] = ..., parent_task_id: _Optional[str] = ..., extras: _Optional[_Union[TaskExtras, _Mapping]] = ...) -> None: ...
+
+class TaskExtras(_message.Message):
+    __slots__ = ("group", "custom_context", "attempt", "run_options")
+    class CustomContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RUN_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    custom_context: _containers.ScalarMap[str, str]
+    attempt: int
+    run_options: RunOptions
+    def __init__(self, group: _Optional[str] = ..., custom_context: _Optional[_Mapping[str, str]] = ..., attempt: _Optional[int] = ..., run_options: _Optional[_Union[RunOptions, _Mapping]] = ...) -> None: ...
+
+class RunOptions(_message.Message):
+    __slots__ = ("overwrite_cache", "disable_cache", "env_vars", "log_level")
+    class EnvVarsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    OVERWRITE_CACHE_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_CACHE_FIELD_NUMBER: _ClassVar[int]
+    ENV_VARS_FIELD_NUMBER: _ClassVar[int]
+    LOG_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    overwrite_cache: bool
+    disable_cache: bool
+    env_vars: _containers.ScalarMap[str, str]
+    log_level: int
+    def __init__(self, overwrite_cache: _Optional[bool] = ..., disable_cache: _Optional[bool] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., log_level: _Optional[int] = ...) -> None: ...
 
 class RemoteError(_message.Message):
     __slots__ = ("kind", "type", "message", "traceback", "pickled")
@@ -102,7 +144,7 @@ class RemoteError(_message.Message):
     def __init__(self, kind: _Optional[_Union[ErrorKind, str]] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ..., pickled: _Optional[bytes] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("task_id", "state", "value", "error", "replica_id", "duration_seconds", "attempts")
+    __slots__ = ("task_id", "state", "value", "error", "replica_id", "duration_seconds", "attempts", "cached")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +152,7 @@ class TaskResult(_message.Message):
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     state: TaskState
     value: bytes
@@ -117,7 +160,8 @@ class TaskResult(_message.Message):
     replica_id: str
     duration_seconds: float
     attempts: int
-    def __init__(self, task_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., value: _Optional[bytes] = ..., error: _Optional[_Union[RemoteError, _Mapping]] = ..., replica_id: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., attempts: _Optional[int] = ...) -> None: ...
+    cached: bool
+    def __init__(self, task_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., value: _Optional[bytes] = ..., error: _Optional[_Union[RemoteError, _Mapping]] = ..., replica_id: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., attempts: _Optional[int] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class LogLine(_message.Message):
     __slots__ = ("task_id", "task_name", "run_id", "stream", "text", "parent_task_id", "replica_id")
@@ -280,7 +324,7 @@ class PolicySpec(_message.Message):
     def __init__(self, min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., scaledown_ttl_seconds: _Optional[float] = ..., idle_ttl_seconds: _Optional[float] = ..., max_tasks: _Optional[int] = ..., max_rss_bytes: _Optional[int] = ..., max_lifetime_seconds: _Optional[float] = ..., reusable: _Optional[bool] = ...) -> None: ...
 
 class EnvironmentSpec(_message.Message):
-    __slots__ = ("name", "policy", "image", "resources", "code_version", "working_dir", "python_path", "env_vars", "on_start", "on_stop", "hooks_bundle", "stop_grace_seconds")
+    __slots__ = ("name", "policy", "image", "resources", "code_version", "working_dir", "python_path", "env_vars", "on_start", "on_stop", "hooks_bundle", "stop_grace_seconds", "scope")
     class EnvVarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +344,7 @@ class EnvironmentSpec(_message.Message):
     ON_STOP_FIELD_NUMBER: _ClassVar[int]
     HOOKS_BUNDLE_FIELD_NUMBER: _ClassVar[int]
     STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     policy: PolicySpec
     image: str
@@ -312,7 +357,8 @@ class EnvironmentSpec(_message.Message):
     on_stop: FunctionRef
     hooks_bundle: CodeBundle
     stop_grace_seconds: float
-    def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[PolicySpec, _Mapping]] = ..., image: _Optional[str] = ..., resources: _Optional[str] = ..., code_version: _Optional[str] = ..., working_dir: _Optional[str] = ..., python_path: _Optional[_Iterable[str]] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., hooks_bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ...) -> None: ...
+    scope: str
+    def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[PolicySpec, _Mapping]] = ..., image: _Optional[str] = ..., resources: _Optional[str] = ..., code_version: _Optional[str] = ..., working_dir: _Optional[str] = ..., python_path: _Optional[_Iterable[str]] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., hooks_bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., scope: _Optional[str] = ...) -> None: ...
 
 class EnvironmentRef(_message.Message):
     __slots__ = ("key",)
@@ -320,17 +366,39 @@ class EnvironmentRef(_message.Message):
     key: str
     def __init__(self, key: _Optional[str] = ...) -> None: ...
 
+class RetryBackoff(_message.Message):
+    __slots__ = ("base_seconds", "factor", "cap_seconds")
+    BASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
+    CAP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    base_seconds: float
+    factor: float
+    cap_seconds: float
+    def __init__(self, base_seconds: _Optional[float] = ..., factor: _Optional[float] = ..., cap_seconds: _Optional[float] = ...) -> None: ...
+
 class Submission(_message.Message):
-    __slots__ = ("env_key", "task", "retries", "stream_logs")
+    __slots__ = ("env_key", "task", "retries", "stream_logs", "extras")
     ENV_KEY_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     STREAM_LOGS_FIELD_NUMBER: _ClassVar[int]
+    EXTRAS_FIELD_NUMBER: _ClassVar[int]
     env_key: str
     task: TaskSpec
     retries: int
     stream_logs: bool
-    def __init__(self, env_key: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., retries: _Optional[int] = ..., stream_logs: _Optional[bool] = ...) -> None: ...
+    extras: SubmitExtras
+    def __init__(self, env_key: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., retries: _Optional[int] = ..., stream_logs: _Optional[bool] = ..., extras: _Optional[_Union[SubmitExtras, _Mapping]] = ...) -> None: ...
+
+class SubmitExtras(_message.Message):
+    __slots__ = ("cache_key", "cache_overwrite", "retry_backoff")
+    CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    cache_key: str
+    cache_overwrite: bool
+    retry_backoff: RetryBackoff
+    def __init__(self, cache_key: _Optional[str] = ..., cache_overwrite: _Optional[bool] = ..., retry_backoff: _Optional[_Union[RetryBackoff, _Mapping]] = ...) -> None: ...
 
 class SubmitBatch(_message.Message):
     __slots__ = ("submissions", "held")
@@ -372,8 +440,20 @@ class ReplicaStatus(_message.Message):
     retire_reason: str
     def __init__(self, replica_id: _Optional[str] = ..., state: _Optional[str] = ..., report: _Optional[_Union[ReplicaReport, _Mapping]] = ..., assigned: _Optional[int] = ..., where: _Optional[str] = ..., retire_reason: _Optional[str] = ...) -> None: ...
 
+class GroupStatus(_message.Message):
+    __slots__ = ("name", "running", "succeeded", "failed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    running: int
+    succeeded: int
+    failed: int
+    def __init__(self, name: _Optional[str] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
 class EnvironmentStatus(_message.Message):
-    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "events")
+    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "cache_hits", "groups", "events")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
@@ -385,6 +465,8 @@ class EnvironmentStatus(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     DORMANT_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     key: str
     name: str
@@ -397,8 +479,10 @@ class EnvironmentStatus(_message.Message):
     failed: int
     dormant: bool
     last_error: str
+    cache_hits: int
+    groups: _containers.RepeatedCompositeFieldContainer[GroupStatus]
     events: _containers.RepeatedCompositeFieldContainer[PoolEvent]
-    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ...) -> None: ...
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., cache_hits: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ...) -> None: ...
 
 class PoolEvent(_message.Message):
     __slots__ = ("at", "kind", "replica_id", "reason", "detail")
@@ -449,3 +533,9 @@ class ControllerStatus(_message.Message):
     rss_bytes: int
     address: str
     def __init__(self, environments: _Optional[_Iterable[_Union[EnvironmentStatus, _Mapping]]] = ..., rss_bytes: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+
+class ReportReply(_message.Message):
+    __slots__ = ("known",)
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    known: bool
+    def __init__(self, known: _Optional[bool] = ...) -> None: ...

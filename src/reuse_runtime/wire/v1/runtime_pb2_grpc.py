@@ -267,6 +267,11 @@ class ControllerStub:
                 request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgressRequest.SerializeToString,
                 response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgress.FromString,
                 _registered_method=True)
+        self.Report = channel.unary_unary(
+                '/reuse_runtime.v1.Controller/Report',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReplicaReport.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReportReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -311,6 +316,14 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Report(self, request, context):
+        """A replica's report sent apart from its Connect stream: by its watchdog thread,
+        while its event loop is blocked, so status shows the blocked loop as it happens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -343,6 +356,11 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.GetRunProgress,
                     request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgressRequest.FromString,
                     response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgress.SerializeToString,
+            ),
+            'Report': grpc.unary_unary_rpc_method_handler(
+                    servicer.Report,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReplicaReport.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReportReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -507,6 +525,33 @@ class Controller:
             '/reuse_runtime.v1.Controller/GetRunProgress',
             reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgressRequest.SerializeToString,
             reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Report(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Controller/Report',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReplicaReport.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReportReply.FromString,
             options,
             channel_credentials,
             insecure,

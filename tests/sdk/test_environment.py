@@ -1,0 +1,168 @@
+"""TaskEnvironment, @env.task and TaskTemplate: Flyte's arguments and attributes.
+
+Bugs 4 and 7 of issue 11: a misspelled option is a TypeError naming it (never a
+silent default), and a task is named ``<env>.<function>`` with Flyte's attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from datetime import timedelta
+
+import pytest
+
+import reuse_runtime as flyte
+from reuse_runtime.sdk import ignored
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings() -> None:
+    ignored._seen.clear()
+
+
+def test_misspelled_options_are_type_errors_naming_them() -> None:
+    with pytest.raises(TypeError, match="reuseable"):
+        flyte.TaskEnvironment(name="typo", reuseable=flyte.ReusePolicy(replicas=1))  # type: ignore[call-arg]
+    env = flyte.TaskEnvironment(name="typo")
+    with pytest.raises(TypeError, match="retires"):
+
+        @env.task(retires=3)  # type: ignore[call-overload]
+        async def f() -> None: ...
+
+    with pytest.raises(TypeError, match="timout"):
+
+        @env.task(timout=1)  # type: ignore[call-overload]
+        async def g() -> None: ...
+
+    @env.task
+    async def h() -> None: ...
+
+    with pytest.raises(TypeError, match="retrys"):
+        h.override(retrys=2)
+    with pytest.raises(ValueError, match="Name cannot be overridden"):
+        h.override(name="x")
+
+
+def test_misspellings_get_a_suggestion_in_the_error_shown() -> None:
+    from reuse_runtime.sdk.excepthook import hint
+
+    try:
+        flyte.TaskEnvironment(name="typo", reuseable=None)  # type: ignore[call-arg]
+    except TypeError as exc:
+        assert hint(exc) == " (did you mean 'reusable'?)"
+    try:
+        flyte.ReusePolicy(replica=2)  # type: ignore[call-arg]
+    except TypeError as exc:
+        assert hint(exc) == " (did you mean 'replicas'?)"
+
+
+def test_task_identity_and_attributes_match_flyte() -> None:
+    env = flyte.TaskEnvironment(
+        name="ident",
+        resources=flyte.Resources(cpu=1, memory="1Gi"),
+        reusable=flyte.ReusePolicy(replicas=2),
+        cache="auto",
+        env_vars={"A": "1"},
+    )
+
+    @env.task(retries=3, timeout=timedelta(seconds=5), short_name="sq")
+    async def square(x: int) -> int:
+        return x * x
+
+    assert square.name == "ident.square"
+    assert square.short_name == "sq"
+    assert env.tasks == {"ident.square": square}
+    assert square.resources == env.resources
+    assert square.reusable is env.reusable
+    assert isinstance(square.cache, flyte.Cache) and square.cache.behavior == "auto"
+    assert square.retries == flyte.RetryStrategy(count=3)
+    assert square.timeout == timedelta(seconds=5)
+    assert square.parent_env is env and square.parent_env_name == "ident"
+    assert square.max_inline_io_bytes == 10 * 1024 * 1024
+    assert asyncio.run(square.forward(4)) == 16  # the plain function
+
+
+def test_override_of_a_reusable_task_needs_reusable_off_for_env_settings() -> None:
+    env = flyte.TaskEnvironment(name="reuse", reusable=flyte.ReusePolicy(replicas=2))
+
+    @env.task
+    async def t() -> None: ...
+
+    for option in (
+        {"resources": flyte.Resources(cpu=2)},
+        {"env_vars": {"A": "1"}},
+        {"secrets": "k"},
+    ):
+        with pytest.raises(ValueError, match="reusable='off'"):
+            t.override(**option)  # type: ignore[arg-type]
+    cold = t.override(reusable="off", resources=flyte.Resources(cpu=2), env_vars={"A": "1"})
+    assert cold.reusable is None and cold.resources == flyte.Resources(cpu=2)
+    assert cold.env_vars == {"A": "1"}
+    assert t.reusable is env.reusable  # the original is untouched
+    assert cold.environment_spec().resources == "cpu=2"
+    assert ("A", "1") in cold.environment_spec().env_vars
+    assert not cold.environment_spec().policy.reusable
+
+
+def test_pod_template_on_a_reusable_environment_is_refused_as_flyte_does() -> None:
+    env = flyte.TaskEnvironment(name="pods", reusable=flyte.ReusePolicy(replicas=2))
+    with pytest.raises(ValueError, match="pod_template"):
+
+        @env.task(pod_template=flyte.PodTemplate(primary_container_name="main"))
+        async def t() -> None: ...
+
+
+def test_clone_with_inherits_and_overrides() -> None:
+    base = flyte.TaskEnvironment(
+        name="base",
+        resources=flyte.Resources(cpu=1),
+        env_vars={"A": "1"},
+        reusable=flyte.ReusePolicy(replicas=2),
+        description="the base",
+    )
+    other = flyte.TaskEnvironment(name="other")
+    clone = base.clone_with("clone", cache="auto", env_vars={"B": "2"}, depends_on=[other])
+    assert clone.name == "clone" and clone.resources == base.resources
+    assert clone.reusable is base.reusable and clone.description == "the base"
+    assert clone.env_vars == {"B": "2"} and clone.cache == "auto"
+    assert clone.depends_on == [other] and base.depends_on == []
+    assert base.clone_with("off", reusable=None).reusable is None
+    with pytest.raises(TypeError, match="Unexpected keyword arguments"):
+        base.clone_with("bad", reusabel=None)
+
+
+def test_add_dependency_and_types_checked_as_flyte_does() -> None:
+    a, b = flyte.TaskEnvironment(name="a"), flyte.TaskEnvironment(name="b")
+    a.add_dependency(b)
+    a.add_dependency(b)
+    assert a.depends_on == [b]
+    with pytest.raises(ValueError, match="self"):
+        a.add_dependency(a)
+    with pytest.raises(TypeError):
+        flyte.TaskEnvironment(name="c", depends_on=["a"])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        flyte.TaskEnvironment(name="c", resources={"cpu": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        flyte.TaskEnvironment(name="c", reusable=2)  # type: ignore[arg-type]
+    env = flyte.TaskEnvironment(name="c", description="x" * 300, pod_template="gpu-pod")
+    assert len(env.description or "") == 255 and env.pod_template == "gpu-pod"
+
+
+def test_options_without_a_local_meaning_warn_once_naming_them() -> None:
+    with pytest.warns(flyte.ReuseRuntimeWarning, match=r"TaskEnvironment\(queue=...\)"):
+        env = flyte.TaskEnvironment(name="q", queue="gpu-queue")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flyte.TaskEnvironment(name="q2", queue="gpu-queue")  # said once per process
+    with pytest.warns(flyte.ReuseRuntimeWarning, match="report"):
+
+        @env.task(report=True)
+        async def t() -> None: ...
+
+
+def test_warnings_print_as_one_line() -> None:
+    text = warnings.formatwarning(
+        flyte.ReuseRuntimeWarning("queue has no effect"), flyte.ReuseRuntimeWarning, "x.py", 3
+    )
+    assert text == "reuse-runtime: warning: queue has no effect\n"

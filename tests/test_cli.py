@@ -1,0 +1,163 @@
+"""The ``reuse-runtime`` command, as a new user meets it: one clear line per mistake."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.helpers import run_cli, subprocess_env
+
+SCRIPT = """
+import reuse_runtime as flyte
+
+env = flyte.TaskEnvironment(name="cli", reusable=flyte.ReusePolicy(replicas=1))
+
+@env.task
+async def main(n: int, who: str = "world") -> str:
+    return f"{n} {who}"
+
+@env.task
+async def broken(key: str) -> int:
+    return {}[key]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reuse_runtime", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.startswith("reuse-runtime ")
+
+
+def test_run_converts_arguments_and_names_a_bad_one(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(SCRIPT)
+    done = run_cli(tmp_path, "run", "app.py", "main", "n=3", "--who", "007")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "'3 007'"
+    done = run_cli(tmp_path, "run", "app.py", "main", "n=three")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "reuse-runtime run: error: parameter n of task main takes int; 'three' is not an int\n"
+    )
+
+
+def test_a_failing_task_shows_type_message_and_remote_traceback(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(SCRIPT)
+    done = run_cli(tmp_path, "run", "app.py", "broken", "key=missing-key")
+    assert done.returncode == 1
+    name = done.stdout.splitlines()[0]
+    for where in (done.stderr, (tmp_path / "home" / "runs" / f"{name}.log").read_text()):
+        assert f"run {name} failed: KeyError: 'missing-key'" in where
+        assert 'app.py", line 12, in broken' in where and "return {}[key]" in where
+    assert "reuse_runtime/" not in done.stderr  # no frames of ours
+
+
+def test_a_script_that_fails_to_import_gets_one_line(tmp_path: Path) -> None:
+    (tmp_path / "typo.py").write_text(
+        "import reuse_runtime as flyte\n\n"
+        "env = flyte.TaskEnvironment(name='t', reuseable=flyte.ReusePolicy(replicas=1))\n"
+    )
+    done = run_cli(tmp_path, "run", "typo.py", "main")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "reuse-runtime run: error: typo.py failed when imported: typo.py, line 3: TypeError: "
+        "TaskEnvironment.__init__() got an unexpected keyword argument 'reuseable' "
+        "(did you mean 'reusable'?)"
+    ]
+    done = run_cli(tmp_path, "run", "nope.py", "main")
+    assert done.stderr == "reuse-runtime run: error: no such file: nope.py\n"
+
+
+def test_controller_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(tmp_path, "controller", "--port", str(port), timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        f"reuse-runtime controller: error: cannot listen on 127.0.0.1:{port}: the port is in "
+        f"use (another controller or worker?); stop it, or pick another port with --port"
+    )
+    assert "Traceback" not in done.stderr and "add_port.cc" not in done.stderr
+
+
+def test_status_finds_a_controller_on_the_default_port_and_fits_80_columns(
+    tmp_path: Path,
+) -> None:
+    port = str(_free_port())
+    env = subprocess_env(
+        REUSE_RUNTIME_HOME=str(tmp_path / "home"), REUSE_RUNTIME_CONTROLLER_PORT=port
+    )
+    controller = subprocess.Popen(
+        [sys.executable, "-m", "reuse_runtime", "controller"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        assert controller.stdout is not None
+        assert controller.stdout.readline().strip() == f"listening on 127.0.0.1:{port}"
+        script = tmp_path / "use.py"
+        script.write_text(
+            textwrap.dedent(
+                f"""
+                import reuse_runtime as flyte
+                env = flyte.TaskEnvironment(
+                    name="an-environment-with-a-rather-long-name-for-the-status-table",
+                    reusable=flyte.ReusePolicy(replicas=2, concurrency=8),
+                )
+                @env.task
+                async def ping() -> str:
+                    return "pong"
+                if __name__ == "__main__":
+                    flyte.init(endpoint="127.0.0.1:{port}")
+                    print(flyte.run(ping).outputs())
+                """
+            )
+        )
+        ran = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert ran.stdout.strip() == "pong", ran.stderr
+        status = subprocess.run(
+            [sys.executable, "-m", "reuse_runtime", "status"],
+            capture_output=True,
+            text=True,
+            env={**env, "COLUMNS": "200"},
+            cwd=tmp_path,
+            timeout=60,
+        )
+    finally:
+        controller.terminate()
+        controller.communicate(timeout=30)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0].startswith(f"controller 127.0.0.1:{port}")
+    assert any(line.startswith("an-environment-with-a-rather-long-name") for line in lines)
+    assert max(len(line) for line in lines) <= 80, status.stdout
+    replicas = [line.split()[0] for line in lines if line.startswith("  ") and "ready" in line]
+    assert len(replicas) == 2 and len(set(replicas)) == 2  # ids stay apart
+
+
+def test_status_without_any_controller_says_what_to_do(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, "status", REUSE_RUNTIME_CONTROLLER_PORT=str(_free_port()))
+    assert done.returncode == 2
+    assert done.stderr.startswith("reuse-runtime status: error: no controller to ask")
+    done = run_cli(tmp_path, "status", "--endpoint", "nonsense:x")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "reuse-runtime status: error: --endpoint 'nonsense:x' is not HOST:PORT "
+        "(for example 127.0.0.1:50050)\n"
+    )
