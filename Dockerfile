@@ -1,10 +1,17 @@
 # The reuse-runtime worker image: one replica per container.
 #
-#   podman build --build-arg BASE_IMAGE=localhost/bookworm-python -t reuse-runtime .
+# On a machine with no registry (build the base once with `reuse-runtime image base`):
 #
-# BASE_IMAGE needs python3 with venv. Python packages install from wheels in
-# ./wheels when present (build them on the host with `pip wheel -w wheels .`),
-# so the build needs no network; otherwise pip uses its index.
+#   rm -rf wheels && pip wheel -w wheels . \
+#     && podman build --format docker --build-arg BASE_IMAGE=localhost/bookworm-python -t reuse-runtime .
+#
+# BASE_IMAGE needs python3 with venv. When ./wheels holds wheels (built on the
+# host as above: the project's own wheel and all its dependencies), the build
+# installs from them alone and needs no network; otherwise pip uses its index.
+# Remove a stale ./wheels first: pip would take whatever version it finds there.
+#
+# The container backend does not use this file: it builds each environment's
+# image from its `Image` recipe (`reuse-runtime image build FILE.py`).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
@@ -13,18 +20,30 @@ ENV VIRTUAL_ENV=/opt/reuse-runtime \
     PYTHONUNBUFFERED=1
 RUN python3 -m venv "$VIRTUAL_ENV"
 
-WORKDIR /src
 COPY . /src
-RUN if ls wheels/*.whl >/dev/null 2>&1; then \
-        pip install --no-index --find-links wheels /src; \
+# Install the project's wheel by name: `pip install /src` would build it from
+# source, which needs setuptools and wheel, and those are not in ./wheels.
+RUN if ls /src/wheels/reuse_runtime-*.whl >/dev/null 2>&1; then \
+        pip install --no-cache-dir --no-index --find-links /src/wheels reuse-runtime; \
     else \
-        pip install /src; \
+        pip install --no-cache-dir /src; \
     fi \
     && rm -rf /src
 
+# WORKDIR alone does not put the directory in the image (podman kube play then
+# fails with 'workdir "/app" does not exist'): create it.
+RUN mkdir -p /app
 WORKDIR /app
-# Replicas listen on every interface inside the container: that needs a token
-# (REUSE_RUNTIME_TOKEN) or mTLS, or the worker refuses to start.
+
+# A replica started from this image serves tasks on 50051. It listens on every
+# interface inside the container, which needs a token (REUSE_RUNTIME_TOKEN) or
+# mTLS, or the worker refuses to start. Add `--controller HOST:PORT
+# --environment NAME` to attach it to a standalone controller.
 EXPOSE 50051
-ENTRYPOINT ["reuse-runtime", "worker"]
+# reuse-runtime-init is PID 1: it forwards SIGTERM (so `stop` drains the
+# worker), reaps orphans, and reports an out-of-memory kill of the worker.
+ENTRYPOINT ["reuse-runtime-init", "reuse-runtime", "worker"]
 CMD ["--host", "0.0.0.0", "--port", "50051"]
+# The standard gRPC health service answers without the token.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
+    CMD ["reuse-runtime", "health", "127.0.0.1:50051"]

@@ -52,6 +52,7 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
     rss_before = me.memory_info().rss
     replicas = [p.pid for p in me.children(recursive=True)]
     cpu_before = cpu_seconds([me.pid, *replicas])
+    containers_before = _container_cpu()
     with RssSampler() as rss:
         began = time.perf_counter()
         measured = flyte.run(sdk_tasks.main, n=n, window=window, prime=prime).outputs(
@@ -60,6 +61,10 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         wall_s = time.perf_counter() - began
     cpu_after = cpu_seconds([me.pid, *replicas])
     cpu = {pid: cpu_after[pid] - cpu_before[pid] for pid in cpu_after if pid in cpu_before}
+    containers_after = _container_cpu()
+    for cid, seconds in containers_after.items():
+        if cid in containers_before:  # replicas in containers are not this process's children
+            cpu[hash(cid)] = seconds - containers_before[cid]
     status = runtime().call(runtime().client.status(), timeout=30)
     if runtime().metrics_url:
         result["metrics_succeeded"] = _scraped_successes(runtime().metrics_url)
@@ -98,6 +103,18 @@ def _scraped_successes(url: str) -> float:
         for s in family.samples
         if s.name == "reuse_runtime_tasks_total" and s.labels.get("state") == "succeeded"
     )
+
+
+def _container_cpu() -> dict[str, float]:
+    """CPU seconds of each replica container, from the engine (empty for local replicas)."""
+    backend = getattr(runtime()._controller, "_backend", None)
+    if getattr(backend, "name", "") != "container":
+        return {}
+    used = {}
+    for replica in backend.list():
+        stats = backend.client.api.stats(replica.container_id, stream=False)
+        used[replica.container_id] = stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+    return used
 
 
 def cold(tasks: int, reusable: bool) -> dict[str, Any]:

@@ -6,6 +6,9 @@ Usage::
     reuse-runtime controller [--port P]                  a standalone controller
     reuse-runtime status [--endpoint ADDR] [--watch]     environments and replicas, live
     reuse-runtime worker [--concurrency N] ...           one replica (the container entrypoint)
+    reuse-runtime health HOST:PORT                       is a worker or controller serving?
+    reuse-runtime engine start|stop                      Podman's Docker-compatible service
+    reuse-runtime image base|build ...                   the Debian base; environments' images
     reuse-runtime logs [RUN] [--task NAME] [--follow]    a run's log
 """
 
@@ -107,6 +110,7 @@ async def _worker_main(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         replica_id=args.replica_id or default_replica_id(),
         controller=args.controller,
+        environment=args.environment,
         grace_period=args.grace_period,
         heartbeat=args.heartbeat,
         max_payload=parse_bytes(args.max_payload, field_name="--max-payload"),
@@ -117,6 +121,9 @@ async def _worker_main(args: argparse.Namespace) -> int:
     server = WorkerServer(config)
     _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
     await serve(server)
+    if server.attach_error:
+        print(f"reuse-runtime worker: error: {server.attach_error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -126,6 +133,11 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--port", type=int, default=0, help="port to bind; 0 picks one (default)")
     p.add_argument("--concurrency", type=int, default=1, help="tasks run at once (default 1)")
     p.add_argument("--controller", help="controller address to attach to (host:port)")
+    p.add_argument(
+        "--environment",
+        help="with --controller: join this registered environment (its name or key) as a "
+        "worker the controller did not start; it is routed to, never stopped",
+    )
     p.add_argument("--replica-id", help="this replica's id (default HOSTNAME-PID)")
     p.add_argument(
         "--grace-period",
@@ -153,20 +165,37 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 async def _controller_main(args: argparse.Namespace) -> int:
+    from reuse_runtime.backends import backend_name, controller_placement, open_backend
     from reuse_runtime.controller.server import ControllerConfig, ControllerServer
+    from reuse_runtime.errors import AuthConfigError
 
-    server = ControllerServer(
-        ControllerConfig(
-            host=args.host,
-            port=args.port if args.port is not None else _default_port(),
-            max_backlog=args.max_backlog,
-            replica_loss_budget=args.replica_loss_budget,
-            cancel_grace=args.cancel_grace,
-            security=_security(args),
-            metrics_port=args.metrics_port,
-            metrics_host=args.metrics_host,
+    security = _security(args)
+    name = backend_name(args.backend)
+    if name != "local" and not security.authenticated:
+        raise AuthConfigError(
+            f"the {name} backend needs auth: replicas reach the controller over a network. "
+            f"Set a shared token (--token or $REUSE_RUNTIME_TOKEN) or mTLS"
         )
-    )
+    opened = await open_backend(name, network=args.network)
+    try:
+        host, advertise = controller_placement(opened, args.host, args.advertise_address, security)
+        server = ControllerServer(
+            ControllerConfig(
+                host=host,
+                port=args.port if args.port is not None else _default_port(),
+                max_backlog=args.max_backlog,
+                replica_loss_budget=args.replica_loss_budget,
+                cancel_grace=args.cancel_grace,
+                security=security,
+                advertise_address=advertise,
+                metrics_port=args.metrics_port,
+                metrics_host=args.metrics_host,
+            ),
+            opened.backend,
+        )
+    except BaseException:
+        await opened.backend.close()
+        raise
     _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
     try:
         await server.start()
@@ -209,6 +238,20 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help="seconds a cancelled task gets before its replica is replaced (default 5)",
     )
     _add_metrics_flags(p)
+    p.add_argument(
+        "--backend",
+        help="where replicas run: local (subprocesses, the default) or container "
+        "(default: $REUSE_RUNTIME_BACKEND)",
+    )
+    p.add_argument(
+        "--advertise-address",
+        help="the address replicas dial (HOST or HOST:PORT) when it is not the bind address",
+    )
+    p.add_argument(
+        "--network",
+        help="container network: bridge (default), host, or a network's name "
+        "(default: $REUSE_RUNTIME_CONTAINER_NETWORK)",
+    )
     _add_security_flags(p)
     p.set_defaults(main=_controller_main)
 
@@ -325,6 +368,186 @@ def _logs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(sync_main=_logs_main)
 
 
+# ---------------------------------------------------------------- engine
+
+
+def _engine_start(args: argparse.Namespace) -> int:
+    from reuse_runtime import engine
+    from reuse_runtime.errors import EngineUnavailableError
+    from reuse_runtime.paths import state_dir
+
+    socket = Path(args.socket) if args.socket else engine.default_podman_socket()
+    address = f"unix://{socket}"
+    try:
+        engine.connect(address, timeout=5.0).close()
+    except EngineUnavailableError:
+        pass
+    else:
+        print(f"an engine already answers at {address}")
+        return 0
+    home = state_dir()
+    process = engine.start_podman_service(
+        socket, conf=home / "containers.conf", log=home / "podman-service.log"
+    )
+    print(f"podman service (pid {process.pid}) ready at {address}; log: {home}/podman-service.log")
+    if address not in engine.candidate_hosts():
+        print(f"point clients at it: export {engine.DOCKER_HOST_ENV}={address}")
+    return 0
+
+
+def _engine_stop(args: argparse.Namespace) -> int:
+    from reuse_runtime.paths import state_dir
+
+    pid_file = state_dir() / "podman-service.pid"
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        raise ReuseRuntimeError(f"no podman service of ours is recorded ({pid_file})") from None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        print(f"podman service (pid {pid}) is not running")
+    else:
+        print(f"stopped podman service (pid {pid})")
+    pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def _engine_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("engine", help="start or stop Podman's Docker-compatible service")
+    actions = p.add_subparsers(dest="action", required=True)
+    start = actions.add_parser(
+        "start",
+        help="run `podman system service` in the background, with ulimits this host can grant",
+    )
+    start.add_argument(
+        "--socket",
+        help="socket path (default: Podman's: /run/podman/podman.sock for root, "
+        "$XDG_RUNTIME_DIR/podman/podman.sock otherwise)",
+    )
+    start.set_defaults(sync_main=_engine_start)
+    stop = actions.add_parser("stop", help="stop the service `engine start` started")
+    stop.set_defaults(sync_main=_engine_stop)
+
+
+# ---------------------------------------------------------------- image
+
+
+def _image_base(args: argparse.Namespace) -> int:
+    import docker.errors
+
+    from reuse_runtime import engine
+    from reuse_runtime.backends.container import ContainerConfig
+    from reuse_runtime.images.builder import debian_base
+    from reuse_runtime.images.debian import make_debian_base
+
+    tag = args.tag or debian_base()
+    client = engine.connect()
+    if not args.rebuild:
+        try:
+            image = client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            pass
+        else:
+            python = (image.labels or {}).get("io.reuse-runtime.python", "?")
+            print(f"{tag} is already in the engine (Python {python}); --rebuild makes it again")
+            return 0
+    labels = dict(ContainerConfig.from_env().labels)
+    python = make_debian_base(client, tag, suite=args.suite, mirror=args.mirror, labels=labels)
+    print(f"{tag}: Debian {args.suite} with Python {python}")
+    return 0
+
+
+def _image_build(args: argparse.Namespace) -> int:
+    import time
+
+    from reuse_runtime import engine
+    from reuse_runtime.backends.container import ContainerConfig
+    from reuse_runtime.images.builder import ImageBuilder
+    from reuse_runtime.images.recipe import parse_image_field
+    from reuse_runtime.paths import state_dir
+    from reuse_runtime.sdk.environment import TaskEnvironment, TaskTemplate
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise ReuseRuntimeError(f"no such file: {path}")
+    module = _load_script(path)
+    environments: dict[str, TaskEnvironment] = {}
+    for value in vars(module).values():
+        env = value.env if isinstance(value, TaskTemplate) else value
+        if isinstance(env, TaskEnvironment):
+            environments.setdefault(env.name, env)
+    if not environments:
+        raise ReuseRuntimeError(f"{path} defines no TaskEnvironment")
+    config = ContainerConfig.from_env()
+    builder = ImageBuilder(
+        engine.connect(), cache_dir=state_dir() / "build", labels=dict(config.labels)
+    )
+
+    def progress(name: str) -> Callable[[str], None]:
+        return lambda line: print(f"[{name}] {line}", flush=True)
+
+    for name, env in environments.items():
+        started = time.monotonic()
+        image = parse_image_field(env.spec().image)
+        built = builder.ensure(image, progress=progress(name))
+        for notice in built.notices if not built.built else ():
+            print(f"[{name}] notice: {notice}")
+        state = "built" if built.built else "up to date"
+        took = time.monotonic() - started
+        print(f"{name}: {built.tag} ({state}, {took:.1f} s)", flush=True)
+    return 0
+
+
+def _image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from reuse_runtime.images.builder import DEFAULT_DEBIAN_BASE
+
+    p = sub.add_parser("image", help="make the Debian base, or build environments' images")
+    actions = p.add_subparsers(dest="action", required=True)
+    base = actions.add_parser(
+        "base",
+        help="make the Debian base image (debootstrap; about a minute; as root) with no registry",
+    )
+    base.add_argument(
+        "--tag",
+        help=f"image name (default: $REUSE_RUNTIME_DEBIAN_BASE, else {DEFAULT_DEBIAN_BASE})",
+    )
+    base.add_argument("--suite", default="bookworm", help="Debian release (default bookworm)")
+    base.add_argument("--mirror", help="Debian mirror URL (default: debootstrap's)")
+    base.add_argument("--rebuild", action="store_true", help="make it even if it exists")
+    base.set_defaults(sync_main=_image_base)
+    build = actions.add_parser(
+        "build", help="build the image of every environment a Python file defines"
+    )
+    build.add_argument("file", help="the Python file that defines the environments")
+    build.set_defaults(sync_main=_image_build)
+
+
+# ---------------------------------------------------------------- health
+
+
+async def _health_main(args: argparse.Namespace) -> int:
+    from reuse_runtime.wire.clients import check_health, describe_rpc_error
+
+    try:
+        status = await check_health(args.address, _security(args), timeout=args.timeout)
+    except Exception as exc:
+        print(f"unhealthy: {describe_rpc_error(exc, args.address)}", file=sys.stderr)
+        return 1
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def _health_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "health", help="check a worker or controller with the gRPC health service (exit 0: serving)"
+    )
+    p.add_argument("address", help="HOST:PORT, e.g. 127.0.0.1:50051")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    _add_security_flags(p)
+    p.set_defaults(main=_health_main)
+
+
 # ---------------------------------------------------------------- run
 
 
@@ -417,6 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     _controller_parser(sub)
     _status_parser(sub)
     _worker_parser(sub)
+    _health_parser(sub)
+    _engine_parser(sub)
+    _image_parser(sub)
     _logs_parser(sub)
     return parser
 

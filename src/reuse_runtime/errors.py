@@ -395,7 +395,12 @@ class ReplicaLostError(TaskFailedError, RetriesExhaustedError):
 
 
 class OOMError(ReplicaLostError):
-    """Expected; the replica ran out of memory."""
+    """Expected: the replica ran out of memory.
+
+    The kernel's OOM killer ended it at its memory limit, which the message
+    names. Give the environment more memory (``Resources(memory=...)``) or make
+    the task use less.
+    """
 
     _code = "OOMError"
 
@@ -457,6 +462,10 @@ class ControllerUnavailableError(ReuseRuntimeError):
 
 class AuthConfigError(ReuseRuntimeError):
     """Expected: the network or auth settings are unsafe or incomplete."""
+
+
+class EngineUnavailableError(ReuseRuntimeError):
+    """Expected: no container engine answers; the message says how to start one."""
 
 
 class InputError(ReuseRuntimeError, ValueError):

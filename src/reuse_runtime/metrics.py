@@ -52,6 +52,9 @@ START_RESULTS = ("ready", "failed", "cancelled")
 LOSS_CAUSES = ("oom", "signal", "exit", "drained", "killed", "disconnected", "unknown")
 #: ``reuse_runtime_recycles_total{reason}``.
 RECYCLE_REASONS = ("max_tasks", "max_rss", "max_lifetime", "code_version", "requested")
+#: ``reuse_runtime_replicas{phase}``: the controller's replicas by phase; "external" for
+#: workers someone else started and attached (``worker --environment``).
+REPLICA_PHASES = ("starting", "ready", "draining", "external")
 #: ``reuse_runtime_cold_start_seconds{until}``: launch to ready, and to the first task.
 COLD_START_UNTIL = ("ready", "first_task")
 
@@ -230,17 +233,17 @@ class _ControllerCollector(Collector):
         return families
 
     def _live(self, service: ControllerService) -> list[Metric]:
-        from reuse_runtime.controller.autoscaler import ReplicaPhase
-
         depth, running, replicas, rss, lag = self._gauges()
         totals: dict[str, tuple[int, int, dict[str, int]]] = {}
         for pool in list(service.pools.values()):
             name = pool.spec.name
-            queued, busy, phases = totals.get(name) or (0, 0, {p.value: 0 for p in ReplicaPhase})
+            queued, busy, phases = totals.get(name) or (0, 0, dict.fromkeys(REPLICA_PHASES, 0))
             queued += len(pool.backlog)
             busy += pool.assigned
             for replica in list(pool.replicas.values()):
-                phases[replica.phase.value] = phases.get(replica.phase.value, 0) + 1
+                # A worker someone else started counts as "external", whatever its phase.
+                phase = "external" if replica.external else replica.phase.value
+                phases[phase] = phases.get(phase, 0) + 1
                 report = replica.report
                 if report is not None:
                     rss.add_metric([name, replica.replica_id], report.rss_bytes)
@@ -313,7 +316,10 @@ class _ControllerCollector(Collector):
                 labels=["environment"],
             ),
             GaugeMetricFamily(
-                _name("replicas"), "Replicas, by phase.", labels=["environment", "phase"]
+                _name("replicas"),
+                "Replicas, by phase: starting, ready, draining; external for workers someone "
+                "else started that joined the environment.",
+                labels=["environment", "phase"],
             ),
             GaugeMetricFamily(
                 _name("replica_rss_bytes"),

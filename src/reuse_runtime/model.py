@@ -165,6 +165,8 @@ class RemoteError:
                     exc.__cause__ = errors.RemoteTraceback(self.traceback)
                 return errors.as_user_error(exc, worker=worker or None)
         cls = _ERROR_CLASSES.get(self.kind, errors.TaskFailedError)
+        if self.kind is ErrorKind.REPLICA_LOST and self.type == "OOMError":
+            cls = errors.OOMError
         err = cls(
             self.message,
             type_name=self.type,
@@ -270,6 +272,8 @@ class ReplicaHello:
     capacity: int
     address: str = ""
     pid: int = 0
+    #: A worker started by someone else names the environment it serves.
+    environment: str = ""
 
 
 #: Types whose instances pickle the same with ``pickle`` as with ``cloudpickle``.
@@ -463,6 +467,8 @@ class ReplicaStatus:
     report: ReplicaReport | None = None
     where: str = ""
     retire_reason: str = ""
+    #: Attached by someone else: the controller routes to it but never stops it.
+    external: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,10 +504,11 @@ class EnvironmentStatus:
 class PoolEvent:
     """Something that happened to a replica: what ``status`` shows as its recent history.
 
-    ``kind`` is one of ``started``, ``ready``, ``start_failed``, ``lost``,
-    ``recycled`` and ``stopped``; ``reason`` is the short cause of a loss (``oom``,
-    ``signal``, ``exit``, ...) or the reason for a recycle or stop (``max_tasks``,
-    ``scaled_down``, ...), and ``detail`` says it in words. ``at`` is Unix time.
+    ``kind`` is one of ``started``, ``ready``, ``attached`` (a worker someone else
+    started), ``start_failed``, ``lost``, ``recycled`` and ``stopped``; ``reason``
+    is the short cause of a loss (``oom``, ``signal``, ``exit``, ...) or the
+    reason for a recycle or stop (``max_tasks``, ``scaled_down``, ...), and
+    ``detail`` says it in words. ``at`` is Unix time.
     """
 
     at: float

@@ -101,7 +101,7 @@ def _environment(env: EnvironmentStatus, rate: float | None, now: float) -> Rend
                 notes.append(f"{short}: its event loop {blocked} by {rep.loop_blocked_by}")
             table.add_row(
                 short,
-                r.state,
+                r.state + (" external" if r.external else ""),
                 f"{r.assigned}/{rep.capacity if rep else env.concurrency}",
                 f"{rep.idle_seconds:.1f}" if rep and rep.idle_since is not None else "-",
                 str(rep.completed if rep else 0),

@@ -73,3 +73,14 @@ def broken_image_environment(fake_site: str) -> flyte.TaskEnvironment:
     )
     broken.task(child)
     return broken
+
+
+joinable = flyte.TaskEnvironment(
+    name="joinable",
+    reusable=flyte.ReusePolicy(replicas=(0, 1), concurrency=2, scaledown_ttl=1, idle_ttl=1),
+)
+
+
+@joinable.task
+async def where() -> int:
+    return os.getpid()

@@ -120,3 +120,25 @@ def test_draining_replicas_count_toward_max_until_they_stop() -> None:
     assert decision.start == 0
     decision, state = decide_scale(PoolSnapshot((), backlog=3), single, state, now=1.3)
     assert decision.start == 1
+
+
+def test_external_replicas_serve_first_and_are_never_stopped() -> None:
+    open_pool = PoolPolicy(
+        min_replicas=0, max_replicas=3, concurrency=2, scaledown_ttl=2, idle_ttl=5
+    )
+    # A task waiting while an external replica has a free slot starts nothing of ours.
+    waiting = PoolSnapshot((), backlog=1, external_ready=1, external_free=2)
+    decision, state = decide_scale(waiting, open_pool, ScaleState(), now=0.0)
+    assert decision.start == 0 and not state.dormant
+    # Busy on the external replica alone: still nothing of ours.
+    busy = PoolSnapshot((), backlog=0, assigned=2, external_ready=1, external_free=0)
+    assert decide_scale(busy, open_pool, state, now=1.0)[0].start == 0
+    # More work than it can take: ours start for the rest.
+    flood = PoolSnapshot((), backlog=6, assigned=2, external_ready=1, external_free=0)
+    assert decide_scale(flood, open_pool, state, now=2.0)[0].start == 3
+    # Idle for idle_ttl: ours stop, and the external one is not ours to stop.
+    idle = PoolSnapshot(
+        (ready("ours", idle_since=3.0),), backlog=0, external_ready=1, external_free=2
+    )
+    decision, state = decide_scale(idle, open_pool, ScaleState(dormant=False), now=9.0)
+    assert decision.stop == ("ours",) and state.dormant

@@ -8,6 +8,9 @@ import random
 import signal
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import pytest
 
@@ -30,9 +33,27 @@ def _replica_pids(status: object, env_name: str) -> list[int]:
     return pids
 
 
-async def kill_storm(total: int, *, every: float = 2.0, limit: float = 240.0) -> None:
-    """Submit `total` tasks on one raw Submit stream while kill -9 hits a replica every 2 s."""
-    async with running_controller(replica_loss_budget=3) as (_, client):
+async def _kill_local_replica(client: object, rng: random.Random) -> bool:
+    pids = _replica_pids(await client.status(), "storm")  # type: ignore[attr-defined]
+    if pids:
+        os.kill(rng.choice(pids), signal.SIGKILL)
+    return bool(pids)
+
+
+async def kill_storm(
+    total: int,
+    *,
+    every: float = 2.0,
+    limit: float = 240.0,
+    pace: float = 0.25,
+    controller: Callable[..., AbstractAsyncContextManager[Any]] = running_controller,
+    kill_replica: Callable[[Any, random.Random], Awaitable[bool]] = _kill_local_replica,
+) -> None:
+    """Submit `total` tasks on one raw Submit stream while `kill_replica` hits one every 2 s.
+
+    `controller(replica_loss_budget=3)` yields (anything, a ControllerClient).
+    """
+    async with controller(replica_loss_budget=3) as (_, client):
         key = await client.register(st.jitter.environment_spec())
         rng = random.Random(7)
         submissions = []
@@ -45,15 +66,17 @@ async def kill_storm(total: int, *, every: float = 2.0, limit: float = 240.0) ->
         outcomes = {}
 
         async def requests():  # type: ignore[no-untyped-def]
-            # Paced over about 5 s per 2,000 tasks, so kills land while tasks run.
+            # Paced (over 5 s per 2,000 tasks by default), so kills land while tasks run.
             for start in range(0, total, 100):
                 chunk = submissions[start : start + 100]
                 yield pb.SubmitBatch(submissions=[convert.submission_to_proto(s) for s in chunk])
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(pace)
             await all_done.wait()  # keep the stream open until every result is in
 
         async def consume() -> None:
-            call = pb_grpc.ControllerStub(client._channel).Submit(requests())
+            call = pb_grpc.ControllerStub(client._channel).Submit(
+                requests(), metadata=client._metadata
+            )
             async for events in call:
                 for result in events.results:
                     seen[result.task_id] += 1
@@ -69,9 +92,7 @@ async def kill_storm(total: int, *, every: float = 2.0, limit: float = 240.0) ->
             nonlocal kills
             for _ in range(int(limit / every)):  # bounded in count and time
                 await asyncio.sleep(every)
-                pids = _replica_pids(await client.status(), "storm")
-                if pids:
-                    os.kill(rng.choice(pids), signal.SIGKILL)
+                if await kill_replica(client, rng):
                     kills += 1
 
         started = time.monotonic()

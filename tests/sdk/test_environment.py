@@ -100,7 +100,7 @@ def test_override_of_a_reusable_task_needs_reusable_off_for_env_settings() -> No
     assert cold.reusable is None and cold.resources == flyte.Resources(cpu=2)
     assert cold.env_vars == {"A": "1"}
     assert t.reusable is env.reusable  # the original is untouched
-    assert cold.environment_spec().resources == "cpu=2"
+    assert flyte.Resources.from_wire(cold.environment_spec().resources) == flyte.Resources(cpu=2)
     assert ("A", "1") in cold.environment_spec().env_vars
     assert not cold.environment_spec().policy.reusable
 

@@ -36,12 +36,19 @@ class ExitStatus:
     signal: int | None = None
     oom: bool = False
     detail: str = ""
+    # The memory limit the replica reached, as configured ("200Mi"), when it ran out.
+    memory_limit: str = ""
     # The backend itself killed it (a stuck task, a stop past its grace period).
     by_runtime: bool = False
 
     def describe(self) -> str:
         if self.oom:
-            return "killed by the OOM killer (out of memory)"
+            if self.memory_limit:
+                return (
+                    f"ran out of memory: the OOM killer ended it at its memory limit of "
+                    f"{self.memory_limit}"
+                )
+            return "ran out of memory: killed by the OOM killer"
         if self.signal is not None:
             try:
                 name = signal.Signals(self.signal).name
@@ -53,6 +60,28 @@ class ExitStatus:
         if self.code is not None:
             return f"exited with code {self.code}"
         return self.detail or "ended for an unknown reason"
+
+
+def worker_arguments(launch: ReplicaLaunch, host: str = "127.0.0.1") -> list[str]:
+    """The ``reuse-runtime worker`` arguments of a replica; secrets go in its environment."""
+    return [
+        "--host",
+        host,
+        "--port",
+        "0",
+        "--controller",
+        launch.controller_address,
+        "--replica-id",
+        launch.replica_id,
+        "--concurrency",
+        str(launch.environment.policy.concurrency),
+        "--grace-period",
+        f"{launch.grace_period:g}",
+        "--heartbeat",
+        f"{launch.heartbeat:g}",
+        "--max-payload",
+        launch.max_payload,
+    ]
 
 
 class ReplicaHandle(Protocol):

@@ -17,7 +17,12 @@ from pathlib import Path
 
 import structlog
 
-from reuse_runtime.backends.base import ExitStatus, ReplicaHandle, ReplicaLaunch
+from reuse_runtime.backends.base import (
+    ExitStatus,
+    ReplicaHandle,
+    ReplicaLaunch,
+    worker_arguments,
+)
 from reuse_runtime.security import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TOKEN_ENV
 
 log = structlog.get_logger("reuse_runtime.backends")
@@ -78,28 +83,7 @@ class LocalBackend:
         env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
         # The replica's stderr goes to its log file: JSON lines there.
         env.setdefault("REUSE_RUNTIME_LOG_FORMAT", "json")
-        args = [
-            sys.executable,
-            "-m",
-            "reuse_runtime",
-            "worker",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--controller",
-            launch.controller_address,
-            "--replica-id",
-            launch.replica_id,
-            "--concurrency",
-            str(spec.policy.concurrency),
-            "--grace-period",
-            f"{launch.grace_period:g}",
-            "--heartbeat",
-            f"{launch.heartbeat:g}",
-            "--max-payload",
-            launch.max_payload,
-        ]
+        args = [sys.executable, "-m", "reuse_runtime", "worker", *worker_arguments(launch)]
         cwd = spec.working_dir or None
         log_path = self._log_dir / f"{launch.replica_id}.log" if self._log_dir else None
         process = await asyncio.create_subprocess_exec(

@@ -21,6 +21,10 @@ Rules, in order:
    stopped while more than the wanted count (and ``min_replicas``) remain.
    Longest-idle first.
 5. **Start failures back off** exponentially (0.5 s doubling, at most 30 s).
+6. **External replicas** (workers someone else started, attached with
+   ``--environment``) are not in ``replicas``: they are never stopped and no
+   TTL applies to them. Their free slots serve waiting tasks first, and while
+   one is ready, being busy alone does not call for a replica of our own.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ class PoolSnapshot:
     assigned: int = 0
     consecutive_start_failures: int = 0
     last_start_failure: float | None = None
+    # Ready external replicas, and their free slots.
+    external_ready: int = 0
+    external_free: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +120,9 @@ def decide_scale(
     # so it counts toward max_replicas (a recycled replica's successor waits for them).
     draining = len(snapshot.replicas) - len(live)
     room = max(0, policy.max_replicas - draining)
-    demand = sum(r.running for r in live) + snapshot.backlog
-    wanted = max(math.ceil(demand / policy.concurrency), policy.min_replicas, 1 if busy else 0)
+    demand = sum(r.running for r in live) + max(0, snapshot.backlog - snapshot.external_free)
+    floor = 1 if busy and not snapshot.external_ready else 0
+    wanted = max(math.ceil(demand / policy.concurrency), policy.min_replicas, floor)
     wanted = min(wanted, room)
 
     if len(live) < wanted:

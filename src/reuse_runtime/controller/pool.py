@@ -43,6 +43,7 @@ from reuse_runtime.controller.autoscaler import (
 )
 from reuse_runtime.controller.router import RouteCandidate, pick_replica
 from reuse_runtime.controller.telemetry import PoolTelemetry, RunCounts, loss_cause
+from reuse_runtime.errors import BadInputError
 from reuse_runtime.model import (
     CodeBundle,
     EnvironmentSpec,
@@ -122,6 +123,8 @@ class ReplicaState:
     exit_status: ExitStatus | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     gone: bool = False
+    # Started by someone else (--environment): routed to, never stopped, no TTLs.
+    external: bool = False
 
     @property
     def free(self) -> int:
@@ -306,7 +309,11 @@ class ReplicaPool:
             asyncio.get_running_loop().call_later(
                 spec.timeout + self.cancel_grace, self._expire, record, replica, True
             )
-        if self.policy.max_tasks and replica.dispatched >= self.policy.max_tasks:
+        if (
+            self.policy.max_tasks
+            and replica.dispatched >= self.policy.max_tasks
+            and not replica.external
+        ):
             self._retire(
                 replica, f"ran max_tasks={self.policy.max_tasks} tasks", recycle="max_tasks"
             )
@@ -455,6 +462,36 @@ class ReplicaPool:
 
     # ------------------------------------------------------------ replicas
 
+    async def attach_external(self, stream: Any, events: AsyncIterator[Any]) -> None:
+        """Serve a worker someone else started (``--environment``), until its stream ends.
+
+        It is routed to like any replica, but never stopped, recycled or counted
+        by the autoscaler: its owner (compose, systemd, a Deployment) manages it.
+        """
+        hello = stream.hello
+        if hello.replica_id in self.replicas:
+            raise BadInputError(
+                f"a replica with id {hello.replica_id!r} is already attached to environment "
+                f"{self.spec.name!r}; give each worker its own --replica-id"
+            )
+        replica = ReplicaState(
+            hello.replica_id,
+            started_at=self._clock(),
+            capacity=hello.capacity or self.policy.concurrency,
+            external=True,
+        )
+        replica.exited.set()  # nothing of ours runs it: there is no exit to wait for
+        self.replicas[hello.replica_id] = replica
+        self._register_replica(hello.replica_id, self)
+        log.info(
+            "external replica attached",
+            env=self.spec.name,
+            replica=hello.replica_id,
+            address=hello.address,
+            capacity=replica.capacity,
+        )
+        await self.attach(hello.replica_id, stream, events)
+
     async def attach(self, replica_id: str, stream: Any, events: AsyncIterator[Any]) -> None:
         """Serve a replica that connected, until its stream ends."""
         replica = self.replicas.get(replica_id)
@@ -514,7 +551,12 @@ class ReplicaPool:
                 "replica ready", env=self.spec.name, replica=replica.replica_id, took=round(took, 3)
             )
             self.pump()
-        if self.policy.max_rss and report.rss_bytes > self.policy.max_rss:
+        if replica.external:
+            # Its owner decides when it goes; a draining one just takes nothing more.
+            if report.draining and replica.phase is not ReplicaPhase.DRAINING:
+                replica.phase = ReplicaPhase.DRAINING
+                replica.retire_reason = "the replica is draining"
+        elif self.policy.max_rss and report.rss_bytes > self.policy.max_rss:
             self._retire(
                 replica,
                 f"its RSS {report.rss_bytes} bytes is over max_rss={self.policy.max_rss}",
@@ -523,9 +565,11 @@ class ReplicaPool:
         elif report.recycle_reason:
             self._retire(replica, report.recycle_reason, recycle="requested")
         elif report.draining and not replica.retire_reason:
-            # It is draining on its own (a SIGTERM from outside): route nothing more to it.
+            # It is draining on its own (a SIGTERM from outside): route nothing more to it,
+            # and do not stop it again: a second SIGTERM makes a worker exit at once.
             replica.phase = ReplicaPhase.DRAINING
             replica.retire_reason = "the replica is draining"
+            replica.stopping = True
 
     def _retire(
         self, replica: ReplicaState, reason: str, *, kill: bool = False, recycle: str = ""
@@ -622,8 +666,10 @@ class ReplicaPool:
             cause = status.describe()
         if replica.kill_reason:
             cause = f"was replaced because {replica.kill_reason}"
-        never_ready = replica.phase is ReplicaPhase.STARTING and not replica.stopping
-        if replica.phase is ReplicaPhase.STARTING:
+        never_ready = (
+            replica.phase is ReplicaPhase.STARTING and not replica.stopping and not replica.external
+        )
+        if replica.phase is ReplicaPhase.STARTING and not replica.external:
             self.telemetry.replica_start_ended(replica, failed=never_ready, cause=cause)
         elif replica.kill_reason:
             self.telemetry.replica_lost(replica, "killed", cause)
@@ -648,6 +694,8 @@ class ReplicaPool:
             if self.start_failures >= START_FAILURES_BEFORE_GIVING_UP and not self.replicas:
                 self._fail_backlog()
         elif not replica.stopping:
+            # `status` shows it: "replica X ran out of memory: ... limit of 200Mi".
+            self.last_error = f"replica {replica.replica_id} {cause}"
             log.warning(
                 "replica lost",
                 env=self.spec.name,
@@ -655,12 +703,13 @@ class ReplicaPool:
                 cause=cause,
                 inflight=len(replica.running),
             )
+        oom = status is not None and status.oom
         for record in list(replica.running.values()):
             self._unassign(replica, record)
-            self._lost(record, replica.replica_id, cause)
+            self._lost(record, replica.replica_id, cause, oom=oom)
         self.pump()
 
-    def _lost(self, record: TaskRecord, replica_id: str, cause: str) -> None:
+    def _lost(self, record: TaskRecord, replica_id: str, cause: str, *, oom: bool = False) -> None:
         if record.cancel_requested:
             self._finish(record, _cancelled(record, record.cancel_requested))
             return
@@ -676,7 +725,8 @@ class ReplicaPool:
                 _failed(
                     record,
                     ErrorKind.REPLICA_LOST,
-                    "ReplicaLostError",
+                    # The caller gets OOMError when the last replica ran out of memory.
+                    "OOMError" if oom else "ReplicaLostError",
                     f"task {record.spec.name or record.task_id} was running on {record.losses} "
                     f"replicas that died ({causes}); it is quarantined and will not be retried "
                     f"(replica-loss budget: {self.loss_budget} retries)",
@@ -704,12 +754,19 @@ class ReplicaPool:
     # ------------------------------------------------------------ autoscaling
 
     def snapshot(self) -> PoolSnapshot:
+        external = [
+            r
+            for r in self.replicas.values()
+            if r.external and r.phase is ReplicaPhase.READY and r.stream is not None
+        ]
         return PoolSnapshot(
             replicas=tuple(
                 ReplicaView(r.replica_id, r.phase, len(r.running) - r.suspended, r.idle_since())
                 for r in self.replicas.values()
-                if not r.stopping
+                if not r.stopping and not r.external
             ),
+            external_ready=len(external),
+            external_free=sum(max(0, r.free) for r in external),
             backlog=len(self.backlog),
             assigned=self._assigned,
             consecutive_start_failures=self.start_failures,
@@ -722,7 +779,8 @@ class ReplicaPool:
         if self.policy.max_lifetime:
             for replica in list(self.replicas.values()):
                 if (
-                    replica.phase is ReplicaPhase.READY
+                    not replica.external
+                    and replica.phase is ReplicaPhase.READY
                     and now - replica.started_at > self.policy.max_lifetime
                 ):
                     self._retire(

@@ -52,6 +52,8 @@ class ControllerConfig:
     # Serve Prometheus metrics at http://metrics_host:metrics_port/metrics (0 picks a port).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # What replicas dial, "HOST" or "HOST:PORT", where the bind address is not it.
+    advertise_address: str | None = None
     # The result cache (SQLite): None puts it in the state directory, on first use.
     cache_path: Path | None = None
 
@@ -133,12 +135,23 @@ class ControllerServer:
             metrics=self.metrics_url,
         )
 
-    def _replica_address(self) -> str:
-        # Local replicas reach a wildcard bind through loopback.
+    @property
+    def local_address(self) -> str:
+        """Where a client on this machine dials: loopback for a wildcard bind."""
         host = self.config.host
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         return f"{host}:{self._port}" if ":" not in host else f"[{host}]:{self._port}"
+
+    def _replica_address(self) -> str:
+        advertised = self.config.advertise_address
+        if advertised:
+            # "HOST" takes the bound port; "HOST:PORT" and "[V6]:PORT" are used as they are.
+            if advertised.count(":") > 1 and not advertised.startswith("["):
+                return f"[{advertised}]:{self._port}"  # a bare IPv6 address
+            has_port = advertised.rsplit(":", 1)[-1].isdigit() and ":" in advertised
+            return advertised if has_port else f"{advertised}:{self._port}"
+        return self.local_address
 
     async def _autoscale(self) -> None:
         while True:

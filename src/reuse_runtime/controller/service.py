@@ -20,7 +20,7 @@ import structlog
 
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.cache import ResultCache
-from reuse_runtime.controller.pool import ReplicaPool, TaskRecord
+from reuse_runtime.controller.pool import ReplicaPool, ReplicaState, TaskRecord
 from reuse_runtime.controller.telemetry import PoolTelemetry, RunTable
 from reuse_runtime.errors import BadInputError
 from reuse_runtime.metrics import ControllerMetrics
@@ -266,14 +266,31 @@ class ControllerService:
         return len(targets)
 
     async def attach(self, stream: Any, events: AsyncIterator[Any]) -> None:
-        replica_id = stream.hello.replica_id
-        pool = self._replica_pools.get(replica_id)
-        if pool is None:
+        hello = stream.hello
+        pool = self._replica_pools.get(hello.replica_id)
+        if pool is not None and not hello.environment:
+            await pool.attach(hello.replica_id, stream, events)
+            return
+        if not hello.environment:
             raise BadInputError(
-                f"replica {replica_id!r} was not started by this controller; replicas attach "
-                f"only to the controller that launched them"
+                f"replica {hello.replica_id!r} was not started by this controller; a worker "
+                f"started elsewhere attaches with --environment NAME"
             )
-        await pool.attach(replica_id, stream, events)
+        await self._pool_named(hello.environment).attach_external(stream, events)
+
+    def _pool_named(self, name: str) -> ReplicaPool:
+        """The pool an external worker joins: by key, else the newest of that name."""
+        if name in self.pools:
+            return self.pools[name]
+        named = [pool for pool in self.pools.values() if pool.spec.name == name]
+        if not named:
+            known = sorted({pool.spec.name for pool in self.pools.values()})
+            raise BadInputError(
+                f"no environment named {name!r} is registered at this controller (registered: "
+                f"{', '.join(known) or 'none'}); an environment is registered when a client "
+                f"first submits one of its tasks"
+            )
+        return named[-1]
 
     def run_progress(self, run_id: str) -> RunProgress:
         return self.runs.progress(run_id)
@@ -394,6 +411,15 @@ def _check_environment(spec: EnvironmentSpec) -> None:
         raise BadInputError("invalid environment: " + "; ".join(problems))
 
 
+def _where(replica: ReplicaState) -> str:
+    if replica.handle is not None:
+        return replica.handle.describe()
+    hello = replica.stream.hello if replica.stream is not None else None
+    if replica.external and hello is not None:
+        return f"external, serving {hello.address}" + (f" (pid {hello.pid})" if hello.pid else "")
+    return ""
+
+
 def _environment_status(service: ControllerService, pool: ReplicaPool) -> EnvironmentStatus:
     p = pool.policy
     return EnvironmentStatus(
@@ -409,8 +435,9 @@ def _environment_status(service: ControllerService, pool: ReplicaPool) -> Enviro
                 state=r.phase.value,
                 assigned=len(r.running),
                 report=r.report,
-                where=r.handle.describe() if r.handle is not None else "",
+                where=_where(r),
                 retire_reason=r.retire_reason,
+                external=r.external,
             )
             for r in pool.replicas.values()
         ),

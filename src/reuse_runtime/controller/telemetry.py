@@ -178,7 +178,7 @@ class PoolTelemetry:
             now = self._clock()
             if record.attempts == 1:
                 metrics.queued.observe(now - record.queued_at)
-            if replica.dispatched == 1:
+            if replica.dispatched == 1 and not replica.external:
                 metrics.cold_start["first_task"].observe(now - replica.started_at)
 
     def task_unassigned(self, record: TaskRecord) -> None:
@@ -207,6 +207,9 @@ class PoolTelemetry:
         self._event("started", replica)
 
     def replica_ready(self, replica: ReplicaState, seconds: float) -> None:
+        if replica.external:  # someone else started it: not a start of ours to time
+            self._event("attached", replica, detail="a worker someone else started")
+            return
         self._event("ready", replica, detail=f"ready in {seconds:.2f} s")
         if self.metrics is not None:
             self.metrics.starts["ready"] += 1

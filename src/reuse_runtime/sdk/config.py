@@ -6,6 +6,7 @@
     endpoint = "10.0.0.5:50050"   # a standalone controller; omit for the embedded one
     token = "..."                 # or $REUSE_RUNTIME_TOKEN
     max_backlog = 100000          # tasks that may wait per environment
+    backend = "container"         # the embedded controller's replicas: local (default) or container
     replica_loss_budget = 2
 
 A misspelled section or setting is an error naming the file and the line, never
@@ -32,6 +33,8 @@ KNOWN: dict[str, dict[str, tuple[type, ...]]] = {
         "max_backlog": (int,),
         "replica_loss_budget": (int,),
         "metrics_port": (int,),
+        "backend": (str,),
+        "container_network": (str,),
     },
 }
 

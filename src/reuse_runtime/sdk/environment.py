@@ -26,13 +26,14 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from reuse_runtime import code, errors, pickling
 from reuse_runtime.context import TaskContext, current_task
 from reuse_runtime.errors import PolicyError
+from reuse_runtime.images.recipe import Image
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
     CodeBundle,
@@ -45,7 +46,8 @@ from reuse_runtime.model import (
     TaskSpec,
     dumps_args,
 )
-from reuse_runtime.policy import ReusePolicy, parse_bytes
+from reuse_runtime.policy import ReusePolicy
+from reuse_runtime.resources import Resources
 from reuse_runtime.sdk.cache import (
     Cache,
     CacheRequest,
@@ -92,87 +94,6 @@ def _new_task_id() -> str:
 #: Replicas a non-reusable environment may run at once (one fresh process per task).
 NON_REUSABLE_MAX_REPLICAS = max(4, 2 * (os.cpu_count() or 1))
 _DEFAULT_SCALEDOWN_TTL = 30.0
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one replica may use. Recorded, and applied by the container backends.
-
-    ``cpu`` is a count or a string like ``"500m"``; ``memory`` is bytes or a
-    string like ``"1Gi"``.
-    """
-
-    cpu: int | float | str | None = None
-    memory: int | str | None = None
-    gpu: int | str | None = None
-    disk: int | str | None = None
-
-    def __post_init__(self) -> None:
-        if self.memory is not None:
-            parse_bytes(self.memory, field_name="Resources.memory")
-        if self.disk is not None:
-            parse_bytes(self.disk, field_name="Resources.disk")
-        if isinstance(self.cpu, str) and not self.cpu.rstrip("m").replace(".", "", 1).isdigit():
-            raise PolicyError(f"Resources.cpu must be a number or like '500m', got {self.cpu!r}")
-
-    def describe(self) -> str:
-        parts = [
-            f"{k}={v}"
-            for k, v in (
-                ("cpu", self.cpu),
-                ("memory", self.memory),
-                ("gpu", self.gpu),
-                ("disk", self.disk),
-            )
-            if v is not None
-        ]
-        return ",".join(parts)
-
-
-@dataclass(frozen=True)
-class Image:
-    """A replica's container image, as a recipe. Recorded; the container backends build it.
-
-    >>> Image.from_debian_base().with_pip_packages("numpy").describe()
-    'debian-base python=3.11 pip=numpy'
-    """
-
-    base: str = "debian-base"
-    python_version: str = field(
-        default_factory=lambda: f"{sys.version_info[0]}.{sys.version_info[1]}"
-    )
-    pip_packages: tuple[str, ...] = ()
-    apt_packages: tuple[str, ...] = ()
-    env_vars: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def from_debian_base(
-        cls, python_version: tuple[int, int] | str | None = None, **_: Any
-    ) -> Image:
-        if isinstance(python_version, tuple):
-            python_version = f"{python_version[0]}.{python_version[1]}"
-        return cls(python_version=python_version) if python_version else cls()
-
-    @classmethod
-    def from_base(cls, image_uri: str) -> Image:
-        return cls(base=image_uri)
-
-    def with_pip_packages(self, *packages: str, **_: Any) -> Image:
-        return replace(self, pip_packages=self.pip_packages + tuple(packages))
-
-    def with_apt_packages(self, *packages: str, **_: Any) -> Image:
-        return replace(self, apt_packages=self.apt_packages + tuple(packages))
-
-    def with_env_vars(self, env_vars: dict[str, str]) -> Image:
-        return replace(self, env_vars=self.env_vars + tuple(sorted(env_vars.items())))
-
-    def describe(self) -> str:
-        parts = [self.base, f"python={self.python_version}"]
-        if self.pip_packages:
-            parts.append("pip=" + ",".join(self.pip_packages))
-        if self.apt_packages:
-            parts.append("apt=" + ",".join(self.apt_packages))
-        return " ".join(parts)
 
 
 #: Flyte's default bound on a task's inline inputs, and on its result: 10 MiB.
@@ -230,7 +151,9 @@ class TaskEnvironment(Environment):
         env_vars: environment variables of its replicas.
         resources: what one replica may use.
         interruptible: spot instances; no local meaning (warned about).
-        image: the replica image recipe, an image name, or ``"auto"``.
+        image: the replicas' image: a recipe (:class:`Image`), the name of an image that
+            has reuse-runtime installed, or ``"auto"``/``None`` for
+            ``Image.from_debian_base()``. Used by the container backend.
         include: extra files to ship with the code (recorded).
         cache: the default cache of its tasks: ``"auto"``, ``"override"``,
             ``"disable"`` or a ``flyte.Cache``.
@@ -521,12 +444,13 @@ class TaskEnvironment(Environment):
         on_start, on_stop, hooks_bundle = _hook(self.on_start), _hook(self.on_stop), None
         for hook_bundle in (on_start[1], on_stop[1]):
             hooks_bundle = hooks_bundle or hook_bundle
-        image = self.image.describe() if isinstance(self.image, Image) else (self.image or "")
+        # The recipe travels as JSON: the controller's container backend builds it.
+        image = self.image.to_json() if isinstance(self.image, Image) else (self.image or "")
         return EnvironmentSpec(
             name=self.name,
             policy=_pool_policy(policy),
             image="" if image == "auto" else image,
-            resources=resources.describe() if resources else "",
+            resources=resources.to_wire() if resources else "",
             code_version=_module_version(self._module),
             working_dir=os.getcwd(),
             python_path=tuple(p for p in sys.path if p and os.path.isdir(p)),

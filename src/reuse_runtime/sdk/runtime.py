@@ -74,6 +74,10 @@ class RuntimeConfig:
     token: str | None = None
     max_backlog: int | None = None
     replica_loss_budget: int | None = None
+    #: Where the embedded controller runs replicas: "local" or "container".
+    backend: str | None = None
+    #: The container backend's network: "bridge", "host", or a network's name.
+    container_network: str | None = None
     # The embedded controller serves Prometheus metrics on this port (0 picks one).
     metrics_port: int | None = None
 
@@ -112,6 +116,7 @@ class Runtime:
         endpoint = self.config.endpoint
         if endpoint is None:
             from reuse_runtime import logs
+            from reuse_runtime.backends import backend_name, controller_placement, open_backend
             from reuse_runtime.controller.server import ControllerConfig, ControllerServer
 
             logs.configure(sys.stderr, level=os.environ.get(logs.LEVEL_ENV, "warning"))
@@ -127,11 +132,30 @@ class Runtime:
                 options["replica_loss_budget"] = self.config.replica_loss_budget
             if self.config.metrics_port is not None:
                 options["metrics_port"] = self.config.metrics_port
-            self._controller = ControllerServer(
-                ControllerConfig(security=security, log_dir=log_dir, **options)
+            opened = await open_backend(
+                backend_name(self.config.backend),
+                log_dir=log_dir,
+                network=self.config.container_network,
             )
-            await self._controller.start()
-            endpoint = self._controller.address
+            try:
+                host, advertise = controller_placement(
+                    opened, "127.0.0.1", None, security, embedded=True
+                )
+                self._controller = ControllerServer(
+                    ControllerConfig(
+                        host=host,
+                        advertise_address=advertise,
+                        security=security,
+                        log_dir=log_dir,
+                        **options,
+                    ),
+                    opened.backend,
+                )
+                await self._controller.start()
+            except BaseException:
+                await opened.backend.close()
+                raise
+            endpoint = self._controller.local_address
             _write_embedded_address(self.state_dir, endpoint, security.token)
         client = ControllerClient(endpoint, security, on_logs=self._route_logs)
         await client.wait_ready()
@@ -240,7 +264,7 @@ class Runtime:
                 await client.close()
             if self._controller is not None:
                 await self._controller.close()
-                _remove_embedded_address(self.state_dir, self._controller.address)
+                _remove_embedded_address(self.state_dir, self._controller.local_address)
 
         if self._loop.is_running():
             with contextlib.suppress(Exception):
@@ -362,13 +386,19 @@ def init(
     token: str | None = None,
     max_backlog: int | None = None,
     replica_loss_budget: int | None = None,
+    backend: str | None = None,
+    container_network: str | None = None,
     metrics_port: int | None = None,
 ) -> None:
     """Choose where tasks run: Flyte's ``init``, with reuse-runtime's own settings.
 
     ``endpoint="host:port"`` (or ``$REUSE_RUNTIME_ENDPOINT``) names a standalone
     controller; without one, runs start an embedded controller in this process.
-    ``token``, ``max_backlog`` and ``replica_loss_budget`` are reuse-runtime's.
+    ``token``, ``max_backlog`` and ``replica_loss_budget`` are reuse-runtime's,
+    as are ``backend``, where the embedded controller runs replicas: ``"local"``
+    subprocesses (the default) or ``"container"`` (Docker or Podman; default
+    ``$REUSE_RUNTIME_BACKEND``), and ``container_network``: ``"bridge"``
+    (default), ``"host"``, or a network's name.
     ``project`` and ``domain`` show in ``flyte.ctx()``; ``log_level`` sets the
     runtime's log level. Flyte's login, storage and image settings have no
     meaning here: they are accepted with a one-line warning. A Flyte endpoint
@@ -404,13 +434,25 @@ def init(
         from reuse_runtime.sdk.config import check_endpoint
 
         check_endpoint(endpoint)
+    if backend is not None:
+        from reuse_runtime.backends import backend_name
+
+        backend = backend_name(backend)  # a typo fails here, not at the first run()
     if metrics_port is None:
         metrics_port = _metrics_port_from_env()
     elif isinstance(metrics_port, bool) or not isinstance(metrics_port, int):
         raise ConfigError(f"metrics_port must be a port number (0 picks one), got {metrics_port!r}")
     elif not 0 <= metrics_port <= 65535:
         raise ConfigError(f"metrics_port must be in 0..65535, got {metrics_port}")
-    new = RuntimeConfig(endpoint, token, max_backlog, replica_loss_budget, metrics_port)
+    new = RuntimeConfig(
+        endpoint,
+        token,
+        max_backlog,
+        replica_loss_budget,
+        backend,
+        container_network,
+        metrics_port=metrics_port,
+    )
     with _runtime_lock:
         if _runtime is not None and _runtime.config != new:
             shutdown()
@@ -442,6 +484,8 @@ def init_from_config(
     token: str | None = None,
     max_backlog: int | None = None,
     replica_loss_budget: int | None = None,
+    backend: str | None = None,
+    container_network: str | None = None,
     metrics_port: int | None = None,
 ) -> None:
     """Read ``[controller]`` settings from a TOML file, or use the embedded default.
@@ -454,6 +498,7 @@ def init_from_config(
         endpoint = "10.0.0.5:50050"   # omit for the embedded controller
         token = "..."                 # or set $REUSE_RUNTIME_TOKEN
         max_backlog = 100000
+        backend = "container"         # the embedded controller's replicas as containers
         metrics_port = 9100           # the embedded controller serves /metrics
 
     A Flyte config (``config.yaml``) names a Flyte backend: it is not read, and
@@ -495,6 +540,8 @@ def init_from_config(
         ("token", token),
         ("max_backlog", max_backlog),
         ("replica_loss_budget", replica_loss_budget),
+        ("backend", backend),
+        ("container_network", container_network),
         ("metrics_port", metrics_port),
     ):
         if value is not None:

@@ -58,6 +58,19 @@ def call_metadata(security: Security) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {security.token}"),) if security.token else ()
 
 
+async def check_health(address: str, security: Security, timeout: float = 5.0) -> str:
+    """The standard gRPC health status of a worker or controller, e.g. ``"SERVING"``.
+
+    Health checks need no token, so this works wherever the port is reachable.
+    """
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with open_channel(address, security) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
 def describe_rpc_error(exc: BaseException, target: str) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{target}: {exc.code().name}: {exc.details()}"

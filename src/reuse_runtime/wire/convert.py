@@ -297,12 +297,16 @@ def init_from_proto(msg: pb.ReplicaInit) -> model.ReplicaInit:
 
 def hello_to_proto(hello: model.ReplicaHello) -> pb.ReplicaHello:
     return pb.ReplicaHello(
-        replica_id=hello.replica_id, capacity=hello.capacity, address=hello.address, pid=hello.pid
+        replica_id=hello.replica_id,
+        capacity=hello.capacity,
+        address=hello.address,
+        pid=hello.pid,
+        environment=hello.environment,
     )
 
 
 def hello_from_proto(msg: pb.ReplicaHello) -> model.ReplicaHello:
-    return model.ReplicaHello(msg.replica_id, msg.capacity, msg.address, msg.pid)
+    return model.ReplicaHello(msg.replica_id, msg.capacity, msg.address, msg.pid, msg.environment)
 
 
 # ------------------------------------------------------------------ environments
@@ -451,6 +455,7 @@ def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
                         report=report_to_proto(r.report) if r.report else None,
                         where=r.where,
                         retire_reason=r.retire_reason,
+                        external=r.external,
                     )
                     for r in env.replicas
                 ],
@@ -492,6 +497,7 @@ def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
                         report=report_from_proto(r.report) if r.HasField("report") else None,
                         where=r.where,
                         retire_reason=r.retire_reason,
+                        external=r.external,
                     )
                     for r in env.replicas
                 ),

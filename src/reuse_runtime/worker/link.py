@@ -60,6 +60,8 @@ class ControllerLink:
         self._forward: asyncio.Task[None] | None = None
         self.drain_requested = asyncio.Event()
         self.drain_reason = ""
+        # The controller took this replica: its init arrived.
+        self.attached = False
 
     async def run(self) -> None:
         conn = ControllerConnection(self._address, self._security, self._hello)
@@ -89,6 +91,7 @@ class ControllerLink:
         self._init = init
         if self._service.metrics is not None:
             self._service.metrics.bind(init.environment)
+        self.attached = True
         if init.on_start is not None:
             await run_hook(self._service, init.on_start, init, "on_start")
         conn.send_report(self._service.report())

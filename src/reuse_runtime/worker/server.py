@@ -27,7 +27,7 @@ from reuse_runtime.metrics import MetricsServer, WorkerMetrics
 from reuse_runtime.model import ReplicaHello
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
-from reuse_runtime.wire.clients import ReportSender
+from reuse_runtime.wire.clients import ReportSender, describe_rpc_error
 from reuse_runtime.worker import output
 from reuse_runtime.worker.executor import DEFAULT_MAX_PAYLOAD, Executor, ExecutorConfig
 from reuse_runtime.worker.link import ControllerLink
@@ -50,6 +50,8 @@ class WorkerConfig:
     concurrency: int = 1
     replica_id: str = field(default_factory=default_replica_id)
     controller: str | None = None
+    # With `controller`: the environment a worker started by someone else joins.
+    environment: str | None = None
     grace_period: float = 30.0
     heartbeat: float = 5.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
@@ -67,6 +69,8 @@ class WorkerConfig:
             raise ValueError(f"grace period must not be negative, got {self.grace_period}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
+        if self.environment and not self.controller:
+            raise ValueError("--environment needs --controller: the controller to join")
         self.security.check_bind(self.host)
 
 
@@ -86,6 +90,8 @@ class WorkerServer:
         self._tasks = TaskSet("worker")
         self._shutdown = asyncio.Event()
         self.shutdown_reason = ""
+        # Why the controller never took this worker (refused, or unreachable), if it did not.
+        self.attach_error = ""
         self._closed: asyncio.Future[None] | None = None
         self._metrics_server: MetricsServer | None = None
 
@@ -144,7 +150,13 @@ class WorkerServer:
                 self._service,
                 config.controller,
                 config.security,
-                ReplicaHello(config.replica_id, config.concurrency, self.address, os.getpid()),
+                ReplicaHello(
+                    config.replica_id,
+                    config.concurrency,
+                    self.address,
+                    os.getpid(),
+                    config.environment or "",
+                ),
                 heartbeat=config.heartbeat,
             )
             self._tasks.spawn(self._run_link(self._link), "controller-link")
@@ -164,7 +176,14 @@ class WorkerServer:
             if not self._shutdown.is_set():
                 self.request_shutdown("the controller closed the connection")
         except Exception as exc:
-            if not self._shutdown.is_set():
+            if not link.attached:
+                # Never taken (refused, or unreachable): the CLI exits non-zero with this.
+                self.attach_error = (
+                    f"the controller at {self.config.controller} did not take this worker: "
+                    f"{describe_rpc_error(exc, 'Connect')}"
+                )
+                self.request_shutdown(self.attach_error)
+            elif not self._shutdown.is_set():
                 log.error(
                     "lost the controller",
                     controller=self.config.controller,

@@ -250,16 +250,18 @@ class CancelReply(_message.Message):
     def __init__(self, cancelled: _Optional[int] = ...) -> None: ...
 
 class ReplicaHello(_message.Message):
-    __slots__ = ("replica_id", "capacity", "address", "pid")
+    __slots__ = ("replica_id", "capacity", "address", "pid", "environment")
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     capacity: int
     address: str
     pid: int
-    def __init__(self, replica_id: _Optional[str] = ..., capacity: _Optional[int] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    environment: str
+    def __init__(self, replica_id: _Optional[str] = ..., capacity: _Optional[int] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., environment: _Optional[str] = ...) -> None: ...
 
 class WorkerMessage(_message.Message):
     __slots__ = ("hello", "report", "results")
@@ -425,20 +427,22 @@ class SubmitEvents(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., logs: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ...) -> None: ...
 
 class ReplicaStatus(_message.Message):
-    __slots__ = ("replica_id", "state", "report", "assigned", "where", "retire_reason")
+    __slots__ = ("replica_id", "state", "report", "assigned", "where", "retire_reason", "external")
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
     ASSIGNED_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     RETIRE_REASON_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     state: str
     report: ReplicaReport
     assigned: int
     where: str
     retire_reason: str
-    def __init__(self, replica_id: _Optional[str] = ..., state: _Optional[str] = ..., report: _Optional[_Union[ReplicaReport, _Mapping]] = ..., assigned: _Optional[int] = ..., where: _Optional[str] = ..., retire_reason: _Optional[str] = ...) -> None: ...
+    external: bool
+    def __init__(self, replica_id: _Optional[str] = ..., state: _Optional[str] = ..., report: _Optional[_Union[ReplicaReport, _Mapping]] = ..., assigned: _Optional[int] = ..., where: _Optional[str] = ..., retire_reason: _Optional[str] = ..., external: _Optional[bool] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
     __slots__ = ("name", "running", "succeeded", "failed")

@@ -1,0 +1,99 @@
+"""Workers someone else started join a standalone controller (`--environment`), for real."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from reuse_runtime.security import Security
+from tests.controller import tasks
+from tests.helpers import ROOT, running_controller, spawn_worker, submit, subprocess_env
+
+TOKEN = "attach-test-token"
+
+
+async def _external(client: object) -> object:
+    status = await client.status()  # type: ignore[attr-defined]
+    for env in status.environments:
+        for replica in env.replicas:
+            if env.name == "joinable" and replica.external and replica.state == "ready":
+                return replica
+    return None
+
+
+async def _until(check, timeout: float = 20.0) -> object:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {check}")
+
+
+async def test_an_external_worker_runs_tasks_is_marked_and_outlives_idle_ttl() -> None:
+    async with running_controller(security=Security(token=TOKEN)) as (server, client):
+        await client.register(tasks.where.environment_spec())
+        async with spawn_worker(
+            "--controller",
+            server.address,
+            "--environment",
+            "joinable",
+            "--concurrency",
+            "2",
+            REUSE_RUNTIME_TOKEN=TOKEN,
+        ) as worker:
+            replica = await _until(lambda: _external(client))
+            assert f"pid {worker.pid}" in replica.where  # type: ignore[attr-defined]
+            result = await (await submit(client, tasks.where))
+            assert result.unwrap() == worker.pid
+
+            # idle_ttl is 1 s: the environment goes dormant; the external worker stays.
+            async def dormant() -> bool:
+                status = await client.status()
+                return any(e.name == "joinable" and e.dormant for e in status.environments)
+
+            await _until(dormant)
+            await asyncio.sleep(2.0)
+            assert await _external(client) is not None
+            assert worker.process.returncode is None
+            again = await (await submit(client, tasks.where))
+            assert again.unwrap() == worker.pid
+            status = await client.status()
+            (env,) = [e for e in status.environments if e.name == "joinable"]
+            assert [r.external for r in env.replicas] == [True]  # none of the controller's own
+            # Its owner stops it: it drains and leaves; nothing is lost.
+            worker.signal(signal.SIGTERM)
+            assert await worker.wait(20) == 0
+            await _until(lambda: _gone(client))
+
+
+async def _gone(client: object) -> bool:
+    return await _external(client) is None
+
+
+async def test_a_refused_attach_exits_non_zero_with_the_reason() -> None:
+    async with running_controller(security=Security(token=TOKEN)) as (server, _):
+        for extra, reason in (
+            (["--environment", "nonexistent"], "no environment named 'nonexistent'"),
+            ([], "was not started by this controller"),
+        ):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "reuse_runtime",
+                "worker",
+                "--controller",
+                server.address,
+                *extra,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                env=subprocess_env(REUSE_RUNTIME_TOKEN=TOKEN),
+                cwd=str(ROOT),
+            )
+            _, err = await asyncio.wait_for(process.communicate(), 30)
+            assert process.returncode == 1
+            last = err.decode().strip().splitlines()[-1]
+            assert last.startswith("reuse-runtime worker: error: the controller at"), last
+            assert reason in last
