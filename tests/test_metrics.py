@@ -173,3 +173,44 @@ def test_a_bad_metrics_port_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) 
         flyte.init()
     monkeypatch.delenv("REUSE_RUNTIME_METRICS_PORT")
     flyte.init()  # back to the default for the tests after this one
+
+
+async def test_a_worker_that_joined_counts_as_external_not_as_a_start_of_ours() -> None:
+    from reuse_runtime.security import Security as Sec
+    from tests.controller import tasks as ctasks
+    from tests.helpers import spawn_worker
+
+    token = "metrics-attach-token"
+    async with running_controller(metrics_port=0, security=Sec(token=token)) as (server, client):
+        await client.register(ctasks.where.environment_spec())  # type: ignore[attr-defined]
+        async with spawn_worker(
+            "--controller", server.address, "--environment", "joinable",  # type: ignore[attr-defined]
+            REUSE_RUNTIME_TOKEN=token,
+        ) as worker:  # fmt: skip
+            deadline = time.monotonic() + 30
+            while True:
+                _, samples = await scrape(server.metrics_url)  # type: ignore[attr-defined]
+                external = value(
+                    samples, "reuse_runtime_replicas", environment="joinable", phase="external"
+                )
+                if external == 1 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await (await submit(client, ctasks.where))).unwrap() == worker.pid
+            _, samples = await scrape(server.metrics_url)  # type: ignore[attr-defined]
+            status = await client.status()  # type: ignore[attr-defined]
+    assert external == 1
+    env = "joinable"
+    assert value(samples, "reuse_runtime_replicas", environment=env, phase="ready") == 0
+    assert (
+        value(samples, "reuse_runtime_replica_starts_total", environment=env, result="ready") == 0
+    )
+    assert (
+        value(
+            samples, "reuse_runtime_cold_start_seconds_count", environment=env, until="first_task"
+        )
+        == 0
+    )
+    assert value(samples, "reuse_runtime_tasks_total", environment=env, state="succeeded") == 1
+    (joined,) = [e for e in status.environments if e.name == env]
+    assert [e.kind for e in joined.events] == ["attached"]
