@@ -44,6 +44,7 @@ from reuse_runtime.controller.autoscaler import (
 from reuse_runtime.controller.liveness import describe_silence, silence
 from reuse_runtime.controller.replay import ReplayLog
 from reuse_runtime.controller.router import RouteCandidate, pick_replica
+from reuse_runtime.controller.telemetry import PoolTelemetry, RunCounts, loss_cause
 from reuse_runtime.errors import BadInputError
 from reuse_runtime.model import (
     CodeBundle,
@@ -103,6 +104,8 @@ class TaskRecord:
     # It was on a replica that died: it now runs alone (its own children aside).
     solo: bool = False
     loss_causes: list[str] = field(default_factory=list)
+    run: RunCounts | None = None
+    queued_at: float = 0.0
     # Waiting out a retry backoff: neither in the backlog nor on a replica.
     backing_off: bool = False
 
@@ -180,6 +183,7 @@ class ReplicaPool:
         report_deadline: float,
         bundles: dict[str, CodeBundle],
         clock: Callable[[], float] = time.monotonic,
+        telemetry: PoolTelemetry | None = None,
     ) -> None:
         self.key = key
         self.spec = spec
@@ -197,6 +201,7 @@ class ReplicaPool:
         self._suspect_after = max(report_deadline / 2, 1.5 * heartbeat)
         self._bundles = bundles
         self._clock = clock
+        self.telemetry = telemetry or PoolTelemetry(spec.name, clock=clock)
         self.backlog: deque[TaskRecord] = deque()
         # Retries waiting out their backoff (not in the backlog meanwhile).
         self._backing_off: set[TaskRecord] = set()
@@ -230,6 +235,7 @@ class ReplicaPool:
             self._pump_now()
         if self.waiting >= self.max_backlog:
             record.finished = True
+            self.telemetry.task_rejected()
             record.deliver(
                 _failed(
                     record,
@@ -241,6 +247,7 @@ class ReplicaPool:
                 )
             )
             return
+        self.telemetry.task_queued(record)
         self.backlog.append(record)
         self.pump()
 
@@ -332,6 +339,7 @@ class ReplicaPool:
         self._assigned += 1
         if record.children:
             replica.suspended += 1
+        self.telemetry.task_dispatched(record, replica)
         replica.stream.dispatch(spec)
         if spec.timeout:
             # The replica cancels at the deadline; this catches a task that ignores it.
@@ -343,7 +351,9 @@ class ReplicaPool:
             and replica.dispatched >= self.policy.max_tasks
             and not replica.external
         ):
-            self._retire(replica, f"ran max_tasks={self.policy.max_tasks} tasks")
+            self._retire(
+                replica, f"ran max_tasks={self.policy.max_tasks} tasks", recycle="max_tasks"
+            )
 
     def _unassign(self, replica: ReplicaState, record: TaskRecord) -> None:
         """The task no longer runs on the replica (it finished, or the replica is gone)."""
@@ -354,6 +364,7 @@ class ReplicaPool:
         if replica.exclusive is record:
             replica.exclusive = None
         record.replica = None
+        self.telemetry.task_unassigned(record)
 
     def child_started(self, parent: TaskRecord) -> None:
         """A child of ``parent`` was accepted: the parent's slot is lent while it waits."""
@@ -446,6 +457,7 @@ class ReplicaPool:
         self.pump()
 
     def _settle(self, record: TaskRecord, result: TaskResult) -> None:
+        self.telemetry.task_ran(result)
         error = result.error
         if record.revived and result.state is TaskState.CANCELLED:
             record.revived = False
@@ -471,6 +483,7 @@ class ReplicaPool:
                 backoff = record.submission.retry_backoff
                 retry = max(0, record.submission.retries) - record.retries_left
                 record.retries_left -= 1
+                self.telemetry.task_retried(record)
                 delay = backoff.delay(retry) if backoff is not None else 0.0
                 if delay > 0:
                     record.backing_off = True
@@ -508,6 +521,7 @@ class ReplicaPool:
             self.completed += 1
         else:
             self.failed += 1
+        self.telemetry.task_finished(result)
         record.deliver(result)
 
     # ------------------------------------------------------------ replicas
@@ -553,6 +567,7 @@ class ReplicaPool:
         replica.capacity = stream.hello.capacity or self.policy.concurrency
         stream.send_init(
             ReplicaInit(
+                environment=self.spec.name,
                 on_start=self.spec.on_start,
                 on_stop=self.spec.on_stop,
                 bundle=self.spec.hooks_bundle,
@@ -602,11 +617,10 @@ class ReplicaPool:
         if replica.phase is ReplicaPhase.STARTING:
             replica.phase = ReplicaPhase.READY
             self.start_failures = 0
+            took = replica.report_at - replica.started_at
+            self.telemetry.replica_ready(replica, took)
             log.info(
-                "replica ready",
-                env=self.spec.name,
-                replica=replica.replica_id,
-                took=round(replica.report_at - replica.started_at, 3),
+                "replica ready", env=self.spec.name, replica=replica.replica_id, took=round(took, 3)
             )
             self.pump()
         if replica.external:
@@ -616,10 +630,12 @@ class ReplicaPool:
                 replica.retire_reason = "the replica is draining"
         elif self.policy.max_rss and report.rss_bytes > self.policy.max_rss:
             self._retire(
-                replica, f"its RSS {report.rss_bytes} bytes is over max_rss={self.policy.max_rss}"
+                replica,
+                f"its RSS {report.rss_bytes} bytes is over max_rss={self.policy.max_rss}",
+                recycle="max_rss",
             )
         elif report.recycle_reason:
-            self._retire(replica, report.recycle_reason)
+            self._retire(replica, report.recycle_reason, recycle="requested")
         elif report.draining and not replica.retire_reason:
             # It is draining on its own (a SIGTERM from outside): route nothing more to it,
             # and do not stop it again: a second SIGTERM makes a worker exit at once.
@@ -627,10 +643,17 @@ class ReplicaPool:
             replica.retire_reason = "the replica is draining"
             replica.stopping = True
 
-    def _retire(self, replica: ReplicaState, reason: str, *, kill: bool = False) -> None:
-        """Stop routing to a replica; stop it once its tasks are done (or now, if kill)."""
+    def _retire(
+        self, replica: ReplicaState, reason: str, *, kill: bool = False, recycle: str = ""
+    ) -> None:
+        """Stop routing to a replica; stop it once its tasks are done (or now, if kill).
+
+        ``recycle`` names the bound it reached (``max_tasks``, ...), when it is recycled.
+        """
         if not replica.retire_reason:
             replica.retire_reason = reason
+            if recycle:
+                self.telemetry.replica_recycled(replica, recycle, reason)
             log.info(
                 "recycling replica", env=self.spec.name, replica=replica.replica_id, reason=reason
             )
@@ -661,6 +684,7 @@ class ReplicaPool:
         )
         self.replicas[replica_id] = replica
         self._register_replica(replica_id, self)
+        self.telemetry.replica_started(replica)
         self._tasks.spawn(self._run_replica(replica), f"replica:{replica_id}")
 
     async def _run_replica(self, replica: ReplicaState) -> None:
@@ -717,6 +741,13 @@ class ReplicaPool:
         never_ready = (
             replica.phase is ReplicaPhase.STARTING and not replica.stopping and not replica.external
         )
+        if replica.phase is ReplicaPhase.STARTING and not replica.external:
+            self.telemetry.replica_start_ended(replica, failed=never_ready, cause=cause)
+        elif replica.kill_reason:
+            self.telemetry.replica_lost(replica, "killed", cause)
+        elif not replica.stopping:
+            draining = replica.phase is ReplicaPhase.DRAINING
+            self.telemetry.replica_lost(replica, loss_cause(status, draining=draining), cause)
         if never_ready:
             self.start_failures += 1
             self.last_start_failure = self._clock()
@@ -776,6 +807,7 @@ class ReplicaPool:
                 "OOMError" if oom else "ReplicaLostError",
             )
             return
+        self.telemetry.task_retried(record)
         self.backlog.appendleft(record)
 
     def _quarantine(
@@ -801,6 +833,7 @@ class ReplicaPool:
                 f"replica-loss budget plus one)",
             )
             return
+        self.telemetry.task_retried(record)
         self.backlog.appendleft(record)
 
     @property
@@ -902,7 +935,11 @@ class ReplicaPool:
                     and replica.phase is ReplicaPhase.READY
                     and now - replica.started_at > self.policy.max_lifetime
                 ):
-                    self._retire(replica, f"older than max_lifetime={self.policy.max_lifetime:g} s")
+                    self._retire(
+                        replica,
+                        f"older than max_lifetime={self.policy.max_lifetime:g} s",
+                        recycle="max_lifetime",
+                    )
         decision, self.scale_state = decide_scale(
             self.snapshot(), self.policy, self.scale_state, now
         )
@@ -917,6 +954,8 @@ class ReplicaPool:
                     replica=replica_id,
                     reason=decision.reason,
                 )
+                if not stopping.retire_reason:
+                    self.telemetry.replica_stopped(stopping, "scaled_down", decision.reason)
                 self._retire(stopping, decision.reason)
         if decision.start:
             log.info(

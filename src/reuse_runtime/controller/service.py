@@ -23,7 +23,9 @@ from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.cache import ResultCache
 from reuse_runtime.controller.pool import ReplicaPool, ReplicaState, TaskRecord
 from reuse_runtime.controller.replay import ReplayLog
+from reuse_runtime.controller.telemetry import PoolTelemetry, RunTable
 from reuse_runtime.errors import BadInputError, ClosedError
+from reuse_runtime.metrics import ControllerMetrics
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
     CodeBundle,
@@ -35,6 +37,7 @@ from reuse_runtime.model import (
     LogLine,
     ReplicaReport,
     ReplicaStatus,
+    RunProgress,
     Submission,
     TaskResult,
     TaskState,
@@ -66,6 +69,7 @@ class SubmitSession:
         self._ended = False
         self._returned: list[str] = []
         self._runs: set[str] = set()
+        self._held: dict[str, int] = {}  # run id -> children this client holds back
 
     def submit(self, submission: Submission) -> None:
         service = self._service
@@ -157,6 +161,8 @@ class SubmitSession:
                     parent.replay = _log_of(parent)
             parent.kids.add(record)
             service.pool_of(parent).child_started(parent)
+        if spec.run_id:
+            record.run = service.runs.opened(spec.run_id, bool(spec.parent_task_id))
         if submission.stream_logs and spec.run_id:
             self._runs.add(spec.run_id)
             service.log_routes[spec.run_id] = self
@@ -187,6 +193,16 @@ class SubmitSession:
         if record is not None:
             self._service.cancel_tree(record, "cancelled by its caller")
 
+    def held(self, run_id: str, count: int) -> None:
+        """The client now holds back ``count`` children of ``run_id`` (flow control)."""
+        change = max(0, count) - self._held.get(run_id, 0)
+        if count > 0:
+            self._held[run_id] = count
+        else:
+            self._held.pop(run_id, None)
+        if change:
+            self._service.runs.held(run_id, change)
+
     def close_input(self) -> None:
         self._input_closed = True
         self._wakeup.set()
@@ -203,6 +219,8 @@ class SubmitSession:
             if self._service.log_routes.get(run_id) is self:
                 del self._service.log_routes[run_id]
         self._service.sessions.discard(self)
+        for run_id in list(self._held):
+            self.held(run_id, 0)
         self.close_input()
 
     def end(self) -> None:
@@ -233,13 +251,16 @@ class SubmitSession:
 
     def _deliver(self, result: TaskResult) -> None:
         record = self._forget(result.task_id)
-        if record is not None and (record.spec.group or record.submission.cache_key):
-            self._service.finished(record, result)
-        if record is not None and record.spec.call_key:
-            parent = record.parent
-            # Even after its parent ended: a nested log lives on in the grandparent's.
-            if parent is not None and parent.replay is not None:
-                parent.replay.record(record.spec.call_key, result)
+        if record is not None:
+            if record.run is not None:
+                self._service.runs.closed(record.run, result, bool(record.spec.parent_task_id))
+            if record.spec.group or record.submission.cache_key:
+                self._service.finished(record, result)
+            if record.spec.call_key:
+                parent = record.parent
+                # Even after its parent ended: a nested log lives on in the grandparent's.
+                if parent is not None and parent.replay is not None:
+                    parent.replay.record(record.spec.call_key, result)
         self._results.append(result)
         self._wakeup.set()
 
@@ -285,7 +306,9 @@ class ControllerService:
         loss_budget: int,
         cancel_grace: float,
         heartbeat: float,
-        report_deadline: float,
+        report_deadline: float = 0.0,
+        metrics: ControllerMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
         cache_path: Path | None = None,
     ) -> None:
         self.backend = backend
@@ -312,6 +335,9 @@ class ControllerService:
         self.groups: dict[str, dict[str, list[int]]] = {}
         self._replica_pools: dict[str, ReplicaPool] = {}
         self._process = psutil.Process()
+        self.runs = RunTable()
+        self.metrics = metrics
+        self._clock = clock
 
     # ------------------------------------------------------------ operations
 
@@ -337,6 +363,12 @@ class ControllerService:
                 heartbeat=self.heartbeat,
                 report_deadline=self.report_deadline,
                 bundles=self.bundles,
+                clock=self._clock,
+                telemetry=PoolTelemetry(
+                    spec.name,
+                    self.metrics.environment(spec.name) if self.metrics is not None else None,
+                    clock=self._clock,
+                ),
             )
             log.info(
                 "environment registered",
@@ -415,6 +447,9 @@ class ControllerService:
             )
         return named[-1]
 
+    def run_progress(self, run_id: str) -> RunProgress:
+        return self.runs.progress(run_id)
+
     def replica_report(self, report: ReplicaReport) -> bool:
         """A report sent outside a replica's stream (its watchdog, while its loop is blocked)."""
         pool = self._replica_pools.get(report.replica_id)
@@ -449,7 +484,8 @@ class ControllerService:
             self.group_counts(env_key, spec.group)[1] += 1
         label = f"{spec.group}/{spec.name}" if spec.group else spec.name
         log.info("cache hit", task=spec.name, env=env_key, key=submission.cache_key[:16])
-        self._route_logs([LogLine(spec.task_id, label, spec.run_id, "cache", "cache hit")])
+        hit = LogLine(spec.task_id, label, spec.run_id, "cache", "cache hit", spec.parent_task_id)
+        self._route_logs([hit])
         return value
 
     def finished(self, record: TaskRecord, result: TaskResult) -> None:
@@ -609,6 +645,7 @@ def _environment_status(service: ControllerService, pool: ReplicaPool) -> Enviro
         failed=pool.failed,
         dormant=pool.scale_state.dormant,
         last_error=pool.last_error,
+        events=tuple(pool.telemetry.events),
         cache_hits=service.cache_hits.get(pool.key, 0),
         groups=tuple(
             GroupStatus(name, *counts) for name, counts in service.groups.get(pool.key, {}).items()

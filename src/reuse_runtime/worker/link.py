@@ -102,6 +102,8 @@ class ControllerLink:
         if self._init is not None or self._finishing:
             return
         self._init = init
+        if self._service.metrics is not None:
+            self._service.metrics.bind(init.environment)
         self.attached = True
         try:
             if init.on_start is not None:
