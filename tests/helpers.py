@@ -139,8 +139,24 @@ async def running_controller(
         await client.wait_ready()
         yield server, client
     finally:
-        await client.close()
-        await server.close()
+        replicas = _local_replicas(server)
+        try:
+            await client.close()
+            await server.close()
+        finally:
+            # A shutdown cut short (a test's timeout) leaves its replicas; a frozen one
+            # would never exit by itself. Kill what is left, by pid (not yet reaped).
+            for process in replicas:
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+
+
+def _local_replicas(server: object) -> list[asyncio.subprocess.Process]:
+    from reuse_runtime.backends.local import LocalReplica
+
+    handles = server._backend.list()  # type: ignore[attr-defined]
+    return [h.process for h in handles if isinstance(h, LocalReplica)]
 
 
 async def submit(
