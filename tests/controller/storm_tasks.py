@@ -165,3 +165,15 @@ async def replayed_grandparent(n: int, log: str) -> int:
     """Calls a parent: when it runs again, so does the parent, and neither reruns children."""
     _note(log, "grandparent -1")
     return await replayed_parent(n, log)
+
+
+@storm.task
+async def parent_that_fails_once(n: int, log: str) -> int:
+    """Raises once all its children have finished, the first time it runs: its retry
+    (the task's own ``retries``) gets their results replayed."""
+    _note(log, "parent -1")
+    total = sum(await asyncio.gather(*(logged_child(i, 5, log) for i in range(n))))
+    with open(log) as notes:  # noqa: ASYNC230 - a small file, read once
+        if sum(line.startswith("parent ") for line in notes) == 1:
+            raise RuntimeError("the first run fails after its children finished")
+    return total

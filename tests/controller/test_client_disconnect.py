@@ -3,6 +3,7 @@ cancelled at once; other clients' tasks are untouched."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -66,7 +67,7 @@ def test_killing_a_client_mid_fan_out_stops_its_children_and_spares_others(
         for process in (victim, bystander):
             if process is not None:
                 stop_process(process)
-        stop_process(controller.process)
+        stop_process(controller.process, signal.SIGTERM)  # it stops its replicas
     print(
         f"\nclient kill -9: {len(starts)} of 40,000 children started; {len(late)} started after "
         f"the kill, the last {max(late, default=0.0):.2f} s after it"

@@ -163,6 +163,21 @@ async def test_replay_storm_20k(tmp_path: Path) -> None:
     await replay_storm(tmp_path, 20_000, every=2.0, limit=600.0)
 
 
+async def test_a_parent_retried_after_raising_replays_its_finished_children(
+    tmp_path: Path,
+) -> None:
+    log, n = tmp_path / "notes.log", 200
+    async with running_controller() as (_, client):
+        result = await asyncio.wait_for(
+            await submit(client, st.parent_that_fails_once, n, str(log), retries=1), 120
+        )
+    children, parents = _executions(log)
+    starts = [sum(what == "start" for what, _, _ in notes) for notes in children.values()]
+    assert result.unwrap() == sum(2 * i for i in range(n))
+    assert result.attempts == 2 and len(parents) == 2
+    assert len(children) == n and set(starts) == {1}  # none ran again on the retry
+
+
 @pytest.mark.timeout(240)
 async def test_a_grandparent_run_again_replays_its_grandchildren(tmp_path: Path) -> None:
     """The grandparent's replica dies: its child (a parent itself) is cancelled, and keeps
