@@ -147,6 +147,7 @@ class RssSampler:
         self.peak_self = 0
         self.peak_child = 0
         self.peak_children = 0  # most child processes alive at one listing
+        self.peaks: dict[int, int] = {}  # peak RSS of each process seen, by pid
         self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
 
     def __enter__(self) -> RssSampler:
@@ -171,9 +172,12 @@ class RssSampler:
                 children, listed_at = self._process.children(recursive=True), time.monotonic()
                 self.peak_children = max(self.peak_children, len(children))
             self.peak_self = max(self.peak_self, self._process.memory_info().rss)
+            self.peaks[self._process.pid] = self.peak_self
             for child in children:
                 with contextlib.suppress(psutil.Error):
-                    self.peak_child = max(self.peak_child, child.memory_info().rss)
+                    rss = child.memory_info().rss
+                    self.peak_child = max(self.peak_child, rss)
+                    self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), rss)
             self._stop.wait(self._interval_s)
 
 

@@ -79,8 +79,10 @@ def measure(ns: list[int], n_seq: int) -> dict[str, Any]:
         "init_s": init_s,
         "cold_start_s": cold_start_s,
         "calls_per_s": rates,
-        "seq_p50_ms": statistics.median(ordered) * 1e3,
-        "seq_p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3,
+        "seq_p50_ms": statistics.median(ordered) * 1e3 if ordered else None,
+        "seq_p99_ms": (
+            ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3 if ordered else None
+        ),
         "escaped_cpu_s": escaped_cpu_s,
     }
 

@@ -21,6 +21,17 @@ repetitions (3), each in a fresh process, and its distance from the limit
 6. **scale**: 1k, 10k and 100k children; the controller's RSS.
 7. **metrics**: the SDK workload with the embedded controller's Prometheus
    metrics off and on, alternating in one run: the cost of metrics.
+8. **vsray**: the SDK workload and two Ray async actors at n=50k, paired and
+   interleaved rep by rep: the ratio of each pair, its median and spread.
+9. **makespan**: 10 ms and 100 ms tasks, n=10k, on the seed pool (capacity
+   200): the makespan against the ideal ``n * duration / 200``.
+B. **bytes**: 1 MiB argument and 1 MiB result per task, n=1k: the peak RSS of
+   every process, and the throughput against a loopback TCP+pickle relay of
+   the same payloads (``benchmarks.relay``), paired rep by rep.
+
+Every gather row reports CPU per task (user plus system, from ``/proc``, over the
+measured run): per process and in total (the ``CPU us`` column). On a shared
+machine that, and the paired ratios, are the numbers to read.
 """
 
 from __future__ import annotations
@@ -50,7 +61,18 @@ from benchmarks.sdk_tasks import INIT_SECONDS_ENV
 from reuse_runtime.sdk.environment import NON_REUSABLE_MAX_REPLICAS
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
-SECTIONS = ("limit", "sdk", "worker", "ray", "cold", "scale", "metrics")
+SECTIONS = (
+    "limit",
+    "sdk",
+    "worker",
+    "ray",
+    "cold",
+    "scale",
+    "metrics",
+    "vsray",
+    "makespan",
+    "bytes",
+)
 #: The scale section's window when 100k children are also run in windows.
 SCALE_WINDOW = 10_000
 
@@ -72,6 +94,11 @@ class Plan:
     cold_init_s: float = 1.0
     scale_ns: tuple[int, ...] = (1_000, 10_000, 100_000)
     metrics_n: int = 50_000
+    vsray_n: int = 50_000
+    makespan_n: int = 10_000
+    makespan_ms: tuple[float, ...] = (10.0, 100.0)
+    bytes_n: int = 1_000
+    bytes_size: int = 2**20
 
 
 QUICK = Plan(
@@ -85,6 +112,9 @@ QUICK = Plan(
     cold_tasks=20,
     scale_ns=(1_000, 10_000),
     metrics_n=20_000,
+    vsray_n=20_000,
+    makespan_n=4_000,
+    bytes_n=300,
 )
 
 
@@ -175,6 +205,7 @@ class Row:
     # Most CPU that processes outside this run took while the row's section ran,
     # in % of one core (see MachineLoad): rows with a high value are suspect.
     others_pct: float | None = None
+    cpu_us: float | None = None  # CPU per task, all processes of the run together
 
 
 def _median(values: list[float]) -> float | None:
@@ -196,6 +227,7 @@ def make_row(
     row.p50_ms = _median(samples.get("p50_ms", []))
     row.p99_ms = _median(samples.get("p99_ms", []))
     row.seconds = _median(samples.get("seconds", []))
+    row.cpu_us = _median(samples.get("cpu_us_per_task_total", []))
     main = next((samples[k] for k in ("rate", "seconds", "p50_ms") if samples.get(k)), [])
     row.spread = _spread(main)
     return row
@@ -627,6 +659,188 @@ class Bench:
                 )
             )
 
+    # ------------------------------------------------------------ 8. against Ray, paired
+
+    def vsray(self) -> None:
+        """The SDK workload and Ray at one n, interleaved rep by rep (order alternating)."""
+        p = self.plan
+        n = p.vsray_n
+        ours: list[dict[str, Any]] = []
+        theirs: list[dict[str, Any]] = []
+        ratios: list[float] = []
+        version = ""
+        for rep in range(p.reps):
+            pair: dict[str, dict[str, Any]] = {}
+            for kind in ("ours", "ray") if rep % 2 == 0 else ("ray", "ours"):
+                try:
+                    if kind == "ours":
+                        pair[kind] = self.child("benchmarks.sdk_probe", "gather", "--n", n)
+                    else:
+                        r = self.child(
+                            "benchmarks.ray_actors", "--n", n, "--n-seq", 0, timeout_s=400
+                        )
+                        if not r.get("installed"):
+                            self.rows.append(Row("8", "vs ray: ray not installed", error=""))
+                            return
+                        version = r["version"]
+                        pair[kind] = r
+                except ChildFailed as exc:
+                    self.log(f"  vsray rep {rep}: {kind} failed: {exc}")
+            if len(pair) == 2:
+                ours.append(pair["ours"])
+                theirs.append(pair["ray"])
+                ratios.append(pair["ours"]["tasks_per_s"] / pair["ray"]["calls_per_s"][str(n)])
+        if not ratios:
+            self.failed("8", "vs ray", ChildFailed("no complete pair"))
+            return
+        self.rows.append(
+            make_row(
+                "8a",
+                f"vs ray: sdk gather n={n:,} (paired with 8b)",
+                _gather_samples(ours),
+                n=n,
+                note=_join(_cpu_note(ours), _partial(ours, p.reps)),
+            )
+        )
+        self.rows.append(
+            make_row(
+                "8b",
+                f"vs ray: ray {version}, 2 async actors, n={n:,}",
+                {"rate": [r["calls_per_s"][str(n)] for r in theirs]},
+                n=n,
+                note="max_concurrency=100, round-robin, one ray.get",
+            )
+        )
+        self.rows.append(
+            Row(
+                "8c",
+                "vs ray: 8a / 8b, per pair",
+                note=(
+                    f"median {statistics.median(ratios):.1f}x, range {min(ratios):.1f}x-"
+                    f"{max(ratios):.1f}x over {len(ratios)} pairs "
+                    f"({', '.join(f'{x:.1f}' for x in ratios)})"
+                ),
+                spread=_spread(ratios),
+                samples={"ratio": ratios},
+            )
+        )
+
+    # ------------------------------------------------------------ 9. makespan
+
+    def makespan(self) -> None:
+        p = self.plan
+        n = p.makespan_n
+        runs: dict[float, list[dict[str, Any]]] = {ms: [] for ms in p.makespan_ms}
+        errors: dict[float, str] = {}
+        for _ in range(p.reps):
+            for ms in p.makespan_ms:
+                try:
+                    runs[ms].append(
+                        self.child("benchmarks.sdk_probe", "makespan", "--n", n, "--ms", ms)
+                    )
+                except ChildFailed as exc:
+                    errors[ms] = str(exc)
+        for i, ms in enumerate(p.makespan_ms):
+            key, label = f"9{'abc'[i]}", f"makespan: {ms:g} ms tasks, capacity 200"
+            got = runs[ms]
+            if not got:
+                self.failed(key, label, ChildFailed(errors.get(ms, "no result")))
+                continue
+            ratios = [r["ratio"] for r in got]
+            ideal = got[0]["ideal_s"]
+            self.rows.append(
+                make_row(
+                    key,
+                    label,
+                    {
+                        "rate": [n / r["elapsed_s"] for r in got],
+                        "seconds": [r["elapsed_s"] for r in got],
+                        "ratio_to_ideal": ratios,
+                    },
+                    n=n,
+                    note=_join(
+                        f"ideal {ideal:.2f} s; makespan {statistics.median(ratios):.2f}x ideal "
+                        f"(efficiency {1 / statistics.median(ratios):.0%})",
+                        _partial(got, p.reps),
+                    ),
+                )
+            )
+
+    # ------------------------------------------------------------ B. bytes
+
+    def bytes(self) -> None:
+        """1 MiB in and out per task: RSS of every process, and a relay paired rep by rep."""
+        p = self.plan
+        n, size = p.bytes_n, p.bytes_size
+        ours: list[dict[str, Any]] = []
+        relays: list[dict[str, Any]] = []
+        ratios: list[float] = []
+        for rep in range(p.reps):
+            pair: dict[str, dict[str, Any]] = {}
+            for kind in ("ours", "relay") if rep % 2 == 0 else ("relay", "ours"):
+                module, mode = (
+                    ("benchmarks.sdk_probe", ("bytes",))
+                    if kind == "ours"
+                    else ("benchmarks.relay", ())
+                )
+                try:
+                    pair[kind] = self.child(module, *mode, "--n", n, "--size", size)
+                except ChildFailed as exc:
+                    self.log(f"  bytes rep {rep}: {kind} failed: {exc}")
+            if len(pair) == 2:
+                ours.append(pair["ours"])
+                relays.append(pair["relay"])
+                ratios.append(pair["ours"]["tasks_per_s"] / pair["relay"]["tasks_per_s"])
+        if not ratios:
+            self.failed("B", "bytes", ChildFailed("no complete pair"))
+            return
+        mb = 1e6
+        controller = max(r["rss_controller_peak"] for r in ours) / mb
+        replicas = max(max(r["rss_replicas_peak"], default=0) for r in ours) / mb
+        mib = size / 2**20
+        self.rows.append(
+            make_row(
+                "Ba",
+                f"bytes: sdk, {mib:g} MiB in + out per task",
+                {
+                    "rate": [r["tasks_per_s"] for r in ours],
+                    "seconds": [r["elapsed_s"] for r in ours],
+                    "rss_controller_peak_mb": [r["rss_controller_peak"] / mb for r in ours],
+                    "rss_replica_peak_mb": [
+                        max(r["rss_replicas_peak"], default=0) / mb for r in ours
+                    ],
+                    **_cpu_samples(ours),
+                },
+                n=n,
+                note=(
+                    f"peak RSS: driver+controller {controller:.0f} MB, busiest replica "
+                    f"{replicas:.0f} MB (max over reps)"
+                ),
+            )
+        )
+        relay_peak = max(max(r["rss_peaks"]) for r in relays) / mb
+        self.rows.append(
+            make_row(
+                "Bb",
+                f"bytes: loopback TCP+pickle relay, {mib:g} MiB each way",
+                {"rate": [r["tasks_per_s"] for r in relays]},
+                n=n,
+                note=f"3 processes, 100 in flight; peak RSS {relay_peak:.0f} MB",
+            )
+        )
+        self.rows.append(
+            Row(
+                "Bc",
+                "bytes: Ba / Bb, per pair",
+                note=(
+                    f"median {statistics.median(ratios):.0%}, range {min(ratios):.0%}-"
+                    f"{max(ratios):.0%} over {len(ratios)} pairs"
+                ),
+                spread=_spread(ratios),
+                samples={"ratio": ratios},
+            )
+        )
+
 
 def _partial(runs: list[Any], reps: int) -> str:
     return "" if len(runs) == reps else f"ONLY {len(runs)} OF {reps} REPETITIONS"
@@ -644,18 +858,37 @@ def _gather_samples(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 
 def _cpu_samples(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """CPU microseconds per task: the controller's process, and all replicas together."""
+    """CPU microseconds per task, per process and in total (user plus system, /proc).
+
+    The driver holds the embedded controller; replicas are busiest first (the first is
+    normally the one running the parent).
+    """
+
+    def per_task(seconds: float, run: dict[str, Any]) -> float:
+        return seconds / run["n"] * 1e6
+
+    def replica(i: int, run: dict[str, Any]) -> float:
+        used = run["cpu_replicas_s"]
+        return per_task(used[i], run) if i < len(used) else 0.0
+
     return {
-        "cpu_us_per_task_controller": [r["cpu_controller_s"] / r["n"] * 1e6 for r in runs],
-        "cpu_us_per_task_replicas": [sum(r["cpu_replicas_s"]) / r["n"] * 1e6 for r in runs],
+        "cpu_us_per_task_controller": [per_task(r["cpu_controller_s"], r) for r in runs],
+        "cpu_us_per_task_replicas": [per_task(sum(r["cpu_replicas_s"]), r) for r in runs],
+        "cpu_us_per_task_replica_1": [replica(0, r) for r in runs],
+        "cpu_us_per_task_replica_2": [replica(1, r) for r in runs],
+        "cpu_us_per_task_total": [
+            per_task(r["cpu_controller_s"] + sum(r["cpu_replicas_s"]), r) for r in runs
+        ],
     }
 
 
 def _cpu_note(runs: list[dict[str, Any]]) -> str:
-    cpu = _cpu_samples(runs)
-    controller = statistics.median(cpu["cpu_us_per_task_controller"])
-    replicas = statistics.median(cpu["cpu_us_per_task_replicas"])
-    return f"CPU/task: controller {controller:.0f} us, replicas {replicas:.0f} us"
+    cpu = {k: statistics.median(v) for k, v in _cpu_samples(runs).items()}
+    return (
+        f"CPU us/task: total {cpu['cpu_us_per_task_total']:.0f} = driver+controller "
+        f"{cpu['cpu_us_per_task_controller']:.0f}, replicas "
+        f"{cpu['cpu_us_per_task_replica_1']:.0f} + {cpu['cpu_us_per_task_replica_2']:.0f}"
+    )
 
 
 def _peak_workers(runs: list[dict[str, Any]]) -> str:
@@ -732,7 +965,7 @@ def render(rows: list[Row], info: dict[str, Any], plan: Plan, took_s: float) -> 
     ]
     header = (
         f"{'#':<3} {'measurement':<52} {'n':>7} {'tasks/s':>9} {'vs limit':>9} "
-        f"{'p50 ms':>9} {'p99 ms':>9} {'s':>6} {'spread':>6} {'others':>6}  notes"
+        f"{'p50 ms':>9} {'p99 ms':>9} {'s':>6} {'CPU us':>6} {'spread':>6} {'others':>6}  notes"
     )
     lines += [header, "-" * len(header)]
     section = ""
@@ -748,7 +981,8 @@ def render(rows: list[Row], info: dict[str, Any], plan: Plan, took_s: float) -> 
         lines.append(
             f"{row.key:<3} {row.label:<52} {_fmt(row.n, ',d'):>7} {_fmt(row.rate, ',.0f'):>9} "
             f"{_vs_limit(row, limit):>9} {_fmt(row.p50_ms, ',.3f'):>9} "
-            f"{_fmt(row.p99_ms, ',.3f'):>9} {_fmt(row.seconds, '.2f'):>6} {spread:>6} "
+            f"{_fmt(row.p99_ms, ',.3f'):>9} {_fmt(row.seconds, '.2f'):>6} "
+            f"{_fmt(row.cpu_us, '.0f'):>6} {spread:>6} "
             f"{others:>6}  "
             f"{row.note}".rstrip()
         )
@@ -759,6 +993,8 @@ def render(rows: list[Row], info: dict[str, Any], plan: Plan, took_s: float) -> 
         "sdk and scale rows: tasks/s and p50/p99 are measured inside the parent task, from its",
         "first child call to the gather's end; p50/p99 per child (call to result), so with n",
         "children gathered at once they are mostly queueing. s: wall time (see the note).",
+        "CPU us: CPU (user + system, from /proc) per task over the measured run, all the run's",
+        "processes together (the note splits it per process).",
         "spread: (max - min) / median over the repetitions of the row's first number.",
         "others: the most CPU that processes outside this run used during one measurement of",
         "the row's section, in % of one core; above ~10% the row's numbers are suspect.",

@@ -17,6 +17,14 @@ measurement into the next. Each reports one JSON object (see ``harness.emit``).
   With ``--metrics`` the embedded controller serves Prometheus metrics, and the
   probe scrapes ``/metrics`` once at the end (its counters must match the run).
 
+``makespan``: after a warm-up, ``sdk_tasks.makespan``: ``--n`` children of ``--ms``
+  each, gathered at once on the seed pool (capacity 200); the time inside the parent
+  from the first call to the last result, against the ideal ``n * ms / 200``.
+
+``bytes``: after a warm-up, ``sdk_tasks.bytes_fanout``: ``--n`` children each given
+  ``--size`` bytes and returning as many, gathered at once; tasks/s, and the peak RSS
+  of every process (this one, which holds the embedded controller, and each replica).
+
 ``cold``: ``--tasks`` top-level runs of the noop, all started at once, from a
 fresh pool; ``--reusable off`` gives each its own fresh worker process. Set
 ``REUSE_BENCH_INIT_SECONDS`` to make every import of the task module sleep.
@@ -90,6 +98,57 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
     return result
 
 
+def _measured_cpu(
+    run: Any,
+) -> tuple[Any, float, dict[int, float], RssSampler]:
+    """Run ``run()``; its result, wall time, CPU seconds per process, and RSS peaks."""
+    me = psutil.Process()
+    pids = [me.pid, *(p.pid for p in me.children(recursive=True))]
+    before = cpu_seconds(pids)
+    with RssSampler(interval_s=0.02, list_every_s=0.2) as rss:
+        began = time.perf_counter()
+        result = run()
+        wall_s = time.perf_counter() - began
+    after = cpu_seconds(pids)
+    return result, wall_s, {p: after[p] - before[p] for p in after if p in before}, rss
+
+
+def makespan(n: int, ms: float) -> dict[str, Any]:
+    flyte.run(sdk_tasks.main, n=200).outputs(timeout=TIMEOUT_S)
+    measured, wall_s, _, _ = _measured_cpu(
+        lambda: flyte.run(sdk_tasks.makespan, n=n, ms=ms).outputs(timeout=TIMEOUT_S)[0]
+    )
+    ideal_s = n * ms / 1e3 / 200
+    return {
+        "n": n,
+        "ms": ms,
+        "elapsed_s": measured["elapsed_s"],
+        "ideal_s": ideal_s,
+        "ratio": measured["elapsed_s"] / ideal_s,
+        "wall_s": wall_s,
+    }
+
+
+def bytes_case(n: int, size: int) -> dict[str, Any]:
+    flyte.run(sdk_tasks.main, n=200).outputs(timeout=TIMEOUT_S)
+    me = psutil.Process().pid
+    measured, wall_s, cpu, rss = _measured_cpu(
+        lambda: flyte.run(sdk_tasks.bytes_fanout, n=n, size=size).outputs(timeout=TIMEOUT_S)[0]
+    )
+    replicas = sorted((rss.peaks[p] for p in rss.peaks if p != me), reverse=True)
+    return {
+        "n": n,
+        "size": size,
+        "elapsed_s": measured["elapsed_s"],
+        "tasks_per_s": n / measured["elapsed_s"],
+        "wall_s": wall_s,
+        "rss_controller_peak": rss.peaks.get(me, 0),
+        "rss_replicas_peak": replicas,
+        "cpu_controller_s": cpu.pop(me, 0.0),
+        "cpu_replicas_s": sorted(cpu.values(), reverse=True),
+    }
+
+
 def _scraped_successes(url: str) -> float:
     import urllib.request
 
@@ -151,6 +210,12 @@ def main() -> None:
         help="no untimed first child (see sdk_tasks.main): reproduces the register stampede",
     )
     g.add_argument("--metrics", action="store_true", help="the embedded controller serves /metrics")
+    m = modes.add_parser("makespan")
+    m.add_argument("--n", type=int, default=10_000)
+    m.add_argument("--ms", type=float, default=10.0)
+    b = modes.add_parser("bytes")
+    b.add_argument("--n", type=int, default=1_000)
+    b.add_argument("--size", type=int, default=2**20)
     c = modes.add_parser("cold")
     c.add_argument("--tasks", type=int, default=100)
     c.add_argument("--reusable", choices=("on", "off"), required=True)
@@ -161,6 +226,10 @@ def main() -> None:
     try:
         if args.mode == "gather":
             emit(gather(args.n, args.window, args.warmup, args.seq, args.prime))
+        elif args.mode == "makespan":
+            emit(makespan(args.n, args.ms))
+        elif args.mode == "bytes":
+            emit(bytes_case(args.n, args.size))
         else:
             emit(cold(args.tasks, args.reusable == "on"))
     finally:

@@ -105,3 +105,46 @@ async def sequential(n: int) -> dict[str, Any]:
 async def first_seen() -> float:
     """When this task started executing (``time.time()``)."""
     return time.time()
+
+
+@env.task
+async def sleeper(ms: float) -> None:
+    await asyncio.sleep(ms / 1e3)
+
+
+@env.task
+async def makespan(n: int, ms: float) -> dict[str, Any]:
+    """Gather ``n`` children that each sleep ``ms``; time from the first call to the last result.
+
+    Starts with one untimed child (registering the environment, as ``main`` does).
+    """
+    await sleeper(0)
+    began = time.perf_counter()
+    await asyncio.gather(*(sleeper(ms) for _ in range(n)))
+    return {"elapsed_s": time.perf_counter() - began}
+
+
+@env.task
+async def echo_bytes(payload: bytes, size: int) -> bytes:
+    """Takes ``payload``, returns ``size`` fresh bytes (a new object, as real work would)."""
+    return bytes(size) if len(payload) >= 0 else b""
+
+
+@env.task
+async def bytes_fanout(n: int, size: int) -> dict[str, Any]:
+    """``n`` children, each given ``size`` bytes and returning ``size`` bytes, all at once.
+
+    Every result is checked and dropped: what stays in memory is the runtime's.
+    """
+    payload = os.urandom(size)
+    await echo_bytes(b"", 0)
+    began = time.perf_counter()
+    sizes = await asyncio.gather(*(_len(echo_bytes(payload, size)) for _ in range(n)))
+    elapsed = time.perf_counter() - began
+    if sum(sizes) != n * size:
+        raise RuntimeError(f"wrong total of result bytes: {sum(sizes)}")
+    return {"elapsed_s": elapsed}
+
+
+async def _len(result: Any) -> int:
+    return len(await result)

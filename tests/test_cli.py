@@ -169,3 +169,46 @@ def test_status_without_any_controller_says_what_to_do(tmp_path: Path) -> None:
         "reuse-runtime status: error: --endpoint 'nonsense:x' is not HOST:PORT "
         "(for example 127.0.0.1:50050)\n"
     )
+
+
+def test_a_worker_started_with_sigterm_blocked_still_drains_on_sigterm(tmp_path: Path) -> None:
+    """The SDK's runtime thread blocks SIGTERM, and its replicas inherit that mask: the
+    worker unblocks it, so a stopped replica drains at once (exit 0), not after a SIGKILL."""
+    import signal
+    import threading
+
+    started: list[subprocess.Popen[str]] = []
+
+    def spawn() -> None:  # from a thread that blocks SIGTERM and SIGINT, like the runtime's
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "reuse_runtime", "worker", "--port", "0"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path)),
+            )
+        )
+
+    thread = threading.Thread(target=spawn)
+    thread.start()
+    thread.join()
+    worker = started[0]
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().startswith("listening on ")
+        blocked = next(
+            line
+            for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines()
+            if line.startswith("SigBlk:")
+        )
+        assert int(blocked.split()[1], 16) & (1 << (signal.SIGTERM - 1)) == 0, blocked
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+        assert worker.stdout is not None
+        worker.stdout.close()

@@ -56,7 +56,14 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 
 
 def _install_signal_handlers(on_signal: Callable[[str], None]) -> None:
-    """First SIGTERM/SIGINT asks for a graceful shutdown; a second one exits at once."""
+    """First SIGTERM/SIGINT asks for a graceful shutdown; a second one exits at once.
+
+    Unblocks both first: a process inherits its signal mask, and one started from a
+    thread that blocks them (the SDK's runtime thread does) would otherwise never see
+    them, and wait out its stopper's grace period before a SIGKILL.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     loop = asyncio.get_running_loop()
     seen: list[int] = []
 
