@@ -84,3 +84,9 @@ joinable = flyte.TaskEnvironment(
 @joinable.task
 async def where() -> int:
     return os.getpid()
+
+
+@single.task
+async def sized(payload: bytes) -> int:
+    await asyncio.sleep(0.001)
+    return len(payload)

@@ -92,3 +92,98 @@ def test_nested_fan_out_past_the_window_does_not_deadlock(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     expected = sum(i * 10 + j for i in range(12) for j in range(3))
     assert f"result {expected}" in done.stdout
+
+
+async def submit_sized(
+    client: ControllerClient, sizes: list[int], run_id: str
+) -> list[asyncio.Future[TaskResult]]:
+    key = await client.register(tasks.sized.environment_spec())
+    return [
+        client.submit(Submission(key, tasks.sized.task_spec((b"x" * size,), {}, run_id=run_id)))
+        for size in sizes
+    ]
+
+
+async def test_many_large_tasks_finish_with_their_bytes_at_the_controller_bounded() -> None:
+    limit = 250_000
+    async with running_controller() as (server, _):
+        async with ControllerClient(
+            server.address,
+            server.security,  # type: ignore[attr-defined]
+            max_outstanding_bytes=limit,
+        ) as client:
+            futures = await submit_sized(client, [100_000] * 30, "bytes")
+            results = await asyncio.wait_for(asyncio.gather(*futures), 60)
+            peak = client.peak_outstanding_bytes
+    assert [r.state for r in results] == [TaskState.SUCCEEDED] * 30
+    assert [r.unwrap() for r in results] == [100_000] * 30
+    # Two 100 kB tasks fit in 250 kB, a third does not: never more than two at once.
+    assert 200_000 <= peak <= limit
+
+
+async def test_a_task_larger_than_the_byte_limit_still_runs_alone() -> None:
+    async with running_controller() as (server, _):
+        async with ControllerClient(
+            server.address,
+            server.security,  # type: ignore[attr-defined]
+            max_outstanding_bytes=1_000,
+        ) as client:
+            futures = await submit_sized(client, [50_000, 10, 50_000], "big")
+            results = await asyncio.wait_for(asyncio.gather(*futures), 60)
+            peak = client.peak_outstanding_bytes
+    assert [r.unwrap() for r in results] == [50_000, 10, 50_000]
+    assert 50_000 <= peak < 100_000  # each big one went, and went alone
+
+
+def test_a_bad_byte_limit_is_one_clear_line(tmp_path: Path) -> None:
+    done = run_script(
+        tmp_path,
+        """
+        import os
+        os.environ["REUSE_RUNTIME_MAX_OUTSTANDING_BYTES"] = "lots"
+
+        @env.task
+        async def main() -> int:
+            return 1
+
+        if __name__ == "__main__":
+            flyte.run(main).outputs()
+        """,
+    )
+    assert done.returncode != 0
+    assert (
+        "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES must be a size of at least 1 byte, like 67108864 "
+        "or 64Mi; got 'lots'" in done.stderr
+    ), done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_nested_fan_out_of_large_arguments_past_the_byte_limit_finishes(tmp_path: Path) -> None:
+    """Callers wait to serialize while the client holds its byte limit, in order; a
+    parent with nothing out never waits, so nested fan-out cannot deadlock."""
+    done = run_script(
+        tmp_path,
+        """
+        import os
+        os.environ["REUSE_RUNTIME_MAX_OUTSTANDING_BYTES"] = "100000"  # replicas inherit it
+
+        @env.task
+        async def leaf(payload: bytes, j: int) -> int:
+            await asyncio.sleep(0.005)
+            return len(payload) + j
+
+        @env.task
+        async def middle(payload: bytes, i: int) -> int:
+            return sum(await asyncio.gather(*(leaf(payload, j) for j in range(4))))
+
+        @env.task
+        async def main() -> int:
+            payload = b"x" * 40_000
+            return sum(await asyncio.gather(*(middle(payload, i) for i in range(10))))
+
+        if __name__ == "__main__":
+            print("result", flyte.run(main).outputs()[0])
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"result {10 * (4 * 40_000 + 6)}" in done.stdout

@@ -66,6 +66,10 @@ log = structlog.get_logger("reuse_runtime.controller")
 
 #: A replica that has not attached this long after launch counts as a failed start.
 READY_TIMEOUT = 60.0
+#: A replica of ``concurrency`` c is sent up to c // PREFETCH_DIVISOR tasks beyond it;
+#: its limiter queues them, so a slot that frees starts the next task without waiting
+#: a round trip to the controller (short tasks at full load). Below c = 10: none.
+PREFETCH_DIVISOR = 10
 #: After this many failed starts in a row, waiting tasks fail instead of waiting on.
 START_FAILURES_BEFORE_GIVING_UP = 3
 
@@ -124,6 +128,7 @@ class ReplicaState:
     handle: ReplicaHandle | None = None
     stream: Any = None  # wire.services.ReplicaStream, once attached
     capacity: int = 1
+    prefetch: int = 0  # tasks sent beyond capacity, queued by its limiter (PREFETCH_DIVISOR)
     running: dict[str, TaskRecord] = field(default_factory=dict)
     suspended: int = 0
     # A suspect task running alone here; only its descendants may join it.
@@ -149,6 +154,11 @@ class ReplicaState:
     @property
     def free(self) -> int:
         return self.capacity - (len(self.running) - self.suspended)
+
+    @property
+    def room(self) -> int:
+        """Tasks it may be sent now: its free slots and its prefetch."""
+        return self.capacity + self.prefetch - (len(self.running) - self.suspended)
 
     def idle_since(self) -> float | None:
         """Controller-clock time since which the replica has had no task; None while busy."""
@@ -277,7 +287,7 @@ class ReplicaPool:
             for r in self.replicas.values()
             if r.phase is ReplicaPhase.READY
             and r.stream is not None
-            and r.free > 0
+            and r.room > 0
             and r.heard_at >= heard_since
         ]
         while backlog and open_:
@@ -295,7 +305,7 @@ class ReplicaPool:
                 self._finish(record, _cancelled(record, record.cancel_requested))
                 continue
             self._dispatch(record, chosen, code_key)
-            if chosen.free <= 0 or chosen.phase is not ReplicaPhase.READY:
+            if chosen.room <= 0 or chosen.phase is not ReplicaPhase.READY:
                 open_.remove(chosen)
 
     def _route(
@@ -305,7 +315,7 @@ class ReplicaPool:
         if len(open_) == 1 and not record.solo and open_[0].exclusive is None:
             return open_[0]
         chosen = pick_replica(
-            RouteCandidate(r.replica_id, r.free, r.capacity, code_key in r.warm)
+            RouteCandidate(r.replica_id, r.room, r.capacity, code_key in r.warm, r.prefetch)
             for r in open_
             if (not record.solo or not r.running)
             and (r.exclusive is None or _descends_from(record, r.exclusive))
@@ -565,6 +575,7 @@ class ReplicaPool:
         replica.stream = stream
         replica.heard_at = self._clock()
         replica.capacity = stream.hello.capacity or self.policy.concurrency
+        replica.prefetch = replica.capacity // PREFETCH_DIVISOR
         stream.send_init(
             ReplicaInit(
                 environment=self.spec.name,

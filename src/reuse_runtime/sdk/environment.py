@@ -786,6 +786,7 @@ class TaskTemplate(Generic[P, R]):
 
         client = replica_client()
         env_key = await client.register(self.environment_spec(where))
+        await client.room(where.parent_task_id)  # its arguments are serialized next
         submission = self.submission(env_key, args, kwargs, where, parent=ctx)
         task_id = submission.task.task_id
         # Lend the parent's slot while it waits, so children can never starve.

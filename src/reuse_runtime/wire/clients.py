@@ -8,11 +8,12 @@ directions, with one future per task. It backs both :class:`WorkerClient`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import secrets
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
@@ -29,6 +30,7 @@ from reuse_runtime.errors import (
     PolicyError,
     ReuseRuntimeError,
 )
+from reuse_runtime.policy import parse_bytes
 from reuse_runtime.security import Security
 from reuse_runtime.tokens import with_local_token
 from reuse_runtime.wire import convert
@@ -45,6 +47,11 @@ BATCH_BYTES = 4 * 1024 * 1024
 #: Unfinished tasks one controller client keeps at the controller; the rest wait in
 #: the client. Override with ``$REUSE_RUNTIME_MAX_OUTSTANDING``.
 MAX_OUTSTANDING = 10_000
+#: Bytes of task arguments one client keeps at the controller, and holds serialized
+#: while they wait to be sent; a caller serializing past it waits its turn. One task
+#: larger than this still goes, alone. Override with ``$REUSE_RUNTIME_MAX_OUTSTANDING_BYTES``.
+MAX_OUTSTANDING_BYTES = 64 * 2**20
+MAX_OUTSTANDING_BYTES_ENV = "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES"
 #: Seconds a client waits for a lost controller to come back before its unfinished
 #: tasks fail. Override with ``$REUSE_RUNTIME_RECONNECT_TIMEOUT``.
 RECONNECT_TIMEOUT = 300.0
@@ -474,6 +481,7 @@ class ControllerClient:
         *,
         on_logs: Callable[[list[model.LogLine]], None] | None = None,
         max_outstanding: int | None = None,
+        max_outstanding_bytes: int | None = None,
         reconnect_timeout: float | None = None,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
@@ -482,8 +490,14 @@ class ControllerClient:
         self._configured = security or Security()
         self._security = with_local_token(self._configured, address)
         self._admission = _Admission(
-            max_outstanding if max_outstanding is not None else default_max_outstanding()
+            max_outstanding if max_outstanding is not None else default_max_outstanding(),
+            max_outstanding_bytes
+            if max_outstanding_bytes is not None
+            else default_max_outstanding_bytes(),
         )
+        # Callers waiting to serialize a task while the held bytes are over the limit,
+        # per parent ("" for top-level calls), parents in arrival order.
+        self._room_waiters: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
         self._metadata = call_metadata(self._security)
         self._channel = open_channel(address, self._security)
         self._stub = pb_grpc.ControllerStub(self._channel)
@@ -524,6 +538,11 @@ class ControllerClient:
             raise ControllerUnavailableError(
                 f"no controller answered at {self.address} within {timeout:g} s"
             ) from None
+
+    @property
+    def peak_outstanding_bytes(self) -> int:
+        """The most argument bytes this client has had at the controller at once."""
+        return self._admission.peak_bytes
 
     @property
     def reconnecting(self) -> bool:
@@ -583,15 +602,73 @@ class ControllerClient:
     def submit(self, submission: model.Submission) -> asyncio.Future[model.TaskResult]:
         """Send a task; the future resolves to its single terminal result.
 
-        At most ``max_outstanding`` tasks of this client are at the controller at
-        once; the rest wait here, in order (see :class:`_Admission`).
+        At most ``max_outstanding`` tasks, and ``max_outstanding_bytes`` of their
+        arguments, of this client are at the controller at once; the rest wait here,
+        in order (see :class:`_Admission`).
         """
         admission = self._admission
         if admission.admits(submission):
-            return self._send(submission)
-        future: asyncio.Future[model.TaskResult] = asyncio.get_running_loop().create_future()
-        admission.hold(submission, future)
+            future = self._send(submission)
+        else:
+            future = asyncio.get_running_loop().create_future()
+            admission.hold(submission, future)
+        if self._room_waiters:
+            self._wake_room()
         return future
+
+    async def room(self, parent_task_id: str = "") -> None:
+        """Wait, before serializing a task's arguments, while this client holds more
+        serialized arguments than its byte limit: memory stays bounded by bytes.
+
+        Callers go in order. A child whose parent has no other child here or at the
+        controller never waits (nested fan-out cannot deadlock).
+        """
+        if not self._admission.over_bytes() and not self._room_waiters:
+            return
+        if not self._admission.has_children(parent_task_id):
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting = self._room_waiters.get(parent_task_id)
+        if waiting is None:
+            waiting = self._room_waiters[parent_task_id] = deque()
+        waiting.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._wake_room()  # it was this caller's turn: pass it on
+            else:
+                with contextlib.suppress(KeyError, ValueError):
+                    waiting.remove(waiter)
+                    if not waiting:
+                        del self._room_waiters[parent_task_id]
+            raise
+
+    def _wake_room(self, parent_task_id: str | None = None) -> None:
+        """Let the next waiting caller serialize its task, if the held bytes allow; or
+        the next of ``parent_task_id``'s, whatever the bytes, when it has nothing out.
+
+        One at a time: it submits at once (which wakes the next), so the bytes it adds
+        are counted before another caller serializes.
+        """
+        if parent_task_id is not None:
+            if parent_task_id not in self._room_waiters or self._admission.has_children(
+                parent_task_id
+            ):
+                return
+            parent = parent_task_id
+        elif self._room_waiters and not self._admission.over_bytes():
+            parent = next(iter(self._room_waiters))
+        else:
+            return
+        waiting = self._room_waiters[parent]
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if not waiting:
+            del self._room_waiters[parent]
 
     def _send(
         self,
@@ -648,9 +725,14 @@ class ControllerClient:
         return submission
 
     def _settled(self, task_id: str) -> None:
-        self._sent.pop(task_id, None)
+        submission = self._sent.pop(task_id, None)
         self._abandoned.discard(task_id)
-        for submission, future in self._admission.settled(task_id):
+        released = self._admission.settled(task_id)
+        if self._room_waiters:
+            if submission is not None:  # a parent with nothing out must not wait on bytes
+                self._wake_room(submission.task.parent_task_id)
+            self._wake_room()
+        for submission, future in released:
             if future.done():  # its caller stopped waiting (and cancels it by id)
                 continue
             if self._closed:
@@ -924,6 +1006,24 @@ def default_reconnect_timeout() -> float:
     return value
 
 
+def default_max_outstanding_bytes() -> int:
+    """``$REUSE_RUNTIME_MAX_OUTSTANDING_BYTES`` (bytes, or a size like ``64Mi``), or
+    :data:`MAX_OUTSTANDING_BYTES`."""
+    raw = os.environ.get(MAX_OUTSTANDING_BYTES_ENV, "").strip()
+    if not raw:
+        return MAX_OUTSTANDING_BYTES
+    try:
+        value = parse_bytes(raw, field_name=MAX_OUTSTANDING_BYTES_ENV)
+    except PolicyError:
+        value = 0
+    if value < 1:
+        raise PolicyError(
+            f"{MAX_OUTSTANDING_BYTES_ENV} must be a size of at least 1 byte, like 67108864 or "
+            f"64Mi; got {raw!r}"
+        )
+    return value
+
+
 def default_max_outstanding() -> int:
     """``$REUSE_RUNTIME_MAX_OUTSTANDING``, or :data:`MAX_OUTSTANDING`."""
     raw = os.environ.get("REUSE_RUNTIME_MAX_OUTSTANDING", "")
@@ -948,8 +1048,11 @@ class _Admission:
     """How many of a client's tasks the controller holds at once: flow control.
 
     A task is sent while fewer than ``limit`` of this client's tasks are
-    unfinished; the rest wait here (as plain objects, in order), so a parent that
-    gathers 100k children costs the shared controller at most ``limit`` records.
+    unfinished and their arguments with its own stay within ``max_bytes`` (or
+    nothing else is out: one task larger than that still goes, alone); the rest
+    wait here (as plain objects, in order), so a parent that gathers 100k children
+    costs the shared controller at most ``limit`` records and ``max_bytes`` of
+    arguments. The bytes held here are bounded too, by :meth:`ControllerClient.room`.
 
     One exception keeps nested fan-out from deadlocking: a child is always sent
     when its parent has no other child at the controller. The controller lends a
@@ -958,9 +1061,14 @@ class _Admission:
     tasks at the controller could never run to make room.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_bytes: int = MAX_OUTSTANDING_BYTES) -> None:
         self.limit = limit
+        self.max_bytes = max_bytes
         self.outstanding = 0
+        self.outstanding_bytes = 0  # arguments of the tasks at the controller
+        self.held_bytes = 0  # arguments of the tasks held here
+        self.peak_bytes = 0  # most outstanding_bytes ever: for tests and benchmarks
+        self._sizes: dict[str, int] = {}  # task id -> its argument bytes, while counted
         self._children: dict[str, int] = {}  # parent id -> its children at the controller
         self._parent_of: dict[str, str] = {}  # child id -> parent id, while at the controller
         # Held tasks, per parent ("" for top-level tasks), parents in arrival order.
@@ -972,12 +1080,31 @@ class _Admission:
         self._held_changed: set[str] = set()
 
     def admits(self, submission: model.Submission) -> bool:
-        if self.outstanding < self.limit and not self._held:
+        if self.outstanding < self.limit and not self._held and self._fits(submission.task):
             return True
         parent = submission.task.parent_task_id
         return bool(parent) and not self._children.get(parent)
 
+    def _fits(self, task: model.TaskSpec, extra: int = 0) -> bool:
+        return (
+            not self.outstanding
+            or self.outstanding_bytes + extra + _task_size(task) <= self.max_bytes
+        )
+
+    def over_bytes(self) -> bool:
+        """Whether the arguments held here are at the byte limit."""
+        return self.held_bytes >= self.max_bytes
+
+    def has_children(self, parent_task_id: str) -> bool:
+        """Whether ``parent_task_id`` (``""``: top level) has a task here or out."""
+        if not parent_task_id:
+            return bool(self.outstanding or self._held)
+        return bool(self._children.get(parent_task_id)) or parent_task_id in self._held
+
     def hold(self, submission: model.Submission, future: asyncio.Future[Any]) -> None:
+        size = _task_size(submission.task)
+        self.held_bytes += size
+        self._sizes[submission.task.task_id] = size
         parent = submission.task.parent_task_id
         held = self._held.get(parent)
         if held is None:
@@ -989,6 +1116,12 @@ class _Admission:
 
     def sent(self, task: model.TaskSpec) -> None:
         self.outstanding += 1
+        size = _task_size(task)
+        if size:
+            self._sizes[task.task_id] = size
+            self.outstanding_bytes += size
+            if self.outstanding_bytes > self.peak_bytes:
+                self.peak_bytes = self.outstanding_bytes
         parent = task.parent_task_id
         if parent:
             self._parent_of[task.task_id] = parent
@@ -997,6 +1130,7 @@ class _Admission:
     def settled(self, task_id: str) -> list[_Held]:
         """A sent task finished: the held tasks to send now, in order."""
         self.outstanding -= 1
+        self.outstanding_bytes -= self._sizes.pop(task_id, 0)
         parent = self._parent_of.pop(task_id, "")
         if parent:
             left = self._children[parent] - 1
@@ -1008,8 +1142,14 @@ class _Admission:
         if parent and parent not in self._children and parent in self._held:
             release.append(self._take(parent))  # the parent must keep one child out
         room = self.limit - self.outstanding - len(release)
+        extra = sum(_task_size(submission.task) for submission, _ in release)
         while room > 0 and self._held:
-            release.append(self._take(next(iter(self._held))))  # O(1) on an OrderedDict
+            held = self._held[next(iter(self._held))]  # O(1) on an OrderedDict
+            task = next(iter(held.values()))[0].task
+            if (self.outstanding or release) and not self._fits(task, extra):
+                break
+            release.append(self._take(next(iter(self._held))))
+            extra += _task_size(task)
             room -= 1
         return release
 
@@ -1030,6 +1170,7 @@ class _Admission:
         held = self._held[parent]
         entry = held.pop(task_id)
         del self._held_under[task_id]
+        self.held_bytes -= self._sizes.pop(task_id, 0)
         if not held:
             del self._held[parent]
         if parent:
@@ -1042,6 +1183,9 @@ class _Admission:
 
     def drop_all(self) -> list[_Held]:
         held = [entry for entries in self._held.values() for entry in entries.values()]
+        for task_id in self._held_under:
+            self._sizes.pop(task_id, None)
+        self.held_bytes = 0
         self._held.clear()
         self._held_under.clear()
         self._held_changed.update(self._held_runs)
@@ -1052,6 +1196,7 @@ class _Admission:
         held = self._held[parent]
         task_id, entry = held.popitem(last=False)
         del self._held_under[task_id]
+        self.held_bytes -= self._sizes.pop(task_id, 0)
         if not held:
             del self._held[parent]
         if parent:

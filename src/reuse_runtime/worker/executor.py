@@ -201,9 +201,10 @@ class Executor:
                 )
             else:
                 result = task.result()
-        replica_id = self.config.replica_id
-        if result.replica_id != replica_id:  # a success already carries it (_encode_result)
-            result = replace(result, replica_id=replica_id)
+        replica_id, attempt = self.config.replica_id, spec.attempt or 1
+        # A success already carries both (_encode_result): the controller need not copy it.
+        if result.replica_id != replica_id or result.attempts != attempt:
+            result = replace(result, replica_id=replica_id, attempts=attempt)
         if self.on_finished is not None:
             self.on_finished(result)
         done(result)
@@ -434,6 +435,7 @@ class Executor:
             value=data,
             replica_id=self.config.replica_id,
             duration=duration,
+            attempts=spec.attempt or 1,
         )
 
     def _thread_safe(self, emit: Callable[[LogLine], None]) -> Callable[[LogLine], None]:
