@@ -92,6 +92,7 @@ _FORWARDED_SETTINGS = (
     "REUSE_RUNTIME_MIN_TTL_SECONDS",
     "REUSE_RUNTIME_LOG_LEVEL",
     "REUSE_RUNTIME_MAX_OUTSTANDING",
+    "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES",
 )
 # Directories never mounted into a replica, even when they are on sys.path.
 _SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/proc", "/sys",
