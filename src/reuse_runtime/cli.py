@@ -692,6 +692,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A process inherits its launcher's signal mask, and the SDK's runtime thread, which
+    # starts an embedded pool's replicas, blocks SIGINT and SIGTERM (sdk/runtime.py):
+    # unblocked here, or a replica would never hear the SIGTERM that drains it.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     args = build_parser().parse_args(argv)
     if args.log_format:
         os.environ[logs.FORMAT_ENV] = args.log_format
