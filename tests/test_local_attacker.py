@@ -45,7 +45,7 @@ async def main(release: str) -> int:
 if __name__ == "__main__":
     r = flyte.run(main, sys.argv[1])
     r.wait()
-    print("result", r.outputs(), flush=True)
+    print("result", r.outputs()[0], flush=True)
 """
 
 

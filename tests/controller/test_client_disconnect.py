@@ -22,7 +22,7 @@ flyte.init()  # $REUSE_RUNTIME_ENDPOINT
 task = getattr(ft, sys.argv[1])
 run = flyte.run(task, *[int(a) if a.isdigit() else a for a in sys.argv[2:]])
 run.wait()
-print("result", run.outputs(), flush=True)
+print("result", run.outputs()[0], flush=True)
 """
 
 

@@ -32,7 +32,7 @@ if __name__ == "__main__":
     flyte.init()  # $REUSE_RUNTIME_ENDPOINT; the token is found in the state directory
     run = flyte.run(main, n=3000)
     run.wait()
-    print("result", run.outputs(), flush=True)
+    print("result", run.outputs()[0], flush=True)
 """
 
 
