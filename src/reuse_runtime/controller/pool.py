@@ -88,6 +88,9 @@ class TaskRecord:
     replay: ReplayLog | None = None
     # The client that ran it (its replica) went away with children outstanding.
     lost_children: bool = False
+    # This attempt has called children, some perhaps answered at once from its replay
+    # log: its code was running fine, so a death of its replica is not pinned on it.
+    made_calls: bool = False
     # Deaths of its replica while it only waited for its children (see _lost).
     victim_losses: int = 0
     attempts: int = 0
@@ -329,8 +332,7 @@ class ReplicaPool:
         if record.attempts > 1:  # the first attempt leaves it 0, and costs nothing
             spec = replace(spec, attempt=record.attempts)
         record.replica = replica
-        if record.lost_children:
-            record.lost_children = False
+        record.lost_children = record.made_calls = False
         if record.solo:
             replica.exclusive = record
         replica.running[record.task_id] = record
@@ -788,7 +790,7 @@ class ReplicaPool:
         if self._closed:
             self._return(record)  # its replica was stopped by the shutdown
             return
-        if record.children or record.lost_children:
+        if record.children or record.lost_children or record.made_calls:
             self._lost_while_waiting(record, replica_id, cause)
             return
         record.losses += 1
@@ -816,10 +818,10 @@ class ReplicaPool:
         self._finish(record, _failed(record, ErrorKind.REPLICA_LOST, type_name, message))
 
     def _lost_while_waiting(self, record: TaskRecord, replica_id: str, cause: str) -> None:
-        """Its replica died while it only waited for its children: it is the victim, not a
-        suspect. It runs again, not alone, and its finished children are replayed (see
-        replay.py); only a much larger count of such deaths stops it."""
-        record.lost_children = False
+        """Its replica died while it waited for its children (or replayed them): it is the
+        victim, not a suspect. It runs again, not alone, and its finished children are
+        replayed (see replay.py); only a much larger count of such deaths stops it."""
+        record.lost_children = record.made_calls = False
         record.victim_losses += 1
         record.loss_causes.append(f"{replica_id} {cause}, while it waited for its children")
         limit = self.victim_budget

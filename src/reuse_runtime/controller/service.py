@@ -145,6 +145,7 @@ class SubmitSession:
             self._wakeup.set()
             return
         if parent is not None:
+            parent.made_calls = True
             log = parent.replay
             if log is not None and spec.call_key:
                 replayed = log.done.get(spec.call_key) if log.done else None
