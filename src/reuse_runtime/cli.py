@@ -97,6 +97,7 @@ async def _worker_main(args: argparse.Namespace) -> int:
         environment=args.environment,
         grace_period=args.grace_period,
         heartbeat=args.heartbeat,
+        reconnect=args.reconnect,
         max_payload=parse_bytes(args.max_payload, field_name="--max-payload"),
         security=_security(args),
     )
@@ -137,6 +138,14 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--max-payload",
         default="64Mi",
         help="largest task arguments or result, e.g. 64Mi (default)",
+    )
+    p.add_argument(
+        "--reconnect",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after losing the controller, keep this replica warm and dial it again for up to "
+        "SECONDS, so a restarted controller takes it back (default 0: exit at once)",
     )
     _add_security_flags(p)
     p.set_defaults(main=_worker_main)

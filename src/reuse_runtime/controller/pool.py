@@ -33,7 +33,13 @@ from typing import Any
 import structlog
 
 from reuse_runtime.aio import TaskSet
-from reuse_runtime.backends.base import Backend, ExitStatus, ReplicaHandle, ReplicaLaunch
+from reuse_runtime.backends.base import (
+    AdoptingBackend,
+    Backend,
+    ExitStatus,
+    ReplicaHandle,
+    ReplicaLaunch,
+)
 from reuse_runtime.controller.autoscaler import (
     PoolSnapshot,
     ReplicaPhase,
@@ -187,6 +193,7 @@ class ReplicaPool:
         self._ids = itertools.count(1)
         self._closed = False
         self._pump_scheduled = False
+        self._adopted = False
 
     # ------------------------------------------------------------ tasks
 
@@ -397,6 +404,16 @@ class ReplicaPool:
             self._unassign(replica, record)
             replica.completed += 1
             replica.last_task_end = now
+            if (
+                result.state is TaskState.CANCELLED
+                and not record.cancel_requested
+                and replica.phase is ReplicaPhase.DRAINING
+                and not self._closed
+            ):
+                # Stopped from outside (a deleted pod, a SIGTERM) past its drain's grace:
+                # the replica went, not the task. It is retried elsewhere.
+                self._lost(record, replica.replica_id, "was stopped before the task finished")
+                continue
             self._settle(record, result)
         if replica.retire_reason and not replica.running:
             self._stop(replica)
@@ -609,6 +626,11 @@ class ReplicaPool:
             replica.exited.set()
             self._forget(replica, cause=replica.exit_status.detail)
             return
+        await self._follow_replica(replica)
+
+    async def _follow_replica(self, replica: ReplicaState) -> None:
+        """Until a launched (or adopted) replica ends: its ready deadline, then its end."""
+        assert replica.handle is not None
         ready_timer = self._tasks.spawn(
             self._ready_deadline(replica), f"ready:{replica.replica_id}"
         )
@@ -621,12 +643,14 @@ class ReplicaPool:
             self._forget(replica, cause=replica.exit_status.describe())
 
     async def _ready_deadline(self, replica: ReplicaState) -> None:
-        await asyncio.sleep(READY_TIMEOUT)
+        # A backend may need longer (a pod is scheduled and its image pulled first).
+        timeout = float(getattr(self._backend, "ready_timeout", READY_TIMEOUT))
+        await asyncio.sleep(timeout)
         if replica.phase is ReplicaPhase.STARTING and replica.handle is not None:
             log.warning(
                 "replica did not become ready; killing it",
                 replica=replica.replica_id,
-                timeout=READY_TIMEOUT,
+                timeout=timeout,
             )
             await self._backend.kill(replica.handle)
 
@@ -741,8 +765,31 @@ class ReplicaPool:
             last_start_failure=self.last_start_failure,
         )
 
+    def _adopt_replicas(self) -> None:
+        """Take over the live replicas a predecessor controller left (Kubernetes pods).
+
+        They count as starting replicas until their workers dial back in, so the
+        autoscaler starts none in their place.
+        """
+        self._adopted = True
+        if not isinstance(self._backend, AdoptingBackend):
+            return
+        for handle in self._backend.claim(self.key):
+            replica = ReplicaState(
+                handle.replica_id,
+                started_at=self._clock(),
+                capacity=self.policy.concurrency,
+                handle=handle,
+            )
+            self.replicas[replica.replica_id] = replica
+            self._register_replica(replica.replica_id, self)
+            self._tasks.spawn(self._follow_replica(replica), f"replica:{replica.replica_id}")
+            log.info("adopting replica", env=self.spec.name, replica=replica.replica_id)
+
     def tick(self) -> None:
         """Apply one autoscaling decision, and the lifetime bound."""
+        if not self._adopted:
+            self._adopt_replicas()
         now = self._clock()
         if self.policy.max_lifetime:
             for replica in list(self.replicas.values()):

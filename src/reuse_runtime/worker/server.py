@@ -53,6 +53,8 @@ class WorkerConfig:
     environment: str | None = None
     grace_period: float = 30.0
     heartbeat: float = 5.0
+    # After losing its controller: seconds to keep dialling it (warm), 0 to exit at once.
+    reconnect: float = 0.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
     security: Security = field(default_factory=Security)
 
@@ -63,6 +65,8 @@ class WorkerConfig:
             raise ValueError(f"heartbeat must be in (0, 5] seconds, got {self.heartbeat}")
         if self.grace_period < 0:
             raise ValueError(f"grace period must not be negative, got {self.grace_period}")
+        if self.reconnect < 0:
+            raise ValueError(f"reconnect must not be negative, got {self.reconnect}")
         if self.environment and not self.controller:
             raise ValueError("--environment needs --controller: the controller to join")
         self.security.check_bind(self.host)
@@ -146,12 +150,48 @@ class WorkerServer:
         )
 
     async def _run_link(self, link: ControllerLink) -> None:
+        lost = await self._serve_link(link, retrying=False)
+        while lost is not None:
+            # --reconnect: keep the warm state and dial the controller (restarted, or
+            # reachable again) until it takes this replica back or the time is up.
+            log.warning(
+                "lost the controller; dialling it again",
+                controller=self.config.controller,
+                error=lost,
+                within=self.config.reconnect,
+            )
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.config.reconnect
+            delay = 0.5
+            while True:
+                link = self._link = link.again()
+                lost = await self._serve_link(link, retrying=True)
+                if lost is None or link.attached:
+                    break  # shut down; or taken back, then lost again: a new window
+                if loop.time() + delay > deadline:
+                    self.request_shutdown(
+                        f"the controller connection was lost, and it did not take this "
+                        f"replica back within {self.config.reconnect:g} s"
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _serve_link(self, link: ControllerLink, *, retrying: bool) -> str | None:
+        """Serve ``link`` until it ends. Returns why it broke when the controller should
+        be dialled again (``--reconnect``), else None (the worker is shutting down)."""
         drained = self._tasks.spawn(self._follow_drain(link), "drain-command")
         try:
             await link.run()
             if not self._shutdown.is_set():
                 self.request_shutdown("the controller closed the connection")
         except Exception as exc:
+            again = retrying or (link.attached and self.config.reconnect > 0)
+            if again and not self._shutdown.is_set():
+                if link.attached:
+                    # Its tasks are retried elsewhere (or sent again by their clients).
+                    self.service.executor.cancel_all("the controller connection was lost")
+                return f"{type(exc).__name__}: {exc}"
             if not link.attached:
                 # Never taken (refused, or unreachable): the CLI exits non-zero with this.
                 self.attach_error = (
@@ -170,6 +210,7 @@ class WorkerServer:
                 self.request_shutdown("the controller connection was lost")
         finally:
             drained.cancel()
+        return None
 
     async def _follow_drain(self, link: ControllerLink) -> None:
         await link.drain_requested.wait()
