@@ -19,8 +19,9 @@ the new image; pods pull it when ``--image-pull-policy Always``).
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
-from reuse_runtime.errors import PolicyError
+from reuse_runtime.errors import ImageBuildError, PolicyError
 from reuse_runtime.images.recipe import Image, parse_image_field
 
 #: Prefix of a recipe tag, so it cannot be mistaken for the builder's content tags.
@@ -54,4 +55,23 @@ def registry_reference(image_field: str, registry: str | None) -> str:
     return f"{where}/{parsed.name or 'reuse-runtime'}:{recipe_tag(parsed)}"
 
 
-__all__ = ["TAG_PREFIX", "recipe_tag", "registry_reference"]
+def publish(client: Any, built: str, reference: str, *, push: bool) -> None:
+    """Tag the built image ``built`` as ``reference`` in the engine, and push it if asked."""
+    import docker.errors
+
+    repository, _, tag = reference.rpartition(":")
+    try:
+        client.images.get(built).tag(repository, tag)
+    except docker.errors.APIError as exc:
+        raise ImageBuildError(f"cannot tag {built} as {reference}: {exc}") from None
+    if not push:
+        return
+    try:
+        for line in client.images.push(repository, tag, stream=True, decode=True):
+            if isinstance(line, dict) and line.get("error"):
+                raise ImageBuildError(f"pushing {reference} failed: {line['error']}")
+    except docker.errors.APIError as exc:
+        raise ImageBuildError(f"pushing {reference} failed: {exc}") from None
+
+
+__all__ = ["TAG_PREFIX", "publish", "recipe_tag", "registry_reference"]
