@@ -155,6 +155,8 @@ class KubernetesConfig:
     context: str | None = None
     #: The controller's own pod, for ownerReferences (in the cluster).
     pod_name: str | None = None
+    #: In the cluster: where the service account's token, CA and namespace are mounted.
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR
     #: Extra labels on every pod (``$REUSE_RUNTIME_K8S_POD_LABELS``).
     labels: tuple[tuple[str, str], ...] = ()
 
@@ -595,8 +597,14 @@ class KubernetesBackend:
         if self._api_client is None:
             try:
                 if in_cluster:
+                    from kubernetes.config.incluster_config import InClusterConfigLoader
+
                     configuration = client.Configuration()
-                    config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                    accounts = self.config.service_account_dir
+                    InClusterConfigLoader(  # type: ignore[no-untyped-call]
+                        token_filename=str(accounts / "token"),
+                        cert_filename=str(accounts / "ca.crt"),
+                    ).load_and_set(configuration)
                     self._api_client = client.ApiClient(configuration)
                 else:
                     self._api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
@@ -641,11 +649,10 @@ class KubernetesBackend:
         replicas = [r for r in self._replicas.values() if not r.exited.done()]
         await asyncio.gather(*(self.stop(r, 5.0) for r in replicas), return_exceptions=True)
         self._closed = True
+        # The watch thread ends at its next event or timeout, seeing _closed; nothing waits.
         if self._watch is not None:
             with contextlib.suppress(Exception):
                 self._watch.stop()
-        if self._watch_thread is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._watch_thread.join, 5.0)
         for task in list(self._background):
             task.cancel()
         if self._api_client is not None:
@@ -969,7 +976,7 @@ class KubernetesBackend:
 def _default_namespace(in_cluster: bool, config: KubernetesConfig) -> str:
     if in_cluster:
         with contextlib.suppress(OSError):
-            return (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip() or "default"
+            return (config.service_account_dir / "namespace").read_text().strip() or "default"
         return "default"
     from kubernetes import config as kube_config
 
