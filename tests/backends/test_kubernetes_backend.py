@@ -247,8 +247,8 @@ async def test_pending_past_the_deadline_is_reported_with_the_reason_and_deleted
         status = await asyncio.wait_for(pods.wait(pulling), 10)
         assert "ImagePullBackOff: Back-off pulling image" in status.describe()
         assert status.reason == "ImagePullBackOff"
-        # Deleted: the unbound one at once, the bound one once its kubelet lets go.
-        await eventually(lambda: [p["metadata"]["name"] for p in cluster.pods()] == [pulling.name])
+        # Both are deleted (with grace 0: at once, as `kubectl delete --force --grace-period=0`).
+        await eventually(lambda: cluster.pods() == [])
     finally:
         await pods.close()
 
