@@ -265,6 +265,18 @@ class ApiServer:
     def patch_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         return self.patch("", "pods", namespace, name, {"spec": spec}, "")
 
+    def added(self, resource: str, namespace: str, group: str = "") -> list[str]:
+        """The names of every object of ``resource`` ever created in ``namespace``, in order."""
+        with self._lock:
+            return [
+                obj["metadata"]["name"]
+                for _, kind, g, r, obj in self._events
+                if kind == "ADDED"
+                and g == group
+                and r == resource
+                and obj["metadata"].get("namespace", "") == namespace
+            ]
+
     def compact(self) -> None:
         """Forget every event so far: a watch from an older version then gets 410 Gone."""
         with self._lock:
