@@ -19,6 +19,8 @@ repetitions (3), each in a fresh process, and its distance from the limit
 5. **cold**: a fresh process per task (``python -c``, and the runtime's
    ``reusable="off"``) against a warm pool, without and with a 1 s import.
 6. **scale**: 1k, 10k and 100k children; the controller's RSS.
+7. **metrics**: the SDK workload with the embedded controller's Prometheus
+   metrics off and on, alternating in one run: the cost of metrics.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from benchmarks.sdk_tasks import INIT_SECONDS_ENV
 from reuse_runtime.sdk.environment import NON_REUSABLE_MAX_REPLICAS
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
-SECTIONS = ("limit", "sdk", "worker", "ray", "cold", "scale")
+SECTIONS = ("limit", "sdk", "worker", "ray", "cold", "scale", "metrics")
 #: The scale section's window when 100k children are also run in windows.
 SCALE_WINDOW = 10_000
 
@@ -69,6 +71,7 @@ class Plan:
     cold_tasks: int = 100
     cold_init_s: float = 1.0
     scale_ns: tuple[int, ...] = (1_000, 10_000, 100_000)
+    metrics_n: int = 50_000
 
 
 QUICK = Plan(
@@ -81,6 +84,7 @@ QUICK = Plan(
     ray_n_seq=300,
     cold_tasks=20,
     scale_ns=(1_000, 10_000),
+    metrics_n=20_000,
 )
 
 
@@ -346,13 +350,7 @@ class Bench:
                 make_row(
                     f"2{'abc'[i]}",
                     label,
-                    {
-                        "rate": [r["tasks_per_s"] for r in runs[n]],
-                        "p50_ms": [r["p50_ms"] for r in runs[n]],
-                        "p99_ms": [r["p99_ms"] for r in runs[n]],
-                        "seconds": [r["wall_s"] for r in runs[n]],
-                        **_cpu_samples(runs[n]),
-                    },
+                    _gather_samples(runs[n]),
                     n=n,
                     note=_join(
                         "warm pool; s: run() to outputs()",
@@ -574,16 +572,12 @@ class Bench:
                     key,
                     label,
                     {
-                        "rate": [r["tasks_per_s"] for r in got],
-                        "p50_ms": [r["p50_ms"] for r in got],
-                        "p99_ms": [r["p99_ms"] for r in got],
-                        "seconds": [r["wall_s"] for r in got],
+                        **_gather_samples(got),
                         "controller_rss_peak_mb": [r["rss_peak"] / mb for r in got],
                         "controller_rss_growth_mb": [
                             (r["rss_peak"] - r["rss_before"]) / mb for r in got
                         ],
                         "replica_rss_peak_mb": [r["replica_rss_peak"] / mb for r in got],
-                        **_cpu_samples(got),
                     },
                     n=n,
                     note=_join(
@@ -595,9 +589,58 @@ class Bench:
                 )
             )
 
+    # ------------------------------------------------------------ 7. metrics
+
+    def metrics(self) -> None:
+        """Metrics off against on, alternating (off first, then on first), so drift hits both."""
+        p = self.plan
+        n = p.metrics_n
+        runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        errors: dict[bool, str] = {}
+        for rep in range(p.reps):
+            for on in (False, True) if rep % 2 == 0 else (True, False):
+                args = ("gather", "--n", n, *(("--metrics",) if on else ()))
+                try:
+                    runs[on].append(self.child("benchmarks.sdk_probe", *args))
+                except ChildFailed as exc:
+                    errors[on] = str(exc)
+        for on, key in ((False, "7a"), (True, "7b")):
+            label = f"metrics {'on' if on else 'off'}: gather n={n:,}"
+            got = runs[on]
+            if not got:
+                self.failed(key, label, ChildFailed(errors.get(on, "no result")))
+                continue
+            note = [_cpu_note(got), _partial(got, p.reps)]
+            if on and runs[False]:
+                off_rate = statistics.median(r["tasks_per_s"] for r in runs[False])
+                on_rate = statistics.median(r["tasks_per_s"] for r in got)
+                note.insert(0, f"{on_rate / off_rate:.1%} of the off throughput")
+                counted = {r.get("metrics_succeeded") for r in got}
+                note.append(f"/metrics counted {sorted(counted)} successes per run")
+            self.rows.append(
+                make_row(
+                    key,
+                    label,
+                    _gather_samples(got),
+                    n=n,
+                    note=_join(*note),
+                )
+            )
+
 
 def _partial(runs: list[Any], reps: int) -> str:
     return "" if len(runs) == reps else f"ONLY {len(runs)} OF {reps} REPETITIONS"
+
+
+def _gather_samples(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """A gather row's samples: rate, latency, wall time, and CPU per task."""
+    return {
+        "rate": [r["tasks_per_s"] for r in runs],
+        "p50_ms": [r["p50_ms"] for r in runs],
+        "p99_ms": [r["p99_ms"] for r in runs],
+        "seconds": [r["wall_s"] for r in runs],
+        **_cpu_samples(runs),
+    }
 
 
 def _cpu_samples(runs: list[dict[str, Any]]) -> dict[str, list[float]]:

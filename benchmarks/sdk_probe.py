@@ -1,6 +1,6 @@
 """One measurement through the SDK, in a fresh process with its own embedded controller.
 
-    python -m benchmarks.sdk_probe gather --n 5000 [--window 0] [--seq 300]
+    python -m benchmarks.sdk_probe gather --n 5000 [--window 0] [--seq 300] [--metrics]
     python -m benchmarks.sdk_probe cold --tasks 100 --reusable off
 
 ``benchmarks.run`` starts one of these per repetition, so no state leaks from one
@@ -14,6 +14,8 @@ measurement into the next. Each reports one JSON object (see ``harness.emit``).
      measured inside ``main`` (after one untimed child, see ``sdk_tasks.main``),
      the end-to-end wall time in the driver, and the peak RSS of this process
      (which holds the embedded controller) and of the replicas, sampled every 20 ms.
+  With ``--metrics`` the embedded controller serves Prometheus metrics, and the
+  probe scrapes ``/metrics`` once at the end (its counters must match the run).
 
 ``cold``: ``--tasks`` top-level runs of the noop, all started at once, from a
 fresh pool; ``--reusable off`` gives each its own fresh worker process. Set
@@ -64,6 +66,8 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         if cid in containers_before:  # replicas in containers are not this process's children
             cpu[hash(cid)] = seconds - containers_before[cid]
     status = runtime().call(runtime().client.status(), timeout=30)
+    if runtime().metrics_url:
+        result["metrics_succeeded"] = _scraped_successes(runtime().metrics_url)
     result.update(
         n=n,
         window=window,
@@ -84,6 +88,21 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         cpu_replicas_s=sorted(cpu.values(), reverse=True),
     )
     return result
+
+
+def _scraped_successes(url: str) -> float:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "reuse_runtime_tasks_total" and s.labels.get("state") == "succeeded"
+    )
 
 
 def _container_cpu() -> dict[str, float]:
@@ -131,12 +150,14 @@ def main() -> None:
         action="store_false",
         help="no untimed first child (see sdk_tasks.main): reproduces the register stampede",
     )
+    g.add_argument("--metrics", action="store_true", help="the embedded controller serves /metrics")
     c = modes.add_parser("cold")
     c.add_argument("--tasks", type=int, default=100)
     c.add_argument("--reusable", choices=("on", "off"), required=True)
     args = parser.parse_args()
 
-    flyte.init()  # the embedded controller, whatever the config files say
+    # The embedded controller, whatever the config files say.
+    flyte.init(metrics_port=0 if getattr(args, "metrics", False) else None)
     try:
         if args.mode == "gather":
             emit(gather(args.n, args.window, args.warmup, args.seq, args.prime))

@@ -51,19 +51,7 @@ async def spawn_worker(
     *args: str, ready_timeout: float = 20.0, **env: str
 ) -> AsyncIterator[WorkerProcess]:
     """Start `reuse-runtime worker` on 127.0.0.1:0 and wait for its ready line."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reuse_runtime",
-        "worker",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=subprocess_env(**env),
-        cwd=str(ROOT),
-    )
+    process = await _command("worker", args, asyncio.subprocess.PIPE, env)
     assert process.stdout is not None and process.stderr is not None
     worker = WorkerProcess(process, "")
     drain_err = asyncio.get_running_loop().create_task(
@@ -83,6 +71,25 @@ async def spawn_worker(
             process.send_signal(signal.SIGKILL)
             await process.wait()
         await drain_err
+
+
+async def _command(
+    command: str, args: tuple[str, ...], stderr: int, env: dict[str, str]
+) -> asyncio.subprocess.Process:
+    """`reuse-runtime COMMAND --port 0 ARGS`, with its stdout piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "reuse_runtime",
+        command,
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        env=subprocess_env(**env),
+        cwd=str(ROOT),
+    )
 
 
 async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
@@ -145,6 +152,37 @@ def live_replicas(status: object, env_name: str) -> int:
         if env.name == env_name:
             return sum(1 for r in env.replicas if r.state != "draining")
     return 0
+
+
+@dataclass
+class ControllerProcess:
+    process: asyncio.subprocess.Process
+    address: str
+    metrics_url: str
+
+
+@contextlib.asynccontextmanager
+async def spawn_controller(*args: str, **env: str) -> AsyncIterator[ControllerProcess]:
+    """A standalone `reuse-runtime controller --port 0 ...`, once it prints where it listens."""
+    process = await _command("controller", args, asyncio.subprocess.DEVNULL, env)
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        match = _READY.search(line)
+        assert match, f"controller did not start: {line!r}"
+        metrics_url = ""
+        if "--metrics-port" in args:
+            metrics_line = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+            metrics_url = metrics_line.split("metrics on ", 1)[1].strip()
+        yield ControllerProcess(process, match.group(1), metrics_url)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
 
 
 def run_python(

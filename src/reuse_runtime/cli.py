@@ -4,12 +4,13 @@ Usage::
 
     reuse-runtime run FILE.py FUNCTION [key=value ...]   run a task on the embedded pool
     reuse-runtime controller [--port P]                  a standalone controller
-    reuse-runtime status [--endpoint ADDR] [--json]      environments and replicas
+    reuse-runtime status [--endpoint ADDR] [--watch]     environments and replicas, live
     reuse-runtime worker [--concurrency N] ...           one replica (the container entrypoint)
     reuse-runtime health HOST:PORT                       is a worker or controller serving?
     reuse-runtime engine start|stop                      Podman's Docker-compatible service
     reuse-runtime image base|build ...                   the Debian base; environments' images
     reuse-runtime k8s manifests|workers ...              YAML to run a controller in Kubernetes
+    reuse-runtime logs [RUN] [--task NAME] [--follow]    a run's log
 """
 
 from __future__ import annotations
@@ -79,6 +80,21 @@ def _add_security_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_metrics_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a port; default off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address the metrics endpoint binds (default 127.0.0.1); it is read-only "
+        "and unauthenticated",
+    )
+
+
 def _security(args: argparse.Namespace) -> Security:
     return Security.from_env(args.token, args.tls_cert, args.tls_key, args.tls_ca)
 
@@ -101,6 +117,8 @@ async def _worker_main(args: argparse.Namespace) -> int:
         reconnect=args.reconnect,
         max_payload=parse_bytes(args.max_payload, field_name="--max-payload"),
         security=_security(args),
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     server = WorkerServer(config)
     _install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))
@@ -148,6 +166,7 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="after losing the controller, keep this replica warm and dial it again for up to "
         "SECONDS, so a restarted controller takes it back (default 0: exit at once)",
     )
+    _add_metrics_flags(p)
     _add_security_flags(p)
     p.set_defaults(main=_worker_main)
 
@@ -171,9 +190,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
         name, network=args.network, kubernetes=_kubernetes_config(args, name), security=security
     )
     try:
-        host, advertise = controller_placement(
-            opened, args.host, args.advertise_address, security
-        )
+        host, advertise = controller_placement(opened, args.host, args.advertise_address, security)
         server = ControllerServer(
             ControllerConfig(
                 host=host,
@@ -183,6 +200,8 @@ async def _controller_main(args: argparse.Namespace) -> int:
                 cancel_grace=args.cancel_grace,
                 security=security,
                 advertise_address=advertise,
+                metrics_port=args.metrics_port,
+                metrics_host=args.metrics_host,
             ),
             opened.backend,
         )
@@ -193,6 +212,8 @@ async def _controller_main(args: argparse.Namespace) -> int:
     try:
         await server.start()
         print(f"listening on {server.address}", flush=True)
+        if server.metrics_url:
+            print(f"metrics on {server.metrics_url}", flush=True)
         await server.wait_for_shutdown_request()
     finally:
         await server.close()
@@ -251,6 +272,7 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default=5.0,
         help="seconds a cancelled task gets before its replica is replaced (default 5)",
     )
+    _add_metrics_flags(p)
     p.add_argument(
         "--backend",
         help="where replicas run: local (subprocesses, the default), container, or kubernetes "
@@ -335,11 +357,24 @@ async def _status_main(args: argparse.Namespace) -> int:
     check_endpoint(endpoint, "--endpoint")
     async with ControllerClient(endpoint, security) as client:
         await client.wait_ready(timeout=5)
+        if args.watch:
+            from reuse_runtime.status_view import watch
+
+            if args.json:
+                raise ValueError("--watch shows tables; for JSON, call status --json repeatedly")
+            if args.interval <= 0:
+                raise ValueError(f"--interval must be above 0 seconds, got {args.interval:g}")
+            stop = asyncio.Event()
+            _install_signal_handlers(lambda name: stop.set())  # Ctrl-C quits, like q
+            await watch(client.status, interval=args.interval, stop=stop)
+            return 0
         status = await client.status()
     if args.json:
         print(json.dumps(dataclasses.asdict(status), indent=2))
     else:
-        _print_status(status)
+        from reuse_runtime.status_view import print_status
+
+        print_status(status)
     return 0
 
 
@@ -355,63 +390,6 @@ async def _answers(endpoint: str, security: Security) -> bool:
     return True
 
 
-def _print_status(status: Any) -> None:
-    """Environments and replicas, in at most 80 columns.
-
-    Each environment is named by its pool key (name and settings digest), so two
-    pools of one environment stay apart; a replica by its id without the
-    environment's name, which its table already gives.
-    """
-    from rich.console import Console
-    from rich.padding import Padding
-    from rich.table import Table
-
-    console = Console(width=min(Console().width, 80), highlight=False)
-    console.print(f"controller {status.address}  rss {status.rss_bytes / 2**20:.0f} MiB")
-    if not status.environments:
-        console.print("no environments yet")
-    for env in status.environments:
-        state = "dormant" if env.dormant else f"{len(env.replicas)} replicas"
-        cached = f"  cached {env.cache_hits}" if env.cache_hits else ""
-        console.print(
-            f"\n{env.key}  {env.min_replicas}..{env.max_replicas} x {env.concurrency}  {state}  "
-            f"backlog {env.backlog}  done {env.completed}  failed {env.failed}{cached}",
-            soft_wrap=False,
-        )
-        if env.replicas:
-            table = Table(box=None, pad_edge=False, padding=(0, 1))
-            for column in ("replica", "state", "tasks", "idle s", "done", "MiB", "where"):
-                left = column in ("replica", "state", "where")
-                table.add_column(column, justify="left" if left else "right", no_wrap=True)
-            notes = []
-            for r in env.replicas:
-                rep = r.report
-                short = r.replica_id.removeprefix(f"{env.name}-")
-                if r.retire_reason:
-                    notes.append(f"{short}: {r.retire_reason}")
-                if rep is not None and rep.loop_blocked_by:
-                    now = "is blocked" if rep.loop_lag >= 0.5 else "was last blocked"
-                    notes.append(f"{short}: its event loop {now} by {rep.loop_blocked_by}")
-                table.add_row(
-                    short,
-                    r.state + (" external" if r.external else ""),
-                    f"{rep.active}/{rep.capacity}" if rep else f"{r.assigned}/{env.concurrency}",
-                    f"{rep.idle_seconds:.1f}" if rep else "-",
-                    str(rep.completed if rep else 0),
-                    f"{rep.rss_bytes / 2**20:.0f}" if rep else "-",
-                    r.where,
-                )
-            console.print(Padding(table, (0, 0, 0, 2)))
-            for note in notes:
-                console.print(f"  {note}")
-        for g in env.groups:
-            console.print(
-                f"  group {g.name}: {g.running} running, {g.succeeded} done, {g.failed} failed"
-            )
-        if env.last_error:
-            console.print(f"  [red]last error:[/red] {env.last_error}")
-
-
 def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="show environments and replicas of a controller")
     p.add_argument(
@@ -420,8 +398,46 @@ def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "else the most recent embedded controller)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="a live view, refreshed in place (q or Ctrl-C quits); printed again and again "
+        "when stdout is not a terminal",
+    )
+    p.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between refreshes (default 1)"
+    )
     _add_security_flags(p)
     p.set_defaults(main=_status_main)
+
+
+# ---------------------------------------------------------------- logs
+
+
+def _logs_main(args: argparse.Namespace) -> int:
+    from reuse_runtime import runlog
+    from reuse_runtime.paths import state_dir
+
+    path = runlog.find_run_log(state_dir() / "runs", args.run)
+    lines = runlog.follow(path, follow=args.follow)
+    shown = runlog.show(lines, sys.stdout, task=args.task, colour=sys.stdout.isatty())
+    if args.task is not None and not shown:
+        print(f"(no output lines from a task named {args.task!r} in {path})", file=sys.stderr)
+    return 0
+
+
+def _logs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "logs", help="show a run's log: every task's output, with run, task, parent and replica"
+    )
+    p.add_argument(
+        "run", nargs="?", help="the run's name (or its log file, or its URL); default: the latest"
+    )
+    p.add_argument("--task", help="only the lines of tasks with this name")
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="keep showing new lines until the run ends"
+    )
+    p.set_defaults(sync_main=_logs_main)
 
 
 # ---------------------------------------------------------------- engine
@@ -824,6 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_parser(sub)
     _image_parser(sub)
     _k8s_parser(sub)
+    _logs_parser(sub)
     return parser
 
 

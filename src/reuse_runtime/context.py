@@ -11,8 +11,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from reuse_runtime.model import LogLine, RunOptions
+from reuse_runtime.model import EnvironmentSpec, LogLine, RunOptions, Submission, TaskResult
 from reuse_runtime.security import Security
 
 
@@ -29,6 +30,9 @@ class TaskContext:
     lend_slot: Callable[[], None]
     reclaim_slot: Callable[[], Awaitable[None]]
     loop: asyncio.AbstractEventLoop
+    # Tracing: the task's parent ("" for a run's root) and the replica it runs on.
+    parent_task_id: str = ""
+    replica_id: str = ""
     children: int = 0
     holds_slot: bool = True
     partial: dict[str, str] = field(default_factory=dict)
@@ -68,3 +72,26 @@ def set_controller_endpoint(endpoint: ControllerEndpoint | None) -> None:
 
 def controller_endpoint() -> ControllerEndpoint | None:
     return _endpoint
+
+
+class ChildTaskClient(Protocol):
+    """Where a task's child calls go: the controller's client, or a test harness."""
+
+    async def register(self, env: EnvironmentSpec) -> str: ...
+
+    def submit(self, submission: Submission) -> asyncio.Future[TaskResult]: ...
+
+    async def cancel(self, *, task_id: str = "", run_id: str = "") -> int: ...
+
+
+_in_process_client: ChildTaskClient | None = None
+
+
+def set_in_process_client(client: ChildTaskClient | None) -> None:
+    """Send child calls of tasks in this process to ``client`` (``reuse_runtime.testing``)."""
+    global _in_process_client
+    _in_process_client = client
+
+
+def in_process_client() -> ChildTaskClient | None:
+    return _in_process_client

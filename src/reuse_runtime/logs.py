@@ -4,8 +4,9 @@ A terminal, or a pipe, gets one readable line per event; a regular file (a
 replica's log, say) gets JSON lines. ``REUSE_RUNTIME_LOG_FORMAT=json`` (or
 ``console``), or ``reuse-runtime --log-format``, chooses explicitly.
 
-Each line carries the replica id (bound once at startup) and, inside a task,
-the task id (bound by the executor in the task's own context).
+Each line carries the replica id (bound once at startup) and, inside a task, the
+run, the task (Flyte's "action") and its parent task, read from the running
+task's context: one grep of a run or task id follows a call tree across hops.
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ def wants_json(stream: TextIO) -> bool:
 def _add_task_id(
     logger: object, method: str, event: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
-    """Inside a task, name it: read from the running task, at no cost per task."""
+    """Inside a task, name it, its run and its parent: read from the running task,
+    at no cost per task."""
     task = current_task.get()
     if task is not None:
         event.setdefault("task_id", task.task_id)
+        if task.run_id:
+            event.setdefault("run_id", task.run_id)
+        if task.parent_task_id:
+            event.setdefault("parent_task_id", task.parent_task_id)
     return event
 
 

@@ -228,6 +228,9 @@ class LogLine:
     run_id: str
     stream: str
     text: str
+    # Tracing: the task's parent ("" for a run's root) and the replica it ran on.
+    parent_task_id: str = ""
+    replica_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +262,8 @@ class ReplicaInit:
     on_stop: FunctionRef | None = None
     bundle: CodeBundle | None = None
     stop_grace: float = 10.0
+    # The environment's name (the `environment` label of the replica's metrics).
+    environment: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +496,55 @@ class EnvironmentStatus:
     last_error: str = ""
     cache_hits: int = 0
     groups: tuple[GroupStatus, ...] = ()
+    # Recent replica events, oldest first (see PoolEvent).
+    events: tuple[PoolEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolEvent:
+    """Something that happened to a replica: what ``status`` shows as its recent history.
+
+    ``kind`` is one of ``started``, ``ready``, ``attached`` (a worker someone else
+    started), ``start_failed``, ``lost``, ``recycled`` and ``stopped``; ``reason``
+    is the short cause of a loss (``oom``, ``signal``, ``exit``, ...) or the
+    reason for a recycle or stop (``max_tasks``, ``scaled_down``, ...), and
+    ``detail`` says it in words. ``at`` is Unix time.
+    """
+
+    at: float
+    kind: str
+    replica_id: str
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """How far a run has got, counted over its child tasks (the root task excluded).
+
+    ``children`` counts every child the controller has accepted; ``held`` those its
+    clients still hold back (flow control), so ``children + held`` is the total
+    known so far. ``ended``: no task of the run is left, and these are its final
+    counts (kept a while after the run). ``found`` is False for a run the
+    controller does not know.
+    """
+
+    found: bool = False
+    children: int = 0
+    held: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    ended: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.children + self.held
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from reuse_runtime.model import ErrorKind
 from tests.container import tasks
 from tests.container.harness import container_controller, eventually
 from tests.helpers import submit
+from tests.test_metrics import scrape, value
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(300)]
 
@@ -64,7 +65,7 @@ async def test_ttl_timeline_grows_to_three_falls_to_one_then_zero_and_wakes() ->
 
 
 async def test_out_of_memory_says_so_with_the_limit_and_the_pool_goes_on() -> None:
-    async with container_controller() as cc:
+    async with container_controller(metrics_port=0) as cc:
         result = await (await submit(cc.client, tasks.hog, 400))
         assert result.error is not None and result.error.kind is ErrorKind.REPLICA_LOST
         with pytest.raises(OOMError) as caught:
@@ -74,6 +75,11 @@ async def test_out_of_memory_says_so_with_the_limit_and_the_pool_goes_on() -> No
         status = await cc.client.status()
         (env,) = [e for e in status.environments if e.name == "hungry"]
         assert "out of memory" in env.last_error and "200Mi" in env.last_error
+        # Prometheus sees the loss with its cause (issue 13).
+        _, samples = await scrape(cc.server.metrics_url)
+        assert value(
+            samples, "reuse_runtime_replica_losses_total", environment="hungry", cause="oom"
+        )
         # The pool goes on serving.
         assert (await (await submit(cc.client, tasks.small, 1))).unwrap() == 2
 

@@ -183,6 +183,7 @@ dispatch_batches = st.builds(
 )
 cancel_requests = st.builds(pb.CancelRequest, task_id=ids, run_id=ids)
 status_requests = st.just(pb.StatusRequest())
+progress_requests = st.builds(pb.RunProgressRequest, run_id=ids)
 policies = st.builds(
     pb.PolicySpec,
     min_replicas=int32s,
@@ -303,7 +304,12 @@ def submit_batches(env_key: str) -> st.SearchStrategy[pb.SubmitBatch]:
         retries=int32s,
         stream_logs=st.booleans(),
     )
-    return st.builds(pb.SubmitBatch, submissions=st.lists(submissions, max_size=3))
+    held = st.builds(pb.HeldTasks, run_id=ids, count=int64s)
+    return st.builds(
+        pb.SubmitBatch,
+        submissions=st.lists(submissions, max_size=3),
+        held=st.lists(held, max_size=2),
+    )
 
 
 def _mangle(data: bytes, at: int, junk: bytes, how: str) -> bytes:
@@ -419,6 +425,7 @@ def every_rpc(env_key: str) -> list[Rpc]:
         Rpc("Controller", "Submit", pb.SubmitBatch, True, submit_batches(env_key)),
         Rpc("Controller", "Cancel", pb.CancelRequest, False, cancel_requests),
         Rpc("Controller", "GetStatus", pb.StatusRequest, False, status_requests),
+        Rpc("Controller", "GetRunProgress", pb.RunProgressRequest, False, progress_requests),
         Rpc("Controller", "Report", pb.ReplicaReport, False, replica_reports),
     ]
 

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import reuse_runtime as flyte
+from reuse_runtime import runlog
 from tests.helpers import run_python
 
 
@@ -91,7 +92,11 @@ def test_traced_calls_are_recorded_and_may_not_call_tasks(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "[2, 7, 'parse failed', 'TraceDoesNotAllowNestedTasksError']"
-    log = "\n".join(lines[1:])
+    traced = [
+        line.text
+        for line in map(runlog.parse_line, lines[1:])
+        if line is not None and (line.task, line.stream) == ("main", "trace")
+    ]
     for name, outcome in [("fetch", "ok"), ("parse", "ok"), ("parse", "raised ValueError")]:
-        assert f"[main] trace {name}: " in log and outcome in log
+        assert any(t.startswith(f"trace {name}: ") and t.endswith(outcome) for t in traced)
     assert "trace" not in done.stderr  # in the log, not on the terminal

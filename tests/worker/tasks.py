@@ -106,3 +106,7 @@ async def touch(path: str) -> str:
     with open(path, "w") as f:  # noqa: ASYNC230 - a tiny write
         f.write("ran")
     return path
+
+
+async def fails(x: int) -> int:
+    raise ValueError(f"fails {x}")

@@ -48,6 +48,7 @@ from reuse_runtime.controller.autoscaler import (
     decide_scale,
 )
 from reuse_runtime.controller.router import RouteCandidate, pick_replica
+from reuse_runtime.controller.telemetry import PoolTelemetry, RunCounts, loss_cause
 from reuse_runtime.errors import BadInputError
 from reuse_runtime.model import (
     CodeBundle,
@@ -91,6 +92,8 @@ class TaskRecord:
     # It was on a replica that died: it now runs alone (its own children aside).
     solo: bool = False
     loss_causes: list[str] = field(default_factory=list)
+    run: RunCounts | None = None
+    queued_at: float = 0.0
     # Waiting out a retry backoff: neither in the backlog nor on a replica.
     backing_off: bool = False
 
@@ -165,6 +168,7 @@ class ReplicaPool:
         heartbeat: float,
         bundles: dict[str, CodeBundle],
         clock: Callable[[], float] = time.monotonic,
+        telemetry: PoolTelemetry | None = None,
     ) -> None:
         self.key = key
         self.spec = spec
@@ -180,6 +184,7 @@ class ReplicaPool:
         self._heartbeat = heartbeat
         self._bundles = bundles
         self._clock = clock
+        self.telemetry = telemetry or PoolTelemetry(spec.name, clock=clock)
         self.backlog: deque[TaskRecord] = deque()
         self.replicas: dict[str, ReplicaState] = {}
         self.scale_state = ScaleState()
@@ -212,6 +217,7 @@ class ReplicaPool:
             self._pump_now()
         if len(self.backlog) >= self.max_backlog:
             record.finished = True
+            self.telemetry.task_rejected()
             record.deliver(
                 _failed(
                     record,
@@ -223,6 +229,7 @@ class ReplicaPool:
                 )
             )
             return
+        self.telemetry.task_queued(record)
         self.backlog.append(record)
         self.pump()
 
@@ -302,6 +309,7 @@ class ReplicaPool:
         self._assigned += 1
         if record.children:
             replica.suspended += 1
+        self.telemetry.task_dispatched(record, replica)
         replica.stream.dispatch(spec)
         if spec.timeout:
             # The replica cancels at the deadline; this catches a task that ignores it.
@@ -313,7 +321,9 @@ class ReplicaPool:
             and replica.dispatched >= self.policy.max_tasks
             and not replica.external
         ):
-            self._retire(replica, f"ran max_tasks={self.policy.max_tasks} tasks")
+            self._retire(
+                replica, f"ran max_tasks={self.policy.max_tasks} tasks", recycle="max_tasks"
+            )
 
     def _unassign(self, replica: ReplicaState, record: TaskRecord) -> None:
         """The task no longer runs on the replica (it finished, or the replica is gone)."""
@@ -324,6 +334,7 @@ class ReplicaPool:
         if replica.exclusive is record:
             replica.exclusive = None
         record.replica = None
+        self.telemetry.task_unassigned(record)
 
     def child_started(self, parent: TaskRecord) -> None:
         """A child of ``parent`` was accepted: the parent's slot is lent while it waits."""
@@ -420,6 +431,7 @@ class ReplicaPool:
         self.pump()
 
     def _settle(self, record: TaskRecord, result: TaskResult) -> None:
+        self.telemetry.task_ran(result)
         error = result.error
         if result.state is TaskState.FAILED and error is not None and not record.cancel_requested:
             if error.kind is ErrorKind.UNAVAILABLE:
@@ -431,6 +443,7 @@ class ReplicaPool:
                 backoff = record.submission.retry_backoff
                 retry = max(0, record.submission.retries) - record.retries_left
                 record.retries_left -= 1
+                self.telemetry.task_retried(record)
                 delay = backoff.delay(retry) if backoff is not None else 0.0
                 if delay > 0:
                     record.backing_off = True
@@ -461,6 +474,7 @@ class ReplicaPool:
             self.completed += 1
         else:
             self.failed += 1
+        self.telemetry.task_finished(result)
         record.deliver(result)
 
     # ------------------------------------------------------------ replicas
@@ -505,6 +519,7 @@ class ReplicaPool:
         replica.capacity = stream.hello.capacity or self.policy.concurrency
         stream.send_init(
             ReplicaInit(
+                environment=self.spec.name,
                 on_start=self.spec.on_start,
                 on_stop=self.spec.on_stop,
                 bundle=self.spec.hooks_bundle,
@@ -547,11 +562,10 @@ class ReplicaPool:
         if replica.phase is ReplicaPhase.STARTING:
             replica.phase = ReplicaPhase.READY
             self.start_failures = 0
+            took = replica.report_at - replica.started_at
+            self.telemetry.replica_ready(replica, took)
             log.info(
-                "replica ready",
-                env=self.spec.name,
-                replica=replica.replica_id,
-                took=round(replica.report_at - replica.started_at, 3),
+                "replica ready", env=self.spec.name, replica=replica.replica_id, took=round(took, 3)
             )
             self.pump()
         if replica.external:
@@ -561,10 +575,12 @@ class ReplicaPool:
                 replica.retire_reason = "the replica is draining"
         elif self.policy.max_rss and report.rss_bytes > self.policy.max_rss:
             self._retire(
-                replica, f"its RSS {report.rss_bytes} bytes is over max_rss={self.policy.max_rss}"
+                replica,
+                f"its RSS {report.rss_bytes} bytes is over max_rss={self.policy.max_rss}",
+                recycle="max_rss",
             )
         elif report.recycle_reason:
-            self._retire(replica, report.recycle_reason)
+            self._retire(replica, report.recycle_reason, recycle="requested")
         elif report.draining and not replica.retire_reason:
             # It is draining on its own (a SIGTERM from outside): route nothing more to it,
             # and do not stop it again: a second SIGTERM makes a worker exit at once.
@@ -572,10 +588,17 @@ class ReplicaPool:
             replica.retire_reason = "the replica is draining"
             replica.stopping = True
 
-    def _retire(self, replica: ReplicaState, reason: str, *, kill: bool = False) -> None:
-        """Stop routing to a replica; stop it once its tasks are done (or now, if kill)."""
+    def _retire(
+        self, replica: ReplicaState, reason: str, *, kill: bool = False, recycle: str = ""
+    ) -> None:
+        """Stop routing to a replica; stop it once its tasks are done (or now, if kill).
+
+        ``recycle`` names the bound it reached (``max_tasks``, ...), when it is recycled.
+        """
         if not replica.retire_reason:
             replica.retire_reason = reason
+            if recycle:
+                self.telemetry.replica_recycled(replica, recycle, reason)
             log.info(
                 "recycling replica", env=self.spec.name, replica=replica.replica_id, reason=reason
             )
@@ -606,6 +629,7 @@ class ReplicaPool:
         )
         self.replicas[replica_id] = replica
         self._register_replica(replica_id, self)
+        self.telemetry.replica_started(replica)
         self._tasks.spawn(self._run_replica(replica), f"replica:{replica_id}")
 
     async def _run_replica(self, replica: ReplicaState) -> None:
@@ -669,6 +693,13 @@ class ReplicaPool:
         never_ready = (
             replica.phase is ReplicaPhase.STARTING and not replica.stopping and not replica.external
         )
+        if replica.phase is ReplicaPhase.STARTING and not replica.external:
+            self.telemetry.replica_start_ended(replica, failed=never_ready, cause=cause)
+        elif replica.kill_reason:
+            self.telemetry.replica_lost(replica, "killed", cause)
+        elif not replica.stopping:
+            draining = replica.phase is ReplicaPhase.DRAINING
+            self.telemetry.replica_lost(replica, loss_cause(status, draining=draining), cause)
         if never_ready:
             self.start_failures += 1
             self.last_start_failure = self._clock()
@@ -726,6 +757,7 @@ class ReplicaPool:
                 ),
             )
             return
+        self.telemetry.task_retried(record)
         self.backlog.appendleft(record)
 
     def _fail_backlog(self) -> None:
@@ -798,7 +830,11 @@ class ReplicaPool:
                     and replica.phase is ReplicaPhase.READY
                     and now - replica.started_at > self.policy.max_lifetime
                 ):
-                    self._retire(replica, f"older than max_lifetime={self.policy.max_lifetime:g} s")
+                    self._retire(
+                        replica,
+                        f"older than max_lifetime={self.policy.max_lifetime:g} s",
+                        recycle="max_lifetime",
+                    )
         decision, self.scale_state = decide_scale(
             self.snapshot(), self.policy, self.scale_state, now
         )
@@ -813,6 +849,8 @@ class ReplicaPool:
                     replica=replica_id,
                     reason=decision.reason,
                 )
+                if not stopping.retire_reason:
+                    self.telemetry.replica_stopped(stopping, "scaled_down", decision.reason)
                 self._retire(stopping, decision.reason)
         if decision.start:
             log.info(

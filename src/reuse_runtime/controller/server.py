@@ -21,6 +21,7 @@ from reuse_runtime.aio import TaskSet
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
 from reuse_runtime.controller.service import ControllerService
+from reuse_runtime.metrics import ControllerMetrics, MetricsServer
 from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
@@ -48,6 +49,9 @@ class ControllerConfig:
     tick: float = 0.1
     security: Security = field(default_factory=Security)
     log_dir: Path | None = None
+    # Serve Prometheus metrics at http://metrics_host:metrics_port/metrics (0 picks a port).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     # What replicas dial, "HOST" or "HOST:PORT", where the bind address is not it.
     advertise_address: str | None = None
     # The result cache (SQLite): None puts it in the state directory, on first use.
@@ -58,6 +62,8 @@ class ControllerConfig:
             raise ValueError(f"max_backlog must be at least 1, got {self.max_backlog}")
         if self.replica_loss_budget < 0:
             raise ValueError("replica_loss_budget must not be negative")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
         self.security.check_bind(self.host)
 
 
@@ -76,6 +82,7 @@ class ControllerServer:
         self._tasks = TaskSet("controller")
         self._shutdown = asyncio.Event()
         self._closed: asyncio.Future[None] | None = None
+        self._metrics_server: MetricsServer | None = None
 
     @property
     def service(self) -> ControllerService:
@@ -83,8 +90,14 @@ class ControllerServer:
             raise RuntimeError("the controller is not started")
         return self._service
 
+    @property
+    def metrics_url(self) -> str:
+        """Where ``/metrics`` is served; empty when metrics are off."""
+        return self._metrics_server.url if self._metrics_server is not None else ""
+
     async def start(self) -> None:
         config = self.config
+        metrics = ControllerMetrics() if config.metrics_port is not None else None
         self._service = ControllerService(
             self._backend,
             address=self._replica_address,
@@ -93,8 +106,15 @@ class ControllerServer:
             loss_budget=config.replica_loss_budget,
             cancel_grace=config.cancel_grace,
             heartbeat=config.heartbeat,
+            metrics=metrics,
             cache_path=config.cache_path or state_dir() / "cache.sqlite",
         )
+        if metrics is not None and config.metrics_port is not None:
+            metrics.watch(self._service)
+            self._metrics_server = MetricsServer(
+                metrics.registry, config.metrics_host, config.metrics_port
+            )
+            self._metrics_server.start()
         server, self._health = services.build_server(
             [services.controller_handler(self._service)],
             [services.CONTROLLER_SERVICE],
@@ -108,7 +128,12 @@ class ControllerServer:
         self._port = port
         await services.set_serving(self._health, True, services.CONTROLLER_SERVICE)
         self._tasks.spawn(self._autoscale(), "autoscaler")
-        log.info("controller started", address=self.address, backend=self._backend.name)
+        log.info(
+            "controller started",
+            address=self.address,
+            backend=self._backend.name,
+            metrics=self.metrics_url,
+        )
 
     @property
     def local_address(self) -> str:
@@ -153,6 +178,9 @@ class ControllerServer:
             if self._server is not None:
                 await services.set_serving(self._health, False, services.CONTROLLER_SERVICE)
                 await self._server.stop(grace=1.0)
+            if self._metrics_server is not None:
+                # A blocking join of a thread that is only serving: quick.
+                self._metrics_server.close()
         finally:
             self._closed.set_result(None)
             if self.address:  # it had started: a failed start says so by its own error

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,9 @@ import structlog
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.cache import ResultCache
 from reuse_runtime.controller.pool import ReplicaPool, ReplicaState, TaskRecord
+from reuse_runtime.controller.telemetry import PoolTelemetry, RunTable
 from reuse_runtime.errors import BadInputError
+from reuse_runtime.metrics import ControllerMetrics
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
     CodeBundle,
@@ -32,6 +35,7 @@ from reuse_runtime.model import (
     LogLine,
     ReplicaReport,
     ReplicaStatus,
+    RunProgress,
     Submission,
     TaskResult,
     TaskState,
@@ -52,6 +56,7 @@ class SubmitSession:
         self._outstanding: dict[str, TaskRecord] = {}
         self._input_closed = False
         self._runs: set[str] = set()
+        self._held: dict[str, int] = {}  # run id -> children this client holds back
 
     def submit(self, submission: Submission) -> None:
         service = self._service
@@ -93,6 +98,8 @@ class SubmitSession:
         record = TaskRecord(
             submission, spec, self._deliver, retries_left=max(0, submission.retries)
         )
+        if spec.run_id:
+            record.run = service.runs.opened(spec.run_id, bool(spec.parent_task_id))
         parent = service.tasks.get(spec.parent_task_id) if spec.parent_task_id else None
         if parent is not None:
             record.parent = parent
@@ -106,6 +113,16 @@ class SubmitSession:
             service.group_counts(submission.env_key, spec.group)[0] += 1
         pool.submit(record)
 
+    def held(self, run_id: str, count: int) -> None:
+        """The client now holds back ``count`` children of ``run_id`` (flow control)."""
+        change = max(0, count) - self._held.get(run_id, 0)
+        if count > 0:
+            self._held[run_id] = count
+        else:
+            self._held.pop(run_id, None)
+        if change:
+            self._service.runs.held(run_id, change)
+
     def close_input(self) -> None:
         self._input_closed = True
         self._wakeup.set()
@@ -117,6 +134,8 @@ class SubmitSession:
         for run_id in self._runs:
             if self._service.log_routes.get(run_id) is self:
                 del self._service.log_routes[run_id]
+        for run_id in list(self._held):
+            self.held(run_id, 0)
         self.close_input()
 
     def log(self, lines: list[LogLine]) -> None:
@@ -140,6 +159,8 @@ class SubmitSession:
         record = record or self._service.tasks.get(result.task_id)
         self._service.tasks.pop(result.task_id, None)
         if record is not None:
+            if record.run is not None:
+                self._service.runs.closed(record.run, result, bool(record.spec.parent_task_id))
             if record.spec.group or record.submission.cache_key:
                 self._service.finished(record, result)
             if record.parent is not None:
@@ -169,6 +190,8 @@ class ControllerService:
         loss_budget: int,
         cancel_grace: float,
         heartbeat: float,
+        metrics: ControllerMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
         cache_path: Path | None = None,
     ) -> None:
         self.backend = backend
@@ -188,6 +211,9 @@ class ControllerService:
         self.groups: dict[str, dict[str, list[int]]] = {}
         self._replica_pools: dict[str, ReplicaPool] = {}
         self._process = psutil.Process()
+        self.runs = RunTable()
+        self.metrics = metrics
+        self._clock = clock
 
     # ------------------------------------------------------------ operations
 
@@ -210,6 +236,12 @@ class ControllerService:
                 cancel_grace=self.cancel_grace,
                 heartbeat=self.heartbeat,
                 bundles=self.bundles,
+                clock=self._clock,
+                telemetry=PoolTelemetry(
+                    spec.name,
+                    self.metrics.environment(spec.name) if self.metrics is not None else None,
+                    clock=self._clock,
+                ),
             )
             log.info(
                 "environment registered",
@@ -260,6 +292,9 @@ class ControllerService:
             )
         return named[-1]
 
+    def run_progress(self, run_id: str) -> RunProgress:
+        return self.runs.progress(run_id)
+
     def replica_report(self, report: ReplicaReport) -> bool:
         """A report sent outside a replica's stream (its watchdog, while its loop is blocked)."""
         pool = self._replica_pools.get(report.replica_id)
@@ -294,7 +329,8 @@ class ControllerService:
             self.group_counts(env_key, spec.group)[1] += 1
         label = f"{spec.group}/{spec.name}" if spec.group else spec.name
         log.info("cache hit", task=spec.name, env=env_key, key=submission.cache_key[:16])
-        self._route_logs([LogLine(spec.task_id, label, spec.run_id, "cache", "cache hit")])
+        hit = LogLine(spec.task_id, label, spec.run_id, "cache", "cache hit", spec.parent_task_id)
+        self._route_logs([hit])
         return value
 
     def finished(self, record: TaskRecord, result: TaskResult) -> None:
@@ -409,6 +445,7 @@ def _environment_status(service: ControllerService, pool: ReplicaPool) -> Enviro
         failed=pool.failed,
         dormant=pool.scale_state.dormant,
         last_error=pool.last_error,
+        events=tuple(pool.telemetry.events),
         cache_hits=service.cache_hits.get(pool.key, 0),
         groups=tuple(
             GroupStatus(name, *counts) for name, counts in service.groups.get(pool.key, {}).items()

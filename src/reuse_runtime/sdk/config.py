@@ -32,6 +32,7 @@ KNOWN: dict[str, dict[str, tuple[type, ...]]] = {
         "token": (str,),
         "max_backlog": (int,),
         "replica_loss_budget": (int,),
+        "metrics_port": (int,),
         "backend": (str,),
         "container_network": (str,),
     },

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from reuse_runtime import code, logs
+from reuse_runtime import code, logs, runlog
 from reuse_runtime import context as task_context
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.errors import (
@@ -44,7 +44,14 @@ from reuse_runtime.errors import (
     RuntimeUserError,
     ScriptImportError,
 )
-from reuse_runtime.model import EnvironmentSpec, LogLine, Submission, TaskResult, TaskState
+from reuse_runtime.model import (
+    EnvironmentSpec,
+    LogLine,
+    RunProgress,
+    Submission,
+    TaskResult,
+    TaskState,
+)
 from reuse_runtime.paths import private_dir, state_dir, write_private
 from reuse_runtime.sdk.aio import BlockingMethod, blocking
 from reuse_runtime.sdk.ignored import note_ignored
@@ -56,6 +63,7 @@ T = TypeVar("T")
 
 ENDPOINT_ENV = "REUSE_RUNTIME_ENDPOINT"
 CONFIG_ENV = "REUSE_RUNTIME_CONFIG"
+METRICS_PORT_ENV = "REUSE_RUNTIME_METRICS_PORT"
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ class RuntimeConfig:
     backend: str | None = None
     #: The container backend's network: "bridge", "host", or a network's name.
     container_network: str | None = None
+    # The embedded controller serves Prometheus metrics on this port (0 picks one).
+    metrics_port: int | None = None
 
 
 # ---------------------------------------------------------------- the runtime
@@ -120,6 +130,8 @@ class Runtime:
                 options["max_backlog"] = self.config.max_backlog
             if self.config.replica_loss_budget is not None:
                 options["replica_loss_budget"] = self.config.replica_loss_budget
+            if self.config.metrics_port is not None:
+                options["metrics_port"] = self.config.metrics_port
             opened = await open_backend(
                 backend_name(self.config.backend),
                 log_dir=log_dir,
@@ -156,6 +168,11 @@ class Runtime:
     @property
     def embedded(self) -> bool:
         return self._controller is not None
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the embedded controller serves ``/metrics``; empty when it does not."""
+        return str(self._controller.metrics_url) if self._controller is not None else ""
 
     def start_run(
         self,
@@ -222,10 +239,14 @@ class Runtime:
             self._unreported.pop(run.name, None)
 
     def _route_logs(self, lines: list[LogLine]) -> None:
+        touched = {}
         for line in lines:
             run = self._runs.get(line.run_id)
             if run is not None:
                 run._log(line)
+                touched[run.name] = run
+        for run in touched.values():
+            run._flush()  # once per batch: `reuse-runtime logs --follow` sees it now
 
     def forget(self, run: Run) -> None:
         with self._runs_lock:
@@ -367,6 +388,7 @@ def init(
     replica_loss_budget: int | None = None,
     backend: str | None = None,
     container_network: str | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Choose where tasks run: Flyte's ``init``, with reuse-runtime's own settings.
 
@@ -381,6 +403,10 @@ def init(
     runtime's log level. Flyte's login, storage and image settings have no
     meaning here: they are accepted with a one-line warning. A Flyte endpoint
     (``dns:///...``) is warned about too, and tasks run on the embedded pool.
+
+    ``metrics_port`` (or ``$REUSE_RUNTIME_METRICS_PORT``): the embedded controller
+    serves Prometheus metrics at ``http://127.0.0.1:PORT/metrics`` (0 picks a port;
+    ``runtime().metrics_url`` says which).
 
     Inside a replica this does nothing: tasks there already know their controller.
     """
@@ -412,8 +438,20 @@ def init(
         from reuse_runtime.backends import backend_name
 
         backend = backend_name(backend)  # a typo fails here, not at the first run()
+    if metrics_port is None:
+        metrics_port = _metrics_port_from_env()
+    elif isinstance(metrics_port, bool) or not isinstance(metrics_port, int):
+        raise ConfigError(f"metrics_port must be a port number (0 picks one), got {metrics_port!r}")
+    elif not 0 <= metrics_port <= 65535:
+        raise ConfigError(f"metrics_port must be in 0..65535, got {metrics_port}")
     new = RuntimeConfig(
-        endpoint, token, max_backlog, replica_loss_budget, backend, container_network
+        endpoint,
+        token,
+        max_backlog,
+        replica_loss_budget,
+        backend,
+        container_network,
+        metrics_port=metrics_port,
     )
     with _runtime_lock:
         if _runtime is not None and _runtime.config != new:
@@ -448,6 +486,7 @@ def init_from_config(
     replica_loss_budget: int | None = None,
     backend: str | None = None,
     container_network: str | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Read ``[controller]`` settings from a TOML file, or use the embedded default.
 
@@ -460,6 +499,7 @@ def init_from_config(
         token = "..."                 # or set $REUSE_RUNTIME_TOKEN
         max_backlog = 100000
         backend = "container"         # the embedded controller's replicas as containers
+        metrics_port = 9100           # the embedded controller serves /metrics
 
     A Flyte config (``config.yaml``) names a Flyte backend: it is not read, and
     this says so once; tasks run on the embedded pool (or ``endpoint=``).
@@ -502,6 +542,7 @@ def init_from_config(
         ("replica_loss_budget", replica_loss_budget),
         ("backend", backend),
         ("container_network", container_network),
+        ("metrics_port", metrics_port),
     ):
         if value is not None:
             settings[name] = value
@@ -510,6 +551,19 @@ def init_from_config(
     if images:
         note_ignored("init_from_config(images=...)", _FLYTE_ONLY_INIT["images"])
     init(org=org, project=project, domain=domain, log_level=log_level, **settings)
+
+
+def _metrics_port_from_env() -> int | None:
+    raw = os.environ.get(METRICS_PORT_ENV, "")
+    if not raw:
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{METRICS_PORT_ENV} must be a port number (0 picks one), got {raw!r}")
+    return port
 
 
 def runtime() -> Runtime:
@@ -573,9 +627,12 @@ def run(task: Any, *args: Any, **kwargs: Any) -> Run:
 _replica_client: ControllerClient | None = None
 
 
-def replica_client() -> ControllerClient:
+def replica_client() -> task_context.ChildTaskClient:
     """The client a replica's tasks use for their child tasks (created on first use)."""
     global _replica_client
+    harness = task_context.in_process_client()
+    if harness is not None:
+        return harness
     if _replica_client is None:
         endpoint = task_context.controller_endpoint()
         if endpoint is None:
@@ -590,7 +647,7 @@ def replica_client() -> ControllerClient:
 _cancels = TaskSet("child-cancels")
 
 
-def cancel_child(client: ControllerClient, task_id: str) -> None:
+def cancel_child(client: task_context.ChildTaskClient, task_id: str) -> None:
     """Tell the controller to cancel a child whose parent stopped waiting for it."""
 
     async def cancel() -> None:
@@ -630,10 +687,8 @@ class Run:
         self._reported = False
         private_dir(log_path.parent)
         self._log_file: TextIO | None = log_path.open("w", encoding="utf-8")
-        self._log_file.write(
-            f"run {name}: task {task.name} on controller {runtime.endpoint}"
-            f"{' (embedded)' if runtime.embedded else ''}\n"
-        )
+        self._log_file.write(runlog.header(name, task.name, runtime.endpoint, runtime.embedded))
+        self._log_file.write("\n")
         for label, values in (("labels", settings.labels), ("annotations", settings.annotations)):
             if values:
                 shown = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
@@ -678,31 +733,60 @@ class Run:
 
     @BlockingMethod
     def wait(
-        self, quiet: bool = False, wait_for: str = "terminal", timeout: float | None = None
+        self,
+        quiet: bool = False,
+        wait_for: str = "terminal",
+        timeout: float | None = None,
+        progress: bool | None = None,
     ) -> None:
         """Block until the run ends, printing its tasks' output as it arrives.
 
         Each line is prefixed with the task's name. A failure is reported on
         stderr, with the remote traceback; :meth:`outputs` raises it.
         ``wait_for="running"`` returns at once: a run is running when it starts.
+        On a terminal, a run with child tasks shows a progress bar on stderr
+        (children done, failed, running; rate and ETA); ``progress=False`` or
+        ``REUSE_RUNTIME_PROGRESS=0`` turns it off.
         """
         if wait_for not in ("terminal", "running"):
             raise ValueError(f'wait_for must be "terminal" or "running", got {wait_for!r}')
         if wait_for == "running":
             return
+        from reuse_runtime.sdk.progress import POLL_SECONDS, RunProgressDisplay, progress_wanted
+
+        display = (
+            RunProgressDisplay(self.task_name, self._progress)
+            if not quiet and not self.done() and progress_wanted(progress)
+            else None
+        )
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                item = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                raise TimeoutError(f"run {self.name} still running after {timeout:g} s") from None
-            if item is _DONE:
-                self._lines.put(_DONE)  # later waits return at once
-                break
-            if not quiet and item.stream not in _LOG_ONLY:
-                stream = sys.stderr if item.stream == "stderr" else sys.stdout
-                print(f"[{item.task_name}] {item.text}", file=stream, flush=True)
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if display is not None:
+                    display.poll()
+                    remaining = POLL_SECONDS if remaining is None else min(remaining, POLL_SECONDS)
+                try:
+                    item = self._lines.get(timeout=remaining)
+                except queue.Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TimeoutError(
+                            f"run {self.name} still running after {timeout:g} s"
+                        ) from None
+                    continue
+                if item is _DONE:
+                    self._lines.put(_DONE)  # later waits return at once
+                    break
+                if not quiet and item.stream not in _LOG_ONLY:
+                    stream = sys.stderr if item.stream == "stderr" else sys.stdout
+                    text = f"[{item.task_name}] {item.text}"
+                    if display is not None:
+                        display.line(text, stream)
+                    else:
+                        print(text, file=stream, flush=True)
+        finally:
+            if display is not None:
+                display.close()
         if not self._reported:
             self._reported = True
             self._runtime.reported(self)
@@ -730,6 +814,10 @@ class Run:
                 error.__reuse_runtime_run__ = self.name  # type: ignore[attr-defined]
             raise
 
+    def progress(self) -> RunProgress:
+        """How far the run has got: its children done, failed, running (see RunProgress)."""
+        return self._runtime.call(self._runtime.client.run_progress(self.name, timeout=10.0), 15)
+
     def cancel(self) -> int:
         """Cancel every task of this run; returns how many were cancelled."""
         return self._runtime.call(self._cancel())
@@ -753,12 +841,24 @@ class Run:
 
     # ------------------------------------------------------------ internals
 
+    def _progress(self) -> RunProgress | None:
+        try:
+            return self._runtime.call(
+                self._runtime.client.run_progress(self.name, timeout=2.0), timeout=3.0
+            )
+        except Exception:
+            return None
+
     def _log(self, line: LogLine) -> None:
         self._lines.put(line)
         if line.stream == "cache":
             self._cache_hits += 1
         if self._log_file is not None:
-            self._log_file.write(f"[{line.task_name}] {line.text}\n")
+            self._log_file.write(runlog.format_line(line) + "\n")
+
+    def _flush(self) -> None:
+        if self._log_file is not None:
+            self._log_file.flush()
 
     def _settle(self, future: concurrent.futures.Future[TaskResult]) -> None:
         # Runs on the runtime's loop, after every output line of the run was queued.

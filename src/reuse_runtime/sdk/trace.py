@@ -48,7 +48,17 @@ def _recording(ctx: TaskContext, name: str) -> Iterator[None]:
         in_trace.reset(token)
         took = time.perf_counter() - started
         line = f"trace {name}: {took:.3f} s {outcome}"
-        ctx.emit(LogLine(ctx.task_id, ctx.label, ctx.run_id, "trace", line))
+        ctx.emit(
+            LogLine(
+                ctx.task_id,
+                ctx.label,
+                ctx.run_id,
+                "trace",
+                line,
+                ctx.parent_task_id,
+                ctx.replica_id,
+            )
+        )
 
 
 def trace(func: Callable[..., T]) -> Callable[..., T]:

@@ -471,7 +471,7 @@ class ControllerClient:
             self._sent_bundles = set()
             self._stream = ResultStream(
                 lambda requests: self._stub.Submit(requests, metadata=self._metadata),
-                _submit_batch,
+                self._submit_batch,
                 lambda sub: sub.task.task_id,
                 _submission_size,
                 target=f"controller {self.address}",
@@ -488,6 +488,15 @@ class ControllerClient:
         future = self._stream.submit(submission, future)
         self._admission.sent(submission.task)
         return future
+
+    def _submit_batch(self, items: list[model.Submission], cancels: list[str]) -> pb.SubmitBatch:
+        return pb.SubmitBatch(
+            submissions=[convert.submission_to_proto(s) for s in items],
+            held=[
+                pb.HeldTasks(run_id=run_id, count=count)
+                for run_id, count in self._admission.held_changes()
+            ],
+        )
 
     def _settled(self, task_id: str) -> None:
         for submission, future in self._admission.settled(task_id):
@@ -525,6 +534,13 @@ class ControllerClient:
     async def status(self) -> model.ControllerStatus:
         reply = await self._stub.GetStatus(pb.StatusRequest(), metadata=self._metadata)
         return convert.status_from_proto(reply)
+
+    async def run_progress(self, run_id: str, timeout: float | None = None) -> model.RunProgress:
+        """How far a run has got (its children done, failed, running; see RunProgress)."""
+        reply = await self._stub.GetRunProgress(
+            pb.RunProgressRequest(run_id=run_id), metadata=self._metadata, timeout=timeout
+        )
+        return convert.progress_from_proto(reply)
 
     async def close(self) -> None:
         self._closed = True
@@ -579,6 +595,9 @@ class _Admission:
         # OrderedDicts: popping the first of a plain dict again and again is quadratic.
         self._held: OrderedDict[str, OrderedDict[str, _Held]] = OrderedDict()
         self._held_under: dict[str, str] = {}  # held task id -> its parent's key
+        # Held children per run, for the run's progress; runs changed since the last batch.
+        self._held_runs: dict[str, int] = {}
+        self._held_changed: set[str] = set()
 
     def admits(self, submission: model.Submission) -> bool:
         if self.outstanding < self.limit and not self._held:
@@ -593,6 +612,8 @@ class _Admission:
             held = self._held[parent] = OrderedDict()
         held[submission.task.task_id] = (submission, future)
         self._held_under[submission.task.task_id] = parent
+        if parent:
+            self._count_held(submission.task.run_id, 1)
 
     def sent(self, task: model.TaskSpec) -> None:
         self.outstanding += 1
@@ -639,12 +660,16 @@ class _Admission:
         del self._held_under[task_id]
         if not held:
             del self._held[parent]
+        if parent:
+            self._count_held(entry[0].task.run_id, -1)
         return entry
 
     def drop_all(self) -> list[_Held]:
         held = [entry for entries in self._held.values() for entry in entries.values()]
         self._held.clear()
         self._held_under.clear()
+        self._held_changed.update(self._held_runs)
+        self._held_runs.clear()
         return held
 
     def _take(self, parent: str) -> _Held:
@@ -653,11 +678,27 @@ class _Admission:
         del self._held_under[task_id]
         if not held:
             del self._held[parent]
+        if parent:
+            self._count_held(entry[0].task.run_id, -1)
         return entry
 
+    def _count_held(self, run_id: str, change: int) -> None:
+        if not run_id:
+            return
+        count = self._held_runs.get(run_id, 0) + change
+        if count > 0:
+            self._held_runs[run_id] = count
+        else:
+            self._held_runs.pop(run_id, None)
+        self._held_changed.add(run_id)
 
-def _submit_batch(items: list[model.Submission], cancels: list[str]) -> pb.SubmitBatch:
-    return pb.SubmitBatch(submissions=[convert.submission_to_proto(s) for s in items])
+    def held_changes(self) -> list[tuple[str, int]]:
+        """Runs whose held count changed since the last call, with the count now."""
+        if not self._held_changed:
+            return []
+        changes = [(run_id, self._held_runs.get(run_id, 0)) for run_id in self._held_changed]
+        self._held_changed.clear()
+        return changes
 
 
 class ReportSender:

@@ -198,11 +198,21 @@ def log_to_proto(line: model.LogLine) -> pb.LogLine:
         run_id=line.run_id,
         stream=line.stream,
         text=line.text,
+        parent_task_id=line.parent_task_id,
+        replica_id=line.replica_id,
     )
 
 
 def log_from_proto(msg: pb.LogLine) -> model.LogLine:
-    return model.LogLine(msg.task_id, msg.task_name, msg.run_id, msg.stream, msg.text)
+    return model.LogLine(
+        msg.task_id,
+        msg.task_name,
+        msg.run_id,
+        msg.stream,
+        msg.text,
+        _shared(msg.parent_task_id),
+        _shared(msg.replica_id),
+    )
 
 
 def dispatch_batch(tasks: list[model.TaskSpec], cancel: list[str]) -> pb.DispatchBatch:
@@ -265,7 +275,7 @@ def report_from_proto(msg: pb.ReplicaReport) -> model.ReplicaReport:
 
 
 def init_to_proto(init: model.ReplicaInit) -> pb.ReplicaInit:
-    msg = pb.ReplicaInit(stop_grace_seconds=init.stop_grace)
+    msg = pb.ReplicaInit(stop_grace_seconds=init.stop_grace, environment=init.environment)
     if init.on_start is not None:
         msg.on_start.CopyFrom(ref_to_proto(init.on_start))
     if init.on_stop is not None:
@@ -281,6 +291,7 @@ def init_from_proto(msg: pb.ReplicaInit) -> model.ReplicaInit:
         on_stop=_optional_ref(msg.on_stop),
         bundle=bundle_from_proto(msg.bundle) if msg.HasField("bundle") else None,
         stop_grace=msg.stop_grace_seconds,
+        environment=msg.environment,
     )
 
 
@@ -419,6 +430,16 @@ def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
                 failed=env.failed,
                 dormant=env.dormant,
                 last_error=env.last_error,
+                events=[
+                    pb.PoolEvent(
+                        at=e.at,
+                        kind=e.kind,
+                        replica_id=e.replica_id,
+                        reason=e.reason,
+                        detail=e.detail,
+                    )
+                    for e in env.events
+                ],
                 cache_hits=env.cache_hits,
                 groups=[
                     pb.GroupStatus(
@@ -460,6 +481,10 @@ def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
                 failed=env.failed,
                 dormant=env.dormant,
                 last_error=env.last_error,
+                events=tuple(
+                    model.PoolEvent(e.at, e.kind, e.replica_id, e.reason, e.detail)
+                    for e in env.events
+                ),
                 cache_hits=env.cache_hits,
                 groups=tuple(
                     model.GroupStatus(g.name, g.running, g.succeeded, g.failed) for g in env.groups
@@ -479,4 +504,33 @@ def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
             )
             for env in msg.environments
         ),
+    )
+
+
+# ------------------------------------------------------------------ progress
+
+
+def progress_to_proto(progress: model.RunProgress) -> pb.RunProgress:
+    return pb.RunProgress(
+        found=progress.found,
+        children=progress.children,
+        held=progress.held,
+        running=progress.running,
+        succeeded=progress.succeeded,
+        failed=progress.failed,
+        retried=progress.retried,
+        ended=progress.ended,
+    )
+
+
+def progress_from_proto(msg: pb.RunProgress) -> model.RunProgress:
+    return model.RunProgress(
+        found=msg.found,
+        children=msg.children,
+        held=msg.held,
+        running=msg.running,
+        succeeded=msg.succeeded,
+        failed=msg.failed,
+        retried=msg.retried,
+        ended=msg.ended,
     )

@@ -125,6 +125,10 @@ class TaskSessionLike(Session[model.TaskSpec], Protocol):
     def cancel(self, task_id: str) -> None: ...
 
 
+class SubmitSessionLike(Session[model.Submission], Protocol):
+    def held(self, run_id: str, count: int) -> None: ...
+
+
 class WorkerOperations(Protocol):
     """What the worker core offers the transport (see ``worker/servicer.py``)."""
 
@@ -149,13 +153,15 @@ async def _feed_dispatch(session: TaskSessionLike, batches: AsyncIterator[Any]) 
         session.close_input()
 
 
-async def _feed_submit(session: Session[model.Submission], batches: AsyncIterator[Any]) -> str:
+async def _feed_submit(session: SubmitSessionLike, batches: AsyncIterator[Any]) -> str:
     try:
         async for batch in batches:
             if isinstance(batch, Malformed):
                 return batch.reason
             for submission in batch.submissions:
                 session.submit(convert.submission_from_proto(submission))
+            for held in batch.held:
+                session.held(held.run_id, held.count)
         return ""
     finally:
         session.close_input()
@@ -464,9 +470,10 @@ class ControllerOperations(ReplicaOperations, Protocol):
     """What the controller core offers the transport (see ``controller/service.py``)."""
 
     def register_environment(self, spec: model.EnvironmentSpec) -> str: ...
-    def open_session(self) -> Session[model.Submission]: ...
+    def open_session(self) -> SubmitSessionLike: ...
     def cancel(self, task_id: str, run_id: str) -> int: ...
     def status(self) -> model.ControllerStatus: ...
+    def run_progress(self, run_id: str) -> model.RunProgress: ...
     def replica_report(self, report: model.ReplicaReport) -> bool: ...
 
 
@@ -566,6 +573,10 @@ class _ControllerAdapter:
         await _parsed(request, context)
         return convert.status_to_proto(self._ops.status())
 
+    async def get_run_progress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        request = await _parsed(request, context)
+        return convert.progress_to_proto(self._ops.run_progress(request.run_id))
+
     async def report(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ReportReply:
         request = await _parsed(request, context)
         if not request.replica_id:
@@ -600,6 +611,9 @@ def controller_handler(ops: ControllerOperations) -> grpc.GenericRpcHandler:
             "Submit": _bidi(adapter.submit, pb.SubmitBatch, pb.SubmitEvents),
             "Cancel": _unary(adapter.cancel, pb.CancelRequest, pb.CancelReply),
             "GetStatus": _unary(adapter.get_status, pb.StatusRequest, pb.ControllerStatus),
+            "GetRunProgress": _unary(
+                adapter.get_run_progress, pb.RunProgressRequest, pb.RunProgress
+            ),
             "Report": _unary(adapter.report, pb.ReplicaReport, pb.ReportReply),
         },
     )

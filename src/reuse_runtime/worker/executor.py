@@ -50,6 +50,7 @@ log = structlog.get_logger("reuse_runtime.worker")
 #: Default bound on a task's arguments and on its result, in bytes.
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
 
+
 @dataclass(frozen=True)
 class ExecutorConfig:
     replica_id: str = ""
@@ -72,10 +73,19 @@ class Executor:
     when done (it cancels whatever still runs).
     """
 
-    def __init__(self, config: ExecutorConfig, *, loader: CodeLoader | None = None) -> None:
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        *,
+        loader: CodeLoader | None = None,
+        limiter: TaskLimiter | None = None,
+        on_finished: Callable[[TaskResult], None] | None = None,
+    ) -> None:
         self.config = config
-        self.limiter = TaskLimiter(config.concurrency)
+        self.limiter = limiter or TaskLimiter(config.concurrency)
         self.loader = loader or CodeLoader()
+        # Called with every result, before it is handed back (the worker's metrics).
+        self.on_finished = on_finished
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         # Sync tasks take turns on `_sync_turn`: one runs at a time. A sync parent
@@ -179,6 +189,8 @@ class Executor:
         replica_id = self.config.replica_id
         if result.replica_id != replica_id:  # a success already carries it (_encode_result)
             result = replace(result, replica_id=replica_id)
+        if self.on_finished is not None:
+            self.on_finished(result)
         done(result)
 
     async def _run(self, spec: TaskSpec, emit: Callable[[LogLine], None]) -> TaskResult:
@@ -206,8 +218,10 @@ class Executor:
             custom_context=spec.custom_context,
             attempt=spec.attempt or 1,
             run_options=spec.run_options,
+            parent_task_id=spec.parent_task_id,
+            replica_id=self.config.replica_id,
         )
-        current_task.set(ctx)  # also gives log lines their task id (see logs.py)
+        current_task.set(ctx)  # also gives log lines their run and task ids (see logs.py)
         timer = (
             self._loop.call_later(spec.timeout, self.cancel, spec.task_id, "timed out")
             if spec.timeout

@@ -92,6 +92,8 @@ class ControllerLink:
         if self._init is not None:
             return
         self._init = init
+        if self._service.metrics is not None:
+            self._service.metrics.bind(init.environment)
         self.attached = True
         if init.on_start is not None and not self._resumed:
             await run_hook(self._service, init.on_start, init, "on_start")

@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import linecache
 import sys
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,17 +34,38 @@ TASK_FUNCTION_ATTR = "__reuse_function__"
 
 
 class CodeLoader:
-    """Resolve :class:`FunctionRef` to callables, importing each module version once."""
+    """Resolve :class:`FunctionRef` to callables, importing each module version once.
 
-    def __init__(self) -> None:
+    ``private=True`` (for ``reuse_runtime.testing``, which runs several emulated
+    replicas in one process): each loader executes its own copy of a module,
+    outside ``sys.modules``, so module globals and caches are per loader, as they
+    are per replica process. Classes stay shared with the process's own import,
+    so exceptions and results compare equal to the caller's.
+
+    ``on_load(module, seconds)`` is called after each module is loaded (metrics).
+    """
+
+    def __init__(
+        self,
+        *,
+        private: bool = False,
+        on_load: Callable[[str, float], None] | None = None,
+    ) -> None:
         # module name -> (module, code version it was loaded at)
         self._loaded: dict[str, tuple[types.ModuleType, str]] = {}
         # module name -> its load in progress (at most one per module at a time)
         self._loading: dict[str, asyncio.Future[types.ModuleType]] = {}
+        self._private = private
+        self.on_load = on_load
 
     def loaded(self) -> dict[str, str]:
         """Module name -> code version, for every module loaded for a task."""
         return {name: version for name, (_, version) in self._loaded.items()}
+
+    def loaded_module(self, name: str) -> types.ModuleType | None:
+        """The module loaded under ``name`` for tasks, if any."""
+        entry = self._loaded.get(name)
+        return entry[0] if entry is not None else None
 
     async def resolve(self, ref: FunctionRef, bundle: CodeBundle | None) -> Callable[..., object]:
         """The callable ``ref`` names. Raises :class:`CodeNotFoundError` with a clear reason."""
@@ -64,17 +86,21 @@ class CodeLoader:
     async def _load_once(
         self, name: str, version: str, bundle: CodeBundle | None
     ) -> types.ModuleType:
-        loading = asyncio.ensure_future(asyncio.to_thread(self._load, name, version, bundle))
+        load = self._load_private if self._private else self._load
+        loading = asyncio.ensure_future(asyncio.to_thread(load, name, version, bundle))
         self._loading[name] = loading
-        loading.add_done_callback(functools.partial(self._loaded_one, name))
+        loading.add_done_callback(functools.partial(self._loaded_one, name, time.perf_counter()))
         # Shielded: an import runs on in its thread anyway, and the waiters share it.
         return await asyncio.shield(loading)
 
-    def _loaded_one(self, name: str, loading: asyncio.Future[types.ModuleType]) -> None:
+    def _loaded_one(
+        self, name: str, began: float, loading: asyncio.Future[types.ModuleType]
+    ) -> None:
         if self._loading.get(name) is loading:
             del self._loading[name]
-        if not loading.cancelled():
-            loading.exception()  # retrieved here; the task that started the load raises it
+        # The exception is retrieved here; the task that started the load raises it.
+        if not loading.cancelled() and loading.exception() is None and self.on_load is not None:
+            self.on_load(name, time.perf_counter() - began)
 
     def _cached(self, name: str, version: str) -> types.ModuleType | None:
         entry = self._loaded.get(name)
@@ -127,6 +153,37 @@ class CodeLoader:
                 f"task asks for {version[:12]}; rebuild the replica's image or restart the pool"
             )
         self._loaded[name] = (module, loaded_version or version)
+        return module
+
+    def _load_private(self, name: str, version: str, bundle: CodeBundle | None) -> types.ModuleType:
+        """This loader's own copy of the module (see ``private``); ``sys.modules`` untouched."""
+        original = sys.modules.get(name)
+        try:
+            if bundle is not None and bundle.module == name:
+                module = types.ModuleType(name)
+                module.__file__ = bundle.filename
+                exec(compile(bundle.source, bundle.filename, "exec"), module.__dict__)
+            else:
+                spec = getattr(original, "__spec__", None) or importlib.util.find_spec(name)
+                if spec is None or spec.loader is None:
+                    raise ModuleNotFoundError(f"No module named {name!r}")
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+        except Exception as exc:
+            raise CodeNotFoundError(
+                f"importing module {name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if original is not None:
+            for attr, value in list(vars(module).items()):
+                shared = getattr(original, attr, None)
+                if (
+                    isinstance(value, type)
+                    and isinstance(shared, type)
+                    and value.__module__ == name
+                    and value.__qualname__ == shared.__qualname__
+                ):
+                    setattr(module, attr, shared)
+        self._loaded[name] = (module, version)
         return module
 
     def _exec_bundle(self, bundle: CodeBundle) -> types.ModuleType:

@@ -74,6 +74,11 @@ class ReplicaMonitor:
         """The largest event-loop lag seen over the last few seconds."""
         return max(self._lags, default=0.0)
 
+    def current_lag(self) -> float:
+        """The loop lag, counting a block in progress: safe to call from another thread."""
+        blocked = time.monotonic() - self._beat - self._probe_interval
+        return max(self.loop_lag(), blocked, 0.0)
+
     def report(self) -> ReplicaReport:
         stats = self._limiter.statistics()
         return ReplicaReport(

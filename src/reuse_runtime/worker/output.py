@@ -48,7 +48,7 @@ class TaskRoutedStream(io.TextIOBase):
         if "\n" in pending:
             *lines, pending = pending.split("\n")
             for line in lines:
-                ctx.emit(LogLine(ctx.task_id, ctx.label, ctx.run_id, self._name, line))
+                ctx.emit(_line(ctx, self._name, line))
         ctx.partial[self._name] = pending
         return len(text)
 
@@ -61,8 +61,14 @@ def flush_task(ctx: TaskContext) -> None:
     """Send the task's unfinished lines; call when the task ends."""
     for name, pending in ctx.partial.items():
         if pending:
-            ctx.emit(LogLine(ctx.task_id, ctx.label, ctx.run_id, name, pending))
+            ctx.emit(_line(ctx, name, pending))
     ctx.partial.clear()
+
+
+def _line(ctx: TaskContext, stream: str, text: str) -> LogLine:
+    return LogLine(
+        ctx.task_id, ctx.label, ctx.run_id, stream, text, ctx.parent_task_id, ctx.replica_id
+    )
 
 
 def install() -> tuple[TextIO, TextIO]:

@@ -23,6 +23,7 @@ import structlog
 
 from reuse_runtime import context as task_context
 from reuse_runtime.aio import TaskSet
+from reuse_runtime.metrics import MetricsServer, WorkerMetrics
 from reuse_runtime.model import ReplicaHello
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
@@ -57,6 +58,9 @@ class WorkerConfig:
     reconnect: float = 0.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
     security: Security = field(default_factory=Security)
+    # Serve Prometheus metrics at http://metrics_host:metrics_port/metrics (0 picks a port).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -67,6 +71,8 @@ class WorkerConfig:
             raise ValueError(f"grace period must not be negative, got {self.grace_period}")
         if self.reconnect < 0:
             raise ValueError(f"reconnect must not be negative, got {self.reconnect}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
         if self.environment and not self.controller:
             raise ValueError("--environment needs --controller: the controller to join")
         self.security.check_bind(self.host)
@@ -91,6 +97,12 @@ class WorkerServer:
         # Why the controller never took this worker (refused, or unreachable), if it did not.
         self.attach_error = ""
         self._closed: asyncio.Future[None] | None = None
+        self._metrics_server: MetricsServer | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        """Where ``/metrics`` is served; empty when metrics are off."""
+        return self._metrics_server.url if self._metrics_server is not None else ""
 
     @property
     def service(self) -> WorkerService:
@@ -112,6 +124,13 @@ class WorkerServer:
         )
         monitor = ReplicaMonitor(config.replica_id, executor.limiter)
         self._service = WorkerService(executor, monitor)
+        if config.metrics_port is not None:
+            metrics = WorkerMetrics(config.replica_id, executor.limiter, monitor)
+            executor.on_finished = metrics.task_finished
+            executor.loader.on_load = metrics.module_loaded
+            if not config.controller:
+                metrics.bind("standalone")  # attached replicas learn theirs from the controller
+            self._service.metrics = metrics
         server, self._health = services.build_server(
             [services.worker_handler(self._service)], [services.WORKER_SERVICE], config.security
         )
@@ -121,6 +140,11 @@ class WorkerServer:
         host = config.host if ":" not in config.host else f"[{config.host}]"
         self.address = f"{host}:{port}"
         await services.set_serving(self._health, True, services.WORKER_SERVICE)
+        if self._service.metrics is not None and config.metrics_port is not None:
+            self._metrics_server = MetricsServer(
+                self._service.metrics.registry, config.metrics_host, config.metrics_port
+            )
+            self._metrics_server.start()
         self._tasks.spawn(monitor.run(), "monitor")
         if config.controller:
             task_context.set_controller_endpoint(
@@ -275,6 +299,8 @@ class WorkerServer:
             await self._server.stop(grace=1.0)  # type: ignore[attr-defined]
         await self._tasks.cancel_all("worker stopped")
         service.executor.close()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         log.info("worker stopped", completed=service.executor.limiter.statistics().completed)
 
     async def __aenter__(self) -> WorkerServer:
@@ -290,6 +316,8 @@ async def serve(server: WorkerServer) -> None:
     try:
         await server.start()
         print(f"listening on {server.address}", file=sys.__stdout__, flush=True)
+        if server.metrics_url:
+            print(f"metrics on {server.metrics_url}", file=sys.__stdout__, flush=True)
         await server.wait_for_shutdown_request()
     finally:
         await server.close()

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from reuse_runtime.errors import ClosedError
+from reuse_runtime.metrics import WorkerMetrics
 from reuse_runtime.model import (
     ErrorKind,
     LogLine,
@@ -100,6 +101,8 @@ class WorkerService:
     def __init__(self, executor: Executor, monitor: ReplicaMonitor) -> None:
         self.executor = executor
         self.monitor = monitor
+        # The replica's Prometheus metrics, when it serves them (--metrics-port).
+        self.metrics: WorkerMetrics | None = None
 
     @property
     def draining(self) -> bool:

@@ -164,18 +164,22 @@ class TaskResult(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., value: _Optional[bytes] = ..., error: _Optional[_Union[RemoteError, _Mapping]] = ..., replica_id: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., attempts: _Optional[int] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class LogLine(_message.Message):
-    __slots__ = ("task_id", "task_name", "run_id", "stream", "text")
+    __slots__ = ("task_id", "task_name", "run_id", "stream", "text", "parent_task_id", "replica_id")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     task_name: str
     run_id: str
     stream: str
     text: str
-    def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., run_id: _Optional[str] = ..., stream: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    parent_task_id: str
+    replica_id: str
+    def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., run_id: _Optional[str] = ..., stream: _Optional[str] = ..., text: _Optional[str] = ..., parent_task_id: _Optional[str] = ..., replica_id: _Optional[str] = ...) -> None: ...
 
 class DispatchBatch(_message.Message):
     __slots__ = ("tasks", "cancel")
@@ -276,16 +280,18 @@ class DrainCommand(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class ReplicaInit(_message.Message):
-    __slots__ = ("on_start", "on_stop", "bundle", "stop_grace_seconds")
+    __slots__ = ("on_start", "on_stop", "bundle", "stop_grace_seconds", "environment")
     ON_START_FIELD_NUMBER: _ClassVar[int]
     ON_STOP_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_FIELD_NUMBER: _ClassVar[int]
     STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     on_start: FunctionRef
     on_stop: FunctionRef
     bundle: CodeBundle
     stop_grace_seconds: float
-    def __init__(self, on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ...) -> None: ...
+    environment: str
+    def __init__(self, on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., environment: _Optional[str] = ...) -> None: ...
 
 class ControllerMessage(_message.Message):
     __slots__ = ("dispatch", "drain", "init")
@@ -397,10 +403,20 @@ class SubmitExtras(_message.Message):
     def __init__(self, cache_key: _Optional[str] = ..., cache_overwrite: _Optional[bool] = ..., retry_backoff: _Optional[_Union[RetryBackoff, _Mapping]] = ...) -> None: ...
 
 class SubmitBatch(_message.Message):
-    __slots__ = ("submissions",)
+    __slots__ = ("submissions", "held")
     SUBMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
     submissions: _containers.RepeatedCompositeFieldContainer[Submission]
-    def __init__(self, submissions: _Optional[_Iterable[_Union[Submission, _Mapping]]] = ...) -> None: ...
+    held: _containers.RepeatedCompositeFieldContainer[HeldTasks]
+    def __init__(self, submissions: _Optional[_Iterable[_Union[Submission, _Mapping]]] = ..., held: _Optional[_Iterable[_Union[HeldTasks, _Mapping]]] = ...) -> None: ...
+
+class HeldTasks(_message.Message):
+    __slots__ = ("run_id", "count")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    count: int
+    def __init__(self, run_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SubmitEvents(_message.Message):
     __slots__ = ("results", "logs")
@@ -441,7 +457,7 @@ class GroupStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class EnvironmentStatus(_message.Message):
-    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "cache_hits", "groups")
+    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "cache_hits", "groups", "events")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
@@ -455,6 +471,7 @@ class EnvironmentStatus(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     key: str
     name: str
     min_replicas: int
@@ -468,7 +485,48 @@ class EnvironmentStatus(_message.Message):
     last_error: str
     cache_hits: int
     groups: _containers.RepeatedCompositeFieldContainer[GroupStatus]
-    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., cache_hits: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[PoolEvent]
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., cache_hits: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ...) -> None: ...
+
+class PoolEvent(_message.Message):
+    __slots__ = ("at", "kind", "replica_id", "reason", "detail")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    at: float
+    kind: str
+    replica_id: str
+    reason: str
+    detail: str
+    def __init__(self, at: _Optional[float] = ..., kind: _Optional[str] = ..., replica_id: _Optional[str] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class RunProgressRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class RunProgress(_message.Message):
+    __slots__ = ("found", "children", "held", "running", "succeeded", "failed", "retried", "ended")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    RETRIED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    children: int
+    held: int
+    running: int
+    succeeded: int
+    failed: int
+    retried: int
+    ended: bool
+    def __init__(self, found: _Optional[bool] = ..., children: _Optional[int] = ..., held: _Optional[int] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., retried: _Optional[int] = ..., ended: _Optional[bool] = ...) -> None: ...
 
 class ControllerStatus(_message.Message):
     __slots__ = ("environments", "rss_bytes", "address")

@@ -262,6 +262,11 @@ class ControllerStub:
                 request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.StatusRequest.SerializeToString,
                 response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ControllerStatus.FromString,
                 _registered_method=True)
+        self.GetRunProgress = channel.unary_unary(
+                '/reuse_runtime.v1.Controller/GetRunProgress',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgressRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgress.FromString,
+                _registered_method=True)
         self.Report = channel.unary_unary(
                 '/reuse_runtime.v1.Controller/Report',
                 request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReplicaReport.SerializeToString,
@@ -304,6 +309,13 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRunProgress(self, request, context):
+        """How far a run has got: for progress bars.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Report(self, request, context):
         """A replica's report sent apart from its Connect stream: by its watchdog thread,
         while its event loop is blocked, so status shows the blocked loop as it happens.
@@ -339,6 +351,11 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.StatusRequest.FromString,
                     response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ControllerStatus.SerializeToString,
+            ),
+            'GetRunProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunProgress,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgressRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgress.SerializeToString,
             ),
             'Report': grpc.unary_unary_rpc_method_handler(
                     servicer.Report,
@@ -481,6 +498,33 @@ class Controller:
             '/reuse_runtime.v1.Controller/GetStatus',
             reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.StatusRequest.SerializeToString,
             reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ControllerStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Controller/GetRunProgress',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgressRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunProgress.FromString,
             options,
             channel_credentials,
             insecure,
