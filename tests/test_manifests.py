@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from typing import Any
@@ -18,7 +20,7 @@ from reuse_runtime.manifests import (
     role_rules,
     worker_manifests,
 )
-from tests.helpers import subprocess_env
+from tests.helpers import ROOT, subprocess_env
 
 
 def _cli(*args: str, **env: str) -> str:
@@ -156,3 +158,45 @@ def test_bad_k8s_input_is_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("reuse-runtime k8s: error: controller name 'Bad_Name'")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _readme_kubernetes_commands() -> list[str]:
+    """The shell commands in the README's Kubernetes section, continuation lines joined."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Kubernetes\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    joined = "\n".join(blocks).replace("\\\n", " ")
+    return [line.strip() for line in joined.splitlines() if line.strip() and line[0] != "#"]
+
+
+def test_the_readmes_k8s_commands_print_valid_yaml_and_name_what_the_readme_uses() -> None:
+    """Acceptance 7, the part without a cluster: each `reuse-runtime k8s ...` line of the
+    README's Kubernetes section, run as written up to its pipe, prints objects that pass
+    `kubernetes-validate --strict`, plain YAML (no anchors), with the names the section's
+    kubectl lines use. The kubectl lines run in tests/kubernetes/test_real_cluster.py."""
+    commands = _readme_kubernetes_commands()
+    k8s = [c for c in commands if c.startswith("reuse-runtime k8s ")]
+    assert [c.split()[2] for c in k8s] == ["manifests", "workers"], commands
+    for command in k8s:
+        line = command.split("|")[0].replace("$REGISTRY", "registry.example.com/team")
+        text = _cli(*shlex.split(line)[1:])
+        assert "&id" not in text and "*id" not in text  # kubectl reads anchors; people do not
+        docs = list(yaml.safe_load_all(text))
+        for doc in docs:
+            kubernetes_validate.validate(doc, "1.37.0", strict=True)
+        names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+        if "manifests" in command:
+            assert "| kubectl apply -f -" in command
+            assert {("Deployment", "reuse-runtime"), ("Service", "reuse-runtime"),
+                    ("Secret", "reuse-runtime-token")} <= names  # fmt: skip
+        else:
+            autoscale = next(
+                c for c in commands if c.startswith("kubectl -n reuse-runtime autoscale")
+            )
+            assert ("Deployment", autoscale.split()[5]) in names
+            assert f"deployment {autoscale.split()[5]} " in text  # the header names it too
+    # The kubectl lines name the objects `k8s manifests` makes.
+    walk = " ".join(commands)
+    for used in ("deployment/reuse-runtime", "svc/reuse-runtime", "secret reuse-runtime-token",
+                 "reuse-runtime.io/controller=reuse-runtime"):  # fmt: skip
+        assert used in walk

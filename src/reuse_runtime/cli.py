@@ -658,13 +658,14 @@ def _k8s_workers(args: argparse.Namespace) -> int:
         grace_period=args.grace_period,
     )
     deployment = _k8s_deployment(args)
+    docs = worker_manifests(deployment, workers)
     header = (
         f"Workers that join environment {workers.environment!r} of controller "
         f"{deployment.service_address}.\n"
         f"Kubernetes owns their count: e.g. kubectl -n {deployment.namespace} autoscale "
-        f"deployment ... --cpu-percent=70 --min=1 --max=10"
+        f"deployment {docs[0]['metadata']['name']} --cpu-percent=70 --min=1 --max=10"
     )
-    sys.stdout.write(to_yaml(worker_manifests(deployment, workers), header))
+    sys.stdout.write(to_yaml(docs, header))
     return 0
 
 

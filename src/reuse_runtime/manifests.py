@@ -356,8 +356,15 @@ def to_yaml(docs: Iterable[dict[str, Any]], header: str = "") -> str:
         raise PolicyError(
             "printing manifests needs PyYAML: pip install 'reuse-runtime[kubernetes]'"
         ) from None
+
+    class _Plain(yaml.SafeDumper):
+        """No anchors and aliases: a shared dict (a selector's labels) is written out twice."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
     comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
-    body = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in docs)
+    body = "---\n".join(yaml.dump(doc, Dumper=_Plain, sort_keys=False) for doc in docs)
     return comment + "---\n" + body
 
 

@@ -122,12 +122,16 @@ class Kubelet:
             if run.thread is not None:
                 run.thread.join(timeout=60)
         key, value = self.run_label
-        left = self.podman("pod", "ps", "-q", "--filter", f"label={key}={value}", check=False)
-        for pod_id in left.split():
-            self.podman("pod", "rm", "-f", "-t", "0", pod_id, check=False)
-        return self.podman(
-            "pod", "ps", "-q", "--filter", f"label={key}={value}", check=False
-        ).split()
+        for _ in range(5):
+            left = self.podman(
+                "pod", "ps", "-q", "--filter", f"label={key}={value}", check=False
+            ).split()
+            if not left:
+                break
+            for pod_id in left:
+                self.podman("pod", "rm", "-f", "-t", "0", pod_id, check=False)
+            time.sleep(1)
+        return left
 
     def __enter__(self) -> Kubelet:
         return self.start()
@@ -293,12 +297,17 @@ class Kubelet:
         return exists.returncode == 0
 
     def _wait(self, cid: str) -> int:
-        out = self.podman("wait", cid, check=False, timeout=3600).strip()
-        try:
-            return int(out.splitlines()[-1])
-        except (ValueError, IndexError):
-            inspected = json.loads(self.podman("inspect", cid, check=False) or "[{}]")
-            return int((inspected[0].get("State") or {}).get("ExitCode", -1))
+        """The container's exit code, once it has exited (polled: `podman wait` can hang
+        while a `podman pod stop` of the same pod runs)."""
+        while True:
+            out = self.podman(
+                "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", cid, check=False
+            ).split()
+            if len(out) != 2:
+                return -1  # gone
+            if out[0] in ("exited", "stopped", "dead"):
+                return int(out[1])
+            time.sleep(0.3)
 
     def _pod_ip(self, name: str) -> str:
         pod = json.loads(self.podman("pod", "inspect", name))
