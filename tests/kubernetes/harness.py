@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -74,7 +75,7 @@ class Controller:
                 KUBECONFIG=str(self.cluster.api.kubeconfig),
                 REUSE_RUNTIME_TOKEN=self.cluster.api.token,
                 REUSE_RUNTIME_HOME=str(self.cluster.tmp / "controller-home"),
-                REUSE_RUNTIME_LOG_LEVEL="info",
+                REUSE_RUNTIME_LOG_LEVEL=os.environ.get("REUSE_RUNTIME_TEST_LOG_LEVEL", "info"),
             ),
         )
         log.close()

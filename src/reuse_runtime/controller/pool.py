@@ -70,6 +70,10 @@ log = structlog.get_logger("reuse_runtime.controller")
 
 #: A replica that has not attached this long after launch counts as a failed start.
 READY_TIMEOUT = 60.0
+# Seconds a replica's stream may stay open once its backend says it has ended (its
+# process exited, its pod is gone): a connection cut without a FIN (a pod's network
+# torn down) never ends by itself, so past this the backend's word is final.
+STREAM_END_GRACE = 5.0
 #: After this many failed starts in a row, waiting tasks fail instead of waiting on.
 START_FAILURES_BEFORE_GIVING_UP = 3
 
@@ -663,8 +667,20 @@ class ReplicaPool:
         finally:
             ready_timer.cancel()
             replica.exited.set()
-        if replica.stream is None:
+        if replica.stream is not None:
+            await asyncio.sleep(STREAM_END_GRACE)  # its stream's end forgets it, as a rule
+        stream = replica.stream
+        if stream is None:
             self._forget(replica, cause=replica.exit_status.describe())
+        elif not replica.gone:
+            log.warning(
+                "replica ended but its stream is still open; dropping the stream",
+                env=self.spec.name,
+                replica=replica.replica_id,
+                exit=replica.exit_status.describe(),
+            )
+            self._forget(replica, cause=replica.exit_status.describe())
+            stream.close()
 
     async def _ready_deadline(self, replica: ReplicaState) -> None:
         # A backend may need longer (a pod is scheduled and its image pulled first).
