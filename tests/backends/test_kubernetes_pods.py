@@ -236,3 +236,35 @@ def test_why_a_pod_is_pending() -> None:
         "Unschedulable",
         "0/3 nodes are available: 3 Insufficient memory.",
     )
+
+
+def test_a_task_in_its_own_pod_names_the_pool_its_client_registered(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recipe with a host path (with_source_folder) computed again inside the pod, where
+    the folder is elsewhere, would name another pool (and an image nobody built): the pod
+    carries the recipe it was started from, and its own environment's spec uses it."""
+    import reuse_runtime as flyte
+
+    def environment(folder: Any) -> Any:
+        return flyte.TaskEnvironment(
+            name="own", image=flyte.Image.from_debian_base().with_source_folder(folder)
+        )
+
+    host, pod_side = tmp_path / "host" / "code", tmp_path / "pod" / "code"
+    for folder in (host, pod_side):
+        folder.mkdir(parents=True)
+    client = environment(host).spec()
+    assert environment(pod_side).spec().key() != client.key()  # the trap
+    launch = _launch(Resources(), client.image, name="own")
+    env = {e["name"]: e["value"] for e in _pod(launch)["spec"]["containers"][0]["env"]}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert environment(pod_side).spec().key() == client.key()
+    # Another environment of the same name elsewhere is not touched; nor is an image name.
+    other = flyte.TaskEnvironment(name="other", image=flyte.Image.from_debian_base()
+                                  .with_source_folder(pod_side))  # fmt: skip
+    assert other.spec().image != client.image
+    named = _pod(_launch(Resources(), "registry.example.com/prebuilt:1.2"))
+    names = {e["name"] for e in named["spec"]["containers"][0]["env"]}
+    assert "REUSE_RUNTIME_OWN_RECIPE" not in names

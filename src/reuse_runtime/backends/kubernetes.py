@@ -75,7 +75,12 @@ from reuse_runtime.backends.base import (
 from reuse_runtime.backends.container import parse_labels
 from reuse_runtime.errors import AuthConfigError, PolicyError, ReuseRuntimeError
 from reuse_runtime.images.containerfile import ENTRYPOINT
-from reuse_runtime.images.recipe import Env, parse_image_field
+from reuse_runtime.images.recipe import (
+    OWN_ENVIRONMENT_ENV,
+    OWN_RECIPE_ENV,
+    Env,
+    parse_image_field,
+)
 from reuse_runtime.images.registry import registry_reference
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import TOKEN_FILE_ENV, Security
@@ -307,6 +312,9 @@ def pod_manifest(
     env[TOKEN_FILE_ENV] = f"{TOKEN_MOUNT}/{TOKEN_KEY}"
     env[INIT_DIR_ENV] = RECORD_MOUNT
     env[TERMINATION_LOG_ENV] = TERMINATION_LOG
+    if spec.image.lstrip().startswith("{"):  # a recipe: tasks in the pod name this environment by it
+        env[OWN_ENVIRONMENT_ENV] = spec.name
+        env[OWN_RECIPE_ENV] = spec.image
     mounts = [
         {"name": "token", "mountPath": TOKEN_MOUNT, "readOnly": True},
         {"name": "record", "mountPath": RECORD_MOUNT},
