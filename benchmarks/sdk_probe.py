@@ -40,13 +40,13 @@ TIMEOUT_S = 300.0
 
 def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> dict[str, Any]:
     before_run = time.time()
-    first = flyte.run(sdk_tasks.main, n=warmup).outputs(timeout=TIMEOUT_S)
+    first = flyte.run(sdk_tasks.main, n=warmup).outputs(timeout=TIMEOUT_S)[0]
     cold_start_s = first["started_at"] - before_run
     cold_run_wall_s = time.time() - before_run
 
     result: dict[str, Any] = {}
     if seq:
-        result["sequential"] = flyte.run(sdk_tasks.sequential, n=seq).outputs(timeout=TIMEOUT_S)
+        result["sequential"] = flyte.run(sdk_tasks.sequential, n=seq).outputs(timeout=TIMEOUT_S)[0]
 
     me = psutil.Process()
     rss_before = me.memory_info().rss
@@ -57,7 +57,7 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         began = time.perf_counter()
         measured = flyte.run(sdk_tasks.main, n=n, window=window, prime=prime).outputs(
             timeout=TIMEOUT_S
-        )
+        )[0]
         wall_s = time.perf_counter() - began
     cpu_after = cpu_seconds([me.pid, *replicas])
     cpu = {pid: cpu_after[pid] - cpu_before[pid] for pid in cpu_after if pid in cpu_before}
@@ -122,7 +122,7 @@ def cold(tasks: int, reusable: bool) -> dict[str, Any]:
     with RssSampler(interval_s=0.1, list_every_s=0.1) as sampler:
         began = time.perf_counter()
         runs = [flyte.run(task, i) for i in range(tasks)]
-        total = sum(r.outputs(timeout=TIMEOUT_S) for r in runs)
+        total = sum(r.outputs(timeout=TIMEOUT_S)[0] for r in runs)
         wall_s = time.perf_counter() - began
     if total != tasks * (tasks - 1) // 2:
         raise RuntimeError(f"wrong sum of results: {total}")

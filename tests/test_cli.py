@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from tests.helpers import run_cli, subprocess_env
@@ -123,7 +124,7 @@ def test_status_finds_a_controller_on_the_default_port_and_fits_80_columns(
                     return "pong"
                 if __name__ == "__main__":
                     flyte.init(endpoint="127.0.0.1:{port}")
-                    print(flyte.run(ping).outputs())
+                    print(flyte.run(ping).outputs()[0])
                 """
             )
         )
@@ -131,19 +132,26 @@ def test_status_finds_a_controller_on_the_default_port_and_fits_80_columns(
             [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
         )
         assert ran.stdout.strip() == "pong", ran.stderr
-        status = subprocess.run(
-            [sys.executable, "-m", "reuse_runtime", "status"],
-            capture_output=True,
-            text=True,
-            env={**env, "COLUMNS": "200"},
-            cwd=tmp_path,
-            timeout=60,
-        )
+        # The run needs one replica; the second of replicas=2 may still be starting.
+        deadline = time.monotonic() + 60
+        while True:
+            status = subprocess.run(
+                [sys.executable, "-m", "reuse_runtime", "status"],
+                capture_output=True,
+                text=True,
+                env={**env, "COLUMNS": "200"},
+                cwd=tmp_path,
+                timeout=60,
+            )
+            lines = status.stdout.splitlines()
+            ready = [line for line in lines if line.startswith("  ") and "ready" in line]
+            if status.returncode != 0 or len(ready) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     finally:
         controller.terminate()
         controller.communicate(timeout=30)
     assert status.returncode == 0, status.stderr
-    lines = status.stdout.splitlines()
     assert lines[0].startswith(f"controller 127.0.0.1:{port}")
     assert any(line.startswith("an-environment-with-a-rather-long-name") for line in lines)
     assert max(len(line) for line in lines) <= 80, status.stdout

@@ -13,7 +13,7 @@ on a local pool of warm worker processes::
 
     if __name__ == "__main__":
         flyte.init_from_config()
-        print(flyte.run(square, 7).outputs())   # 49
+        print(flyte.run(square, 7).outputs()[0])   # 49
 
 The public names are Flyte's (``flyte.TaskEnvironment``, ``flyte.map``,
 ``flyte.group``, ``flyte.trace``, ``flyte.Cache``, ``flyte.Secret``,
@@ -28,7 +28,7 @@ import os as _os
 # (set before the import) brings the lines back.
 _os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-from reuse_runtime import errors, io
+from reuse_runtime import errors, io, remote
 from reuse_runtime.errors import (
     BacklogFullError,
     ReplicaLostError,
@@ -121,6 +121,7 @@ __all__ = [
     "io",
     "logger",
     "map",
+    "remote",
     "run",
     "shutdown",
     "trace",

@@ -771,7 +771,8 @@ def _run_file(args: argparse.Namespace) -> int:
     run.wait()
     if run.status != "succeeded":
         return 1
-    print(repr(run.outputs()))
+    outputs = run.outputs()
+    print(repr(outputs[0]) if len(outputs) == 1 else repr(tuple(outputs)))
     return 0
 
 

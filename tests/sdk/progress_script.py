@@ -27,7 +27,7 @@ async def main(n: int) -> int:
 if __name__ == "__main__":
     run = flyte.run(main, n=int(sys.argv[1]))
     run.wait()
-    print("result", run.outputs())
+    print("result", run.outputs()[0])
 
 
 @env.task

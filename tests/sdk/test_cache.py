@@ -98,7 +98,7 @@ def test_cached_tasks_run_once_and_hits_show_in_the_log_and_status(tmp_path: Pat
 
             if __name__ == "__main__":
                 r = flyte.run(main, 4)
-                print(r.outputs())
+                print(r.outputs()[0])
                 print(open(r.url.removeprefix("file://")).read().count("cache hit"))
                 flyte.with_runcontext(overwrite_cache=True).run(main, 4).wait()
                 flyte.with_runcontext(disable_run_cache=True).run(square, 1).wait()

@@ -59,7 +59,7 @@ def test_context_groups_custom_context_and_log_records_inside_tasks(tmp_path: Pa
 
             if __name__ == "__main__":
                 r = flyte.with_runcontext(name="ctx-run", custom_context={"who": "me"}).run(main)
-                out = r.outputs()
+                out = r.outputs()[0]
                 print(json.dumps(out))
                 status = subprocess.run([sys.executable, "-m", "reuse_runtime", "status",
                                          "--json"], capture_output=True, text=True, check=True)

@@ -22,7 +22,7 @@ def test_embedded_controller_requires_its_own_token(tmp_path: Path) -> None:
 
         if __name__ == "__main__":
             r = flyte.run(one)
-            print("result", r.outputs())
+            print("result", r.outputs()[0])
             info = json.loads((state_dir() / "controller.json").read_text())
             # A caller without the token is refused before anything runs.
             channel = grpc.insecure_channel(info["address"])
@@ -61,7 +61,7 @@ def test_status_finds_the_embedded_token(tmp_path: Path) -> None:
             return 1
 
         if __name__ == "__main__":
-            print("result", flyte.run(one).outputs())
+            print("result", flyte.run(one).outputs()[0])
             out = subprocess.run(
                 [sys.executable, "-m", "reuse_runtime", "status", "--json"],
                 capture_output=True, text=True, timeout=30,

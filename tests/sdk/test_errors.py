@@ -140,10 +140,10 @@ def test_errors_are_caught_by_flyte_names_across_tasks(tmp_path: Path) -> None:
                 return seen
 
             if __name__ == "__main__":
-                for line in flyte.run(main, os.path.abspath("attempts")).outputs():
+                for line in flyte.run(main, os.path.abspath("attempts")).outputs()[0]:
                     print(line)
                 try:
-                    flyte.run(fails, 3).outputs()
+                    flyte.run(fails, 3).outputs()[0]
                 except flyte.errors.RuntimeUserError as e:
                     print("driver", e.code)
             """

@@ -86,7 +86,7 @@ def test_nested_fan_out_past_the_window_does_not_deadlock(tmp_path: Path) -> Non
             return sum(await asyncio.gather(*(middle(i) for i in range(12))))
 
         if __name__ == "__main__":
-            print("result", flyte.run(main).outputs())
+            print("result", flyte.run(main).outputs()[0])
         """,
     )
     assert done.returncode == 0, done.stderr

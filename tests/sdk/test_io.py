@@ -113,7 +113,7 @@ def test_files_travel_between_tasks_on_replicas(tmp_path: Path) -> None:
                 return await total.aio(await write(n))
 
             if __name__ == "__main__":
-                print(flyte.run(main, 5).outputs())
+                print(flyte.run(main, 5).outputs()[0])
             """
         ),
         REUSE_RUNTIME_STORE=str(tmp_path / "shared-store"),

@@ -92,8 +92,8 @@ def test_map_in_sync_and_async_tasks_on_replicas(tmp_path: Path) -> None:
                 return got + scaled + [peak]  # one replica: its tasks share `peak`
 
             if __name__ == "__main__":
-                print(flyte.run(sync_main, 10).outputs())
-                print(json.dumps(flyte.run(async_main).outputs()))
+                print(flyte.run(sync_main, 10).outputs()[0])
+                print(json.dumps(flyte.run(async_main).outputs()[0]))
             """
         ),
     )
@@ -124,7 +124,7 @@ def test_sync_map_inside_an_async_task_says_to_use_aio(tmp_path: Path) -> None:
 
             if __name__ == "__main__":
                 try:
-                    flyte.run(main).outputs()
+                    flyte.run(main).outputs()[0]
                 except TypeError as e:
                     print(e)
             """

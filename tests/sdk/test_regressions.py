@@ -116,7 +116,7 @@ def test_bug2_the_script_is_captured_when_run_is_called(tmp_path: Path) -> None:
             r = flyte.run(sq, 7)
             # What the interpreter does to __main__ when a script ends:
             del sys.modules["__main__"].__file__
-            print(r.outputs())
+            print(r.outputs()[0])
         """
         ),
     )
@@ -155,13 +155,13 @@ def test_bug3_classes_of_the_script_travel_as_themselves_both_ways(tmp_path: Pat
             return "not caught"
 
         if __name__ == "__main__":
-            out = flyte.run(move, Point(1, 2)).outputs()
+            out = flyte.run(move, Point(1, 2)).outputs()[0]
             print(type(out).__module__, isinstance(out, Point), out == Point(2, 3))
             try:
-                flyte.run(boom).outputs()
+                flyte.run(boom).outputs()[0]
             except MyError as e:
                 print("caught", type(e).__name__, e)
-            print(flyte.run(parent).outputs())
+            print(flyte.run(parent).outputs()[0])
         """
         ),
     )
@@ -256,8 +256,8 @@ def test_bug6_scope_run_gives_each_run_its_own_pool(tmp_path: Path) -> None:
             return os.getpid(), await own_pid()
 
         if __name__ == "__main__":
-            print(len({flyte.run(shared_pid).outputs() for _ in range(2)}))
-            print(len({flyte.run(own_pid).outputs() for _ in range(2)}))
+            print(len({flyte.run(shared_pid).outputs()[0] for _ in range(2)}))
+            print(len({flyte.run(own_pid).outputs()[0] for _ in range(2)}))
             parent, child = flyte.run(nested).outputs()
             print(parent == child)  # the run's children share the run's pool
         """,

@@ -63,13 +63,13 @@ def test_retries_back_off_and_deadlines_bound_all_attempts(tmp_path: Path) -> No
                 raise RuntimeError("again")
 
             if __name__ == "__main__":
-                seen = flyte.run(flaky).outputs()
+                seen = flyte.run(flaky).outputs()[0]
                 print([n for n, _ in seen])
                 gaps = [b - a for (_, a), (_, b) in zip(seen, seen[1:])]
                 print(all(g >= 0.35 for g in gaps))
                 started = time.monotonic()
                 try:
-                    flyte.run(hopeless).outputs()
+                    flyte.run(hopeless).outputs()[0]
                 except flyte.errors.TaskTimeoutError as e:
                     print("deadline", round(time.monotonic() - started) < 5)
             """

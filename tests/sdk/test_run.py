@@ -53,7 +53,7 @@ def test_output_reaches_wait_prefixed_with_the_task_name(tmp_path: Path) -> None
         if __name__ == "__main__":
             r = flyte.run(main)
             r.wait()
-            print("result", r.outputs())
+            print("result", r.outputs()[0])
         """,
     )
     assert done.returncode == 0, done.stderr
@@ -82,7 +82,7 @@ def test_remote_errors_keep_type_message_and_traceback(tmp_path: Path) -> None:
             r = flyte.run(main)
             r.wait()
             try:
-                r.outputs()
+                r.outputs()[0]
             except KeyError as e:
                 import traceback
                 print("caught", type(e).__name__, e)
@@ -115,7 +115,7 @@ def test_sync_tasks_and_nested_sync_calls(tmp_path: Path) -> None:
             return await total.aio(n)
 
         if __name__ == "__main__":
-            print(flyte.run(main, 4).outputs())
+            print(flyte.run(main, 4).outputs()[0])
             print(double(21))  # outside a run: a plain local call
         """,
     )
@@ -189,14 +189,14 @@ def test_run_cancel_and_task_timeout_through_the_sdk(tmp_path: Path) -> None:
             r.wait(timeout=20)
             print("status", r.status)
             try:
-                r.outputs()
+                r.outputs()[0]
             except flyte.TaskCancelledError as e:
                 print("raised", type(e).__name__)
             t = flyte.run(bounded)
             t.wait(timeout=20)
             print("status", t.status)
             try:
-                t.outputs()
+                t.outputs()[0]
             except flyte.TaskTimedOutError as e:
                 print("raised", type(e).__name__, "timed out" in str(e))
         """,
@@ -241,7 +241,7 @@ def test_standalone_controller_through_a_config_file(tmp_path: Path) -> None:
                 flyte.init_from_config()
                 from reuse_runtime.sdk.runtime import runtime
                 print(runtime().embedded, runtime().endpoint)
-                print(flyte.run(pid).outputs() != os.getpid())
+                print(flyte.run(pid).outputs()[0] != os.getpid())
             """,
         )
     finally:
@@ -300,7 +300,7 @@ def test_lifecycle_hooks_run_once_per_replica(tmp_path: Path) -> None:
             return list(await asyncio.gather(*(look() for _ in range(8))))
 
         if __name__ == "__main__":
-            seen = flyte.run(main).outputs()
+            seen = flyte.run(main).outputs()[0]
             print(sorted({model for model, _ in seen}))
         """,
     )
@@ -310,3 +310,51 @@ def test_lifecycle_hooks_run_once_per_replica(tmp_path: Path) -> None:
     stopped = sorted(p.name.split("-")[1] for p in tmp_path.glob("stopped-*"))
     assert len(started) == 2
     assert stopped == started
+
+
+def test_outputs_are_flytes_action_outputs(tmp_path: Path) -> None:
+    """outputs() is a tuple as in Flyte: one value, a tuple's items, a NamedTuple's fields, none."""
+    done = run_script(
+        tmp_path,
+        """
+        from typing import NamedTuple
+
+        class Stats(NamedTuple):
+            total: int
+            label: str
+
+        @env.task
+        async def one(x: int) -> int:
+            return x * 2
+
+        @env.task
+        async def pair(x: int) -> tuple[int, str]:
+            return x, str(x)
+
+        @env.task
+        async def stats(x: int) -> Stats:
+            return Stats(x, "n")
+
+        @env.task
+        async def nothing() -> None:
+            return None
+
+        if __name__ == "__main__":
+            out = flyte.run(one, 4).outputs()
+            print(out[0], len(out), out.o0, out.named_outputs, repr(out))
+            n, s = flyte.run(pair, 3).outputs()
+            print(n, s)
+            st = flyte.run(stats, 5).outputs()
+            print(st.total, st.label, st.named_outputs)
+            print(tuple(flyte.run(nothing).outputs()))
+            print(isinstance(out, tuple), type(out) is flyte.remote.ActionOutputs)
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-5:] == [
+        "8 1 8 {'o0': 8} ActionOutputs(o0=8)",
+        "3 3",
+        "5 n {'total': 5, 'label': 'n'}",
+        "()",
+        "True True",
+    ]

@@ -53,9 +53,9 @@ def test_run_context_settings_reach_the_tasks(tmp_path: Path) -> None:
                     labels={"team": "ml"},
                 ).run.aio(main)
                 await r.wait.aio()
-                print(await r.outputs.aio())
+                print((await r.outputs.aio())[0])
                 plain = await flyte.run.aio(main)
-                print(await plain.outputs.aio())
+                print((await plain.outputs.aio())[0])
                 print(open(r.url.removeprefix("file://")).read().splitlines()[1])
 
             if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_tasks_read_their_secrets_and_nothing_shows_them(tmp_path: Path) -> None
 
             if __name__ == "__main__":
                 r = flyte.run(use)
-                print(r.outputs())
+                print(r.outputs()[0])
                 print(repr(use.environment_spec()))
                 try:
                     flyte.run(needs)

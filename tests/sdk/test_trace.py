@@ -84,7 +84,7 @@ def test_traced_calls_are_recorded_and_may_not_call_tasks(tmp_path: Path) -> Non
 
             if __name__ == "__main__":
                 r = flyte.run(main)
-                print(r.outputs())
+                print(r.outputs()[0])
                 print(open(r.url.removeprefix("file://")).read())
             """
         ),

@@ -35,4 +35,4 @@ if __name__ == "__main__":
     run = flyte.run(main, pause=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0)
     print(run.name, flush=True)
     run.wait()
-    print("result", run.outputs())
+    print("result", run.outputs()[0])

@@ -12,7 +12,7 @@ Example::
     r = flyte.run(main, n=500)
     print(r.name, r.url)
     r.wait()                          # streams the tasks' output
-    print(r.outputs())
+    print(r.outputs()[0])
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from reuse_runtime.model import (
 from reuse_runtime.paths import private_dir, state_dir, write_private
 from reuse_runtime.sdk.aio import BlockingMethod, blocking
 from reuse_runtime.sdk.ignored import note_ignored
+from reuse_runtime.sdk.outputs import ActionOutputs, declares_no_output
 from reuse_runtime.sdk.runcontext import RunSettings
 from reuse_runtime.security import Security
 from reuse_runtime.wire.clients import ControllerClient
@@ -794,10 +795,14 @@ class Run:
                 print(self._summary(), file=sys.stderr, flush=True)
 
     @BlockingMethod
-    def outputs(self, timeout: float | None = None) -> Any:
-        """The task's return value; raises its error if it did not succeed.
+    def outputs(self, timeout: float | None = None) -> ActionOutputs:
+        """The task's outputs, as Flyte gives them: a tuple, so ``outputs()[0]`` is the value.
 
-        The tasks' output not shown yet is printed first, as :meth:`wait` does.
+        A task that returns a tuple (or a ``NamedTuple``) gives its items; one
+        annotated ``-> None`` gives ``()``. ``outputs().named_outputs`` maps
+        ``o0``, ``o1``, ... to the values. Raises the task's error if it did not
+        succeed. The tasks' output not shown yet is printed first, as
+        :meth:`wait` does.
         """
         if not self._reported:
             try:
@@ -806,13 +811,16 @@ class Run:
                 raise TimeoutError(f"run {self.name} still running after {timeout:g} s") from None
         result = self._result.result(0)
         try:
-            return self._task.unwrap(result)
+            value = self._task.unwrap(result)
         except BaseException as error:
             # Its failure was printed with the run's summary: the uncaught-error
             # hook then names it in one line instead of printing it all again.
             with contextlib.suppress(AttributeError, TypeError):
                 error.__reuse_runtime_run__ = self.name  # type: ignore[attr-defined]
             raise
+        if value is None and declares_no_output(self._task.func):
+            return ActionOutputs(())
+        return ActionOutputs.of(value)
 
     def progress(self) -> RunProgress:
         """How far the run has got: its children done, failed, running (see RunProgress)."""

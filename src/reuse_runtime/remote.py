@@ -1,0 +1,5 @@
+"""``flyte.remote``'s names that local programs use: ``ActionOutputs``."""
+
+from reuse_runtime.sdk.outputs import ActionOutputs
+
+__all__ = ["ActionOutputs"]
