@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
     for run in runs:
         run.wait(quiet=True)
         try:
-            results.append({"ok": run.outputs()})
+            outputs = run.outputs()  # Flyte's ActionOutputs: a tuple of the outputs
+            results.append({"ok": list(outputs) if what == "nap" else outputs[0]})
         except Exception as exc:
             results.append({"error": type(exc).__name__, "message": str(exc)})
     print(json.dumps(results), flush=True)

@@ -312,7 +312,7 @@ def pod_manifest(
     env[TOKEN_FILE_ENV] = f"{TOKEN_MOUNT}/{TOKEN_KEY}"
     env[INIT_DIR_ENV] = RECORD_MOUNT
     env[TERMINATION_LOG_ENV] = TERMINATION_LOG
-    if spec.image.lstrip().startswith("{"):  # a recipe: tasks in the pod name this environment by it
+    if spec.image.lstrip().startswith("{"):  # a recipe: the pod's tasks name their pool by it
         env[OWN_ENVIRONMENT_ENV] = spec.name
         env[OWN_RECIPE_ENV] = spec.image
     mounts = [
