@@ -33,7 +33,13 @@ from typing import Any
 import structlog
 
 from reuse_runtime.aio import TaskSet, wait_within
-from reuse_runtime.backends.base import Backend, ExitStatus, ReplicaHandle, ReplicaLaunch
+from reuse_runtime.backends.base import (
+    AdoptingBackend,
+    Backend,
+    ExitStatus,
+    ReplicaHandle,
+    ReplicaLaunch,
+)
 from reuse_runtime.controller.autoscaler import (
     PoolSnapshot,
     ReplicaPhase,
@@ -66,6 +72,10 @@ log = structlog.get_logger("reuse_runtime.controller")
 
 #: A replica that has not attached this long after launch counts as a failed start.
 READY_TIMEOUT = 60.0
+# Seconds a replica's stream may stay open once its backend says it has ended (its
+# process exited, its pod is gone): a connection cut without a FIN (a pod's network
+# torn down) never ends by itself, so past this the backend's word is final.
+STREAM_END_GRACE = 5.0
 #: After this many failed starts in a row, waiting tasks fail instead of waiting on.
 START_FAILURES_BEFORE_GIVING_UP = 3
 
@@ -225,6 +235,7 @@ class ReplicaPool:
         self._pump_scheduled = False
         # Set whenever a task leaves while the pool drains (see ControllerService.drain).
         self.settled = asyncio.Event()
+        self._adopted = False
 
     # ------------------------------------------------------------ tasks
 
@@ -453,6 +464,16 @@ class ReplicaPool:
             self._unassign(replica, record)
             replica.completed += 1
             replica.last_task_end = now
+            if (
+                result.state is TaskState.CANCELLED
+                and not record.cancel_requested
+                and replica.phase is ReplicaPhase.DRAINING
+                and not self._closed
+            ):
+                # Stopped from outside (a deleted pod, a SIGTERM) past its drain's grace:
+                # the replica went, not the task. It is retried elsewhere.
+                self._lost(record, replica.replica_id, "was stopped before the task finished")
+                continue
             self._settle(record, result)
         if replica.retire_reason and not replica.running:
             self._stop(replica)
@@ -707,6 +728,11 @@ class ReplicaPool:
             replica.exited.set()
             self._forget(replica, cause=replica.exit_status.detail)
             return
+        await self._follow_replica(replica)
+
+    async def _follow_replica(self, replica: ReplicaState) -> None:
+        """Until a launched (or adopted) replica ends: its ready deadline, then its end."""
+        assert replica.handle is not None
         ready_timer = self._tasks.spawn(
             self._ready_deadline(replica), f"ready:{replica.replica_id}"
         )
@@ -715,16 +741,30 @@ class ReplicaPool:
         finally:
             ready_timer.cancel()
             replica.exited.set()
-        if replica.stream is None:
+        if replica.stream is not None:
+            await asyncio.sleep(STREAM_END_GRACE)  # its stream's end forgets it, as a rule
+        stream = replica.stream
+        if stream is None:
             self._forget(replica, cause=replica.exit_status.describe())
+        elif not replica.gone:
+            log.warning(
+                "replica ended but its stream is still open; dropping the stream",
+                env=self.spec.name,
+                replica=replica.replica_id,
+                exit=replica.exit_status.describe(),
+            )
+            self._forget(replica, cause=replica.exit_status.describe())
+            stream.close()
 
     async def _ready_deadline(self, replica: ReplicaState) -> None:
-        await asyncio.sleep(READY_TIMEOUT)
+        # A backend may need longer (a pod is scheduled and its image pulled first).
+        timeout = float(getattr(self._backend, "ready_timeout", READY_TIMEOUT))
+        await asyncio.sleep(timeout)
         if replica.phase is ReplicaPhase.STARTING and replica.handle is not None:
             log.warning(
                 "replica did not become ready; killing it",
                 replica=replica.replica_id,
-                timeout=READY_TIMEOUT,
+                timeout=timeout,
             )
             await self._backend.kill(replica.handle)
 
@@ -922,12 +962,36 @@ class ReplicaPool:
             last_start_failure=self.last_start_failure,
         )
 
+    def _adopt_replicas(self) -> None:
+        """Take over the live replicas a predecessor controller left (Kubernetes pods).
+
+        They count as starting replicas until their workers dial back in, so the
+        autoscaler starts none in their place.
+        """
+        self._adopted = True
+        if not isinstance(self._backend, AdoptingBackend):
+            return
+        for handle in self._backend.claim(self.key):
+            replica = ReplicaState(
+                handle.replica_id,
+                started_at=self._clock(),
+                capacity=self.policy.concurrency,
+                handle=handle,
+            )
+            self.replicas[replica.replica_id] = replica
+            self._register_replica(replica.replica_id, self)
+            self._tasks.spawn(self._follow_replica(replica), f"replica:{replica.replica_id}")
+            log.info("adopting replica", env=self.spec.name, replica=replica.replica_id)
+
     def tick(self, listening_since: float = 0.0) -> None:
-        """Apply the report deadline, the lifetime bound, and one autoscaling decision.
+        """Adopt a predecessor's replicas (once), then apply the report deadline, the
+        lifetime bound, and one autoscaling decision.
 
         ``listening_since``: when the controller's loop last came back from a stall
         (see :class:`~reuse_runtime.controller.liveness.Listening`).
         """
+        if not self._adopted:
+            self._adopt_replicas()
         now = self._clock()
         self._check_liveness(now, listening_since)
         if self.policy.max_lifetime:
