@@ -176,8 +176,9 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "--heartbeat",
         type=float,
-        default=5.0,
-        help="seconds between reports to the controller, at most 5 (default 5)",
+        default=1.0,
+        help="seconds between reports to the controller, at most 5 (default 1; the "
+        "controller declares a replica lost after its --report-deadline, 5 s by default)",
     )
     p.add_argument(
         "--max-payload",

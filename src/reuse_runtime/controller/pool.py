@@ -636,6 +636,9 @@ class ReplicaPool:
         replica.report_at = self._clock()
         if loop_alive:
             replica.heard_at = replica.report_at
+            # Heard from again: a replica that was silent long enough to get no new work
+            # (see _pump_now) may take the waiting tasks now.
+            self.pump()
         replica.blocked_by = "" if loop_alive else report.loop_blocked_by
         if replica.phase is ReplicaPhase.STARTING:
             replica.phase = ReplicaPhase.READY

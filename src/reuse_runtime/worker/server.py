@@ -61,7 +61,7 @@ class WorkerConfig:
     # With `controller`: the environment a worker started by someone else joins.
     environment: str | None = None
     grace_period: float = 30.0
-    heartbeat: float = 5.0
+    heartbeat: float = 1.0
     # After losing its controller: seconds to keep dialling it (warm), 0 to exit at once.
     reconnect: float = 0.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
