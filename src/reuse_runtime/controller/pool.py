@@ -624,9 +624,10 @@ class ReplicaPool:
         replica = self.replicas.get(report.replica_id)
         if replica is None or replica.gone or replica.stream is None:
             return False
-        # It shows in status; it does not count as the replica's heartbeat: its event
-        # loop is blocked, and one blocked past the report deadline is declared lost.
-        self._on_report(replica, report, loop_alive=False)
+        # One that names the task blocking the loop shows in status and is not a
+        # heartbeat: a loop held by one task past the report deadline is declared lost.
+        # One without a culprit says the loop is busy running many tasks: a heartbeat.
+        self._on_report(replica, report, loop_alive=not report.loop_blocked_by)
         return True
 
     def _on_report(
