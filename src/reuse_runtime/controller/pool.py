@@ -152,6 +152,7 @@ class ReplicaState:
     completed: int = 0
     retire_reason: str = ""
     kill_reason: str = ""
+    unresponsive: bool = False  # killed because it stopped reporting (see liveness.py)
     stopping: bool = False
     exit_status: ExitStatus | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
@@ -790,7 +791,9 @@ class ReplicaPool:
         if replica.phase is ReplicaPhase.STARTING and not replica.external:
             self.telemetry.replica_start_ended(replica, failed=never_ready, cause=cause)
         elif replica.kill_reason:
-            self.telemetry.replica_lost(replica, "killed", cause)
+            self.telemetry.replica_lost(
+                replica, "unresponsive" if replica.unresponsive else "killed", cause
+            )
         elif not replica.stopping:
             draining = replica.phase is ReplicaPhase.DRAINING
             self.telemetry.replica_lost(replica, loss_cause(status, draining=draining), cause)
@@ -1059,6 +1062,7 @@ class ReplicaPool:
                     deadline=deadline,
                     inflight=len(replica.running),
                 )
+                replica.unresponsive = True
                 self._retire(replica, describe_silence(quiet, blocked_by), kill=True)
 
     @property
