@@ -10,10 +10,16 @@
 # installs from them alone and needs no network; otherwise pip uses its index.
 # Remove a stale ./wheels first: pip would take whatever version it finds there.
 #
+# The controller's image for Kubernetes (`reuse-runtime k8s manifests --image ...`)
+# needs the `kubernetes` extra: build it with `--build-arg EXTRAS='[kubernetes]'`
+# (and `pip wheel -w wheels '.[kubernetes]'` for an offline build).
+#
 # The container backend does not use this file: it builds each environment's
 # image from its `Image` recipe (`reuse-runtime image build FILE.py`).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
+# Extras to install with it, e.g. '[kubernetes]' for the controller's image.
+ARG EXTRAS=""
 
 ENV VIRTUAL_ENV=/opt/reuse-runtime \
     PATH=/opt/reuse-runtime/bin:$PATH \
@@ -24,9 +30,9 @@ COPY . /src
 # Install the project's wheel by name: `pip install /src` would build it from
 # source, which needs setuptools and wheel, and those are not in ./wheels.
 RUN if ls /src/wheels/reuse_runtime-*.whl >/dev/null 2>&1; then \
-        pip install --no-cache-dir --no-index --find-links /src/wheels reuse-runtime; \
+        pip install --no-cache-dir --no-index --find-links /src/wheels "reuse-runtime${EXTRAS}"; \
     else \
-        pip install --no-cache-dir /src; \
+        pip install --no-cache-dir "/src${EXTRAS}"; \
     fi \
     && rm -rf /src
 

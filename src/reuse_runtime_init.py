@@ -19,6 +19,11 @@ one thing an engine may get wrong:
   backend mounts a host directory there), the worker's stderr is copied to
   ``stderr.log`` in it and ``exit.json`` says how the worker ended, so the
   controller can read both after the engine has removed the container.
+* **A termination message.** With ``$REUSE_RUNTIME_TERMINATION_LOG`` set (a
+  Kubernetes pod's ``terminationMessagePath``), the same record, as one JSON
+  line, and the worker's last stderr lines are written there (at most 4 KiB,
+  Kubernetes' limit): the pod's status then says how the worker ended, with no
+  access to its logs.
 
 It exits as the worker did: its exit code, or 128 + the signal that killed it.
 
@@ -36,10 +41,15 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
 INIT_DIR_ENV = "REUSE_RUNTIME_INIT_DIR"
+TERMINATION_LOG_ENV = "REUSE_RUNTIME_TERMINATION_LOG"
+#: Kubernetes keeps at most this much of a termination message.
+TERMINATION_MESSAGE_LIMIT = 4096
 EXIT_RECORD = "exit.json"
 STDERR_LOG = "stderr.log"
 #: Raised for the worker, so the OOM killer takes it rather than this process.
@@ -102,21 +112,29 @@ def _raise_oom_score() -> None:
         Path("/proc/self/oom_score_adj").write_text(str(WORKER_OOM_SCORE_ADJ))
 
 
-def _copy_stderr(source: IO[bytes], log: IO[bytes] | None) -> None:
+def _copy_stderr(source: IO[bytes], log: IO[bytes] | None, tail: deque[bytes]) -> None:
     """Copy the worker's stderr to ours (the container log) and to the log file."""
     out = sys.stderr.buffer
     for line in iter(source.readline, b""):
         out.write(line)
         out.flush()
+        tail.append(line)
         if log is not None:
             log.write(line)
             log.flush()
 
 
-def run(command: list[str], record_dir: Path | None, cgroup: MemoryCgroup) -> int:
+def run(
+    command: list[str],
+    record_dir: Path | None,
+    cgroup: MemoryCgroup,
+    termination_log: Path | None = None,
+) -> int:
     """Run ``command`` as the worker; returns the exit code to exit with."""
     oom_before = cgroup.oom_kills()
     log = (record_dir / STDERR_LOG).open("ab") if record_dir is not None else None
+    tail: deque[bytes] = deque(maxlen=40)
+    piped = log is not None or termination_log is not None
     # Signals that arrive before the child exists are kept and sent once it does.
     pending: list[int] = []
     child: subprocess.Popen[bytes] | None = None
@@ -133,7 +151,7 @@ def run(command: list[str], record_dir: Path | None, cgroup: MemoryCgroup) -> in
     try:
         child = subprocess.Popen(
             command,
-            stderr=subprocess.PIPE if log is not None else None,
+            stderr=subprocess.PIPE if piped else None,
             preexec_fn=_raise_oom_score,  # no threads exist yet, so this is safe
         )
     except OSError as exc:
@@ -141,7 +159,7 @@ def run(command: list[str], record_dir: Path | None, cgroup: MemoryCgroup) -> in
         return 127
     copier = None
     if child.stderr is not None:
-        copier = threading.Thread(target=_copy_stderr, args=(child.stderr, log), daemon=True)
+        copier = threading.Thread(target=_copy_stderr, args=(child.stderr, log, tail), daemon=True)
         copier.start()
     for early in pending:
         child.send_signal(early)
@@ -164,12 +182,32 @@ def run(command: list[str], record_dir: Path | None, cgroup: MemoryCgroup) -> in
             log.write(message.encode())
     if log is not None:
         log.close()
+    record = {"code": code, "signal": killed_by, "oom": oom, "memory_limit": limit}
     if record_dir is not None:
-        record = {"code": code, "signal": killed_by, "oom": oom, "memory_limit": limit}
         tmp = record_dir / f".{EXIT_RECORD}.tmp"
         tmp.write_text(json.dumps(record))
         tmp.replace(record_dir / EXIT_RECORD)
+    if termination_log is not None:
+        if oom:
+            tail.append(message.encode())
+        write_termination_message(termination_log, record, list(tail))
     return code
+
+
+def write_termination_message(path: Path, record: Mapping[str, object], tail: list[bytes]) -> None:
+    """The record as one JSON line, then as many of the last stderr lines as fit in 4 KiB."""
+    head = json.dumps(record).encode() + b"\n"
+    room = TERMINATION_MESSAGE_LIMIT - len(head)
+    kept: list[bytes] = []
+    for line in reversed(tail):
+        if len(line) > room:
+            break
+        kept.insert(0, line)
+        room -= len(line)
+    try:
+        path.write_bytes(head + b"".join(kept))
+    except OSError as exc:
+        print(f"reuse-runtime-init: cannot write {path}: {exc}", file=sys.stderr)
 
 
 def _reap_until(pid: int) -> int:
@@ -204,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     if record_dir is not None and not record_dir.is_dir():
         print(f"reuse-runtime-init: {INIT_DIR_ENV}={raw_dir} is not a directory", file=sys.stderr)
         record_dir = None
-    return run(args, record_dir, MemoryCgroup())
+    raw_log = os.environ.get(TERMINATION_LOG_ENV)
+    return run(args, record_dir, MemoryCgroup(), Path(raw_log) if raw_log else None)
 
 
 if __name__ == "__main__":

@@ -182,10 +182,12 @@ def live_replicas(status: object, env_name: str) -> int:
 
 @dataclass
 class ControllerProcess:
-    """A standalone `reuse-runtime controller` subprocess (see :func:`controller_process`)."""
+    """A standalone `reuse-runtime controller` subprocess (:func:`start_controller`, or
+    :func:`spawn_controller` on a loop)."""
 
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[str] | asyncio.subprocess.Process
     address: str
+    metrics_url: str = ""
 
     @property
     def port(self) -> int:
@@ -273,10 +275,6 @@ class TcpProxy:
             pass
         finally:
             sink.transport.abort()
-
-    process: asyncio.subprocess.Process
-    address: str
-    metrics_url: str
 
 
 @contextlib.asynccontextmanager

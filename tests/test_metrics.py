@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -214,3 +215,43 @@ async def test_a_worker_that_joined_counts_as_external_not_as_a_start_of_ours() 
     assert value(samples, "reuse_runtime_tasks_total", environment=env, state="succeeded") == 1
     (joined,) = [e for e in status.environments if e.name == env]
     assert [e.kind for e in joined.events] == ["attached"]
+
+
+async def test_replayed_children_and_an_unresponsive_replica_are_counted(tmp_path: Path) -> None:
+    """Durable replay counts each child answered from the log; a replica declared lost
+    for its silence (SIGSTOP) counts as 'unresponsive', not as killed or disconnected."""
+    from tests.controller import storm_tasks as st
+
+    n = 50
+    async with running_controller(metrics_port=0, report_deadline=2.0) as (server, client):
+        url = server.metrics_url  # type: ignore[attr-defined]
+        result = await asyncio.wait_for(
+            await submit(client, st.parent_that_fails_once, n, str(tmp_path / "notes"), retries=1),
+            120,
+        )
+        assert result.unwrap() == sum(2 * i for i in range(n))
+        frozen = (await (await submit(client, st.pid_after, 0.0))).unwrap()
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                _, samples = await scrape(url)
+                lost = value(
+                    samples,
+                    "reuse_runtime_replica_losses_total",
+                    environment="fragile",
+                    cause="unresponsive",
+                )
+                if lost == 1 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(frozen, signal.SIGKILL)
+    assert lost == 1
+    replayed = sum(
+        count
+        for (name, labels), count in samples.items()
+        if name == "reuse_runtime_tasks_total" and ("state", "replayed") in labels
+    )
+    assert replayed == n

@@ -9,6 +9,7 @@ Usage::
     reuse-runtime health HOST:PORT                       is a worker or controller serving?
     reuse-runtime engine start|stop                      Podman's Docker-compatible service
     reuse-runtime image base|build ...                   the Debian base; environments' images
+    reuse-runtime k8s manifests|workers ...              YAML to run a controller in Kubernetes
     reuse-runtime logs [RUN] [--task NAME] [--follow]    a run's log
 """
 
@@ -56,14 +57,7 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 
 
 def _install_signal_handlers(on_signal: Callable[[str], None]) -> None:
-    """First SIGTERM/SIGINT asks for a graceful shutdown; a second one exits at once.
-
-    Unblocks both first: a process inherits its signal mask, and one started from a
-    thread that blocks them (the SDK's runtime thread does) would otherwise never see
-    them, and wait out its stopper's grace period before a SIGKILL.
-    """
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    """First SIGTERM/SIGINT asks for a graceful shutdown; a second one exits at once."""
     loop = asyncio.get_running_loop()
     seen: list[int] = []
 
@@ -120,6 +114,7 @@ async def _worker_main(args: argparse.Namespace) -> int:
         environment=args.environment,
         grace_period=args.grace_period,
         heartbeat=args.heartbeat,
+        reconnect=args.reconnect,
         max_payload=parse_bytes(args.max_payload, field_name="--max-payload"),
         security=_security(args),
         metrics_port=args.metrics_port,
@@ -181,13 +176,22 @@ def _worker_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "--heartbeat",
         type=float,
-        default=5.0,
-        help="seconds between reports to the controller, at most 5 (default 5)",
+        default=1.0,
+        help="seconds between reports to the controller, at most 5 (default 1; the "
+        "controller declares a replica lost after its --report-deadline, 5 s by default)",
     )
     p.add_argument(
         "--max-payload",
         default="64Mi",
         help="largest task arguments or result, e.g. 64Mi (default)",
+    )
+    p.add_argument(
+        "--reconnect",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after losing the controller, keep this replica warm and dial it again for up to "
+        "SECONDS, so a restarted controller takes it back (default 0: exit at once)",
     )
     _add_metrics_flags(p)
     _add_security_flags(p)
@@ -209,7 +213,9 @@ async def _controller_main(args: argparse.Namespace) -> int:
             f"the {name} backend needs auth: replicas reach the controller over a network. "
             f"Set a shared token (--token or $REUSE_RUNTIME_TOKEN) or mTLS"
         )
-    opened = await open_backend(name, network=args.network)
+    opened = await open_backend(
+        name, network=args.network, kubernetes=_kubernetes_config(args, name), security=security
+    )
     try:
         host, advertise = controller_placement(opened, args.host, args.advertise_address, security)
         server = ControllerServer(
@@ -243,6 +249,29 @@ async def _controller_main(args: argparse.Namespace) -> int:
         await server.close()
         _forget_made_token(server)
     return 0
+
+
+def _kubernetes_config(args: argparse.Namespace, backend: str) -> Any:
+    """The kubernetes backend's settings from the controller's flags (None for others)."""
+    flags = {
+        "name": args.k8s_name,
+        "namespace": args.k8s_namespace,
+        "image_registry": args.image_registry,
+        "token_secret": args.token_secret,
+        "image_pull_policy": args.image_pull_policy,
+        "start_deadline": args.pod_start_deadline,
+        "adopt_window": args.adopt_window,
+    }
+    if backend != "kubernetes":
+        given = sorted(k for k, v in flags.items() if v is not None)
+        if given:
+            raise ReuseRuntimeError(
+                f"--{given[0].replace('_', '-')} applies to the kubernetes backend only"
+            )
+        return None
+    from reuse_runtime.backends.kubernetes import KubernetesConfig
+
+    return KubernetesConfig.from_env(**flags)
 
 
 def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -291,7 +320,7 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument(
         "--backend",
-        help="where replicas run: local (subprocesses, the default) or container "
+        help="where replicas run: local (subprocesses, the default), container, or kubernetes "
         "(default: $REUSE_RUNTIME_BACKEND)",
     )
     p.add_argument(
@@ -302,6 +331,43 @@ def _controller_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--network",
         help="container network: bridge (default), host, or a network's name "
         "(default: $REUSE_RUNTIME_CONTAINER_NETWORK)",
+    )
+    k8s = p.add_argument_group("kubernetes backend")
+    k8s.add_argument(
+        "--k8s-name",
+        help="this controller's name: its pods' label and their name prefix, and its token "
+        "Secret's (default: $REUSE_RUNTIME_K8S_NAME, else reuse-runtime)",
+    )
+    k8s.add_argument(
+        "--k8s-namespace",
+        help="where pods run (default: $REUSE_RUNTIME_K8S_NAMESPACE, else the service "
+        "account's namespace in a cluster, else the kubeconfig context's)",
+    )
+    k8s.add_argument(
+        "--image-registry",
+        help="registry that environments' images are pulled from, as pushed by `image build "
+        "--registry R --push` (default: $REUSE_RUNTIME_IMAGE_REGISTRY)",
+    )
+    k8s.add_argument(
+        "--token-secret",
+        help="the Secret (key 'token') pods mount the token from (default: NAME-token)",
+    )
+    k8s.add_argument(
+        "--image-pull-policy",
+        choices=("Always", "IfNotPresent", "Never"),
+        help="of replica pods (default IfNotPresent)",
+    )
+    k8s.add_argument(
+        "--pod-start-deadline",
+        type=float,
+        help="seconds a pod may stay Pending (unschedulable, image not pulled) before it is "
+        "deleted and reported (default 300)",
+    )
+    k8s.add_argument(
+        "--adopt-window",
+        type=float,
+        help="seconds a restarted controller holds its predecessor's pods for their "
+        "environments to come back (default 300)",
     )
     _add_security_flags(p)
     p.set_defaults(main=_controller_main)
@@ -531,22 +597,30 @@ def _image_build(args: argparse.Namespace) -> int:
     if not environments:
         raise ReuseRuntimeError(f"{path} defines no TaskEnvironment")
     config = ContainerConfig.from_env()
-    builder = ImageBuilder(
-        engine.connect(), cache_dir=state_dir() / "build", labels=dict(config.labels)
-    )
+    client = engine.connect()
+    builder = ImageBuilder(client, cache_dir=state_dir() / "build", labels=dict(config.labels))
 
     def progress(name: str) -> Callable[[str], None]:
         return lambda line: print(f"[{name}] {line}", flush=True)
 
+    if args.push and not args.registry:
+        raise ReuseRuntimeError("--push needs --registry: where to push the images")
     for name, env in environments.items():
         started = time.monotonic()
-        image = parse_image_field(env.spec().image)
+        image_field = env.spec().image
+        image = parse_image_field(image_field)
         built = builder.ensure(image, progress=progress(name))
         for notice in built.notices if not built.built else ():
             print(f"[{name}] notice: {notice}")
         state = "built" if built.built else "up to date"
         took = time.monotonic() - started
         print(f"{name}: {built.tag} ({state}, {took:.1f} s)", flush=True)
+        if args.registry:
+            from reuse_runtime.images.registry import publish, registry_reference
+
+            reference = registry_reference(image_field, args.registry)
+            publish(client, built.tag, reference, push=args.push)
+            print(f"{name}: {reference} ({'pushed' if args.push else 'tagged'})", flush=True)
     return 0
 
 
@@ -571,7 +645,124 @@ def _image_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "build", help="build the image of every environment a Python file defines"
     )
     build.add_argument("file", help="the Python file that defines the environments")
+    build.add_argument(
+        "--registry",
+        help="also tag each image REGISTRY/NAME:r-<recipe digest>: the name a controller with "
+        "--image-registry REGISTRY gives its pods",
+    )
+    build.add_argument("--push", action="store_true", help="push those tags (needs --registry)")
     build.set_defaults(sync_main=_image_build)
+
+
+# ---------------------------------------------------------------- k8s
+
+
+def _k8s_deployment(args: argparse.Namespace) -> Any:
+    from reuse_runtime.manifests import Deployment
+
+    return Deployment(
+        namespace=args.namespace,
+        name=args.name,
+        image=getattr(args, "controller_image", "") or "",
+        image_registry=getattr(args, "image_registry", "") or "",
+        port=args.port,
+        token=os.environ.get("REUSE_RUNTIME_TOKEN", ""),
+        create_namespace=not getattr(args, "no_namespace", False),
+    )
+
+
+def _k8s_manifests(args: argparse.Namespace) -> int:
+    from reuse_runtime.manifests import controller_manifests, to_yaml
+
+    deployment = _k8s_deployment(args)
+    source = "$REUSE_RUNTIME_TOKEN" if os.environ.get("REUSE_RUNTIME_TOKEN") else "a random token"
+    header = (
+        f"reuse-runtime controller {deployment.name!r} in namespace {deployment.namespace!r}.\n"
+        f"Apply: reuse-runtime k8s manifests ... | kubectl apply -f -\n"
+        f"The Secret {deployment.secret_name} holds {source}; read it back with\n"
+        f"  kubectl -n {deployment.namespace} get secret {deployment.secret_name} "
+        f"-o jsonpath='{{.data.token}}' | base64 -d\n"
+        f"Clients in the cluster dial {deployment.service_address}; from outside, e.g.\n"
+        f"  kubectl -n {deployment.namespace} port-forward svc/{deployment.name} "
+        f"{deployment.port}:{deployment.port}"
+    )
+    sys.stdout.write(to_yaml(controller_manifests(deployment), header))
+    return 0
+
+
+def _k8s_workers(args: argparse.Namespace) -> int:
+    from reuse_runtime.manifests import Workers, to_yaml, worker_manifests
+
+    workers = Workers(
+        environment=args.environment,
+        image=args.image,
+        replicas=args.replicas,
+        concurrency=args.concurrency,
+        cpu=args.cpu or "",
+        memory=args.memory or "",
+        grace_period=args.grace_period,
+    )
+    deployment = _k8s_deployment(args)
+    docs = worker_manifests(deployment, workers)
+    header = (
+        f"Workers that join environment {workers.environment!r} of controller "
+        f"{deployment.service_address}.\n"
+        f"Kubernetes owns their count: e.g. kubectl -n {deployment.namespace} autoscale "
+        f"deployment {docs[0]['metadata']['name']} --cpu-percent=70 --min=1 --max=10"
+    )
+    sys.stdout.write(to_yaml(docs, header))
+    return 0
+
+
+def _k8s_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from reuse_runtime.manifests import CONTROLLER_PORT
+
+    p = sub.add_parser("k8s", help="print Kubernetes manifests (YAML) for a controller or workers")
+    actions = p.add_subparsers(dest="action", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--namespace", default="reuse-runtime", help="(default reuse-runtime)")
+        q.add_argument(
+            "--name", default="reuse-runtime", help="the controller's name (default reuse-runtime)"
+        )
+        q.add_argument(
+            "--port", type=int, default=CONTROLLER_PORT,
+            help=f"the controller's port (default {CONTROLLER_PORT})",
+        )  # fmt: skip
+
+    manifests = actions.add_parser(
+        "manifests",
+        help="Namespace, ServiceAccount, Role, RoleBinding, token Secret, controller Deployment "
+        "and Service (the token: $REUSE_RUNTIME_TOKEN, else a random one)",
+    )
+    common(manifests)
+    manifests.add_argument(
+        "--image",
+        dest="controller_image",
+        help="the controller's image: the project's Dockerfile, pushed (default "
+        "reuse-runtime:VERSION)",
+    )
+    manifests.add_argument(
+        "--image-registry", help="where the controller's pods pull environments' images from"
+    )
+    manifests.add_argument(
+        "--no-namespace", action="store_true", help="leave the Namespace out (it exists)"
+    )
+    manifests.set_defaults(sync_main=_k8s_manifests)
+    workers = actions.add_parser(
+        "workers",
+        help="a Deployment of workers that join an environment of the controller (for an "
+        "HPA or KEDA to scale)",
+    )
+    common(workers)
+    workers.add_argument("environment", help="the environment they join (its name or key)")
+    workers.add_argument("--image", required=True, help="an image with reuse-runtime and your code")
+    workers.add_argument("--replicas", type=int, default=1, help="(default 1)")
+    workers.add_argument("--concurrency", type=int, default=1, help="(default 1)")
+    workers.add_argument("--cpu", help="CPU request, e.g. 500m (an HPA on CPU needs it)")
+    workers.add_argument("--memory", help="memory request and limit, e.g. 1Gi")
+    workers.add_argument("--grace-period", type=float, default=30.0, help="(default 30)")
+    workers.set_defaults(sync_main=_k8s_workers)
 
 
 # ---------------------------------------------------------------- health
@@ -695,11 +886,17 @@ def build_parser() -> argparse.ArgumentParser:
     _health_parser(sub)
     _engine_parser(sub)
     _image_parser(sub)
+    _k8s_parser(sub)
     _logs_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A process inherits its launcher's signal mask, and the SDK's runtime thread, which
+    # starts an embedded pool's replicas, blocks SIGINT and SIGTERM (sdk/runtime.py):
+    # unblocked here, or a replica would never hear the SIGTERM that drains it.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     args = build_parser().parse_args(argv)
     if args.log_format:
         os.environ[logs.FORMAT_ENV] = args.log_format

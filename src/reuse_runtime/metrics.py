@@ -46,10 +46,22 @@ PREFIX = "reuse_runtime"
 
 #: Counted beside the terminal states: a task sent back to the queue to run again.
 RETRIED = "retried"
+#: Counted beside the terminal states: a child call answered from its parent's replay
+#: log (it finished for an earlier attempt of its parent, and did not run again).
+REPLAYED = "replayed"
 #: ``reuse_runtime_replica_starts_total{result}``.
 START_RESULTS = ("ready", "failed", "cancelled")
 #: ``reuse_runtime_replica_losses_total{cause}`` (see ``controller.telemetry.loss_cause``).
-LOSS_CAUSES = ("oom", "signal", "exit", "drained", "killed", "disconnected", "unknown")
+LOSS_CAUSES = (
+    "oom",
+    "signal",
+    "exit",
+    "drained",
+    "killed",
+    "unresponsive",
+    "disconnected",
+    "unknown",
+)
 #: ``reuse_runtime_recycles_total{reason}``.
 RECYCLE_REASONS = ("max_tasks", "max_rss", "max_lifetime", "code_version", "requested")
 #: ``reuse_runtime_replicas{phase}``: the controller's replicas by phase; "external" for
@@ -113,6 +125,7 @@ class EnvironmentMetrics:
         self.cancelled = 0
         self.timed_out = 0
         self.retried = 0
+        self.replayed = 0
         self.rejected = 0
         self.duration = HistogramTally(TASK_SECONDS_BUCKETS)
         self.queued = HistogramTally(TASK_SECONDS_BUCKETS)
@@ -147,6 +160,7 @@ class EnvironmentMetrics:
             ("cancelled", self.cancelled),
             ("timed_out", self.timed_out),
             (RETRIED, self.retried),
+            (REPLAYED, self.replayed),
         ]
 
 
@@ -156,7 +170,8 @@ def _task_families() -> tuple[CounterMetricFamily, HistogramMetricFamily]:
         CounterMetricFamily(
             _name("tasks"),
             "Tasks that reached a terminal state, by state; 'retried' counts each time a "
-            "task was sent back to run again.",
+            "task was sent back to run again, 'replayed' each child call answered from its "
+            "parent's replay log.",
             labels=["environment", "state"],
         ),
         HistogramMetricFamily(

@@ -7,8 +7,9 @@ A worker runs arbitrary code by design, so:
 * the token travels as ``authorization: Bearer <token>`` metadata, is compared
   in constant time, and is never logged.
 
-The token comes from ``--token`` or ``$REUSE_RUNTIME_TOKEN``; the SDK reads the
-same variable.
+The token comes from ``--token`` or ``$REUSE_RUNTIME_TOKEN``, else from the file
+``$REUSE_RUNTIME_TOKEN_FILE`` names (a Kubernetes Secret mounted as a volume); the
+SDK reads the same variables.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from reuse_runtime.errors import AuthConfigError
 
 TOKEN_ENV = "REUSE_RUNTIME_TOKEN"
+TOKEN_FILE_ENV = "REUSE_RUNTIME_TOKEN_FILE"
 TLS_CERT_ENV = "REUSE_RUNTIME_TLS_CERT"
 TLS_KEY_ENV = "REUSE_RUNTIME_TLS_KEY"
 TLS_CA_ENV = "REUSE_RUNTIME_TLS_CA"
@@ -94,8 +96,8 @@ class Security:
         key: str | None = None,
         ca: str | None = None,
     ) -> Security:
-        """Flags win over ``$REUSE_RUNTIME_TOKEN`` and ``$REUSE_RUNTIME_TLS_*``."""
-        token = token or os.environ.get(TOKEN_ENV) or None
+        """Flags win over ``$REUSE_RUNTIME_TOKEN`` (then ``_TOKEN_FILE``) and ``_TLS_*``."""
+        token = token or os.environ.get(TOKEN_ENV) or token_from_file() or None
         cert = cert or os.environ.get(TLS_CERT_ENV)
         key = key or os.environ.get(TLS_KEY_ENV)
         ca = ca or os.environ.get(TLS_CA_ENV)
@@ -122,6 +124,22 @@ class Security:
             f"could run code here. Set a shared token (--token or ${TOKEN_ENV}) or mTLS "
             f"(--tls-cert, --tls-key and --tls-ca), or bind to 127.0.0.1"
         )
+
+
+def token_from_file() -> str | None:
+    """The token in the file ``$REUSE_RUNTIME_TOKEN_FILE`` names, if it is set."""
+    path = os.environ.get(TOKEN_FILE_ENV)
+    if not path:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise AuthConfigError(
+            f"cannot read the token file ${TOKEN_FILE_ENV}={path}: {exc.strerror}"
+        ) from None
+    if not token:
+        raise AuthConfigError(f"the token file ${TOKEN_FILE_ENV}={path} is empty")
+    return token
 
 
 def is_loopback(host: str) -> bool:

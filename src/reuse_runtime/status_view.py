@@ -25,6 +25,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from reuse_runtime.aio import wait_within
 from reuse_runtime.model import ControllerStatus, EnvironmentStatus, PoolEvent
 
 #: Seconds of history the "rate" column averages over.
@@ -190,7 +191,7 @@ async def watch(
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        await wait_within(stop.wait(), seconds)
 
 
 @contextlib.contextmanager

@@ -543,6 +543,10 @@ class _EmulatedReplica:
     def drain(self, reason: str) -> None:
         self._tasks.spawn(self.stop(5.0), "drain")
 
+    def close(self) -> None:
+        """The controller drops the stream: it ends."""
+        self._events.put_nowait(None)
+
     # ------------------------------------------------------------ lifecycle
 
     async def attach(self, service: ControllerService) -> None:

@@ -177,3 +177,14 @@ async def parent_that_fails_once(n: int, log: str) -> int:
         if sum(line.startswith("parent ") for line in notes) == 1:
             raise RuntimeError("the first run fails after its children finished")
     return total
+
+
+@fragile.task
+async def busy_turn(n: int, ms: float) -> int:
+    """Keeps its loop in one long turn that runs many tasks: all n steps start in it."""
+
+    async def step(i: int) -> int:
+        time.sleep(ms / 1000)  # noqa: ASYNC251 - each task holds the loop a little
+        return i
+
+    return sum(await asyncio.gather(*(step(i) for i in range(n))))

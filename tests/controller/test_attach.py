@@ -97,3 +97,28 @@ async def test_a_refused_attach_exits_non_zero_with_the_reason() -> None:
             last = err.decode().strip().splitlines()[-1]
             assert last.startswith("reuse-runtime worker: error: the controller at"), last
             assert reason in last
+
+
+async def test_a_worker_with_default_settings_is_served_under_the_default_report_deadline() -> None:
+    """A worker started by hand with no --heartbeat reports often enough for the default
+    deadline, and a task sent after it idled past half of it is dispatched at once."""
+    async with running_controller(security=Security(token=TOKEN), report_deadline=5.0) as (
+        server,
+        client,
+    ):
+        await client.register(tasks.where.environment_spec())
+        async with spawn_worker(
+            "--controller",
+            server.address,
+            "--environment",
+            "joinable",
+            REUSE_RUNTIME_TOKEN=TOKEN,
+        ) as worker:
+            first = await _until(lambda: _external(client))
+            for _ in range(3):
+                await asyncio.sleep(3.0)  # idle for more than half the deadline
+                result = await asyncio.wait_for(await submit(client, tasks.where), 10)
+                assert result.unwrap() == worker.pid
+            still = await _external(client)
+            assert still is not None
+            assert still.replica_id == first.replica_id  # type: ignore[attr-defined]

@@ -91,6 +91,27 @@ async def test_a_task_that_forks_and_returns_in_the_child_wedges_nothing() -> No
         assert _gone(child), psutil.Process(child).status()
 
 
+async def test_a_loop_busy_with_many_tasks_is_not_declared_lost() -> None:
+    """One turn of the loop that runs 2,500 tasks for ~5 s (a big gather starts its
+    children in one turn) outlasts the 2 s deadline: the watchdog sees the loop move
+    from task to task and vouches for it, so the replica is busy, not lost."""
+    async with running_controller(report_deadline=2.0, replica_loss_budget=0) as (_, client):
+        await (await submit(client, st.pid_after, 0.0))  # warm
+        result = await asyncio.wait_for(await submit(client, st.busy_turn, 2_500, 2.0), 120)
+    assert result.unwrap() == sum(range(2_500))
+    assert result.attempts == 1
+
+
+async def test_a_task_that_holds_the_loop_past_the_deadline_is_named_in_the_cause() -> None:
+    async with running_controller(report_deadline=2.0, replica_loss_budget=0) as (_, client):
+        await (await submit(client, st.pid_after, 0.0))  # warm
+        result = await asyncio.wait_for(await submit(client, st.blocks_loop, 6.0), 60)
+    with pytest.raises(ReplicaLostError) as raised:
+        result.unwrap("blocks_loop")
+    message = str(raised.value)
+    assert "its event loop was blocked by task blocks_loop (" in message, message
+
+
 def _gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -244,4 +244,6 @@ async def test_parent_on_a_killed_replica_is_retried_with_its_children() -> None
             os.kill(pid, signal.SIGKILL)
         result = await asyncio.wait_for(pending, 60)
     assert result.unwrap() == sum(range(6))
-    assert result.attempts == 2
+    # Retried; a third attempt when the retry reached the other replica before its own
+    # death (killed in the same loop) was noticed.
+    assert result.attempts >= 2

@@ -364,6 +364,29 @@ def test_a_drain_during_on_start_runs_on_stop_after_it(tmp_path: Path) -> None:
     assert all(stopped[pid] >= started[pid] for pid in started)
 
 
+def test_a_replica_of_an_embedded_pool_hears_sigterm(tmp_path: Path) -> None:
+    """The SDK's runtime thread blocks SIGINT and SIGTERM (they are the caller's), and a
+    replica it starts inherits that mask: the replica unblocks them, or no drain reaches
+    it (on_stop never ran; each replica was killed after its grace)."""
+    done = run_script(
+        tmp_path,
+        """
+        import signal
+
+        @env.task
+        async def blocked() -> list[str]:
+            status = open("/proc/self/status").read()
+            mask = int(status.split("SigBlk:")[1].split()[0], 16)
+            return [s.name for s in (signal.SIGINT, signal.SIGTERM) if mask >> (s - 1) & 1]
+
+        if __name__ == "__main__":
+            print(flyte.run(blocked).outputs()[0])
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "[]"
+
+
 def test_outputs_are_flytes_action_outputs(tmp_path: Path) -> None:
     """outputs() is a tuple as in Flyte: one value, a tuple's items, a NamedTuple's fields, none."""
     done = run_script(

@@ -1,4 +1,4 @@
-"""Backends start and stop replicas: local subprocesses, containers, or pods.
+"""Backends start and stop replicas: local subprocesses, containers, or Kubernetes pods.
 
 :func:`open_backend` is the one place a backend is chosen, from
 ``init(backend=...)``, ``reuse-runtime controller --backend``, ``[controller]
@@ -11,14 +11,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reuse_runtime.backends.base import Backend, ExitStatus, ReplicaHandle, ReplicaLaunch
 from reuse_runtime.backends.local import LocalBackend
 from reuse_runtime.errors import AuthConfigError, PolicyError
 from reuse_runtime.security import Security, is_loopback
 
+if TYPE_CHECKING:
+    from reuse_runtime.backends.kubernetes import KubernetesConfig
+
 BACKEND_ENV = "REUSE_RUNTIME_BACKEND"
-BACKENDS = ("local", "container")
+BACKENDS = ("local", "container", "kubernetes")
 _WILDCARDS = ("0.0.0.0", "::", "")
 
 
@@ -38,13 +42,24 @@ class OpenBackend:
 
 
 async def open_backend(
-    name: str, *, log_dir: Path | None = None, network: str | None = None
+    name: str,
+    *,
+    log_dir: Path | None = None,
+    network: str | None = None,
+    kubernetes: KubernetesConfig | None = None,
+    security: Security | None = None,
 ) -> OpenBackend:
-    """Make and open the backend ``name`` (connecting to its engine, for containers)."""
+    """Make and open the backend ``name`` (connecting to its engine or API server)."""
+    if network and name != "container":
+        raise PolicyError("a container network applies to the container backend only")
     if name == "local":
-        if network:
-            raise PolicyError("a container network applies to the container backend only")
         return OpenBackend(LocalBackend(log_dir))
+    if name == "kubernetes":
+        from reuse_runtime.backends.kubernetes import KubernetesBackend
+
+        pods = KubernetesBackend(kubernetes, security=security)
+        await pods.open()
+        return OpenBackend(pods)
     from reuse_runtime.backends.container import ContainerBackend, ContainerConfig
 
     backend = ContainerBackend(ContainerConfig.from_env(network=network), log_dir=log_dir)
@@ -66,13 +81,16 @@ def controller_placement(
     embedded controller then listens on every interface (it always has a
     token) and hands out the bridge's gateway; a standalone one must be told to.
     """
-    if opened.backend.name == "local":
+    backend = opened.backend.name
+    if backend == "local":
         return host, advertise
     if not security.authenticated:
         raise AuthConfigError(
-            "the container backend needs auth, since replicas reach the controller over a "
-            "network: set a shared token (--token or $REUSE_RUNTIME_TOKEN) or mTLS"
+            f"the {backend} backend needs auth, since replicas reach the controller over a "
+            f"network: set a shared token (--token or $REUSE_RUNTIME_TOKEN) or mTLS"
         )
+    if backend == "kubernetes":
+        return _kubernetes_placement(host, advertise, embedded=embedded)
     if opened.replica_host is None or advertise:
         return host, advertise  # host networking (loopback works), or told explicitly
     if embedded and is_loopback(host):
@@ -84,6 +102,27 @@ def controller_placement(
             f"{opened.replica_host}), or give --advertise-address, or use --network host"
         )
     return host, (opened.replica_host if host in _WILDCARDS else host)
+
+
+def _kubernetes_placement(host: str, advertise: str | None, *, embedded: bool) -> tuple[str, str]:
+    """Pods dial the controller through its Service: the advertised address."""
+    if embedded:
+        raise PolicyError(
+            "the kubernetes backend needs a standalone controller that pods can reach: run "
+            "`reuse-runtime controller --backend kubernetes` in the cluster (`reuse-runtime k8s "
+            "manifests`), and point init(endpoint=...) at it"
+        )
+    if not advertise:
+        raise PolicyError(
+            "with the kubernetes backend, give --advertise-address: the address pods dial, "
+            "the controller's Service (NAME.NAMESPACE.svc:PORT)"
+        )
+    if is_loopback(host) or is_loopback(advertise.rsplit(":", 1)[0].strip("[]")):
+        raise PolicyError(
+            f"pods cannot reach a controller on {host if is_loopback(host) else advertise}: "
+            f"listen with --host 0.0.0.0 and advertise its Service (NAME.NAMESPACE.svc:PORT)"
+        )
+    return host, advertise
 
 
 __all__ = [

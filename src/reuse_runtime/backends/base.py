@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from reuse_runtime.model import EnvironmentSpec
 from reuse_runtime.security import Security
+
+# The caller's settings a replica in a container or pod needs too: importing the
+# caller's module in a replica validates its ReusePolicy against the same TTL floor.
+FORWARDED_SETTINGS = (
+    "REUSE_RUNTIME_MIN_TTL_SECONDS",
+    "REUSE_RUNTIME_LOG_LEVEL",
+    "REUSE_RUNTIME_MAX_OUTSTANDING",
+    "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES",
+)
 
 
 @dataclass(frozen=True)
@@ -40,15 +49,18 @@ class ExitStatus:
     memory_limit: str = ""
     # The backend itself killed it (a stuck task, a stop past its grace period).
     by_runtime: bool = False
+    # The orchestrator's word for it, where there is one (Kubernetes: "OOMKilled").
+    reason: str = ""
 
     def describe(self) -> str:
         if self.oom:
+            said = f" ({self.reason})" if self.reason else ""
             if self.memory_limit:
                 return (
-                    f"ran out of memory: the OOM killer ended it at its memory limit of "
+                    f"ran out of memory{said}: the OOM killer ended it at its memory limit of "
                     f"{self.memory_limit}"
                 )
-            return "ran out of memory: killed by the OOM killer"
+            return f"ran out of memory{said}: killed by the OOM killer"
         if self.signal is not None:
             try:
                 name = signal.Signals(self.signal).name
@@ -62,13 +74,13 @@ class ExitStatus:
         return self.detail or "ended for an unknown reason"
 
 
-def worker_arguments(launch: ReplicaLaunch, host: str = "127.0.0.1") -> list[str]:
+def worker_arguments(launch: ReplicaLaunch, host: str = "127.0.0.1", port: int = 0) -> list[str]:
     """The ``reuse-runtime worker`` arguments of a replica; secrets go in its environment."""
     return [
         "--host",
         host,
         "--port",
-        "0",
+        str(port),
         "--controller",
         launch.controller_address,
         "--replica-id",
@@ -93,6 +105,21 @@ class ReplicaHandle(Protocol):
 
     def stderr_tail(self) -> str:
         """The last lines the replica wrote to stderr, to explain a failed start."""
+        ...
+
+
+@runtime_checkable
+class AdoptingBackend(Protocol):
+    """A backend whose replicas outlive a controller restart (Kubernetes pods).
+
+    A restarted controller finds them by label; each pool claims its own when it
+    is created, so it starts no fresh replica for them. Their workers dial the
+    controller again by themselves (``reuse-runtime worker --reconnect``).
+    """
+
+    def claim(self, env_key: str) -> list[ReplicaHandle]:
+        """The live replicas of environment ``env_key`` a predecessor left; each is
+        handed out once. Wait for their end with ``wait()``, as for started ones."""
         ...
 
 

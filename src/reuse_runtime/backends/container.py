@@ -54,7 +54,13 @@ import structlog
 
 from reuse_runtime import engine
 from reuse_runtime.aio import wait_within
-from reuse_runtime.backends.base import ExitStatus, ReplicaHandle, ReplicaLaunch, worker_arguments
+from reuse_runtime.backends.base import (
+    FORWARDED_SETTINGS,
+    ExitStatus,
+    ReplicaHandle,
+    ReplicaLaunch,
+    worker_arguments,
+)
 from reuse_runtime.errors import PolicyError
 from reuse_runtime.images.builder import ImageBuilder
 from reuse_runtime.images.containerfile import ENTRYPOINT
@@ -86,26 +92,18 @@ ENVIRONMENT_LABEL = f"{LABEL}.environment"
 ENV_KEY_LABEL = f"{LABEL}.environment-key"
 REPLICA_LABEL = f"{LABEL}.replica"
 
-# The caller's settings a replica needs too: importing the caller's module in a
-# replica validates its ReusePolicy against the same TTL floor, for one.
-_FORWARDED_SETTINGS = (
-    "REUSE_RUNTIME_MIN_TTL_SECONDS",
-    "REUSE_RUNTIME_LOG_LEVEL",
-    "REUSE_RUNTIME_MAX_OUTSTANDING",
-    "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES",
-)
 # Directories never mounted into a replica, even when they are on sys.path.
 _SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/proc", "/sys",
                 "/dev", "/run", "/var/lib")  # fmt: skip
 
 
-def parse_labels(text: str) -> dict[str, str]:
-    """``"k=v,k2=v2"`` (``$REUSE_RUNTIME_CONTAINER_LABELS``) as a dict."""
+def parse_labels(text: str, source: str = LABELS_ENV) -> dict[str, str]:
+    """``"k=v,k2=v2"`` (``$REUSE_RUNTIME_CONTAINER_LABELS``, or ``source``) as a dict."""
     labels = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise PolicyError(f"{LABELS_ENV} must look like key=value,key2=value2; got {item!r}")
+            raise PolicyError(f"{source} must look like key=value,key2=value2; got {item!r}")
         labels[key.strip()] = value.strip()
     return labels
 
@@ -382,7 +380,7 @@ class ContainerBackend:
             if name in security:
                 mounts.append(Mount(security[name], security[name], type="bind", read_only=True))
         env.update(security)
-        for name in _FORWARDED_SETTINGS:
+        for name in FORWARDED_SETTINGS:
             if name in os.environ:
                 env.setdefault(name, os.environ[name])
         env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")

@@ -33,7 +33,13 @@ from typing import Any
 import structlog
 
 from reuse_runtime.aio import TaskSet, wait_within
-from reuse_runtime.backends.base import Backend, ExitStatus, ReplicaHandle, ReplicaLaunch
+from reuse_runtime.backends.base import (
+    AdoptingBackend,
+    Backend,
+    ExitStatus,
+    ReplicaHandle,
+    ReplicaLaunch,
+)
 from reuse_runtime.controller.autoscaler import (
     PoolSnapshot,
     ReplicaPhase,
@@ -70,6 +76,10 @@ READY_TIMEOUT = 60.0
 #: its limiter queues them, so a slot that frees starts the next task without waiting
 #: a round trip to the controller (short tasks at full load). Below c = 10: none.
 PREFETCH_DIVISOR = 10
+# Seconds a replica's stream may stay open once its backend says it has ended (its
+# process exited, its pod is gone): a connection cut without a FIN (a pod's network
+# torn down) never ends by itself, so past this the backend's word is final.
+STREAM_END_GRACE = 5.0
 #: After this many failed starts in a row, waiting tasks fail instead of waiting on.
 START_FAILURES_BEFORE_GIVING_UP = 3
 
@@ -92,6 +102,9 @@ class TaskRecord:
     replay: ReplayLog | None = None
     # The client that ran it (its replica) went away with children outstanding.
     lost_children: bool = False
+    # This attempt has called children, some perhaps answered at once from its replay
+    # log: its code was running fine, so a death of its replica is not pinned on it.
+    made_calls: bool = False
     # Deaths of its replica while it only waited for its children (see _lost).
     victim_losses: int = 0
     attempts: int = 0
@@ -144,6 +157,7 @@ class ReplicaState:
     completed: int = 0
     retire_reason: str = ""
     kill_reason: str = ""
+    unresponsive: bool = False  # killed because it stopped reporting (see liveness.py)
     stopping: bool = False
     exit_status: ExitStatus | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
@@ -232,6 +246,7 @@ class ReplicaPool:
         self._pump_scheduled = False
         # Set whenever a task leaves while the pool drains (see ControllerService.drain).
         self.settled = asyncio.Event()
+        self._adopted = False
 
     # ------------------------------------------------------------ tasks
 
@@ -339,8 +354,7 @@ class ReplicaPool:
         if record.attempts > 1:  # the first attempt leaves it 0, and costs nothing
             spec = replace(spec, attempt=record.attempts)
         record.replica = replica
-        if record.lost_children:
-            record.lost_children = False
+        record.lost_children = record.made_calls = False
         if record.solo:
             replica.exclusive = record
         replica.running[record.task_id] = record
@@ -461,6 +475,16 @@ class ReplicaPool:
             self._unassign(replica, record)
             replica.completed += 1
             replica.last_task_end = now
+            if (
+                result.state is TaskState.CANCELLED
+                and not record.cancel_requested
+                and replica.phase is ReplicaPhase.DRAINING
+                and not self._closed
+            ):
+                # Stopped from outside (a deleted pod, a SIGTERM) past its drain's grace:
+                # the replica went, not the task. It is retried elsewhere.
+                self._lost(record, replica.replica_id, "was stopped before the task finished")
+                continue
             self._settle(record, result)
         if replica.retire_reason and not replica.running:
             self._stop(replica)
@@ -612,9 +636,10 @@ class ReplicaPool:
         replica = self.replicas.get(report.replica_id)
         if replica is None or replica.gone or replica.stream is None:
             return False
-        # It shows in status; it does not count as the replica's heartbeat: its event
-        # loop is blocked, and one blocked past the report deadline is declared lost.
-        self._on_report(replica, report, loop_alive=False)
+        # One that names the task blocking the loop shows in status and is not a
+        # heartbeat: a loop held by one task past the report deadline is declared lost.
+        # One without a culprit says the loop is busy running many tasks: a heartbeat.
+        self._on_report(replica, report, loop_alive=not report.loop_blocked_by)
         return True
 
     def _on_report(
@@ -624,6 +649,9 @@ class ReplicaPool:
         replica.report_at = self._clock()
         if loop_alive:
             replica.heard_at = replica.report_at
+            # Heard from again: a replica that was silent long enough to get no new work
+            # (see _pump_now) may take the waiting tasks now.
+            self.pump()
         replica.blocked_by = "" if loop_alive else report.loop_blocked_by
         if replica.phase is ReplicaPhase.STARTING:
             replica.phase = ReplicaPhase.READY
@@ -716,6 +744,11 @@ class ReplicaPool:
             replica.exited.set()
             self._forget(replica, cause=replica.exit_status.detail)
             return
+        await self._follow_replica(replica)
+
+    async def _follow_replica(self, replica: ReplicaState) -> None:
+        """Until a launched (or adopted) replica ends: its ready deadline, then its end."""
+        assert replica.handle is not None
         ready_timer = self._tasks.spawn(
             self._ready_deadline(replica), f"ready:{replica.replica_id}"
         )
@@ -724,16 +757,30 @@ class ReplicaPool:
         finally:
             ready_timer.cancel()
             replica.exited.set()
-        if replica.stream is None:
+        if replica.stream is not None:
+            await asyncio.sleep(STREAM_END_GRACE)  # its stream's end forgets it, as a rule
+        stream = replica.stream
+        if stream is None:
             self._forget(replica, cause=replica.exit_status.describe())
+        elif not replica.gone:
+            log.warning(
+                "replica ended but its stream is still open; dropping the stream",
+                env=self.spec.name,
+                replica=replica.replica_id,
+                exit=replica.exit_status.describe(),
+            )
+            self._forget(replica, cause=replica.exit_status.describe())
+            stream.close()
 
     async def _ready_deadline(self, replica: ReplicaState) -> None:
-        await asyncio.sleep(READY_TIMEOUT)
+        # A backend may need longer (a pod is scheduled and its image pulled first).
+        timeout = float(getattr(self._backend, "ready_timeout", READY_TIMEOUT))
+        await asyncio.sleep(timeout)
         if replica.phase is ReplicaPhase.STARTING and replica.handle is not None:
             log.warning(
                 "replica did not become ready; killing it",
                 replica=replica.replica_id,
-                timeout=READY_TIMEOUT,
+                timeout=timeout,
             )
             await self._backend.kill(replica.handle)
 
@@ -755,7 +802,9 @@ class ReplicaPool:
         if replica.phase is ReplicaPhase.STARTING and not replica.external:
             self.telemetry.replica_start_ended(replica, failed=never_ready, cause=cause)
         elif replica.kill_reason:
-            self.telemetry.replica_lost(replica, "killed", cause)
+            self.telemetry.replica_lost(
+                replica, "unresponsive" if replica.unresponsive else "killed", cause
+            )
         elif not replica.stopping:
             draining = replica.phase is ReplicaPhase.DRAINING
             self.telemetry.replica_lost(replica, loss_cause(status, draining=draining), cause)
@@ -799,7 +848,7 @@ class ReplicaPool:
         if self._closed:
             self._return(record)  # its replica was stopped by the shutdown
             return
-        if record.children or record.lost_children:
+        if record.children or record.lost_children or record.made_calls:
             self._lost_while_waiting(record, replica_id, cause)
             return
         record.losses += 1
@@ -827,10 +876,10 @@ class ReplicaPool:
         self._finish(record, _failed(record, ErrorKind.REPLICA_LOST, type_name, message))
 
     def _lost_while_waiting(self, record: TaskRecord, replica_id: str, cause: str) -> None:
-        """Its replica died while it only waited for its children: it is the victim, not a
-        suspect. It runs again, not alone, and its finished children are replayed (see
-        replay.py); only a much larger count of such deaths stops it."""
-        record.lost_children = False
+        """Its replica died while it waited for its children (or replayed them): it is the
+        victim, not a suspect. It runs again, not alone, and its finished children are
+        replayed (see replay.py); only a much larger count of such deaths stops it."""
+        record.lost_children = record.made_calls = False
         record.victim_losses += 1
         record.loss_causes.append(f"{replica_id} {cause}, while it waited for its children")
         limit = self.victim_budget
@@ -931,12 +980,36 @@ class ReplicaPool:
             last_start_failure=self.last_start_failure,
         )
 
+    def _adopt_replicas(self) -> None:
+        """Take over the live replicas a predecessor controller left (Kubernetes pods).
+
+        They count as starting replicas until their workers dial back in, so the
+        autoscaler starts none in their place.
+        """
+        self._adopted = True
+        if not isinstance(self._backend, AdoptingBackend):
+            return
+        for handle in self._backend.claim(self.key):
+            replica = ReplicaState(
+                handle.replica_id,
+                started_at=self._clock(),
+                capacity=self.policy.concurrency,
+                handle=handle,
+            )
+            self.replicas[replica.replica_id] = replica
+            self._register_replica(replica.replica_id, self)
+            self._tasks.spawn(self._follow_replica(replica), f"replica:{replica.replica_id}")
+            log.info("adopting replica", env=self.spec.name, replica=replica.replica_id)
+
     def tick(self, listening_since: float = 0.0) -> None:
-        """Apply the report deadline, the lifetime bound, and one autoscaling decision.
+        """Adopt a predecessor's replicas (once), then apply the report deadline, the
+        lifetime bound, and one autoscaling decision.
 
         ``listening_since``: when the controller's loop last came back from a stall
         (see :class:`~reuse_runtime.controller.liveness.Listening`).
         """
+        if not self._adopted:
+            self._adopt_replicas()
         now = self._clock()
         self._check_liveness(now, listening_since)
         if self.policy.max_lifetime:
@@ -1000,6 +1073,7 @@ class ReplicaPool:
                     deadline=deadline,
                     inflight=len(replica.running),
                 )
+                replica.unresponsive = True
                 self._retire(replica, describe_silence(quiet, blocked_by), kill=True)
 
     @property

@@ -145,11 +145,15 @@ class SubmitSession:
             self._wakeup.set()
             return
         if parent is not None:
+            parent.made_calls = True
             log = parent.replay
             if log is not None and spec.call_key:
                 replayed = log.done.get(spec.call_key) if log.done else None
                 if replayed is not None:  # it already ran for an earlier attempt of its parent
                     self._results.append(replace(replayed, task_id=spec.task_id))
+                    pool = service.pools.get(submission.env_key)
+                    if pool is not None:
+                        pool.telemetry.task_replayed()
                     self._wakeup.set()
                     return
                 if log.nested:

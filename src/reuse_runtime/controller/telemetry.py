@@ -197,6 +197,11 @@ class PoolTelemetry:
         if self.metrics is not None:
             self.metrics.retried += 1
 
+    def task_replayed(self) -> None:
+        """A child call answered from its parent's replay log, without running."""
+        if self.metrics is not None:
+            self.metrics.replayed += 1
+
     def task_finished(self, result: TaskResult) -> None:
         if self.metrics is not None:
             self.metrics.finished(result.state)

@@ -43,6 +43,12 @@ Architecture = Literal["linux/amd64", "linux/arm64"]
 
 #: Recipe format version; bump when the JSON shape changes.
 RECIPE_VERSION = 1
+#: Set on a replica whose image was built elsewhere (a Kubernetes pod): its environment's
+#: name, and the recipe (JSON) it was started from. A recipe computed again in the pod
+#: can differ (``with_source_folder`` of a host path), so for that environment the SDK
+#: uses this one, and a task calling a task of its own environment names the same pool.
+OWN_ENVIRONMENT_ENV = "REUSE_RUNTIME_OWN_ENVIRONMENT"
+OWN_RECIPE_ENV = "REUSE_RUNTIME_OWN_RECIPE"
 _DEFAULT_PLATFORMS: tuple[str, ...] = ("linux/amd64", "linux/arm64")
 
 

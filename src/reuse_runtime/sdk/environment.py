@@ -34,7 +34,7 @@ from reuse_runtime import code, errors, pickling
 from reuse_runtime.aio import wait_within
 from reuse_runtime.context import TaskContext, current_task
 from reuse_runtime.errors import PolicyError
-from reuse_runtime.images.recipe import Image
+from reuse_runtime.images.recipe import OWN_ENVIRONMENT_ENV, OWN_RECIPE_ENV, Image
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
     CodeBundle,
@@ -448,6 +448,8 @@ class TaskEnvironment(Environment):
             hooks_bundle = hooks_bundle or hook_bundle
         # The recipe travels as JSON: the controller's container backend builds it.
         image = self.image.to_json() if isinstance(self.image, Image) else (self.image or "")
+        if isinstance(self.image, Image) and os.environ.get(OWN_ENVIRONMENT_ENV) == self.name:
+            image = os.environ.get(OWN_RECIPE_ENV) or image  # in its own pod: as started
         return EnvironmentSpec(
             name=self.name,
             policy=_pool_policy(policy),

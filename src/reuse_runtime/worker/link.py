@@ -50,6 +50,7 @@ class ControllerLink:
         *,
         heartbeat: float,
         on_end: Callable[[BaseException | None], None],
+        resumed: bool = False,
     ) -> None:
         self._service = service
         self._address = address
@@ -57,6 +58,8 @@ class ControllerLink:
         self._hello = hello
         self._heartbeat = heartbeat
         self._on_end = on_end
+        # A link dialled again after a lost one: the on-start hook already ran here.
+        self._resumed = resumed
         self._tasks = TaskSet("controller-link")
         self._session: TaskSession | None = None
         self._conn: ControllerConnection | None = None
@@ -106,12 +109,24 @@ class ControllerLink:
             self._service.metrics.bind(init.environment)
         self.attached = True
         try:
-            if init.on_start is not None:
+            if init.on_start is not None and not self._resumed:
                 await run_hook(self._service, init.on_start, init, "on_start")
         finally:
             self._started.set()
         conn.send_report(self._service.report())
         self._tasks.spawn(self._report_loop(conn), "reports")
+
+    def again(self) -> ControllerLink:
+        """A new link to the same controller, for the same replica (``--reconnect``)."""
+        return ControllerLink(
+            self._service,
+            self._address,
+            self._security,
+            self._hello,
+            heartbeat=self._heartbeat,
+            on_end=self._on_end,
+            resumed=self._resumed or self.attached,
+        )
 
     async def finish(self, timeout: float = 5.0) -> None:
         """Flush the remaining results, run the on-stop hook, send a final report, half-close."""

@@ -52,6 +52,7 @@ class ReplicaMonitor:
         self._lags: deque[float] = deque(maxlen=max(1, int(5.0 / probe_interval)))
         self._beat = time.monotonic()
         self._loop_thread = threading.get_ident()
+        self._loop = asyncio.get_running_loop()
         self.changed = asyncio.Event()
         self.draining = False
         self.recycle_reason = ""
@@ -118,11 +119,18 @@ class ReplicaMonitor:
     def _watch(self, stop: threading.Event) -> None:
         reported_beat = 0.0
         sent_at = 0.0
+        last_task = 0
+        moved = False  # the loop ran other tasks since the watchdog's last report
         while not stop.wait(self._probe_interval):
             beat = self._beat
             now = time.monotonic()
             blocked_for = now - beat
+            running = id(_running_task(self._loop))
+            if running != last_task:
+                moved = moved or last_task != 0
+                last_task = running
             if blocked_for < self._block_threshold:
+                moved = False
                 continue
             if beat != reported_beat:
                 reported_beat = beat
@@ -137,10 +145,26 @@ class ReplicaMonitor:
                         hint="use `await asyncio.sleep` or a `def` task for blocking work",
                     )
             send = self.send_while_blocked
-            if send is not None and self.loop_blocked_by and now - sent_at >= WATCHDOG_REPORT_EVERY:
-                # The loop's lag right now is at least how long it has been blocked.
+            if send is None or now - sent_at < WATCHDOG_REPORT_EVERY:
+                continue
+            # The loop's lag right now is at least how long it has been blocked.
+            lag = max(self.loop_lag(), blocked_for)
+            if moved:
+                # Busy, not wedged: one turn of the loop runs many tasks (a gather of
+                # 100k children starts them all in one turn). A report without a
+                # culprit counts as the replica's heartbeat.
+                sent_at, moved = now, False
+                send(replace(self.report(), loop_lag=lag, loop_blocked_by=""))
+            elif self.loop_blocked_by:
+                # One task holds the loop: shown in status, and not a heartbeat.
                 sent_at = now
-                send(replace(self.report(), loop_lag=max(self.loop_lag(), blocked_for)))
+                send(replace(self.report(), loop_lag=lag))
+
+
+def _running_task(loop: asyncio.AbstractEventLoop) -> object:
+    """The task ``loop`` is running now, read from another thread (None if unknown)."""
+    current = getattr(asyncio.tasks, "_current_tasks", None)
+    return current.get(loop) if isinstance(current, dict) else None
 
 
 def _blocking_task(frame: FrameType | None) -> str:

@@ -61,7 +61,9 @@ class WorkerConfig:
     # With `controller`: the environment a worker started by someone else joins.
     environment: str | None = None
     grace_period: float = 30.0
-    heartbeat: float = 5.0
+    heartbeat: float = 1.0
+    # After losing its controller: seconds to keep dialling it (warm), 0 to exit at once.
+    reconnect: float = 0.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
     security: Security = field(default_factory=Security)
     # Serve Prometheus metrics at http://metrics_host:metrics_port/metrics (0 picks a port).
@@ -75,6 +77,8 @@ class WorkerConfig:
             raise ValueError(f"heartbeat must be in (0, 5] seconds, got {self.heartbeat}")
         if self.grace_period < 0:
             raise ValueError(f"grace period must not be negative, got {self.grace_period}")
+        if self.reconnect < 0:
+            raise ValueError(f"reconnect must not be negative, got {self.reconnect}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
         if self.environment and not self.controller:
@@ -98,6 +102,8 @@ class WorkerServer:
         self._server: object = None
         self._service: WorkerService | None = None
         self._link: ControllerLink | None = None
+        # Dialling the controller again after losing it (``--reconnect``).
+        self._redialling = False
         self._reports: ReportSender | None = None
         self._tasks = TaskSet("worker")
         self._shutdown = asyncio.Event()
@@ -190,22 +196,62 @@ class WorkerServer:
         )
 
     async def _run_link(self, link: ControllerLink) -> None:
+        lost = await self._serve_link(link)
+        while lost is not None:
+            # --reconnect: keep the warm state and dial the controller (restarted, or
+            # reachable again) until it takes this replica back or the time is up.
+            log.warning(
+                "lost the controller; dialling it again",
+                controller=self.config.controller,
+                error=lost,
+                within=self.config.reconnect,
+            )
+            self._redialling = True
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.config.reconnect
+            delay = 0.5
+            while True:
+                link = self._link = link.again()
+                lost = await self._serve_link(link)
+                if lost is None or link.attached:
+                    break  # shut down; or taken back, then lost again: a new window
+                if loop.time() + delay > deadline:
+                    self.request_shutdown(
+                        f"the controller connection was lost, and it did not take this "
+                        f"replica back within {self.config.reconnect:g} s"
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _serve_link(self, link: ControllerLink) -> str | None:
+        """Serve ``link`` until it ends. Returns why it broke when the controller should
+        be dialled again (``--reconnect``), else None (the worker is shutting down)."""
         drained = self._tasks.spawn(self._follow_drain(link), "drain-command")
         try:
             await link.run()
-        except Exception:
-            pass  # reported by _link_ended
+        except Exception as exc:
+            if not self._shutdown.is_set():  # _link_ended chose to dial it again
+                return f"{type(exc).__name__}: {exc}"
         finally:
             drained.cancel()
+        return None
 
     def _link_ended(self, error: BaseException | None) -> None:
-        """The controller stream ended (error None) or broke: shut down, now."""
+        """The controller stream ended (error None) or broke: shut down, now; or, with
+        ``--reconnect``, stop its tasks and let :meth:`_run_link` dial it again."""
         if self._shutdown.is_set():
             return
         if error is None:
             self.request_shutdown("the controller closed the connection")
             return
-        if self._link is not None and not self._link.attached:
+        attached = self._link is not None and self._link.attached
+        if self.config.reconnect > 0 and (attached or self._redialling):
+            if attached:
+                # Its tasks are retried elsewhere (or sent again by their clients).
+                self.service.executor.cancel_all("the controller connection was lost")
+            return
+        if not attached:
             # Never taken (refused, or unreachable): the CLI exits non-zero with this.
             self.attach_error = (
                 f"the controller at {self.config.controller} did not take this worker: "

@@ -1,0 +1,1026 @@
+"""`KubernetesBackend`: replicas as pods, through the official ``kubernetes`` client.
+
+Each replica is one Pod (:func:`pod_manifest` writes it; the tests validate it
+against the Kubernetes schemas):
+
+* **the image** of the environment's ``Image``, named in a registry
+  (:func:`reuse_runtime.images.registry.registry_reference`: the controller's
+  ``--image-registry`` unless the recipe names its own); the controller never
+  builds: ``reuse-runtime image build FILE.py --registry R --push`` does that;
+* **the worker** ``reuse-runtime-init reuse-runtime worker --controller
+  SERVICE:PORT ...`` on port 50051, dialling the controller through its
+  Service (``--advertise-address``), and dialling it again for a while after
+  losing it, so a restarted controller can adopt it (``--reconnect``);
+* **the token** from a Secret mounted read-only (``$REUSE_RUNTIME_TOKEN_FILE``),
+  never a literal in the spec;
+* **requests and limits** from ``Resources`` (``cpu``, ``memory``, ``gpu`` as
+  ``nvidia.com/gpu``, ``disk`` as ``ephemeral-storage``, ``shm`` as a memory
+  ``emptyDir`` on ``/dev/shm``);
+* **a native gRPC readiness probe** against the worker's health service;
+* **labels** naming the controller and the environment, and the exact ids in
+  annotations; ``terminationGracePeriodSeconds`` from the drain's grace;
+* **an ownerReference** to the controller's own pod when the controller runs in
+  the cluster, so Kubernetes deletes the replicas when that pod goes.
+
+It needs these API calls, and no others (the Role of ``reuse-runtime k8s
+manifests`` grants exactly them; :data:`API_CALLS` lists them for the test
+that checks): pods ``create``, ``delete``, ``get``, ``list`` and ``watch``.
+
+One watch per backend follows its pods (a relist covers a broken watch). A pod
+that ends says how: ``OOMKilled`` (with the memory limit), ``Evicted``,
+an exit code or signal; one that stays ``Pending`` (unschedulable, or its image
+cannot be pulled: ``ImagePullBackOff``) past ``start_deadline`` is deleted and
+reported with the reason Kubernetes gave.
+
+**Adoption.** On ``open()`` a controller lists the live pods that carry its
+name: a predecessor's (same name, and in the cluster the same controller pod,
+restarted). Each pool claims its environment's pods when it is created
+(:meth:`KubernetesBackend.claim`) and starts no fresh one for them; their
+workers dial the Service again and are taken back, warm. Pods nobody claims
+within ``adopt_window`` are deleted.
+
+In the cluster the backend uses the pod's service account; outside, the
+kubeconfig (``$KUBECONFIG``, else ``~/.kube/config``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import concurrent.futures
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from reuse_runtime.aio import wait_within
+from reuse_runtime.backends.base import (
+    FORWARDED_SETTINGS,
+    ExitStatus,
+    ReplicaHandle,
+    ReplicaLaunch,
+    worker_arguments,
+)
+from reuse_runtime.backends.container import parse_labels
+from reuse_runtime.errors import AuthConfigError, PolicyError, ReuseRuntimeError
+from reuse_runtime.images.containerfile import ENTRYPOINT
+from reuse_runtime.images.recipe import (
+    OWN_ENVIRONMENT_ENV,
+    OWN_RECIPE_ENV,
+    Env,
+    parse_image_field,
+)
+from reuse_runtime.images.registry import registry_reference
+from reuse_runtime.resources import Resources
+from reuse_runtime.security import TOKEN_FILE_ENV, Security
+
+log = structlog.get_logger("reuse_runtime.backends")
+
+T = TypeVar("T")
+
+NAMESPACE_ENV = "REUSE_RUNTIME_K8S_NAMESPACE"
+NAME_ENV = "REUSE_RUNTIME_K8S_NAME"
+REGISTRY_ENV = "REUSE_RUNTIME_IMAGE_REGISTRY"
+TOKEN_SECRET_ENV = "REUSE_RUNTIME_K8S_TOKEN_SECRET"
+POD_LABELS_ENV = "REUSE_RUNTIME_K8S_POD_LABELS"
+#: The controller's own pod (the downward API sets it in the controller's Deployment).
+POD_NAME_ENV = "REUSE_RUNTIME_POD_NAME"
+INIT_DIR_ENV = "REUSE_RUNTIME_INIT_DIR"
+TERMINATION_LOG_ENV = "REUSE_RUNTIME_TERMINATION_LOG"
+
+DEFAULT_NAME = "reuse-runtime"
+#: Where the service account's files are, in a pod.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+WORKER_PORT = 50051
+WORKER_CONTAINER = "worker"
+TOKEN_MOUNT = "/var/run/secrets/reuse-runtime"
+TOKEN_KEY = "token"
+RECORD_MOUNT = "/run/reuse-runtime"
+TERMINATION_LOG = "/dev/termination-log"
+
+LABEL = "reuse-runtime.io"
+CONTROLLER_LABEL = f"{LABEL}/controller"
+ENVIRONMENT_LABEL = f"{LABEL}/environment"
+ENV_KEY_LABEL = f"{LABEL}/environment-key"
+REPLICA_LABEL = f"{LABEL}/replica"
+INSTANCE_LABEL = f"{LABEL}/controller-instance"
+REPLICA_ID_ANNOTATION = f"{LABEL}/replica-id"
+ENV_KEY_ANNOTATION = f"{LABEL}/environment-key"
+ENVIRONMENT_ANNOTATION = f"{LABEL}/environment"
+MEMORY_LIMIT_ANNOTATION = f"{LABEL}/memory-limit"
+
+#: Every Kubernetes API call the backend makes: (verb, resource). The Role grants these.
+API_CALLS = (
+    ("create", "pods"),
+    ("delete", "pods"),
+    ("get", "pods"),
+    ("list", "pods"),
+    ("watch", "pods"),
+)
+
+# Waiting reasons that never clear by themselves: reported at once, not at the deadline.
+_HOPELESS = ("InvalidImageName", "ErrImageNeverPull")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """How the kubernetes backend runs replicas. ``from_env`` reads the variables."""
+
+    #: The controller's name: its pods' label, its Service and its token Secret's prefix.
+    name: str = DEFAULT_NAME
+    #: None: the service account's namespace in the cluster, else the kubeconfig context's.
+    namespace: str | None = None
+    #: Where recipe images are pulled from (``REGISTRY/NAME:r-DIGEST``).
+    image_registry: str = ""
+    #: The Secret (key ``token``) holding the controller's token; None: ``NAME-token``.
+    token_secret: str | None = None
+    image_pull_policy: str = "IfNotPresent"
+    #: Seconds a pod may stay Pending (unscheduled, pulling, backing off) before it is
+    #: deleted and reported.
+    start_deadline: float = 300.0
+    #: Seconds a predecessor's pods wait to be claimed; also how long a replica dials
+    #: a controller it lost.
+    adopt_window: float = 300.0
+    #: None: in the cluster when ``$KUBERNETES_SERVICE_HOST`` is set, else the kubeconfig.
+    in_cluster: bool | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    #: The controller's own pod, for ownerReferences (in the cluster).
+    pod_name: str | None = None
+    #: In the cluster: where the service account's token, CA and namespace are mounted.
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR
+    #: Extra labels on every pod (``$REUSE_RUNTIME_K8S_POD_LABELS``).
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _DNS_LABEL.match(self.name) or len(self.name) > 40:
+            raise PolicyError(
+                f"controller name {self.name!r} must be a DNS label of at most 40 characters "
+                f"(lowercase letters, digits, '-'): it prefixes pod names"
+            )
+        if self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
+            raise PolicyError(
+                f"image pull policy must be Always, IfNotPresent or Never, got "
+                f"{self.image_pull_policy!r}"
+            )
+        if self.start_deadline <= 0 or self.adopt_window < 0:
+            raise PolicyError("start_deadline must be positive and adopt_window not negative")
+
+    @property
+    def secret_name(self) -> str:
+        return self.token_secret or f"{self.name}-token"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> KubernetesConfig:
+        """The variables' values, under the non-None ``overrides`` (a CLI's flags)."""
+        values: dict[str, Any] = {
+            "name": os.environ.get(NAME_ENV) or DEFAULT_NAME,
+            "namespace": os.environ.get(NAMESPACE_ENV) or None,
+            "image_registry": os.environ.get(REGISTRY_ENV, ""),
+            "token_secret": os.environ.get(TOKEN_SECRET_ENV) or None,
+            "pod_name": os.environ.get(POD_NAME_ENV) or None,
+            "labels": tuple(
+                sorted(parse_labels(os.environ.get(POD_LABELS_ENV, ""), POD_LABELS_ENV).items())
+            ),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+# ------------------------------------------------------------------ the Pod spec
+
+
+def pod_name(controller: str, replica_id: str) -> str:
+    """A DNS-1123 label for a replica's pod: the controller's name and the replica id."""
+    raw = re.sub(r"[^a-z0-9-]+", "-", f"{controller}-{replica_id}".lower()).strip("-")
+    if len(raw) > 63:
+        digest = hashlib.sha256(replica_id.encode()).hexdigest()[:8]
+        raw = f"{raw[:54].rstrip('-')}-{digest}"
+    return raw
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value: at most 63 of ``[A-Za-z0-9_.-]``, alphanumeric at the ends."""
+    value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+    if len(value) > 63:
+        value = value[:54] + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return value.strip("-_.")
+
+
+def _cpu(cores: float) -> str:
+    millis = max(1, round(cores * 1000))
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def _bytes(raw: Any, parsed: int) -> str:
+    """A quantity as the user wrote it when Kubernetes reads it the same way, else bytes."""
+    if isinstance(raw, str) and _QUANTITY.match(raw.strip()):
+        return raw.strip()
+    return str(parsed)
+
+
+def _pair(value: Any) -> tuple[Any, Any]:
+    return (value[0], value[1]) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def pod_resources(resources: Resources) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the container's ``resources``, extra volumes) for ``resources``."""
+    limits = resources.limits()
+    requests: dict[str, str] = {}
+    caps: dict[str, str] = {}
+    if limits.cpu_request:
+        requests["cpu"] = _cpu(limits.cpu_request)
+    if limits.cpu_limit:
+        caps["cpu"] = _cpu(limits.cpu_limit)
+    if limits.memory_request is not None and limits.memory_limit is not None:
+        raw_request, raw_limit = _pair(resources.memory)
+        requests["memory"] = _bytes(raw_request, limits.memory_request)
+        caps["memory"] = _bytes(raw_limit, limits.memory_limit)
+    if limits.gpu:
+        caps["nvidia.com/gpu"] = str(limits.gpu)
+    if limits.disk is not None:
+        requests["ephemeral-storage"] = caps["ephemeral-storage"] = _bytes(
+            resources.disk, limits.disk
+        )
+    volumes: list[dict[str, Any]] = []
+    if limits.shm is not None:
+        shm: dict[str, Any] = {"medium": "Memory"}
+        if limits.shm != "auto":
+            shm["sizeLimit"] = _bytes(resources.shm, limits.shm)
+        elif limits.memory_limit is not None:
+            shm["sizeLimit"] = caps["memory"]
+        volumes.append({"name": "dshm", "emptyDir": shm})
+    result: dict[str, Any] = {}
+    if requests:
+        result["requests"] = requests
+    if caps:
+        result["limits"] = caps
+    return result, volumes
+
+
+def _image_pythonpath(image_field: str) -> str:
+    """The image's own ``PYTHONPATH`` (from ``with_env_vars``), which the pod's must keep."""
+    parsed = parse_image_field(image_field)
+    found = ""
+    if not isinstance(parsed, str):
+        for layer in parsed._layers:
+            if isinstance(layer, Env):
+                found = dict(layer.env_vars).get("PYTHONPATH", found)
+    return found
+
+
+def pod_manifest(
+    launch: ReplicaLaunch,
+    config: KubernetesConfig,
+    *,
+    namespace: str,
+    image: str,
+    owner: dict[str, Any] | None = None,
+    instance: str = "",
+    reconnect: float | None = None,
+) -> dict[str, Any]:
+    """The Pod of one replica (see the module's docstring). Pure: no API call."""
+    spec = launch.environment
+    resources = Resources.from_wire(spec.resources)
+    container_resources, volumes = pod_resources(resources)
+    grace = max(1, math.ceil(launch.grace_period))
+    args = worker_arguments(launch, host="0.0.0.0", port=WORKER_PORT)
+    args += ["--reconnect", f"{config.adopt_window if reconnect is None else reconnect:g}"]
+    env: dict[str, str] = {}
+    for name in FORWARDED_SETTINGS:
+        if name in os.environ:
+            env[name] = os.environ[name]
+    env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
+    env["REUSE_RUNTIME_LOG_FORMAT"] = "json"
+    env.update(dict(spec.env_vars))
+    # Code baked into the image (with_source_folder) is under the working directory.
+    own_path = env.get("PYTHONPATH") or _image_pythonpath(spec.image)
+    env["PYTHONPATH"] = "." + (f":{own_path}" if own_path else "")
+    env[TOKEN_FILE_ENV] = f"{TOKEN_MOUNT}/{TOKEN_KEY}"
+    env[INIT_DIR_ENV] = RECORD_MOUNT
+    env[TERMINATION_LOG_ENV] = TERMINATION_LOG
+    if spec.image.lstrip().startswith("{"):  # a recipe: the pod's tasks name their pool by it
+        env[OWN_ENVIRONMENT_ENV] = spec.name
+        env[OWN_RECIPE_ENV] = spec.image
+    mounts = [
+        {"name": "token", "mountPath": TOKEN_MOUNT, "readOnly": True},
+        {"name": "record", "mountPath": RECORD_MOUNT},
+    ]
+    if volumes:
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    container: dict[str, Any] = {
+        "name": WORKER_CONTAINER,
+        "image": image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": list(ENTRYPOINT),
+        "args": args,
+        "ports": [{"name": "grpc", "containerPort": WORKER_PORT, "protocol": "TCP"}],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "volumeMounts": mounts,
+        "readinessProbe": {
+            "grpc": {"port": WORKER_PORT, "service": _worker_service()},
+            "periodSeconds": 5,
+            "failureThreshold": 1,
+        },
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+    if container_resources:
+        container["resources"] = container_resources
+    labels = {
+        **dict(config.labels),
+        "app.kubernetes.io/name": "reuse-runtime",
+        "app.kubernetes.io/component": "replica",
+        "app.kubernetes.io/managed-by": "reuse-runtime",
+        CONTROLLER_LABEL: config.name,
+        ENVIRONMENT_LABEL: label_value(spec.name),
+        ENV_KEY_LABEL: label_value(spec.key()),
+        REPLICA_LABEL: label_value(launch.replica_id),
+    }
+    if instance:
+        labels[INSTANCE_LABEL] = instance
+    metadata: dict[str, Any] = {
+        "name": pod_name(config.name, launch.replica_id),
+        "namespace": namespace,
+        "labels": labels,
+        "annotations": {
+            REPLICA_ID_ANNOTATION: launch.replica_id,
+            ENV_KEY_ANNOTATION: spec.key(),
+            ENVIRONMENT_ANNOTATION: spec.name,
+            MEMORY_LIMIT_ANNOTATION: resources.limits().memory_text,
+        },
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": {
+            "restartPolicy": "Never",
+            # The worker drains within its grace period; the on-stop hook and the last
+            # report get a little more before the kubelet's SIGKILL.
+            "terminationGracePeriodSeconds": grace + 5,
+            # Replicas never call the Kubernetes API.
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "containers": [container],
+            "volumes": [
+                {
+                    "name": "token",
+                    "secret": {
+                        "secretName": config.secret_name,
+                        "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}],
+                        "defaultMode": 0o400,
+                    },
+                },
+                {"name": "record", "emptyDir": {"sizeLimit": "16Mi"}},
+                *volumes,
+            ],
+        },
+    }
+
+
+def _worker_service() -> str:
+    from reuse_runtime.wire import services
+
+    return str(services.WORKER_SERVICE)
+
+
+# ------------------------------------------------------------------ reading pods
+
+
+def _container_status(pod: dict[str, Any]) -> dict[str, Any]:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == WORKER_CONTAINER:
+            return dict(status)
+    return {}
+
+
+def _init_record(message: str) -> tuple[dict[str, Any], str]:
+    """(the init's exit record, the worker's last stderr lines) from a termination message."""
+    first, _, rest = message.partition("\n")
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return {}, message.strip()
+    return (record if isinstance(record, dict) else {}), rest.strip()
+
+
+def exit_status(pod: dict[str, Any], *, killed: bool = False) -> ExitStatus | None:
+    """How a pod's replica ended, or None while it has not.
+
+    ``OOMKilled`` (or the init's record of an OOM kill) is an out-of-memory
+    loss with the pod's memory limit; ``Evicted`` and other pod-level failures
+    are named with Kubernetes' reason and message.
+    """
+    status = pod.get("status") or {}
+    phase = status.get("phase", "")
+    terminated = (_container_status(pod).get("state") or {}).get("terminated")
+    if terminated is None:
+        terminated = (_container_status(pod).get("lastState") or {}).get("terminated")
+    limit = ((pod.get("metadata") or {}).get("annotations") or {}).get(MEMORY_LIMIT_ANNOTATION, "")
+    if phase == "Failed" and status.get("reason") == "Evicted":
+        # The kubelet killed the container for it: the eviction is what counts.
+        message = str(status.get("message") or "")
+        return ExitStatus(
+            detail=f"was evicted by Kubernetes (Evicted): {message}".rstrip(": "),
+            reason="Evicted",
+        )
+    if terminated:
+        reason = str(terminated.get("reason") or "")
+        record, _ = _init_record(str(terminated.get("message") or ""))
+        code = terminated.get("exitCode")
+        if reason == "OOMKilled" or record.get("oom"):
+            return ExitStatus(
+                code=137, signal=9, oom=True, memory_limit=limit, reason=reason or "OOMKilled"
+            )
+        signum = terminated.get("signal") or record.get("signal")
+        if isinstance(code, int) and code > 128 and not signum:
+            signum = code - 128
+        if signum:
+            return ExitStatus(signal=int(signum), by_runtime=killed, reason=reason)
+        if isinstance(code, int):
+            return ExitStatus(code=code, reason=reason)
+    if phase in ("Failed", "Succeeded"):
+        reason = str(status.get("reason") or "")
+        message = str(status.get("message") or "")
+        what = f"its pod {phase.lower()}" + (f" ({reason})" if reason else "")
+        return ExitStatus(detail=f"{what}: {message}".rstrip(": "), reason=reason)
+    return None
+
+
+def pending_reason(pod: dict[str, Any]) -> tuple[str, str]:
+    """(Kubernetes' reason, its message) for a pod that is not running yet."""
+    waiting = (_container_status(pod).get("state") or {}).get("waiting") or {}
+    if waiting.get("reason"):
+        return str(waiting["reason"]), str(waiting.get("message") or "")
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return str(condition.get("reason") or "Unschedulable"), str(
+                condition.get("message") or ""
+            )
+    return "Pending", ""
+
+
+# ------------------------------------------------------------------ the backend
+
+
+@dataclass(eq=False)
+class PodReplica:
+    """One replica's pod, and how it ended."""
+
+    replica_id: str
+    name: str
+    env_key: str
+    exited: asyncio.Future[ExitStatus]
+    created: float
+    memory_limit: str = ""
+    phase: str = "Pending"
+    ip: str = ""
+    node: str = ""
+    uid: str = ""
+    waiting: tuple[str, str] = ("", "")
+    message_tail: str = ""
+    killed: bool = False
+    deleting: bool = False
+    adopted: bool = False
+    _deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        where = f" on {self.node}" if self.node else ""
+        ip = f" ({self.ip})" if self.ip else ""
+        return f"pod {self.name}{where}{ip}"
+
+    def stderr_tail(self) -> str:
+        return self.message_tail
+
+
+def _pod_replica(handle: ReplicaHandle) -> PodReplica:
+    if not isinstance(handle, PodReplica):
+        raise TypeError(f"the kubernetes backend got a {type(handle).__name__} handle")
+    return handle
+
+
+class KubernetesBackend:
+    """Start replicas as pods. ``open()`` connects (``start`` does it on first use)."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        config: KubernetesConfig | None = None,
+        *,
+        security: Security | None = None,
+        api_client: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or KubernetesConfig.from_env()
+        self._security = security
+        self._api_client = api_client
+        self._core: Any = None
+        self._clock = clock
+        self.namespace = self.config.namespace or ""
+        self.instance = secrets.token_hex(4)
+        self._owner: dict[str, Any] | None = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=16, thread_name_prefix="kubernetes"
+        )
+        self._replicas: dict[str, PodReplica] = {}  # by pod name
+        self._adoptable: dict[str, builtins.list[PodReplica]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._open_lock = asyncio.Lock()
+        self._opened = False
+        self._closed = False
+        self._watch: Any = None
+        self._watch_thread: threading.Thread | None = None
+        self._adopt_timer: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -------------------------------------------------------------- lifecycle
+
+    @property
+    def ready_timeout(self) -> float:
+        """How long the pool waits for a replica to attach: scheduling and pulling included."""
+        return self.config.start_deadline + 60.0
+
+    async def open(self) -> None:
+        """Connect to the API server, find this controller's pod (in the cluster), adopt a
+        predecessor's live pods, and follow them. Idempotent."""
+        async with self._open_lock:
+            if self._opened:
+                return
+            security = self._security
+            if security is not None and security.tls is not None and not security.token:
+                raise AuthConfigError(
+                    "the kubernetes backend authenticates replicas with a token from a "
+                    "Secret; mTLS alone is not supported: set a token"
+                )
+            self._loop = asyncio.get_running_loop()
+            await self._call(self._connect)
+            found = await self._call(self._list_pods)
+            self._adopt(found)
+            subscribed = threading.Event()
+            self._watch_thread = threading.Thread(
+                target=self._follow, args=(subscribed,), name="pod-watch", daemon=True
+            )
+            self._watch_thread.start()
+            await self._call(subscribed.wait, 30.0)
+            adoptable = sum(len(v) for v in self._adoptable.values())
+            if adoptable:
+                self._adopt_timer = self._loop.call_later(
+                    self.config.adopt_window, self._release_unclaimed
+                )
+            self._opened = True
+            log.info(
+                "kubernetes backend ready",
+                namespace=self.namespace,
+                controller=self.config.name,
+                owner=(self._owner or {}).get("name", ""),
+                adoptable=adoptable,
+            )
+
+    def _connect(self) -> None:
+        from kubernetes import client, config
+
+        in_cluster = self.config.in_cluster
+        if in_cluster is None:
+            in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (
+                self.config.kubeconfig is None
+            )
+        if self._api_client is None:
+            try:
+                if in_cluster:
+                    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+                    configuration = client.Configuration()
+                    accounts = self.config.service_account_dir
+                    InClusterConfigLoader(  # type: ignore[no-untyped-call]
+                        token_filename=str(accounts / "token"),
+                        cert_filename=str(accounts / "ca.crt"),
+                    ).load_and_set(configuration)
+                    self._api_client = client.ApiClient(configuration)
+                else:
+                    self._api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                        config_file=self.config.kubeconfig, context=self.config.context
+                    )
+            except config.ConfigException as exc:
+                where = "in-cluster service account" if in_cluster else "kubeconfig"
+                raise ReuseRuntimeError(
+                    f"cannot reach Kubernetes: no usable {where} ({exc}); outside a cluster "
+                    f"set $KUBECONFIG or create ~/.kube/config"
+                ) from None
+        self._core = client.CoreV1Api(self._api_client)
+        if not self.namespace:
+            self.namespace = _default_namespace(in_cluster, self.config)
+        if in_cluster:
+            self._owner = self._find_owner()
+
+    def _find_owner(self) -> dict[str, Any] | None:
+        """An ownerReference to the controller's own pod, when it can be read."""
+        from kubernetes.client.exceptions import ApiException
+
+        name = self.config.pod_name or os.environ.get("HOSTNAME", "")
+        if not name:
+            return None
+        try:
+            pod = self._core.read_namespaced_pod(name, self.namespace, _preload_content=False)
+            uid = json.loads(pod.data)["metadata"]["uid"]
+        except (ApiException, KeyError, ValueError) as exc:
+            log.warning(
+                "cannot read the controller's own pod: replicas get no ownerReference",
+                pod=name,
+                error=str(exc)[:200],
+            )
+            return None
+        return {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}
+
+    async def close(self) -> None:
+        """Delete every pod this backend started or still holds for adoption."""
+        if self._closed:
+            return
+        self._release_unclaimed()
+        replicas = [r for r in self._replicas.values() if not r.exited.done()]
+        await asyncio.gather(*(self.stop(r, 5.0) for r in replicas), return_exceptions=True)
+        self._closed = True
+        # The watch thread ends at its next event or timeout, seeing _closed; nothing waits.
+        if self._watch is not None:
+            with contextlib.suppress(Exception):
+                self._watch.stop()
+        for task in list(self._background):
+            task.cancel()
+        if self._api_client is not None:
+            with contextlib.suppress(Exception):
+                self._api_client.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -------------------------------------------------------------- the Backend protocol
+
+    async def start(self, launch: ReplicaLaunch) -> PodReplica:
+        await self.open()
+        image = registry_reference(launch.environment.image, self.config.image_registry)
+        body = pod_manifest(
+            launch, self.config, namespace=self.namespace, image=image, owner=self._owner,
+            instance=self.instance,
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        replica = PodReplica(
+            launch.replica_id,
+            body["metadata"]["name"],
+            launch.environment.key(),
+            loop.create_future(),
+            self._clock(),
+            memory_limit=body["metadata"]["annotations"][MEMORY_LIMIT_ANNOTATION],
+        )
+        self._replicas[replica.name] = replica
+        try:
+            await self._call(self._create, body)
+        except BaseException:
+            self._replicas.pop(replica.name, None)
+            raise
+        replica._deadline = loop.call_later(
+            self.config.start_deadline, self._past_deadline, replica
+        )
+        return replica
+
+    async def stop(self, handle: ReplicaHandle, grace: float) -> None:
+        """Delete the pod with ``grace``: the kubelet sends SIGTERM (the worker drains)
+        and SIGKILL past it."""
+        replica = _pod_replica(handle)
+        if not replica.exited.done() and not replica.deleting:
+            replica.deleting = True
+            await self._call(self._delete, replica.name, max(1, math.ceil(grace)))
+        try:
+            await wait_within(asyncio.shield(replica.exited), grace + 30.0)
+        except asyncio.TimeoutError:
+            await self.kill(replica)
+
+    async def kill(self, handle: ReplicaHandle) -> None:
+        """Delete the pod at once (grace 0: SIGKILL)."""
+        replica = _pod_replica(handle)
+        if not replica.exited.done():
+            replica.killed = True
+            replica.deleting = True
+            await self._call(self._delete, replica.name, 0)
+        try:
+            await wait_within(asyncio.shield(replica.exited), 60.0)
+        except asyncio.TimeoutError:
+            # The watch missed it: ask the API server.
+            await self._call(self._relist)
+            if not replica.exited.done():
+                self._settle(replica, ExitStatus(detail="its pod was deleted", by_runtime=True))
+
+    async def wait(self, handle: ReplicaHandle) -> ExitStatus:
+        replica = _pod_replica(handle)
+        status = await asyncio.shield(replica.exited)
+        self._replicas.pop(replica.name, None)
+        return status
+
+    def list(self) -> builtins.list[ReplicaHandle]:
+        return [r for r in self._replicas.values() if not r.exited.done()]
+
+    async def healthy(self, handle: ReplicaHandle) -> bool:
+        replica = _pod_replica(handle)
+        return not replica.exited.done() and replica.phase in ("Pending", "Running")
+
+    def claim(self, env_key: str) -> builtins.list[ReplicaHandle]:
+        """A predecessor's live pods of ``env_key``, handed out once (see the docstring)."""
+        claimed = self._adoptable.pop(env_key, [])
+        for replica in claimed:
+            self._replicas[replica.name] = replica
+            log.info("adopted pod", pod=replica.name, replica=replica.replica_id, env=env_key)
+        return builtins.list(claimed)
+
+    # -------------------------------------------------------------- API calls (threads)
+
+    def _create(self, body: dict[str, Any]) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._core.create_namespaced_pod(self.namespace, body, _preload_content=False)
+        except ApiException as exc:
+            raise ReuseRuntimeError(
+                f"Kubernetes refused pod {body['metadata']['name']} in namespace "
+                f"{self.namespace}: {_api_error(exc)}"
+            ) from None
+
+    def _delete(self, name: str, grace: int) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._core.delete_namespaced_pod(
+                name, self.namespace, grace_period_seconds=grace, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("could not delete pod", pod=name, error=_api_error(exc))
+
+    def _list_pods(self) -> tuple[builtins.list[dict[str, Any]], str]:
+        response = self._core.list_namespaced_pod(
+            self.namespace, label_selector=self._selector(), _preload_content=False
+        )
+        data = json.loads(response.data)
+        return list(data.get("items") or []), str(
+            (data.get("metadata") or {}).get("resourceVersion") or ""
+        )
+
+    def _selector(self) -> str:
+        return f"{CONTROLLER_LABEL}={self.config.name}"
+
+    # -------------------------------------------------------------- adoption
+
+    def _adopt(self, found: tuple[builtins.list[dict[str, Any]], str]) -> None:
+        """Sort a predecessor's pods: live ones of ours become adoptable, ended ones go."""
+        pods, _ = found
+        for pod in pods:
+            metadata = pod.get("metadata") or {}
+            annotations = metadata.get("annotations") or {}
+            name = str(metadata.get("name", ""))
+            owners = metadata.get("ownerReferences") or []
+            if self._owner is not None and owners and owners[0].get("uid") != self._owner["uid"]:
+                continue  # another controller pod's (a rollout): Kubernetes removes them
+            replica_id = annotations.get(REPLICA_ID_ANNOTATION)
+            env_key = annotations.get(ENV_KEY_ANNOTATION)
+            phase = (pod.get("status") or {}).get("phase", "")
+            if not replica_id or not env_key or metadata.get("deletionTimestamp"):
+                continue
+            if phase not in ("Pending", "Running"):
+                self._spawn_delete(name)
+                continue
+            assert self._loop is not None
+            replica = PodReplica(
+                replica_id,
+                name,
+                env_key,
+                self._loop.create_future(),
+                self._clock(),
+                memory_limit=annotations.get(MEMORY_LIMIT_ANNOTATION, ""),
+                phase=phase,
+                adopted=True,
+            )
+            self._track(replica, pod)
+            self._adoptable.setdefault(env_key, []).append(replica)
+
+    def _release_unclaimed(self) -> None:
+        """Delete the predecessor's pods no pool claimed in time."""
+        for replicas in self._adoptable.values():
+            for replica in replicas:
+                log.info("deleting a predecessor's pod nobody claimed", pod=replica.name)
+                self._spawn_delete(replica.name)
+        self._adoptable.clear()
+
+    def _spawn_delete(self, name: str) -> None:
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        task = loop.create_task(self._call(self._delete, name, 0))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -------------------------------------------------------------- following pods
+
+    def _follow(self, subscribed: threading.Event) -> None:
+        """Thread: turn watch events into pod states and exits; relist after a break."""
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        resource_version = ""
+        while not self._closed:
+            try:
+                if not resource_version:
+                    resource_version = self._relist()
+                subscribed.set()
+                self._watch = watch.Watch()  # type: ignore[no-untyped-call]
+                for event in self._watch.stream(
+                    self._core.list_namespaced_pod,
+                    self.namespace,
+                    label_selector=self._selector(),
+                    resource_version=resource_version,
+                    timeout_seconds=60,
+                    allow_watch_bookmarks=True,
+                ):
+                    if self._closed:
+                        return
+                    kind = event.get("type")
+                    raw = event.get("raw_object") or {}
+                    if kind == "ERROR":
+                        resource_version = ""  # 410 Gone: too old; list again
+                        break
+                    version = (raw.get("metadata") or {}).get("resourceVersion")
+                    if version:
+                        resource_version = str(version)
+                    if kind in ("ADDED", "MODIFIED"):
+                        self._observe(raw, deleted=False)
+                    elif kind == "DELETED":
+                        self._observe(raw, deleted=True)
+            except ApiException as exc:
+                if self._closed:
+                    return
+                if exc.status == 410:
+                    resource_version = ""
+                    continue
+                log.warning("pod watch failed; watching again", error=_api_error(exc))
+                resource_version = ""
+                threading.Event().wait(1.0)
+            except Exception as exc:
+                if self._closed:
+                    return
+                log.warning("pod watch broke; watching again", error=str(exc)[:200])
+                resource_version = ""
+                threading.Event().wait(1.0)
+
+    def _relist(self) -> str:
+        """Bring every tracked pod up to date from a list; the list's resourceVersion."""
+        pods, version = self._list_pods()
+        seen = set()
+        for pod in pods:
+            seen.add((pod.get("metadata") or {}).get("name"))
+            self._observe(pod, deleted=False)
+        for replica in list(self._replicas.values()):
+            if replica.name not in seen and not replica.exited.done() and self._listed(replica):
+                self._observe({"metadata": {"name": replica.name}}, deleted=True)
+        return version
+
+    def _listed(self, replica: PodReplica) -> bool:
+        # A pod created a moment ago may not be in a list that started before it.
+        return self._clock() - replica.created > 5.0
+
+    def _observe(self, pod: dict[str, Any], *, deleted: bool) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._on_pod, pod, deleted)
+
+    def _on_pod(self, pod: dict[str, Any], deleted: bool) -> None:
+        """On the loop: a pod changed (or is gone)."""
+        name = (pod.get("metadata") or {}).get("name", "")
+        replica = self._replicas.get(name) or self._adoptable_named(name)
+        if replica is None or replica.exited.done():
+            return
+        self._track(replica, pod)
+        status = exit_status(pod, killed=replica.killed)
+        if status is not None:
+            self._settle(replica, status)
+            self._spawn_delete(replica.name)  # a pod that ended stays until deleted
+            return
+        if deleted:
+            what = "its pod was deleted" + ("" if replica.deleting else " by someone else")
+            self._settle(replica, ExitStatus(detail=what, by_runtime=replica.killed))
+            return
+        reason, message = replica.waiting
+        if replica.phase == "Pending" and reason in _HOPELESS:
+            self._fail_start(replica, f"its image cannot be pulled ({reason}): {message}")
+
+    def _adoptable_named(self, name: str) -> PodReplica | None:
+        for replicas in self._adoptable.values():
+            for replica in replicas:
+                if replica.name == name:
+                    return replica
+        return None
+
+    def _track(self, replica: PodReplica, pod: dict[str, Any]) -> None:
+        status = pod.get("status") or {}
+        replica.phase = str(status.get("phase") or replica.phase)
+        replica.ip = str(status.get("podIP") or replica.ip)
+        replica.node = str((pod.get("spec") or {}).get("nodeName") or replica.node)
+        replica.uid = str((pod.get("metadata") or {}).get("uid") or replica.uid)
+        if replica.phase == "Pending":
+            waiting = pending_reason(pod)
+            if waiting[0] != replica.waiting[0] and waiting[0] not in ("Pending",):
+                log.info(
+                    "pod waiting", pod=replica.name, reason=waiting[0], message=waiting[1][:300]
+                )
+            replica.waiting = waiting
+        elif replica._deadline is not None:
+            replica._deadline.cancel()
+            replica._deadline = None
+        terminated = (_container_status(pod).get("state") or {}).get("terminated") or {}
+        _, tail = _init_record(str(terminated.get("message") or ""))
+        if tail:
+            replica.message_tail = tail
+
+    def _past_deadline(self, replica: PodReplica) -> None:
+        if replica.exited.done() or replica.phase != "Pending":
+            return
+        reason, message = replica.waiting
+        said = f" ({reason}{': ' + message if message else ''})" if reason else ""
+        self._fail_start(
+            replica,
+            f"its pod stayed Pending for {self.config.start_deadline:g} s{said}; it was deleted",
+        )
+
+    def _fail_start(self, replica: PodReplica, detail: str) -> None:
+        log.warning("pod did not start", pod=replica.name, reason=detail)
+        replica.killed = True
+        replica.deleting = True
+        self._settle(replica, ExitStatus(detail=detail, reason=replica.waiting[0]))
+        self._spawn_delete(replica.name)
+
+    def _settle(self, replica: PodReplica, status: ExitStatus) -> None:
+        if replica._deadline is not None:
+            replica._deadline.cancel()
+            replica._deadline = None
+        if not replica.exited.done():
+            replica.exited.set_result(status)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+
+def _default_namespace(in_cluster: bool, config: KubernetesConfig) -> str:
+    if in_cluster:
+        with contextlib.suppress(OSError):
+            return (config.service_account_dir / "namespace").read_text().strip() or "default"
+        return "default"
+    from kubernetes import config as kube_config
+
+    try:
+        _, active = kube_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=config.kubeconfig
+        )
+    except Exception:
+        return "default"
+    if config.context:
+        with contextlib.suppress(Exception):
+            contexts, _ = kube_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                config_file=config.kubeconfig
+            )
+            active = next(c for c in contexts if c.get("name") == config.context)
+    return str(((active or {}).get("context") or {}).get("namespace") or "default")
+
+
+def _api_error(exc: Any) -> str:
+    """An ApiException as one line: Kubernetes' own message when it sent one."""
+    body = getattr(exc, "body", None)
+    with contextlib.suppress(Exception):
+        message = json.loads(body or "{}").get("message")
+        if message:
+            return f"{exc.status} {exc.reason}: {message}"
+    return f"{getattr(exc, 'status', '')} {getattr(exc, 'reason', '')}".strip() or str(exc)
+
+
+__all__ = [
+    "API_CALLS",
+    "KubernetesBackend",
+    "KubernetesConfig",
+    "PodReplica",
+    "exit_status",
+    "pending_reason",
+    "pod_manifest",
+    "pod_name",
+]
