@@ -38,6 +38,7 @@ from typing import Any, TextIO, TypeVar
 
 from reuse_runtime import code, logs, runlog
 from reuse_runtime import context as task_context
+from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import (
     ClosedError,
     ConfigError,
@@ -567,16 +568,15 @@ def init_from_config(
 
 
 def _metrics_port_from_env() -> int | None:
-    raw = os.environ.get(METRICS_PORT_ENV, "")
-    if not raw:
-        return None
-    try:
-        port = int(raw)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"{METRICS_PORT_ENV} must be a port number (0 picks one), got {raw!r}")
-    return port
+    port = env_number(
+        METRICS_PORT_ENV,
+        -1,
+        int,
+        valid=lambda port: 0 <= port <= 65535,
+        needs="a port number (0 picks one)",
+        error=ConfigError,
+    )
+    return None if port == -1 else port
 
 
 def runtime() -> Runtime:
