@@ -117,8 +117,16 @@ class Runtime:
         self._loop.run_forever()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the runtime's loop and wait for it."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        """Run ``coro`` on the runtime's loop and wait for it (waking for signals)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = WAKE_SECONDS if deadline is None else deadline - time.monotonic()
+            try:
+                return future.result(max(0.0, min(left, WAKE_SECONDS)))
+            except concurrent.futures.TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
 
     async def _connect(self) -> ControllerClient:
         security = Security.from_env(self.config.token)
@@ -665,6 +673,10 @@ def cancel_child(client: task_context.ChildTaskClient, task_id: str) -> None:
 # ---------------------------------------------------------------- runs
 
 _DONE = object()
+#: The longest the caller's thread blocks at a time. Python runs a signal's handler in
+#: the main thread only once that thread wakes: a Ctrl-C the kernel hands to another
+#: thread must not leave a wait with no end deaf to it.
+WAKE_SECONDS = 0.5
 #: Streams shown in the run's log file only (not on the terminal).
 _LOG_ONLY = frozenset({"cache", "trace"})
 
@@ -771,6 +783,7 @@ class Run:
                 if display is not None:
                     display.poll()
                     remaining = POLL_SECONDS if remaining is None else min(remaining, POLL_SECONDS)
+                remaining = WAKE_SECONDS if remaining is None else min(remaining, WAKE_SECONDS)
                 try:
                     item = self._lines.get(timeout=remaining)
                 except queue.Empty:
