@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import ROOT, subprocess_env
+from tests.helpers import ROOT, stop_process, subprocess_env
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -142,12 +142,7 @@ def test_another_local_user_reads_nothing_and_runs_nothing() -> None:
         assert driver.returncode == 0, err
         assert "result 2" in out
     finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait(10)
-        for pipe in (driver.stdout, driver.stderr):
-            if pipe is not None:
-                pipe.close()
+        stop_process(driver)
         shutil.rmtree(parent, ignore_errors=True)
 
     assert report["files"], report
