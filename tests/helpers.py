@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reuse_runtime.model import FunctionRef, TaskSpec, dumps_args
 
@@ -104,6 +106,33 @@ async def _command(
 async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
     async for raw in stream:
         lines.append(raw.decode(errors="replace"))
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.1, what: str = ""
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}: {last!r}")
+
+
+async def until_in_flight(client: object, count: int = 1, *, timeout: float = 30.0) -> None:
+    """Wait until the controller has ``count`` tasks on replicas: a test that kills or
+    cuts something "mid-task" waits for this, not for a guessed sleep."""
+
+    async def enough() -> bool:
+        status = await client.status()  # type: ignore[attr-defined]
+        return sum(r.assigned for e in status.environments for r in e.replicas) >= count
+
+    await eventually(enough, timeout=timeout, interval=0.05, what=f"{count} tasks in flight")
 
 
 def task(fn: object, *args: object, timeout: float | None = None, **kwargs: object) -> TaskSpec:

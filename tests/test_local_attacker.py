@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import ROOT, subprocess_env
+from tests.helpers import ROOT, stop_process, subprocess_env
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -77,7 +77,7 @@ def _python_for_nobody(where: Path) -> list[str] | None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a probe as another user")
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(420)
 def test_another_local_user_reads_nothing_and_runs_nothing() -> None:
     # A world-traversable parent: only the state directory's own modes protect it.
     parent = Path(tempfile.mkdtemp(prefix="reuse-attacker-", dir="/tmp"))
@@ -129,7 +129,7 @@ def test_another_local_user_reads_nothing_and_runs_nothing() -> None:
             [*probe_python, str(ROOT / "tests" / "attacker_probe.py"), str(plan)],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,  # 66 calls and 3 health checks; seconds alone, minutes under load
             cwd=parent,
         )
         assert probe.returncode == 0, probe.stderr
@@ -142,9 +142,7 @@ def test_another_local_user_reads_nothing_and_runs_nothing() -> None:
         assert driver.returncode == 0, err
         assert "result 2" in out
     finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait(10)
+        stop_process(driver)
         shutil.rmtree(parent, ignore_errors=True)
 
     assert report["files"], report

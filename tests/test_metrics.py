@@ -42,6 +42,20 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
+async def scrape_until(
+    url: str, name: str, want: float, *, timeout: float = 60.0, **labels: str
+) -> tuple[float | None, Samples]:
+    """Scrape until ``name{labels}`` reads ``want`` or the time is up: its last value,
+    and the samples it was read from."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, samples = await scrape(url)
+        got = value(samples, name, **labels)
+        if got == want or time.monotonic() > deadline:
+            return got, samples
+        await asyncio.sleep(0.1)
+
+
 async def test_counters_match_what_happened_and_pass_promtool(tmp_path: Path) -> None:
     """Acceptance 1: a standalone controller, 1,000 tasks (100 failing, 100 retried once)."""
     token = secrets.token_urlsafe(16)
@@ -116,18 +130,9 @@ async def test_a_killed_replica_and_recycles_show_with_their_cause_and_reason() 
         assert len(set(pids)) == 3
         victim = pids[-1]
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while True:
-            _, samples = await scrape(url)
-            lost = value(
-                samples,
-                "reuse_runtime_replica_losses_total",
-                environment="recycled",
-                cause="signal",
-            )
-            if lost == 1 or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.1)
+        lost, samples = await scrape_until(
+            url, "reuse_runtime_replica_losses_total", 1, environment="recycled", cause="signal"
+        )
         status = await client.status()
     assert lost == 1
     recycles = value(
@@ -188,15 +193,13 @@ async def test_a_worker_that_joined_counts_as_external_not_as_a_start_of_ours() 
             "--controller", server.address, "--environment", "joinable",  # type: ignore[attr-defined]
             REUSE_RUNTIME_TOKEN=token,
         ) as worker:  # fmt: skip
-            deadline = time.monotonic() + 30
-            while True:
-                _, samples = await scrape(server.metrics_url)  # type: ignore[attr-defined]
-                external = value(
-                    samples, "reuse_runtime_replicas", environment="joinable", phase="external"
-                )
-                if external == 1 or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.1)
+            external, _ = await scrape_until(
+                server.metrics_url,  # type: ignore[attr-defined]
+                "reuse_runtime_replicas",
+                1,
+                environment="joinable",
+                phase="external",
+            )
             assert (await (await submit(client, ctasks.where))).unwrap() == worker.pid
             _, samples = await scrape(server.metrics_url)  # type: ignore[attr-defined]
             status = await client.status()  # type: ignore[attr-defined]
@@ -233,18 +236,13 @@ async def test_replayed_children_and_an_unresponsive_replica_are_counted(tmp_pat
         frozen = (await (await submit(client, st.pid_after, 0.0))).unwrap()
         os.kill(frozen, signal.SIGSTOP)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                _, samples = await scrape(url)
-                lost = value(
-                    samples,
-                    "reuse_runtime_replica_losses_total",
-                    environment="fragile",
-                    cause="unresponsive",
-                )
-                if lost == 1 or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
+            lost, samples = await scrape_until(
+                url,
+                "reuse_runtime_replica_losses_total",
+                1,
+                environment="fragile",
+                cause="unresponsive",
+            )
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(frozen, signal.SIGKILL)

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine
+import concurrent.futures
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import structlog
@@ -44,6 +46,25 @@ async def wait_within(awaitable: Awaitable[T], timeout: float | None) -> T:
         _abandon(task)
         raise asyncio.TimeoutError(f"not done within {timeout:g} s")
     return task.result()
+
+
+async def in_executor(
+    executor: concurrent.futures.Executor, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+) -> T:
+    """Run the blocking ``fn(*args, **kwargs)`` on ``executor`` (a backend's own threads)."""
+    call = functools.partial(fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+
+async def stop_within(
+    exited: Awaitable[Any], within: float, kill: Callable[[], Awaitable[None]]
+) -> None:
+    """Wait up to ``within`` seconds for something asked to stop (a replica sent SIGTERM,
+    a container stopped, a pod deleted with a grace) to end; ``kill()`` it past that."""
+    try:
+        await wait_within(exited, within)
+    except asyncio.TimeoutError:
+        await kill()
 
 
 def _abandon(task: asyncio.Future[Any]) -> None:

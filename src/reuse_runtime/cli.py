@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reuse_runtime import logs
+from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import ReuseRuntimeError, ScriptFailedError
 from reuse_runtime.model import CodeBundle
 from reuse_runtime.policy import parse_bytes
@@ -40,11 +41,14 @@ DEFAULT_CONTROLLER_PORT = 50050
 
 
 def _default_port() -> int:
-    raw = os.environ.get(PORT_ENV, "")
-    try:
-        return int(raw) if raw else DEFAULT_CONTROLLER_PORT
-    except ValueError:
-        raise ReuseRuntimeError(f"${PORT_ENV} must be a port number, got {raw!r}") from None
+    return env_number(
+        PORT_ENV,
+        DEFAULT_CONTROLLER_PORT,
+        int,
+        valid=lambda port: 0 < port <= 65535,
+        needs="a port number",
+        error=ReuseRuntimeError,
+    )
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:

@@ -14,12 +14,12 @@ Example::
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import PolicyError
 
 #: The documented minimum for ``idle_ttl`` and ``scaledown_ttl``.
@@ -67,16 +67,13 @@ def parse_bytes(value: int | str, *, field_name: str = "size") -> int:
 
 def min_ttl_seconds() -> float:
     """The TTL floor: 30 s, or ``$REUSE_RUNTIME_MIN_TTL_SECONDS`` when set."""
-    raw = os.environ.get(MIN_TTL_ENV)
-    if raw is None or raw == "":
-        return DEFAULT_MIN_TTL_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise PolicyError(f"{MIN_TTL_ENV} must be a number of seconds, got {raw!r}") from None
-    if value < 0:
-        raise PolicyError(f"{MIN_TTL_ENV} must not be negative, got {raw!r}")
-    return value
+    return env_number(
+        MIN_TTL_ENV,
+        DEFAULT_MIN_TTL_SECONDS,
+        float,
+        valid=lambda seconds: seconds >= 0,
+        needs="a number of seconds, at least 0",
+    )
 
 
 def _ttl(name: str, value: object, *, floor: float | None) -> timedelta:

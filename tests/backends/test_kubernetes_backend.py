@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from reuse_runtime.manifests import role_rules
 from reuse_runtime.model import EnvironmentSpec, PoolPolicy
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import Security
+from tests.helpers import eventually
 from tests.kubernetes.apiserver import ADMIN, ApiServer, finish_deletions, kubeconfig, now
 from tests.kubernetes.cluster import StandInCluster, stand_in_cluster
 from tests.tls import make_certs
@@ -49,18 +50,6 @@ def _launch(replica_id: str, name: str = "env", memory: str = "200Mi") -> Replic
         security=Security(token="t"),
         grace_period=3,
     )
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Wait until ``check()`` is truthy (the backend's watch runs in a thread)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {check}")
-        await asyncio.sleep(0.05)
 
 
 def make_ca_copy(path: str) -> bytes:

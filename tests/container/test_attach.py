@@ -11,8 +11,8 @@ from docker.types import Mount, Ulimit
 from reuse_runtime import engine
 from reuse_runtime.images.recipe import parse_image_field
 from tests.container import tasks
-from tests.container.harness import container_controller, eventually
-from tests.helpers import ROOT, submit
+from tests.container.harness import container_controller
+from tests.helpers import ROOT, eventually, submit
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(300)]
 

@@ -13,10 +13,10 @@ import pytest
 from reuse_runtime.backends.container import CONTROLLER_LABEL, ENVIRONMENT_LABEL
 from reuse_runtime.errors import ReplicaLostError
 from tests.container import tasks
-from tests.container.harness import ContainerController, container_controller, eventually
+from tests.container.harness import ContainerController, container_controller
 from tests.controller import storm_tasks as st
 from tests.controller.test_reliability import kill_storm
-from tests.helpers import submit
+from tests.helpers import eventually, submit, until_in_flight
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(420)]
 
@@ -63,7 +63,7 @@ async def test_killed_container_retries_elsewhere_and_then_names_the_cause() -> 
         assert (await (await submit(cc.client, tasks.slow, 0.0))).ok
         (first,) = await asyncio.to_thread(cc.containers, "draining")
         running = await submit(cc.client, tasks.slow, 2.0)
-        await asyncio.sleep(0.5)
+        await until_in_flight(cc.client)
         await asyncio.to_thread(first.kill)
         result = await running
         assert result.ok and result.unwrap() == "finished"

@@ -25,8 +25,7 @@ from reuse_runtime.backends.container import (
 )
 from reuse_runtime.images.builder import debian_base
 from reuse_runtime.paths import state_dir
-from tests.container.harness import eventually
-from tests.helpers import ROOT, subprocess_env
+from tests.helpers import ROOT, eventually, subprocess_env
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(300)]
 

@@ -14,8 +14,8 @@ from reuse_runtime.backends.container import REPLICA_LABEL
 from reuse_runtime.errors import OOMError
 from reuse_runtime.model import ErrorKind
 from tests.container import tasks
-from tests.container.harness import container_controller, eventually
-from tests.helpers import submit
+from tests.container.harness import container_controller
+from tests.helpers import eventually, submit, until_in_flight
 from tests.test_metrics import scrape, value
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(300)]
@@ -89,7 +89,7 @@ async def test_stopped_container_finishes_its_task_and_exits_0() -> None:
         assert (await (await submit(cc.client, tasks.slow, 0.0))).ok
         (container,) = await asyncio.to_thread(cc.containers, "draining")
         running = await submit(cc.client, tasks.slow, 3.0)
-        await asyncio.sleep(0.5)  # the task is in flight
+        await until_in_flight(cc.client)
         events = cc.backend.client.events(
             decode=True, filters={"label": f"{REPLICA_LABEL}={container.labels[REPLICA_LABEL]}"}
         )

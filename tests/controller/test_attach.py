@@ -8,7 +8,14 @@ import sys
 
 from reuse_runtime.security import Security
 from tests.controller import tasks
-from tests.helpers import ROOT, running_controller, spawn_worker, submit, subprocess_env
+from tests.helpers import (
+    ROOT,
+    eventually,
+    running_controller,
+    spawn_worker,
+    submit,
+    subprocess_env,
+)
 
 TOKEN = "attach-test-token"
 
@@ -20,16 +27,6 @@ async def _external(client: object) -> object:
             if env.name == "joinable" and replica.external and replica.state == "ready":
                 return replica
     return None
-
-
-async def _until(check, timeout: float = 20.0) -> object:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {check}")
 
 
 async def test_an_external_worker_runs_tasks_is_marked_and_outlives_idle_ttl() -> None:
@@ -44,7 +41,7 @@ async def test_an_external_worker_runs_tasks_is_marked_and_outlives_idle_ttl() -
             "2",
             REUSE_RUNTIME_TOKEN=TOKEN,
         ) as worker:
-            replica = await _until(lambda: _external(client))
+            replica = await eventually(lambda: _external(client), timeout=20)
             assert f"pid {worker.pid}" in replica.where  # type: ignore[attr-defined]
             result = await (await submit(client, tasks.where))
             assert result.unwrap() == worker.pid
@@ -54,7 +51,7 @@ async def test_an_external_worker_runs_tasks_is_marked_and_outlives_idle_ttl() -
                 status = await client.status()
                 return any(e.name == "joinable" and e.dormant for e in status.environments)
 
-            await _until(dormant)
+            await eventually(dormant, timeout=20)
             await asyncio.sleep(2.0)
             assert await _external(client) is not None
             assert worker.process.returncode is None
@@ -66,7 +63,7 @@ async def test_an_external_worker_runs_tasks_is_marked_and_outlives_idle_ttl() -
             # Its owner stops it: it drains and leaves; nothing is lost.
             worker.signal(signal.SIGTERM)
             assert await worker.wait(20) == 0
-            await _until(lambda: _gone(client))
+            await eventually(lambda: _gone(client), timeout=20)
 
 
 async def _gone(client: object) -> bool:
@@ -114,7 +111,7 @@ async def test_a_worker_with_default_settings_is_served_under_the_default_report
             "joinable",
             REUSE_RUNTIME_TOKEN=TOKEN,
         ) as worker:
-            first = await _until(lambda: _external(client))
+            first = await eventually(lambda: _external(client), timeout=20)
             for _ in range(3):
                 await asyncio.sleep(3.0)  # idle for more than half the deadline
                 result = await asyncio.wait_for(await submit(client, tasks.where), 10)

@@ -10,7 +10,7 @@ import signal
 import time
 
 from tests.controller import tasks
-from tests.helpers import running_controller, submit
+from tests.helpers import running_controller, submit, until_in_flight
 
 
 class HalfOpenProxy:
@@ -62,7 +62,7 @@ async def test_a_replica_gone_with_its_stream_still_open_is_dropped_and_its_task
             first = await (await submit(client, tasks.interval, 0.01))
             pid = first.unwrap()[2]  # type: ignore[attr-defined]
             running = await submit(client, tasks.interval, 3.0, retries=0)
-            await asyncio.sleep(1.0)
+            await until_in_flight(client)
             os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
             result = await asyncio.wait_for(running, 60)  # type: ignore[arg-type]

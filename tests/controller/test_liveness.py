@@ -17,7 +17,7 @@ from reuse_runtime.errors import ReplicaLostError
 from reuse_runtime.model import Submission
 from tests.controller import storm_tasks as st
 from tests.controller.test_reliability import _replica_pids
-from tests.helpers import running_controller, submit
+from tests.helpers import running_controller, submit, until_in_flight
 
 # ---------------------------------------------------------------- the pure part
 
@@ -45,7 +45,7 @@ async def test_a_stopped_replica_is_killed_and_its_tasks_run_elsewhere() -> None
     async with running_controller(report_deadline=3.0) as (_, client):
         first = (await (await submit(client, st.pid_after, 0.0))).unwrap()
         pending = [await submit(client, st.pid_after, 1.0) for _ in range(4)]
-        await asyncio.sleep(0.3)  # they run on the warm replica
+        await until_in_flight(client, 4)
         os.kill(first, signal.SIGSTOP)
         try:
             results = await asyncio.wait_for(asyncio.gather(*pending), 60)

@@ -108,7 +108,9 @@ def _rerun_after_finish(notes: list[tuple[str, str, float]], kills: list[tuple[i
     return unexplained
 
 
-async def replay_storm(tmp_path: Path, n: int, *, every: float, limit: float) -> None:
+async def replay_storm(
+    tmp_path: Path, n: int, *, every: float, limit: float, kills_max: int = 20
+) -> None:
     log = tmp_path / "notes.log"
     kills: list[tuple[int, float]] = []
     async with running_controller(replica_loss_budget=3) as (_, client):
@@ -117,7 +119,12 @@ async def replay_storm(tmp_path: Path, n: int, *, every: float, limit: float) ->
         started = time.monotonic()
 
         async def killer() -> None:
-            for round_ in range(int(limit / every)):  # bounded in count and time
+            # Bounded in count and time: a storm of `kills_max` kill -9 (every other one at
+            # the parent; at most its victim limit, 5 x (budget + 1) = 20), then quiet, so
+            # the parent can finish even on a machine too loaded to outrun the storm.
+            for round_ in range(min(int(limit / every), 4 * kills_max)):
+                if len(kills) >= kills_max:
+                    return
                 await asyncio.sleep(every)
                 pids = _replica_pids(await client.status(), "storm")
                 if not pids or not log.exists():

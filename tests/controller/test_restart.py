@@ -20,7 +20,14 @@ from reuse_runtime.model import Submission
 from reuse_runtime.security import Security
 from reuse_runtime.wire.clients import ControllerClient
 from tests.controller import storm_tasks as st
-from tests.helpers import TcpProxy, running_controller, start_controller, stop_process, submit
+from tests.helpers import (
+    TcpProxy,
+    running_controller,
+    start_controller,
+    stop_process,
+    submit,
+    until_in_flight,
+)
 
 TOKEN = "restart-test-token"
 
@@ -107,7 +114,7 @@ async def test_a_stream_that_breaks_is_taken_over_by_the_next_one_nothing_fails(
             # so the client is back before they end and takes them over.
             pending = [await submit(client, st.pid_after, 1.0) for _ in range(3)]
             pending += [await submit(client, st.stubborn, 1.5) for _ in range(3)]
-            await asyncio.sleep(0.3)
+            await until_in_flight(client, 6)
             assert proxy.cut() >= 2
             results = await asyncio.wait_for(asyncio.gather(*pending), 60)
             after = await asyncio.wait_for(await submit(client, st.pid_after, 0.0), 30)

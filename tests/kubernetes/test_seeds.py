@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -49,11 +50,21 @@ def test_the_seed_examples_give_their_outputs_with_pods_as_replicas(
     status = controller.status()
     wheres = [r["where"] for e in status["environments"] for r in e["replicas"]]
     assert len(wheres) == 4 and all(w.startswith("pod reuse-runtime-") for w in wheres), wheres
+
+    def ready(pods: list[dict]) -> bool:
+        return all(p["status"]["phase"] == "Running" for p in pods) and all(
+            c["type"] != "Ready" or c["status"] == "True"
+            for p in pods
+            for c in p["status"]["conditions"]
+        )
+
+    # A readiness probe can miss once on a loaded machine: the pods are ready again
+    # within a few probe periods.
     pods = cluster.pods()
+    for _ in range(60):
+        if ready(pods):
+            break
+        time.sleep(0.5)
+        pods = cluster.pods()
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {seed_image}
-    assert all(p["status"]["phase"] == "Running" for p in pods)
-    assert all(
-        c["type"] != "Ready" or c["status"] == "True"
-        for p in pods
-        for c in p["status"]["conditions"]
-    )
+    assert ready(pods), [(p["metadata"]["name"], p["status"]) for p in pods]

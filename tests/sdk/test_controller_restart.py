@@ -20,6 +20,8 @@ env = flyte.TaskEnvironment(name="survivor", reusable=flyte.ReusePolicy(replicas
 
 @env.task
 async def leaf(i: int) -> int:
+    if i == 0:
+        print("children running", flush=True)
     await asyncio.sleep(0.01)
     return i
 
@@ -55,7 +57,7 @@ def test_the_driver_waits_for_its_controller_and_finishes(tmp_path: Path, how: i
     try:
         assert driver.stdout is not None
         assert driver.stdout.readline() == "[main] fanning out\n"
-        time.sleep(0.5)
+        assert driver.stdout.readline() == "[leaf] children running\n"
         stop_process(controller.process, how)
         time.sleep(1.0)
         # The restarted controller makes a new token; the driver finds it.

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import subprocess_env
+from tests.helpers import stop_process, subprocess_env
 
 HANGING = """
 import asyncio
@@ -107,11 +107,7 @@ def _kill_driver_and_count_survivors(
         _, alive = psutil.wait_procs(replicas, timeout=within)
         return alive
     finally:
-        if driver.poll() is None:
-            driver.kill()
-        driver.wait(10)
-        if driver.stdout is not None:
-            driver.stdout.close()
+        stop_process(driver)
         for replica in replicas:  # only what this test started, by pid
             if replica.is_running():
                 replica.kill()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import reuse_runtime as flyte
-from tests.helpers import run_python, subprocess_env
+from tests.helpers import run_python, stop_process, subprocess_env
 
 HEADER = """
 import asyncio, os, sys, time
@@ -60,6 +60,54 @@ def test_bug1_a_script_that_ends_without_wait_still_finishes_its_run(tmp_path: P
     assert f"run {name} succeeded" in log
 
 
+def test_bug1_ctrl_c_handed_to_another_thread_still_cancels_at_exit(tmp_path: Path) -> None:
+    """The kernel may deliver a Ctrl-C to any thread that does not block it; Python runs
+    its handler in the main thread only when that thread wakes. A run waited for at
+    exit must still be cancelled, not wait deaf for ever."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        _script(
+            """
+import signal, sys, threading, time
+
+@env.task
+async def forever() -> None:
+    await asyncio.sleep(3600)
+
+def ctrl_c_to_this_thread() -> None:
+    while "finishing" not in getattr(sys.stderr, "seen", ""):
+        time.sleep(0.05)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+class Seen:
+    def __init__(self, stream):
+        self.stream, self.seen = stream, ""
+    def write(self, text):
+        self.seen += text
+        return self.stream.write(text)
+    def flush(self):
+        self.stream.flush()
+
+if __name__ == "__main__":
+    sys.stderr = Seen(sys.stderr)
+    r = flyte.run(forever)
+    print(r.name, flush=True)
+    threading.Thread(target=ctrl_c_to_this_thread, daemon=True).start()
+"""
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home")),
+    )
+    name = done.stdout.strip()
+    assert f"reuse-runtime: cancelled {name}" in done.stderr, done.stderr
+
+
 def test_bug1_ctrl_c_at_exit_cancels_the_unfinished_run(tmp_path: Path) -> None:
     script = tmp_path / "script.py"
     script.write_text(
@@ -90,8 +138,7 @@ if __name__ == "__main__":
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
+        stop_process(process)
     assert f"reuse-runtime: cancelled {name}" in err
     assert "Traceback" not in err
     log = (tmp_path / "home" / "runs" / f"{name}.log").read_text()

@@ -53,7 +53,7 @@ import psutil
 import structlog
 
 from reuse_runtime import engine
-from reuse_runtime.aio import wait_within
+from reuse_runtime.aio import in_executor, stop_within, wait_within
 from reuse_runtime.backends.base import (
     FORWARDED_SETTINGS,
     ExitStatus,
@@ -304,10 +304,7 @@ class ContainerBackend:
                 await self._call(
                     self.client.api.stop, replica.container_id, timeout=max(1, math.ceil(grace))
                 )
-        try:
-            await wait_within(asyncio.shield(replica.exited), grace + 10.0)
-        except asyncio.TimeoutError:
-            await self.kill(replica)
+        await stop_within(asyncio.shield(replica.exited), grace + 10.0, lambda: self.kill(replica))
 
     async def kill(self, handle: ReplicaHandle) -> None:
         import docker.errors
@@ -558,8 +555,7 @@ class ContainerBackend:
     # -------------------------------------------------------------- helpers
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await in_executor(self._executor, fn, *args, **kwargs)
 
     def _progress(self, env_name: str) -> Callable[[str], None]:
         def progress(line: str) -> None:

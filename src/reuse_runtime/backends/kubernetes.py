@@ -49,7 +49,6 @@ import asyncio
 import builtins
 import concurrent.futures
 import contextlib
-import functools
 import hashlib
 import json
 import math
@@ -65,7 +64,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from reuse_runtime.aio import wait_within
+from reuse_runtime.aio import in_executor, stop_within, wait_within
 from reuse_runtime.backends.base import (
     FORWARDED_SETTINGS,
     ExitStatus,
@@ -705,10 +704,7 @@ class KubernetesBackend:
         if not replica.exited.done() and not replica.deleting:
             replica.deleting = True
             await self._call(self._delete, replica.name, max(1, math.ceil(grace)))
-        try:
-            await wait_within(asyncio.shield(replica.exited), grace + 30.0)
-        except asyncio.TimeoutError:
-            await self.kill(replica)
+        await stop_within(asyncio.shield(replica.exited), grace + 30.0, lambda: self.kill(replica))
 
     async def kill(self, handle: ReplicaHandle) -> None:
         """Delete the pod at once (grace 0: SIGKILL)."""
@@ -978,8 +974,7 @@ class KubernetesBackend:
             replica.exited.set_result(status)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await in_executor(self._executor, fn, *args, **kwargs)
 
 
 def _default_namespace(in_cluster: bool, config: KubernetesConfig) -> str:

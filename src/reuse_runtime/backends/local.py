@@ -17,7 +17,7 @@ from pathlib import Path
 
 import structlog
 
-from reuse_runtime.aio import wait_within
+from reuse_runtime.aio import stop_within, wait_within
 from reuse_runtime.backends.base import (
     ExitStatus,
     ReplicaHandle,
@@ -116,13 +116,14 @@ class LocalBackend:
         if handle.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 handle.process.send_signal(signal.SIGTERM)
-        try:
-            await wait_within(self._exited(handle), grace)
-        except asyncio.TimeoutError:
+
+        async def overran() -> None:
             log.warning(
                 "replica ignored SIGTERM; killing it", replica=handle.replica_id, grace_period=grace
             )
             await self.kill(handle)
+
+        await stop_within(self._exited(handle), grace, overran)
 
     async def kill(self, handle: ReplicaHandle) -> None:
         """SIGKILL the replica and its process group: a process a task forked goes too."""

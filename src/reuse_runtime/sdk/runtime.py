@@ -38,6 +38,7 @@ from typing import Any, TextIO, TypeVar
 
 from reuse_runtime import code, logs, runlog
 from reuse_runtime import context as task_context
+from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import (
     ClosedError,
     ConfigError,
@@ -116,8 +117,16 @@ class Runtime:
         self._loop.run_forever()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the runtime's loop and wait for it."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        """Run ``coro`` on the runtime's loop and wait for it (waking for signals)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = WAKE_SECONDS if deadline is None else deadline - time.monotonic()
+            try:
+                return future.result(max(0.0, min(left, WAKE_SECONDS)))
+            except concurrent.futures.TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
 
     async def _connect(self) -> ControllerClient:
         security = Security.from_env(self.config.token)
@@ -567,16 +576,15 @@ def init_from_config(
 
 
 def _metrics_port_from_env() -> int | None:
-    raw = os.environ.get(METRICS_PORT_ENV, "")
-    if not raw:
-        return None
-    try:
-        port = int(raw)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"{METRICS_PORT_ENV} must be a port number (0 picks one), got {raw!r}")
-    return port
+    port = env_number(
+        METRICS_PORT_ENV,
+        -1,
+        int,
+        valid=lambda port: 0 <= port <= 65535,
+        needs="a port number (0 picks one)",
+        error=ConfigError,
+    )
+    return None if port == -1 else port
 
 
 def runtime() -> Runtime:
@@ -665,6 +673,10 @@ def cancel_child(client: task_context.ChildTaskClient, task_id: str) -> None:
 # ---------------------------------------------------------------- runs
 
 _DONE = object()
+#: The longest the caller's thread blocks at a time. Python runs a signal's handler in
+#: the main thread only once that thread wakes: a Ctrl-C the kernel hands to another
+#: thread must not leave a wait with no end deaf to it.
+WAKE_SECONDS = 0.5
 #: Streams shown in the run's log file only (not on the terminal).
 _LOG_ONLY = frozenset({"cache", "trace"})
 
@@ -771,6 +783,7 @@ class Run:
                 if display is not None:
                     display.poll()
                     remaining = POLL_SECONDS if remaining is None else min(remaining, POLL_SECONDS)
+                remaining = WAKE_SECONDS if remaining is None else min(remaining, WAKE_SECONDS)
                 try:
                     item = self._lines.get(timeout=remaining)
                 except queue.Empty:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import secrets
 import threading
 from collections import OrderedDict, deque
@@ -23,6 +22,7 @@ import structlog
 
 from reuse_runtime import model
 from reuse_runtime.aio import TaskSet, wait_within
+from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import (
     AuthError,
     ClosedError,
@@ -994,16 +994,13 @@ def _log_event(line: str) -> None:
 
 def default_reconnect_timeout() -> float:
     """``$REUSE_RUNTIME_RECONNECT_TIMEOUT``, or :data:`RECONNECT_TIMEOUT` seconds."""
-    raw = os.environ.get(RECONNECT_ENV, "")
-    if not raw:
-        return RECONNECT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise PolicyError(f"{RECONNECT_ENV} must be a number of seconds, at least 0; got {raw!r}")
-    return value
+    return env_number(
+        RECONNECT_ENV,
+        RECONNECT_TIMEOUT,
+        float,
+        valid=lambda seconds: seconds >= 0,
+        needs="a number of seconds, at least 0",
+    )
 
 
 def default_max_outstanding_bytes() -> int:
@@ -1026,19 +1023,13 @@ def default_max_outstanding_bytes() -> int:
 
 def default_max_outstanding() -> int:
     """``$REUSE_RUNTIME_MAX_OUTSTANDING``, or :data:`MAX_OUTSTANDING`."""
-    raw = os.environ.get("REUSE_RUNTIME_MAX_OUTSTANDING", "")
-    if not raw:
-        return MAX_OUTSTANDING
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise PolicyError(
-            f"REUSE_RUNTIME_MAX_OUTSTANDING must be a whole number of tasks, at least 1; "
-            f"got {raw!r}"
-        )
-    return value
+    return env_number(
+        "REUSE_RUNTIME_MAX_OUTSTANDING",
+        MAX_OUTSTANDING,
+        int,
+        valid=lambda tasks: tasks >= 1,
+        needs="a whole number of tasks, at least 1",
+    )
 
 
 _Held = tuple[model.Submission, "asyncio.Future[Any]"]
