@@ -153,7 +153,7 @@ def test_a_bad_byte_limit_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert (
         "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES must be a size of at least 1 byte, like 67108864 "
-        "or 64Mi; got 'lots'" in done.stderr
+        "or 64Mi, got 'lots'" in done.stderr
     ), done.stderr
     assert "Traceback" not in done.stderr, done.stderr
 

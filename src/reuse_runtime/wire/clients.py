@@ -1006,19 +1006,13 @@ def default_reconnect_timeout() -> float:
 def default_max_outstanding_bytes() -> int:
     """``$REUSE_RUNTIME_MAX_OUTSTANDING_BYTES`` (bytes, or a size like ``64Mi``), or
     :data:`MAX_OUTSTANDING_BYTES`."""
-    raw = os.environ.get(MAX_OUTSTANDING_BYTES_ENV, "").strip()
-    if not raw:
-        return MAX_OUTSTANDING_BYTES
-    try:
-        value = parse_bytes(raw, field_name=MAX_OUTSTANDING_BYTES_ENV)
-    except PolicyError:
-        value = 0
-    if value < 1:
-        raise PolicyError(
-            f"{MAX_OUTSTANDING_BYTES_ENV} must be a size of at least 1 byte, like 67108864 or "
-            f"64Mi; got {raw!r}"
-        )
-    return value
+    return env_number(
+        MAX_OUTSTANDING_BYTES_ENV,
+        MAX_OUTSTANDING_BYTES,
+        lambda raw: parse_bytes(raw.strip(), field_name=MAX_OUTSTANDING_BYTES_ENV),
+        valid=lambda size: size >= 1,
+        needs="a size of at least 1 byte, like 67108864 or 64Mi",
+    )
 
 
 def default_max_outstanding() -> int:
