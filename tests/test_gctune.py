@@ -1,0 +1,98 @@
+"""The garbage collector's pace in the processes that move tasks (``reuse_runtime.gctune``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reuse_runtime.gctune import PYTHON_DEFAULT, TUNED
+from tests.helpers import subprocess_env
+
+SCRIPT = """
+import gc, json, sys
+import reuse_runtime as flyte
+
+if sys.argv[1:] == ["own"]:
+    gc.set_threshold(1234, 5, 6)
+
+env = flyte.TaskEnvironment(name="gc", reusable=flyte.ReusePolicy(replicas=1, concurrency=2))
+
+@env.task
+async def pace() -> list:
+    return [list(gc.get_threshold()), gc.get_freeze_count() > 0]
+
+if __name__ == "__main__":
+    replica, frozen = flyte.run(pace).outputs()[0]
+    print(json.dumps({"driver": gc.get_threshold(), "replica": replica, "frozen": frozen}))
+"""
+
+
+def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "pace.py"
+    path.write_text(textwrap.dedent(SCRIPT))
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home"), **env),
+    )
+
+
+def paces(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    assert done.returncode == 0, done.stderr
+    found: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_replicas_and_the_driver_collect_less_often_and_replicas_freeze_their_imports(
+    tmp_path: Path,
+) -> None:
+    found = paces(run(tmp_path))
+    assert found == {"driver": list(TUNED), "replica": list(TUNED), "frozen": True}
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"), [("python", PYTHON_DEFAULT), ("2000,3,4", (2000, 3, 4))]
+)
+def test_reuse_runtime_gc_chooses_the_pace(
+    tmp_path: Path, setting: str, expected: tuple[int, int, int]
+) -> None:
+    found = paces(run(tmp_path, REUSE_RUNTIME_GC=setting))
+    assert found["driver"] == list(expected)
+    assert found["replica"] == list(expected)
+
+
+def test_a_driver_that_set_its_own_thresholds_keeps_them(tmp_path: Path) -> None:
+    found = paces(run(tmp_path, "own"))
+    assert found["driver"] == [1234, 5, 6]
+    assert found["replica"] == list(TUNED)
+
+
+@pytest.mark.parametrize("setting", ["lots", "1,2", "-1,2,3"])
+def test_a_wrong_setting_is_one_line_for_the_sdk_and_the_worker(
+    tmp_path: Path, setting: str
+) -> None:
+    wanted = (
+        'REUSE_RUNTIME_GC must be "python" or three whole numbers "gen0,gen1,gen2" for '
+        f"gc.set_threshold (like 50000,20,100), got '{setting}'"
+    )
+    sdk = run(tmp_path, REUSE_RUNTIME_GC=setting)
+    assert sdk.returncode != 0
+    assert wanted in sdk.stderr, sdk.stderr
+    assert "Traceback" not in sdk.stderr, sdk.stderr
+    worker = subprocess.run(
+        [sys.executable, "-m", "reuse_runtime", "worker", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home"), REUSE_RUNTIME_GC=setting),
+    )
+    assert worker.returncode == 2
+    assert worker.stderr.strip().splitlines() == [f"reuse-runtime worker: error: {wanted}"]
