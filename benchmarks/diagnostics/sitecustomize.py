@@ -49,18 +49,18 @@ if os.environ.get("REUSE_BENCH_COUNT_MESSAGES"):
         if trace is not None:
             trace.setdefault(hop, []).append(tasks)
 
-    submit_batch = clients._submit_batch
+    submit_batch = clients.ControllerClient._submit_batch
     submit_events = services._submit_events
     send_results = clients.ControllerConnection.send_results
     replica_messages = services.ReplicaStream.messages
 
-    def _submit_batch(items: Any, cancels: Any) -> Any:
+    def _submit_batch(self: Any, items: Any, cancels: Any) -> Any:
         _count("submit", len(items))
-        return submit_batch(items, cancels)
+        return submit_batch(self, items, cancels)
 
-    def _submit_events(results: Any, logs: Any) -> Any:
+    def _submit_events(results: Any, logs: Any, returned: Any) -> Any:
         _count("submit_event", len(results))
-        return submit_events(results, logs)
+        return submit_events(results, logs, returned)
 
     def _send_results(self: Any, results: Any, logs: Any) -> None:
         _count("result", len(results))
@@ -76,7 +76,7 @@ if os.environ.get("REUSE_BENCH_COUNT_MESSAGES"):
                     )
             yield message
 
-    clients._submit_batch = _submit_batch
+    clients.ControllerClient._submit_batch = _submit_batch  # type: ignore[method-assign]
     services._submit_events = _submit_events
     clients.ControllerConnection.send_results = _send_results  # type: ignore[method-assign]
     services.ReplicaStream.messages = _messages  # type: ignore[method-assign]

@@ -6,6 +6,8 @@ import asyncio
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -13,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from reuse_runtime.context import TaskContext
-from reuse_runtime.controller.replay import ReplayLog
+from reuse_runtime.controller.replay import ReplayBudget, ReplayLog, result_bytes
 from reuse_runtime.model import ErrorKind, TaskResult, TaskState
 from reuse_runtime.sdk.replay import call_key
 from tests.controller import storm_tasks as st
 from tests.controller.test_reliability import _replica_pids
-from tests.helpers import running_controller, submit
+from tests.helpers import running_controller, submit, subprocess_env
 
 # ---------------------------------------------------------------- the pure parts
 
@@ -72,6 +74,28 @@ def test_the_log_replays_only_what_a_child_did_itself() -> None:
     assert again is nested and again.lookup("grandchild") is ok  # ...from its own children
     log.record("k3", ok)  # once it finishes, its own log is dropped
     assert log.nested_log("k3", create=False) is None
+
+
+def test_the_logs_keep_results_within_their_byte_budget_and_give_it_back() -> None:
+    one = TaskResult("c", TaskState.SUCCEEDED, value=b"x" * 1000)
+    budget = ReplayBudget(3 * result_bytes(one))
+    log = ReplayLog(budget=budget)
+    nested = log.nested_log("n", create=True)
+    assert nested is not None and nested.budget is budget
+    nested.record("g1", one)
+    for key in ("k1", "k2", "k3"):
+        log.record(key, one)
+    assert nested.lookup("g1") is one
+    assert log.lookup("k1") is one and log.lookup("k2") is one
+    assert log.lookup("k3") is None and budget.refused == 1  # it runs again if asked
+    log.record("k1", one)  # a key recorded again replaces its result, not counted twice
+    assert budget.used == 3 * result_bytes(one)
+    del nested
+    log.nested.clear()  # the nested parent finished: its bytes are free again
+    log.record("k3", one)
+    assert log.lookup("k3") is one
+    del log  # the parent ended
+    assert budget.used == 0
 
 
 # ---------------------------------------------------------------- real processes
@@ -185,6 +209,27 @@ async def test_a_parent_retried_after_raising_replays_its_finished_children(
     assert len(children) == n and set(starts) == {1}  # none ran again on the retry
 
 
+async def test_a_full_replay_log_runs_the_rest_again_and_frees_its_bytes_with_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A budget for about 40 of 200 results: those are replayed on the parent's retry,
+    the rest run again; the parent's end gives the budget back."""
+    monkeypatch.setenv("REUSE_RUNTIME_REPLAY_BYTES", str(40 * 70))
+    log, n = tmp_path / "notes.log", 200
+    async with running_controller() as (server, client):
+        budget = server.service.replay_budget  # type: ignore[attr-defined]
+        result = await asyncio.wait_for(
+            await submit(client, st.parent_that_fails_once, n, str(log), retries=1), 120
+        )
+        assert budget.used == 0
+    children, _ = _executions(log)
+    starts = [sum(what == "start" for what, _, _ in notes) for notes in children.values()]
+    assert result.unwrap() == sum(2 * i for i in range(n))
+    assert len(children) == n and set(starts) == {1, 2}
+    assert 30 <= starts.count(1) <= 40
+    assert budget.refused == 2 * starts.count(2)  # not kept the first time, nor the second
+
+
 @pytest.mark.timeout(240)
 async def test_a_grandparent_run_again_replays_its_grandchildren(tmp_path: Path) -> None:
     """The grandparent's replica dies: its child (a parent itself) is cancelled, and keeps
@@ -210,3 +255,20 @@ async def test_a_grandparent_run_again_replays_its_grandchildren(tmp_path: Path)
     assert text.count("grandparent") == 3 and len(parents) >= 2
     assert rerun == 0
     assert executions < 1.1 * n, executions
+
+
+def test_a_wrong_replay_budget_is_one_line_and_the_controller_does_not_start(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reuse_runtime", "controller", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path), REUSE_RUNTIME_REPLAY_BYTES="lots"),
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "reuse-runtime controller: error: REUSE_RUNTIME_REPLAY_BYTES must be a size in bytes, "
+        "like 67108864 or 64Mi (0 keeps nothing), got 'lots'"
+    ]

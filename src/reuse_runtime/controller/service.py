@@ -22,7 +22,7 @@ import structlog
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.cache import ResultCache
 from reuse_runtime.controller.pool import ReplicaPool, ReplicaState, TaskRecord
-from reuse_runtime.controller.replay import ReplayLog
+from reuse_runtime.controller.replay import ReplayBudget, ReplayLog, default_replay_bytes
 from reuse_runtime.controller.telemetry import PoolTelemetry, RunTable
 from reuse_runtime.errors import BadInputError, ClosedError
 from reuse_runtime.metrics import ControllerMetrics
@@ -162,7 +162,7 @@ class SubmitSession:
             if parent.kids is None:
                 parent.kids = set()
                 if parent.replay is None:
-                    parent.replay = _log_of(parent)
+                    parent.replay = _log_of(parent, service.replay_budget)
             parent.kids.add(record)
             service.pool_of(parent).child_started(parent)
         if spec.run_id:
@@ -340,6 +340,8 @@ class ControllerService:
         self._replica_pools: dict[str, ReplicaPool] = {}
         self._process = psutil.Process()
         self.runs = RunTable()
+        # Bytes of child results every parent's replay log keeps, together.
+        self.replay_budget = ReplayBudget(default_replay_bytes())
         self.metrics = metrics
         self._clock = clock
 
@@ -566,15 +568,15 @@ class ControllerService:
             session.end()
 
 
-def _log_of(parent: TaskRecord) -> ReplayLog:
+def _log_of(parent: TaskRecord, budget: ReplayBudget) -> ReplayLog:
     """A parent's replay log, made when its first child arrives: for a child that is a
     parent itself, the one its own parent keeps under its call key (shared by every call
     with that key, so a retry continues where the first call stopped)."""
     grandparent = parent.parent
     if grandparent is None or not parent.spec.call_key:
-        return ReplayLog()
+        return ReplayLog(budget=budget)
     if grandparent.replay is None:
-        grandparent.replay = _log_of(grandparent)
+        grandparent.replay = _log_of(grandparent, budget)
     log = grandparent.replay.nested_log(parent.spec.call_key, create=True)
     assert log is not None
     return log
