@@ -415,7 +415,10 @@ class ControllerConnection:
         self._wakeup.set()
 
     def send_results(self, results: list[model.TaskResult], logs: list[model.LogLine]) -> None:
-        self._outbox.append(pb.WorkerMessage(results=convert.result_batch(results, logs)))
+        message = pb.WorkerMessage()
+        message.results.SetInParent()  # the oneof is set even with nothing in it
+        convert.result_batch(results, logs, message.results)
+        self._outbox.append(message)
         self._wakeup.set()
 
     async def commands(self) -> AsyncIterator[ControllerCommand]:
@@ -706,14 +709,15 @@ class ControllerClient:
         )
 
     def _submit_batch(self, items: list[model.Submission], cancels: list[str]) -> pb.SubmitBatch:
-        return pb.SubmitBatch(
-            submissions=[convert.submission_to_proto(s) for s in items],
-            cancel=cancels,
-            held=[
-                pb.HeldTasks(run_id=run_id, count=count)
-                for run_id, count in self._admission.held_changes()
-            ],
-        )
+        batch = pb.SubmitBatch()
+        add = batch.submissions.add
+        for submission in items:
+            convert.submission_to_proto(submission, add())
+        if cancels:
+            batch.cancel.extend(cancels)
+        for run_id, count in self._admission.held_changes():
+            batch.held.add(run_id=run_id, count=count)
+        return batch
 
     def _shipped(self, submission: model.Submission) -> model.Submission:
         """The submission as it goes on this stream: a version's source travels once."""

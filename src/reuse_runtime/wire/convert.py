@@ -30,6 +30,20 @@ def ref_to_proto(ref: model.FunctionRef) -> pb.FunctionRef:
     return pb.FunctionRef(module=ref.module, qualname=ref.qualname, code_version=ref.code_version)
 
 
+# The message of each shared ref, by identity (tasks name the same few functions), with
+# the ref itself so its id cannot be reused while the entry lives.
+_REF_MESSAGES: dict[int, tuple[model.FunctionRef, pb.FunctionRef]] = {}
+
+
+def _ref_message(ref: model.FunctionRef) -> pb.FunctionRef:
+    entry = _REF_MESSAGES.get(id(ref))
+    if entry is None or entry[0] is not ref:
+        if len(_REF_MESSAGES) >= _MAX_SHARED:
+            _REF_MESSAGES.clear()
+        entry = _REF_MESSAGES[id(ref)] = (ref, ref_to_proto(ref))
+    return entry[1]
+
+
 def ref_from_proto(msg: pb.FunctionRef) -> model.FunctionRef:
     # Thousands of queued tasks name the same few functions: share one object each.
     key = (msg.module, msg.qualname, msg.code_version)
@@ -65,18 +79,24 @@ def _optional_ref(msg: pb.FunctionRef) -> model.FunctionRef | None:
 # ------------------------------------------------------------------ tasks
 
 
-def task_to_proto(spec: model.TaskSpec) -> pb.TaskSpec:
-    msg = pb.TaskSpec(
-        task_id=spec.task_id,
-        name=spec.name,
-        args=spec.args,
-        timeout_seconds=spec.timeout or 0.0,
-        run_id=spec.run_id,
-        parent_task_id=spec.parent_task_id,
-        call_key=spec.call_key,
-    )
+def task_to_proto(spec: model.TaskSpec, msg: pb.TaskSpec | None = None) -> pb.TaskSpec:
+    """``spec`` as a message: a new one, or written into ``msg`` (a field of a message
+    being built: a message passed to a constructor would be copied)."""
+    if msg is None:
+        msg = pb.TaskSpec()
+    msg.task_id = spec.task_id
+    msg.name = spec.name
+    msg.args = spec.args
+    if spec.timeout:
+        msg.timeout_seconds = spec.timeout
+    if spec.run_id:
+        msg.run_id = spec.run_id
+    if spec.parent_task_id:
+        msg.parent_task_id = spec.parent_task_id
+    if spec.call_key:
+        msg.call_key = spec.call_key
     if spec.ref is not None:
-        msg.ref.CopyFrom(ref_to_proto(spec.ref))
+        msg.ref.CopyFrom(_ref_message(spec.ref))
     elif spec.pickled is not None:
         msg.pickled = spec.pickled
     if spec.bundle is not None:
@@ -157,15 +177,19 @@ def error_from_proto(msg: pb.RemoteError) -> model.RemoteError:
     )
 
 
-def result_to_proto(result: model.TaskResult) -> pb.TaskResult:
-    msg = pb.TaskResult(
-        task_id=result.task_id,
-        state=_STATE_TO_PB[result.state],
-        value=result.value,
-        replica_id=result.replica_id,
-        duration_seconds=result.duration,
-        attempts=result.attempts,
-    )
+def result_to_proto(result: model.TaskResult, msg: pb.TaskResult | None = None) -> pb.TaskResult:
+    if msg is None:
+        msg = pb.TaskResult()
+    msg.task_id = result.task_id
+    msg.state = _STATE_TO_PB[result.state]
+    if result.value:
+        msg.value = result.value
+    if result.replica_id:
+        msg.replica_id = result.replica_id
+    if result.duration:
+        msg.duration_seconds = result.duration
+    if result.attempts:
+        msg.attempts = result.attempts
     if result.cached:
         msg.cached = True
     if result.error is not None:
@@ -193,16 +217,17 @@ def result_from_proto(msg: pb.TaskResult) -> model.TaskResult:
     )
 
 
-def log_to_proto(line: model.LogLine) -> pb.LogLine:
-    return pb.LogLine(
-        task_id=line.task_id,
-        task_name=line.task_name,
-        run_id=line.run_id,
-        stream=line.stream,
-        text=line.text,
-        parent_task_id=line.parent_task_id,
-        replica_id=line.replica_id,
-    )
+def log_to_proto(line: model.LogLine, msg: pb.LogLine | None = None) -> pb.LogLine:
+    if msg is None:
+        msg = pb.LogLine()
+    msg.task_id = line.task_id
+    msg.task_name = line.task_name
+    msg.run_id = line.run_id
+    msg.stream = line.stream
+    msg.text = line.text
+    msg.parent_task_id = line.parent_task_id
+    msg.replica_id = line.replica_id
+    return msg
 
 
 def log_from_proto(msg: pb.LogLine) -> model.LogLine:
@@ -217,14 +242,36 @@ def log_from_proto(msg: pb.LogLine) -> model.LogLine:
     )
 
 
-def dispatch_batch(tasks: list[model.TaskSpec], cancel: list[str]) -> pb.DispatchBatch:
-    return pb.DispatchBatch(tasks=[task_to_proto(t) for t in tasks], cancel=cancel)
+def dispatch_batch(
+    tasks: list[model.TaskSpec], cancel: list[str], batch: pb.DispatchBatch | None = None
+) -> pb.DispatchBatch:
+    if batch is None:
+        batch = pb.DispatchBatch()
+    add = batch.tasks.add
+    for task in tasks:
+        task_to_proto(task, add())
+    if cancel:
+        batch.cancel.extend(cancel)
+    return batch
 
 
-def result_batch(results: list[model.TaskResult], logs: list[model.LogLine]) -> pb.ResultBatch:
-    return pb.ResultBatch(
-        results=[result_to_proto(r) for r in results], logs=[log_to_proto(x) for x in logs]
-    )
+def result_batch(
+    results: list[model.TaskResult],
+    logs: list[model.LogLine],
+    batch: pb.ResultBatch | pb.SubmitEvents | None = None,
+) -> pb.ResultBatch | pb.SubmitEvents:
+    """Results and output lines in one message: a new ``ResultBatch``, or written into
+    ``batch`` (a ``ResultBatch`` field, or ``SubmitEvents``)."""
+    if batch is None:
+        batch = pb.ResultBatch()
+    add = batch.results.add
+    for result in results:
+        result_to_proto(result, add())
+    if logs:
+        add_log = batch.logs.add
+        for line in logs:
+            log_to_proto(line, add_log())
+    return batch
 
 
 def results_from_batch(
@@ -376,13 +423,15 @@ def environment_from_proto(msg: pb.EnvironmentSpec) -> model.EnvironmentSpec:
     )
 
 
-def submission_to_proto(sub: model.Submission) -> pb.Submission:
-    msg = pb.Submission(
-        env_key=sub.env_key,
-        task=task_to_proto(sub.task),
-        retries=sub.retries,
-        stream_logs=sub.stream_logs,
-    )
+def submission_to_proto(sub: model.Submission, msg: pb.Submission | None = None) -> pb.Submission:
+    if msg is None:
+        msg = pb.Submission()
+    msg.env_key = sub.env_key
+    task_to_proto(sub.task, msg.task)
+    if sub.retries:
+        msg.retries = sub.retries
+    if sub.stream_logs:
+        msg.stream_logs = True
     if sub.cache_key or sub.cache_overwrite or sub.retry_backoff is not None:
         extras = msg.extras
         extras.cache_key = sub.cache_key

@@ -463,7 +463,10 @@ class ReplicaStream:
             if self._tasks or self._cancels:
                 tasks, self._tasks = self._tasks, []
                 cancels, self._cancels = self._cancels, []
-                yield pb.ControllerMessage(dispatch=convert.dispatch_batch(tasks, cancels))
+                message = pb.ControllerMessage()
+                message.dispatch.SetInParent()
+                convert.dispatch_batch(tasks, cancels, message.dispatch)
+                yield message
                 continue
             if self._closed:
                 return
@@ -611,11 +614,11 @@ class _ControllerAdapter:
 def _submit_events(
     results: list[model.TaskResult], logs: list[model.LogLine], returned: list[str]
 ) -> pb.SubmitEvents:
-    return pb.SubmitEvents(
-        results=[convert.result_to_proto(r) for r in results],
-        logs=[convert.log_to_proto(x) for x in logs],
-        returned=returned,
-    )
+    events = pb.SubmitEvents()
+    convert.result_batch(results, logs, events)
+    if returned:
+        events.returned.extend(returned)
+    return events
 
 
 def replica_handler(ops: ReplicaOperations) -> grpc.GenericRpcHandler:
