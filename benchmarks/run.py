@@ -760,8 +760,7 @@ class Bench:
                     n=n,
                     note=_join(
                         f"ideal {ideal:.2f} s; makespan {statistics.median(ratios):.2f}x ideal "
-                        f"(efficiency {1 / statistics.median(ratios):.0%}); all {n} handed to "
-                        f"the client after {statistics.median(r['handed_s'] for r in got):.2f} s",
+                        f"(efficiency {1 / statistics.median(ratios):.0%})",
                         _partial(got, p.reps),
                     ),
                 )

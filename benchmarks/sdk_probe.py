@@ -125,7 +125,6 @@ def makespan(n: int, ms: float) -> dict[str, Any]:
         "elapsed_s": measured["elapsed_s"],
         "ideal_s": ideal_s,
         "ratio": measured["elapsed_s"] / ideal_s,
-        "handed_s": measured["handed_s"],
         "wall_s": wall_s,
     }
 

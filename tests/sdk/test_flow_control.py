@@ -187,3 +187,34 @@ def test_nested_fan_out_of_large_arguments_past_the_byte_limit_finishes(tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert f"result {10 * (4 * 40_000 + 6)}" in done.stdout
+
+
+def test_a_wide_gather_starts_children_before_its_last_child_is_made(tmp_path: Path) -> None:
+    """The client lets at most SEND_AHEAD calls wait for its writer: the first children
+    of a 5,000-wide gather are sent, and run, while the parent still makes the rest."""
+    done = run_script(
+        tmp_path,
+        """
+        class Made:
+            # Pickled when the call is made: the child receives that moment.
+            def __reduce__(self):
+                return (float, (time.monotonic(),))
+
+        @env.task
+        async def stamp(made: float) -> list:
+            return [made, time.monotonic()]
+
+        @env.task
+        async def main(n: int) -> list:
+            await stamp(0.0)
+            calls = await asyncio.gather(*(stamp(Made()) for _ in range(n)))
+            return [min(ran for _, ran in calls), max(made for made, _ in calls), len(calls)]
+
+        if __name__ == "__main__":
+            first_ran, last_made, count = flyte.run(main, n=5000).outputs()[0]
+            print(first_ran < last_made, count, f"{last_made - first_ran:.3f}")
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    ran_early, count, _ = done.stdout.split()
+    assert (ran_early, count) == ("True", "5000"), done.stdout

@@ -52,6 +52,10 @@ MAX_OUTSTANDING = 10_000
 #: larger than this still goes, alone. Override with ``$REUSE_RUNTIME_MAX_OUTSTANDING_BYTES``.
 MAX_OUTSTANDING_BYTES = 64 * 2**20
 MAX_OUTSTANDING_BYTES_ENV = "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES"
+#: Calls a client lets wait for the stream's writer at once; the next callers wait to
+#: serialize until it takes them. A parent gathering 10k children starts them a batch
+#: at a time instead of making all 10k before the first is sent.
+SEND_AHEAD = 1000
 #: Seconds a client waits for a lost controller to come back before its unfinished
 #: tasks fail. Override with ``$REUSE_RUNTIME_RECONNECT_TIMEOUT``.
 RECONNECT_TIMEOUT = 300.0
@@ -153,8 +157,10 @@ class ResultStream(Generic[Item]):
         on_settled: Callable[[str], None] | None = None,
         on_returned: Callable[[Pending], None] | None = None,
         on_ended: Callable[[Pending, BaseException | None], None] | None = None,
+        on_flushed: Callable[[], None] | None = None,
     ) -> None:
         self._make_batch = make_batch
+        self._on_flushed = on_flushed
         self._on_settled = on_settled
         self._on_returned = on_returned
         self._on_ended = on_ended
@@ -180,6 +186,11 @@ class ResultStream(Generic[Item]):
     @property
     def broken(self) -> bool:
         return self._failure is not None or self._reader.done()
+
+    @property
+    def unsent(self) -> int:
+        """Items submitted and not yet taken by the stream's writer."""
+        return len(self._outbox)
 
     def submit(
         self, item: Item, future: asyncio.Future[model.TaskResult] | None = None
@@ -218,6 +229,8 @@ class ResultStream(Generic[Item]):
             if self._outbox or self._cancels:
                 batch, self._outbox = self._outbox, []
                 cancels, self._cancels = self._cancels, []
+                if self._on_flushed is not None:
+                    self._on_flushed()
                 # Split oversized batches so one message stays well under the limit.
                 start, total = 0, 0
                 for index, item in enumerate(batch):
@@ -501,6 +514,8 @@ class ControllerClient:
         # Callers waiting to serialize a task while the held bytes are over the limit,
         # per parent ("" for top-level calls), parents in arrival order.
         self._room_waiters: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
+        # Callers waiting for the writer to take the SEND_AHEAD tasks before theirs.
+        self._send_waiters: deque[asyncio.Future[None]] = deque()
         self._metadata = call_metadata(self._security)
         self._channel = open_channel(address, self._security)
         self._stub = pb_grpc.ControllerStub(self._channel)
@@ -625,7 +640,13 @@ class ControllerClient:
 
         Callers go in order. A child whose parent has no other child here or at the
         controller never waits (nested fan-out cannot deadlock).
+
+        First, while :data:`SEND_AHEAD` tasks wait for the stream's writer, callers wait
+        for it to take them, in order: many calls made at once go out in batches as they
+        are made, not all after the last one.
         """
+        if self._send_waiters or self._backlogged():
+            await self._turn_to_send()
         if not self._admission.over_bytes() and not self._room_waiters:
             return
         if not self._admission.has_children(parent_task_id):
@@ -646,6 +667,35 @@ class ControllerClient:
                     if not waiting:
                         del self._room_waiters[parent_task_id]
             raise
+
+    def _backlogged(self) -> bool:
+        stream = self._stream
+        return stream is not None and stream.unsent >= SEND_AHEAD
+
+    async def _turn_to_send(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._send_waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._flushed()  # its turn came: give it to the next
+            else:
+                with contextlib.suppress(ValueError):
+                    self._send_waiters.remove(waiter)
+            raise
+
+    def _flushed(self, everyone: bool = False) -> None:
+        """The writer took what waited (or there is no stream): let callers serialize
+        again, as many as fit in :data:`SEND_AHEAD` (``everyone``: all)."""
+        waiters = self._send_waiters
+        stream = self._stream
+        room = len(waiters) if everyone else SEND_AHEAD - (stream.unsent if stream else 0)
+        while waiters and room > 0:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                room -= 1
 
     def _wake_room(self, parent_task_id: str | None = None) -> None:
         """Let the next waiting caller serialize its task, if the held bytes allow; or
@@ -706,6 +756,7 @@ class ControllerClient:
             on_settled=self._settled,
             on_returned=self._returned,
             on_ended=self._ended,
+            on_flushed=self._flushed,
         )
 
     def _submit_batch(self, items: list[model.Submission], cancels: list[str]) -> pb.SubmitBatch:
@@ -757,6 +808,7 @@ class ControllerClient:
     def _ended(self, pending: Pending, error: BaseException | None) -> None:
         """The stream ended or broke; its unfinished tasks wait for the next controller."""
         self._stream = None
+        self._flushed(everyone=True)  # nothing waits for this writer any more
         if self._closed or isinstance(error, asyncio.CancelledError):
             # The client closed, or its loop is shutting down: nobody waits any more.
             for future in pending.values():
@@ -964,6 +1016,7 @@ class ControllerClient:
 
     async def close(self) -> None:
         self._closed = True
+        self._flushed(everyone=True)
         closed = ClosedError("the client closed before the task was sent")
         for _, future in self._admission.drop_all():
             if not future.done():
