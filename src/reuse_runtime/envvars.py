@@ -34,3 +34,18 @@ def env_number(
     if value is None or not math.isfinite(value) or not valid(value):
         raise error(f"{name} must be {needs}, got {raw!r}")
     return value
+
+
+def env_size(name: str, default: int, *, least: int, needs: str) -> int:
+    """``$name`` as a byte count: bytes, or a size like ``64Mi`` (see
+    :func:`~reuse_runtime.policy.parse_bytes`), at least ``least``; ``default`` when
+    unset. Otherwise as :func:`env_number`."""
+    from reuse_runtime.policy import parse_bytes  # policy reads its settings from here
+
+    return env_number(
+        name,
+        default,
+        lambda raw: parse_bytes(raw.strip(), field_name=name),
+        valid=lambda size: size >= least,
+        needs=needs,
+    )

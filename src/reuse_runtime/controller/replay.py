@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from reuse_runtime.envvars import env_number
+from reuse_runtime.envvars import env_size
 from reuse_runtime.model import ErrorKind, TaskResult, TaskState
-from reuse_runtime.policy import parse_bytes
 
 log = structlog.get_logger("reuse_runtime.controller")
 
@@ -61,11 +60,10 @@ def replayable(result: TaskResult) -> bool:
 def default_replay_bytes() -> int:
     """``$REUSE_RUNTIME_REPLAY_BYTES`` (bytes, or a size like ``256Mi``; 0 keeps
     nothing), or :data:`REPLAY_BYTES`."""
-    return env_number(
+    return env_size(
         REPLAY_BYTES_ENV,
         REPLAY_BYTES,
-        lambda raw: parse_bytes(raw.strip(), field_name=REPLAY_BYTES_ENV),
-        valid=lambda size: size >= 0,
+        least=0,
         needs="a size in bytes, like 67108864 or 64Mi (0 keeps nothing)",
     )
 

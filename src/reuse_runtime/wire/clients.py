@@ -22,7 +22,7 @@ import structlog
 
 from reuse_runtime import model
 from reuse_runtime.aio import TaskSet, wait_within
-from reuse_runtime.envvars import env_number
+from reuse_runtime.envvars import env_number, env_size
 from reuse_runtime.errors import (
     AuthError,
     ClosedError,
@@ -30,7 +30,6 @@ from reuse_runtime.errors import (
     PolicyError,
     ReuseRuntimeError,
 )
-from reuse_runtime.policy import parse_bytes
 from reuse_runtime.security import Security
 from reuse_runtime.tokens import with_local_token
 from reuse_runtime.wire import convert
@@ -1063,11 +1062,10 @@ def default_reconnect_timeout() -> float:
 def default_max_outstanding_bytes() -> int:
     """``$REUSE_RUNTIME_MAX_OUTSTANDING_BYTES`` (bytes, or a size like ``64Mi``), or
     :data:`MAX_OUTSTANDING_BYTES`."""
-    return env_number(
+    return env_size(
         MAX_OUTSTANDING_BYTES_ENV,
         MAX_OUTSTANDING_BYTES,
-        lambda raw: parse_bytes(raw.strip(), field_name=MAX_OUTSTANDING_BYTES_ENV),
-        valid=lambda size: size >= 1,
+        least=1,
         needs="a size of at least 1 byte, like 67108864 or 64Mi",
     )
 
