@@ -5,6 +5,7 @@ This module and its siblings are the only importers of generated code.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from reuse_runtime import model
@@ -30,18 +31,8 @@ def ref_to_proto(ref: model.FunctionRef) -> pb.FunctionRef:
     return pb.FunctionRef(module=ref.module, qualname=ref.qualname, code_version=ref.code_version)
 
 
-# The message of each shared ref, by identity (tasks name the same few functions), with
-# the ref itself so its id cannot be reused while the entry lives.
-_REF_MESSAGES: dict[int, tuple[model.FunctionRef, pb.FunctionRef]] = {}
-
-
-def _ref_message(ref: model.FunctionRef) -> pb.FunctionRef:
-    entry = _REF_MESSAGES.get(id(ref))
-    if entry is None or entry[0] is not ref:
-        if len(_REF_MESSAGES) >= _MAX_SHARED:
-            _REF_MESSAGES.clear()
-        entry = _REF_MESSAGES[id(ref)] = (ref, ref_to_proto(ref))
-    return entry[1]
+# Tasks name the same few functions: their messages are made once (read, never changed).
+_ref_message = functools.lru_cache(maxsize=_MAX_SHARED)(ref_to_proto)
 
 
 def ref_from_proto(msg: pb.FunctionRef) -> model.FunctionRef:
