@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from reuse_runtime.gctune import PYTHON_DEFAULT, TUNED
-from tests.helpers import subprocess_env
+from tests.helpers import run_cli, run_python
 
 SCRIPT = """
 import gc, json, sys
@@ -33,16 +31,7 @@ if __name__ == "__main__":
 
 
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "pace.py"
-    path.write_text(textwrap.dedent(SCRIPT))
-    return subprocess.run(
-        [sys.executable, str(path), *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=tmp_path,
-        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home"), **env),
-    )
+    return run_python(tmp_path, SCRIPT, *args, name="pace.py", timeout=90, **env)
 
 
 def paces(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
@@ -87,12 +76,6 @@ def test_a_wrong_setting_is_one_line_for_the_sdk_and_the_worker(
     assert sdk.returncode != 0
     assert wanted in sdk.stderr, sdk.stderr
     assert "Traceback" not in sdk.stderr, sdk.stderr
-    worker = subprocess.run(
-        [sys.executable, "-m", "reuse_runtime", "worker", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home"), REUSE_RUNTIME_GC=setting),
-    )
+    worker = run_cli(tmp_path, "worker", "--port", "0", timeout=60, REUSE_RUNTIME_GC=setting)
     assert worker.returncode == 2
     assert worker.stderr.strip().splitlines() == [f"reuse-runtime worker: error: {wanted}"]

@@ -6,8 +6,6 @@ import asyncio
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,7 +18,7 @@ from reuse_runtime.model import ErrorKind, TaskResult, TaskState
 from reuse_runtime.sdk.replay import call_key
 from tests.controller import storm_tasks as st
 from tests.controller.test_reliability import _replica_pids
-from tests.helpers import running_controller, submit, subprocess_env
+from tests.helpers import run_cli, running_controller, submit
 
 # ---------------------------------------------------------------- the pure parts
 
@@ -260,13 +258,7 @@ async def test_a_grandparent_run_again_replays_its_grandchildren(tmp_path: Path)
 def test_a_wrong_replay_budget_is_one_line_and_the_controller_does_not_start(
     tmp_path: Path,
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "reuse_runtime", "controller", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path), REUSE_RUNTIME_REPLAY_BYTES="lots"),
-    )
+    done = run_cli(tmp_path, "controller", "--port", "0", REUSE_RUNTIME_REPLAY_BYTES="lots")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "reuse-runtime controller: error: REUSE_RUNTIME_REPLAY_BYTES must be a size in bytes, "

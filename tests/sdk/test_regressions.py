@@ -64,8 +64,8 @@ def test_bug1_ctrl_c_handed_to_another_thread_still_cancels_at_exit(tmp_path: Pa
     """The kernel may deliver a Ctrl-C to any thread that does not block it; Python runs
     its handler in the main thread only when that thread wakes. A run waited for at
     exit must still be cancelled, not wait deaf for ever."""
-    script = tmp_path / "script.py"
-    script.write_text(
+    done = run_python(
+        tmp_path,
         _script(
             """
 import signal, sys, threading, time
@@ -94,15 +94,8 @@ if __name__ == "__main__":
     print(r.name, flush=True)
     threading.Thread(target=ctrl_c_to_this_thread, daemon=True).start()
 """
-        )
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
+        ),
         timeout=60,
-        cwd=tmp_path,
-        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home")),
     )
     name = done.stdout.strip()
     assert f"reuse-runtime: cancelled {name}" in done.stderr, done.stderr

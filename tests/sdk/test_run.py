@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.helpers import subprocess_env
+from tests.helpers import run_python, subprocess_env
 
 HEADER = """
 import asyncio, os, time
@@ -20,16 +20,7 @@ env = flyte.TaskEnvironment(name="t", reusable=flyte.ReusePolicy(replicas=1, con
 def run_script(
     tmp_path: Path, body: str, name: str = "script.py"
 ) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / name
-    path.write_text(HEADER + textwrap.dedent(body))
-    return subprocess.run(
-        [sys.executable, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=tmp_path,
-        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home")),
-    )
+    return run_python(tmp_path, HEADER + textwrap.dedent(body), name=name, timeout=90)
 
 
 def test_output_reaches_wait_prefixed_with_the_task_name(tmp_path: Path) -> None:
