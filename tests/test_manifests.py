@@ -6,6 +6,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -20,17 +21,11 @@ from reuse_runtime.manifests import (
     role_rules,
     worker_manifests,
 )
-from tests.helpers import ROOT, subprocess_env
+from tests.helpers import ROOT, run_cli, subprocess_env
 
 
-def _cli(*args: str, **env: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "reuse_runtime", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=subprocess_env(**env),
-    )
+def _cli(tmp_path: Path, *args: str, **env: str) -> str:
+    result = run_cli(tmp_path, *args, timeout=60, **env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -53,8 +48,10 @@ def test_k8s_manifests_piped_to_kubernetes_validate_strict_passes() -> None:
     assert "service/reuse-runtime" in validate.stdout + validate.stderr
 
 
-def test_the_yaml_has_every_object_and_the_token_from_the_environment() -> None:
-    docs = list(yaml.safe_load_all(_cli("k8s", "manifests", REUSE_RUNTIME_TOKEN="tok-123")))
+def test_the_yaml_has_every_object_and_the_token_from_the_environment(tmp_path: Path) -> None:
+    docs = list(
+        yaml.safe_load_all(_cli(tmp_path, "k8s", "manifests", REUSE_RUNTIME_TOKEN="tok-123"))
+    )
     kinds = [d["kind"] for d in docs]
     assert kinds == [
         "Namespace", "ServiceAccount", "Role", "RoleBinding", "Secret", "Deployment", "Service",
@@ -62,11 +59,11 @@ def test_the_yaml_has_every_object_and_the_token_from_the_environment() -> None:
     secret = docs[4]
     assert secret["stringData"] == {"token": "tok-123"}
     # Without $REUSE_RUNTIME_TOKEN: a random one, different each time.
-    first = list(yaml.safe_load_all(_cli("k8s", "manifests", REUSE_RUNTIME_TOKEN="")))[4]
-    second = list(yaml.safe_load_all(_cli("k8s", "manifests", REUSE_RUNTIME_TOKEN="")))[4]
+    first = list(yaml.safe_load_all(_cli(tmp_path, "k8s", "manifests", REUSE_RUNTIME_TOKEN="")))[4]
+    second = list(yaml.safe_load_all(_cli(tmp_path, "k8s", "manifests", REUSE_RUNTIME_TOKEN="")))[4]
     assert len(first["stringData"]["token"]) >= 32
     assert first["stringData"]["token"] != second["stringData"]["token"]
-    no_ns = list(yaml.safe_load_all(_cli("k8s", "manifests", "--no-namespace")))
+    no_ns = list(yaml.safe_load_all(_cli(tmp_path, "k8s", "manifests", "--no-namespace")))
     assert "Namespace" not in [d["kind"] for d in no_ns]
 
 
@@ -118,8 +115,9 @@ def test_the_controller_deployment_runs_a_real_command_and_replicas_dial_its_ser
         kubernetes_validate.validate(doc, "1.37.0", strict=True)
 
 
-def test_k8s_workers_is_a_valid_deployment_of_workers_that_join() -> None:
+def test_k8s_workers_is_a_valid_deployment_of_workers_that_join(tmp_path: Path) -> None:
     text = _cli(
+        tmp_path,
         "k8s", "workers", "reusable-env", "--image", "reg.example/env:r-1", "--replicas", "3",
         "--concurrency", "4", "--cpu", "500m", "--memory", "1Gi", "--namespace", "ml",
     )  # fmt: skip
@@ -169,7 +167,9 @@ def _readme_kubernetes_commands() -> list[str]:
     return [line.strip() for line in joined.splitlines() if line.strip() and line[0] != "#"]
 
 
-def test_the_readmes_k8s_commands_print_valid_yaml_and_name_what_the_readme_uses() -> None:
+def test_the_readmes_k8s_commands_print_valid_yaml_and_name_what_the_readme_uses(
+    tmp_path: Path,
+) -> None:
     """Acceptance 7, the part without a cluster: each `reuse-runtime k8s ...` line of the
     README's Kubernetes section, run as written up to its pipe, prints objects that pass
     `kubernetes-validate --strict`, plain YAML (no anchors), with the names the section's
@@ -179,7 +179,7 @@ def test_the_readmes_k8s_commands_print_valid_yaml_and_name_what_the_readme_uses
     assert [c.split()[2] for c in k8s] == ["manifests", "workers"], commands
     for command in k8s:
         line = command.split("|")[0].replace("$REGISTRY", "registry.example.com/team")
-        text = _cli(*shlex.split(line)[1:])
+        text = _cli(tmp_path, *shlex.split(line)[1:])
         assert "&id" not in text and "*id" not in text  # kubectl reads anchors; people do not
         docs = list(yaml.safe_load_all(text))
         for doc in docs:
