@@ -478,15 +478,7 @@ class Bench:
             runs.append(r)
         version = runs[0]["version"]
         for i, n in enumerate(p.ray_ns):
-            self.rows.append(
-                make_row(
-                    f"4{'abc'[i]}",
-                    f"ray {version}: 2 async actors, n={n:,}",
-                    {"rate": [r["calls_per_s"][str(n)] for r in runs]},
-                    n=n,
-                    note="max_concurrency=100, round-robin, one ray.get",
-                )
-            )
+            self.rows.append(_ray_row(f"4{'abc'[i]}", f"ray {version}:", runs, n))
         self.rows.append(
             make_row(
                 "4d",
@@ -702,15 +694,7 @@ class Bench:
                 note=_join(_cpu_note(ours), _partial(ours, p.reps)),
             )
         )
-        self.rows.append(
-            make_row(
-                "8b",
-                f"vs ray: ray {version}, 2 async actors, n={n:,}",
-                {"rate": [r["calls_per_s"][str(n)] for r in theirs]},
-                n=n,
-                note="max_concurrency=100, round-robin, one ray.get",
-            )
-        )
+        self.rows.append(_ray_row("8b", f"vs ray: ray {version},", theirs, n))
         self.rows.append(
             Row(
                 "8c",
@@ -880,6 +864,17 @@ def _cpu_samples(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
             per_task(r["cpu_controller_s"] + sum(r["cpu_replicas_s"]), r) for r in runs
         ],
     }
+
+
+def _ray_row(key: str, label: str, runs: list[dict[str, Any]], n: int) -> Row:
+    """Two Ray async actors' throughput at ``n`` calls, over ``runs``."""
+    return make_row(
+        key,
+        f"{label} 2 async actors, n={n:,}",
+        {"rate": [r["calls_per_s"][str(n)] for r in runs]},
+        n=n,
+        note="max_concurrency=100, round-robin, one ray.get",
+    )
 
 
 def _cpu_note(runs: list[dict[str, Any]]) -> str:
