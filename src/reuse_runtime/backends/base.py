@@ -7,10 +7,14 @@ a backend never needs to know a replica's address.
 
 from __future__ import annotations
 
+import concurrent.futures
 import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
+from reuse_runtime.aio import in_executor
 from reuse_runtime.model import EnvironmentSpec
 from reuse_runtime.security import Security
 
@@ -107,6 +111,31 @@ class ReplicaHandle(Protocol):
     def stderr_tail(self) -> str:
         """The last lines the replica wrote to stderr, to explain a failed start."""
         ...
+
+
+H = TypeVar("H")
+
+
+def own_handle(handle: ReplicaHandle, kind: type[H], backend: str) -> H:
+    """``handle`` as the ``kind`` its backend made; a handle of another backend is a bug."""
+    if not isinstance(handle, kind):
+        raise TypeError(f"the {backend} backend got a {type(handle).__name__} handle")
+    return handle
+
+
+async def follow_in_thread(
+    follow: Callable[[threading.Event], None],
+    name: str,
+    executor: concurrent.futures.Executor,
+) -> threading.Thread:
+    """Start ``follow`` (an engine's event stream, a pod watch: blocking calls) in a
+    daemon thread, and wait, up to 30 s, until it sets the event it is given: it has
+    subscribed, so nothing that happens from now on is missed."""
+    subscribed = threading.Event()
+    thread = threading.Thread(target=follow, args=(subscribed,), name=name, daemon=True)
+    thread.start()
+    await in_executor(executor, subscribed.wait, 30.0)
+    return thread
 
 
 @runtime_checkable

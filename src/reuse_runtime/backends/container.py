@@ -59,6 +59,8 @@ from reuse_runtime.backends.base import (
     ExitStatus,
     ReplicaHandle,
     ReplicaLaunch,
+    follow_in_thread,
+    own_handle,
     worker_arguments,
 )
 from reuse_runtime.errors import PolicyError
@@ -203,12 +205,9 @@ class ContainerBackend:
             self._loop = asyncio.get_running_loop()
             if self._client is None:
                 self._client = await self._call(engine.connect, self.config.engine_host)
-            subscribed = threading.Event()
-            self._events_thread = threading.Thread(
-                target=self._follow_events, args=(subscribed,), name="engine-events", daemon=True
+            self._events_thread = await follow_in_thread(
+                self._follow_events, "engine-events", self._executor
             )
-            self._events_thread.start()
-            await self._call(subscribed.wait, 30.0)
             self._gateway, self._user = await self._call(self._inspect_engine)
             removed = await self._call(self._remove_orphans)
             if removed:
@@ -579,9 +578,7 @@ class ContainerBackend:
 
 
 def _container(handle: ReplicaHandle) -> ContainerReplica:
-    if not isinstance(handle, ContainerReplica):
-        raise TypeError(f"the container backend got a {type(handle).__name__} handle")
-    return handle
+    return own_handle(handle, ContainerReplica, "container")
 
 
 def _exit_status(replica: ContainerReplica, code: int | None) -> ExitStatus:

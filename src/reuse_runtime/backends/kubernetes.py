@@ -70,6 +70,8 @@ from reuse_runtime.backends.base import (
     ExitStatus,
     ReplicaHandle,
     ReplicaLaunch,
+    follow_in_thread,
+    own_handle,
     worker_arguments,
 )
 from reuse_runtime.backends.container import parse_labels
@@ -511,9 +513,7 @@ class PodReplica:
 
 
 def _pod_replica(handle: ReplicaHandle) -> PodReplica:
-    if not isinstance(handle, PodReplica):
-        raise TypeError(f"the kubernetes backend got a {type(handle).__name__} handle")
-    return handle
+    return own_handle(handle, PodReplica, "kubernetes")
 
 
 class KubernetesBackend:
@@ -574,12 +574,7 @@ class KubernetesBackend:
             await self._call(self._connect)
             found = await self._call(self._list_pods)
             self._adopt(found)
-            subscribed = threading.Event()
-            self._watch_thread = threading.Thread(
-                target=self._follow, args=(subscribed,), name="pod-watch", daemon=True
-            )
-            self._watch_thread.start()
-            await self._call(subscribed.wait, 30.0)
+            self._watch_thread = await follow_in_thread(self._follow, "pod-watch", self._executor)
             adoptable = sum(len(v) for v in self._adoptable.values())
             if adoptable:
                 self._adopt_timer = self._loop.call_later(

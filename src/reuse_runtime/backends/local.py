@@ -22,6 +22,7 @@ from reuse_runtime.backends.base import (
     ExitStatus,
     ReplicaHandle,
     ReplicaLaunch,
+    own_handle,
     worker_arguments,
 )
 from reuse_runtime.security import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TOKEN_ENV
@@ -172,6 +173,4 @@ class LocalBackend:
 
 
 def _local(handle: ReplicaHandle) -> LocalReplica:
-    if not isinstance(handle, LocalReplica):
-        raise TypeError(f"the local backend got a {type(handle).__name__} handle")
-    return handle
+    return own_handle(handle, LocalReplica, "local")
