@@ -167,14 +167,17 @@ class KubeCluster:
         """Every pod ever created in the namespace, in order."""
         return self.api.api.added("pods", self.api.namespace)
 
-    def wait_for(self, check: Any, timeout: float = 120.0, what: str = "") -> Any:
+    def wait_for(self, check: Any, timeout: float = 120.0, what: Any = "") -> Any:
+        """Poll ``check`` until it is truthy; ``what`` (or what it returns, if callable)
+        says what was waited for when the time runs out."""
         deadline = time.monotonic() + timeout
         while True:
             value = check()
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"not within {timeout} s: {what or check}")
+                detail = what() if callable(what) else what
+                raise AssertionError(f"not within {timeout} s: {detail or check}")
             time.sleep(0.2)
 
     def close(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -60,11 +59,9 @@ def test_the_seed_examples_give_their_outputs_with_pods_as_replicas(
 
     # A readiness probe can miss once on a loaded machine: the pods are ready again
     # within a few probe periods.
-    pods = cluster.pods()
-    for _ in range(60):
-        if ready(pods):
-            break
-        time.sleep(0.5)
-        pods = cluster.pods()
+    pods = cluster.wait_for(
+        lambda: (found := cluster.pods()) and ready(found) and found,
+        timeout=30,
+        what=lambda: [(p["metadata"]["name"], p["status"]) for p in cluster.pods()],
+    )
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {seed_image}
-    assert ready(pods), [(p["metadata"]["name"], p["status"]) for p in pods]
