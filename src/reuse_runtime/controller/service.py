@@ -151,9 +151,7 @@ class SubmitSession:
                 replayed = log.done.get(spec.call_key) if log.done else None
                 if replayed is not None:  # it already ran for an earlier attempt of its parent
                     self._results.append(replace(replayed, task_id=spec.task_id))
-                    pool = service.pools.get(submission.env_key)
-                    if pool is not None:
-                        pool.telemetry.task_replayed()
+                    pool.telemetry.task_replayed()
                     self._wakeup.set()
                     return
                 if log.nested:
