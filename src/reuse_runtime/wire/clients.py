@@ -634,55 +634,33 @@ class ControllerClient:
         return future
 
     async def room(self, parent_task_id: str = "") -> None:
-        """Wait, before serializing a task's arguments, while this client holds more
-        serialized arguments than its byte limit: memory stays bounded by bytes.
+        """Wait until a task's arguments may be serialized, in order with other callers:
 
-        Callers go in order. A child whose parent has no other child here or at the
-        controller never waits (nested fan-out cannot deadlock).
-
-        First, while :data:`SEND_AHEAD` tasks wait for the stream's writer, callers wait
-        for it to take them, in order: many calls made at once go out in batches as they
-        are made, not all after the last one.
+        * while :data:`SEND_AHEAD` tasks wait for the stream's writer, until it takes
+          them: many calls made at once go out in batches as they are made, not all
+          after the last one;
+        * while this client holds more serialized arguments than its byte limit:
+          memory stays bounded by bytes. A child whose parent has no other child here
+          or at the controller never waits (nested fan-out cannot deadlock).
         """
         if self._send_waiters or self._backlogged():
-            await self._turn_to_send()
+            await _take_turn(self._send_waiters, self._flushed)
         if not self._admission.over_bytes() and not self._room_waiters:
             return
         if not self._admission.has_children(parent_task_id):
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiting = self._room_waiters.get(parent_task_id)
         if waiting is None:
             waiting = self._room_waiters[parent_task_id] = deque()
-        waiting.append(waiter)
         try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._wake_room()  # it was this caller's turn: pass it on
-            else:
-                with contextlib.suppress(KeyError, ValueError):
-                    waiting.remove(waiter)
-                    if not waiting:
-                        del self._room_waiters[parent_task_id]
-            raise
+            await _take_turn(waiting, self._wake_room)
+        finally:
+            if not waiting and self._room_waiters.get(parent_task_id) is waiting:
+                del self._room_waiters[parent_task_id]
 
     def _backlogged(self) -> bool:
         stream = self._stream
         return stream is not None and stream.unsent >= SEND_AHEAD
-
-    async def _turn_to_send(self) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._send_waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._flushed()  # its turn came: give it to the next
-            else:
-                with contextlib.suppress(ValueError):
-                    self._send_waiters.remove(waiter)
-            raise
 
     def _flushed(self, everyone: bool = False) -> None:
         """The writer took what waited (or there is no stream): let callers serialize
@@ -1028,6 +1006,23 @@ class ControllerClient:
         if self._stream is not None:
             self._stream.abort("the client closed")
         await self._channel.close()
+
+
+async def _take_turn(queue: deque[asyncio.Future[None]], pass_on: Callable[[], None]) -> None:
+    """Wait in ``queue`` until whoever serves it resolves this caller's future. A caller
+    cancelled just as its turn came passes the turn on (``pass_on``); one cancelled
+    before leaves the queue."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    queue.append(waiter)
+    try:
+        await waiter
+    except asyncio.CancelledError:
+        if waiter.done() and not waiter.cancelled():
+            pass_on()
+        else:
+            with contextlib.suppress(ValueError):
+                queue.remove(waiter)
+        raise
 
 
 def _cancelled_here(task_id: str, when: str) -> model.TaskResult:
