@@ -39,7 +39,7 @@ class TaskContext:
     # Its identity as a child call (empty for a top-level task); see sdk/replay.py.
     call_key: str = ""
     # Calls made so far in this run of it, by (task, arguments' hash): their order.
-    calls: dict[tuple[str, int], int] | None = None
+    calls: dict[tuple[str, bytes], int] | None = None
     #: The ``flyte.group()`` the task was called in ("" for none).
     group: str = ""
     #: ``flyte.custom_context()`` values the task was called with, as sorted pairs.
