@@ -106,6 +106,18 @@ def _security(args: argparse.Namespace) -> Security:
 # ---------------------------------------------------------------- worker
 
 
+def _max_payload(text: str) -> int:
+    from reuse_runtime.wire.batching import MAX_PAYLOAD_BYTES
+
+    size = parse_bytes(text, field_name="--max-payload")
+    if size > MAX_PAYLOAD_BYTES:
+        raise ReuseRuntimeError(
+            f"--max-payload can be at most {MAX_PAYLOAD_BYTES // 2**20}Mi (one task or result "
+            f"travels in one gRPC message), got {text}"
+        )
+    return size
+
+
 async def _worker_main(args: argparse.Namespace) -> int:
     from reuse_runtime.worker.server import WorkerConfig, WorkerServer, default_replica_id, serve
 
@@ -120,7 +132,7 @@ async def _worker_main(args: argparse.Namespace) -> int:
         grace_period=args.grace_period,
         heartbeat=args.heartbeat,
         reconnect=args.reconnect,
-        max_payload=parse_bytes(args.max_payload, field_name="--max-payload"),
+        max_payload=_max_payload(args.max_payload),
         security=_security(args),
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,

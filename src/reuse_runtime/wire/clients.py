@@ -25,6 +25,7 @@ from reuse_runtime.aio import TaskSet, wait_within
 from reuse_runtime.envvars import env_number, env_size
 from reuse_runtime.errors import (
     AuthError,
+    BadInputError,
     ClosedError,
     ControllerUnavailableError,
     PolicyError,
@@ -33,7 +34,14 @@ from reuse_runtime.errors import (
 from reuse_runtime.security import Security
 from reuse_runtime.tokens import with_local_token
 from reuse_runtime.wire import convert
-from reuse_runtime.wire.services import CLIENT_ID_HEADER, MAX_MESSAGE_BYTES
+from reuse_runtime.wire.batching import (
+    MAX_MESSAGE_BYTES,
+    MAX_PAYLOAD_BYTES,
+    in_batches,
+    result_size,
+    task_size,
+)
+from reuse_runtime.wire.services import CLIENT_ID_HEADER
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -41,11 +49,12 @@ Item = TypeVar("Item")
 #: Futures of tasks still waiting for their results, by task id.
 Pending = dict[str, "asyncio.Future[model.TaskResult]"]
 
-#: A batch is sent once its payload passes this size, well under the message limit.
-BATCH_BYTES = 4 * 1024 * 1024
 #: Unfinished tasks one controller client keeps at the controller; the rest wait in
 #: the client. Override with ``$REUSE_RUNTIME_MAX_OUTSTANDING``.
 MAX_OUTSTANDING = 10_000
+#: Submit streams in a row that a controller may fail (with a status of its own, before
+#: any answer) before the tasks on them fail instead of being sent again.
+FAILED_STREAMS = 3
 #: Bytes of task arguments one client keeps at the controller, and holds serialized
 #: while they wait to be sent; a caller serializing past it waits its turn. One task
 #: larger than this still goes, alone. Override with ``$REUSE_RUNTIME_MAX_OUTSTANDING_BYTES``.
@@ -173,6 +182,8 @@ class ResultStream(Generic[Item]):
         self._wakeup = asyncio.Event()
         self._closing = False
         self._failure: BaseException | None = None
+        #: Messages received: a stream that broke before any did made no progress.
+        self.received = 0
         self._call = open_call(self._requests())
         self._reader = asyncio.get_running_loop().create_task(
             self._read(), name=f"result-stream:{target}"
@@ -230,15 +241,10 @@ class ResultStream(Generic[Item]):
                 cancels, self._cancels = self._cancels, []
                 if self._on_flushed is not None:
                     self._on_flushed()
-                # Split oversized batches so one message stays well under the limit.
-                start, total = 0, 0
-                for index, item in enumerate(batch):
-                    total += self._size(item)
-                    if total >= BATCH_BYTES:
-                        yield self._make_batch(batch[start : index + 1], [])
-                        start, total = index + 1, 0
-                if start < len(batch) or cancels:
-                    yield self._make_batch(batch[start:], cancels)
+                *cut, last = in_batches(batch, self._size)
+                for items in cut:
+                    yield self._make_batch(items, [])
+                yield self._make_batch(last, cancels)
                 continue
             if self._closing and not self._pending:
                 return
@@ -251,6 +257,7 @@ class ResultStream(Generic[Item]):
         error: BaseException | None = None
         try:
             async for message in self._call:
+                self.received += 1
                 results, logs = convert.results_from_batch(message)
                 if logs and self._on_logs is not None:
                     self._on_logs(logs)
@@ -299,12 +306,6 @@ class ResultStream(Generic[Item]):
                 future.set_exception(exc)
             if self._on_settled is not None:
                 self._on_settled(task_id)
-
-
-def _task_size(spec: model.TaskSpec) -> int:
-    return (
-        len(spec.args) + len(spec.pickled or b"") + (len(spec.bundle.source) if spec.bundle else 0)
-    )
 
 
 class WorkerClient:
@@ -366,12 +367,13 @@ class WorkerClient:
 
     def submit(self, spec: model.TaskSpec) -> asyncio.Future[model.TaskResult]:
         """Send a task on the shared stream; the future resolves to its result."""
+        _fits_in_a_message(spec)
         if self._stream is None or self._stream.broken:
             self._stream = ResultStream(
                 lambda requests: self._stub.Dispatch(requests, metadata=self._metadata),
                 convert.dispatch_batch,
                 lambda spec: spec.task_id,
-                _task_size,
+                task_size,
                 target=self._target,
                 on_logs=self._on_logs,
             )
@@ -427,10 +429,12 @@ class ControllerConnection:
         self._wakeup.set()
 
     def send_results(self, results: list[model.TaskResult], logs: list[model.LogLine]) -> None:
-        message = pb.WorkerMessage()
-        message.results.SetInParent()  # the oneof is set even with nothing in it
-        convert.result_batch(results, logs, message.results)
-        self._outbox.append(message)
+        *cut, last = in_batches(results, result_size)
+        for items in (*cut, last):
+            message = pb.WorkerMessage()
+            message.results.SetInParent()  # the oneof is set even with nothing in it
+            convert.result_batch(items, logs if items is last else [], message.results)
+            self._outbox.append(message)
         self._wakeup.set()
 
     async def commands(self) -> AsyncIterator[ControllerCommand]:
@@ -469,8 +473,28 @@ class ControllerConnection:
             await self._wakeup.wait()
 
 
+def _failed_by_server(error: BaseException | None) -> bool:
+    """Whether a stream broke with a status of the server's own, not a lost connection."""
+    return isinstance(error, grpc.aio.AioRpcError) and error.code() not in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+    )
+
+
+def _fits_in_a_message(task: model.TaskSpec) -> None:
+    """Refuse a task no message can carry, before it is queued with others."""
+    size = task_size(task)
+    if size > MAX_PAYLOAD_BYTES:
+        raise BadInputError(
+            f"task {task.name or task.task_id} carries {size} bytes of arguments, function and "
+            f"code; one task can carry at most {MAX_PAYLOAD_BYTES} (one gRPC message): pass "
+            f"large data as a file",
+            type_name="PayloadTooLarge",
+        )
+
+
 def _submission_size(sub: model.Submission) -> int:
-    return _task_size(sub.task)
+    return task_size(sub.task)
 
 
 class ControllerClient:
@@ -623,6 +647,7 @@ class ControllerClient:
         arguments, of this client are at the controller at once; the rest wait here,
         in order (see :class:`_Admission`).
         """
+        _fits_in_a_message(submission.task)
         admission = self._admission
         if admission.admits(submission):
             future = self._send(submission)
@@ -783,8 +808,18 @@ class ControllerClient:
             self._limbo[task_id] = (self._sent[task_id], future)
 
     def _ended(self, pending: Pending, error: BaseException | None) -> None:
-        """The stream ended or broke; its unfinished tasks wait for the next controller."""
-        self._stream = None
+        """The stream ended or broke; its unfinished tasks wait for the next controller.
+
+        Unless the controller itself failed the stream (a status other than
+        UNAVAILABLE) before it answered anything, :data:`FAILED_STREAMS` times in a
+        row: sending the same tasks again would fail the same way, without end, so
+        they fail, with the controller's reason.
+        """
+        stream, self._stream = self._stream, None
+        if _failed_by_server(error) and (stream is None or stream.received == 0):
+            self._failed_streams += 1
+        else:
+            self._failed_streams = 0
         self._flushed(everyone=True)  # nothing waits for this writer any more
         if self._closed or isinstance(error, asyncio.CancelledError):
             # The client closed, or its loop is shutting down: nobody waits any more.
@@ -803,11 +838,24 @@ class ControllerClient:
             self._limbo[task_id] = (self._sent[task_id], future)
         # Whatever it held is gone with it: register again before the next task.
         self._environments.clear()
+        if self._failed_streams >= FAILED_STREAMS and self._limbo and error is not None:
+            self._failed_streams = 0
+            self._fail_limbo(
+                ControllerUnavailableError(
+                    f"the controller at {self.address} failed the submit stream "
+                    f"{FAILED_STREAMS} times in a row before answering "
+                    f"({describe_rpc_error(error, '')[2:]}); {_tasks(len(self._limbo))} "
+                    f"failed here instead of being sent again"
+                )
+            )
+            return
         if self._limbo:
             why = "it shut down" if error is None else describe_rpc_error(error, "")[2:]
             self._reconnecting(why)
 
     _reconnect_failure: ReuseRuntimeError | None = None
+    #: Streams in a row the controller failed before answering (see ``_ended``).
+    _failed_streams = 0
 
     def _reconnecting(self, reason: str) -> asyncio.Task[None]:
         if self._reconnect is None:
@@ -1123,7 +1171,7 @@ class _Admission:
     def _fits(self, task: model.TaskSpec, extra: int = 0) -> bool:
         return (
             not self.outstanding
-            or self.outstanding_bytes + extra + _task_size(task) <= self.max_bytes
+            or self.outstanding_bytes + extra + task_size(task) <= self.max_bytes
         )
 
     def over_bytes(self) -> bool:
@@ -1137,7 +1185,7 @@ class _Admission:
         return bool(self._children.get(parent_task_id)) or parent_task_id in self._held
 
     def hold(self, submission: model.Submission, future: asyncio.Future[Any]) -> None:
-        size = _task_size(submission.task)
+        size = task_size(submission.task)
         self.held_bytes += size
         self._sizes[submission.task.task_id] = size
         parent = submission.task.parent_task_id
@@ -1151,7 +1199,7 @@ class _Admission:
 
     def sent(self, task: model.TaskSpec) -> None:
         self.outstanding += 1
-        size = _task_size(task)
+        size = task_size(task)
         if size:
             self._sizes[task.task_id] = size
             self.outstanding_bytes += size
@@ -1177,14 +1225,14 @@ class _Admission:
         if parent and parent not in self._children and parent in self._held:
             release.append(self._take(parent))  # the parent must keep one child out
         room = self.limit - self.outstanding - len(release)
-        extra = sum(_task_size(submission.task) for submission, _ in release)
+        extra = sum(task_size(submission.task) for submission, _ in release)
         while room > 0 and self._held:
             held = self._held[next(iter(self._held))]  # O(1) on an OrderedDict
             task = next(iter(held.values()))[0].task
             if (self.outstanding or release) and not self._fits(task, extra):
                 break
             release.append(self._take(next(iter(self._held))))
-            extra += _task_size(task)
+            extra += task_size(task)
             room -= 1
         return release
 

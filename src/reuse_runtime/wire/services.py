@@ -26,13 +26,11 @@ from reuse_runtime import errors, model
 from reuse_runtime.aio import wait_within
 from reuse_runtime.security import Security
 from reuse_runtime.wire import convert
+from reuse_runtime.wire.batching import MAX_MESSAGE_BYTES, in_batches, result_size, task_size
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
 log = structlog.get_logger("reuse_runtime.wire")
 
-#: Largest gRPC message either side accepts. Per-task payloads are bounded
-#: separately (and lower), so a batch of tasks fits in one message.
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 WORKER_SERVICE = pb.DESCRIPTOR.services_by_name["Worker"].full_name
 CONTROLLER_SERVICE = pb.DESCRIPTOR.services_by_name["Controller"].full_name
 _AUTH_HEADER = "authorization"
@@ -187,7 +185,10 @@ async def _serve_session(
     reader = asyncio.ensure_future(feed)
     try:
         async for results, logs in session.batches():
-            yield make_batch(results, logs)
+            *cut, last = in_batches(results, result_size)
+            for items in cut:
+                yield make_batch(items, [])
+            yield make_batch(last, logs)
         if reader.done():
             problem = reader.result()
         else:  # this side ended the session (a shutdown): stop reading the client
@@ -463,10 +464,14 @@ class ReplicaStream:
             if self._tasks or self._cancels:
                 tasks, self._tasks = self._tasks, []
                 cancels, self._cancels = self._cancels, []
-                message = pb.ControllerMessage()
-                message.dispatch.SetInParent()
-                convert.dispatch_batch(tasks, cancels, message.dispatch)
-                yield message
+                *cut, last = in_batches(tasks, task_size)
+                for items in (*cut, last):
+                    message = pb.ControllerMessage()
+                    message.dispatch.SetInParent()
+                    convert.dispatch_batch(
+                        items, cancels if items is last else [], message.dispatch
+                    )
+                    yield message
                 continue
             if self._closed:
                 return
