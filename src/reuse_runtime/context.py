@@ -38,8 +38,8 @@ class TaskContext:
     partial: dict[str, str] = field(default_factory=dict)
     # Its identity as a child call (empty for a top-level task); see sdk/replay.py.
     call_key: str = ""
-    # Calls made so far in this run of it, by (task, arguments' hash): their order.
-    calls: dict[tuple[str, bytes], int] | None = None
+    # Calls made so far in this run of it, by (task, arguments' hash or digest): their order.
+    calls: dict[tuple[str, int | bytes], int] | None = None
     #: The ``flyte.group()`` the task was called in ("" for none).
     group: str = ""
     #: ``flyte.custom_context()`` values the task was called with, as sorted pairs.

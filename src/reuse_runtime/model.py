@@ -6,19 +6,53 @@ to and from protobuf, so the core never touches generated code.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import pickle
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
 
 import cloudpickle
 
 from reuse_runtime import errors, pickling
 
+_Record = TypeVar("_Record")
 
+
+def _slot_init(cls: type[_Record]) -> type[_Record]:
+    """Give a frozen, slotted dataclass an ``__init__`` that fills its slots directly.
+
+    A frozen dataclass's own ``__init__`` sets each field through
+    ``object.__setattr__``: 1.0 µs for a :class:`TaskSpec`, 0.65 for a
+    :class:`TaskResult`, and a task makes several of each on its way. The slots' own
+    descriptors do the same in about half that. Everything else stays as the
+    dataclass made it: the instances are still frozen, and ``replace()``, ``==``,
+    ``hash`` and ``repr`` are unchanged. Plain fields only (no factories, no
+    keyword-only or ``init=False`` fields): anything else raises here, at import.
+    """
+    params, body = [], []
+    namespace: dict[str, object] = {}
+    for item in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if item.default_factory is not dataclasses.MISSING or not item.init or item.kw_only:
+            raise TypeError(f"_slot_init cannot build {cls.__name__}.{item.name}")
+        namespace[f"_set_{item.name}"] = getattr(cls, item.name).__set__
+        if item.default is dataclasses.MISSING:
+            params.append(item.name)
+        else:
+            namespace[f"_default_{item.name}"] = item.default
+            params.append(f"{item.name}=_default_{item.name}")
+        body.append(f"    _set_{item.name}(self, {item.name})\n")
+    exec(f"def __init__(self, {', '.join(params)}):\n{''.join(body)}", namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
+
+
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class FunctionRef:
     """A function named by reference: importable module, qualified name, code version."""
@@ -59,6 +93,7 @@ class RunOptions:
     log_level: int = 0
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task invocation, as sent to a replica.
@@ -139,6 +174,7 @@ _ERROR_CLASSES: dict[ErrorKind, type[errors.TaskFailedError]] = {
 }
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class RemoteError:
     """An error that happened away from the caller, with what a person needs to act on it."""
@@ -183,6 +219,7 @@ class RemoteError:
         return err
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class TaskResult:
     """The terminal outcome of one task: exactly one per accepted task."""
@@ -223,6 +260,7 @@ class TaskResult:
         raise error.to_exception(task, self.replica_id)
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class LogLine:
     """A line a task printed, on its way to the caller's terminal."""
@@ -425,6 +463,7 @@ class RetryBackoff:
         return min(delay, self.cap) if self.cap > 0 else delay
 
 
+@_slot_init
 @dataclass(frozen=True, slots=True)
 class Submission:
     """A task submitted to the controller for an environment it knows by key."""

@@ -15,7 +15,7 @@ import pytest
 from reuse_runtime.context import TaskContext
 from reuse_runtime.controller.replay import ReplayBudget, ReplayLog, result_bytes
 from reuse_runtime.model import ErrorKind, TaskResult, TaskState
-from reuse_runtime.sdk.replay import call_key
+from reuse_runtime.sdk.replay import DIGEST_ABOVE, call_key
 from tests.controller import storm_tasks as st
 from tests.controller.test_reliability import _replica_pids
 from tests.helpers import run_cli, running_controller, submit
@@ -39,18 +39,21 @@ def _context(task_id: str = "parent-1", key: str = "") -> TaskContext:
     )
 
 
-def test_call_keys_are_the_same_on_every_run_of_the_parent() -> None:
+@pytest.mark.parametrize("size", [1, DIGEST_ABOVE + 1], ids=["small", "large"])
+def test_call_keys_are_the_same_on_every_run_of_the_parent(size: int) -> None:
+    # Small arguments go into the key as they are, large ones by their digest.
     first, second = _context(), _context()
-    calls = [("m:f", b"1"), ("m:f", b"2"), ("m:f", b"1"), ("m:g", b"1")]
+    one, two = b"1" * size, b"1" * (size - 1) + b"2"
+    calls = [("m:f", one), ("m:f", two), ("m:f", one), ("m:g", one)]
     keys = [call_key(first, site, args) for site, args in calls]
     assert len(set(keys)) == 4  # identical calls are told apart by their order
     # A second run that makes them in another order gets each call's own key.
     reordered = [calls[3], calls[1], calls[0], calls[2]]
     assert sorted(call_key(second, s, a) for s, a in reordered) == sorted(keys)
-    assert call_key(second, "m:f", b"2") not in keys  # a third call of f(2) is a new one
+    assert call_key(second, "m:f", two) not in keys  # a second call of f(two) is a new one
     # Another parent, or the same call one level down, gets other keys.
-    assert call_key(_context("parent-2"), "m:f", b"1") not in keys
-    assert call_key(_context("x", key="abc"), "m:f", b"1") != call_key(_context("x"), "m:f", b"1")
+    assert call_key(_context("parent-2"), "m:f", one) not in keys
+    assert call_key(_context("x", key="abc"), "m:f", one) != call_key(_context("x"), "m:f", one)
 
 
 def test_the_log_replays_only_what_a_child_did_itself() -> None:
