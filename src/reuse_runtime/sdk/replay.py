@@ -22,7 +22,6 @@ import hashlib
 
 from reuse_runtime.context import TaskContext
 
-
 #: Arguments up to this size go into the key as they are; larger ones by their digest.
 DIGEST_ABOVE = 4096
 
