@@ -48,7 +48,7 @@ def _slot_init(cls: type[_Record]) -> type[_Record]:
     exec(f"def __init__(self, {', '.join(params)}):\n{''.join(body)}", namespace)
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
-    cls.__init__ = init  # type: ignore[misc]
+    setattr(cls, "__init__", init)  # noqa: B010 (mypy refuses to assign a method)
     return cls
 
 
