@@ -1,4 +1,5 @@
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -7,6 +8,13 @@ import pytest
 
 # Tests and demos run TTLs in seconds.
 os.environ.setdefault("REUSE_RUNTIME_MIN_TTL_SECONDS", "0")
+
+# A shell that starts the tests in the background without job control (`cmd &` in a
+# script, nohup) leaves SIGINT ignored, and every child inherits that: the tests that
+# press Ctrl-C on a script would wait for ever. With a handler here instead, children
+# start with Ctrl-C's default, as from a terminal (exec resets handled signals).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Every process this test run starts (controllers, drivers, replicas, what they start)
 # inherits this mark, so the run can find what it left behind, and only that: other
