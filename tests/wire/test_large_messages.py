@@ -81,9 +81,11 @@ def test_a_replica_refuses_a_max_payload_no_message_can_carry(tmp_path: Path) ->
 def test_batches_are_cut_by_payload_bytes() -> None:
     sizes = [1, BATCH_BYTES, 5, 6, BATCH_BYTES * 3, 7]
     cut = list(in_batches(sizes, lambda size: size))
-    assert cut == [[1, BATCH_BYTES], [5, 6, BATCH_BYTES * 3], [7]]
-    assert list(in_batches([], lambda size: size)) == [[]]
-    assert list(in_batches([BATCH_BYTES * 9], lambda size: size)) == [[BATCH_BYTES * 9]]
+    assert cut == [([1, BATCH_BYTES], False), ([5, 6, BATCH_BYTES * 3], False), ([7], True)]
+    assert list(in_batches([], lambda size: size)) == [([], True)]
+    assert list(in_batches([BATCH_BYTES * 9], lambda size: size)) == [([BATCH_BYTES * 9], True)]
+    # A cut that ends the list is its last run: no empty message follows.
+    assert list(in_batches([5, BATCH_BYTES], lambda size: size)) == [([5, BATCH_BYTES], True)]
 
 
 class _FailingController(pb_grpc.ControllerServicer):

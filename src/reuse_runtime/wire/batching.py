@@ -42,20 +42,22 @@ def result_size(result: model.TaskResult) -> int:
     return len(result.value) + len(error.pickled) + len(error.traceback) + len(error.message)
 
 
-def in_batches(items: list[Item], size: Callable[[Item], int]) -> Iterator[list[Item]]:
-    """``items`` in order, cut into runs of about :data:`BATCH_BYTES` of payload.
+def in_batches(items: list[Item], size: Callable[[Item], int]) -> Iterator[tuple[list[Item], bool]]:
+    """``items`` in order, cut into runs of about :data:`BATCH_BYTES` of payload, each
+    with whether it is the last (which carries what goes once per batch: cancels, logs).
 
     An item larger than that goes alone; a short list (the common case) is yielded
-    whole, as it came.
+    whole, as it came, and an empty one as one empty run.
     """
     if len(items) == 1:
-        yield items
+        yield items, True
         return
     start = total = 0
     for index, item in enumerate(items):
         total += size(item)
         if total >= BATCH_BYTES:
-            yield items[start : index + 1]
-            start, total = index + 1, 0
+            end = index + 1
+            yield items[start:end], end == len(items)
+            start, total = end, 0
     if start < len(items) or not items:
-        yield items[start:]
+        yield items[start:], True

@@ -241,10 +241,8 @@ class ResultStream(Generic[Item]):
                 cancels, self._cancels = self._cancels, []
                 if self._on_flushed is not None:
                     self._on_flushed()
-                *cut, last = in_batches(batch, self._size)
-                for items in cut:
-                    yield self._make_batch(items, [])
-                yield self._make_batch(last, cancels)
+                for items, last in in_batches(batch, self._size):
+                    yield self._make_batch(items, cancels if last else [])
                 continue
             if self._closing and not self._pending:
                 return
@@ -429,11 +427,10 @@ class ControllerConnection:
         self._wakeup.set()
 
     def send_results(self, results: list[model.TaskResult], logs: list[model.LogLine]) -> None:
-        *cut, last = in_batches(results, result_size)
-        for items in (*cut, last):
+        for items, last in in_batches(results, result_size):
             message = pb.WorkerMessage()
             message.results.SetInParent()  # the oneof is set even with nothing in it
-            convert.result_batch(items, logs if items is last else [], message.results)
+            convert.result_batch(items, logs if last else [], message.results)
             self._outbox.append(message)
         self._wakeup.set()
 
@@ -838,19 +835,17 @@ class ControllerClient:
             self._limbo[task_id] = (self._sent[task_id], future)
         # Whatever it held is gone with it: register again before the next task.
         self._environments.clear()
-        if self._failed_streams >= FAILED_STREAMS and self._limbo and error is not None:
+        why = "it shut down" if error is None else describe_rpc_error(error, "")[2:]
+        if self._failed_streams >= FAILED_STREAMS and self._limbo:
             self._failed_streams = 0
             self._fail_limbo(
                 ControllerUnavailableError(
                     f"the controller at {self.address} failed the submit stream "
-                    f"{FAILED_STREAMS} times in a row before answering "
-                    f"({describe_rpc_error(error, '')[2:]}); {_tasks(len(self._limbo))} "
-                    f"failed here instead of being sent again"
+                    f"{FAILED_STREAMS} times in a row before answering ({why}); "
+                    f"{_tasks(len(self._limbo))} failed here instead of being sent again"
                 )
             )
-            return
-        if self._limbo:
-            why = "it shut down" if error is None else describe_rpc_error(error, "")[2:]
+        elif self._limbo:
             self._reconnecting(why)
 
     _reconnect_failure: ReuseRuntimeError | None = None

@@ -185,10 +185,8 @@ async def _serve_session(
     reader = asyncio.ensure_future(feed)
     try:
         async for results, logs in session.batches():
-            *cut, last = in_batches(results, result_size)
-            for items in cut:
-                yield make_batch(items, [])
-            yield make_batch(last, logs)
+            for items, last in in_batches(results, result_size):
+                yield make_batch(items, logs if last else [])
         if reader.done():
             problem = reader.result()
         else:  # this side ended the session (a shutdown): stop reading the client
@@ -464,13 +462,10 @@ class ReplicaStream:
             if self._tasks or self._cancels:
                 tasks, self._tasks = self._tasks, []
                 cancels, self._cancels = self._cancels, []
-                *cut, last = in_batches(tasks, task_size)
-                for items in (*cut, last):
+                for items, last in in_batches(tasks, task_size):
                     message = pb.ControllerMessage()
                     message.dispatch.SetInParent()
-                    convert.dispatch_batch(
-                        items, cancels if items is last else [], message.dispatch
-                    )
+                    convert.dispatch_batch(items, cancels if last else [], message.dispatch)
                     yield message
                 continue
             if self._closed:
