@@ -19,7 +19,7 @@ import pytest
 
 from reuse_runtime.errors import ControllerUnavailableError
 from reuse_runtime.model import Submission
-from reuse_runtime.wire.batching import BATCH_BYTES, in_batches
+from reuse_runtime.wire.batching import BATCH_BYTES, MAX_PAYLOAD_BYTES, in_batches
 from reuse_runtime.wire.clients import FAILED_STREAMS, ControllerClient
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
@@ -35,10 +35,16 @@ LARGE = """
         name="large", reusable=flyte.ReusePolicy(replicas=1, concurrency=8)
     )
     MiB = 1024 * 1024
+    arrived = []
 
     @env.task(max_inline_io_bytes=1024 * MiB)
     async def echo(data: bytes) -> bytes:
-        await asyncio.sleep(0.3)  # all six are on the replica at once
+        # The six finish together, once all of them are on the replica: their results
+        # leave in one batch (a lone 300 MiB call is refused before it gets here).
+        arrived.append(len(data))
+        async with asyncio.timeout(60):
+            while len(arrived) < 6:
+                await asyncio.sleep(0.01)
         return data[::-1]
 
     @env.task
@@ -65,7 +71,7 @@ def test_six_60_mib_tasks_at_once_run_and_a_300_mib_one_is_refused(tmp_path: Pat
     assert done.returncode == 0, done.stdout + done.stderr
     assert "replica lost" not in done.stderr
     assert "6 ok; refused: " in done.stdout
-    assert "one task can carry at most 267386880" in done.stdout
+    assert f"one task can carry at most {MAX_PAYLOAD_BYTES}" in done.stdout
     assert "pass large data as a file" in done.stdout
 
 
