@@ -90,3 +90,14 @@ async def where() -> int:
 async def sized(payload: bytes) -> int:
     await asyncio.sleep(0.001)
     return len(payload)
+
+
+queued = flyte.TaskEnvironment(
+    name="queued", reusable=flyte.ReusePolicy(replicas=1, concurrency=10, idle_ttl=60)
+)
+
+
+@queued.task
+async def pause(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds

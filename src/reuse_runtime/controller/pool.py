@@ -74,8 +74,18 @@ log = structlog.get_logger("reuse_runtime.controller")
 READY_TIMEOUT = 60.0
 #: A replica of ``concurrency`` c is sent up to c // PREFETCH_DIVISOR tasks beyond it;
 #: its limiter queues them, so a slot that frees starts the next task without waiting
-#: a round trip to the controller (short tasks at full load). Below c = 10: none.
+#: a round trip to the controller (short tasks at full load). Below c = 10: none (but
+#: see SHORT_PREFETCH_DIVISOR).
 PREFETCH_DIVISOR = 10
+#: While the environment's tasks are short (their mean runtime under SHORT_TASK_S), it
+#: is sent c // SHORT_PREFETCH_DIVISOR: many end within a moment of each other, and a
+#: refill that waits for the round trip leaves their slots idle for a noticeable share
+#: of a task's runtime. A task queued so deep waits about one short task at most; longer
+#: tasks keep the shallow prefetch, so they are not held behind others on a busy replica.
+SHORT_PREFETCH_DIVISOR = 2
+SHORT_TASK_S = 0.05
+#: Weight of each finished task in the environment's mean runtime (a moving average).
+RUNTIME_WEIGHT = 0.05
 # Seconds a replica's stream may stay open once its backend says it has ended (its
 # process exited, its pod is gone): a connection cut without a FIN (a pod's network
 # torn down) never ends by itself, so past this the backend's word is final.
@@ -244,6 +254,10 @@ class ReplicaPool:
         self._ids = itertools.count(1)
         self._closed = False
         self._pump_scheduled = False
+        # The moving mean of its tasks' runtimes (None before the first), and whether
+        # they count as short (see SHORT_PREFETCH_DIVISOR).
+        self.mean_runtime: float | None = None
+        self._short_tasks = False
         # Set whenever a task leaves while the pool drains (see ControllerService.drain).
         self.settled = asyncio.Event()
         self._adopted = False
@@ -468,10 +482,17 @@ class ReplicaPool:
         if batch.logs:
             self._on_logs(batch.logs)
         now = replica.heard_at = self._clock()
+        mean = self.mean_runtime
         for result in batch.results:
             record = replica.running.get(result.task_id)
             if record is None:
                 continue  # already settled elsewhere (a cancel past its grace)
+            if result.duration > 0:
+                mean = (
+                    result.duration
+                    if mean is None
+                    else mean + RUNTIME_WEIGHT * (result.duration - mean)
+                )
             self._unassign(replica, record)
             replica.completed += 1
             replica.last_task_end = now
@@ -486,9 +507,26 @@ class ReplicaPool:
                 self._lost(record, replica.replica_id, "was stopped before the task finished")
                 continue
             self._settle(record, result)
+        if mean is not None:
+            self._runtime_is(mean)
         if replica.retire_reason and not replica.running:
             self._stop(replica)
         self.pump()
+
+    def _runtime_is(self, mean: float) -> None:
+        """The tasks' mean runtime moved: deepen or shorten the replicas' prefetch."""
+        self.mean_runtime = mean
+        short = mean < SHORT_TASK_S
+        if short is self._short_tasks:
+            return
+        self._short_tasks = short
+        for replica in self.replicas.values():
+            if replica.stream is not None and not replica.external:
+                replica.prefetch = self._prefetch(replica.capacity)
+
+    def _prefetch(self, capacity: int) -> int:
+        """Tasks a replica of ``capacity`` slots is sent beyond them, queued there."""
+        return capacity // (SHORT_PREFETCH_DIVISOR if self._short_tasks else PREFETCH_DIVISOR)
 
     def _settle(self, record: TaskRecord, result: TaskResult) -> None:
         self.telemetry.task_ran(result)
@@ -599,7 +637,7 @@ class ReplicaPool:
         replica.stream = stream
         replica.heard_at = self._clock()
         replica.capacity = stream.hello.capacity or self.policy.concurrency
-        replica.prefetch = replica.capacity // PREFETCH_DIVISOR
+        replica.prefetch = self._prefetch(replica.capacity)
         stream.send_init(
             ReplicaInit(
                 environment=self.spec.name,

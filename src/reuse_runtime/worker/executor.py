@@ -221,6 +221,7 @@ class Executor:
             await self.limiter.acquire()
         except asyncio.CancelledError:
             return self._interrupted(spec, started)
+        started = time.perf_counter()  # its runtime, not its wait for a slot (a prefetch)
         is_async = inspect.iscoroutinefunction(fn)
         ctx = TaskContext(
             task_id=spec.task_id,

@@ -1,0 +1,42 @@
+"""How many tasks beyond its slots a replica is sent (its prefetch), end to end.
+
+A real controller on 127.0.0.1 and a real replica of 10 slots; the tasks at the
+replica (``assigned`` in the controller's status: running plus queued there) are
+read while a burst of half-second tasks runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from reuse_runtime.controller.pool import PREFETCH_DIVISOR, SHORT_PREFETCH_DIVISOR
+from tests.controller import tasks
+from tests.helpers import running_controller, submit
+
+SLOTS = 10
+
+
+async def _peak_at_the_replica(client: object, seconds: float, count: int = 30) -> int:
+    pending = [await submit(client, tasks.pause, seconds) for _ in range(count)]
+    peak = 0
+    while not all(p.done() for p in pending):  # type: ignore[attr-defined]
+        status = await client.status()  # type: ignore[attr-defined]
+        at_replica = sum(
+            r.assigned for e in status.environments if e.name == "queued" for r in e.replicas
+        )
+        peak = max(peak, at_replica)
+        await asyncio.sleep(0.02)
+    assert all(p.result().ok for p in pending)  # type: ignore[attr-defined]
+    return peak
+
+
+async def test_a_replica_is_sent_a_deeper_prefetch_while_its_tasks_are_short() -> None:
+    async with running_controller() as (_, client):
+        # Tasks that take no time: the environment's tasks are short.
+        noops = [await submit(client, tasks.pause, 0) for _ in range(20)]
+        assert all(r.ok for r in await asyncio.gather(*noops))
+        short = await _peak_at_the_replica(client, 0.5)
+        # The half-second tasks that just ran made them long: a shallow prefetch again.
+        long = await _peak_at_the_replica(client, 0.5)
+    assert short == SLOTS + SLOTS // SHORT_PREFETCH_DIVISOR
+    assert long == SLOTS + SLOTS // PREFETCH_DIVISOR
