@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from reuse_runtime import gctune, logs
+from reuse_runtime import gctune, logs, malloctune
 from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import ReuseRuntimeError, ScriptFailedError
 from reuse_runtime.model import CodeBundle
@@ -122,6 +122,7 @@ async def _worker_main(args: argparse.Namespace) -> int:
     from reuse_runtime.worker.server import WorkerConfig, WorkerServer, default_replica_id, serve
 
     gctune.tune(freeze=True)  # after the imports: a full collection skips the runtime's own
+    malloctune.tune()
     config = WorkerConfig(
         host=args.host,
         port=args.port,
@@ -224,6 +225,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
     from reuse_runtime.errors import AuthConfigError
 
     gctune.tune(freeze=True)
+    malloctune.tune()
     security = _security(args)
     name = backend_name(args.backend)
     if name != "local" and not security.authenticated:

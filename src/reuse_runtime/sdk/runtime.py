@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from reuse_runtime import code, gctune, logs, runlog
+from reuse_runtime import code, gctune, logs, malloctune, runlog
 from reuse_runtime import context as task_context
 from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import (
@@ -93,6 +93,7 @@ class Runtime:
 
     def __init__(self, config: RuntimeConfig) -> None:
         gctune.tune(respect_caller=True)  # this process moves tasks: see gctune
+        malloctune.tune()
         self.config = config
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="reuse-runtime", daemon=True)
