@@ -487,7 +487,7 @@ class ReplicaPool:
             record = replica.running.get(result.task_id)
             if record is None:
                 continue  # already settled elsewhere (a cancel past its grace)
-            if result.duration > 0:
+            if result.duration > 0 and not record.made_calls:  # a parent's is its children's
                 mean = (
                     result.duration
                     if mean is None
