@@ -254,10 +254,9 @@ class ReplicaPool:
         self._ids = itertools.count(1)
         self._closed = False
         self._pump_scheduled = False
-        # The moving mean of its tasks' runtimes (None before the first), and whether
-        # they count as short (see SHORT_PREFETCH_DIVISOR).
-        self.mean_runtime: float | None = None
-        self._short_tasks = False
+        # The moving mean of its tasks' runtimes (None before the first; see
+        # SHORT_PREFETCH_DIVISOR).
+        self._mean_runtime: float | None = None
         # Set whenever a task leaves while the pool drains (see ControllerService.drain).
         self.settled = asyncio.Event()
         self._adopted = False
@@ -482,7 +481,7 @@ class ReplicaPool:
         if batch.logs:
             self._on_logs(batch.logs)
         now = replica.heard_at = self._clock()
-        mean = self.mean_runtime
+        mean = self._mean_runtime
         for result in batch.results:
             record = replica.running.get(result.task_id)
             if record is None:
@@ -515,14 +514,17 @@ class ReplicaPool:
 
     def _runtime_is(self, mean: float) -> None:
         """The tasks' mean runtime moved: deepen or shorten the replicas' prefetch."""
-        self.mean_runtime = mean
-        short = mean < SHORT_TASK_S
-        if short is self._short_tasks:
+        was_short = self._short_tasks
+        self._mean_runtime = mean
+        if self._short_tasks is was_short:
             return
-        self._short_tasks = short
         for replica in self.replicas.values():
             if replica.stream is not None and not replica.external:
                 replica.prefetch = self._prefetch(replica.capacity)
+
+    @property
+    def _short_tasks(self) -> bool:
+        return self._mean_runtime is not None and self._mean_runtime < SHORT_TASK_S
 
     def _prefetch(self, capacity: int) -> int:
         """Tasks a replica of ``capacity`` slots is sent beyond them, queued there."""
