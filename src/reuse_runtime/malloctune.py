@@ -62,9 +62,7 @@ def wanted() -> bool:
 
 def tune() -> bool:
     """Apply the settings when wanted and possible; whether they were applied."""
-    if not wanted() or _callers_own():
-        return False
-    if not _glibc():
+    if not wanted() or _callers_own() or not on_glibc():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -83,7 +81,8 @@ def _callers_own() -> bool:
     )
 
 
-def _glibc() -> bool:
+def on_glibc() -> bool:
+    """Whether this process runs on glibc, the C library whose settings these are."""
     try:
         return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
     except (ValueError, OSError):  # not a GNU C library
