@@ -101,7 +101,7 @@ class TaskLimiter:
                 # The slot was granted just as we were cancelled: pass it on.
                 self._active -= 1
                 self._grant()
-            else:
+            elif waiter in self._waiters:  # a slot freed as it was cancelled: already dropped
                 self._waiters.remove(waiter)
             self._update()
             raise
