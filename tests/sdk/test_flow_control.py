@@ -218,3 +218,44 @@ def test_a_wide_gather_starts_children_before_its_last_child_is_made(tmp_path: P
     assert done.returncode == 0, done.stderr
     ran_early, count, _ = done.stdout.split()
     assert (ran_early, count) == ("True", "5000"), done.stdout
+
+
+def test_a_wide_gather_sends_its_first_children_before_the_last_call_is_made(
+    tmp_path: Path,
+) -> None:
+    """The caller that finds SEND_AHEAD calls waiting writes them itself, at once: the
+    writer task's turn would come only after every first step the gather queued. Here
+    the gather's last call blocks the parent's loop until a child has run: the first
+    children must be on their way before it (they run in another environment's replica)."""
+    done = run_script(
+        tmp_path,
+        """
+        kids = flyte.TaskEnvironment(
+            name="kids", reusable=flyte.ReusePolicy(replicas=1, concurrency=100)
+        )
+
+        @kids.task
+        async def mark(path: str) -> None:
+            open(path, "a").close()
+
+        @env.task
+        async def main(n: int, path: str) -> bool:
+            await mark(path + ".warm")  # the pool is up, the client's stream open
+            ran = []
+
+            async def last_call() -> None:
+                # The loop runs nothing else while this waits (at most 5 s).
+                deadline = time.monotonic() + 5
+                while not os.path.exists(path) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                ran.append(os.path.exists(path))
+
+            await asyncio.gather(*(mark(path) for _ in range(n)), last_call())
+            return ran[0]
+
+        if __name__ == "__main__":
+            print("ran before the last call:", flyte.run(main, n=3000, path=MARKER).outputs()[0])
+        """.replace("MARKER", repr(str(tmp_path / "marker"))),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ran before the last call: True" in done.stdout, done.stdout
