@@ -247,9 +247,16 @@ class ResultStream(Generic[Item]):
             return False
         if self._failure is not None or self._call.done():
             return False
-        self._writing = _started(self._write_out())
-        self._writing.add_done_callback(self._written)
+        self._start_write(_started)
         return True
+
+    def _start_write(
+        self, start: Callable[[Coroutine[Any, Any, None]], asyncio.Future[None]]
+    ) -> asyncio.Future[None]:
+        """The one write in flight, begun by ``start`` (a task, or :func:`_started`)."""
+        writing = self._writing = start(self._write_out())
+        writing.add_done_callback(self._written)
+        return writing
 
     async def _write_out(self) -> None:
         """Write what waits, cut into messages of at most about BATCH_BYTES of payload."""
@@ -267,19 +274,17 @@ class ResultStream(Generic[Item]):
             raise
 
     def _written(self, writing: asyncio.Future[None]) -> None:
+        # The writer loop waits for every write, and submits woke it: only the slot frees.
         self._writing = None
-        if writing.cancelled() or writing.exception() is not None:
-            return  # the stream broke: the reader sees it end
-        if self._outbox or self._cancels:
-            self._wakeup.set()
+        if not writing.cancelled():
+            writing.exception()  # retrieved here too: a broken stream is the reader's to report
 
     async def _write_loop(self) -> None:
         """The stream's writer: one write at a time, its own or one a caller started."""
         while True:
             writing = self._writing
             if writing is None and (self._outbox or self._cancels):
-                writing = self._writing = asyncio.ensure_future(self._write_out())
-                writing.add_done_callback(self._written)
+                writing = self._start_write(asyncio.ensure_future)
             if writing is not None:
                 await asyncio.wait([writing])
                 if writing.cancelled() or writing.exception() is not None:
