@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from reuse_runtime.worker.limiter import TaskLimiter
 
 
@@ -19,12 +21,8 @@ async def test_a_waiter_cancelled_as_a_slot_frees_is_cancelled_and_leaves_no_tra
     assert limiter.statistics().waiting == 2
     waiting.cancel()
     limiter.release()  # in the same step: the cancelled turn is dropped, the next one served
-    try:
+    with pytest.raises(asyncio.CancelledError):
         await waiting
-    except asyncio.CancelledError:
-        pass
-    else:
-        raise AssertionError("the cancelled waiter got a slot")
     await asyncio.wait_for(behind, 5)
     stats = limiter.statistics()
     assert (stats.active, stats.waiting) == (1, 0)

@@ -12,6 +12,7 @@ back afterwards (:meth:`reclaim`), so a parent can never starve its children.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -101,8 +102,10 @@ class TaskLimiter:
                 # The slot was granted just as we were cancelled: pass it on.
                 self._active -= 1
                 self._grant()
-            elif waiter in self._waiters:  # a slot freed as it was cancelled: already dropped
-                self._waiters.remove(waiter)
+            else:
+                # A slot that freed as it was cancelled has already dropped its turn.
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
             self._update()
             raise
 
