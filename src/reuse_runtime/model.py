@@ -82,6 +82,10 @@ class CodeBundle:
 #: The longest task timeout accepted, in seconds (about 31 years).
 MAX_TIMEOUT = 1e9
 
+#: Pickled arguments or a pickled value: bytes, or, for a large payload as it arrived
+#: over gRPC, a view of the message's bytes (see ``wire/splice.py``).
+Payload = bytes | memoryview
+
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
@@ -104,7 +108,7 @@ class TaskSpec:
 
     task_id: str
     name: str
-    args: bytes
+    args: Payload
     ref: FunctionRef | None = None
     pickled: bytes | None = None
     bundle: CodeBundle | None = None
@@ -226,7 +230,7 @@ class TaskResult:
 
     task_id: str
     state: TaskState
-    value: bytes = b""
+    value: Payload = b""
     error: RemoteError | None = None
     replica_id: str = ""
     duration: float = 0.0

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import structlog
 
+from reuse_runtime.model import Payload
+
 log = structlog.get_logger("reuse_runtime.controller")
 
 _SCHEMA = """
@@ -82,7 +84,7 @@ class ResultCache:
             return None
         return bytes(row[0]) if row is not None else None
 
-    def put(self, key: str, task: str, value: bytes) -> None:
+    def put(self, key: str, task: str, value: Payload) -> None:
         """Store (or replace) the result for ``key``."""
         db = self._connect()
         if db is None:

@@ -26,7 +26,7 @@ key is in the log is answered at once with the recorded result, and does not run
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -137,6 +137,9 @@ class ReplayLog:
                 if not budget.take(size):
                     return
                 self.held += size
+            if type(result.value) is memoryview:
+                # A view of the message it came in, which it would keep whole: a copy.
+                result = replace(result, value=bytes(result.value))
             self.done[key] = result
             if self.nested:
                 self.nested.pop(key, None)

@@ -34,7 +34,7 @@ from reuse_runtime.errors import (
 )
 from reuse_runtime.security import Security
 from reuse_runtime.tokens import with_local_token
-from reuse_runtime.wire import convert
+from reuse_runtime.wire import convert, splice
 from reuse_runtime.wire.batching import (
     MAX_MESSAGE_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -42,7 +42,7 @@ from reuse_runtime.wire.batching import (
     result_size,
     task_size,
 )
-from reuse_runtime.wire.services import CLIENT_ID_HEADER
+from reuse_runtime.wire.services import CLIENT_ID_HEADER, CONTROLLER_SERVICE, WORKER_SERVICE
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -94,6 +94,13 @@ def open_channel(address: str, security: Security) -> grpc.aio.Channel:
         )
         return grpc.aio.secure_channel(address, credentials, options=options)
     return grpc.aio.insecure_channel(address, options=options)
+
+
+def _stream_method(channel: grpc.aio.Channel, method: str, response: Any) -> Any:
+    """A bidi method whose messages may carry spliced payloads (see ``splice``)."""
+    return channel.stream_stream(
+        method, request_serializer=splice.serialize, response_deserializer=splice.parser(response)
+    )
 
 
 def call_metadata(security: Security) -> tuple[tuple[str, str], ...]:
@@ -301,9 +308,9 @@ class ResultStream(Generic[Item]):
     async def _read(self) -> None:
         error: BaseException | None = None
         try:
-            async for message in self._call:
+            async for message, big in self._call:
                 self.received += 1
-                results, logs = convert.results_from_batch(message)
+                results, logs = convert.results_from_batch(message, big)
                 if logs and self._on_logs is not None:
                     self._on_logs(logs)
                 for result in results:
@@ -380,6 +387,9 @@ class WorkerClient:
         self._metadata = call_metadata(self._security)
         self._channel = open_channel(address, self._security)
         self._stub = pb_grpc.WorkerStub(self._channel)
+        self._dispatch = _stream_method(
+            self._channel, f"/{WORKER_SERVICE}/Dispatch", pb.ResultBatch
+        )
         self._on_logs = on_logs
         self._stream: ResultStream[model.TaskSpec] | None = None
 
@@ -415,8 +425,8 @@ class WorkerClient:
         _fits_in_a_message(spec)
         if self._stream is None or self._stream.broken:
             self._stream = ResultStream(
-                lambda: self._stub.Dispatch(metadata=self._metadata),
-                convert.dispatch_batch,
+                lambda: self._dispatch(metadata=self._metadata),
+                convert.dispatch_message,
                 lambda spec: spec.task_id,
                 task_size,
                 target=self._target,
@@ -461,13 +471,13 @@ class ControllerConnection:
     def __init__(self, address: str, security: Security, hello: model.ReplicaHello) -> None:
         self.address = address
         self._channel = open_channel(address, security)
-        self._outbox: list[pb.WorkerMessage] = [
-            pb.WorkerMessage(hello=convert.hello_to_proto(hello))
-        ]
+        self._outbox: list[Any] = [pb.WorkerMessage(hello=convert.hello_to_proto(hello))]
         self._wakeup = asyncio.Event()
         self._closing = False
-        stub = pb_grpc.ControllerStub(self._channel)
-        self._call = stub.Connect(self._requests(), metadata=call_metadata(security))
+        connect = _stream_method(
+            self._channel, f"/{CONTROLLER_SERVICE}/Connect", pb.ControllerMessage
+        )
+        self._call = connect(self._requests(), metadata=call_metadata(security))
 
     def send_report(self, report: model.ReplicaReport) -> None:
         self._outbox.append(pb.WorkerMessage(report=convert.report_to_proto(report)))
@@ -477,18 +487,18 @@ class ControllerConnection:
         for items, last in in_batches(results, result_size):
             message = pb.WorkerMessage()
             message.results.SetInParent()  # the oneof is set even with nothing in it
-            convert.result_batch(items, logs if last else [], message.results)
-            self._outbox.append(message)
+            big: dict[int, model.Payload] = {}
+            convert.result_batch(items, logs if last else [], message.results, big)
+            self._outbox.append(splice.outgoing(message, big))
         self._wakeup.set()
 
     async def commands(self) -> AsyncIterator[ControllerCommand]:
         """The controller's messages, until it ends the stream. Raises on a broken stream."""
-        async for message in self._call:
+        async for message, big in self._call:
             kind = message.WhichOneof("kind")
             if kind == "dispatch":
                 yield model.DispatchCommand(
-                    [convert.task_from_proto(t) for t in message.dispatch.tasks],
-                    list(message.dispatch.cancel),
+                    convert.tasks_from_batch(message.dispatch, big), list(message.dispatch.cancel)
                 )
             elif kind == "init":
                 yield convert.init_from_proto(message.init)
@@ -505,7 +515,7 @@ class ControllerConnection:
     def abort(self) -> None:
         self._call.cancel()
 
-    async def _requests(self) -> AsyncIterator[pb.WorkerMessage]:
+    async def _requests(self) -> AsyncIterator[Any]:
         while True:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
@@ -586,6 +596,9 @@ class ControllerClient:
         self._metadata = call_metadata(self._security)
         self._channel = open_channel(address, self._security)
         self._stub = pb_grpc.ControllerStub(self._channel)
+        self._submit = _stream_method(
+            self._channel, f"/{CONTROLLER_SERVICE}/Submit", pb.SubmitEvents
+        )
         self._on_logs = on_logs
         self._on_event = on_event or _log_event
         self.reconnect_timeout = (
@@ -793,7 +806,7 @@ class ControllerClient:
         self._sent_bundles = set()
         self._admission.resend_held_counts()  # a new stream may reach a new controller
         return ResultStream(
-            lambda: self._stub.Submit(metadata=(*self._metadata, (CLIENT_ID_HEADER, self._id))),
+            lambda: self._submit(metadata=(*self._metadata, (CLIENT_ID_HEADER, self._id))),
             self._submit_batch,
             lambda sub: sub.task.task_id,
             _submission_size,
@@ -805,16 +818,17 @@ class ControllerClient:
             on_flushed=self._flushed,
         )
 
-    def _submit_batch(self, items: list[model.Submission], cancels: list[str]) -> pb.SubmitBatch:
+    def _submit_batch(self, items: list[model.Submission], cancels: list[str]) -> Any:
         batch = pb.SubmitBatch()
         add = batch.submissions.add
-        for submission in items:
-            convert.submission_to_proto(submission, add())
+        big: dict[int, model.Payload] = {}
+        for index, submission in enumerate(items):
+            convert.submission_to_proto(submission, add(), big, index)
         if cancels:
             batch.cancel.extend(cancels)
         for run_id, count in self._admission.held_changes():
             batch.held.add(run_id=run_id, count=count)
-        return batch
+        return splice.outgoing(batch, big)
 
     def _shipped(self, submission: model.Submission) -> model.Submission:
         """The submission as it goes on this stream: a version's source travels once."""

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import Any
 
 from reuse_runtime import model
+from reuse_runtime.wire import splice
+from reuse_runtime.wire.splice import SPLICE_BYTES
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
 _STATE_TO_PB = {
@@ -70,14 +73,29 @@ def _optional_ref(msg: pb.FunctionRef) -> model.FunctionRef | None:
 # ------------------------------------------------------------------ tasks
 
 
-def task_to_proto(spec: model.TaskSpec, msg: pb.TaskSpec | None = None) -> pb.TaskSpec:
+def task_to_proto(
+    spec: model.TaskSpec,
+    msg: pb.TaskSpec | None = None,
+    big: dict[int, model.Payload] | None = None,
+    index: int = 0,
+) -> pb.TaskSpec:
     """``spec`` as a message: a new one, or written into ``msg`` (a field of a message
-    being built: a message passed to a constructor would be copied)."""
+    being built: a message passed to a constructor would be copied).
+
+    With ``big``, arguments of :data:`~splice.SPLICE_BYTES` or more stay out of the
+    message: they go into ``big`` at ``index``, to be spliced in (see :mod:`splice`).
+    """
     if msg is None:
         msg = pb.TaskSpec()
     msg.task_id = spec.task_id
     msg.name = spec.name
-    msg.args = spec.args
+    args = spec.args
+    if len(args) < SPLICE_BYTES:
+        msg.args = args  # type: ignore[assignment]  # only a large payload is a view
+    elif big is not None:
+        big[index] = args
+    else:
+        msg.args = bytes(args)
     if spec.timeout:
         msg.timeout_seconds = spec.timeout
     if spec.run_id:
@@ -109,12 +127,13 @@ def _extras_to_proto(spec: model.TaskSpec, extras: pb.TaskExtras) -> None:
         extras.run_options.env_vars.update(options.env_vars)
 
 
-def task_from_proto(msg: pb.TaskSpec) -> model.TaskSpec:
+def task_from_proto(msg: pb.TaskSpec, args: model.Payload | None = None) -> model.TaskSpec:
+    """The task ``msg`` carries; ``args`` are its arguments if they were spliced out."""
     which = msg.WhichOneof("function")
     spec = model.TaskSpec(
         task_id=msg.task_id,
         name=_shared(msg.name),
-        args=msg.args,
+        args=msg.args if args is None else args,
         ref=ref_from_proto(msg.ref) if which == "ref" else None,
         pickled=msg.pickled if which == "pickled" else None,
         bundle=bundle_from_proto(msg.bundle) if msg.HasField("bundle") else None,
@@ -168,13 +187,25 @@ def error_from_proto(msg: pb.RemoteError) -> model.RemoteError:
     )
 
 
-def result_to_proto(result: model.TaskResult, msg: pb.TaskResult | None = None) -> pb.TaskResult:
+def result_to_proto(
+    result: model.TaskResult,
+    msg: pb.TaskResult | None = None,
+    big: dict[int, model.Payload] | None = None,
+    index: int = 0,
+) -> pb.TaskResult:
+    """``result`` as a message, as :func:`task_to_proto` does a task (``big`` likewise)."""
     if msg is None:
         msg = pb.TaskResult()
     msg.task_id = result.task_id
     msg.state = _STATE_TO_PB[result.state]
-    if result.value:
-        msg.value = result.value
+    value = result.value
+    if value:
+        if len(value) < SPLICE_BYTES:
+            msg.value = value  # type: ignore[assignment]  # only a large payload is a view
+        elif big is not None:
+            big[index] = value
+        else:
+            msg.value = bytes(value)
     if result.replica_id:
         msg.replica_id = result.replica_id
     if result.duration:
@@ -188,7 +219,8 @@ def result_to_proto(result: model.TaskResult, msg: pb.TaskResult | None = None) 
     return msg
 
 
-def result_from_proto(msg: pb.TaskResult) -> model.TaskResult:
+def result_from_proto(msg: pb.TaskResult, value: model.Payload | None = None) -> model.TaskResult:
+    """The result ``msg`` carries; ``value`` is its value if it was spliced out."""
     state = _STATE_FROM_PB.get(msg.state)
     error = error_from_proto(msg.error) if msg.HasField("error") else None
     if state is None:
@@ -199,7 +231,7 @@ def result_from_proto(msg: pb.TaskResult) -> model.TaskResult:
     return model.TaskResult(
         task_id=msg.task_id,
         state=state,
-        value=msg.value,
+        value=msg.value if value is None else value,
         error=error,
         replica_id=msg.replica_id,
         duration=msg.duration_seconds,
@@ -234,41 +266,70 @@ def log_from_proto(msg: pb.LogLine) -> model.LogLine:
 
 
 def dispatch_batch(
-    tasks: list[model.TaskSpec], cancel: list[str], batch: pb.DispatchBatch | None = None
-) -> pb.DispatchBatch:
-    if batch is None:
-        batch = pb.DispatchBatch()
+    tasks: list[model.TaskSpec],
+    cancel: list[str],
+    batch: pb.DispatchBatch,
+    big: dict[int, model.Payload],
+) -> None:
+    """Writes ``tasks`` and ``cancel`` into ``batch``; large arguments go into ``big``."""
     add = batch.tasks.add
-    for task in tasks:
-        task_to_proto(task, add())
+    for index, task in enumerate(tasks):
+        task_to_proto(task, add(), big, index)
     if cancel:
         batch.cancel.extend(cancel)
-    return batch
+
+
+def dispatch_message(tasks: list[model.TaskSpec], cancel: list[str]) -> Any:
+    """A ``DispatchBatch`` to write, its large arguments spliced (see :mod:`splice`)."""
+    big: dict[int, model.Payload] = {}
+    batch = pb.DispatchBatch()
+    dispatch_batch(tasks, cancel, batch, big)
+    return splice.outgoing(batch, big)
 
 
 def result_batch(
     results: list[model.TaskResult],
     logs: list[model.LogLine],
-    batch: pb.ResultBatch | pb.SubmitEvents | None = None,
-) -> pb.ResultBatch | pb.SubmitEvents:
-    """Results and output lines in one message: a new ``ResultBatch``, or written into
-    ``batch`` (a ``ResultBatch`` field, or ``SubmitEvents``)."""
-    if batch is None:
-        batch = pb.ResultBatch()
+    batch: pb.ResultBatch | pb.SubmitEvents,
+    big: dict[int, model.Payload],
+) -> None:
+    """Writes results and output lines into ``batch`` (a ``ResultBatch``, or the
+    ``SubmitEvents`` it is a copy of); large values go into ``big``."""
     add = batch.results.add
-    for result in results:
-        result_to_proto(result, add())
+    for index, result in enumerate(results):
+        result_to_proto(result, add(), big, index)
     if logs:
         add_log = batch.logs.add
         for line in logs:
             log_to_proto(line, add_log())
-    return batch
+
+
+def result_message(results: list[model.TaskResult], logs: list[model.LogLine]) -> Any:
+    """A ``ResultBatch`` to write, its large values spliced (see :mod:`splice`)."""
+    big: dict[int, model.Payload] = {}
+    batch = pb.ResultBatch()
+    result_batch(results, logs, batch, big)
+    return splice.outgoing(batch, big)
 
 
 def results_from_batch(
-    msg: pb.ResultBatch | pb.SubmitEvents,
+    msg: pb.ResultBatch | pb.SubmitEvents, big: splice.Payloads = splice.NO_PAYLOADS
 ) -> tuple[list[model.TaskResult], list[model.LogLine]]:
-    return [result_from_proto(r) for r in msg.results], [log_from_proto(x) for x in msg.logs]
+    """The results and lines of ``msg``, with ``big``, its values spliced out by index."""
+    if big:
+        results = [result_from_proto(r, big.get(i)) for i, r in enumerate(msg.results)]
+    else:
+        results = [result_from_proto(r) for r in msg.results]
+    return results, [log_from_proto(x) for x in msg.logs]
+
+
+def tasks_from_batch(
+    msg: pb.DispatchBatch, big: splice.Payloads = splice.NO_PAYLOADS
+) -> list[model.TaskSpec]:
+    """The tasks of ``msg``, with ``big``, their arguments spliced out by index."""
+    if big:
+        return [task_from_proto(t, big.get(i)) for i, t in enumerate(msg.tasks)]
+    return [task_from_proto(t) for t in msg.tasks]
 
 
 # ------------------------------------------------------------------ replicas
@@ -414,11 +475,17 @@ def environment_from_proto(msg: pb.EnvironmentSpec) -> model.EnvironmentSpec:
     )
 
 
-def submission_to_proto(sub: model.Submission, msg: pb.Submission | None = None) -> pb.Submission:
+def submission_to_proto(
+    sub: model.Submission,
+    msg: pb.Submission | None = None,
+    big: dict[int, model.Payload] | None = None,
+    index: int = 0,
+) -> pb.Submission:
+    """``sub`` as a message; ``big`` and ``index`` as for :func:`task_to_proto`."""
     if msg is None:
         msg = pb.Submission()
     msg.env_key = sub.env_key
-    task_to_proto(sub.task, msg.task)
+    task_to_proto(sub.task, msg.task, big, index)
     if sub.retries:
         msg.retries = sub.retries
     if sub.stream_logs:
@@ -435,10 +502,13 @@ def submission_to_proto(sub: model.Submission, msg: pb.Submission | None = None)
     return msg
 
 
-def submission_from_proto(msg: pb.Submission) -> model.Submission:
+def submission_from_proto(
+    msg: pb.Submission, args: model.Payload | None = None
+) -> model.Submission:
+    """The submission ``msg`` carries; ``args`` as for :func:`task_from_proto`."""
     if not msg.HasField("extras"):
         return model.Submission(
-            _shared(msg.env_key), task_from_proto(msg.task), msg.retries, msg.stream_logs
+            _shared(msg.env_key), task_from_proto(msg.task, args), msg.retries, msg.stream_logs
         )
     extras = msg.extras
     backoff = None
@@ -447,7 +517,7 @@ def submission_from_proto(msg: pb.Submission) -> model.Submission:
         backoff = model.RetryBackoff(b.base_seconds, b.factor, b.cap_seconds)
     return model.Submission(
         env_key=_shared(msg.env_key),
-        task=task_from_proto(msg.task),
+        task=task_from_proto(msg.task, args),
         retries=msg.retries,
         stream_logs=msg.stream_logs,
         cache_key=extras.cache_key,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hmac
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -25,7 +26,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from reuse_runtime import errors, model
 from reuse_runtime.aio import wait_within
 from reuse_runtime.security import Security
-from reuse_runtime.wire import convert
+from reuse_runtime.wire import convert, splice
 from reuse_runtime.wire.batching import MAX_MESSAGE_BYTES, in_batches, result_size, task_size
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
@@ -74,11 +75,18 @@ class Malformed:
 
 
 def _parser(message_type: Any) -> Callable[[bytes], Any]:
+    """The request deserializer: the message (with its spliced-out payloads, for the
+    streams that carry them: see ``splice``), or :class:`Malformed`."""
     name = message_type.DESCRIPTOR.full_name
+    from_string = (
+        functools.partial(splice.parse, message_type)
+        if message_type in splice.LAYOUTS
+        else message_type.FromString
+    )
 
     def parse(data: bytes) -> Any:
         try:
-            return message_type.FromString(data)
+            return from_string(data)
         except Exception as exc:
             return Malformed(f"malformed {name} message ({len(data)} bytes): {exc}")
 
@@ -103,7 +111,7 @@ def _bidi(handler: Callable[..., AsyncIterator[Any]], request: Any, response: An
     return grpc.stream_stream_rpc_method_handler(
         handler,
         request_deserializer=_parser(request),
-        response_serializer=response.SerializeToString,
+        response_serializer=splice.serialize,
     )
 
 
@@ -146,11 +154,12 @@ class WorkerOperations(Protocol):
 async def _feed_dispatch(session: TaskSessionLike, batches: AsyncIterator[Any]) -> str:
     """Feed dispatch batches into ``session``; returns why input stopped early, or ""."""
     try:
-        async for batch in batches:
-            if isinstance(batch, Malformed):
-                return batch.reason
-            for task in batch.tasks:
-                session.submit(convert.task_from_proto(task))
+        async for request in batches:
+            if isinstance(request, Malformed):
+                return request.reason
+            batch, big = request
+            for task in convert.tasks_from_batch(batch, big):
+                session.submit(task)
             for task_id in batch.cancel:
                 session.cancel(task_id)
         return ""
@@ -160,11 +169,16 @@ async def _feed_dispatch(session: TaskSessionLike, batches: AsyncIterator[Any]) 
 
 async def _feed_submit(session: SubmitSessionLike, batches: AsyncIterator[Any]) -> str:
     try:
-        async for batch in batches:
-            if isinstance(batch, Malformed):
-                return batch.reason
-            for submission in batch.submissions:
-                session.submit(convert.submission_from_proto(submission))
+        async for request in batches:
+            if isinstance(request, Malformed):
+                return request.reason
+            batch, big = request
+            if big:
+                for index, submission in enumerate(batch.submissions):
+                    session.submit(convert.submission_from_proto(submission, big.get(index)))
+            else:
+                for submission in batch.submissions:
+                    session.submit(convert.submission_from_proto(submission))
             for task_id in batch.cancel:
                 session.cancel(task_id)
             for held in batch.held:
@@ -221,7 +235,7 @@ class _WorkerAdapter:
     ) -> AsyncIterator[pb.ResultBatch]:
         session = self._ops.open_session()
         async for batch in _serve_session(
-            session, _feed_dispatch(session, requests), context, convert.result_batch, "dispatch"
+            session, _feed_dispatch(session, requests), context, convert.result_message, "dispatch"
         ):
             yield batch
 
@@ -465,8 +479,9 @@ class ReplicaStream:
                 for items, last in in_batches(tasks, task_size):
                     message = pb.ControllerMessage()
                     message.dispatch.SetInParent()
-                    convert.dispatch_batch(items, cancels if last else [], message.dispatch)
-                    yield message
+                    big: dict[int, model.Payload] = {}
+                    convert.dispatch_batch(items, cancels if last else [], message.dispatch, big)
+                    yield splice.outgoing(message, big)
                 continue
             if self._closed:
                 return
@@ -508,14 +523,15 @@ async def _replica_events(
 
 
 async def _parse_replica_messages(requests: AsyncIterator[Any]) -> AsyncIterator[ReplicaEvent]:
-    async for message in requests:
-        if isinstance(message, Malformed):
-            raise errors.BadInputError(message.reason)
+    async for request in requests:
+        if isinstance(request, Malformed):
+            raise errors.BadInputError(request.reason)
+        message, big = request
         kind = message.WhichOneof("kind")
         if kind == "report":
             yield convert.report_from_proto(message.report)
         elif kind == "results":
-            results, logs = convert.results_from_batch(message.results)
+            results, logs = convert.results_from_batch(message.results, big)
             yield model.ResultsBatch(results, logs)
         elif kind == "hello":
             raise errors.BadInputError("a replica may say hello only once per stream")
@@ -528,9 +544,10 @@ class _ReplicaAdapter:
     async def connect(
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ControllerMessage]:
-        first = await anext(aiter(requests), None)
-        if isinstance(first, Malformed):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, first.reason)
+        request = await anext(aiter(requests), None)
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+        first = None if request is None else request[0]
         if first is None or first.WhichOneof("kind") != "hello":
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -613,12 +630,13 @@ class _ControllerAdapter:
 
 def _submit_events(
     results: list[model.TaskResult], logs: list[model.LogLine], returned: list[str]
-) -> pb.SubmitEvents:
+) -> Any:
     events = pb.SubmitEvents()
-    convert.result_batch(results, logs, events)
+    big: dict[int, model.Payload] = {}
+    convert.result_batch(results, logs, events, big)
     if returned:
         events.returned.extend(returned)
-    return events
+    return splice.outgoing(events, big)
 
 
 def replica_handler(ops: ReplicaOperations) -> grpc.GenericRpcHandler:
