@@ -787,8 +787,10 @@ class TaskTemplate(Generic[P, R]):
         from reuse_runtime.sdk.runtime import cancel_child, replica_client
 
         client = replica_client()
-        env_key = await client.register(self.environment_spec(where))
+        # Wait for room first: in a wide gather every call's first step runs before the
+        # loop reads its sockets again, so what a waiting call does delays them all.
         await client.room(where.parent_task_id)  # its arguments are serialized next
+        env_key = await client.register(self.environment_spec(where))
         submission = self.submission(env_key, args, kwargs, where, parent=ctx)
         task_id = submission.task.task_id
         # Lend the parent's slot while it waits, so children can never starve.

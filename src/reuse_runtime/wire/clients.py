@@ -63,8 +63,10 @@ MAX_OUTSTANDING_BYTES = 64 * 2**20
 MAX_OUTSTANDING_BYTES_ENV = "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES"
 #: Calls a client lets wait for the stream's writer at once; the next callers wait to
 #: serialize until it takes them. A parent gathering 10k children starts them a batch
-#: at a time instead of making all 10k before the first is sent.
-SEND_AHEAD = 1000
+#: at a time instead of making all 10k before the first is sent. Measured on 2 cores
+#: (10 ms children, 10k, capacity 200): 300 came closest to the ideal makespan, with
+#: noop throughput no lower than at 1000; 100 or 200 were as close but cost more CPU.
+SEND_AHEAD = 300
 #: Seconds a client waits for a lost controller to come back before its unfinished
 #: tasks fail. Override with ``$REUSE_RUNTIME_RECONNECT_TIMEOUT``.
 RECONNECT_TIMEOUT = 300.0
