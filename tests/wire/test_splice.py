@@ -157,12 +157,28 @@ def test_bytes_that_are_not_a_message_fail_as_protobufs_parser_fails() -> None:
         outcomes["parsed"] += 1
         # Whatever parses is what protobuf reads, the payloads put back in.
         assert expected is not None, "we read what protobuf refuses"
-        for index, view in payloads.items():
-            results = message.results.results
-            assert not results[index].value
-            results[index].value = bytes(view)
-        assert message == expected
+        assert _put_back(message, payloads) == expected
     assert outcomes["parsed"] and outcomes["refused"], outcomes
+
+
+def _put_back(message: Any, payloads: splice.Payloads) -> Any:
+    layout = splice.LAYOUTS[type(message)]
+    for index, view in payloads.items():
+        _set_payload(layout, _element(layout, message, index), bytes(view))
+    return message
+
+
+@pytest.mark.parametrize("sizes", [(BIG, 5), (5, BIG), (BIG, 2 * BIG), (BIG, 0)])
+def test_a_payload_given_twice_in_one_element_is_its_last_as_protobuf_reads_it(
+    sizes: tuple[int, int],
+) -> None:
+    first, second = sizes
+    element = pb.TaskSpec(task_id="t", args=_payload(first, 1)).SerializeToString()
+    element += b"\x2a" + splice._varint(second) + _payload(second, 2)  # args (5) again
+    data = b"\x0a" + splice._varint(len(element)) + element  # DispatchBatch.tasks
+    message, payloads = splice.parse(pb.DispatchBatch, data)
+    assert _put_back(message, payloads) == pb.DispatchBatch.FromString(data)
+    assert bytes(payloads.get(0, b"")) == (_payload(second, 2) if second >= BIG else b"")
 
 
 # ------------------------------------------------------------------ real processes

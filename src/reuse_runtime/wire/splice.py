@@ -206,6 +206,9 @@ class _Cutter:
                             if inner is not None:
                                 pieces += (data[run:head], _varint(_length(inner)), *inner)
                                 run = pos
+                    elif last:
+                        # A bytes field given twice is its last value: this small one.
+                        self._found.pop(inside, None)
             else:
                 raise ValueError(f"wire type {wire}")
             if pos > end:
