@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import hmac
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -79,9 +78,7 @@ def _parser(message_type: Any) -> Callable[[bytes], Any]:
     streams that carry them: see ``splice``), or :class:`Malformed`."""
     name = message_type.DESCRIPTOR.full_name
     from_string = (
-        functools.partial(splice.parse, message_type)
-        if message_type in splice.LAYOUTS
-        else message_type.FromString
+        splice.parser(message_type) if message_type in splice.LAYOUTS else message_type.FromString
     )
 
     def parse(data: bytes) -> Any:
@@ -107,7 +104,8 @@ def _unary(handler: Callable[..., Awaitable[Any]], request: Any, response: Any) 
     )
 
 
-def _bidi(handler: Callable[..., AsyncIterator[Any]], request: Any, response: Any) -> Any:
+def _bidi(handler: Callable[..., AsyncIterator[Any]], request: Any) -> Any:
+    """A stream of ``request`` messages in; any message, or a ``splice.Spliced`` one, out."""
     return grpc.stream_stream_rpc_method_handler(
         handler,
         request_deserializer=_parser(request),
@@ -256,7 +254,7 @@ def worker_handler(ops: WorkerOperations) -> grpc.GenericRpcHandler:
         WORKER_SERVICE,
         {
             "Execute": _unary(adapter.execute, pb.TaskSpec, pb.TaskResult),
-            "Dispatch": _bidi(adapter.dispatch, pb.DispatchBatch, pb.ResultBatch),
+            "Dispatch": _bidi(adapter.dispatch, pb.DispatchBatch),
             "Cancel": _unary(adapter.cancel, pb.CancelRequest, pb.CancelReply),
             "GetStatus": _unary(adapter.get_status, pb.StatusRequest, pb.ReplicaReport),
         },
@@ -644,7 +642,7 @@ def replica_handler(ops: ReplicaOperations) -> grpc.GenericRpcHandler:
     adapter = _ReplicaAdapter(ops)
     return grpc.method_handlers_generic_handler(
         CONTROLLER_SERVICE,
-        {"Connect": _bidi(adapter.connect, pb.WorkerMessage, pb.ControllerMessage)},
+        {"Connect": _bidi(adapter.connect, pb.WorkerMessage)},
     )
 
 
@@ -654,9 +652,9 @@ def controller_handler(ops: ControllerOperations) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(
         CONTROLLER_SERVICE,
         {
-            "Connect": _bidi(replicas.connect, pb.WorkerMessage, pb.ControllerMessage),
+            "Connect": _bidi(replicas.connect, pb.WorkerMessage),
             "RegisterEnvironment": _unary(adapter.register, pb.EnvironmentSpec, pb.EnvironmentRef),
-            "Submit": _bidi(adapter.submit, pb.SubmitBatch, pb.SubmitEvents),
+            "Submit": _bidi(adapter.submit, pb.SubmitBatch),
             "Cancel": _unary(adapter.cancel, pb.CancelRequest, pb.CancelReply),
             "GetStatus": _unary(adapter.get_status, pb.StatusRequest, pb.ControllerStatus),
             "GetRunProgress": _unary(

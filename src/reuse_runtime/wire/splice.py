@@ -23,6 +23,7 @@ alive: whatever holds one for long (the replay log) keeps a copy instead.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -153,11 +154,7 @@ def parse(message_type: Any, data: bytes) -> tuple[Any, Payloads]:
 
 def parser(message_type: Any) -> Callable[[bytes], tuple[Any, Payloads]]:
     """gRPC's deserializer for a stream of ``message_type``: see :func:`parse`."""
-
-    def parse_one(data: bytes) -> tuple[Any, Payloads]:
-        return parse(message_type, data)
-
-    return parse_one
+    return functools.partial(parse, message_type)
 
 
 class _Cutter:
