@@ -68,11 +68,12 @@ if os.environ.get("REUSE_BENCH_COUNT_MESSAGES"):
 
     async def _messages(self: Any) -> Any:
         async for message in replica_messages(self):
-            if message.WhichOneof("kind") == "dispatch":
-                _count("dispatch", len(message.dispatch.tasks))
+            bare = getattr(message, "message", message)  # a splice.Spliced one, or itself
+            if bare.WhichOneof("kind") == "dispatch":
+                _count("dispatch", len(bare.dispatch.tasks))
                 if trace is not None:
                     trace.setdefault(f"dispatch:{self.hello.replica_id}", []).append(
-                        len(message.dispatch.tasks)
+                        len(bare.dispatch.tasks)
                     )
             yield message
 
