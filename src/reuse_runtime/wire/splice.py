@@ -1,10 +1,10 @@
 """Large payloads written into and read out of messages without protobuf's copies.
 
 A task's arguments and a result's value are bytes fields of the stream messages.
-Protobuf copies such a field four times on its way through a process: parsing copies
-it into the message, reading it copies it out to Python, setting it copies it in, and
-serializing copies it twice more. For a payload of a mebibyte that is most of what
-forwarding it costs. Here, payloads of :data:`SPLICE_BYTES` or more bypass it:
+Protobuf copies such a field at least four times on its way through a process:
+parsing copies it into the message, reading it copies it out to Python, setting it
+copies it in, and serializing copies it out again. For a payload of a mebibyte that is
+most of what forwarding it costs. Here, payloads of :data:`SPLICE_BYTES` or more bypass it:
 
 * **Writing**: the message is built with those fields empty, and :class:`Spliced`
   serializes it element by element, appending each payload's field after its
