@@ -489,8 +489,7 @@ class ControllerConnection:
         for items, last in in_batches(results, result_size):
             message = pb.WorkerMessage()
             message.results.SetInParent()  # the oneof is set even with nothing in it
-            big: dict[int, model.Payload] = {}
-            convert.result_batch(items, logs if last else [], message.results, big)
+            big = convert.result_batch(items, logs if last else [], message.results)
             self._outbox.append(splice.outgoing(message, big))
         self._wakeup.set()
 
@@ -822,10 +821,7 @@ class ControllerClient:
 
     def _submit_batch(self, items: list[model.Submission], cancels: list[str]) -> Any:
         batch = pb.SubmitBatch()
-        add = batch.submissions.add
-        big: dict[int, model.Payload] = {}
-        for index, submission in enumerate(items):
-            convert.submission_to_proto(submission, add(), big, index)
+        big = convert.submission_batch(items, batch)
         if cancels:
             batch.cancel.extend(cancels)
         for run_id, count in self._admission.held_changes():

@@ -92,10 +92,8 @@ def task_to_proto(
     args = spec.args
     if len(args) < SPLICE_BYTES:
         msg.args = args  # type: ignore[assignment]  # only a large payload is a view
-    elif big is not None:
-        big[index] = args
     else:
-        msg.args = bytes(args)
+        msg.args = _large(args, big, index)
     if spec.timeout:
         msg.timeout_seconds = spec.timeout
     if spec.run_id:
@@ -125,6 +123,15 @@ def _extras_to_proto(spec: model.TaskSpec, extras: pb.TaskExtras) -> None:
         extras.run_options.disable_cache = options.disable_cache
         extras.run_options.log_level = options.log_level
         extras.run_options.env_vars.update(options.env_vars)
+
+
+def _large(data: model.Payload, big: dict[int, model.Payload] | None, index: int) -> bytes:
+    """What a message's field gets for a payload of SPLICE_BYTES or more: nothing, when it
+    goes into ``big`` at ``index`` to be spliced in; else the payload, as bytes."""
+    if big is None:
+        return bytes(data)
+    big[index] = data
+    return b""
 
 
 def task_from_proto(msg: pb.TaskSpec, args: model.Payload | None = None) -> model.TaskSpec:
@@ -202,10 +209,8 @@ def result_to_proto(
     if value:
         if len(value) < SPLICE_BYTES:
             msg.value = value  # type: ignore[assignment]  # only a large payload is a view
-        elif big is not None:
-            big[index] = value
         else:
-            msg.value = bytes(value)
+            msg.value = _large(value, big, index)
     if result.replica_id:
         msg.replica_id = result.replica_id
     if result.duration:
@@ -266,35 +271,33 @@ def log_from_proto(msg: pb.LogLine) -> model.LogLine:
 
 
 def dispatch_batch(
-    tasks: list[model.TaskSpec],
-    cancel: list[str],
-    batch: pb.DispatchBatch,
-    big: dict[int, model.Payload],
-) -> None:
-    """Writes ``tasks`` and ``cancel`` into ``batch``; large arguments go into ``big``."""
+    tasks: list[model.TaskSpec], cancel: list[str], batch: pb.DispatchBatch
+) -> dict[int, model.Payload]:
+    """Writes ``tasks`` and ``cancel`` into ``batch``; returns the large arguments left
+    out of it, by task index, for :func:`splice.outgoing`."""
+    big: dict[int, model.Payload] = {}
     add = batch.tasks.add
     for index, task in enumerate(tasks):
         task_to_proto(task, add(), big, index)
     if cancel:
         batch.cancel.extend(cancel)
+    return big
 
 
 def dispatch_message(tasks: list[model.TaskSpec], cancel: list[str]) -> Any:
     """A ``DispatchBatch`` to write, its large arguments spliced (see :mod:`splice`)."""
-    big: dict[int, model.Payload] = {}
     batch = pb.DispatchBatch()
-    dispatch_batch(tasks, cancel, batch, big)
-    return splice.outgoing(batch, big)
+    return splice.outgoing(batch, dispatch_batch(tasks, cancel, batch))
 
 
 def result_batch(
     results: list[model.TaskResult],
     logs: list[model.LogLine],
     batch: pb.ResultBatch | pb.SubmitEvents,
-    big: dict[int, model.Payload],
-) -> None:
+) -> dict[int, model.Payload]:
     """Writes results and output lines into ``batch`` (a ``ResultBatch``, or the
-    ``SubmitEvents`` it is a copy of); large values go into ``big``."""
+    ``SubmitEvents`` it is a copy of); returns the large values left out of it."""
+    big: dict[int, model.Payload] = {}
     add = batch.results.add
     for index, result in enumerate(results):
         result_to_proto(result, add(), big, index)
@@ -302,14 +305,13 @@ def result_batch(
         add_log = batch.logs.add
         for line in logs:
             log_to_proto(line, add_log())
+    return big
 
 
 def result_message(results: list[model.TaskResult], logs: list[model.LogLine]) -> Any:
     """A ``ResultBatch`` to write, its large values spliced (see :mod:`splice`)."""
-    big: dict[int, model.Payload] = {}
     batch = pb.ResultBatch()
-    result_batch(results, logs, batch, big)
-    return splice.outgoing(batch, big)
+    return splice.outgoing(batch, result_batch(results, logs, batch))
 
 
 def results_from_batch(
@@ -500,6 +502,26 @@ def submission_to_proto(
             extras.retry_backoff.factor = backoff.factor
             extras.retry_backoff.cap_seconds = backoff.cap
     return msg
+
+
+def submission_batch(
+    submissions: list[model.Submission], batch: pb.SubmitBatch
+) -> dict[int, model.Payload]:
+    """Writes ``submissions`` into ``batch``; returns the large arguments left out of it."""
+    big: dict[int, model.Payload] = {}
+    add = batch.submissions.add
+    for index, submission in enumerate(submissions):
+        submission_to_proto(submission, add(), big, index)
+    return big
+
+
+def submissions_from_batch(
+    msg: pb.SubmitBatch, big: splice.Payloads = splice.NO_PAYLOADS
+) -> list[model.Submission]:
+    """The submissions of ``msg``, with ``big``, their arguments spliced out by index."""
+    if big:
+        return [submission_from_proto(s, big.get(i)) for i, s in enumerate(msg.submissions)]
+    return [submission_from_proto(s) for s in msg.submissions]
 
 
 def submission_from_proto(

@@ -171,12 +171,8 @@ async def _feed_submit(session: SubmitSessionLike, batches: AsyncIterator[Any]) 
             if isinstance(request, Malformed):
                 return request.reason
             batch, big = request
-            if big:
-                for index, submission in enumerate(batch.submissions):
-                    session.submit(convert.submission_from_proto(submission, big.get(index)))
-            else:
-                for submission in batch.submissions:
-                    session.submit(convert.submission_from_proto(submission))
+            for submission in convert.submissions_from_batch(batch, big):
+                session.submit(submission)
             for task_id in batch.cancel:
                 session.cancel(task_id)
             for held in batch.held:
@@ -477,8 +473,7 @@ class ReplicaStream:
                 for items, last in in_batches(tasks, task_size):
                     message = pb.ControllerMessage()
                     message.dispatch.SetInParent()
-                    big: dict[int, model.Payload] = {}
-                    convert.dispatch_batch(items, cancels if last else [], message.dispatch, big)
+                    big = convert.dispatch_batch(items, cancels if last else [], message.dispatch)
                     yield splice.outgoing(message, big)
                 continue
             if self._closed:
@@ -630,8 +625,7 @@ def _submit_events(
     results: list[model.TaskResult], logs: list[model.LogLine], returned: list[str]
 ) -> Any:
     events = pb.SubmitEvents()
-    big: dict[int, model.Payload] = {}
-    convert.result_batch(results, logs, events, big)
+    big = convert.result_batch(results, logs, events)
     if returned:
         events.returned.extend(returned)
     return splice.outgoing(events, big)
