@@ -62,7 +62,7 @@ def _sample(layout: splice.Layout, sizes: list[int]) -> tuple[Any, Any, dict[int
         for message in (bare, whole):
             element = _element(layout, message, index)
             # Fields besides the payload, before and after it in field order.
-            if layout.message in (pb.SubmitBatch,):
+            if layout.message is pb.SubmitBatch:
                 element.env_key = f"env-{index}"
                 element.retries = index
                 element.task.task_id = f"t{index}"

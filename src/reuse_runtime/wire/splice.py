@@ -178,42 +178,48 @@ class _Cutter:
         while pos < end:
             begun = pos
             key, head = _read_varint(data, pos)
-            wire = key & 7
-            if wire == 0:
-                _, pos = _read_varint(data, head)
-            elif wire == 1:
-                pos = head + 8
-            elif wire == 5:
-                pos = head + 4
-            elif wire == 2:
-                length, body = _read_varint(data, head)
-                pos = body + length
-                if key >> 3 == want and pos <= end:
-                    inside = element
-                    if depth == self._elements_at:
-                        inside = self._count
-                        self._count += 1
-                    if length >= SPLICE_BYTES:
-                        if last:
-                            self._found[inside] = data[body:pos]
-                            pieces.append(data[run:begun])
-                            run = pos
-                        else:
-                            inner = self.cut(body, pos, depth + 1, inside)
-                            if inner is not None:
-                                pieces += (data[run:head], _varint(_length(inner)), *inner)
-                                run = pos
-                    elif last:
-                        # A bytes field given twice is its last value: this small one.
-                        self._found.pop(inside, None)
-            else:
-                raise ValueError(f"wire type {wire}")
+            length, body, pos = _field_end(data, key, head)
             if pos > end:
                 raise ValueError("a field runs past its message")
+            if length < 0 or key >> 3 != want:
+                continue
+            inside = element
+            if depth == self._elements_at:
+                inside = self._count
+                self._count += 1
+            if length < SPLICE_BYTES:
+                if last:  # a bytes field given twice is its last value: this small one
+                    self._found.pop(inside, None)
+                continue
+            if last:
+                self._found[inside] = data[body:pos]
+                pieces.append(data[run:begun])
+            else:
+                inner = self.cut(body, pos, depth + 1, inside)
+                if inner is None:
+                    continue
+                pieces += (data[run:head], _varint(_length(inner)), *inner)
+            run = pos
         if not pieces:
             return None
         pieces.append(data[run:end])
         return pieces
+
+
+def _field_end(data: memoryview, key: int, head: int) -> tuple[int, int, int]:
+    """For the field whose key ends at ``head``: its length, where its body starts, and
+    where it ends; the length is -1 for a field that is not length-delimited."""
+    wire = key & 7
+    if wire == 2:
+        length, body = _read_varint(data, head)
+        return length, body, body + length
+    if wire == 0:
+        return -1, head, _read_varint(data, head)[1]
+    if wire == 1:
+        return -1, head, head + 8
+    if wire == 5:
+        return -1, head, head + 4
+    raise ValueError(f"wire type {wire}")
 
 
 def _read_varint(data: memoryview, pos: int) -> tuple[int, int]:
