@@ -364,6 +364,16 @@ def dumps_args(args: tuple[object, ...], kwargs: dict[str, object]) -> bytes:
     Raises :class:`~reuse_runtime.errors.BadInputError` naming the argument that
     cannot be pickled.
     """
+    atoms = _PLAIN_ATOMS
+    for value in args:
+        if type(value) not in atoms:
+            break
+    else:  # the common call, plain values only: no walk (keyword names are strings)
+        for value in kwargs.values():
+            if type(value) not in atoms:
+                break
+        else:
+            return pickle.dumps((args, kwargs), protocol=cloudpickle.DEFAULT_PROTOCOL)
     plain = dumps_plain((args, kwargs))
     if plain is not None:
         return plain
