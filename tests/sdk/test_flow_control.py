@@ -104,6 +104,28 @@ async def submit_sized(
     ]
 
 
+async def test_a_held_task_whose_caller_stopped_waiting_leaves_its_turn_to_the_next() -> None:
+    """A held task whose caller stopped waiting is not sent when its turn comes: the next
+    held one goes in its place (it used to take the turn, and with nothing else out the
+    rest waited forever). Once all are done, no byte is counted as held or out."""
+    async with running_controller() as (server, _):
+        async with ControllerClient(
+            server.address,
+            server.security,  # type: ignore[attr-defined]
+            max_outstanding=1,
+        ) as client:
+            futures = await submit_sized(client, [1_000, 2_000, 3_000, 4_000, 5_000], "counted")
+            futures[1].cancel()  # held: its caller stops waiting before it is sent
+            futures[3].cancel()
+            results = await asyncio.wait_for(asyncio.gather(futures[0], futures[2], futures[4]), 60)
+            admission = client._admission
+            counted = (admission.outstanding, admission.outstanding_bytes, admission.held_bytes)
+            sizes = dict(admission._sizes)
+    assert [r.unwrap() for r in results] == [1_000, 3_000, 5_000]
+    assert counted == (0, 0, 0)
+    assert sizes == {}
+
+
 async def test_many_large_tasks_finish_with_their_bytes_at_the_controller_bounded() -> None:
     limit = 250_000
     async with running_controller() as (server, _):

@@ -536,9 +536,11 @@ def _failed_by_server(error: BaseException | None) -> bool:
     )
 
 
-def _fits_in_a_message(task: model.TaskSpec) -> None:
-    """Refuse a task no message can carry, before it is queued with others."""
-    size = task_size(task)
+def _fits_in_a_message(task: model.TaskSpec, size: int | None = None) -> None:
+    """Refuse a task no message can carry, before it is queued with others; ``size``
+    is its :func:`task_size` when the caller has it."""
+    if size is None:
+        size = task_size(task)
     if size > MAX_PAYLOAD_BYTES:
         raise BadInputError(
             f"task {task.name or task.task_id} carries {size} bytes of arguments, function and "
@@ -705,13 +707,14 @@ class ControllerClient:
         arguments, of this client are at the controller at once; the rest wait here,
         in order (see :class:`_Admission`).
         """
-        _fits_in_a_message(submission.task)
+        size = task_size(submission.task)
+        _fits_in_a_message(submission.task, size)
         admission = self._admission
-        if admission.admits(submission):
-            future = self._send(submission)
+        if admission.admits(submission, size):
+            future = self._send(submission, size=size)
         else:
             future = asyncio.get_running_loop().create_future()
-            admission.hold(submission, future)
+            admission.hold(submission, future, size)
         if self._room_waiters:
             self._wake_room()
         return future
@@ -789,12 +792,13 @@ class ControllerClient:
         self,
         submission: model.Submission,
         future: asyncio.Future[model.TaskResult] | None = None,
+        size: int | None = None,
     ) -> asyncio.Future[model.TaskResult]:
         if future is None:
             future = asyncio.get_running_loop().create_future()
         task_id = submission.task.task_id
         self._sent[task_id] = submission
-        self._admission.sent(submission.task)
+        self._admission.sent(submission.task, size)
         if self._reconnect is not None:
             # Between controllers: it goes with the others once one is back.
             self._limbo[task_id] = (submission, future)
@@ -845,16 +849,23 @@ class ControllerClient:
             if submission is not None:  # a parent with nothing out must not wait on bytes
                 self._wake_room(submission.task.parent_task_id)
             self._wake_room()
-        for submission, future in released:
-            if future.done():  # its caller stopped waiting (and cancels it by id)
-                continue
-            if self._closed:
-                future.set_exception(ClosedError("the client closed before the task was sent"))
-                continue
-            try:
-                self._send(submission, future)
-            except Exception as exc:
-                future.set_exception(exc)
+        while released:
+            skipped = False
+            for submission, future in released:
+                if future.done():  # its caller stopped waiting (and cancels it by id)
+                    self._admission.unsent(submission.task.task_id)
+                    skipped = True
+                    continue
+                if self._closed:  # close() fails what is still held
+                    self._admission.unsent(submission.task.task_id)
+                    future.set_exception(ClosedError("the client closed before the task was sent"))
+                    continue
+                try:
+                    self._send(submission, future)
+                except Exception as exc:
+                    future.set_exception(exc)
+            # A task not sent leaves its room to the next held ones.
+            released = self._admission.release() if skipped and not self._closed else []
 
     # ------------------------------------------------------------ a controller goes away
 
@@ -1250,17 +1261,16 @@ class _Admission:
         self._held_runs: dict[str, int] = {}
         self._held_changed: set[str] = set()
 
-    def admits(self, submission: model.Submission) -> bool:
-        if self.outstanding < self.limit and not self._held and self._fits(submission.task):
+    def admits(self, submission: model.Submission, size: int) -> bool:
+        """Whether ``submission`` (of :func:`task_size` ``size``) goes now, not held."""
+        if self.outstanding < self.limit and not self._held and self._fits(size):
             return True
         parent = submission.task.parent_task_id
         return bool(parent) and not self._children.get(parent)
 
-    def _fits(self, task: model.TaskSpec, extra: int = 0) -> bool:
-        return (
-            not self.outstanding
-            or self.outstanding_bytes + extra + task_size(task) <= self.max_bytes
-        )
+    def _fits(self, size: int) -> bool:
+        """Whether ``size`` more bytes (of tasks about to go) stay within the limit."""
+        return not self.outstanding or self.outstanding_bytes + size <= self.max_bytes
 
     def over_bytes(self) -> bool:
         """Whether the arguments held here are at the byte limit."""
@@ -1272,22 +1282,28 @@ class _Admission:
             return bool(self.outstanding or self._held)
         return bool(self._children.get(parent_task_id)) or parent_task_id in self._held
 
-    def hold(self, submission: model.Submission, future: asyncio.Future[Any]) -> None:
-        size = task_size(submission.task)
+    def hold(self, submission: model.Submission, future: asyncio.Future[Any], size: int) -> None:
+        task = submission.task
+        task_id = task.task_id
         self.held_bytes += size
-        self._sizes[submission.task.task_id] = size
-        parent = submission.task.parent_task_id
+        self._sizes[task_id] = size
+        parent = task.parent_task_id
         held = self._held.get(parent)
         if held is None:
             held = self._held[parent] = OrderedDict()
-        held[submission.task.task_id] = (submission, future)
-        self._held_under[submission.task.task_id] = parent
+        held[task_id] = (submission, future)
+        self._held_under[task_id] = parent
         if parent:
-            self._count_held(submission.task.run_id, 1)
+            self._count_held(task.run_id, 1)
 
-    def sent(self, task: model.TaskSpec) -> None:
+    def sent(self, task: model.TaskSpec, size: int | None = None) -> None:
+        """``task`` went to the controller; ``size`` is its :func:`task_size` when known
+        (a task that was held has its size here already)."""
         self.outstanding += 1
-        size = task_size(task)
+        if size is None:
+            size = self._sizes.get(task.task_id)
+            if size is None:
+                size = task_size(task)
         if size:
             self._sizes[task.task_id] = size
             self.outstanding_bytes += size
@@ -1301,26 +1317,44 @@ class _Admission:
     def settled(self, task_id: str) -> list[_Held]:
         """A sent task finished: the held tasks to send now, in order."""
         self.outstanding -= 1
-        self.outstanding_bytes -= self._sizes.pop(task_id, 0)
+        sizes = self._sizes
+        self.outstanding_bytes -= sizes.pop(task_id, 0)
         parent = self._parent_of.pop(task_id, "")
+        release = []
+        extra = 0  # bytes of the tasks released so far
         if parent:
             left = self._children[parent] - 1
             if left:
                 self._children[parent] = left
             else:
                 del self._children[parent]
-        release = []
-        if parent and parent not in self._children and parent in self._held:
-            release.append(self._take(parent))  # the parent must keep one child out
+                if parent in self._held:  # the parent must keep one child out
+                    entry = self._take(parent)
+                    release.append(entry)
+                    extra = sizes.get(entry[0].task.task_id, 0)
+        return self._release(release, extra)
+
+    def unsent(self, task_id: str) -> None:
+        """A task :meth:`settled` released is not sent after all (its caller stopped
+        waiting); :meth:`release` gives the held tasks to send in its place."""
+        self._sizes.pop(task_id, None)
+
+    def release(self) -> list[_Held]:
+        """The held tasks that fit now, in order."""
+        return self._release([], 0)
+
+    def _release(self, release: list[_Held], extra: int) -> list[_Held]:
+        """``release`` (of ``extra`` bytes), then the held tasks that fit, in order."""
+        all_held = self._held
+        sizes = self._sizes
         room = self.limit - self.outstanding - len(release)
-        extra = sum(task_size(submission.task) for submission, _ in release)
-        while room > 0 and self._held:
-            held = self._held[next(iter(self._held))]  # O(1) on an OrderedDict
-            task = next(iter(held.values()))[0].task
-            if (self.outstanding or release) and not self._fits(task, extra):
+        while room > 0 and all_held:
+            first = next(iter(all_held))  # O(1) on an OrderedDict
+            size = sizes.get(next(iter(all_held[first])), 0)
+            if not self._fits(extra + size):
                 break
-            release.append(self._take(next(iter(self._held))))
-            extra += task_size(task)
+            release.append(self._take(first))
+            extra += size
             room -= 1
         return release
 
@@ -1367,7 +1401,7 @@ class _Admission:
         held = self._held[parent]
         task_id, entry = held.popitem(last=False)
         del self._held_under[task_id]
-        self.held_bytes -= self._sizes.pop(task_id, 0)
+        self.held_bytes -= self._sizes.get(task_id, 0)  # kept: sent() counts it out
         if not held:
             del self._held[parent]
         if parent:
