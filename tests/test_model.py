@@ -66,3 +66,23 @@ def test_a_pickled_base_exception_is_never_raised_as_itself(exc: BaseException) 
     raised = error.to_exception("t")
     assert isinstance(raised, TaskFailedError)
     assert str(raised) == "task t failed: builtins.SystemExit: 0"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((12345,), {}),
+        ((None, True, 2.5, 1j, "s", b"b"), {"k": 3, "n": None}),
+        (([1, (2, 3)], {"a": {4}}), {}),  # containers: walked, still plain
+        ((Color.RED,), {}),  # a subclass of int: cloudpickle's
+        ((), {"f": len}),
+    ],
+)
+def test_dumps_args_gives_cloudpickles_bytes(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    """Every path (plain values at once, a walk of containers, cloudpickle) gives the bytes
+    cloudpickle gives: a call's replay key and cache key hash them."""
+    data = dumps_args(args, kwargs)
+    assert data == cloudpickle.dumps((args, kwargs))
+    assert pickle.loads(data) == (args, kwargs)
