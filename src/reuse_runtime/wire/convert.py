@@ -137,32 +137,34 @@ def _large(data: model.Payload, big: dict[int, model.Payload] | None, index: int
 def task_from_proto(msg: pb.TaskSpec, args: model.Payload | None = None) -> model.TaskSpec:
     """The task ``msg`` carries; ``args`` are its arguments if they were spliced out."""
     which = msg.WhichOneof("function")
-    spec = model.TaskSpec(
-        task_id=msg.task_id,
-        name=_shared(msg.name),
-        args=msg.args if args is None else args,
-        ref=ref_from_proto(msg.ref) if which == "ref" else None,
-        pickled=msg.pickled if which == "pickled" else None,
-        bundle=bundle_from_proto(msg.bundle) if msg.HasField("bundle") else None,
-        timeout=msg.timeout_seconds or None,
-        run_id=_shared(msg.run_id),
-        parent_task_id=_shared(msg.parent_task_id),
-        call_key=msg.call_key,
-    )
+    group, attempt = "", 0
+    custom_context: tuple[tuple[str, str], ...] = ()
+    run_options: model.RunOptions | None = None
     if msg.HasField("extras"):
         extras = msg.extras
-        # Frozen, but freshly made here: set the rarely-used fields in place.
-        for name, value in (
-            ("group", _shared(extras.group) if extras.group else ""),
-            ("custom_context", tuple(sorted(extras.custom_context.items()))),
-            ("attempt", extras.attempt),
-            (
-                "run_options",
-                _run_options(extras.run_options) if extras.HasField("run_options") else None,
-            ),
-        ):
-            object.__setattr__(spec, name, value)
-    return spec
+        if extras.group:
+            group = _shared(extras.group)
+        custom_context = tuple(sorted(extras.custom_context.items()))
+        attempt = extras.attempt
+        if extras.HasField("run_options"):
+            run_options = _run_options(extras.run_options)
+    # Positional: a task is built from a message at every hop, and keywords cost more.
+    return model.TaskSpec(
+        msg.task_id,
+        _shared(msg.name),
+        msg.args if args is None else args,
+        ref_from_proto(msg.ref) if which == "ref" else None,
+        msg.pickled if which == "pickled" else None,
+        bundle_from_proto(msg.bundle) if msg.HasField("bundle") else None,
+        msg.timeout_seconds or None,
+        _shared(msg.run_id),
+        _shared(msg.parent_task_id),
+        group,
+        custom_context,
+        attempt,
+        run_options,
+        msg.call_key,
+    )
 
 
 def _run_options(msg: pb.RunOptions) -> model.RunOptions:
@@ -233,15 +235,15 @@ def result_from_proto(msg: pb.TaskResult, value: model.Payload | None = None) ->
         error = model.RemoteError(
             model.ErrorKind.INTERNAL, "", f"result arrived with unknown state {msg.state}"
         )
-    return model.TaskResult(
-        task_id=msg.task_id,
-        state=state,
-        value=msg.value if value is None else value,
-        error=error,
-        replica_id=msg.replica_id,
-        duration=msg.duration_seconds,
-        attempts=msg.attempts,
-        cached=msg.cached,
+    return model.TaskResult(  # positional, as in task_from_proto
+        msg.task_id,
+        state,
+        msg.value if value is None else value,
+        error,
+        msg.replica_id,
+        msg.duration_seconds,
+        msg.attempts,
+        msg.cached,
     )
 
 
