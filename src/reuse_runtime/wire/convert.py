@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from reuse_runtime import model
 from reuse_runtime.wire import splice
 from reuse_runtime.wire.splice import SPLICE_BYTES
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
+
+Item = TypeVar("Item")
 
 _STATE_TO_PB = {
     model.TaskState.SUCCEEDED: pb.TASK_STATE_SUCCEEDED,
@@ -272,15 +275,33 @@ def log_from_proto(msg: pb.LogLine) -> model.LogLine:
     )
 
 
+def _write_elements(
+    items: Iterable[Item], add: Callable[[], Any], to_proto: Callable[..., Any]
+) -> dict[int, model.Payload]:
+    """Writes ``items`` into new elements of a repeated field (``add``) with ``to_proto``;
+    returns the large payloads left out of them, by element index (see :mod:`splice`)."""
+    big: dict[int, model.Payload] = {}
+    for index, item in enumerate(items):
+        to_proto(item, add(), big, index)
+    return big
+
+
+def _read_elements(
+    elements: Iterable[Any], from_proto: Callable[..., Item], big: splice.Payloads
+) -> list[Item]:
+    """``elements`` read with ``from_proto``, each given its large payload, if ``big``
+    holds one for its index."""
+    if big:
+        return [from_proto(element, big.get(i)) for i, element in enumerate(elements)]
+    return [from_proto(element) for element in elements]
+
+
 def dispatch_batch(
     tasks: list[model.TaskSpec], cancel: list[str], batch: pb.DispatchBatch
 ) -> dict[int, model.Payload]:
     """Writes ``tasks`` and ``cancel`` into ``batch``; returns the large arguments left
     out of it, by task index, for :func:`splice.outgoing`."""
-    big: dict[int, model.Payload] = {}
-    add = batch.tasks.add
-    for index, task in enumerate(tasks):
-        task_to_proto(task, add(), big, index)
+    big = _write_elements(tasks, batch.tasks.add, task_to_proto)
     if cancel:
         batch.cancel.extend(cancel)
     return big
@@ -299,10 +320,7 @@ def result_batch(
 ) -> dict[int, model.Payload]:
     """Writes results and output lines into ``batch`` (a ``ResultBatch``, or the
     ``SubmitEvents`` it is a copy of); returns the large values left out of it."""
-    big: dict[int, model.Payload] = {}
-    add = batch.results.add
-    for index, result in enumerate(results):
-        result_to_proto(result, add(), big, index)
+    big = _write_elements(results, batch.results.add, result_to_proto)
     if logs:
         add_log = batch.logs.add
         for line in logs:
@@ -320,10 +338,7 @@ def results_from_batch(
     msg: pb.ResultBatch | pb.SubmitEvents, big: splice.Payloads = splice.NO_PAYLOADS
 ) -> tuple[list[model.TaskResult], list[model.LogLine]]:
     """The results and lines of ``msg``, with ``big``, its values spliced out by index."""
-    if big:
-        results = [result_from_proto(r, big.get(i)) for i, r in enumerate(msg.results)]
-    else:
-        results = [result_from_proto(r) for r in msg.results]
+    results = _read_elements(msg.results, result_from_proto, big)
     return results, [log_from_proto(x) for x in msg.logs]
 
 
@@ -331,9 +346,7 @@ def tasks_from_batch(
     msg: pb.DispatchBatch, big: splice.Payloads = splice.NO_PAYLOADS
 ) -> list[model.TaskSpec]:
     """The tasks of ``msg``, with ``big``, their arguments spliced out by index."""
-    if big:
-        return [task_from_proto(t, big.get(i)) for i, t in enumerate(msg.tasks)]
-    return [task_from_proto(t) for t in msg.tasks]
+    return _read_elements(msg.tasks, task_from_proto, big)
 
 
 # ------------------------------------------------------------------ replicas
@@ -510,20 +523,14 @@ def submission_batch(
     submissions: list[model.Submission], batch: pb.SubmitBatch
 ) -> dict[int, model.Payload]:
     """Writes ``submissions`` into ``batch``; returns the large arguments left out of it."""
-    big: dict[int, model.Payload] = {}
-    add = batch.submissions.add
-    for index, submission in enumerate(submissions):
-        submission_to_proto(submission, add(), big, index)
-    return big
+    return _write_elements(submissions, batch.submissions.add, submission_to_proto)
 
 
 def submissions_from_batch(
     msg: pb.SubmitBatch, big: splice.Payloads = splice.NO_PAYLOADS
 ) -> list[model.Submission]:
     """The submissions of ``msg``, with ``big``, their arguments spliced out by index."""
-    if big:
-        return [submission_from_proto(s, big.get(i)) for i, s in enumerate(msg.submissions)]
-    return [submission_from_proto(s) for s in msg.submissions]
+    return _read_elements(msg.submissions, submission_from_proto, big)
 
 
 def submission_from_proto(
