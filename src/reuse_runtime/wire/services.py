@@ -117,6 +117,7 @@ def _bidi(handler: Callable[..., AsyncIterator[Any]], request: Any) -> Any:
 
 
 Item = TypeVar("Item", contravariant=True)
+Fed = TypeVar("Fed")
 
 
 class Session(Protocol[Item]):
@@ -149,37 +150,36 @@ class WorkerOperations(Protocol):
     def report(self) -> model.ReplicaReport: ...
 
 
-async def _feed_dispatch(session: TaskSessionLike, batches: AsyncIterator[Any]) -> str:
-    """Feed dispatch batches into ``session``; returns why input stopped early, or ""."""
+async def _feed(
+    session: Session[Fed],
+    batches: AsyncIterator[Any],
+    items: Callable[[Any, splice.Payloads], list[Fed]],
+    then: Callable[[Any], None] | None = None,
+) -> str:
+    """Feed request batches into ``session``: each batch's ``items``, its cancels, then
+    ``then(batch)``. Returns why input stopped early, or ""."""
     try:
         async for request in batches:
             if isinstance(request, Malformed):
                 return request.reason
             batch, big = request
-            for task in convert.tasks_from_batch(batch, big):
-                session.submit(task)
+            for item in items(batch, big):
+                session.submit(item)
             for task_id in batch.cancel:
                 session.cancel(task_id)
+            if then is not None:
+                then(batch)
         return ""
     finally:
         session.close_input()
 
 
-async def _feed_submit(session: SubmitSessionLike, batches: AsyncIterator[Any]) -> str:
-    try:
-        async for request in batches:
-            if isinstance(request, Malformed):
-                return request.reason
-            batch, big = request
-            for submission in convert.submissions_from_batch(batch, big):
-                session.submit(submission)
-            for task_id in batch.cancel:
-                session.cancel(task_id)
-            for held in batch.held:
-                session.held(held.run_id, held.count)
-        return ""
-    finally:
-        session.close_input()
+def _feed_submit(session: SubmitSessionLike, batches: AsyncIterator[Any]) -> Awaitable[str]:
+    def held(batch: pb.SubmitBatch) -> None:
+        for count in batch.held:
+            session.held(count.run_id, count.count)
+
+    return _feed(session, batches, convert.submissions_from_batch, held)
 
 
 async def _serve_session(
@@ -229,7 +229,11 @@ class _WorkerAdapter:
     ) -> AsyncIterator[pb.ResultBatch]:
         session = self._ops.open_session()
         async for batch in _serve_session(
-            session, _feed_dispatch(session, requests), context, convert.result_message, "dispatch"
+            session,
+            _feed(session, requests, convert.tasks_from_batch),
+            context,
+            convert.result_message,
+            "dispatch",
         ):
             yield batch
 
