@@ -424,7 +424,7 @@ class WorkerClient:
 
     def submit(self, spec: model.TaskSpec) -> asyncio.Future[model.TaskResult]:
         """Send a task on the shared stream; the future resolves to its result."""
-        _fits_in_a_message(spec)
+        _checked_size(spec)
         if self._stream is None or self._stream.broken:
             self._stream = ResultStream(
                 lambda: self._dispatch(metadata=self._metadata),
@@ -536,11 +536,10 @@ def _failed_by_server(error: BaseException | None) -> bool:
     )
 
 
-def _fits_in_a_message(task: model.TaskSpec, size: int | None = None) -> None:
-    """Refuse a task no message can carry, before it is queued with others; ``size``
-    is its :func:`task_size` when the caller has it."""
-    if size is None:
-        size = task_size(task)
+def _checked_size(task: model.TaskSpec) -> int:
+    """The task's :func:`task_size`; a task no message can carry is refused here, before
+    it is queued with others."""
+    size = task_size(task)
     if size > MAX_PAYLOAD_BYTES:
         raise BadInputError(
             f"task {task.name or task.task_id} carries {size} bytes of arguments, function and "
@@ -548,6 +547,7 @@ def _fits_in_a_message(task: model.TaskSpec, size: int | None = None) -> None:
             f"large data as a file",
             type_name="PayloadTooLarge",
         )
+    return size
 
 
 def _submission_size(sub: model.Submission) -> int:
@@ -707,8 +707,7 @@ class ControllerClient:
         arguments, of this client are at the controller at once; the rest wait here,
         in order (see :class:`_Admission`).
         """
-        size = task_size(submission.task)
-        _fits_in_a_message(submission.task, size)
+        size = _checked_size(submission.task)
         admission = self._admission
         if admission.admits(submission, size):
             future = self._send(submission, size=size)
@@ -849,23 +848,15 @@ class ControllerClient:
             if submission is not None:  # a parent with nothing out must not wait on bytes
                 self._wake_room(submission.task.parent_task_id)
             self._wake_room()
-        while released:
-            skipped = False
-            for submission, future in released:
-                if future.done():  # its caller stopped waiting (and cancels it by id)
-                    self._admission.unsent(submission.task.task_id)
-                    skipped = True
-                    continue
-                if self._closed:  # close() fails what is still held
-                    self._admission.unsent(submission.task.task_id)
-                    future.set_exception(ClosedError("the client closed before the task was sent"))
-                    continue
-                try:
-                    self._send(submission, future)
-                except Exception as exc:
-                    future.set_exception(exc)
-            # A task not sent leaves its room to the next held ones.
-            released = self._admission.release() if skipped and not self._closed else []
+        for submission, future in released:
+            if self._closed:  # close() fails what is still held
+                self._admission.unsent(submission.task.task_id)
+                future.set_exception(ClosedError("the client closed before the task was sent"))
+                continue
+            try:
+                self._send(submission, future)
+            except Exception as exc:
+                future.set_exception(exc)
 
     # ------------------------------------------------------------ a controller goes away
 
@@ -1301,9 +1292,7 @@ class _Admission:
         (a task that was held has its size here already)."""
         self.outstanding += 1
         if size is None:
-            size = self._sizes.get(task.task_id)
-            if size is None:
-                size = task_size(task)
+            size = self._sizes[task.task_id]  # counted when it was held
         if size:
             self._sizes[task.task_id] = size
             self.outstanding_bytes += size
@@ -1328,35 +1317,41 @@ class _Admission:
                 self._children[parent] = left
             else:
                 del self._children[parent]
-                if parent in self._held:  # the parent must keep one child out
-                    entry = self._take(parent)
-                    release.append(entry)
-                    extra = sizes.get(entry[0].task.task_id, 0)
-        return self._release(release, extra)
-
-    def unsent(self, task_id: str) -> None:
-        """A task :meth:`settled` released is not sent after all (its caller stopped
-        waiting); :meth:`release` gives the held tasks to send in its place."""
-        self._sizes.pop(task_id, None)
-
-    def release(self) -> list[_Held]:
-        """The held tasks that fit now, in order."""
-        return self._release([], 0)
-
-    def _release(self, release: list[_Held], extra: int) -> list[_Held]:
-        """``release`` (of ``extra`` bytes), then the held tasks that fit, in order."""
+                # The parent must keep one child out.
+                child = self._first_waiting(parent)
+                if child is not None:
+                    release.append(self._take(parent))
+                    extra = sizes[child]
         all_held = self._held
-        sizes = self._sizes
         room = self.limit - self.outstanding - len(release)
         while room > 0 and all_held:
             first = next(iter(all_held))  # O(1) on an OrderedDict
-            size = sizes.get(next(iter(all_held[first])), 0)
-            if not self._fits(extra + size):
+            child = self._first_waiting(first)
+            if child is None:
+                continue  # every one of that parent's held tasks was given up
+            if not self._fits(extra + sizes[child]):
                 break
             release.append(self._take(first))
-            extra += size
+            extra += sizes[child]
             room -= 1
         return release
+
+    def _first_waiting(self, parent: str) -> str | None:
+        """The first of ``parent``'s held tasks whose caller still waits for it. Those
+        before it whose callers stopped waiting are dropped: never sent, they take no
+        turn from the next (with nothing else out, the rest would wait forever)."""
+        held = self._held.get(parent)
+        while held:
+            task_id, (_, future) = next(iter(held.items()))
+            if not future.done():
+                return task_id
+            self._remove(parent, task_id)
+            held = self._held.get(parent)
+        return None
+
+    def unsent(self, task_id: str) -> None:
+        """A task :meth:`settled` released is not sent after all (the client closed)."""
+        self._sizes.pop(task_id, None)
 
     def drop(self, task_id: str, run_id: str) -> list[_Held]:
         """Forget held tasks being cancelled (by id, or every one of a run)."""
