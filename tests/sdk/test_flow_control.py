@@ -7,13 +7,26 @@ blow up the shared controller; nested fan-out must still never deadlock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from reuse_runtime.model import Submission, TaskResult, TaskState
 from reuse_runtime.wire.clients import ControllerClient
 from tests.controller import tasks
 from tests.helpers import running_controller
 from tests.sdk.test_run import run_script
+
+
+@contextlib.asynccontextmanager
+async def limited_client(**limits: int) -> AsyncIterator[tuple[Any, ControllerClient]]:
+    """A real controller's service, and a client of it with flow-control ``limits``
+    (``max_outstanding``, ``max_outstanding_bytes``)."""
+    async with running_controller() as (server, _):
+        security = server.security  # type: ignore[attr-defined]
+        async with ControllerClient(server.address, security, **limits) as client:  # type: ignore[attr-defined]
+            yield server.service, client  # type: ignore[attr-defined]
 
 
 async def submit_slow(
@@ -28,31 +41,27 @@ async def submit_slow(
 
 
 async def test_the_controller_holds_at_most_the_window_and_every_task_finishes() -> None:
-    async with running_controller() as (server, _):
-        service = server.service  # type: ignore[attr-defined]
-        async with ControllerClient(server.address, server.security, max_outstanding=20) as client:  # type: ignore[attr-defined]
-            futures = await submit_slow(client, 150, 0.01, "window")
-            done = asyncio.ensure_future(asyncio.gather(*futures))
-            most = 0
-            while not done.done():
-                most = max(most, len(service.tasks))
-                await asyncio.sleep(0.002)
-            results = await asyncio.wait_for(done, 60)
+    async with limited_client(max_outstanding=20) as (service, client):
+        futures = await submit_slow(client, 150, 0.01, "window")
+        done = asyncio.ensure_future(asyncio.gather(*futures))
+        most = 0
+        while not done.done():
+            most = max(most, len(service.tasks))
+            await asyncio.sleep(0.002)
+        results = await asyncio.wait_for(done, 60)
     assert [r.state for r in results] == [TaskState.SUCCEEDED] * 150
     assert 0 < most <= 20
 
 
 async def test_cancelling_a_run_drops_its_tasks_still_waiting_in_the_client() -> None:
-    async with running_controller() as (server, _):
-        service = server.service  # type: ignore[attr-defined]
-        async with ControllerClient(server.address, server.security, max_outstanding=2) as client:  # type: ignore[attr-defined]
-            futures = await submit_slow(client, 10, 30, "doomed")
-            async with asyncio.timeout(10):  # two at the controller, eight held here
-                # The controller has no event for "accepted"; watch its task table.
-                while len(service.tasks) < 2:  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
-            cancelled = await client.cancel(run_id="doomed")
-            results = await asyncio.wait_for(asyncio.gather(*futures), 30)
+    async with limited_client(max_outstanding=2) as (service, client):
+        futures = await submit_slow(client, 10, 30, "doomed")
+        async with asyncio.timeout(10):  # two at the controller, eight held here
+            # The controller has no event for "accepted"; watch its task table.
+            while len(service.tasks) < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        cancelled = await client.cancel(run_id="doomed")
+        results = await asyncio.wait_for(asyncio.gather(*futures), 30)
     assert cancelled == 10
     assert {r.state for r in results} == {TaskState.CANCELLED}
     assert sum("before it was sent" in (r.error.message if r.error else "") for r in results) == 8
@@ -108,19 +117,14 @@ async def test_a_held_task_whose_caller_stopped_waiting_leaves_its_turn_to_the_n
     """A held task whose caller stopped waiting is not sent when its turn comes: the next
     held one goes in its place (it used to take the turn, and with nothing else out the
     rest waited forever). Once all are done, no byte is counted as held or out."""
-    async with running_controller() as (server, _):
-        async with ControllerClient(
-            server.address,
-            server.security,  # type: ignore[attr-defined]
-            max_outstanding=1,
-        ) as client:
-            futures = await submit_sized(client, [1_000, 2_000, 3_000, 4_000, 5_000], "counted")
-            futures[1].cancel()  # held: its caller stops waiting before it is sent
-            futures[3].cancel()
-            results = await asyncio.wait_for(asyncio.gather(futures[0], futures[2], futures[4]), 60)
-            admission = client._admission
-            counted = (admission.outstanding, admission.outstanding_bytes, admission.held_bytes)
-            sizes = dict(admission._sizes)
+    async with limited_client(max_outstanding=1) as (_, client):
+        futures = await submit_sized(client, [1_000, 2_000, 3_000, 4_000, 5_000], "counted")
+        futures[1].cancel()  # held: its caller stops waiting before it is sent
+        futures[3].cancel()
+        results = await asyncio.wait_for(asyncio.gather(futures[0], futures[2], futures[4]), 60)
+        admission = client._admission
+        counted = (admission.outstanding, admission.outstanding_bytes, admission.held_bytes)
+        sizes = dict(admission._sizes)
     assert [r.unwrap() for r in results] == [1_000, 3_000, 5_000]
     assert counted == (0, 0, 0)
     assert sizes == {}
@@ -128,15 +132,10 @@ async def test_a_held_task_whose_caller_stopped_waiting_leaves_its_turn_to_the_n
 
 async def test_many_large_tasks_finish_with_their_bytes_at_the_controller_bounded() -> None:
     limit = 250_000
-    async with running_controller() as (server, _):
-        async with ControllerClient(
-            server.address,
-            server.security,  # type: ignore[attr-defined]
-            max_outstanding_bytes=limit,
-        ) as client:
-            futures = await submit_sized(client, [100_000] * 30, "bytes")
-            results = await asyncio.wait_for(asyncio.gather(*futures), 60)
-            peak = client.peak_outstanding_bytes
+    async with limited_client(max_outstanding_bytes=limit) as (_, client):
+        futures = await submit_sized(client, [100_000] * 30, "bytes")
+        results = await asyncio.wait_for(asyncio.gather(*futures), 60)
+        peak = client.peak_outstanding_bytes
     assert [r.state for r in results] == [TaskState.SUCCEEDED] * 30
     assert [r.unwrap() for r in results] == [100_000] * 30
     # Two 100 kB tasks fit in 250 kB, a third does not: never more than two at once.
@@ -144,15 +143,10 @@ async def test_many_large_tasks_finish_with_their_bytes_at_the_controller_bounde
 
 
 async def test_a_task_larger_than_the_byte_limit_still_runs_alone() -> None:
-    async with running_controller() as (server, _):
-        async with ControllerClient(
-            server.address,
-            server.security,  # type: ignore[attr-defined]
-            max_outstanding_bytes=1_000,
-        ) as client:
-            futures = await submit_sized(client, [50_000, 10, 50_000], "big")
-            results = await asyncio.wait_for(asyncio.gather(*futures), 60)
-            peak = client.peak_outstanding_bytes
+    async with limited_client(max_outstanding_bytes=1_000) as (_, client):
+        futures = await submit_sized(client, [50_000, 10, 50_000], "big")
+        results = await asyncio.wait_for(asyncio.gather(*futures), 60)
+        peak = client.peak_outstanding_bytes
     assert [r.unwrap() for r in results] == [50_000, 10, 50_000]
     assert 50_000 <= peak < 100_000  # each big one went, and went alone
 
