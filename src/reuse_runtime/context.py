@@ -11,10 +11,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from reuse_runtime.model import EnvironmentSpec, LogLine, RunOptions, Submission, TaskResult
 from reuse_runtime.security import Security
+
+if TYPE_CHECKING:
+    import hashlib
 
 
 @dataclass(eq=False)
@@ -40,6 +43,8 @@ class TaskContext:
     call_key: str = ""
     # Calls made so far in this run of it, by (task, arguments' hash or digest): their order.
     calls: dict[tuple[str, int | bytes], int] | None = None
+    # BLAKE2b over its identity, copied to key each of its calls (see sdk/replay.py).
+    key_prefix: hashlib.blake2b | None = None
     #: The ``flyte.group()`` the task was called in ("" for none).
     group: str = ""
     #: ``flyte.custom_context()`` values the task was called with, as sorted pairs.

@@ -56,6 +56,28 @@ def test_call_keys_are_the_same_on_every_run_of_the_parent(size: int) -> None:
     assert call_key(_context("x", key="abc"), "m:f", one) != call_key(_context("x"), "m:f", one)
 
 
+def test_a_call_key_is_blake2b_over_the_parent_the_call_and_its_order() -> None:
+    """The key's definition, pinned: a replay log filled by one build answers another's
+    calls. The parent's part is hashed once per parent (TaskContext.key_prefix); the
+    keys are what hashing it all at once gives."""
+    import hashlib
+
+    import xxhash
+
+    def expected(parent: str, site: str, order: int, content: bytes) -> str:
+        return hashlib.blake2b(
+            f"{parent}\0{site}\0{order}\0".encode() + content, digest_size=16
+        ).hexdigest()
+
+    small, large = b"abc", b"z" * (DIGEST_ABOVE + 1)
+    for ctx, parent in ((_context("parent-1"), "parent-1"), (_context("x", "k1"), "k1")):
+        assert call_key(ctx, "m:f", small) == expected(parent, "m:f", 0, b"=" + small)
+        assert call_key(ctx, "m:f", small) == expected(parent, "m:f", 1, b"=" + small)
+        assert call_key(ctx, "m:g", small) == expected(parent, "m:g", 0, b"=" + small)
+        digest = xxhash.xxh3_128_digest(large)
+        assert call_key(ctx, "m:f", large) == expected(parent, "m:f", 0, b"#" + digest)
+
+
 def test_the_log_replays_only_what_a_child_did_itself() -> None:
     log = ReplayLog()
     ok = TaskResult("c1", TaskState.SUCCEEDED, value=b"v")

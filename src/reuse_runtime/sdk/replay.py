@@ -51,8 +51,12 @@ def call_key(parent: TaskContext, site: str, args: bytes) -> str:
         content = b"#" + digest
     order = calls.get(seen, 0)
     calls[seen] = order + 1
-    key = hashlib.blake2b(
-        f"{parent.call_key or parent.task_id}\0{site}\0{order}\0".encode(), digest_size=16
-    )
+    prefix = parent.key_prefix
+    if prefix is None:  # the parent's identity, hashed once for all of its calls
+        prefix = parent.key_prefix = hashlib.blake2b(
+            f"{parent.call_key or parent.task_id}\0".encode(), digest_size=16
+        )
+    key = prefix.copy()
+    key.update(f"{site}\0{order}\0".encode())
     key.update(content)
     return key.hexdigest()

@@ -77,6 +77,12 @@ class _Rejected(Exception):
         self.error = error
 
 
+def _not_found(exc: CodeNotFoundError) -> _Rejected:
+    return _Rejected(
+        RemoteError(ErrorKind.BAD_INPUT, "CodeNotFoundError", str(exc), _cause_traceback(exc))
+    )
+
+
 class Executor:
     """Run :class:`TaskSpec` payloads and produce exactly one :class:`TaskResult` each.
 
@@ -103,7 +109,7 @@ class Executor:
         # blocked on a child gives up its turn, and keeps its thread: hence several threads.
         self._sync_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="reuse-sync-task")
         self._sync_turn = asyncio.Lock()
-        self._running: dict[str, asyncio.Task[TaskResult]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: dict[str, str] = {}  # task id -> why ("cancelled" / "timed out")
 
     # ------------------------------------------------------------ public
@@ -132,9 +138,9 @@ class Executor:
             problem = f"task id {spec.task_id!r} is already running on this replica"
         if problem is not None:
             return TaskResult.failure(spec.task_id, ErrorKind.BAD_INPUT, "BadInputError", problem)
-        task = self._loop.create_task(self._run(spec, emit), name=f"reuse-task:{spec.task_id}")
-        self._running[spec.task_id] = task
-        task.add_done_callback(functools.partial(self._finished, spec, done))
+        self._running[spec.task_id] = self._loop.create_task(
+            self._report(spec, emit, done), name=f"reuse-task:{spec.task_id}"
+        )
         return None
 
     async def execute(self, spec: TaskSpec, emit: Callable[[LogLine], None]) -> TaskResult:
@@ -174,33 +180,47 @@ class Executor:
 
     # ------------------------------------------------------------ internals
 
+    async def _report(
+        self, spec: TaskSpec, emit: Callable[[LogLine], None], done: Callable[[TaskResult], None]
+    ) -> None:
+        """Run ``spec`` and hand its result to ``done``, from the task itself (a done
+        callback would cost every task another turn of the loop)."""
+        try:
+            result = await self._run(spec, emit)
+        except asyncio.CancelledError:  # not by cancel(): the loop is shutting down
+            why = self._cancelled.get(spec.task_id, "cancelled")
+            self._finished(
+                spec,
+                done,
+                TaskResult.failure(
+                    spec.task_id,
+                    ErrorKind.CANCELLED,
+                    "CancelledError",
+                    f"task {why}",
+                    state=TaskState.CANCELLED,
+                ),
+            )
+            raise
+        except BaseException as exc:
+            result = TaskResult.failure(
+                spec.task_id,
+                ErrorKind.INTERNAL,
+                type(exc).__name__,
+                f"reuse-runtime failed running the task: {exc}",
+            )
+        self._finished(spec, done, result)
+
     def _finished(
-        self, spec: TaskSpec, done: Callable[[TaskResult], None], task: asyncio.Task[TaskResult]
+        self, spec: TaskSpec, done: Callable[[TaskResult], None], result: TaskResult
     ) -> None:
         if _forked:
             # The task forked and returned in the child: that copy of the replica shares
             # its sockets and must not run on. The parent reports the task.
             os._exit(0)
+        # Outside the task: what ``done`` logs is the replica's, not the task's output.
+        current_task.set(None)
         self._running.pop(spec.task_id, None)
-        why = self._cancelled.pop(spec.task_id, "cancelled")
-        if task.cancelled():
-            result = replace(
-                TaskResult.failure(
-                    spec.task_id, ErrorKind.CANCELLED, "CancelledError", f"task {why}"
-                ),
-                state=TaskState.CANCELLED,
-            )
-        else:
-            exc = task.exception()
-            if exc is not None:
-                result = TaskResult.failure(
-                    spec.task_id,
-                    ErrorKind.INTERNAL,
-                    type(exc).__name__,
-                    f"reuse-runtime failed running the task: {exc}",
-                )
-            else:
-                result = task.result()
+        self._cancelled.pop(spec.task_id, None)
         replica_id, attempt = self.config.replica_id, spec.attempt or 1
         # A success already carries both (_encode_result): the controller need not copy it.
         if result.replica_id != replica_id or result.attempts != attempt:
@@ -212,15 +232,19 @@ class Executor:
     async def _run(self, spec: TaskSpec, emit: Callable[[LogLine], None]) -> TaskResult:
         started = time.perf_counter()
         try:
-            fn = await self._resolve(spec)
+            # Most tasks name a function already loaded, and find a free slot: no await.
+            fn = self._loaded(spec)
+            if fn is None:
+                fn = await self._resolve(spec)
             args, kwargs = self._decode_args(spec)
         except _Rejected as rejected:
             return TaskResult(spec.task_id, TaskState.FAILED, error=rejected.error)
 
-        try:
-            await self.limiter.acquire()
-        except asyncio.CancelledError:
-            return self._interrupted(spec, started)
+        if not self.limiter.try_acquire():
+            try:
+                await self.limiter.acquire()
+            except asyncio.CancelledError:
+                return self._interrupted(spec, started)
         started = time.perf_counter()  # its runtime, not its wait for a slot (a prefetch)
         is_async = inspect.iscoroutinefunction(fn)
         ctx = TaskContext(
@@ -337,16 +361,21 @@ class Executor:
             duration=time.perf_counter() - started,
         )
 
+    def _loaded(self, spec: TaskSpec) -> Callable[..., object] | None:
+        """The function ``spec`` names, if it is loaded already (see :meth:`_resolve`)."""
+        if spec.ref is None:
+            return None
+        try:
+            return self.loader.ready(spec.ref)
+        except CodeNotFoundError as exc:
+            raise _not_found(exc) from None
+
     async def _resolve(self, spec: TaskSpec) -> Callable[..., object]:
         if spec.ref is not None:
             try:
                 return await self.loader.resolve(spec.ref, spec.bundle)
             except CodeNotFoundError as exc:
-                raise _Rejected(
-                    RemoteError(
-                        ErrorKind.BAD_INPUT, "CodeNotFoundError", str(exc), _cause_traceback(exc)
-                    )
-                ) from None
+                raise _not_found(exc) from None
         if spec.pickled is not None:
             self._check_size(spec, "function", len(spec.pickled))
             try:

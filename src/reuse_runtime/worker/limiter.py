@@ -86,11 +86,17 @@ class TaskLimiter:
             idle_seconds=max(0.0, self._clock() - self._idle_since_mono) if idle else 0.0,
         )
 
-    async def acquire(self) -> None:
-        """Take a slot, waiting in arrival order while all are taken."""
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits for one; returns whether it did."""
         if self._active < self._capacity and not self._waiters:
             self._active += 1
             self._update()
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting in arrival order while all are taken."""
+        if self.try_acquire():
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)

@@ -67,6 +67,12 @@ class CodeLoader:
         entry = self._loaded.get(name)
         return entry[0] if entry is not None else None
 
+    def ready(self, ref: FunctionRef) -> Callable[..., object] | None:
+        """The callable ``ref`` names if its module is loaded already, else None (then
+        :meth:`resolve` loads it). Raises as :meth:`resolve` does."""
+        module = self._cached(ref.module, ref.code_version)
+        return None if module is None else _attribute(module, ref)
+
     async def resolve(self, ref: FunctionRef, bundle: CodeBundle | None) -> Callable[..., object]:
         """The callable ``ref`` names. Raises :class:`CodeNotFoundError` with a clear reason."""
         module = self._cached(ref.module, ref.code_version)

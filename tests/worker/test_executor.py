@@ -1,0 +1,84 @@
+"""The executor in-process: every task reports exactly once, however it ends."""
+
+from __future__ import annotations
+
+import asyncio
+
+from reuse_runtime.context import current_task
+from reuse_runtime.model import ErrorKind, FunctionRef, TaskResult, TaskSpec, TaskState, dumps_args
+from reuse_runtime.worker.executor import Executor, ExecutorConfig
+
+TASKS = "tests.worker.tasks"
+
+
+def _spec(task_id: str, qualname: str, *args: object) -> TaskSpec:
+    return TaskSpec(task_id, qualname, dumps_args(args, {}), ref=FunctionRef(TASKS, qualname))
+
+
+class _Reports:
+    """What ``done`` was given, by task id, and whether a task was current then."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, list[TaskResult]] = {}
+        self.inside_a_task: list[str] = []
+        self.all_in = asyncio.Event()
+        self.expected = 0
+
+    def done(self, result: TaskResult) -> None:
+        self.results.setdefault(result.task_id, []).append(result)
+        if current_task.get() is not None:
+            self.inside_a_task.append(result.task_id)
+        if len(self.results) >= self.expected:
+            self.all_in.set()
+
+
+async def test_every_task_reports_once_with_the_replica_and_attempt() -> None:
+    executor = Executor(ExecutorConfig("replica-a", concurrency=4))
+    reports = _Reports()
+    reports.expected = 50
+    try:
+        for i in range(50):  # more than its 4 slots: most wait for one
+            assert executor.start(_spec(f"t{i}", "sleepy", 0.001), print, reports.done) is None
+        await asyncio.wait_for(reports.all_in.wait(), 30)
+        assert sorted(reports.results) == sorted(f"t{i}" for i in range(50))
+        for (result,) in reports.results.values():
+            assert result.state is TaskState.SUCCEEDED
+            assert (result.replica_id, result.attempts) == ("replica-a", 1)
+        assert reports.inside_a_task == []  # `done` runs as the replica, not as the task
+        assert executor.running == 0
+    finally:
+        executor.close()
+
+
+async def test_a_task_cancelled_from_outside_the_executor_reports_cancelled_once() -> None:
+    """As when the loop shuts down: the task's asyncio Task is cancelled directly."""
+    executor = Executor(ExecutorConfig("replica-a", concurrency=2))
+    reports = _Reports()
+    reports.expected = 1
+    try:
+        executor.start(_spec("slow", "sleepy", 60.0), print, reports.done)
+        await asyncio.sleep(0.05)  # it is running
+        (task,) = [t for t in asyncio.all_tasks() if t.get_name() == "reuse-task:slow"]
+        task.cancel()
+        await asyncio.wait_for(reports.all_in.wait(), 10)
+        (result,) = reports.results["slow"]
+        assert result.state is TaskState.CANCELLED
+        assert result.error is not None and result.error.kind is ErrorKind.CANCELLED
+        await asyncio.sleep(0.05)
+        assert len(reports.results["slow"]) == 1
+        assert executor.running == 0
+    finally:
+        executor.close()
+
+
+async def test_a_missing_function_of_a_loaded_module_is_a_clear_bad_input() -> None:
+    executor = Executor(ExecutorConfig("replica-a", concurrency=2))
+    try:
+        loaded = await executor.execute(_spec("first", "count"), print)
+        assert loaded.state is TaskState.SUCCEEDED  # the module is loaded now
+        missing = await executor.execute(_spec("second", "nope"), print)
+        assert missing.state is TaskState.FAILED
+        assert missing.error is not None and missing.error.kind is ErrorKind.BAD_INPUT
+        assert f"module {TASKS!r} has no attribute 'nope'" in missing.error.message
+    finally:
+        executor.close()
