@@ -181,6 +181,37 @@ class RssSampler:
             self._stop.wait(self._interval_s)
 
 
+def thread_times(pids: list[int]) -> dict[int, dict[int, tuple[int, int]]]:
+    """Per process in ``pids``, per thread: nanoseconds run on a CPU and nanoseconds
+    spent runnable but waiting for one, so far (``/proc/PID/task/TID/schedstat``;
+    empty where the kernel keeps no such counts)."""
+    times: dict[int, dict[int, tuple[int, int]]] = {}
+    for pid in pids:
+        threads: dict[int, tuple[int, int]] = {}
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError, ValueError):
+                    with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                        ran, waited, _ = f.read().split()
+                    threads[int(tid)] = (int(ran), int(waited))
+        times[pid] = threads
+    return times
+
+
+def busiest_thread(
+    before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], wall_s: float
+) -> tuple[float, float]:
+    """Of one process's threads between two :func:`thread_times`: the busiest one's
+    share of ``wall_s`` on a CPU, and its share spent waiting for a CPU. A thread
+    near 1.0 on a CPU is the bound of whatever it runs."""
+    best = (0.0, 0.0)
+    for tid, (ran, waited) in after.items():
+        ran0, waited0 = before.get(tid, (0, 0))
+        share = ((ran - ran0) / 1e9 / wall_s, (waited - waited0) / 1e9 / wall_s)
+        best = max(best, share)
+    return best
+
+
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
     """User + system CPU seconds so far of each live process in ``pids``."""
     import psutil

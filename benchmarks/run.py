@@ -879,10 +879,28 @@ def _ray_row(key: str, label: str, runs: list[dict[str, Any]], n: int) -> Row:
 
 def _cpu_note(runs: list[dict[str, Any]]) -> str:
     cpu = {k: statistics.median(v) for k, v in _cpu_samples(runs).items()}
-    return (
+    return _join(
         f"CPU us/task: total {cpu['cpu_us_per_task_total']:.0f} = driver+controller "
         f"{cpu['cpu_us_per_task_controller']:.0f}, replicas "
-        f"{cpu['cpu_us_per_task_replica_1']:.0f} + {cpu['cpu_us_per_task_replica_2']:.0f}"
+        f"{cpu['cpu_us_per_task_replica_1']:.0f} + {cpu['cpu_us_per_task_replica_2']:.0f}",
+        _busiest_note(runs),
+    )
+
+
+def _busiest_note(runs: list[dict[str, Any]]) -> str:
+    """How busy each process's busiest thread was: one near 100% bounds the rate."""
+    if not all(r.get("busiest_thread_replicas") for r in runs):
+        return ""  # not measured (no schedstat in /proc, or an older result)
+
+    def share(pick: Callable[[dict[str, Any]], list[float]]) -> str:
+        ran = statistics.median(pick(r)[0] for r in runs)
+        waited = statistics.median(pick(r)[1] for r in runs)
+        return f"{ran:.0%} (+{waited:.0%} waiting for a CPU)"
+
+    return (
+        "busiest thread on a CPU: driver+controller "
+        f"{share(lambda r: r['busiest_thread_controller'])}, replica 1 "
+        f"{share(lambda r: r['busiest_thread_replicas'][0])}"
     )
 
 

@@ -40,7 +40,7 @@ import psutil
 
 import reuse_runtime as flyte
 from benchmarks import sdk_tasks
-from benchmarks.harness import RssSampler, cpu_seconds, emit
+from benchmarks.harness import RssSampler, busiest_thread, cpu_seconds, emit, thread_times
 from reuse_runtime.sdk.runtime import runtime
 
 TIMEOUT_S = 300.0
@@ -60,6 +60,7 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
     rss_before = me.memory_info().rss
     replicas = [p.pid for p in me.children(recursive=True)]
     cpu_before = cpu_seconds([me.pid, *replicas])
+    threads_before = thread_times([me.pid, *replicas])
     containers_before = _container_cpu()
     with RssSampler() as rss:
         began = time.perf_counter()
@@ -68,7 +69,14 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         )[0]
         wall_s = time.perf_counter() - began
     cpu_after = cpu_seconds([me.pid, *replicas])
+    threads_after = thread_times([me.pid, *replicas])
     cpu = {pid: cpu_after[pid] - cpu_before[pid] for pid in cpu_after if pid in cpu_before}
+    # Each process's busiest thread: its share of the window on a CPU, and waiting for one.
+    busiest = {
+        pid: busiest_thread(threads_before[pid], threads_after[pid], wall_s)
+        for pid in cpu
+        if threads_after.get(pid)
+    }
     containers_after = _container_cpu()
     for cid, seconds in containers_after.items():
         if cid in containers_before:  # replicas in containers are not this process's children
@@ -94,6 +102,11 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         # client) and the replicas, busiest first (normally the parent's replica).
         cpu_controller_s=cpu.pop(me.pid, 0.0),
         cpu_replicas_s=sorted(cpu.values(), reverse=True),
+        # [on a CPU, waiting for one] as shares of the window, in the same order.
+        busiest_thread_controller=busiest.get(me.pid, (0.0, 0.0)),
+        busiest_thread_replicas=[
+            busiest.get(pid, (0.0, 0.0)) for pid in sorted(cpu, key=cpu.__getitem__, reverse=True)
+        ],
     )
     return result
 
