@@ -202,12 +202,19 @@ class Executor:
             )
             raise
         except BaseException as exc:
-            result = TaskResult.failure(
-                spec.task_id,
-                ErrorKind.INTERNAL,
-                type(exc).__name__,
-                f"reuse-runtime failed running the task: {exc}",
+            self._finished(
+                spec,
+                done,
+                TaskResult.failure(
+                    spec.task_id,
+                    ErrorKind.INTERNAL,
+                    type(exc).__name__,
+                    f"reuse-runtime failed running the task: {exc}",
+                ),
             )
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: reported, and on to the loop, as before
+            return
         self._finished(spec, done, result)
 
     def _finished(
