@@ -81,6 +81,8 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
     for cid, seconds in containers_after.items():
         if cid in containers_before:  # replicas in containers are not this process's children
             cpu[hash(cid)] = seconds - containers_before[cid]
+    controller_cpu = cpu.pop(me.pid, 0.0)
+    busiest_first = sorted(cpu, key=cpu.__getitem__, reverse=True)  # the replicas
     status = runtime().call(runtime().client.status(), timeout=30)
     if runtime().metrics_url:
         result["metrics_succeeded"] = _scraped_successes(runtime().metrics_url)
@@ -100,13 +102,11 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         replica_rss_peak=rss.peak_child,
         # CPU over the measured run: this process (the controller and the SDK
         # client) and the replicas, busiest first (normally the parent's replica).
-        cpu_controller_s=cpu.pop(me.pid, 0.0),
-        cpu_replicas_s=sorted(cpu.values(), reverse=True),
+        cpu_controller_s=controller_cpu,
+        cpu_replicas_s=[cpu[pid] for pid in busiest_first],
         # [on a CPU, waiting for one] as shares of the window, in the same order.
         busiest_thread_controller=busiest.get(me.pid, (0.0, 0.0)),
-        busiest_thread_replicas=[
-            busiest.get(pid, (0.0, 0.0)) for pid in sorted(cpu, key=cpu.__getitem__, reverse=True)
-        ],
+        busiest_thread_replicas=[busiest.get(pid, (0.0, 0.0)) for pid in busiest_first],
     )
     return result
 

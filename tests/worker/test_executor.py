@@ -71,6 +71,25 @@ async def test_a_task_cancelled_from_outside_the_executor_reports_cancelled_once
         executor.close()
 
 
+async def test_a_task_cancelled_before_its_first_step_still_reports_once() -> None:
+    """A Dispatch batch that sends a task and cancels it: the task never runs a line
+    (the fuzz suite found a stream that then waited for ever for its result)."""
+    executor = Executor(ExecutorConfig("replica-a", concurrency=2))
+    reports = _Reports()
+    reports.expected = 1
+    try:
+        executor.start(_spec("early", "sleepy", 60.0), print, reports.done)
+        assert executor.cancel("early")  # in the same step: the task has not started
+        await asyncio.wait_for(reports.all_in.wait(), 10)
+        (result,) = reports.results["early"]
+        assert result.state is TaskState.CANCELLED
+        await asyncio.sleep(0.05)
+        assert len(reports.results["early"]) == 1
+        assert executor.running == 0
+    finally:
+        executor.close()
+
+
 async def test_a_missing_function_of_a_loaded_module_is_a_clear_bad_input() -> None:
     executor = Executor(ExecutorConfig("replica-a", concurrency=2))
     try:

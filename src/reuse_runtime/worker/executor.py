@@ -109,7 +109,7 @@ class Executor:
         # blocked on a child gives up its turn, and keeps its thread: hence several threads.
         self._sync_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="reuse-sync-task")
         self._sync_turn = asyncio.Lock()
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[TaskResult]] = {}
         self._cancelled: dict[str, str] = {}  # task id -> why ("cancelled" / "timed out")
 
     # ------------------------------------------------------------ public
@@ -138,9 +138,11 @@ class Executor:
             problem = f"task id {spec.task_id!r} is already running on this replica"
         if problem is not None:
             return TaskResult.failure(spec.task_id, ErrorKind.BAD_INPUT, "BadInputError", problem)
-        self._running[spec.task_id] = self._loop.create_task(
-            self._report(spec, emit, done), name=f"reuse-task:{spec.task_id}"
-        )
+        task = self._loop.create_task(self._run(spec, emit), name=f"reuse-task:{spec.task_id}")
+        self._running[spec.task_id] = task
+        # A done callback, not a report from inside the task: a task cancelled before
+        # its first step never runs a line of its own, and must be reported all the same.
+        task.add_done_callback(functools.partial(self._finished, spec, done))
         return None
 
     async def execute(self, spec: TaskSpec, emit: Callable[[LogLine], None]) -> TaskResult:
@@ -180,54 +182,33 @@ class Executor:
 
     # ------------------------------------------------------------ internals
 
-    async def _report(
-        self, spec: TaskSpec, emit: Callable[[LogLine], None], done: Callable[[TaskResult], None]
-    ) -> None:
-        """Run ``spec`` and hand its result to ``done``, from the task itself (a done
-        callback would cost every task another turn of the loop)."""
-        try:
-            result = await self._run(spec, emit)
-        except asyncio.CancelledError:  # not by cancel(): the loop is shutting down
-            why = self._cancelled.get(spec.task_id, "cancelled")
-            self._finished(
-                spec,
-                done,
-                TaskResult.failure(
-                    spec.task_id,
-                    ErrorKind.CANCELLED,
-                    "CancelledError",
-                    f"task {why}",
-                    state=TaskState.CANCELLED,
-                ),
-            )
-            raise
-        except BaseException as exc:
-            self._finished(
-                spec,
-                done,
-                TaskResult.failure(
-                    spec.task_id,
-                    ErrorKind.INTERNAL,
-                    type(exc).__name__,
-                    f"reuse-runtime failed running the task: {exc}",
-                ),
-            )
-            if not isinstance(exc, Exception):
-                raise  # KeyboardInterrupt, SystemExit: reported, and on to the loop, as before
-            return
-        self._finished(spec, done, result)
-
     def _finished(
-        self, spec: TaskSpec, done: Callable[[TaskResult], None], result: TaskResult
+        self, spec: TaskSpec, done: Callable[[TaskResult], None], task: asyncio.Task[TaskResult]
     ) -> None:
         if _forked:
             # The task forked and returned in the child: that copy of the replica shares
             # its sockets and must not run on. The parent reports the task.
             os._exit(0)
-        # Outside the task: what ``done`` logs is the replica's, not the task's output.
-        current_task.set(None)
         self._running.pop(spec.task_id, None)
-        self._cancelled.pop(spec.task_id, None)
+        why = self._cancelled.pop(spec.task_id, "cancelled")
+        if task.cancelled():
+            result = replace(
+                TaskResult.failure(
+                    spec.task_id, ErrorKind.CANCELLED, "CancelledError", f"task {why}"
+                ),
+                state=TaskState.CANCELLED,
+            )
+        else:
+            exc = task.exception()
+            if exc is not None:
+                result = TaskResult.failure(
+                    spec.task_id,
+                    ErrorKind.INTERNAL,
+                    type(exc).__name__,
+                    f"reuse-runtime failed running the task: {exc}",
+                )
+            else:
+                result = task.result()
         replica_id, attempt = self.config.replica_id, spec.attempt or 1
         # A success already carries both (_encode_result): the controller need not copy it.
         if result.replica_id != replica_id or result.attempts != attempt:
