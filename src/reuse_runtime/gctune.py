@@ -37,6 +37,9 @@ TUNED = (1_000_000, 20, 100)
 PYTHON_DEFAULT = (700, 10, 10)
 #: How often a process at :data:`TUNED`'s pace sweeps its young generation at least.
 SWEEP_S = 10.0
+#: Young-generation thresholds above this (ten times Python's) get the sweep; a
+#: process that collects every few thousand allocations frees its cycles soon anyway.
+SWEEP_ABOVE = 10 * PYTHON_DEFAULT[0]
 
 
 def thresholds() -> tuple[int, int, int] | None:
@@ -72,7 +75,7 @@ def tune(*, freeze: bool = False, respect_caller: bool = False) -> tuple[int, in
     if freeze:
         gc.freeze()
     gc.set_threshold(*wanted)
-    if wanted[0] > PYTHON_DEFAULT[0] * 10:
+    if wanted[0] > SWEEP_ABOVE:
         sweep_young(SWEEP_S)
     return wanted
 
