@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _main(argv)
         finally:
-            sys.stdout.flush()  # here, where a closed pipe is still ours to handle
+            if sys.stdout is not None:  # None: started with no stdout at all
+                sys.stdout.flush()  # here, where a closed pipe is still ours to handle
     except BrokenPipeError:
         # Whoever read our output has gone (`reuse-runtime logs | head`): stop quietly, as
         # Unix tools do, with the status of a process that SIGPIPE ended. Stdout points at
