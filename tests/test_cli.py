@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from reuse_runtime.cli import build_parser
 from tests.helpers import run_cli, subprocess_env
 
 SCRIPT = """
@@ -219,3 +227,125 @@ def test_a_worker_started_with_sigterm_blocked_still_drains_on_sigterm(tmp_path:
             worker.wait(10)
         assert worker.stdout is not None
         worker.stdout.close()
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, name: str = "reuse-runtime"
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {command}")
+
+
+def test_every_command_and_option_says_what_it_does_and_its_default() -> None:
+    """The CLI reference is made from build_parser(): nothing in it may go unexplained."""
+    undescribed, unexplained, no_default = [], [], []
+    for name, parser in _parsers(build_parser()):
+        if name != "reuse-runtime" and not parser.description:
+            undescribed.append(name)
+        for action in parser._actions:
+            what = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            if not action.help:
+                unexplained.append(what)
+            # An option that takes a value and may be left out says what it is then.
+            takes_value = action.option_strings and action.nargs != 0 and not action.required
+            if takes_value and "default" not in str(action.help):
+                no_default.append(what)
+    assert (undescribed, unexplained, no_default) == ([], [], [])
+
+
+@pytest.mark.parametrize("command", [("logs",), ("k8s", "manifests")])
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """`reuse-runtime logs | head`: when head has gone, stop as Unix tools do: no error
+    line, the status of a process that SIGPIPE ended."""
+    runs = tmp_path / "home" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "r1.log").write_text("".join(f"line {n}\n" for n in range(1000)))
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reuse_runtime", *command],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home")),
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (128 + signal.SIGPIPE, "")
+
+
+def _complete(tmp_path: Path, line: str) -> list[str]:
+    """What `reuse-runtime` offers for ``line`` when the shell asks (argcomplete's protocol:
+    the line and the cursor in the environment, the answer in a file, one per line)."""
+    answer = tmp_path / "completions"
+    done = subprocess.run(
+        [sys.executable, "-m", "reuse_runtime"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=subprocess_env(
+            REUSE_RUNTIME_HOME=str(tmp_path / "home"),
+            _ARGCOMPLETE="1",
+            _ARGCOMPLETE_SHELL="bash",
+            _ARGCOMPLETE_IFS="\n",
+            _ARGCOMPLETE_STDOUT_FILENAME=str(answer),
+            COMP_LINE=line,
+            COMP_POINT=str(len(line)),
+        ),
+    )
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    return answer.read_text().split()
+
+
+def test_the_shell_completes_commands_options_and_their_values(tmp_path: Path) -> None:
+    assert _complete(tmp_path, "reuse-runtime sta") == ["status"]
+    assert _complete(tmp_path, "reuse-runtime k8s ") == ["-h", "--help", "manifests", "workers"]
+    assert _complete(tmp_path, "reuse-runtime status --int") == ["--interval"]
+    assert _complete(tmp_path, "reuse-runtime worker --tls-ce") == ["--tls-cert"]
+    assert _complete(tmp_path, "reuse-runtime controller --backend k") == ["kubernetes"]
+    runs = tmp_path / "home" / "runs"
+    runs.mkdir(parents=True)
+    for name in ("r20250101-000000-aaaaaa", "r20250102-000000-bbbbbb", "other"):
+        (runs / f"{name}.log").write_text("")
+    assert _complete(tmp_path, "reuse-runtime logs r2025") == [
+        "r20250101-000000-aaaaaa",
+        "r20250102-000000-bbbbbb",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completes_once_the_user_registers_the_command(tmp_path: Path) -> None:
+    """What a user does: eval "$(register-python-argcomplete reuse-runtime)", then TAB."""
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "reuse-runtime").exists(), "the console script is installed beside python"
+    assert (bin_dir / "register-python-argcomplete").exists()
+    script = """
+        eval "$(register-python-argcomplete reuse-runtime)"
+        COMP_LINE="reuse-runtime status --wa"; COMP_POINT=${#COMP_LINE}
+        COMP_WORDS=(reuse-runtime status --wa); COMP_CWORD=2
+        _python_argcomplete reuse-runtime --wa status
+        printf '%s\n' "${COMPREPLY[@]}"
+    """
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=subprocess_env(
+            PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            REUSE_RUNTIME_HOME=str(tmp_path / "home"),
+        ),
+    )
+    assert done.stdout.split() == ["--watch"], done.stderr

@@ -58,7 +58,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # Entry points: the package itself, the CLI, the test harness, the manifests.
     (
         "reuse_runtime.manifests",
-        "reuse_runtime.status_view",
         "reuse_runtime.testing",
         "reuse_runtime.cli",
         "reuse_runtime.__main__",
@@ -248,7 +247,6 @@ def test_the_check_sees_an_upward_import(source: str, target: str) -> None:
 KNOWN_LONG = frozenset(
     {
         "reuse_runtime/backends/kubernetes.py",
-        "reuse_runtime/cli.py",
         "reuse_runtime/controller/pool.py",
         "reuse_runtime/images/recipe.py",
         "reuse_runtime/sdk/environment.py",

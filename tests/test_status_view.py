@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import secrets
 import signal
 import sys
 import time
 
+from rich.console import Console
+
+from reuse_runtime.cli.status_view import RateMeter, render, watch
 from reuse_runtime.model import ControllerStatus, EnvironmentStatus, PoolEvent
 from reuse_runtime.security import Security
-from reuse_runtime.status_view import RateMeter, render
 from reuse_runtime.wire.clients import ControllerClient
 from tests.controller import tasks
 from tests.helpers import spawn_controller, submit, subprocess_env
@@ -88,8 +91,6 @@ def test_render_names_the_last_loss_and_recycle_with_why() -> None:
         ),
     )  # fmt: skip
     status = ControllerStatus(environments=(env,), address="127.0.0.1:1")
-    from rich.console import Console
-
     console = Console(width=200, record=True)
     console.print(render(status, {"e-1": 12.5}, now=170.0))
     text = console.export_text()
@@ -106,8 +107,27 @@ def test_rate_meter_averages_over_its_window() -> None:
         env = EnvironmentStatus("k", "e", 0, 1, 1, 0, (), done, 0, False)
         return ControllerStatus(environments=(env,))
 
-    assert meter.update(status(0)) == {"k": 0.0}
+    assert meter.update(status(0)) == {"k": None}
     now[0] = 1.0
     assert meter.update(status(100)) == {"k": 100.0}
     now[0] = 2.0
     assert meter.update(status(300)) == {"k": 150.0}
+
+
+async def test_the_first_view_shows_no_rate_until_there_is_one() -> None:
+    """One count is no measurement: the first view says "-", not "0.0 tasks/s"."""
+    stop = asyncio.Event()
+    done = [0]
+
+    async def fetch() -> ControllerStatus:
+        done[0] += 50
+        if done[0] == 100:
+            stop.set()  # the second view is the last
+        env = EnvironmentStatus("k", "e", 0, 1, 1, 0, (), done[0], 0, False)
+        return ControllerStatus(environments=(env,))
+
+    out = io.StringIO()  # not a terminal: the views are printed one after the other
+    await watch(fetch, interval=0.01, stop=stop, console=Console(file=out, width=200))
+    first, second = out.getvalue().split("q or Ctrl-C quits")[1:]
+    assert "  - tasks/s  done 50" in first
+    assert re.search(r"  [\d,]+\.\d tasks/s  done 100", second), second

@@ -34,33 +34,40 @@ RATE_WINDOW = 5.0
 
 @dataclass
 class RateMeter:
-    """Tasks finished per second, per environment, over the last :data:`RATE_WINDOW` s."""
+    """Tasks finished per second, per environment, over the last :data:`RATE_WINDOW` s.
+
+    An environment seen once has no rate yet (None): one count is no measurement.
+    """
 
     clock: Callable[[], float] = time.monotonic
     _samples: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
 
-    def update(self, status: ControllerStatus) -> dict[str, float]:
+    def update(self, status: ControllerStatus) -> dict[str, float | None]:
         now = self.clock()
-        rates = {}
+        rates: dict[str, float | None] = {}
         for env in status.environments:
             samples = self._samples.setdefault(env.key, deque())
             samples.append((now, env.completed + env.failed))
             while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW:
                 samples.popleft()
             (first_at, first), (last_at, last) = samples[0], samples[-1]
-            rates[env.key] = (last - first) / (last_at - first_at) if last_at > first_at else 0.0
+            rates[env.key] = (last - first) / (last_at - first_at) if last_at > first_at else None
         return rates
 
 
 def render(
-    status: ControllerStatus, rates: dict[str, float] | None = None, *, now: float | None = None
+    status: ControllerStatus,
+    rates: dict[str, float | None] | None = None,
+    *,
+    now: float | None = None,
 ) -> RenderableType:
     """The status as rich renderables: a line for the controller, then each environment.
 
     Each environment is named by its pool key (name and settings digest), so two
     pools of one environment stay apart; a replica by its id without the
-    environment's name, which its heading already gives. Print it at most 80
-    columns wide (:func:`print_status` does).
+    environment's name, which its heading already gives. With ``rates`` (a
+    :class:`RateMeter`'s), each heading has a rate, ``-`` until it is measured.
+    Print it at most 80 columns wide (:func:`print_status` does).
     """
     now = time.time() if now is None else now
     parts: list[RenderableType] = [
@@ -69,11 +76,16 @@ def render(
     if not status.environments:
         parts.append(Text("no environments yet"))
     for env in status.environments:
-        parts.append(_environment(env, (rates or {}).get(env.key), now))
+        rate = None if rates is None else _rate(rates.get(env.key))
+        parts.append(_environment(env, rate, now))
     return Group(*parts)
 
 
-def _environment(env: EnvironmentStatus, rate: float | None, now: float) -> RenderableType:
+def _rate(per_second: float | None) -> str:
+    return "-" if per_second is None else f"{per_second:,.1f}"
+
+
+def _environment(env: EnvironmentStatus, rate: str | None, now: float) -> RenderableType:
     # The controller's own count of tasks on each replica: current, unlike a report.
     tasks = sum(r.assigned for r in env.replicas)
     capacity = sum(r.report.capacity if r.report else env.concurrency for r in env.replicas)
@@ -81,7 +93,7 @@ def _environment(env: EnvironmentStatus, rate: float | None, now: float) -> Rend
     heading = (
         f"\n{env.key}  {env.min_replicas}..{env.max_replicas} x {env.concurrency}  {state}  "
         f"load {tasks}/{capacity}  queue {env.backlog}"
-        + (f"  {rate:,.1f} tasks/s" if rate is not None else "")
+        + (f"  {rate} tasks/s" if rate is not None else "")
         + f"  done {env.completed}  failed {env.failed}"
         + (f"  cached {env.cache_hits}" if env.cache_hits else "")
     )
