@@ -81,9 +81,6 @@ KNOWN_CYCLIC: frozenset[str] = frozenset(
         "reuse_runtime.controller.service",
         "reuse_runtime.controller.telemetry",
         "reuse_runtime.metrics",
-        "reuse_runtime.sdk.environment",
-        "reuse_runtime.sdk.runcontext",
-        "reuse_runtime.sdk.runtime",
     }
 )
 
@@ -234,8 +231,6 @@ KNOWN_LONG = frozenset(
         "reuse_runtime/backends/kubernetes.py",
         "reuse_runtime/controller/pool.py",
         "reuse_runtime/images/recipe.py",
-        "reuse_runtime/sdk/environment.py",
-        "reuse_runtime/sdk/runtime.py",
         "reuse_runtime/wire/clients.py",
     }
 )
