@@ -13,7 +13,7 @@ one import::
 
 Calling a task inside another task dispatches it through the controller to a
 replica of its environment. Calling it outside any run executes it locally,
-like a plain function.
+like a plain function. The task and its call path are :mod:`reuse_runtime.sdk.task`'s.
 """
 
 from __future__ import annotations

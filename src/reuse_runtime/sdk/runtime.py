@@ -1,8 +1,10 @@
-"""`init`, `run` and `Run`: start tasks from ordinary (sync) Python.
+"""`init`, `run` and the `Runtime` behind them: start tasks from ordinary (sync) Python.
 
-With no endpoint configured, the first :func:`run` starts an embedded
-controller with the local backend, in a background thread of this process.
-Its replicas are subprocesses; they stop when this process exits.
+The runtime is a background event loop holding the controller's client. With no
+endpoint configured, the first :func:`run` starts an embedded controller (see
+:mod:`~reuse_runtime.sdk.embedded`) with the local backend, in that loop's thread.
+Its replicas are subprocesses; they stop when this process exits. What
+:func:`run` returns is a :class:`~reuse_runtime.sdk.run.Run`.
 
 Example::
 

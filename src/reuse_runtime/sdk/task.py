@@ -7,8 +7,7 @@
 * Outside any run, calling it runs the function here, like a plain call.
 
 ``@env.task`` makes templates (see :mod:`reuse_runtime.sdk.environment`); a template
-knows its environment only as a :class:`ParentEnvironment`, so this module does
-not import the environment's.
+knows its environment as a :class:`ParentEnvironment`.
 """
 
 from __future__ import annotations
@@ -90,7 +89,11 @@ MAX_INLINE_IO_BYTES = 10 * 1024 * 1024
 
 
 class ParentEnvironment(Protocol):
-    """What a task takes from its environment: a :class:`TaskEnvironment` is one."""
+    """What a task takes from its environment: a ``TaskEnvironment`` is one.
+
+    The environment makes its tasks (``@env.task``), so a task knows it by this shape
+    only, and this module does not import the environment's.
+    """
 
     @property
     def name(self) -> str: ...
