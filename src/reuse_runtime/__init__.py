@@ -22,6 +22,7 @@ import.
 """
 
 import os as _os
+import sys as _sys
 
 # gRPC's C core logs to stderr on its own (``E1123 ... add_port.cc``); the errors
 # it reports reach Python as exceptions, which say what to do. GRPC_VERBOSITY=debug
@@ -29,6 +30,7 @@ import os as _os
 _os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from reuse_runtime import errors, io, remote
+from reuse_runtime._version import __version__, version
 from reuse_runtime.errors import (
     BacklogFullError,
     ReplicaLostError,
@@ -72,17 +74,6 @@ from reuse_runtime.sdk import (
 from reuse_runtime.sdk.excepthook import install as _install_excepthook
 from reuse_runtime.sdk.ignored import ReuseRuntimeWarning
 from reuse_runtime.sdk.ignored import install_format as _install_warning_format
-
-__version__ = "0.1.0"
-
-
-def version() -> str:
-    """The version of reuse-runtime."""
-    return __version__
-
-
-_install_excepthook()
-_install_warning_format()
 
 __all__ = [
     "AsyncFunctionTaskTemplate",
@@ -128,3 +119,7 @@ __all__ = [
     "version",
     "with_runcontext",
 ]
+
+# The hook suggests a misspelled keyword from the public API named above.
+_install_excepthook(_sys.modules[__name__])
+_install_warning_format()

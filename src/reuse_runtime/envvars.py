@@ -1,15 +1,52 @@
-"""Numbers from environment variables: a default when unset, one clear error when wrong."""
+"""Numbers and byte sizes, parsed: from settings, and from environment variables (a
+default when unset, one clear error when wrong)."""
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
 from reuse_runtime.errors import PolicyError
 
 N = TypeVar("N", int, float)
+
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+    "t": 10**12,
+    "ki": 2**10,
+    "mi": 2**20,
+    "gi": 2**30,
+    "ti": 2**40,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
+
+
+def parse_bytes(value: int | str, *, field_name: str = "size") -> int:
+    """Parse a byte count: an int, or a string such as ``"400Mi"``, ``"2Gi"``, ``"1G"``.
+
+    >>> parse_bytes("2Gi")
+    2147483648
+    """
+    if isinstance(value, bool):
+        raise PolicyError(f"{field_name} must be bytes (int) or a string like '2Gi', got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise PolicyError(f"{field_name} must not be negative, got {value}")
+        return value
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match:
+            number, unit = match.groups()
+            return int(float(number) * _UNITS[(unit or "").lower()])
+    raise PolicyError(
+        f"{field_name} must be bytes (int) or a string like '400Mi' or '2Gi', got {value!r}"
+    )
 
 
 def env_number(
@@ -37,11 +74,8 @@ def env_number(
 
 
 def env_size(name: str, default: int, *, least: int, needs: str) -> int:
-    """``$name`` as a byte count: bytes, or a size like ``64Mi`` (see
-    :func:`~reuse_runtime.policy.parse_bytes`), at least ``least``; ``default`` when
-    unset. Otherwise as :func:`env_number`."""
-    from reuse_runtime.policy import parse_bytes  # policy reads its settings from here
-
+    """``$name`` as a byte count: bytes, or a size like ``64Mi`` (see :func:`parse_bytes`),
+    at least ``least``; ``default`` when unset. Otherwise as :func:`env_number`."""
     return env_number(
         name,
         default,

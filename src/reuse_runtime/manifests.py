@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from reuse_runtime._version import __version__
 from reuse_runtime.backends.kubernetes import (
     API_CALLS,
     CONTROLLER_LABEL,
@@ -87,8 +88,6 @@ class Deployment:
     def controller_image(self) -> str:
         if self.image:
             return self.image
-        from reuse_runtime import __version__
-
         return f"reuse-runtime:{__version__}"
 
 

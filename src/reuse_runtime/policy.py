@@ -14,12 +14,12 @@ Example::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
 from reuse_runtime.envvars import env_number
+from reuse_runtime.envvars import parse_bytes as parse_bytes  # also imported from here
 from reuse_runtime.errors import PolicyError
 
 #: The documented minimum for ``idle_ttl`` and ``scaledown_ttl``.
@@ -28,41 +28,6 @@ DEFAULT_MIN_TTL_SECONDS = 30.0
 MIN_TTL_ENV = "REUSE_RUNTIME_MIN_TTL_SECONDS"
 
 _DEFAULT_TTL = timedelta(seconds=30)
-
-_UNITS = {
-    "": 1,
-    "k": 10**3,
-    "m": 10**6,
-    "g": 10**9,
-    "t": 10**12,
-    "ki": 2**10,
-    "mi": 2**20,
-    "gi": 2**30,
-    "ti": 2**40,
-}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
-
-
-def parse_bytes(value: int | str, *, field_name: str = "size") -> int:
-    """Parse a byte count: an int, or a string such as ``"400Mi"``, ``"2Gi"``, ``"1G"``.
-
-    >>> parse_bytes("2Gi")
-    2147483648
-    """
-    if isinstance(value, bool):
-        raise PolicyError(f"{field_name} must be bytes (int) or a string like '2Gi', got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise PolicyError(f"{field_name} must not be negative, got {value}")
-        return value
-    if isinstance(value, str):
-        match = _SIZE.match(value)
-        if match:
-            number, unit = match.groups()
-            return int(float(number) * _UNITS[(unit or "").lower()])
-    raise PolicyError(
-        f"{field_name} must be bytes (int) or a string like '400Mi' or '2Gi', got {value!r}"
-    )
 
 
 def min_ttl_seconds() -> float:

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from reuse_runtime.envvars import parse_bytes
 from reuse_runtime.errors import PolicyError
-from reuse_runtime.policy import parse_bytes
 
 CPUBaseType = int | float | str
 _CPU = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(m?)\s*$")

@@ -73,7 +73,8 @@ from reuse_runtime.security import Security
 if TYPE_CHECKING:
     from reuse_runtime.controller.pool import ReplicaPool
     from reuse_runtime.controller.service import ControllerService
-    from reuse_runtime.sdk.environment import TaskEnvironment, TaskTemplate
+    from reuse_runtime.sdk.environment import TaskEnvironment
+    from reuse_runtime.sdk.task import TaskTemplate
 
 T = TypeVar("T")
 
@@ -327,7 +328,7 @@ class _Core:
     async def submit_task(
         self, task: TaskTemplate[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> TaskResult:
-        from reuse_runtime.sdk.environment import CallContext
+        from reuse_runtime.sdk.task import CallContext
 
         where = CallContext(run_id=f"harness-{next(self.runs)}")
         key = await self.register(task.environment_spec(where))

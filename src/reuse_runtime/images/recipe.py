@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import platform as _platform
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -610,9 +610,8 @@ class Image:
 
     def describe(self) -> str:
         """A short human summary (the recipe itself is :meth:`to_json`)."""
-        parts = [self.base_image or ("dockerfile:" + self.dockerfile if self.dockerfile else "")]
-        if not parts[0]:
-            parts[0] = "debian-base"
+        dockerfile = f"dockerfile:{self.dockerfile}" if self.dockerfile else ""
+        parts = [self.base_image or dockerfile or "debian-base"]
         for layer in self._layers:
             if isinstance(layer, PipPackages):
                 parts.append("pip:" + ",".join(layer.packages))
@@ -635,7 +634,8 @@ class Image:
             "platform": list(self.platform),
             "python_version": list(self.python_version),
             "extendable": self.extendable,
-            "layers": [_layer_dict(layer) for layer in self._layers],
+            # Nested dataclasses become objects, tuples JSON arrays.
+            "layers": [{"kind": layer.kind, **asdict(layer)} for layer in self._layers],
         }
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
@@ -659,23 +659,6 @@ class Image:
             )
         except (KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:
             raise ValueError(f"malformed image recipe: {exc}") from None
-
-
-def _layer_dict(layer: Layer) -> dict[str, Any]:
-    data: dict[str, Any] = {"kind": layer.kind}
-    for f in fields(layer):
-        value = getattr(layer, f.name)
-        if isinstance(value, PipOptions):
-            value = {
-                "index_url": value.index_url,
-                "extra_index_urls": list(value.extra_index_urls),
-                "pre": value.pre,
-                "extra_args": value.extra_args,
-            }
-        elif isinstance(value, tuple):
-            value = [list(v) if isinstance(v, tuple) else v for v in value]
-        data[f.name] = value
-    return data
 
 
 def _paths_of(layer: Layer) -> list[tuple[str, str, bool | None]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from reuse_runtime._version import __version__
 from reuse_runtime.errors import ImageBuildError, PolicyError
 from reuse_runtime.images.recipe import Image, parse_image_field
 
@@ -30,8 +31,6 @@ TAG_PREFIX = "r-"
 
 def recipe_tag(image: Image) -> str:
     """The tag of a recipe's image in a registry: a digest of the recipe and our version."""
-    from reuse_runtime import __version__
-
     raw = f"{image.to_json()}\0reuse-runtime {__version__}".encode()
     return TAG_PREFIX + hashlib.sha256(raw).hexdigest()[:20]
 

@@ -19,7 +19,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import reuse_runtime
 import reuse_runtime_init
 
 DISTRIBUTION = "reuse-runtime"
@@ -43,7 +42,7 @@ class RuntimeWheel:
 
 def _sources() -> list[tuple[str, Path]]:
     """(archive name, file) for every file of the package and the init module."""
-    package = Path(reuse_runtime.__file__).parent
+    package = Path(__file__).parent.parent  # this is reuse_runtime/images/wheel.py
     files = [("reuse_runtime_init.py", Path(reuse_runtime_init.__file__))]
     for folder, dirs, names in os.walk(package):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)

@@ -12,8 +12,9 @@ from reuse_runtime.sdk.logger import logger
 from reuse_runtime.sdk.map import map
 from reuse_runtime.sdk.pod import PodTemplate
 from reuse_runtime.sdk.retry import Backoff, RetryStrategy, Timeout, TimeoutType
+from reuse_runtime.sdk.run import Run
 from reuse_runtime.sdk.runcontext import with_runcontext
-from reuse_runtime.sdk.runtime import Run, init, init_from_config, run, shutdown
+from reuse_runtime.sdk.runtime import init, init_from_config, run, shutdown
 from reuse_runtime.sdk.secrets import Secret, SecretRequest
 from reuse_runtime.sdk.task_context import ctx, custom_context, get_custom_context, group
 from reuse_runtime.sdk.trace import trace

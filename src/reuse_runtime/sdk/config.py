@@ -1,6 +1,6 @@
-"""The config file: ``[controller]`` settings in TOML, read strictly.
+"""Where tasks go: :class:`RuntimeConfig`, and the config file it can be read from.
 
-::
+The config file holds ``[controller]`` settings in TOML, read strictly::
 
     [controller]
     endpoint = "10.0.0.5:50050"   # a standalone controller; omit for the embedded one
@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,22 @@ KNOWN: dict[str, dict[str, tuple[type, ...]]] = {
         "container_network": (str,),
     },
 }
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where tasks go. ``endpoint=None`` means an embedded controller in this process."""
+
+    endpoint: str | None = None
+    token: str | None = None
+    max_backlog: int | None = None
+    replica_loss_budget: int | None = None
+    #: Where the embedded controller runs replicas: "local" or "container".
+    backend: str | None = None
+    #: The container backend's network: "bridge", "host", or a network's name.
+    container_network: str | None = None
+    # The embedded controller serves Prometheus metrics on this port (0 picks one).
+    metrics_port: int | None = None
 
 
 def check_endpoint(endpoint: str, where: str = "endpoint") -> str:

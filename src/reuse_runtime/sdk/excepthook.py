@@ -15,13 +15,16 @@ import os
 import re
 import sys
 import traceback
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 
 from reuse_runtime.errors import BaseRuntimeError, ReuseRuntimeError
 from reuse_runtime.tracebacks import trim
 
 _original = sys.excepthook
+#: The module whose ``__all__`` is the public API that :func:`hint` suggests names from;
+#: the package passes itself to :func:`install` (this module does not import it).
+_api: ModuleType | None = None
 
 
 def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
@@ -49,8 +52,13 @@ def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackTyp
         _original(kind, value, tb)
 
 
-def install() -> None:
-    """Install the hook, unless something else replaced Python's own first."""
+def install(api: ModuleType) -> None:
+    """Install the hook, unless something else replaced Python's own first.
+
+    ``api`` is the package, whose ``__all__`` names the calls :func:`hint` knows.
+    """
+    global _api
+    _api = api
     if sys.excepthook is sys.__excepthook__:
         sys.excepthook = excepthook
 
@@ -60,8 +68,6 @@ _UNEXPECTED = re.compile(r"^(?P<func>[\w.]+)\(\) got an unexpected keyword argum
 
 def _parameters() -> dict[str, list[str]]:
     """Qualified name -> parameter names, for every callable of the public API."""
-    import reuse_runtime
-
     found: dict[str, list[str]] = {}
 
     def add(fn: Any) -> None:
@@ -70,8 +76,9 @@ def _parameters() -> dict[str, list[str]]:
             with contextlib.suppress(TypeError, ValueError):
                 found[fn.__qualname__] = list(inspect.signature(fn).parameters)
 
-    for name in reuse_runtime.__all__:
-        obj = getattr(reuse_runtime, name, None)
+    names: list[str] = list(getattr(_api, "__all__", ()))
+    for name in names:
+        obj = getattr(_api, name, None)
         if isinstance(obj, type):
             for member in vars(obj).values():
                 add(getattr(member, "__func__", member))

@@ -29,12 +29,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, 
 from typing import Any
 
 from reuse_runtime.context import current_task
+from reuse_runtime.sdk.task import TaskTemplate
 from reuse_runtime.sdk.task_context import _group
 
 
 def _task_of(func: Any) -> Any:
-    from reuse_runtime.sdk.environment import TaskTemplate
-
     if isinstance(func, functools.partial):
         task = func.func
         if not isinstance(task, TaskTemplate):

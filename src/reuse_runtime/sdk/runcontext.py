@@ -28,41 +28,15 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reuse_runtime.model import RunOptions
 from reuse_runtime.sdk.aio import BlockingMethod
 from reuse_runtime.sdk.ignored import note_ignored
+from reuse_runtime.sdk.run import RunSettings
+from reuse_runtime.sdk.runtime import start
 
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What ``with_runcontext`` sets for one run."""
-
-    name: str | None = None
-    env_vars: dict[str, str] = field(default_factory=dict)
-    overwrite_cache: bool = False
-    disable_run_cache: bool = False
-    custom_context: dict[str, str] = field(default_factory=dict)
-    log_level: int | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    run_start_time: datetime | None = None
-
-    def run_options(self) -> RunOptions | None:
-        """The options every task of the run carries, or None when there are none."""
-        if not (self.env_vars or self.overwrite_cache or self.disable_run_cache or self.log_level):
-            return None
-        return RunOptions(
-            overwrite_cache=self.overwrite_cache,
-            disable_cache=self.disable_run_cache,
-            env_vars=tuple(sorted(self.env_vars.items())),
-            log_level=int(self.log_level or 0),
-        )
 
 
 class Runner:
@@ -74,8 +48,6 @@ class Runner:
     @BlockingMethod
     def run(self, task: Any, *args: Any, **kwargs: Any) -> Any:
         """Start ``task(*args, **kwargs)`` with this context's settings; returns a ``Run``."""
-        from reuse_runtime.sdk.runtime import start
-
         return start(task, args, kwargs, self.settings)
 
     def __repr__(self) -> str:
