@@ -230,7 +230,6 @@ KNOWN_LONG = frozenset(
     {
         "reuse_runtime/backends/kubernetes.py",
         "reuse_runtime/controller/pool.py",
-        "reuse_runtime/wire/clients.py",
     }
 )
 
