@@ -14,7 +14,7 @@ import asyncio
 import platform
 
 from benchmarks.harness import median_of, noop_spec, sequential, windowed, worker
-from reuse_runtime.wire.clients import WorkerClient
+from reuse_runtime.client import WorkerClient
 
 N_SEQ = 2000
 N_PAR = 20000

@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 from benchmarks.harness import emit, noop_spec, sequential, windowed, worker
-from reuse_runtime.wire.clients import WorkerClient
+from reuse_runtime.client import WorkerClient
 
 WINDOW = 100
 

@@ -36,9 +36,9 @@ class WorkerProcess:
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """Call metadata with the token this worker made up (a raw channel needs it)."""
+        from reuse_runtime.client import call_metadata
         from reuse_runtime.security import Security
         from reuse_runtime.tokens import with_local_token
-        from reuse_runtime.wire.clients import call_metadata
 
         return call_metadata(with_local_token(Security.from_env(), self.address))
 
@@ -157,8 +157,8 @@ async def running_controller(
     The client uses the controller's own credentials (made up when none are configured)
     unless told otherwise.
     """
+    from reuse_runtime.client import ControllerClient
     from reuse_runtime.controller.server import ControllerConfig, ControllerServer
-    from reuse_runtime.wire.clients import ControllerClient
 
     settings = ControllerConfig(**config)  # type: ignore[arg-type]
     server = ControllerServer(settings)

@@ -209,6 +209,27 @@ def test_no_import_runs_up_the_layers() -> None:
     assert sorted(KNOWN - found) == [], "stale entries in KNOWN: remove them"
 
 
+def _generated_imports(path: Path) -> Iterator[str]:
+    """The generated protobuf modules ``path`` imports (``*_pb2``, ``*_pb2_grpc``)."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [f"{node.module or ''}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        yield from (name for name in names if "_pb2" in name or ".wire.v1" in name)
+
+
+def test_only_the_wire_imports_generated_code() -> None:
+    found = {
+        module: sorted(_generated_imports(path))
+        for module, path in _modules().items()
+        if layer_of(module) != layer_of("reuse_runtime.wire")
+    }
+    assert {module: names for module, names in found.items() if names} == {}
+
+
 def test_the_check_sees_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
@@ -230,7 +251,6 @@ KNOWN_LONG = frozenset(
     {
         "reuse_runtime/backends/kubernetes.py",
         "reuse_runtime/controller/pool.py",
-        "reuse_runtime/wire/clients.py",
     }
 )
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from reuse_runtime.client import ControllerClient
 from reuse_runtime.security import Security
-from reuse_runtime.wire.clients import ControllerClient
 from tests import metrics_tasks as mt
 from tests.helpers import running_controller, spawn_controller, submit, subprocess_env
 

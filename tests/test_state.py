@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from reuse_runtime.client import WorkerClient
 from reuse_runtime.errors import AuthError
-from reuse_runtime.wire.clients import WorkerClient
 from tests.helpers import spawn_worker, task
 from tests.worker import tasks
 

@@ -13,9 +13,9 @@ import time
 from rich.console import Console
 
 from reuse_runtime.cli.status_view import RateMeter, render, watch
+from reuse_runtime.client import ControllerClient
 from reuse_runtime.model import ControllerStatus, EnvironmentStatus, PoolEvent
 from reuse_runtime.security import Security
-from reuse_runtime.wire.clients import ControllerClient
 from tests.controller import tasks
 from tests.helpers import spawn_controller, submit, subprocess_env
 from tests.tmux import terminal

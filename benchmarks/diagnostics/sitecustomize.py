@@ -24,7 +24,8 @@ More, for a closer look:
   timeline ``[ms, event, tasks]`` of tasks in (``in``), result batches out (``out``) and
   messages handed to grpc (``wire:<kind>``): shows a batch of tasks coming back in pieces.
 
-It wraps private functions of ``reuse_runtime.wire``: update it when they move.
+It wraps private functions of ``reuse_runtime.wire`` and ``reuse_runtime.client``:
+update it when they move.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ import sys
 from typing import Any
 
 if os.environ.get("REUSE_BENCH_COUNT_MESSAGES"):
-    from reuse_runtime.wire import clients, services
+    from reuse_runtime.client import connection, controller
+    from reuse_runtime.wire import services
 
     counts: dict[str, list[int]] = {}
     # REUSE_BENCH_TRACE_SIZES=1 also keeps each message's task count, in order.
@@ -49,9 +51,9 @@ if os.environ.get("REUSE_BENCH_COUNT_MESSAGES"):
         if trace is not None:
             trace.setdefault(hop, []).append(tasks)
 
-    submit_batch = clients.ControllerClient._submit_batch
+    submit_batch = controller.ControllerClient._submit_batch
     submit_events = services._submit_events
-    send_results = clients.ControllerConnection.send_results
+    send_results = connection.ControllerConnection.send_results
     replica_messages = services.ReplicaStream.messages
 
     def _submit_batch(self: Any, items: Any, cancels: Any) -> Any:
@@ -77,9 +79,9 @@ if os.environ.get("REUSE_BENCH_COUNT_MESSAGES"):
                     )
             yield message
 
-    clients.ControllerClient._submit_batch = _submit_batch  # type: ignore[method-assign]
+    controller.ControllerClient._submit_batch = _submit_batch  # type: ignore[method-assign]
     services._submit_events = _submit_events
-    clients.ControllerConnection.send_results = _send_results  # type: ignore[method-assign]
+    connection.ControllerConnection.send_results = _send_results  # type: ignore[method-assign]
     services.ReplicaStream.messages = _messages  # type: ignore[method-assign]
 
     def _report() -> None:
@@ -112,13 +114,13 @@ if os.environ.get("REUSE_BENCH_TRACE_LIMITER"):
 if os.environ.get("REUSE_BENCH_TRACE_EVENTS"):
     import time as _time
 
-    from reuse_runtime.wire import clients as _clients
+    from reuse_runtime.client import connection as _connection
     from reuse_runtime.worker import servicer as _servicer
 
     _events: list[tuple[float, str, int]] = []
     _submit = _servicer.TaskSession.submit
-    _send = _clients.ControllerConnection.send_results
-    _reqs = _clients.ControllerConnection._requests
+    _send = _connection.ControllerConnection.send_results
+    _reqs = _connection.ControllerConnection._requests
 
     def _traced_submit(self: Any, spec: Any) -> None:
         _events.append((_time.perf_counter(), "in", 1))
@@ -135,8 +137,8 @@ if os.environ.get("REUSE_BENCH_TRACE_EVENTS"):
             yield m
 
     _servicer.TaskSession.submit = _traced_submit  # type: ignore[method-assign]
-    _clients.ControllerConnection.send_results = _traced_send  # type: ignore[method-assign]
-    _clients.ControllerConnection._requests = _traced_reqs  # type: ignore[method-assign]
+    _connection.ControllerConnection.send_results = _traced_send  # type: ignore[method-assign]
+    _connection.ControllerConnection._requests = _traced_reqs  # type: ignore[method-assign]
 
     def _report_events() -> None:
         if not _events:

@@ -11,9 +11,9 @@ from typing import Any
 
 from reuse_runtime.backends import controller_placement, open_backend
 from reuse_runtime.backends.container import ENVIRONMENT_LABEL, ContainerBackend
+from reuse_runtime.client import ControllerClient
 from reuse_runtime.controller.server import ControllerConfig, ControllerServer
 from reuse_runtime.security import Security
-from reuse_runtime.wire.clients import ControllerClient
 
 
 @dataclass

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from reuse_runtime.client import ControllerClient
 from reuse_runtime.model import Submission
 from reuse_runtime.security import Security
-from reuse_runtime.wire.clients import ControllerClient
 from tests.controller import storm_tasks as st
 from tests.helpers import (
     TcpProxy,

@@ -50,8 +50,8 @@ from google.protobuf.message import DecodeError, Message
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
+from reuse_runtime.client import WorkerClient, call_metadata
 from reuse_runtime.model import ENVIRONMENT_NAME, Submission
-from reuse_runtime.wire.clients import WorkerClient, call_metadata
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from tests.fuzz import tasks as fuzz_tasks
 from tests.helpers import ROOT, running_controller, spawn_worker, task

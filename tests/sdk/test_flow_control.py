@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from reuse_runtime.client import ControllerClient
 from reuse_runtime.model import Submission, TaskResult, TaskState
-from reuse_runtime.wire.clients import ControllerClient
 from tests.controller import tasks
 from tests.helpers import running_controller
 from tests.sdk.test_run import run_script

@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from reuse_runtime.client import WorkerClient
 from reuse_runtime.errors import AuthConfigError, AuthError
 from reuse_runtime.security import Security, TLSConfig
-from reuse_runtime.wire.clients import WorkerClient
 from tests.controller import tasks as controller_tasks
 from tests.helpers import ROOT, running_controller, spawn_worker, submit, subprocess_env, task
 from tests.tls import make_certs
@@ -91,7 +91,7 @@ async def test_controller_and_replicas_authenticate_both_ways_with_a_token() -> 
             await submit(client, controller_tasks.child, 1)
         with pytest.raises(AuthError, match="refused the token"):
             await client.status()
-        from reuse_runtime.wire.clients import ControllerClient
+        from reuse_runtime.client import ControllerClient
 
         async with ControllerClient(server.address, Security(token=TOKEN)) as friend:
             # Replicas got the token from the controller and attached with it.

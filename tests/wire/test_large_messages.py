@@ -17,10 +17,10 @@ from typing import Any
 import grpc
 import pytest
 
+from reuse_runtime.client import FAILED_STREAMS, ControllerClient
 from reuse_runtime.errors import ControllerUnavailableError
 from reuse_runtime.model import Submission
 from reuse_runtime.wire.batching import BATCH_BYTES, MAX_PAYLOAD_BYTES, in_batches
-from reuse_runtime.wire.clients import FAILED_STREAMS, ControllerClient
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
 from tests.controller import tasks

@@ -20,8 +20,8 @@ import grpc
 import pytest
 from google.protobuf.message import DecodeError
 
+from reuse_runtime.client import WorkerClient
 from reuse_runtime.wire import splice
-from reuse_runtime.wire.clients import WorkerClient
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from tests.helpers import run_python, spawn_worker, task
 from tests.wire import payload_tasks

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from reuse_runtime import code
+from reuse_runtime.client import WorkerClient
 from reuse_runtime.model import CodeBundle, ErrorKind, FunctionRef, TaskSpec, dumps_args
-from reuse_runtime.wire.clients import WorkerClient
 from tests.helpers import spawn_worker
 
 SCRIPT_V1 = b"""

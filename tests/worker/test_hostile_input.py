@@ -19,6 +19,7 @@ import cloudpickle
 import grpc
 import pytest
 
+from reuse_runtime.client import WorkerClient
 from reuse_runtime.errors import BadInputError, RemoteTraceback, TaskFailedError
 from reuse_runtime.model import (
     CodeBundle,
@@ -29,7 +30,6 @@ from reuse_runtime.model import (
     TaskState,
     dumps_args,
 )
-from reuse_runtime.wire.clients import WorkerClient
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from tests.helpers import WorkerProcess, spawn_worker, task
 from tests.worker import hostile_tasks

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from reuse_runtime.client import WorkerClient
 from reuse_runtime.model import ErrorKind, ReplicaInit, ReplicaReport, ResultsBatch, TaskState
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
-from reuse_runtime.wire.clients import WorkerClient
 from tests.helpers import spawn_worker, task
 from tests.worker import tasks
 

@@ -23,7 +23,7 @@ def add_parser(commands: Commands) -> None:
 
 
 async def _health_main(args: argparse.Namespace) -> int:
-    from reuse_runtime.wire.clients import check_health, describe_rpc_error
+    from reuse_runtime.client import check_health, describe_rpc_error
 
     try:
         status = await check_health(args.address, security_from(args), timeout=args.timeout)

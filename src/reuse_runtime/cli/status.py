@@ -49,9 +49,9 @@ def add_parser(commands: Commands) -> None:
 
 
 async def _status_main(args: argparse.Namespace) -> int:
+    from reuse_runtime.client import ControllerClient
     from reuse_runtime.errors import ControllerUnavailableError
     from reuse_runtime.sdk.runtime import ENDPOINT_ENV, embedded_controller
-    from reuse_runtime.wire.clients import ControllerClient
 
     security = security_from(args)
     endpoint = args.endpoint or os.environ.get(ENDPOINT_ENV)
@@ -96,8 +96,8 @@ async def _status_main(args: argparse.Namespace) -> int:
 
 
 async def _answers(endpoint: str, security: Security) -> bool:
+    from reuse_runtime.client import ControllerClient
     from reuse_runtime.errors import ControllerUnavailableError
-    from reuse_runtime.wire.clients import ControllerClient
 
     try:
         async with ControllerClient(endpoint, security) as client:

@@ -9,8 +9,8 @@ knows nothing of runs or of the driver's runtime.
 from __future__ import annotations
 
 from reuse_runtime import context as task_context
+from reuse_runtime.client import ControllerClient
 from reuse_runtime.errors import ControllerUnavailableError
-from reuse_runtime.wire.clients import ControllerClient
 
 _replica_client: ControllerClient | None = None
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reuse_runtime import code, gctune, logs, malloctune
 from reuse_runtime import context as task_context
+from reuse_runtime.client import ControllerClient
 from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import ConfigError, RuntimeUserError, ScriptImportError
 from reuse_runtime.model import EnvironmentSpec, LogLine, Submission, TaskResult
@@ -54,7 +55,6 @@ from reuse_runtime.sdk.run import WAKE_SECONDS, Run, RunSettings, finish_at_exit
 from reuse_runtime.sdk.task import CallContext, TaskTemplate
 from reuse_runtime.sdk.task_context import note_run_started, set_project_domain
 from reuse_runtime.security import Security
-from reuse_runtime.wire.clients import ControllerClient
 
 if TYPE_CHECKING:
     from reuse_runtime.controller.server import ControllerServer

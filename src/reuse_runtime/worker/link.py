@@ -16,6 +16,7 @@ from collections.abc import Callable
 import structlog
 
 from reuse_runtime.aio import TaskSet, wait_within
+from reuse_runtime.client import ControllerConnection
 from reuse_runtime.model import (
     DispatchCommand,
     DrainCommand,
@@ -24,7 +25,6 @@ from reuse_runtime.model import (
     ReplicaInit,
 )
 from reuse_runtime.security import Security
-from reuse_runtime.wire.clients import ControllerConnection
 from reuse_runtime.worker.servicer import TaskSession, WorkerService
 
 log = structlog.get_logger("reuse_runtime.worker")

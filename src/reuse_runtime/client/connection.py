@@ -1,0 +1,71 @@
+"""A replica's stream to its controller: reports and results up, commands down."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from reuse_runtime import model
+from reuse_runtime.client.channel import call_metadata, open_channel
+from reuse_runtime.security import Security
+from reuse_runtime.wire import stubs
+from reuse_runtime.wire.batching import in_batches, result_size
+from reuse_runtime.wire.stubs import ControllerCommand
+
+__all__ = ["ControllerCommand", "ControllerConnection"]
+
+
+class ControllerConnection:
+    """A replica's stream to its controller: reports and results up, work down.
+
+    Call-order contract: create inside the running loop, iterate :meth:`commands`
+    (the first one is normally a :class:`~reuse_runtime.model.ReplicaInit`), and
+    :meth:`close` to half-close once the last results are queued.
+    """
+
+    def __init__(self, address: str, security: Security, hello: model.ReplicaHello) -> None:
+        self.address = address
+        self._channel = open_channel(address, security)
+        self._outbox: list[Any] = [stubs.hello_message(hello)]
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        connect = stubs.connect_method(self._channel)
+        self._call = connect(self._requests(), metadata=call_metadata(security))
+
+    def send_report(self, report: model.ReplicaReport) -> None:
+        self._outbox.append(stubs.report_message(report))
+        self._wakeup.set()
+
+    def send_results(self, results: list[model.TaskResult], logs: list[model.LogLine]) -> None:
+        for items, last in in_batches(results, result_size):
+            self._outbox.append(stubs.results_message(items, logs if last else []))
+        self._wakeup.set()
+
+    async def commands(self) -> AsyncIterator[ControllerCommand]:
+        """The controller's messages, until it ends the stream. Raises on a broken stream."""
+        async for message, big in self._call:
+            command = stubs.command_from_message(message, big)
+            if command is not None:
+                yield command
+
+    async def close(self) -> None:
+        """Flush what is queued, half-close, and close the channel."""
+        self._closing = True
+        self._wakeup.set()
+        # Grace lets the last messages out and the controller end the stream.
+        await self._channel.close(grace=2.0)
+
+    def abort(self) -> None:
+        self._call.cancel()
+
+    async def _requests(self) -> AsyncIterator[Any]:
+        while True:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                for message in batch:
+                    yield message
+            if self._closing:
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
