@@ -21,11 +21,11 @@ import structlog
 
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.cache import ResultCache
+from reuse_runtime.controller.metrics import ControllerMetrics
 from reuse_runtime.controller.pool import ReplicaPool, ReplicaState, TaskRecord
 from reuse_runtime.controller.replay import ReplayBudget, ReplayLog, default_replay_bytes
 from reuse_runtime.controller.telemetry import PoolTelemetry, RunTable
 from reuse_runtime.errors import BadInputError, ClosedError
-from reuse_runtime.metrics import ControllerMetrics
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
     CodeBundle,
