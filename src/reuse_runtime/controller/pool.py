@@ -151,8 +151,9 @@ class ReplicaPool:
         replica = record.replica
         if replica is None:  # waiting, or backing off before a retry: not finished
             self.finish(record, cancellation(record, reason))
-            if not record.backing_off:  # backing off, it is not in the backlog: its timer
-                self._dispatcher.mark_stale()  # finds it finished
+            # A retry waiting out its backoff is not in the backlog: its timer finds it finished.
+            if not record.backing_off:
+                self._dispatcher.mark_stale()
             return
         if replica.stream is not None:
             replica.stream.cancel(record.task_id)
