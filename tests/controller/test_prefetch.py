@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from reuse_runtime.controller.pool import PREFETCH_DIVISOR, SHORT_PREFETCH_DIVISOR
+from reuse_runtime.controller.dispatch import PREFETCH_DIVISOR, SHORT_PREFETCH_DIVISOR
 from tests.controller import tasks
 from tests.helpers import running_controller, submit
 

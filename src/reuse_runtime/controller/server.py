@@ -22,8 +22,9 @@ from reuse_runtime.aio import TaskSet
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
 from reuse_runtime.controller.liveness import HEARTBEATS_BEFORE_LOST, Listening
+from reuse_runtime.controller.metrics import ControllerMetrics
 from reuse_runtime.controller.service import ControllerService
-from reuse_runtime.metrics import ControllerMetrics, MetricsServer
+from reuse_runtime.metrics import MetricsServer
 from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services

@@ -21,11 +21,12 @@ import structlog
 
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.controller.cache import ResultCache
-from reuse_runtime.controller.pool import ReplicaPool, ReplicaState, TaskRecord
+from reuse_runtime.controller.metrics import ControllerMetrics
+from reuse_runtime.controller.pool import ReplicaPool
+from reuse_runtime.controller.records import ReplicaState, TaskRecord
 from reuse_runtime.controller.replay import ReplayBudget, ReplayLog, default_replay_bytes
 from reuse_runtime.controller.telemetry import PoolTelemetry, RunTable
 from reuse_runtime.errors import BadInputError, ClosedError
-from reuse_runtime.metrics import ControllerMetrics
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
     CodeBundle,
@@ -214,7 +215,7 @@ class SubmitSession:
         why = f"{CLIENT_GONE} ({reason})"
         for record in list(self._outstanding.values()):
             if record.parent is not None:
-                # The replica running its parent is gone (see ReplicaPool._lost).
+                # The replica running its parent is gone (see Retries.lost).
                 record.parent.lost_children = True
             self._service.cancel_tree(record, why)
         for run_id in self._runs:

@@ -4,8 +4,9 @@
 a task's life (queued, dispatched, off its replica, ran, finished, retried) and
 of a replica's (started, ready, start ended, lost, recycled, stopped). It keeps:
 
-* each run's :class:`RunCounts` (children running and retried; the service counts
-  the rest), which ``Run.wait()`` shows as a progress bar;
+* each run's :class:`~reuse_runtime.controller.records.RunCounts` (children running
+  and retried; the service counts the rest), in a :class:`RunTable`, which
+  ``Run.wait()`` shows as a progress bar;
 * the environment's recent replica events, which ``status`` shows;
 * Prometheus series, when the controller serves metrics
   (:class:`~reuse_runtime.metrics.EnvironmentMetrics`; ``None`` costs nothing).
@@ -18,15 +19,11 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from reuse_runtime.backends.base import ExitStatus
+from reuse_runtime.controller.records import ReplicaState, RunCounts, TaskRecord
 from reuse_runtime.metrics import EnvironmentMetrics
 from reuse_runtime.model import PoolEvent, RunProgress, TaskResult, TaskState
-
-if TYPE_CHECKING:
-    from reuse_runtime.controller.pool import ReplicaState, TaskRecord
 
 #: Replica events an environment remembers for ``status``.
 RECENT_EVENTS = 20
@@ -52,32 +49,6 @@ def loss_cause(status: ExitStatus | None, *, draining: bool = False) -> str:
     if status.code is not None:
         return "drained" if status.code == 0 and draining else "exit"
     return "unknown"
-
-
-@dataclass(eq=False, slots=True)
-class RunCounts:
-    """One run's tasks at the controller. Children are the tasks that have a parent."""
-
-    run_id: str
-    open: int = 0  # tasks of the run at the controller, root included
-    children: int = 0
-    running: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    retried: int = 0
-    held: int = 0  # children its clients hold back (flow control)
-
-    def snapshot(self, *, ended: bool = False) -> RunProgress:
-        return RunProgress(
-            found=True,
-            ended=ended,
-            children=self.children,
-            held=self.held,
-            running=self.running,
-            succeeded=self.succeeded,
-            failed=self.failed,
-            retried=self.retried,
-        )
 
 
 class RunTable:

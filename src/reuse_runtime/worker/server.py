@@ -27,7 +27,7 @@ import structlog
 from reuse_runtime import context as task_context
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.client import ReportSender, describe_rpc_error
-from reuse_runtime.metrics import MetricsServer, WorkerMetrics
+from reuse_runtime.metrics import MetricsServer
 from reuse_runtime.model import ReplicaHello
 from reuse_runtime.security import Security
 from reuse_runtime.tokens import with_local_token
@@ -35,6 +35,7 @@ from reuse_runtime.wire import services
 from reuse_runtime.worker import output
 from reuse_runtime.worker.executor import DEFAULT_MAX_PAYLOAD, Executor, ExecutorConfig
 from reuse_runtime.worker.link import ControllerLink
+from reuse_runtime.worker.metrics import WorkerMetrics
 from reuse_runtime.worker.monitor import ReplicaMonitor
 from reuse_runtime.worker.servicer import WorkerService
 

@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from reuse_runtime.errors import ClosedError
-from reuse_runtime.metrics import WorkerMetrics
 from reuse_runtime.model import (
     ErrorKind,
     LogLine,
@@ -21,6 +20,7 @@ from reuse_runtime.model import (
     TaskSpec,
 )
 from reuse_runtime.worker.executor import Executor
+from reuse_runtime.worker.metrics import WorkerMetrics
 from reuse_runtime.worker.monitor import ReplicaMonitor
 
 

@@ -1,0 +1,338 @@
+"""`Dispatcher`: one pool's backlog, and which replica gets each waiting task.
+
+* **Admission.** The backlog is bounded; a submission beyond it is rejected at once.
+* **Order.** Oldest first: a task that cannot be placed yet waits at the head, and
+  nothing overtakes it. A retry goes back to the head.
+* **Placement.** A waiting task goes to a ready replica with room
+  (:func:`~reuse_runtime.controller.router.pick_replica`): warm code first, then the
+  least loaded. A suspect task (``TaskRecord.solo``: it was on a replica that died)
+  runs alone, its own descendants aside; :meth:`Dispatcher._route` is the one place
+  that rule lives. A replica silent for half its report deadline gets no new work.
+* **Slots.** A replica never holds more than ``concurrency`` slot-holding tasks. A
+  parent that awaits children holds no slot (the worker lends it), so children can
+  run on the parent's replica: ``replicas=1, concurrency=1`` cannot deadlock.
+* **Prefetch.** A replica is also sent a few tasks beyond its slots, which its
+  limiter queues; more while the environment's tasks are short.
+
+What it asks of its pool (end a task, retire a replica, enforce a deadline) goes
+through :class:`DispatchHost`. The replicas are the pool's
+(:mod:`~reuse_runtime.controller.lifecycle` adds and removes them); the dispatcher
+only fills and empties their slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Protocol
+
+from reuse_runtime.controller.autoscaler import ReplicaPhase
+from reuse_runtime.controller.records import ReplicaState, TaskRecord, cancellation, failure
+from reuse_runtime.controller.router import RouteCandidate, pick_replica
+from reuse_runtime.controller.telemetry import PoolTelemetry
+from reuse_runtime.model import CodeBundle, EnvironmentSpec, ErrorKind, TaskResult, TaskSpec
+
+#: A replica of ``concurrency`` c is sent up to c // PREFETCH_DIVISOR tasks beyond it;
+#: its limiter queues them, so a slot that frees starts the next task without waiting
+#: a round trip to the controller (short tasks at full load). Below c = 10: none (but
+#: see SHORT_PREFETCH_DIVISOR).
+PREFETCH_DIVISOR = 10
+#: While the environment's tasks are short (their mean runtime under SHORT_TASK_S), it
+#: is sent c // SHORT_PREFETCH_DIVISOR: many end within a moment of each other, and a
+#: refill that waits for the round trip leaves their slots idle for a noticeable share
+#: of a task's runtime. A task queued so deep waits about one short task at most; longer
+#: tasks keep the shallow prefetch, so they are not held behind others on a busy replica.
+SHORT_PREFETCH_DIVISOR = 2
+SHORT_TASK_S = 0.05
+#: Weight of each finished task in the environment's mean runtime (a moving average).
+RUNTIME_WEIGHT = 0.05
+
+
+class DispatchHost(Protocol):
+    """What the dispatcher asks of its pool (a
+    :class:`~reuse_runtime.controller.pool.ReplicaPool`)."""
+
+    def finish(self, record: TaskRecord, result: TaskResult) -> None:
+        """Deliver ``record``'s one terminal result."""
+        ...
+
+    def retire(
+        self, replica: ReplicaState, reason: str, *, kill: bool = False, recycle: str = ""
+    ) -> None:
+        """Route nothing more to ``replica``; stop it once its tasks are done."""
+        ...
+
+    def expire(self, record: TaskRecord, replica: ReplicaState, timed_out: bool) -> None:
+        """``record`` may still run on ``replica`` past its deadline plus the cancel grace."""
+        ...
+
+
+class Dispatcher:
+    """The backlog of one environment, and the dispatch of its tasks to replicas.
+
+    Lives on the controller's loop. Call-order contract: :meth:`unassign` once
+    whenever a dispatched task leaves its replica (a result, an expiry, a loss).
+    """
+
+    def __init__(
+        self,
+        spec: EnvironmentSpec,
+        replicas: dict[str, ReplicaState],
+        *,
+        host: DispatchHost,
+        telemetry: PoolTelemetry,
+        bundles: dict[str, CodeBundle],
+        max_backlog: int,
+        cancel_grace: float,
+        heartbeat: float,
+        report_deadline: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.spec = spec
+        self.policy = spec.policy
+        self.replicas = replicas
+        self._host = host
+        self.telemetry = telemetry
+        self._bundles = bundles
+        self.max_backlog = max_backlog
+        self.cancel_grace = cancel_grace
+        self.report_deadline = report_deadline
+        self._suspect_after = max(report_deadline / 2, 1.5 * heartbeat)
+        self._clock = clock
+        self.backlog: deque[TaskRecord] = deque()
+        # Cancelled records left in the backlog (removing one from a deque is O(n)):
+        # skipped when they reach its head, compacted away when they are half of it.
+        self._stale = 0
+        self._assigned = 0
+        self._pump_scheduled = False
+        # The moving mean of its tasks' runtimes (None before the first; see
+        # SHORT_PREFETCH_DIVISOR). The pool's result handler updates it.
+        self.mean_runtime: float | None = None
+
+    # ------------------------------------------------------------ the backlog
+
+    def admit(self, record: TaskRecord) -> None:
+        """Queue a task, or reject it at once when the backlog is full."""
+        if self.waiting >= self.max_backlog:
+            # Dispatch what fits first: a full backlog means no free slot either.
+            self._pump_now()
+        if self.waiting >= self.max_backlog:
+            record.finished = True
+            self.telemetry.task_rejected()
+            record.deliver(
+                failure(
+                    record,
+                    ErrorKind.REJECTED,
+                    "BacklogFullError",
+                    f"environment {self.spec.name!r} has {self.waiting} tasks waiting, its "
+                    f"backlog limit; retry later, raise the limit (--max-backlog), or give it more "
+                    f"replicas",
+                )
+            )
+            return
+        self.telemetry.task_queued(record)
+        self.backlog.append(record)
+        self.pump()
+
+    def queue_first(self, record: TaskRecord) -> None:
+        """Put a task back at the head of the backlog (a retry goes first)."""
+        self.backlog.appendleft(record)
+
+    def mark_stale(self) -> None:
+        """A task in the backlog was finished where it waits (cancelled): it stays in the
+        deque until it reaches the head, or until such tasks are half of it."""
+        self._stale += 1
+        if self._stale > 64 and self._stale * 2 > len(self.backlog):
+            self.backlog = deque(r for r in self.backlog if not r.finished)
+            self._stale = 0
+
+    def clear(self) -> list[TaskRecord]:
+        """Empty the backlog; returns what it held (finished records included)."""
+        waiting = list(self.backlog)
+        self.backlog.clear()
+        self._stale = 0
+        return waiting
+
+    @property
+    def waiting(self) -> int:
+        """Tasks in the backlog, not counting cancelled ones still in the deque."""
+        return len(self.backlog) - self._stale
+
+    @property
+    def assigned(self) -> int:
+        """Tasks on replicas, suspended parents included."""
+        return self._assigned
+
+    # ------------------------------------------------------------ dispatch
+
+    def pump(self) -> None:
+        """Dispatch waiting tasks to free slots, once per loop iteration.
+
+        Everything that queues a task or frees a slot within one iteration (a batch
+        of submissions, a batch of results) shares one pass: a replica is refilled
+        with one dispatch message, and a submission that finds every slot taken
+        costs nothing here. No timer: the pass runs at the next iteration.
+        """
+        if self._pump_scheduled or not self.backlog:
+            return
+        self._pump_scheduled = True
+        asyncio.get_running_loop().call_soon(self._pump_now)
+
+    def _pump_now(self) -> None:
+        self._pump_scheduled = False
+        backlog = self.backlog
+        if not backlog:
+            return
+        # A replica silent for half its report deadline may be frozen: it gets no new
+        # work until it is heard from again (or declared lost).
+        heard_since = self._clock() - self._suspect_after if self.report_deadline else 0.0
+        open_ = [
+            r
+            for r in self.replicas.values()
+            if r.phase is ReplicaPhase.READY
+            and r.stream is not None
+            and r.room > 0
+            and r.heard_at >= heard_since
+        ]
+        while backlog and open_:
+            record = backlog[0]
+            if record.finished:  # cancelled while it waited
+                backlog.popleft()
+                self._stale -= 1
+                continue
+            code_key = _code_key(record.spec)
+            chosen = self._route(record, code_key, open_)
+            if chosen is None:
+                return  # the oldest task waits for its replica, and nothing overtakes it
+            backlog.popleft()
+            if record.cancel_requested:
+                self._host.finish(record, cancellation(record, record.cancel_requested))
+                continue
+            self._dispatch(record, chosen, code_key)
+            if chosen.room <= 0 or chosen.phase is not ReplicaPhase.READY:
+                open_.remove(chosen)
+
+    def _route(
+        self, record: TaskRecord, code_key: str, open_: list[ReplicaState]
+    ) -> ReplicaState | None:
+        """The replica for ``record`` among those with room (see :func:`pick_replica`).
+
+        Placement rules beyond room and warmth live here, and only here: a suspect
+        (``record.solo``) goes only to a replica that runs nothing, and a replica
+        that runs a suspect (``exclusive``) takes only that suspect's descendants.
+        """
+        if len(open_) == 1 and not record.solo and open_[0].exclusive is None:
+            return open_[0]
+        chosen = pick_replica(
+            RouteCandidate(r.replica_id, r.room, r.capacity, code_key in r.warm, r.prefetch)
+            for r in open_
+            if (not record.solo or not r.running)
+            and (r.exclusive is None or _descends_from(record, r.exclusive))
+        )
+        return self.replicas[chosen] if chosen is not None else None
+
+    def _dispatch(self, record: TaskRecord, replica: ReplicaState, code_key: str) -> None:
+        spec = record.spec
+        bundle = spec.bundle
+        if bundle is None and spec.ref is not None:
+            known = self._bundles.get(spec.ref.code_version)
+            if known is not None and known.module == spec.ref.module:
+                bundle = known
+        if bundle is not None and bundle.digest in replica.bundles:
+            bundle = None
+        if bundle is not spec.bundle:
+            spec = replace(spec, bundle=bundle)
+        if bundle is not None:
+            replica.bundles.add(bundle.digest)
+        record.attempts += 1
+        if record.attempts > 1:  # the first attempt leaves it 0, and costs nothing
+            spec = replace(spec, attempt=record.attempts)
+        record.replica = replica
+        # A new attempt: whether it calls children is its own (see retries.py).
+        record.lost_children = record.made_calls = False
+        if record.solo:
+            replica.exclusive = record
+        replica.running[record.task_id] = record
+        replica.warm.add(code_key)
+        replica.dispatched += 1
+        self._assigned += 1
+        if record.children:
+            replica.suspended += 1
+        self.telemetry.task_dispatched(record, replica)
+        replica.stream.dispatch(spec)
+        if spec.timeout:
+            # The replica cancels at the deadline; this catches a task that ignores it.
+            asyncio.get_running_loop().call_later(
+                spec.timeout + self.cancel_grace, self._host.expire, record, replica, True
+            )
+        if (
+            self.policy.max_tasks
+            and replica.dispatched >= self.policy.max_tasks
+            and not replica.external
+        ):
+            self._host.retire(
+                replica, f"ran max_tasks={self.policy.max_tasks} tasks", recycle="max_tasks"
+            )
+
+    def unassign(self, replica: ReplicaState, record: TaskRecord) -> None:
+        """The task no longer runs on the replica (it finished, or the replica is gone)."""
+        del replica.running[record.task_id]
+        self._assigned -= 1
+        if record.children:
+            replica.suspended -= 1
+        if replica.exclusive is record:
+            replica.exclusive = None
+        record.replica = None
+        self.telemetry.task_unassigned(record)
+
+    # ------------------------------------------------------------ slots
+
+    def child_started(self, parent: TaskRecord) -> None:
+        """A child of ``parent`` was accepted: the parent's slot is lent while it waits."""
+        parent.children += 1
+        replica = parent.replica
+        if parent.children == 1 and replica is not None and parent.task_id in replica.running:
+            replica.suspended += 1
+            self.pump()
+
+    def child_finished(self, parent: TaskRecord) -> None:
+        parent.children -= 1
+        replica = parent.replica
+        if parent.children == 0 and replica is not None and parent.task_id in replica.running:
+            replica.suspended -= 1
+
+    # ------------------------------------------------------------ prefetch
+
+    def runtime_is(self, mean: float) -> None:
+        """The tasks' mean runtime moved: deepen or shorten the replicas' prefetch."""
+        was_short = self._short_tasks
+        self.mean_runtime = mean
+        if self._short_tasks is was_short:
+            return
+        for replica in self.replicas.values():
+            if replica.stream is not None and not replica.external:
+                replica.prefetch = self.prefetch(replica.capacity)
+
+    @property
+    def _short_tasks(self) -> bool:
+        return self.mean_runtime is not None and self.mean_runtime < SHORT_TASK_S
+
+    def prefetch(self, capacity: int) -> int:
+        """Tasks a replica of ``capacity`` slots is sent beyond them, queued there."""
+        return capacity // (SHORT_PREFETCH_DIVISOR if self._short_tasks else PREFETCH_DIVISOR)
+
+
+def _descends_from(record: TaskRecord, ancestor: TaskRecord) -> bool:
+    parent = record.parent
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _code_key(spec: TaskSpec) -> str:
+    ref = spec.ref
+    return f"{ref.module}@{ref.code_version}" if ref is not None else ""
