@@ -10,6 +10,7 @@ import cloudpickle
 import pytest
 
 import reuse_runtime as flyte
+from reuse_runtime.user_exceptions import as_user_error
 from tests.helpers import run_python
 
 
@@ -65,7 +66,7 @@ class Custom(Exception):
 def test_a_tasks_exception_arrives_as_itself_and_as_runtime_user_error() -> None:
     unicode = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
     for original in (ValueError("bad"), KeyError("k"), Custom("x", 2), OSError(2, "gone"), unicode):
-        seen = flyte.errors.as_user_error(original, worker="r1")
+        seen = as_user_error(original, worker="r1")
         assert isinstance(seen, type(original))
         assert isinstance(seen, flyte.errors.RuntimeUserError)
         assert type(seen).__name__ == type(original).__name__
@@ -73,9 +74,9 @@ def test_a_tasks_exception_arrives_as_itself_and_as_runtime_user_error() -> None
         assert seen.code == type(original).__name__ and seen.worker == "r1"  # type: ignore[attr-defined]
         again = pickle.loads(cloudpickle.dumps(seen))
         assert type(again) is type(original)  # on the wire it is the original again
-    assert flyte.errors.as_user_error(Custom("x", 2)).what == "x"  # type: ignore[attr-defined]
+    assert as_user_error(Custom("x", 2)).what == "x"  # type: ignore[attr-defined]
     exit_ = SystemExit(3)
-    assert flyte.errors.as_user_error(exit_) is exit_  # not an Exception: left alone
+    assert as_user_error(exit_) is exit_  # not an Exception: left alone
 
 
 def test_a_failed_result_in_a_sum_raises_the_error_not_a_type_error() -> None:
