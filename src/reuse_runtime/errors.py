@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeVar
 
 ErrorKind = Literal["system", "unknown", "user"]
 #: ``Py_TPFLAGS_HEAPTYPE``: set on a class made by a ``class`` statement, not on a builtin.
-_HEAP_TYPE = 1 << 9
+HEAP_TYPE = 1 << 9
 _Class = TypeVar("_Class", bound=type)
 
 
@@ -41,7 +41,7 @@ def new_exception(cls: type[BaseException], args: tuple[Any, ...]) -> BaseExcept
         return cls.__new__(cls, *args)
     except Exception:
         builtin: type = cls
-        while builtin.__flags__ & _HEAP_TYPE:
+        while builtin.__flags__ & HEAP_TYPE:
             builtin = builtin.__base__  # type: ignore[assignment]
         return builtin.__new__(cls, *args)
 

@@ -84,7 +84,7 @@ RESOURCES: dict[type, tuple[str, str]] = {
 }
 _RESOURCE_TYPES = tuple(RESOURCES)
 #: The streams cloudpickle sends by name (the replica's own stdout, ...): not refused.
-_STANDARD_STREAMS = ("stdin", "stdout", "stderr", "__stdin__", "__stdout__", "__stderr__")
+_STANDARD_STREAMS = ("stdout", "stderr")
 
 
 def alias_main(module_name: str) -> None:
@@ -152,12 +152,14 @@ def refuse_resource(obj: object) -> None:
     raise errors.ProcessResourceError(obj, what, advice)
 
 
-def _reduces_by_args(cls: type[BaseException]) -> bool:
-    """Whether ``cls`` pickles as plain exceptions do: ``cls(*args)`` plus ``__dict__``."""
-    return (
-        cls.__reduce__ is BaseException.__reduce__
-        and cls.__reduce_ex__ is BaseException.__reduce_ex__
-    )
+def _reduced_as_builtin(cls: type[BaseException]) -> bool:
+    """Whether ``cls`` pickles as its builtin base does (``cls(*args)``, say): it did
+    not choose how it pickles."""
+    for name in ("__reduce_ex__", "__reduce__"):
+        owner = next(klass for klass in cls.__mro__ if name in vars(klass))
+        if owner.__flags__ & errors.HEAP_TYPE:
+            return False
+    return True
 
 
 def _import_name(cls: type) -> tuple[str, str]:
@@ -200,7 +202,7 @@ def load_exception(
 
 def _reduce_exception(pickler: _Pickler, error: BaseException) -> tuple[Any, ...] | None:
     cls = user_exceptions.original_class(type(error))
-    if cls.__module__ == "builtins" or not _reduces_by_args(cls):
+    if cls.__module__ == "builtins" or not _reduced_as_builtin(cls):
         return None  # a builtin, or a class that chose how it pickles
     buffer = io.BytesIO()
     type(pickler)(buffer, protocol=pickler.proto).dump(cls)

@@ -424,17 +424,20 @@ class Executor:
             data = dumps_plain(value) or pickling.dumps(value)
         except BaseException as exc:
             task = spec.name or spec.task_id
-            message = (
-                exc.describe(f"the result of task {task}", value, "back to the caller", "return")
-                if isinstance(exc, ProcessResourceError)
-                else f"the result of task {task} (a {_type_name(value)}) "
-                f"cannot be pickled: {type(exc).__name__}: {_short(exc)}"
-            )
+            if isinstance(exc, ProcessResourceError):  # its message is the whole story
+                label = f"the result of task {task}"
+                type_name, message = "", exc.describe(label, value, "back to the caller", "return")
+            else:
+                type_name = type(exc).__name__
+                message = (
+                    f"the result of task {task} (a {_type_name(value)}) "
+                    f"cannot be pickled: {type_name}: {_short(exc)}"
+                )
             return TaskResult(
                 spec.task_id,
                 TaskState.FAILED,
                 duration=duration,
-                error=RemoteError(ErrorKind.BAD_OUTPUT, type(exc).__name__, message),
+                error=RemoteError(ErrorKind.BAD_OUTPUT, type_name, message),
             )
         if len(data) > self.config.max_payload:
             return TaskResult(
