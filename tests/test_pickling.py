@@ -60,7 +60,7 @@ def test_an_exception_whose_init_does_not_take_its_args_arrives_as_itself() -> N
 def test_an_exception_that_refers_to_itself_and_one_inside_a_value() -> None:
     error = InsufficientFunds("a-1", 5)
     error.me = error  # type: ignore[attr-defined]
-    error.add_note("checked at noon")
+    error.__notes__ = ["checked at noon"]  # add_note() from Python 3.11 on
     copy = pickle.loads(pickling.dumps({"failed": [error]}))["failed"][0]
     assert copy.me is copy and copy.__notes__ == ["checked at noon"]
 
@@ -134,12 +134,16 @@ def _resources(tmp_path: Path) -> list[tuple[object, str]]:
 
 
 def test_process_resources_are_refused_saying_what_to_send(tmp_path: Path) -> None:
-    for resource, what in _resources(tmp_path):
-        with pytest.raises(errors.ProcessResourceError) as raised:
-            pickling.dumps({"nested": [resource]})
-        assert raised.value.what.startswith(what) and raised.value.resource is resource
-        if isinstance(resource, (io.IOBase, socket.socket)):
-            resource.close()
+    resources = _resources(tmp_path)
+    try:
+        for resource, what in resources:
+            with pytest.raises(errors.ProcessResourceError) as raised:
+                pickling.dumps({"nested": [resource]})
+            assert raised.value.what.startswith(what) and raised.value.resource is resource
+    finally:
+        for resource, _ in resources:
+            if isinstance(resource, (io.IOBase, socket.socket)):
+                resource.close()
     with open(tmp_path / "data.txt") as file, pytest.raises(errors.ProcessResourceError) as raised:
         pickling.dumps(file)
     assert str(raised.value) == (

@@ -224,8 +224,16 @@ def _reduce_exception(pickler: _Pickler, error: BaseException) -> tuple[Any, ...
     return (load_exception, loaded_with, user_exceptions.exception_state(error) or None)
 
 
+#: What :meth:`_Pickler.reducer_override` (or cloudpickle's) reduces; anything else is
+#: left to pickle at once. Classes and functions are all cloudpickle's own override handles.
+_OVERRIDDEN = (type, types.FunctionType, BaseException, *_RESOURCE_TYPES)
+
+
 class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
     def reducer_override(self, obj: Any) -> Any:
+        # Called for every object that is not a plain builtin: one check for the rest.
+        if not isinstance(obj, _OVERRIDDEN):
+            return NotImplemented
         if isinstance(obj, (type, types.FunctionType)):
             reduced = _by_reference(obj)
             if reduced is not None:
