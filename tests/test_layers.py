@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "reuse_runtime._version",
         "reuse_runtime.errors",
+        "reuse_runtime.user_exceptions",
         "reuse_runtime.aio",
         "reuse_runtime.paths",
         "reuse_runtime.pickling",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import pickle
+import socket
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import cloudpickle
 import pytest
@@ -53,6 +55,25 @@ def test_dumps_args_round_trips_and_names_an_unpicklable_argument() -> None:
     assert pickle.loads(dumps_args((1, "x"), {"k": [2]})) == ((1, "x"), {"k": [2]})
     assert pickle.loads(dumps_args((Color.RED,), {}))[0][0] is Color.RED
     with pytest.raises(BadInputError, match="argument 'lock'"):
+        dumps_args((1,), {"lock": threading.Lock()})
+
+
+def test_dumps_args_refuses_an_open_file_saying_what_to_pass(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.csv"
+    path.write_text("a,1\n")
+    with open(path) as ledger, pytest.raises(BadInputError) as raised:
+        dumps_args((ledger,), {})  # cloudpickle would send an io.StringIO of its text
+    assert str(raised.value) == (
+        f"argument 0 is an open file ({str(path)!r}), which cannot travel to a replica; "
+        "pass its path instead, or a flyte.io.File"
+    )
+    with socket.socket() as sock, pytest.raises(BadInputError) as raised:
+        dumps_args((1,), {"conn": {"to": sock}})
+    assert str(raised.value) == (
+        "argument 'conn' holds a socket, which cannot travel to a replica; "
+        "pass its address instead, and connect where it is used"
+    )
+    with pytest.raises(BadInputError, match=r"argument 'lock' is a lock, .* create it where"):
         dumps_args((1,), {"lock": threading.Lock()})
 
 

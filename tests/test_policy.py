@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import traceback
 from datetime import timedelta
 
 import pytest
 
-from reuse_runtime import ReusePolicy
+from reuse_runtime import ReusePolicy, tracebacks
 from reuse_runtime.policy import MIN_TTL_ENV, parse_bytes
 
 
@@ -88,3 +89,22 @@ def test_recycling_bounds() -> None:
     assert parse_bytes("2Gi") == 2 * 2**30
     assert parse_bytes("1G") == 10**9
     assert parse_bytes(1234) == 1234
+
+
+def test_a_negative_ttl_is_shown_in_the_seconds_written() -> None:
+    for value in (-5, timedelta(seconds=-5)):
+        with pytest.raises(ValueError) as raised:
+            ReusePolicy(idle_ttl=value)
+        assert str(raised.value) == "idle_ttl must not be negative, got -5 seconds"
+    with pytest.raises(ValueError, match=r"max_lifetime must not be negative, got -0\.5 seconds"):
+        ReusePolicy(max_lifetime=timedelta(milliseconds=-500))
+
+
+def test_a_bad_value_is_raised_at_the_callers_line() -> None:
+    """Not in the dataclass's generated ``__init__`` (``<string>``) nor in the checks."""
+    with pytest.raises(ValueError) as raised:
+        ReusePolicy(replicas=(3, 1))
+    frames = traceback.extract_tb(raised.value.__traceback__)
+    assert [f.filename for f in frames[:1]] == [__file__]
+    assert frames[0].line == "ReusePolicy(replicas=(3, 1))"
+    assert not [f for f in frames[1:] if not f.filename.startswith(tracebacks.HIDDEN)]

@@ -24,7 +24,7 @@ from pathlib import Path
 from reuse_runtime import pickling
 from reuse_runtime.model import CodeBundle, FunctionRef
 
-BUNDLE_PREFIX = "_reuse_main_"
+BUNDLE_PREFIX = pickling.BUNDLE_PREFIX
 
 # module name (as seen in this process) -> bundle
 _bundles: dict[str, CodeBundle] = {}

@@ -22,15 +22,33 @@ as Flyte reports it::
 
 from __future__ import annotations
 
-import types
-from typing import Any, Literal
+import functools
+from typing import Any, Literal, TypeVar
 
 ErrorKind = Literal["system", "unknown", "user"]
+#: ``Py_TPFLAGS_HEAPTYPE``: set on a class made by a ``class`` statement, not on a builtin.
+HEAP_TYPE = 1 << 9
+_Class = TypeVar("_Class", bound=type)
+
+
+def new_exception(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """``cls.__new__(cls, *args)``, or, where that refuses, its builtin base's ``__new__``.
+
+    (A class that is a ``RuntimeError`` and a ``TimeoutError`` finds
+    ``RuntimeError.__new__`` first, which refuses it: its memory layout is ``OSError``'s.)
+    """
+    try:
+        return cls.__new__(cls, *args)
+    except Exception:
+        builtin: type = cls
+        while builtin.__flags__ & HEAP_TYPE:
+            builtin = builtin.__base__  # type: ignore[assignment]
+        return builtin.__new__(cls, *args)
 
 
 def _restore(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
     """Unpickle one of our errors without calling its ``__init__`` (signatures differ)."""
-    error = cls.__new__(cls, *args)
+    error = new_exception(cls, args)
     error.args = args
     error.__dict__.update(state)
     return error
@@ -187,8 +205,11 @@ class _MessageOnly(RuntimeUserError):
         super().__init__(self.CODE or type(self).__name__, message, "user")
 
 
-class TaskTimeoutError(_MessageOnly):
-    """Expected: the task ran longer than its timeout."""
+class TaskTimeoutError(_MessageOnly, TimeoutError):
+    """Expected: the task ran longer than its timeout.
+
+    It is Python's own :class:`TimeoutError` too, so ``except TimeoutError`` catches it.
+    """
 
     CODE = "TaskTimeoutError"
 
@@ -444,6 +465,51 @@ class ConfigError(PolicyError):
     """
 
 
+class ProcessResourceError(ReuseRuntimeError, TypeError):
+    """Expected: a value that only means something in its own process was to be pickled.
+
+    An open file, a socket, a lock, a coroutine: it cannot travel to a replica, nor
+    back from one. ``what`` names it, ``advice`` says what to send instead (with
+    ``{send}`` standing for "pass" or "return"), and ``resource`` is the value.
+    """
+
+    def __init__(self, resource: object, what: str, advice: str) -> None:
+        super().__init__(f"{what} cannot be pickled: {advice.format(send='send')}")
+        self.resource = resource
+        self.what = what
+        self.advice = advice
+
+    def describe(self, label: str, value: object, where: str, send: str) -> str:
+        """One line: ``label`` (the argument or result ``value``) is or holds the resource."""
+        verb = "is" if value is self.resource else "holds"
+        advice = self.advice.format(send=send)
+        return f"{label} {verb} {self.what}, which cannot travel {where}; {advice}"
+
+
+def raised_at_callers_line(cls: _Class) -> _Class:
+    """Make the ``ValueError`` and ``TypeError`` of ``cls(...)`` start at the caller's line.
+
+    For a configuration class whose ``__init__`` (a dataclass's, running its
+    ``__post_init__``) checks its arguments: the traceback of a bad value ends at
+    the line that passed it, not in generated code (``<string>, line 11``) or in
+    the checks, and the one-line report of :mod:`reuse_runtime.sdk.excepthook`
+    names that line. Other errors keep their whole traceback.
+    """
+    init = cls.__init__  # type: ignore[misc]
+
+    @functools.wraps(init)
+    def __init__(self: object, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except (ValueError, TypeError) as error:
+            # Re-raised from here with its traceback cleared: this frame is the
+            # runtime's (hidden from the user), the next one out is the caller's.
+            raise error.with_traceback(None) from error.__cause__
+
+    setattr(cls, "__init__", __init__)  # noqa: B010 (mypy refuses to assign a method)
+    return cls
+
+
 class ClosedError(ReuseRuntimeError):
     """Expected: the resource (worker, controller, client) is closed or draining."""
 
@@ -490,72 +556,3 @@ class SecretNotFoundError(ReuseRuntimeError, ValueError):
 
 class ScriptImportError(ReuseRuntimeError, RuntimeError):
     """Expected: a script started a run while a replica imported it (no ``__main__`` guard)."""
-
-
-# ---------------------------------------------------------------- a task's own exception
-
-_grafted: dict[type[BaseException], type[BaseException]] = {}
-
-
-def _rebuild_plain(
-    cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]
-) -> BaseException:
-    error = cls(*args)
-    error.__dict__.update(state)
-    return error
-
-
-def _reduce_grafted(self: BaseException) -> tuple[Any, ...]:
-    # On the wire a grafted error is its original class again; the next caller grafts anew.
-    state = {k: v for k, v in self.__dict__.items() if k not in ("code", "kind", "worker")}
-    return (_rebuild_plain, (type(self).__bases__[0], self.args, state))
-
-
-def _graft(cls: type[BaseException]) -> type[BaseException]:
-    grafted = _grafted.get(cls)
-    if grafted is None:
-        grafted = type(
-            cls.__name__,
-            (cls, RuntimeUserError),
-            {
-                "__module__": cls.__module__,
-                "__qualname__": cls.__qualname__,
-                "__doc__": cls.__doc__,
-                "__str__": cls.__str__,
-                "__reduce__": _reduce_grafted,
-            },
-        )
-        _grafted[cls] = grafted
-    return grafted
-
-
-def as_user_error(error: BaseException, *, worker: str | None = None) -> BaseException:
-    """``error`` (a task's own exception) as itself *and* a :class:`RuntimeUserError`.
-
-    The result is an instance of a subclass of both ``type(error)`` and
-    :class:`RuntimeUserError`, with the same name, arguments and attributes, and
-    ``code`` set to the class name, as Flyte reports a task's exception. An error
-    that already is a :class:`BaseRuntimeError`, is not an :class:`Exception`
-    (``SystemExit``, ...), or cannot be re-created, is returned unchanged.
-    """
-    cls = type(error)
-    if isinstance(error, BaseRuntimeError) or not isinstance(error, Exception):
-        return error
-    try:
-        graft = _graft(cls)
-        # A copy of ``error`` made without running a Python __init__ again: its
-        # super() calls would reach RuntimeUserError's. C-level state (UnicodeError's,
-        # say) is set by the builtin __init__, which has no super() chain.
-        grafted = graft.__new__(graft, *error.args)
-        if not isinstance(cls.__init__, types.FunctionType):
-            cls.__init__(grafted, *error.args)
-        grafted.args = error.args
-    except Exception:
-        return error
-    grafted.__dict__.update(error.__dict__)
-    grafted.__cause__ = error.__cause__
-    grafted.__traceback__ = error.__traceback__
-    grafted.code = cls.__name__  # type: ignore[attr-defined]
-    grafted.kind = "user"  # type: ignore[attr-defined]
-    grafted.worker = worker  # type: ignore[attr-defined]
-    return grafted

@@ -17,7 +17,7 @@ from typing import TypeVar, cast
 
 import cloudpickle
 
-from reuse_runtime import errors, pickling
+from reuse_runtime import errors, pickling, user_exceptions
 
 _Record = TypeVar("_Record")
 
@@ -193,7 +193,7 @@ class RemoteError:
         """The exception to raise in the caller.
 
         A user's exception that unpickles is raised as itself (and as Flyte's
-        ``RuntimeUserError``, see :func:`~reuse_runtime.errors.as_user_error`), with
+        ``RuntimeUserError``, see :func:`~reuse_runtime.user_exceptions.as_user_error`), with
         the remote traceback attached as ``__cause__``; anything else becomes the
         :class:`~reuse_runtime.errors.TaskFailedError` subclass of its kind.
         """
@@ -205,9 +205,13 @@ class RemoteError:
             # Only an Exception is raised as itself: a SystemExit or KeyboardInterrupt
             # from a task must never end the caller (an older replica may send one).
             if isinstance(exc, Exception):
+                if isinstance(exc, errors.TaskRaisedError) and not exc.task:
+                    # A stand-in for a class this process cannot load (pickling.load_exception).
+                    exc.task, exc.remote_traceback = task, self.traceback
+                    exc.worker = worker or None
                 if self.traceback:
                     exc.__cause__ = errors.RemoteTraceback(self.traceback)
-                return errors.as_user_error(exc, worker=worker or None)
+                return user_exceptions.as_user_error(exc, worker=worker or None)
         cls = _ERROR_CLASSES.get(self.kind, errors.TaskFailedError)
         if self.kind is ErrorKind.REPLICA_LOST and self.type == "OOMError":
             cls = errors.OOMError
@@ -386,7 +390,11 @@ def dumps_args(args: tuple[object, ...], kwargs: dict[str, object]) -> bytes:
         culprit = "the arguments"
         for label, value in named:
             try:
-                cloudpickle.dumps(value)
+                pickling.dumps(value)
+            except errors.ProcessResourceError as resource:
+                raise errors.BadInputError(
+                    resource.describe(label, value, "to a replica", "pass")
+                ) from None
             except Exception:
                 culprit = f"{label} (a {type(value).__module__}.{type(value).__qualname__})"
                 break

@@ -20,7 +20,7 @@ from typing import Literal
 
 from reuse_runtime.envvars import env_number
 from reuse_runtime.envvars import parse_bytes as parse_bytes  # also imported from here
-from reuse_runtime.errors import PolicyError
+from reuse_runtime.errors import PolicyError, raised_at_callers_line
 
 #: The documented minimum for ``idle_ttl`` and ``scaledown_ttl``.
 DEFAULT_MIN_TTL_SECONDS = 30.0
@@ -48,13 +48,19 @@ def _ttl(name: str, value: object, *, floor: float | None) -> timedelta:
         )
     ttl = value if isinstance(value, timedelta) else timedelta(seconds=value)
     if ttl.total_seconds() < 0:
-        raise PolicyError(f"{name} must not be negative, got {ttl}")
+        raise PolicyError(f"{name} must not be negative, got {seconds_text(value)}")
     if floor is not None and ttl.total_seconds() < floor:
         raise PolicyError(
             f"{name} must be at least {floor:g} seconds, got {ttl.total_seconds():g}; "
             f"set {MIN_TTL_ENV} to lower the floor for tests and demos"
         )
     return ttl
+
+
+def seconds_text(value: float | timedelta) -> str:
+    """A duration as the user gave it, in seconds: ``-5 seconds``, never ``-1 day, 23:59:55``."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    return f"{seconds:g} seconds"
 
 
 def _count(name: str, value: object, *, minimum: int) -> int:
@@ -65,6 +71,7 @@ def _count(name: str, value: object, *, minimum: int) -> int:
     return value
 
 
+@raised_at_callers_line
 @dataclass(frozen=True)
 class ReusePolicy:
     """Keep a pool of warm replicas for a ``TaskEnvironment``.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reuse_runtime.envvars import parse_bytes
-from reuse_runtime.errors import PolicyError
+from reuse_runtime.errors import PolicyError, raised_at_callers_line
 
 CPUBaseType = int | float | str
 _CPU = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(m?)\s*$")
@@ -47,6 +47,7 @@ def _pair(value: Any, what: str) -> tuple[Any, Any]:
     return value, value
 
 
+@raised_at_callers_line
 @dataclass(frozen=True)
 class Resources:
     """CPU, memory, GPU, disk and shared memory for each replica of an environment.

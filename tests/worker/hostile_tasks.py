@@ -39,6 +39,10 @@ async def raises_unpicklable(message: str) -> None:
     raise LockedError(message)
 
 
+async def raises_with_a_lock_in_its_args(message: str) -> None:
+    raise ValueError(message, threading.Lock())
+
+
 async def returns_bytes(size: int) -> bytes:
     return b"x" * size
 

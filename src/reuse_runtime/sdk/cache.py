@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from reuse_runtime import pickling
+from reuse_runtime.errors import raised_at_callers_line
 
 CacheBehavior = Literal["auto", "override", "disable"]
 
@@ -80,6 +81,7 @@ def get_default_policies() -> list[CachePolicy]:
     return [FunctionBodyPolicy()]
 
 
+@raised_at_callers_line
 @dataclass
 class Cache:
     """Cache settings of a task.

@@ -18,10 +18,13 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
+from reuse_runtime.errors import raised_at_callers_line
 from reuse_runtime.model import RetryBackoff
+from reuse_runtime.policy import seconds_text
 from reuse_runtime.sdk.ignored import note_ignored
 
 
+@raised_at_callers_line
 @dataclass(frozen=True)
 class Backoff:
     """Exponential backoff between retries: the n-th (from 0) waits ``min(base * factor**n, cap)``.
@@ -40,7 +43,7 @@ class Backoff:
         if not isinstance(self.base, timedelta):
             raise TypeError(f"Backoff.base must be a timedelta, got {type(self.base).__name__}")
         if self.base < timedelta(0):
-            raise ValueError(f"Backoff.base must be >= 0, got {self.base}")
+            raise ValueError(f"Backoff.base must be >= 0, got {seconds_text(self.base)}")
         if (
             isinstance(self.factor, bool)
             or not isinstance(self.factor, (int, float))
@@ -51,7 +54,7 @@ class Backoff:
         if self.factor < 1.0:
             raise ValueError(f"Backoff.factor must be >= 1.0, got {self.factor}")
         if self.cap is not None and self.cap < timedelta(0):
-            raise ValueError(f"Backoff.cap must be >= 0, got {self.cap}")
+            raise ValueError(f"Backoff.cap must be >= 0, got {seconds_text(self.cap)}")
         if self.factor > 1.0 and self.cap is None:
             raise ValueError(
                 "Backoff.cap is required when factor > 1.0 to prevent unbounded growth"
@@ -69,6 +72,7 @@ class Backoff:
         return RetryBackoff(self.base.total_seconds(), float(self.factor), cap)
 
 
+@raised_at_callers_line
 @dataclass(frozen=True)
 class RetryStrategy:
     """How often a task that raised is run again.
@@ -104,10 +108,11 @@ def _seconds(name: str, value: object) -> float:
     else:
         raise ValueError(f"{name} must be seconds (int) or a timedelta, got {value!r}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{name} must not be negative, got {value!r}")
+        raise ValueError(f"{name} must not be negative, got {seconds_text(seconds)}")
     return seconds
 
 
+@raised_at_callers_line
 @dataclass(frozen=True)
 class Timeout:
     """Time bounds of a task; unset (``None``) or zero means unbounded.

@@ -107,7 +107,8 @@ class Runtime:
             try:
                 return future.result(max(0.0, min(left, WAKE_SECONDS)))
             except concurrent.futures.TimeoutError:
-                if deadline is not None and time.monotonic() >= deadline:
+                # Done: the coroutine's own TimeoutError (a task's timeout is one).
+                if future.done() or (deadline is not None and time.monotonic() >= deadline):
                     raise
 
     async def _connect(self) -> ControllerClient:

@@ -24,13 +24,14 @@ import pathlib
 import re
 from dataclasses import dataclass
 
-from reuse_runtime.errors import SecretNotFoundError
+from reuse_runtime.errors import SecretNotFoundError, raised_at_callers_line
 
 SECRETS_DIR_ENV = "REUSE_RUNTIME_SECRETS_DIR"
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 FLYTE_MOUNT = "/etc/flyte/secrets"
 
 
+@raised_at_callers_line
 @dataclass
 class Secret:
     """A secret a task needs, by its key in the secret store.

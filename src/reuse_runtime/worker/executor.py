@@ -27,11 +27,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-import cloudpickle
 import structlog
 
+from reuse_runtime import pickling, user_exceptions
 from reuse_runtime.context import TaskContext, current_task
-from reuse_runtime.errors import CodeNotFoundError, NonRecoverableError
+from reuse_runtime.errors import CodeNotFoundError, NonRecoverableError, ProcessResourceError
 from reuse_runtime.model import (
     ErrorKind,
     LogLine,
@@ -421,18 +421,23 @@ class Executor:
     def _encode_result(self, spec: TaskSpec, value: object, started: float) -> TaskResult:
         duration = time.perf_counter() - started
         try:
-            data = dumps_plain(value) or cloudpickle.dumps(value)
+            data = dumps_plain(value) or pickling.dumps(value)
         except BaseException as exc:
+            task = spec.name or spec.task_id
+            if isinstance(exc, ProcessResourceError):  # its message is the whole story
+                label = f"the result of task {task}"
+                type_name, message = "", exc.describe(label, value, "back to the caller", "return")
+            else:
+                type_name = type(exc).__name__
+                message = (
+                    f"the result of task {task} (a {_type_name(value)}) "
+                    f"cannot be pickled: {type_name}: {_short(exc)}"
+                )
             return TaskResult(
                 spec.task_id,
                 TaskState.FAILED,
                 duration=duration,
-                error=RemoteError(
-                    ErrorKind.BAD_OUTPUT,
-                    type(exc).__name__,
-                    f"the result of task {spec.name or spec.task_id} (a {_type_name(value)}) "
-                    f"cannot be pickled: {type(exc).__name__}: {_short(exc)}",
-                ),
+                error=RemoteError(ErrorKind.BAD_OUTPUT, type_name, message),
             )
         if len(data) > self.config.max_payload:
             return TaskResult(
@@ -483,7 +488,7 @@ def error_from_exception(exc: BaseException, kind: ErrorKind) -> RemoteError:
         return RemoteError(kind, _type_name(exc), describe_base_exception(exc), tb)
     message = _short(exc)
     try:
-        pickled = bytes(cloudpickle.dumps(exc))
+        pickled = _pickle_exception(exc)
     except BaseException as pickle_error:
         pickled = b""
         message += (
@@ -491,6 +496,36 @@ def error_from_exception(exc: BaseException, kind: ErrorKind) -> RemoteError:
             f"{type(pickle_error).__name__}: {_short(pickle_error)}]"
         )
     return RemoteError(kind, _type_name(exc), message, tb, pickled)
+
+
+def _pickle_exception(exc: Exception) -> bytes:
+    """``exc`` pickled; without the attributes that cannot be, if that is what fails.
+
+    Each attribute left out is named in a note on the exception the caller gets.
+    """
+    try:
+        return pickling.dumps(exc)
+    except Exception:
+        state = user_exceptions.exception_state(exc)
+        if not state:
+            raise
+    kept: dict[str, object] = {}
+    notes: list[str] = []
+    for name, value in state.items():
+        try:
+            pickling.dumps(value)
+        except Exception as problem:
+            what = problem.what if isinstance(problem, ProcessResourceError) else "a value"
+            notes.append(f"attribute {name!r} ({what}) was left out: it cannot be pickled")
+        else:
+            kept[name] = value
+    copy = user_exceptions.rebuild_exception(
+        type(exc), exc.args, user_exceptions.builtin_fields(exc)
+    )
+    copy.__dict__.update(kept)
+    # Python 3.11 shows an exception's __notes__ under its traceback.
+    setattr(copy, "__notes__", [*getattr(copy, "__notes__", ()), *notes])  # noqa: B010
+    return pickling.dumps(copy)
 
 
 def describe_base_exception(exc: BaseException) -> str:
@@ -514,9 +549,7 @@ def _cause_traceback(exc: BaseException) -> str:
 
 
 def _type_name(obj: object) -> str:
-    cls = obj if isinstance(obj, type) else type(obj)
-    module = getattr(cls, "__module__", "") or ""
-    return f"{module}.{cls.__qualname__}" if module else cls.__qualname__
+    return pickling.user_type_name(obj if isinstance(obj, type) else type(obj))
 
 
 def _short(exc: BaseException, limit: int = 2000) -> str:
