@@ -6,8 +6,9 @@
 * **Placement.** A waiting task goes to a ready replica with room
   (:func:`~reuse_runtime.controller.router.pick_replica`): warm code first, then the
   least loaded. A suspect task (``TaskRecord.solo``: it was on a replica that died)
-  runs alone, its own descendants aside; :meth:`Dispatcher._route` is the one place
-  that rule lives. A replica silent for half its report deadline gets no new work.
+  runs alone, its own descendants and parents that only wait aside;
+  :meth:`Dispatcher._route` is the one place that rule lives. A replica silent for
+  half its report deadline gets no new work.
 * **Slots.** A replica never holds more than ``concurrency`` slot-holding tasks. A
   parent that awaits children holds no slot (the worker lends it), so children can
   run on the parent's replica: ``replicas=1, concurrency=1`` cannot deadlock.
@@ -220,15 +221,19 @@ class Dispatcher:
         """The replica for ``record`` among those with room (see :func:`pick_replica`).
 
         Placement rules beyond room and warmth live here, and only here: a suspect
-        (``record.solo``) goes only to a replica that runs nothing, and a replica
-        that runs a suspect (``exclusive``) takes only that suspect's descendants.
+        (``record.solo``) goes only to a replica where nothing else *runs*, and a
+        replica that runs a suspect (``exclusive``) takes only that suspect's
+        descendants. Parents that only wait for their children (``suspended``) do not
+        count as running: a death while they wait is not pinned on them (they are its
+        victims, see retries.py), and they may hold every replica the pool may have,
+        so a suspect that had to wait for them to end could wait for ever.
         """
         if len(open_) == 1 and not record.solo and open_[0].exclusive is None:
             return open_[0]
         chosen = pick_replica(
             RouteCandidate(r.replica_id, r.room, r.capacity, code_key in r.warm, r.prefetch)
             for r in open_
-            if (not record.solo or not r.running)
+            if (not record.solo or len(r.running) == r.suspended)
             and (r.exclusive is None or _descends_from(record, r.exclusive))
         )
         return self.replicas[chosen] if chosen is not None else None
