@@ -49,8 +49,7 @@ _INSERT_ACTION = (
     "attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _COUNT_ACTIONS = (
-    "INSERT INTO counts (run_key, phase, n) SELECT run_key, phase, count(*) FROM actions "
-    "WHERE id > ? GROUP BY run_key, phase "
+    "INSERT INTO counts (run_key, phase, n) VALUES (?, ?, ?) "
     "ON CONFLICT (run_key, phase) DO UPDATE SET n = n + excluded.n"
 )
 _INDEX_CALLS = (
@@ -154,6 +153,9 @@ class BatchWriter:
         value = self._value
         rows = []
         traces: list[tuple[int, str, int, str, float, float, str]] = []
+        # Finished actions per (run key, phase code); a batch is mostly one or two of them.
+        counts: dict[tuple[int, int], int] = {}
+        last_run, key = "", 0
         for (
             run,
             action_id,
@@ -173,7 +175,12 @@ class BatchWriter:
             attempts,
             trace,
         ) in actions:
-            key = keys.get(run) or new_keys.get(run) or self._key(run)
+            if run != last_run:
+                last_run = run
+                key = keys.get(run) or new_keys.get(run) or self._key(run)
+            code = codes[phase]
+            counted = (key, code)
+            counts[counted] = counts.get(counted, 0) + 1
             if error is None:
                 error_text = ""
                 if not output:
@@ -196,7 +203,7 @@ class BatchWriter:
                     task,
                     environment,
                     group,
-                    codes[phase],
+                    code,
                     created,
                     started,
                     ended,
@@ -212,9 +219,10 @@ class BatchWriter:
                     (key, action_id, n, t.name, t.start, t.duration, t.error_type)
                     for n, t in enumerate(trace)
                 )
-        last = conn.execute("SELECT coalesce(max(id), 0) FROM actions").fetchone()[0]
+        if self.replaying:
+            last = conn.execute("SELECT coalesce(max(id), 0) FROM actions").fetchone()[0]
         conn.executemany(_INSERT_ACTION, rows)
-        conn.execute(_COUNT_ACTIONS, (last,))
+        conn.executemany(_COUNT_ACTIONS, [(*counted, n) for counted, n in counts.items()])
         if self.replaying:
             conn.execute(_INDEX_CALLS, (last,))
         if traces:
