@@ -92,9 +92,9 @@ def floor(n: int) -> float:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("CREATE TABLE t (" + ", ".join(f"c{i}" for i in range(16)) + ")")
     now = time.time()
+    tail = ("bench-1", "(1,)", bytearray(OUTPUT), "", "")
     rows = [
-        (1, f"{i:032x}", "p" * 32, "k" * 32, "bench.noop", "bench", "", 5, now, now, now)
-        + ("bench-1", "(1,)", bytearray(OUTPUT), "", "")
+        (1, f"{i:032x}", "p" * 32, "k" * 32, "bench.noop", "bench", "", 5, now, now, now, *tail)
         for i in range(n)
     ]
     start = time.process_time()
