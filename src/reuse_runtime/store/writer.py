@@ -233,6 +233,7 @@ class StoreWriter:
                 self._transaction([record])
             except _Refused as exc:
                 self.dropped += 1
+                self.records -= 1  # counted by _done below, with the batch
                 self.last_error = f"a {type(record).__name__} was not recorded: {exc}"
                 log.warning(self.last_error)
             except (sqlite3.Error, OSError) as exc:
@@ -251,6 +252,7 @@ class StoreWriter:
             self.state, self.reason = "ok", ""
         for record in records:
             if type(record) is Barrier:
+                self.records -= 1
                 if record.prune:
                     self._retention_at = 0.0
                     self._maintain(self.clock(), until_done=True)
