@@ -42,7 +42,9 @@ def connect(path: Path, *, timeout: float) -> sqlite3.Connection:
     )
 
 
-def open_database(path: Path, *, timeout: float, clock: Callable[[], float] = time.time) -> Opened:
+def open_database(
+    path: Path, *, timeout: float, wal_bytes: int, clock: Callable[[], float] = time.time
+) -> Opened:
     """The store's writing connection, with its tables; an unusable file is moved aside.
 
     Raises ``OSError``/``sqlite3.Error`` only when a fresh file cannot be made either
@@ -50,7 +52,7 @@ def open_database(path: Path, *, timeout: float, clock: Callable[[], float] = ti
     """
     private_dir(path.parent)
     try:
-        return Opened(_checked(path, timeout), "")
+        return Opened(_checked(path, timeout, wal_bytes), "")
     except (sqlite3.DatabaseError, UnusableStoreError, OSError) as exc:
         moved = move_aside(path, clock())
         why = str(exc) or type(exc).__name__
@@ -58,15 +60,15 @@ def open_database(path: Path, *, timeout: float, clock: Callable[[], float] = ti
             f"the runs store {path} could not be used ({why}); moved it to {moved} "
             f"and started an empty one"
         )
-        return Opened(_checked(path, timeout), notice)
+        return Opened(_checked(path, timeout, wal_bytes), notice)
 
 
-def _checked(path: Path, timeout: float) -> sqlite3.Connection:
+def _checked(path: Path, timeout: float, wal_bytes: int) -> sqlite3.Connection:
     if path.exists() and not path.is_file():
         raise UnusableStoreError("it is not a file")
     conn = connect(path, timeout=timeout)
     try:
-        schema.configure(conn, busy_timeout=timeout)
+        schema.configure(conn, busy_timeout=timeout, wal_bytes=wal_bytes)
         schema.create(conn)
         problem = schema.mismatch(conn)
         if problem is not None:

@@ -145,8 +145,9 @@ STREAMS_BY_CODE = {1: "stdout", 2: "stderr"}
 TRACEBACK_MAX = 64 * 1024
 
 
-def configure(conn: sqlite3.Connection, *, busy_timeout: float) -> None:
-    """The settings of a writing connection (every open)."""
+def configure(conn: sqlite3.Connection, *, busy_timeout: float, wal_bytes: int) -> None:
+    """The settings of a writing connection (every open). The WAL is checkpointed, and
+    cut back, once it holds ``wal_bytes``: a part of the store's byte bound."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
     # In WAL mode a commit is durable against a killed process without an fsync; only
@@ -154,7 +155,9 @@ def configure(conn: sqlite3.Connection, *, busy_timeout: float) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
     # A WAL file is cut back to this after a checkpoint, so it cannot keep the size of
     # the largest transaction it ever held.
-    conn.execute("PRAGMA journal_size_limit = 8388608")
+    pages = max(16, min(1000, wal_bytes // 4096))
+    conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+    conn.execute(f"PRAGMA journal_size_limit = {pages * 4096}")
     conn.execute("PRAGMA cache_size = -16384")  # KiB
     conn.execute("PRAGMA temp_store = MEMORY")
 

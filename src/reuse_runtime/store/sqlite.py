@@ -81,7 +81,13 @@ class SqliteRunStore(SqliteRunReader):
         settings.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock = StoreLock.acquire(settings.lock_path, shared=settings.shared, store=settings.path)
         try:
-            opened = open_database(settings.path, timeout=settings.read_timeout, clock=clock)
+            opened = open_database(
+                settings.path,
+                timeout=settings.read_timeout,
+                # A sixteenth of the bound: the WAL is part of the store's bytes.
+                wal_bytes=settings.max_bytes // 16,
+                clock=clock,
+            )
             try:
                 _mark_replaying(opened.conn)
                 return cls(settings, lock, opened.conn, opened.notice, clock)

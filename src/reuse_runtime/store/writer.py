@@ -98,6 +98,7 @@ class StoreWriter:
         self.held: deque[object] = deque()
         self._retry_at = 0.0
         self._retention_at = 0.0
+        self._bytes_retry_at = 0.0
         self._doomed = bool(conn.execute("SELECT 1 FROM doomed LIMIT 1").fetchone())
         self._stopping = False
         self._deadline = 0.0
@@ -254,7 +255,7 @@ class StoreWriter:
             if type(record) is Barrier:
                 self.records -= 1
                 if record.prune:
-                    self._retention_at = 0.0
+                    self._retention_at = self._bytes_retry_at = 0.0
                     self._maintain(self.clock(), until_done=True)
                 record.done.set()
 
@@ -280,12 +281,18 @@ class StoreWriter:
         ``retention_interval``; doomed rows a slice at a time."""
         settings = self.settings
         try:
-            if self.runs > settings.max_runs or now >= self._retention_at:
+            self._measure()  # two stat calls: the byte bound is checked after every batch
+            over = self._over_bytes() and now >= self._bytes_retry_at
+            if self.runs > settings.max_runs or over or now >= self._retention_at:
                 self._retention_at = now + settings.retention_interval
-                self._measure()
                 if settings.shared:  # other processes add runs too
                     self.runs = int(self.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
                 self._doom(now)
+                if self._over_bytes():  # the pages are free, the file has not shrunk yet
+                    self._vacuum()
+                    if self._over_bytes():
+                        # Unfinished runs hold the bytes: look again later, not every batch.
+                        self._bytes_retry_at = now + settings.retention_interval
             while self._doomed:
                 self._in_transaction(self._sweep)
                 if not until_done:
@@ -344,8 +351,9 @@ class StoreWriter:
 
     def _vacuum(self) -> None:
         """Give the free pages back to the file system, so the file itself shrinks."""
-        self.conn.execute("PRAGMA incremental_vacuum")
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # A pragma that frees one page per step: step it to its end.
+        self.conn.execute("PRAGMA incremental_vacuum").fetchall()
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self._measure()
 
     def _over_bytes(self) -> bool:
