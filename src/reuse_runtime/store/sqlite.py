@@ -63,7 +63,7 @@ class SqliteRunStore(SqliteRunReader):
         # The recording calls append here directly; after close, a function that raises.
         self._append: Callable[[object], None] = self._queue.append
         self._extend: Callable[[Iterable[object]], None] = self._queue.extend
-        self._writer = StoreWriter(conn, self._queue, settings, blobs, clock)
+        self._writer = StoreWriter(conn, self._queue, settings, blobs, clock, self._writer_died)
         self._closed_store = False
         self._writer.start()
 
@@ -100,6 +100,21 @@ class SqliteRunStore(SqliteRunReader):
         except BaseException:
             lock.release()
             raise
+
+    def _writer_died(self) -> None:
+        """The writer ended by a bug: records are counted and dropped from now on, so
+        memory stays bounded (``accepting()`` is False, ``statistics()`` says why)."""
+        writer = self._writer
+
+        def discard(_record: object) -> None:
+            writer.dropped += 1
+
+        def discard_all(records: Iterable[object]) -> None:
+            writer.dropped += sum(1 for _ in records)
+
+        self._append, self._extend = discard, discard_all
+        writer.dropped += len(self._queue)
+        self._queue.clear()
 
     # ---------------------------------------------------------------- recording
 

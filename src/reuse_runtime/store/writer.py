@@ -75,8 +75,11 @@ class StoreWriter:
         settings: StoreSettings,
         blobs: BlobFiles,
         clock: Callable[[], float] = time.time,
+        on_death: Callable[[], None] = lambda: None,
     ) -> None:
         self.conn = conn
+        #: Called if the thread ends by a bug: the store then stops queueing records.
+        self.on_death = on_death
         self.queue = queue
         self.settings = settings
         self.blobs = blobs
@@ -148,6 +151,7 @@ class StoreWriter:
         except BaseException as exc:  # a bug: say so, never die silently
             self._fail("broken", f"the runs store's writer stopped: {type(exc).__name__}: {exc}")
             log.exception("runs store writer failed")
+            self.on_death()
         finally:
             left = sum(1 for r in (*self.held, *self.queue) if type(r) is not Barrier)
             if left:
