@@ -135,3 +135,17 @@ def test_settings_that_cannot_work_are_refused(tmp_path: Path) -> None:
         StoreSettings(path=tmp_path / "x", max_runs=0)
     with pytest.raises(ConfigError, match="read_timeout must be above 0 seconds"):
         StoreSettings(path=tmp_path / "x", read_timeout=0)
+
+
+def test_the_modules_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import textwrap
+
+    from reuse_runtime.store import sqlite
+
+    monkeypatch.setenv("REUSE_RUNTIME_HOME", str(tmp_path))
+    doc = sqlite.__doc__ or ""
+    exec(textwrap.dedent(doc[doc.index("    import pickle") : doc.index("``async with")]), {})
+    assert capsys.readouterr().out == "succeeded\n"
+    assert (tmp_path / "runs.sqlite").exists()

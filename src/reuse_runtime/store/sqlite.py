@@ -1,16 +1,25 @@
 """The runs store of a state dir: SQLite, one writer thread, read-only readers.
 
-    store = SqliteRunStore.open(StoreSettings.from_env())
-    print(store.notice or "store opened")
-    store.run_submitted(RunSubmitted("r1", "main", "env", "a0", created=time.time()))
-    store.action_ended(ActionRecord("r1", "a0", "", "", "main", "env", "", ...))
-    store.flush()
-    print(store.get_run("r1").phase)
-    store.close()
+    import pickle, time
+    from reuse_runtime.store import (
+        ActionPhase, ActionRecord, RunEnded, RunSubmitted, SqliteRunStore, StoreSettings,
+    )
 
-or ``with SqliteRunStore.open(settings) as store:`` (``async with`` too: the
-close then runs in a thread). See :mod:`reuse_runtime.store.interface` for what
-each side promises.
+    with SqliteRunStore.open(StoreSettings.from_env()) as store:
+        if store.notice:
+            print(store.notice)  # e.g. a corrupt file moved aside
+        now = time.time()
+        store.run_submitted(RunSubmitted("r1", "main", "env", "a0", created=now))
+        store.action_ended(
+            ActionRecord("r1", "a0", "", "", "main", "env", "", ActionPhase.SUCCEEDED,
+                         now, now, time.time(), "env-1", "()", output=pickle.dumps(1))
+        )
+        store.run_ended(RunEnded("r1", ActionPhase.SUCCEEDED, time.time()))
+        store.flush()
+        print(store.get_run("r1").phase)  # succeeded
+
+``async with`` works too (the close then runs in a thread). See
+:mod:`reuse_runtime.store.interface` for what each side promises.
 """
 
 from __future__ import annotations
