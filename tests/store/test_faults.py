@@ -17,6 +17,7 @@ import pytest
 from reuse_runtime.store import (
     ActionPhase,
     SqliteRunStore,
+    StoreError,
     StoreLockedError,
     StoreSettings,
 )
@@ -71,6 +72,23 @@ def test_a_store_damaged_inside_is_moved_aside(settings: StoreSettings) -> None:
     with SqliteRunStore.open(settings) as store:
         assert "could not be used" in store.notice
         assert store.list_runs().items == ()
+
+
+def test_a_busy_store_is_an_error_and_is_never_moved_aside(settings: StoreSettings) -> None:
+    shared = StoreSettings(path=settings.path, shared=True, read_timeout=0.2)
+    with SqliteRunStore.open(shared) as store:
+        record_run(store, "kept")
+        flushed(store)
+        holder = sqlite3.connect(settings.path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a write
+        try:
+            with pytest.raises(StoreError, match="cannot be opened: database is locked"):
+                SqliteRunStore.open(shared)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert store.get_run("kept") is not None
+    assert [p.name for p in settings.path.parent.iterdir() if "corrupt" in p.name] == []
 
 
 # ------------------------------------------------------------------ one controller

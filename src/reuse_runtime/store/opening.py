@@ -54,6 +54,8 @@ def open_database(
     try:
         return Opened(_checked(path, timeout, wal_bytes), "")
     except (sqlite3.DatabaseError, UnusableStoreError, OSError) as exc:
+        if not _unusable(exc):
+            raise  # busy, full, read-only: the file is fine, moving it would lose it
         moved = move_aside(path, clock())
         why = str(exc) or type(exc).__name__
         notice = (
@@ -61,6 +63,22 @@ def open_database(
             f"and started an empty one"
         )
         return Opened(_checked(path, timeout, wal_bytes), notice)
+
+
+#: SQLite's primary result codes that say the file itself is bad or cannot be read.
+_BAD_FILE = frozenset({10, 11, 14, 26})  # IOERR, CORRUPT, CANTOPEN, NOTADB
+_BAD_FILE_TEXT = ("file is not a database", "disk image is malformed", "disk I/O error")
+
+
+def _unusable(exc: BaseException) -> bool:
+    if isinstance(exc, (UnusableStoreError, IsADirectoryError)):
+        return True
+    if isinstance(exc, sqlite3.DatabaseError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF in _BAD_FILE
+        return any(text in str(exc) for text in _BAD_FILE_TEXT)
+    return False
 
 
 def _checked(path: Path, timeout: float, wal_bytes: int) -> sqlite3.Connection:
