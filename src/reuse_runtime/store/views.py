@@ -28,7 +28,10 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
-    """A run as recorded: who submitted what, when, and how it ended."""
+    """A run as recorded: who submitted what, when, and how it ended.
+
+    ``error.pickled`` is empty here; ``store.run_output(name)`` reads it.
+    """
 
     name: str
     phase: ActionPhase
@@ -55,7 +58,11 @@ class RunInfo:
 
 @dataclass(frozen=True, slots=True)
 class ActionInfo:
-    """A finished action, with its attempts and traces."""
+    """A finished action, with its attempts and traces.
+
+    ``error.pickled`` is empty here: the pickled exception, like the output, can be
+    large and is read with ``store.action_output(run, action_id)``.
+    """
 
     run: str
     action_id: str
