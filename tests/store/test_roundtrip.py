@@ -241,3 +241,29 @@ def test_the_store_is_read_without_a_controller(settings: StoreSettings) -> None
         assert len(reader.list_actions("past").items) == 3
     finally:
         reader.close_reads()
+
+
+def test_a_view_of_a_messages_bytes_is_a_value_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = StoreSettings(path=tmp_path / "runs.sqlite", blob_threshold=1000)
+    message = bytearray(b"header" + b"v" * 5000)
+    with SqliteRunStore.open(settings) as store:
+        store.run_submitted(submitted("r"))
+        store.action_ended(action("r", 1, output=memoryview(message)[6:20]))
+        store.action_ended(action("r", 2, output=memoryview(message)[6:]))
+        flushed(store)
+        assert store.action_output("r", "r-a1") == b"v" * 14
+        assert store.action_output("r", "r-a2") == b"v" * 5000
+
+
+def test_a_large_submission_is_kept_until_its_run_ends(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = StoreSettings(path=tmp_path / "runs.sqlite", blob_threshold=100)
+    submission = b"s" * 1000
+    with SqliteRunStore.open(settings) as store:
+        store.run_submitted(submitted("r", submission=submission))
+        (unfinished,) = flushed(store).unfinished_runs()
+        assert unfinished.submission == submission
+        store.run_ended(ended("r"))
+        assert store.prune()
+        assert store.unfinished_runs() == ()
+        assert [p for p in settings.blob_dir.rglob("*") if p.is_file()] == []
+        assert store.statistics().blob_bytes == 0

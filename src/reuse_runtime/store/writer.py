@@ -292,6 +292,10 @@ class StoreWriter:
                 if settings.shared:  # other processes add runs too
                     self.runs = int(self.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
                 self._doom(now)
+                # Files whose last reference went without a run going (a submission at
+                # its run's end, a log line cut from the middle).
+                unreferenced = partial(retention.unreferenced, self.conn, self.blobs)
+                self.blob_bytes -= self._in_transaction(unreferenced)
                 if self._over_bytes():  # the pages are free, the file has not shrunk yet
                     self._vacuum()
                     if self._over_bytes():
