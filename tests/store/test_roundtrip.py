@@ -166,7 +166,9 @@ def test_runs_are_listed_newest_first_page_by_page(store: SqliteRunStore) -> Non
 def test_runs_are_filtered_by_phase_environment_task_name_label_and_time(
     store: SqliteRunStore,
 ) -> None:
-    store.run_submitted(submitted("alpha-1", NOW, labels=(("team", "ml"),)))
+    store.run_submitted(
+        submitted("alpha-1", NOW, labels=(("team", "ml"),), client=ClientInfo("c1", "ada", "h"))
+    )
     store.run_submitted(submitted("alpha-2", NOW + 10, environment="gpu", task="train"))
     store.run_submitted(submitted("beta-1", NOW + 20, labels=(("team", "ops"),)))
     store.run_ended(ended("alpha-1", ActionPhase.FAILED))
@@ -181,6 +183,8 @@ def test_runs_are_filtered_by_phase_environment_task_name_label_and_time(
     assert names(RunFilter(task="train")) == ["alpha-2"]
     assert names(RunFilter(name_contains="alpha")) == ["alpha-2", "alpha-1"]
     assert names(RunFilter(labels=(("team", "ml"),))) == ["alpha-1"]
+    assert names(RunFilter(label_keys=("team",))) == ["beta-1", "alpha-1"]
+    assert names(RunFilter(user="ada")) == ["alpha-1"]
     assert names(RunFilter(created_after=NOW + 5, created_before=NOW + 15)) == ["alpha-2"]
 
 

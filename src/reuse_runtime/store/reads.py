@@ -99,7 +99,11 @@ class SqliteRunReader:
             codes = [PHASE_CODES[parse_phase(p)] for p in where.phases]
             clauses.append(f"phase IN ({','.join('?' * len(codes))})")
             params.extend(codes)
-        for column, value in (("environment", where.environment), ("task", where.task)):
+        for column, value in (
+            ("environment", where.environment),
+            ("task", where.task),
+            ("user", where.user),
+        ):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -112,6 +116,11 @@ class SqliteRunReader:
                 "AND l.run_key = runs.key)"
             )
             params.extend((label, value))
+        for label in where.label_keys:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM labels l WHERE l.name = ? AND l.run_key = runs.key)"
+            )
+            params.append(label)
         if where.created_after is not None:
             clauses.append("created >= ?")
             params.append(where.created_after)

@@ -150,15 +150,19 @@ class UnfinishedRun:
 class RunFilter:
     """Which runs a listing returns; every field set must match.
 
-    ``labels`` are pairs a run must all carry; ``created_after``/``created_before``
-    bound the creation time (inclusive, seconds since the epoch).
+    ``labels`` are pairs a run must all carry, ``label_keys`` keys it must carry
+    with any value (Flyte's ``with_labels``/``with_label_keys``); ``user`` is who
+    submitted it; ``created_after``/``created_before`` bound the creation time
+    (inclusive, seconds since the epoch).
     """
 
     phases: tuple[ActionPhase, ...] = ()
     environment: str | None = None
     task: str | None = None
     name_contains: str | None = None
+    user: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    label_keys: tuple[str, ...] = ()
     created_after: float | None = None
     created_before: float | None = None
 
