@@ -99,6 +99,8 @@ class StoreWriter:
         self.db_bytes = 0
         #: Records taken from the queue whose write failed, in order (retried first).
         self.held: deque[object] = deque()
+        #: Records in the transaction under way (out of the queue, not yet committed).
+        self._writing = 0
         self._retry_at = 0.0
         self._retention_at = 0.0
         self._bytes_retry_at = 0.0
@@ -128,7 +130,7 @@ class StoreWriter:
 
     @property
     def waiting(self) -> int:
-        return len(self.queue) + len(self.held)
+        return len(self.queue) + len(self.held) + self._writing
 
     # ----------------------------------------------------------------- the thread
 
@@ -202,6 +204,7 @@ class StoreWriter:
     def _write(self, records: list[object]) -> bool:
         """Commit ``records`` in one transaction. False: what was not written is back at
         the front of ``held``, to be tried again."""
+        self._writing = len(records)
         try:
             self._transaction(records)
         except _Refused:
@@ -210,6 +213,8 @@ class StoreWriter:
             self._failed(exc)
             self.held.extendleft(reversed(records))
             return False
+        finally:
+            self._writing = 0
         self._done(records)
         return True
 
