@@ -28,8 +28,8 @@ from reuse_runtime.store.phases import FIRST_TERMINAL
 
 DAY = 86_400.0
 #: Past this share of ``max_bytes``, runs go until the store is under ``LOW_WATER``.
-HIGH_WATER = 0.85
-LOW_WATER = 0.70
+HIGH_WATER = 0.80
+LOW_WATER = 0.65
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,8 +93,8 @@ class SqliteRunStore(SqliteRunReader):
             opened = open_database(
                 settings.path,
                 timeout=settings.read_timeout,
-                # A sixteenth of the bound: the WAL is part of the store's bytes.
-                wal_bytes=settings.max_bytes // 16,
+                # A small part of the bound: the WAL is part of the store's bytes.
+                wal_bytes=settings.max_bytes // 32,
                 clock=clock,
             )
             try:

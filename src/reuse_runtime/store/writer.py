@@ -46,6 +46,9 @@ log = structlog.get_logger("reuse_runtime.store")
 
 _SQLITE_FULL = 13
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: The most of the byte bound one batch may add (what the store can pass its high-water
+#: mark by before retention runs again).
+_BATCH_SHARE = 0.04
 #: Rows of doomed runs deleted per transaction between batches.
 _SWEEP_ROWS = 20_000
 #: Orphan value files younger than this are left to the writer that may be making them.
@@ -101,6 +104,10 @@ class StoreWriter:
         self.held: deque[object] = deque()
         #: Records in the transaction under way (out of the queue, not yet committed).
         self._writing = 0
+        #: Barriers whose records are committed, set at the end of the cycle.
+        self._reached: list[Barrier] = []
+        #: Bytes a record adds to the store, estimated from the batches written.
+        self._per_record = 1024.0
         self._retry_at = 0.0
         self._retention_at = 0.0
         self._bytes_retry_at = 0.0
@@ -164,29 +171,48 @@ class StoreWriter:
 
     def _cycle(self) -> None:
         now = self.clock()
-        if self.held:
-            if now < self._retry_at and not self._stopping:
+        try:
+            if self.held:
+                if now < self._retry_at and not self._stopping:
+                    self._hold(self.queue)
+                    return
+                if not self._write_all(self.held, now):
+                    self._hold(self.queue)
+                    return
+            if not self._write_all(self.queue, now):
                 self._hold(self.queue)
                 return
-            if not self._write_held():
-                self._hold(self.queue)
-                return
-        queue, limit = self.queue, self.settings.batch_max
-        while queue:
-            popleft = queue.popleft
-            records = [popleft() for _ in range(min(len(queue), limit))]
-            if not self._write(records):
-                self._hold(queue)
-                return
-        self._maintain(now)
+            self._maintain(now)
+        finally:
+            self._release()
 
-    def _write_held(self) -> bool:
-        held, limit = self.held, self.settings.batch_max
-        while held:
-            records = [held.popleft() for _ in range(min(len(held), limit))]
+    def _write_all(self, source: deque[object], now: float) -> bool:
+        """Write ``source`` a batch at a time, retention between batches (so the store
+        stays under its byte bound while a backlog goes in). False: a batch failed."""
+        popleft = source.popleft
+        while source:
+            records = [popleft() for _ in range(min(len(source), self._batch_limit()))]
             if not self._write(records):
                 return False
+            self._maintain(now)
+            self._release()  # a flush waits for its batch, not for the queue to run dry
         return True
+
+    def _batch_limit(self) -> int:
+        """At most ``batch_max`` records, and at most a small share of the byte bound:
+        one batch is what the store can be over its high-water mark."""
+        share = int(self.settings.max_bytes * _BATCH_SHARE / self._per_record)
+        return max(100, min(self.settings.batch_max, share))
+
+    def _release(self) -> None:
+        """Set the barriers whose records are committed (after retention, so that a
+        flush returns with the store within its bounds)."""
+        reached, self._reached = self._reached, []
+        if any(barrier.prune for barrier in reached):
+            self._retention_at = self._bytes_retry_at = 0.0
+            self._maintain(self.clock(), until_done=True)
+        for barrier in reached:
+            barrier.done.set()
 
     def _hold(self, queue: deque[object]) -> None:
         """Move what arrived while writes fail to ``held``, up to ``max_queued`` records."""
@@ -205,6 +231,7 @@ class StoreWriter:
         """Commit ``records`` in one transaction. False: what was not written is back at
         the front of ``held``, to be tried again."""
         self._writing = len(records)
+        before = self.db_bytes + self.blob_bytes
         try:
             self._transaction(records)
         except _Refused:
@@ -215,6 +242,10 @@ class StoreWriter:
             return False
         finally:
             self._writing = 0
+        self._measure()
+        grown = self.db_bytes + self.blob_bytes - before
+        if grown > 0:
+            self._per_record = max(64.0, 0.7 * self._per_record + 0.3 * grown / len(records))
         self._done(records)
         return True
 
@@ -263,10 +294,7 @@ class StoreWriter:
         for record in records:
             if type(record) is Barrier:
                 self.records -= 1
-                if record.prune:
-                    self._retention_at = self._bytes_retry_at = 0.0
-                    self._maintain(self.clock(), until_done=True)
-                record.done.set()
+                self._reached.append(record)
 
     def _failed(self, exc: BaseException) -> None:
         self._retry_at = self.clock() + self.settings.retry_interval
