@@ -2,9 +2,10 @@
 
 The controller appends records to a ``collections.deque`` (thread-safe, no lock
 of ours, no wake-up per record). Every ``flush_interval`` the writer takes what
-has arrived, at most ``batch_max`` records per transaction, and commits it; a
-backlog is written batch after batch without waiting. So a process killed with
-``-9`` loses at most what arrived since the last commit.
+has arrived and commits it, at most ``batch_max`` records (and about 4% of the
+byte bound) per transaction; a backlog is written batch after batch without
+waiting, retention running between batches. So a process killed with ``-9``
+loses at most what arrived since the last commit.
 
 When a write fails, its batch is rolled back and held in memory, in order, and
 tried again every ``retry_interval``; new records join it, up to ``max_queued``
@@ -110,7 +111,7 @@ class StoreWriter:
         self._per_record = 1024.0
         self._retry_at = 0.0
         self._retention_at = 0.0
-        self._bytes_retry_at = 0.0
+        self._pressure_retry_at = 0.0
         self._doomed = bool(conn.execute("SELECT 1 FROM doomed LIMIT 1").fetchone())
         self._stopping = False
         self._deadline = 0.0
@@ -209,7 +210,7 @@ class StoreWriter:
         flush returns with the store within its bounds)."""
         reached, self._reached = self._reached, []
         if any(barrier.prune for barrier in reached):
-            self._retention_at = self._bytes_retry_at = 0.0
+            self._retention_at = self._pressure_retry_at = 0.0
             self._maintain(self.clock(), until_done=True)
         for barrier in reached:
             barrier.done.set()
@@ -319,8 +320,8 @@ class StoreWriter:
         settings = self.settings
         try:
             self._measure()  # two stat calls: the byte bound is checked after every batch
-            over = self._over_bytes() and now >= self._bytes_retry_at
-            if self.runs > settings.max_runs or over or now >= self._retention_at:
+            pressed = self.runs > settings.max_runs or self._over_bytes()
+            if (pressed and now >= self._pressure_retry_at) or now >= self._retention_at:
                 self._retention_at = now + settings.retention_interval
                 if settings.shared:  # other processes add runs too
                     self.runs = int(self.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
@@ -331,9 +332,9 @@ class StoreWriter:
                 self.blob_bytes -= self._in_transaction(unreferenced)
                 if self._over_bytes():  # the pages are free, the file has not shrunk yet
                     self._vacuum()
-                    if self._over_bytes():
-                        # Unfinished runs hold the bytes: look again later, not every batch.
-                        self._bytes_retry_at = now + settings.retention_interval
+                if self.runs > settings.max_runs or self._over_bytes():
+                    # Unfinished runs hold them: look again later, not after every batch.
+                    self._pressure_retry_at = now + settings.retention_interval
             while self._doomed:
                 self._in_transaction(self._sweep)
                 if not until_done:
