@@ -149,3 +149,19 @@ def test_the_modules_example_runs(
     exec(textwrap.dedent(doc[doc.index("    import pickle") : doc.index("``async with")]), {})
     assert capsys.readouterr().out == "succeeded\n"
     assert (tmp_path / "runs.sqlite").exists()
+
+
+def test_a_writer_that_falls_behind_drops_the_newest_records_and_counts_them(
+    tmp_path: Path,
+) -> None:
+    settings = StoreSettings(path=tmp_path / "runs.sqlite", max_queued=100, flush_interval=10)
+    with SqliteRunStore.open(settings) as store:
+        store.run_submitted(submitted("r"))
+        for n in range(1000):  # faster than the writer wakes: it finds them all at once
+            store.action_ended(action("r", n))
+        flushed(store)
+        kept = store.list_actions("r", limit=1000).items
+        stats = store.statistics()
+    assert [a.action_id for a in kept] == [f"r-a{n}" for n in range(len(kept))]
+    assert stats.dropped == 1000 - len(kept) > 0  # the run itself was kept
+    assert "fell behind" in stats.last_error

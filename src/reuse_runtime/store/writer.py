@@ -192,12 +192,31 @@ class StoreWriter:
         stays under its byte bound while a backlog goes in). False: a batch failed."""
         popleft = source.popleft
         while source:
+            if len(self.queue) > self.settings.max_queued:
+                self._shed(len(self.queue) - self.settings.max_queued)
             records = [popleft() for _ in range(min(len(source), self._batch_limit()))]
             if not self._write(records):
                 return False
             self._maintain(now)
             self._release()  # a flush waits for its batch, not for the queue to run dry
         return True
+
+    def _shed(self, excess: int) -> None:
+        """The writer fell behind by more than ``max_queued`` records: drop the newest
+        ``excess`` (counted), so memory stays bounded; barriers stay."""
+        kept = []
+        for _ in range(excess):
+            try:
+                record = self.queue.pop()
+            except IndexError:
+                break
+            if type(record) is Barrier:
+                kept.append(record)
+            else:
+                self.dropped += 1
+        self.queue.extend(reversed(kept))
+        self.last_error = f"the runs store fell behind; {self.dropped} records dropped so far"
+        log.warning(self.last_error)
 
     def _batch_limit(self) -> int:
         """At most ``batch_max`` records, and at most a small share of the byte bound:
