@@ -48,8 +48,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("reuse_runtime.wire",),
     # The gRPC clients: the SDK's controller client, the worker client, the result stream.
     ("reuse_runtime.client",),
-    # What runs a task, and what builds where it runs.
-    ("reuse_runtime.worker", "reuse_runtime.images", "reuse_runtime.engine"),
+    # What runs a task, what builds where it runs, and where runs are recorded.
+    ("reuse_runtime.worker", "reuse_runtime.images", "reuse_runtime.engine", "reuse_runtime.store"),
     # Where replicas run: local processes, containers, pods.
     ("reuse_runtime.backends",),
     # The controller: pools, routing, scaling, retries, replay, its server.

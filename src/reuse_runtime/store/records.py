@@ -1,0 +1,165 @@
+"""What the controller records: one record per run event, per finished action, per log line.
+
+Records are immutable. The two that come once per task or per printed line,
+:class:`ActionRecord` and :class:`LogRecord`, are named tuples: building one costs
+a third of a frozen dataclass, and the store's writer reads them by unpacking. The
+others are frozen dataclasses.
+
+Times are seconds since the epoch (``time.time()``); ``0.0`` means "did not happen"
+(an action aborted while queued never started). Values (inputs, outputs, a
+submission) are the pickled bytes the controller already holds; the store keeps
+them as they are, in the database when small and in a file beside it when large.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from reuse_runtime.store.phases import ActionPhase
+
+#: Pickled bytes, as the controller holds them (a view of a message's bytes is fine).
+Value = bytes | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why an action or a run did not succeed.
+
+    ``kind`` is the controller's classification (``"USER"``, ``"TIMED_OUT"``...),
+    ``type`` the exception's class name, ``traceback`` the remote traceback as text,
+    and ``pickled`` the pickled exception (what durable replay raises again; empty
+    when it could not be pickled).
+    """
+
+    kind: str
+    type: str
+    message: str
+    traceback: str = ""
+    pickled: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of an action: where it ran, when, and how it ended.
+
+    The error of an earlier attempt keeps its kind, type, message and traceback;
+    only the last attempt's pickled exception is kept (it is the action's).
+    """
+
+    attempt: int
+    replica: str
+    started: float
+    ended: float
+    phase: ActionPhase
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A ``flyte.trace`` call inside an action: its name, start, duration and error type."""
+
+    name: str
+    start: float
+    duration: float
+    error_type: str = ""
+
+
+class ActionRecord(NamedTuple):
+    """An action (one task call) at its end: recorded once, by ``store.action_ended``.
+
+    Running actions live in the controller's memory; the store learns of an action
+    when it reaches a terminal phase. ``attempts`` lists every attempt when there
+    was more than one; ``()`` means one attempt, the action itself. ``output`` is the
+    pickled return value of a succeeded action; a failed one carries ``error``.
+    """
+
+    run: str
+    action_id: str
+    #: The action that called this one; "" for the run's root.
+    parent_id: str
+    #: The call's identity in its parent, the same on every attempt (durable replay).
+    call_key: str
+    task: str
+    environment: str
+    #: The ``flyte.group()`` the call was made in, or "".
+    group: str
+    phase: ActionPhase
+    created: float
+    started: float
+    ended: float
+    #: The replica of the last attempt, or "".
+    replica: str
+    #: A short human-readable rendering of the inputs (the store cuts it to its bound).
+    inputs_preview: str
+    output: Value = b""
+    error: ErrorInfo | None = None
+    attempts: tuple[Attempt, ...] = ()
+    traces: tuple[Trace, ...] = ()
+
+
+class LogRecord(NamedTuple):
+    """One line an action printed, as it arrives (the store numbers and bounds them)."""
+
+    run: str
+    action_id: str
+    #: ``"stdout"`` or ``"stderr"``.
+    stream: str
+    text: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Who submitted a run: the client's id, the user and the host it ran on."""
+
+    client_id: str = ""
+    user: str = ""
+    host: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSubmitted:
+    """A run the controller accepted.
+
+    ``submission`` is opaque to the store: the bytes the controller needs to submit
+    the run's root again after a restart (:meth:`RunReader.unfinished_runs`). It is
+    kept until the run ends. ``inputs`` are the root's pickled arguments, kept up to
+    the store's bound (the preview is always kept).
+    """
+
+    name: str
+    task: str
+    environment: str
+    root_action_id: str
+    created: float
+    client: ClientInfo = ClientInfo()
+    inputs: Value = b""
+    inputs_preview: str = ""
+    #: ``flyte.with_runcontext(labels=...)``, as sorted pairs.
+    labels: tuple[tuple[str, str], ...] = ()
+    submission: Value = b""
+    phase: ActionPhase = ActionPhase.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """A run moved to a non-terminal phase (``waiting_for_resources``, ``running``...).
+
+    The first move to ``running`` sets the run's start time.
+    """
+
+    name: str
+    phase: ActionPhase
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnded:
+    """A run reached a terminal phase, with its root's output or error."""
+
+    name: str
+    phase: ActionPhase
+    ended: float
+    output: Value = b""
+    error: ErrorInfo | None = None
