@@ -59,6 +59,43 @@ def test_run_converts_arguments_and_names_a_bad_one(tmp_path: Path) -> None:
     )
 
 
+JSON_SCRIPT = """
+from dataclasses import dataclass
+
+import reuse_runtime as flyte
+
+env = flyte.TaskEnvironment(name="cli-json", reusable=flyte.ReusePolicy(replicas=1))
+
+@dataclass
+class Point:
+    x: int
+    y: int = 0
+
+@env.task
+async def total(p: Point, more: list[Point], data: flyte.io.File) -> str:
+    async with data.open("rb") as f:
+        text = (await f.read()).decode()
+    return f"{p.x + p.y + sum(q.x for q in more)} {text}"
+"""
+
+
+def test_run_builds_dataclasses_lists_and_files_as_flyte_run_does(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(JSON_SCRIPT)
+    (tmp_path / "in.txt").write_text("read")
+    done = run_cli(
+        tmp_path, "run", "app.py", "total", 'p={"x": 1, "y": 2}',
+        "--more", '[{"x": 3}, {"x": 4}]', "--data", "in.txt",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "'10 read'"
+    done = run_cli(tmp_path, "run", "app.py", "total", "p=1", "more=[]", "data=in.txt")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "reuse-runtime run: error: parameter p of task total takes Point; "
+        "1 is not a JSON object for Point\n",
+    )
+
+
 def test_a_failing_task_shows_type_message_and_remote_traceback(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(SCRIPT)
     done = run_cli(tmp_path, "run", "app.py", "broken", "key=missing-key")
