@@ -480,7 +480,7 @@ class ControllerService:
         """A stored result for the submission's cache key: counted, logged and shown to its run."""
         if self.cache is None:
             return None
-        value = self.cache.get(submission.cache_key)
+        value = self.cache.get(submission.cache_key, submission.cache_max_age)
         if value is None:
             return None
         spec, env_key = submission.task, submission.env_key

@@ -511,6 +511,7 @@ def submission_to_proto(
         extras = msg.extras
         extras.cache_key = sub.cache_key
         extras.cache_overwrite = sub.cache_overwrite
+        extras.cache_max_age_seconds = sub.cache_max_age
         backoff = sub.retry_backoff
         if backoff is not None:
             extras.retry_backoff.base_seconds = backoff.base
@@ -554,6 +555,7 @@ def submission_from_proto(
         cache_key=extras.cache_key,
         cache_overwrite=extras.cache_overwrite,
         retry_backoff=backoff,
+        cache_max_age=extras.cache_max_age_seconds,
     )
 
 

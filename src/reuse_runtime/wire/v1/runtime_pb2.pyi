@@ -395,14 +395,16 @@ class Submission(_message.Message):
     def __init__(self, env_key: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., retries: _Optional[int] = ..., stream_logs: _Optional[bool] = ..., extras: _Optional[_Union[SubmitExtras, _Mapping]] = ...) -> None: ...
 
 class SubmitExtras(_message.Message):
-    __slots__ = ("cache_key", "cache_overwrite", "retry_backoff")
+    __slots__ = ("cache_key", "cache_overwrite", "retry_backoff", "cache_max_age_seconds")
     CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
     CACHE_OVERWRITE_FIELD_NUMBER: _ClassVar[int]
     RETRY_BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    CACHE_MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     cache_key: str
     cache_overwrite: bool
     retry_backoff: RetryBackoff
-    def __init__(self, cache_key: _Optional[str] = ..., cache_overwrite: _Optional[bool] = ..., retry_backoff: _Optional[_Union[RetryBackoff, _Mapping]] = ...) -> None: ...
+    cache_max_age_seconds: float
+    def __init__(self, cache_key: _Optional[str] = ..., cache_overwrite: _Optional[bool] = ..., retry_backoff: _Optional[_Union[RetryBackoff, _Mapping]] = ..., cache_max_age_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitBatch(_message.Message):
     __slots__ = ("submissions", "cancel", "held")
