@@ -565,6 +565,8 @@ class EnvironmentStatus:
     groups: tuple[GroupStatus, ...] = ()
     # Recent replica events, oldest first (see PoolEvent).
     events: tuple[PoolEvent, ...] = ()
+    #: Tasks cancelled; ``failed`` counts the others that did not succeed.
+    cancelled: int = 0
 
 
 @dataclass(frozen=True, slots=True)

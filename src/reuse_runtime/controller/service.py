@@ -648,6 +648,7 @@ def _environment_status(service: ControllerService, pool: ReplicaPool) -> Enviro
         ),
         completed=pool.completed,
         failed=pool.failed,
+        cancelled=pool.cancelled,
         dormant=pool.scale_state.dormant,
         last_error=pool.last_error,
         events=tuple(pool.telemetry.events),

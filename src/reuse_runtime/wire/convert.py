@@ -573,6 +573,7 @@ def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
                 backlog=env.backlog,
                 completed=env.completed,
                 failed=env.failed,
+                cancelled=env.cancelled,
                 dormant=env.dormant,
                 last_error=env.last_error,
                 events=[
@@ -624,6 +625,7 @@ def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
                 backlog=env.backlog,
                 completed=env.completed,
                 failed=env.failed,
+                cancelled=env.cancelled,
                 dormant=env.dormant,
                 last_error=env.last_error,
                 events=tuple(
