@@ -59,6 +59,43 @@ def test_run_converts_arguments_and_names_a_bad_one(tmp_path: Path) -> None:
     )
 
 
+JSON_SCRIPT = """
+from dataclasses import dataclass
+
+import reuse_runtime as flyte
+
+env = flyte.TaskEnvironment(name="cli-json", reusable=flyte.ReusePolicy(replicas=1))
+
+@dataclass
+class Point:
+    x: int
+    y: int = 0
+
+@env.task
+async def total(p: Point, more: list[Point], data: flyte.io.File) -> str:
+    async with data.open("rb") as f:
+        text = (await f.read()).decode()
+    return f"{p.x + p.y + sum(q.x for q in more)} {text}"
+"""
+
+
+def test_run_builds_dataclasses_lists_and_files_as_flyte_run_does(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(JSON_SCRIPT)
+    (tmp_path / "in.txt").write_text("read")
+    done = run_cli(
+        tmp_path, "run", "app.py", "total", 'p={"x": 1, "y": 2}',
+        "--more", '[{"x": 3}, {"x": 4}]', "--data", "in.txt",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "'10 read'"
+    done = run_cli(tmp_path, "run", "app.py", "total", "p=1", "more=[]", "data=in.txt")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "reuse-runtime run: error: parameter p of task total takes Point; "
+        "1 is not a JSON object for Point\n",
+    )
+
+
 def test_a_failing_task_shows_type_message_and_remote_traceback(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(SCRIPT)
     done = run_cli(tmp_path, "run", "app.py", "broken", "key=missing-key")
@@ -100,7 +137,7 @@ def test_controller_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None
     assert "Traceback" not in done.stderr and "add_port.cc" not in done.stderr
 
 
-def test_status_finds_a_controller_on_the_default_port_and_fits_80_columns(
+def test_status_finds_a_controller_on_the_default_port_and_does_not_wrap_when_piped(
     tmp_path: Path,
 ) -> None:
     port = str(_free_port())
@@ -161,10 +198,31 @@ def test_status_finds_a_controller_on_the_default_port_and_fits_80_columns(
         controller.communicate(timeout=30)
     assert status.returncode == 0, status.stderr
     assert lines[0].startswith(f"controller 127.0.0.1:{port}")
-    assert any(line.startswith("an-environment-with-a-rather-long-name") for line in lines)
-    assert max(len(line) for line in lines) <= 80, status.stdout
+    # Piped: each environment and each replica is one line, whatever its length.
+    (heading,) = [line for line in lines if line.startswith("an-environment-with")]
+    assert "  2..2 x 8  " in heading and heading.endswith("done 1  failed 0"), heading
+    assert len(heading) > 80
     replicas = [line.split()[0] for line in lines if line.startswith("  ") and "ready" in line]
     assert len(replicas) == 2 and len(set(replicas)) == 2  # ids stay apart
+
+
+def test_status_after_a_run_says_which_run_its_controller_ended_with_and_its_record(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "app.py").write_text(SCRIPT)
+    port = str(_free_port())
+    ran = run_cli(tmp_path, "run", "app.py", "main", "n=1", REUSE_RUNTIME_CONTROLLER_PORT=port)
+    assert ran.returncode == 0, ran.stderr
+    name = ran.stdout.splitlines()[0]
+    done = run_cli(tmp_path, "status", REUSE_RUNTIME_CONTROLLER_PORT=port)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(
+        f"reuse-runtime status: error: no controller to ask: the embedded controller of run "
+        f"{name} ended with its process (pid "
+    ), line
+    assert f"; the run's record is {tmp_path / 'home' / 'runs' / name}.log;" in line
+    assert f"none listens on 127.0.0.1:{port} either" in line
 
 
 def test_status_without_any_controller_says_what_to_do(tmp_path: Path) -> None:

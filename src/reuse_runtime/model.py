@@ -499,6 +499,8 @@ class Submission:
     #: Run it even on a cache hit, and store the new result.
     cache_overwrite: bool = False
     retry_backoff: RetryBackoff | None = None
+    #: The oldest stored result to reuse, in seconds; 0: any age.
+    cache_max_age: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,6 +565,8 @@ class EnvironmentStatus:
     groups: tuple[GroupStatus, ...] = ()
     # Recent replica events, oldest first (see PoolEvent).
     events: tuple[PoolEvent, ...] = ()
+    #: Tasks cancelled; ``failed`` counts the others that did not succeed.
+    cancelled: int = 0
 
 
 @dataclass(frozen=True, slots=True)

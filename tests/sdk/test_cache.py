@@ -4,13 +4,20 @@ cache version and inputs."""
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 import reuse_runtime as flyte
 from reuse_runtime.controller.cache import ResultCache
-from reuse_runtime.sdk.cache import cache_from_request, cache_key, inputs_digest
+from reuse_runtime.sdk.cache import (
+    FunctionBodyPolicy,
+    VersionParameters,
+    cache_from_request,
+    cache_key,
+    inputs_digest,
+)
 from tests.helpers import run_python
 
 
@@ -22,8 +29,43 @@ def test_cache_behaviours_and_aliases_as_flyte_has_them() -> None:
     assert flyte.Cache("override", version_override="v7").get_version() == "v7"
     with pytest.raises(ValueError, match="Invalid cache behavior"):
         flyte.Cache("sometimes")  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="Invalid cache behavior: 3"):
         cache_from_request(3)  # type: ignore[arg-type]
+
+
+def test_cache_takes_every_argument_flyte_cache_takes() -> None:
+    cache = flyte.Cache(
+        "auto",
+        version_override=None,
+        serialize=False,
+        ignored_inputs="seed",
+        salt="v2",
+        policies=[FunctionBodyPolicy()],
+        max_age=60,
+    )
+    assert cache.max_age == timedelta(seconds=60) and cache.max_age_seconds() == 60
+    assert cache.ignored_inputs == "seed" and cache.get_ignored_inputs() == ("seed",)
+    assert flyte.Cache("auto", max_age=timedelta(hours=1)).max_age_seconds() == 3600
+    assert flyte.Cache("auto").max_age is None and flyte.Cache("auto").max_age_seconds() == 0
+    with pytest.raises(TypeError) as raised:
+        flyte.Cache("auto", max_age=True)
+    assert str(raised.value) == "max_age must be an int (seconds), timedelta, or None"
+    with pytest.raises(TypeError):
+        flyte.Cache("auto", max_age="1h")  # type: ignore[arg-type]
+    with pytest.raises(ValueError) as refused:
+        flyte.Cache("auto", max_age=-1)
+    assert str(refused.value) == "max_age must be nonnegative"
+    # Flyte's VersionParameters is generic; annotations that subscript it import.
+    assert VersionParameters[..., int](None).func is None
+
+
+def test_a_result_older_than_max_age_is_not_reused(tmp_path: Path) -> None:
+    now = [1000.0]
+    store = ResultCache(tmp_path / "cache.sqlite", clock=lambda: now[0])
+    store.put("k", "task", b"value")
+    now[0] += 30
+    assert store.get("k") == b"value" and store.get("k", max_age=30) == b"value"
+    assert store.get("k", max_age=29.5) is None
 
 
 def test_the_key_follows_the_code_and_the_inputs_not_their_spelling() -> None:
@@ -124,3 +166,39 @@ def test_cached_tasks_run_once_and_hits_show_in_the_log_and_status(tmp_path: Pat
         "fresh-1": 4, "pinned-2": 3,
     }  # fmt: skip
     assert int(lines[3]) >= 5  # status counts the hits (and more from later runs)
+
+
+def test_max_age_runs_a_task_again_when_its_stored_result_is_too_old(tmp_path: Path) -> None:
+    done = run_python(
+        tmp_path,
+        textwrap.dedent(
+            """
+            from datetime import timedelta
+            from pathlib import Path
+            import reuse_runtime as flyte
+
+            env = flyte.TaskEnvironment(name="aged", cache="auto",
+                                        reusable=flyte.ReusePolicy(replicas=1))
+
+            @env.task
+            async def stamp(x: int) -> int:
+                Path("ran").open("a").write("x")
+                return x
+
+            @env.task
+            async def main() -> None:
+                await stamp(1)  # runs; stored
+                await stamp(1)  # from the cache
+                # Stored more than a microsecond ago: too old, so it runs (and is stored anew).
+                young = flyte.Cache("auto", max_age=timedelta(microseconds=1))
+                await stamp.override(cache=young)(1)
+                await stamp.override(cache=flyte.Cache("auto", max_age=3600))(1)  # cached
+
+            if __name__ == "__main__":
+                flyte.run(main).wait()
+                print(len(Path("ran").read_text()))
+            """
+        ),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "2"

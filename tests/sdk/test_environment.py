@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -166,3 +167,118 @@ def test_warnings_print_as_one_line() -> None:
         flyte.ReuseRuntimeWarning("queue has no effect"), flyte.ReuseRuntimeWarning, "x.py", 3
     )
     assert text == "reuse-runtime: warning: queue has no effect\n"
+
+
+# Flyte's exception types and words (flyte-sdk's _environment.py and _task_environment.py):
+# people's tests match on them.
+_NAME = "Environment name '{}' must be in snake_case or kebab-case format."
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"name": "MyEnv"}, ValueError, _NAME.format("MyEnv")),
+        ({"name": "my.env"}, ValueError, _NAME.format("my.env")),
+        ({"name": "a--b"}, ValueError, _NAME.format("a--b")),
+        ({"name": "-a"}, ValueError, _NAME.format("-a")),
+        ({"name": ""}, ValueError, _NAME.format("")),
+        ({"name": 5}, TypeError, "expected string or bytes-like object, got 'int'"),
+        (
+            {"name": "ok", "image": 5},
+            TypeError,
+            "Expected image to be of type str or Image, got <class 'int'>",
+        ),
+        (
+            {"name": "ok", "secrets": 5},
+            TypeError,
+            "Expected secrets to be of type SecretRequest, got <class 'int'>",
+        ),
+        (
+            {"name": "ok", "secrets": {"key": "k"}},
+            TypeError,
+            "Expected secrets to be of type SecretRequest, got <class 'dict'>",
+        ),
+        (
+            {"name": "ok", "resources": {"cpu": 1}},
+            TypeError,
+            "Expected resources to be of type Resources, got <class 'dict'>",
+        ),
+        (
+            {"name": "ok", "env_vars": [("A", "1")]},
+            TypeError,
+            "Expected env_vars to be of type Dict[str, str], got <class 'list'>",
+        ),
+        (
+            {"name": "ok", "cache": 5},
+            TypeError,
+            "Expected cache to be of type str or Cache, got <class 'int'>",
+        ),
+        (
+            {"name": "ok", "reusable": {"replicas": 2}},
+            TypeError,
+            "Expected reusable to be of type ReusePolicy, got <class 'dict'>",
+        ),
+        (
+            {"name": "ok", "depends_on": ["other"]},
+            TypeError,
+            "Expected depends_on to be of type List[Environment], got <class 'str'>",
+        ),
+        (
+            {"name": "ok", "pod_template": 5},
+            TypeError,
+            "Expected pod_template to be of type str or PodTemplate, got <class 'int'>",
+        ),
+        (
+            {"name": "ok", "include": 5},
+            TypeError,
+            "Expected include to be a sequence of str paths, got <class 'int'>",
+        ),
+        # In Flyte's order: the image before the name, the name before reusable and cache.
+        (
+            {"name": "Bad", "image": 5},
+            TypeError,
+            "Expected image to be of type str or Image, got <class 'int'>",
+        ),
+        ({"name": "Bad", "cache": 5}, ValueError, _NAME.format("Bad")),
+    ],
+)
+def test_a_bad_argument_raises_flytes_error_with_flytes_words(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as raised:
+        flyte.TaskEnvironment(**kwargs)
+    assert str(raised.value) == message
+
+
+def test_what_flyte_accepts_and_checks_later_is_accepted_and_checked_there() -> None:
+    async def f(x: int) -> int:
+        return x
+
+    # Flyte checks a cache's behaviour when a task takes it, with Cache's ValueError.
+    env = flyte.TaskEnvironment(name="lazy-cache", cache="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^Invalid cache behavior: 'sometimes'\. Must be one"):
+        env.task(f)
+    plain = flyte.TaskEnvironment(name="plain", cache=False, reusable=False)  # type: ignore[arg-type]
+    assert plain.reusable is None
+    with pytest.raises(ValueError, match=r"^Invalid cache behavior: False\."):
+        plain.task(f)
+    with pytest.raises(ValueError, match=r"^Invalid cache behavior: 5\."):
+        flyte.TaskEnvironment(name="t5").task(cache=5)(f)  # type: ignore[call-overload]
+    # cache=False on a task is the environment's cache.
+    cached = flyte.TaskEnvironment(name="auto", cache="auto")
+    assert cached.task(cache=False)(f).cache.is_enabled()  # type: ignore[call-overload]
+    described = flyte.TaskEnvironment(name="long", description="x" * 300)
+    assert described.description == "x" * 247 + "...(tr.)"
+    assert flyte.TaskEnvironment(name="snake_case-and-kebab-2").name == "snake_case-and-kebab-2"
+    with pytest.raises(ValueError, match="longer than 63 characters"):
+        flyte.TaskEnvironment(name="a" * 64)
+
+
+def test_add_dependency_raises_flytes_errors() -> None:
+    env = flyte.TaskEnvironment(name="deps")
+    with pytest.raises(TypeError) as raised:
+        env.add_dependency("other")  # type: ignore[arg-type]
+    assert str(raised.value) == "Expected Environment, got <class 'str'>"
+    with pytest.raises(ValueError) as refused:
+        env.add_dependency(flyte.TaskEnvironment(name="deps"))
+    assert str(refused.value) == "Cannot add self as a dependency"

@@ -18,7 +18,9 @@ def add_parser(commands: Commands) -> None:
     p.add_argument(
         "params",
         nargs=argparse.REMAINDER,
-        help="the task's arguments: name=value or --name value, converted by its annotations",
+        help="the task's arguments: name=value or --name value, converted by its annotations "
+        "as flyte run does (JSON, or a JSON/YAML file, for dataclasses, models, lists and "
+        "dicts; a local path for a File or Dir)",
     )
     p.set_defaults(sync_main=_run_file)
 

@@ -30,6 +30,8 @@ from reuse_runtime.model import ControllerStatus, EnvironmentStatus, PoolEvent
 
 #: Seconds of history the "rate" column averages over.
 RATE_WINDOW = 5.0
+#: Columns of a console that never wraps (stdout is a pipe or a file: one record a line).
+UNWRAPPED = 10_000
 
 
 @dataclass
@@ -47,7 +49,7 @@ class RateMeter:
         rates: dict[str, float | None] = {}
         for env in status.environments:
             samples = self._samples.setdefault(env.key, deque())
-            samples.append((now, env.completed + env.failed))
+            samples.append((now, env.completed + env.failed + env.cancelled))
             while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW:
                 samples.popleft()
             (first_at, first), (last_at, last) = samples[0], samples[-1]
@@ -95,6 +97,7 @@ def _environment(env: EnvironmentStatus, rate: str | None, now: float) -> Render
         f"load {tasks}/{capacity}  queue {env.backlog}"
         + (f"  {rate} tasks/s" if rate is not None else "")
         + f"  done {env.completed}  failed {env.failed}"
+        + (f"  cancelled {env.cancelled}" if env.cancelled else "")
         + (f"  cached {env.cache_hits}" if env.cache_hits else "")
     )
     lines: list[RenderableType] = [Text(heading)]
@@ -122,7 +125,7 @@ def _environment(env: EnvironmentStatus, rate: str | None, now: float) -> Render
                 f"{rep.loop_lag * 1000:.0f}" if rep else "-",
                 r.where,
             )
-        lines.append(Padding(table, (0, 0, 0, 2)))
+        lines.append(Padding(table, (0, 0, 0, 2), expand=False))
     lines += [Text(f"  {note}") for note in notes]
     for kind, label in (("lost", "last loss"), ("recycled", "last recycle")):
         event = _last(env.events, kind)
@@ -154,9 +157,20 @@ def _describe(env: EnvironmentStatus, event: PoolEvent, now: float) -> str:
 
 
 def print_status(status: ControllerStatus, console: Console | None = None) -> None:
-    """Print the status once, at most 80 columns wide."""
-    console = console or Console(width=min(Console().width, 80), highlight=False)
+    """Print the status once: on a terminal at most 80 columns wide; into a pipe unwrapped."""
+    if console is None:
+        console = Console(highlight=False)
+        console = (
+            Console(width=min(console.width, 80), highlight=False)
+            if console.is_terminal
+            else unwrapped_console()
+        )
     console.print(render(status))
+
+
+def unwrapped_console() -> Console:
+    """A console for a pipe or a file: lines as long as they are (grep and awk see records)."""
+    return Console(width=UNWRAPPED, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- watching
@@ -172,17 +186,28 @@ async def watch(
     """Show the status every ``interval`` seconds until ``stop`` is set (or ``q`` is typed).
 
     On a terminal the view refreshes in place and ``q`` quits; otherwise each
-    view is printed in turn, under a time stamp. A controller that does not
-    answer is reported in the view, and asked again next time.
+    view is printed in turn, under a time stamp. When ``fetch`` fails (the
+    controller ended, and ``fetch`` looks for the next one) the view is one line,
+    its error's, shown once and kept until something else is to be shown.
     """
-    console = console or Console()
+    if console is None:
+        console = Console()
+        console = console if console.is_terminal else unwrapped_console()
     meter = RateMeter()
+    problem = ""
 
-    async def view() -> RenderableType:
+    async def view() -> RenderableType | None:
+        """The next view; None when it would repeat the line already shown."""
+        nonlocal meter, problem
         try:
             status = await fetch()
         except Exception as exc:
-            return Text(f"{time.strftime('%H:%M:%S')}  the controller did not answer: {exc}")
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            if message == problem:
+                return None
+            problem, meter = message, RateMeter()  # the next controller counts afresh
+            return Text(f"{time.strftime('%H:%M:%S')}  {message}; q or Ctrl-C quits")
+        problem = ""
         return Group(
             Text(f"{time.strftime('%H:%M:%S')}  every {interval:g} s; q or Ctrl-C quits"),
             render(status, meter.update(status)),
@@ -190,15 +215,19 @@ async def watch(
 
     if not console.is_terminal:
         while not stop.is_set():
-            console.print(await view())
-            console.print()
+            shown = await view()
+            if shown is not None:
+                console.print(shown)
+                console.print()
             await _wait(stop, interval)
         return
-    with _keys_quit(stop), Live(await view(), console=console, auto_refresh=False) as live:
+    first = await view()
+    assert first is not None  # nothing was shown before it
+    with _keys_quit(stop), Live(first, console=console, auto_refresh=False) as live:
         while not stop.is_set():
             await _wait(stop, interval)
-            if not stop.is_set():
-                live.update(await view(), refresh=True)
+            if not stop.is_set() and (shown := await view()) is not None:
+                live.update(shown, refresh=True)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

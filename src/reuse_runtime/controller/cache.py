@@ -16,6 +16,7 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -42,8 +43,9 @@ class ResultCache:
     tasks then simply run.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self._clock = clock
         self._db: sqlite3.Connection | None = None
         self._broken = False
 
@@ -72,17 +74,24 @@ class ResultCache:
             error=f"{type(exc).__name__}: {exc}",
         )
 
-    def get(self, key: str) -> bytes | None:
-        """The stored result for ``key``, or None."""
+    def get(self, key: str, max_age: float = 0.0) -> bytes | None:
+        """The stored result for ``key``, or None; None too when older than ``max_age`` seconds.
+
+        ``max_age`` 0 takes a result of any age.
+        """
         db = self._connect()
         if db is None:
             return None
         try:
-            row = db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
+            row = db.execute(
+                "SELECT value, stored_at FROM results WHERE key = ?", (key,)
+            ).fetchone()
         except sqlite3.Error as exc:
             self._fail("read", exc)
             return None
-        return bytes(row[0]) if row is not None else None
+        if row is None or (max_age > 0 and self._clock() - row[1] > max_age):
+            return None
+        return bytes(row[0])
 
     def put(self, key: str, task: str, value: Payload) -> None:
         """Store (or replace) the result for ``key``."""
@@ -92,7 +101,7 @@ class ResultCache:
         try:
             db.execute(
                 "INSERT OR REPLACE INTO results (key, task, value, stored_at) VALUES (?, ?, ?, ?)",
-                (key, task, value, time.time()),
+                (key, task, value, self._clock()),
             )
         except sqlite3.Error as exc:
             self._fail("write", exc)

@@ -92,6 +92,7 @@ class ReplicaPool:
         self.closed = False
         self.completed = 0
         self.failed = 0
+        self.cancelled = 0
         # Set whenever a task leaves while the pool drains (see ControllerService.drain).
         self.settled = asyncio.Event()
         self._dispatcher = Dispatcher(
@@ -249,6 +250,8 @@ class ReplicaPool:
             result = replace(result, attempts=record.attempts)
         if result.state is TaskState.SUCCEEDED:
             self.completed += 1
+        elif result.state is TaskState.CANCELLED:
+            self.cancelled += 1
         else:
             self.failed += 1
         self.telemetry.task_finished(result)

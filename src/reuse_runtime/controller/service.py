@@ -480,7 +480,7 @@ class ControllerService:
         """A stored result for the submission's cache key: counted, logged and shown to its run."""
         if self.cache is None:
             return None
-        value = self.cache.get(submission.cache_key)
+        value = self.cache.get(submission.cache_key, submission.cache_max_age)
         if value is None:
             return None
         spec, env_key = submission.task, submission.env_key
@@ -648,6 +648,7 @@ def _environment_status(service: ControllerService, pool: ReplicaPool) -> Enviro
         ),
         completed=pool.completed,
         failed=pool.failed,
+        cancelled=pool.cancelled,
         dormant=pool.scale_state.dormant,
         last_error=pool.last_error,
         events=tuple(pool.telemetry.events),

@@ -13,6 +13,8 @@ shares them; hits show in the run's log and in ``reuse-runtime status``.
   invalidate.
 * ``"disable"`` (the default): no caching.
 
+``Cache(max_age=timedelta(hours=1))`` (or seconds) reuses only results stored
+within that time; an older one is computed again and stored anew.
 ``with_runcontext(overwrite_cache=True)`` runs the tasks anyway and stores the
 new results; ``disable_run_cache=True`` turns caching off for one run.
 """
@@ -26,11 +28,14 @@ import pickle
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from datetime import timedelta
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, get_args, runtime_checkable
 
 from reuse_runtime import pickling
 from reuse_runtime.errors import raised_at_callers_line
 
+P = ParamSpec("P")
+FuncOut = TypeVar("FuncOut")
 CacheBehavior = Literal["auto", "override", "disable"]
 
 # Spellings people type for the three behaviours, as Flyte accepts them.
@@ -48,10 +53,10 @@ _ALIASES: dict[str, CacheBehavior] = {
 
 
 @dataclass
-class VersionParameters:
+class VersionParameters(Generic[P, FuncOut]):
     """What a :class:`CachePolicy` may use to compute a version."""
 
-    func: Callable[..., Any] | None
+    func: Callable[P, FuncOut] | None
     image: Any = None
     code_bundle: Any = None
 
@@ -60,7 +65,7 @@ class VersionParameters:
 class CachePolicy(Protocol):
     """Computes a cache version: implement ``get_version(salt, params) -> str``."""
 
-    def get_version(self, salt: str, params: VersionParameters) -> str: ...
+    def get_version(self, salt: str, params: VersionParameters[..., Any]) -> str: ...
 
 
 class FunctionBodyPolicy:
@@ -69,7 +74,7 @@ class FunctionBodyPolicy:
     Comments and formatting do not change it; any change to the code does.
     """
 
-    def get_version(self, salt: str, params: VersionParameters) -> str:
+    def get_version(self, salt: str, params: VersionParameters[..., Any]) -> str:
         if params.func is None:
             return ""
         source = textwrap.dedent(inspect.getsource(params.func))
@@ -94,6 +99,9 @@ class Cache:
         ignored_inputs: parameter names left out of the key.
         salt: mixed into the version, to start a fresh namespace.
         policies: how the version is computed (default: :class:`FunctionBodyPolicy`).
+        max_age: the oldest stored result to reuse, as a ``timedelta`` or seconds;
+            an older one is computed again (and stored anew). ``None`` or zero:
+            any age.
     """
 
     behavior: CacheBehavior
@@ -102,6 +110,7 @@ class Cache:
     ignored_inputs: tuple[str, ...] | str = field(default_factory=tuple)
     salt: str = ""
     policies: list[CachePolicy] | CachePolicy | None = None
+    max_age: timedelta | int | None = None
 
     def __post_init__(self) -> None:
         valid = get_args(CacheBehavior)
@@ -114,10 +123,20 @@ class Cache:
                 f"Invalid cache behavior: {self.behavior!r}. Must be one of {list(valid)} "
                 f"(aliases accepted: {sorted(_ALIASES)})."
             )
-        if isinstance(self.ignored_inputs, str):
-            self.ignored_inputs = (self.ignored_inputs,)
-        else:
-            self.ignored_inputs = tuple(self.ignored_inputs)
+        if isinstance(self.max_age, bool) or (
+            self.max_age is not None and not isinstance(self.max_age, (int, timedelta))
+        ):
+            raise TypeError("max_age must be an int (seconds), timedelta, or None")
+        if isinstance(self.max_age, int):
+            self.max_age = timedelta(seconds=self.max_age)
+        if self.max_age is not None and self.max_age < timedelta(0):
+            raise ValueError("max_age must be nonnegative")
+        # As Flyte keeps them: the attribute as given, a tuple for the key.
+        self._ignored_inputs: tuple[str, ...] = (
+            (self.ignored_inputs,)
+            if isinstance(self.ignored_inputs, str)
+            else tuple(self.ignored_inputs)
+        )
         if self.serialize:
             from reuse_runtime.sdk.ignored import note_ignored
 
@@ -140,9 +159,13 @@ class Cache:
         return self.behavior in ("auto", "override")
 
     def get_ignored_inputs(self) -> tuple[str, ...]:
-        return tuple(self.ignored_inputs)
+        return self._ignored_inputs
 
-    def get_version(self, params: VersionParameters | None = None) -> str:
+    def max_age_seconds(self) -> float:
+        """``max_age`` in seconds; 0 when any age will do."""
+        return self.max_age.total_seconds() if isinstance(self.max_age, timedelta) else 0.0
+
+    def get_version(self, params: VersionParameters[..., Any] | None = None) -> str:
         """The cache version: the override, or the policies' hash."""
         if not self.is_enabled():
             return ""
@@ -168,14 +191,15 @@ CacheRequest = CacheBehavior | Cache
 
 
 def cache_from_request(cache: CacheRequest | None) -> Cache:
-    """``"auto"`` / ``"override"`` / ``"disable"`` (or an alias) or a :class:`Cache`."""
+    """``"auto"`` / ``"override"`` / ``"disable"`` (or an alias) or a :class:`Cache`.
+
+    Anything else is ``Cache``'s ValueError, as in Flyte.
+    """
     if cache is None:
         return Cache(behavior="disable")
     if isinstance(cache, Cache):
         return cache
-    if isinstance(cache, str):
-        return Cache(behavior=cache)
-    raise TypeError(f"Expected cache to be of type str or Cache, got {type(cache).__name__}")
+    return Cache(behavior=cache)
 
 
 def _canonical(value: object) -> object:

@@ -4,7 +4,10 @@
 config names (local subprocesses by default), and always with a token: loopback
 is no boundary on a shared machine. Its address and token are written to
 ``controller.json`` in the state directory (mode 0600), where
-``reuse-runtime status`` and :func:`embedded_controller` find them.
+``reuse-runtime status`` and :func:`embedded_controller` find them. Each run
+started on it is noted there too (:func:`note_embedded_run`), and when it stops
+the record says so: ``status`` can then say which run's controller it was, that
+it ended with its process, and where that run's record is (:func:`embedded_record`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import secrets
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,23 +86,49 @@ async def start_controller(
 
 
 async def stop_controller(server: ControllerServer, directory: Path) -> None:
-    """Stop the embedded controller (and its replicas); forget its address."""
+    """Stop the embedded controller (and its replicas); its record says it ended.
+
+    The record says so first: ``status --watch`` then names the run as soon as
+    the controller stops answering.
+    """
+    _mark_ended(directory, server.local_address)
     await server.close()
-    _remove_embedded_address(directory, server.local_address)
+
+
+# One writer of controller.json at a time in this process: runs start from any thread.
+_record_lock = threading.Lock()
 
 
 def _write_embedded_address(directory: Path, address: str, token: str | None) -> None:
     info = {"address": address, "pid": os.getpid(), "started": time.time(), "token": token}
-    write_private(directory / "controller.json", json.dumps(info))
+    with _record_lock:
+        write_private(directory / "controller.json", json.dumps(info))
 
 
-def _remove_embedded_address(directory: Path, address: str) -> None:
+def _update_record(directory: Path, address: str, **changes: Any) -> None:
+    """Change this controller's record, if ``controller.json`` is still its."""
     path = directory / "controller.json"
-    try:
-        if json.loads(path.read_text()).get("address") == address:
-            path.unlink()
-    except (OSError, ValueError):
-        pass
+    with _record_lock:
+        try:
+            info = json.loads(path.read_text())
+            if info.get("address") != address or info.get("pid") != os.getpid():
+                return  # a later embedded controller's (another process's) now
+            info.update(changes)
+            write_private(path, json.dumps(info))
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def note_embedded_run(directory: Path, address: str, run: str, record: Path) -> None:
+    """Record that ``run`` started on the embedded controller at ``address``, and its record.
+
+    ``reuse-runtime status`` names it after the controller has ended.
+    """
+    _update_record(directory, address, run=run, record=str(record))
+
+
+def _mark_ended(directory: Path, address: str) -> None:
+    _update_record(directory, address, ended=time.time(), token=None)
 
 
 @dataclass(frozen=True)
@@ -112,16 +142,68 @@ class EmbeddedController:
         return f"EmbeddedController(address={self.address!r})"
 
 
+@dataclass(frozen=True)
+class EmbeddedRecord:
+    """This user's most recent embedded controller, running or ended (``controller.json``).
+
+    ``run`` is the last run started on it and ``record`` where that run's log is;
+    ``ended`` is when it stopped (None while it runs, or when its process died
+    without saying); ``alive`` is whether its process still runs.
+    """
+
+    address: str
+    pid: int
+    started: float
+    run: str | None
+    record: str | None
+    ended: float | None
+    alive: bool
+
+    @property
+    def serving(self) -> bool:
+        return self.alive and self.ended is None
+
+
+def embedded_record() -> EmbeddedRecord | None:
+    """The record of this user's most recent embedded controller, if there is one."""
+    found = _read_record()
+    return found[0] if found is not None else None
+
+
 def embedded_controller() -> EmbeddedController | None:
     """The most recent live embedded controller of this user, if any.
 
     Read from ``controller.json`` in the state directory (mode 0600, so other
     users cannot read its token).
     """
+    found = _read_record()
+    if found is None or not found[0].serving:
+        return None
+    record, token = found
+    return EmbeddedController(record.address, token)
+
+
+def _read_record() -> tuple[EmbeddedRecord, str | None] | None:
     try:
         info = json.loads((state_dir() / "controller.json").read_text())
-        os.kill(int(info["pid"]), 0)
-        token = info.get("token")
-        return EmbeddedController(str(info["address"]), str(token) if token else None)
-    except (OSError, ValueError, KeyError, TypeError):
+        pid = int(info["pid"])
+        run, record, ended, token = (info.get(k) for k in ("run", "record", "ended", "token"))
+        return EmbeddedRecord(
+            address=str(info["address"]),
+            pid=pid,
+            started=float(info.get("started") or 0.0),
+            run=str(run) if run else None,
+            record=str(record) if record else None,
+            ended=float(ended) if ended is not None else None,
+            alive=_alive(pid),
+        ), (str(token) if token else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:  # gone (or, with EPERM, another user's process has its pid now)
+        return False
+    return True

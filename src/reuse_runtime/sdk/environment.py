@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -37,7 +38,7 @@ from reuse_runtime.model import (
 )
 from reuse_runtime.policy import ReusePolicy
 from reuse_runtime.resources import Resources
-from reuse_runtime.sdk.cache import CacheRequest, cache_from_request
+from reuse_runtime.sdk.cache import Cache, CacheRequest
 from reuse_runtime.sdk.ignored import note_ignored
 from reuse_runtime.sdk.pod import PodTemplate
 from reuse_runtime.sdk.retry import RetryStrategy, TimeoutType
@@ -51,6 +52,9 @@ R = TypeVar("R")
 #: Replicas a non-reusable environment may run at once (one fresh process per task).
 NON_REUSABLE_MAX_REPLICAS = max(4, 2 * (os.cpu_count() or 1))
 _DEFAULT_SCALEDOWN_TTL = 30.0
+# Flyte's rule for an environment's name (snake_case or kebab-case), and its longest description.
+_FLYTE_NAME = r"[a-z0-9]+([_-][a-z0-9]+)*"
+_DESCRIPTION_MAX = 255
 
 
 def _caller_module() -> str:
@@ -85,6 +89,23 @@ class Environment:
 def _check_type(name: str, value: object, types: tuple[type, ...], expected: str) -> None:
     if value is not None and not isinstance(value, types):
         raise TypeError(f"Expected {name} to be of type {expected}, got {type(value)}")
+
+
+def _include(include: Any) -> tuple[str, ...]:
+    if isinstance(include, str):
+        raise TypeError(
+            f"Expected include to be a sequence of str paths, got a bare str ({include!r})."
+        )
+    try:
+        paths = tuple(include or ())
+    except TypeError as exc:
+        raise TypeError(
+            f"Expected include to be a sequence of str paths, got {type(include)}"
+        ) from exc
+    for path in paths:
+        if not isinstance(path, str):
+            raise TypeError(f"include entries must be str, got {type(path)}")
+    return paths
 
 
 class TaskEnvironment(Environment):
@@ -141,37 +162,41 @@ class TaskEnvironment(Environment):
         on_stop: Callable[[], Any] | None = None,
         stop_grace: float = 10.0,
     ) -> None:
-        if not isinstance(name, str) or not ENVIRONMENT_NAME.fullmatch(name):
-            raise PolicyError(
-                f"TaskEnvironment name must be 1 to 63 letters, digits, '-', '_' or '.', "
-                f"starting with a letter or digit; got {name!r}"
-            )
-        _check_type("image", image, (Image, str), "str or Image")
-        _check_type("resources", resources, (Resources,), "Resources")
-        _check_type("env_vars", env_vars, (dict,), "Dict[str, str]")
-        _check_type("pod_template", pod_template, (str, PodTemplate), "str or PodTemplate")
-        _check_type("reusable", reusable, (ReusePolicy,), "ReusePolicy")
-        for key, value in (env_vars or {}).items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise TypeError(f"env_vars must map str to str, got {key!r}: {value!r}")
+        # Flyte's checks, in Flyte's order, with Flyte's words: people's tests match them.
+        if image and not isinstance(image, (Image, str)):
+            raise TypeError(f"Expected image to be of type str or Image, got {type(image)}")
+        if secrets and not isinstance(secrets, (str, Secret, list)):
+            raise TypeError(f"Expected secrets to be of type SecretRequest, got {type(secrets)}")
         deps = list(depends_on or [])
         for dep in deps:
             if not isinstance(dep, Environment):
                 raise TypeError(
                     f"Expected depends_on to be of type List[Environment], got {type(dep)}"
                 )
-        if isinstance(include, str):
-            raise TypeError(
-                f"Expected include to be a sequence of str paths, got a bare str ({include!r})."
+        _check_type("resources", resources, (Resources,), "Resources")
+        _check_type("env_vars", env_vars, (dict,), "Dict[str, str]")
+        _check_type("pod_template", pod_template, (str, PodTemplate), "str or PodTemplate")
+        if isinstance(description, str) and len(description) > _DESCRIPTION_MAX:
+            description = description[: _DESCRIPTION_MAX - 8] + "...(tr.)"
+        include = _include(include)
+        if not re.fullmatch(_FLYTE_NAME, name):
+            raise PolicyError(
+                f"Environment name '{name}' must be in snake_case or kebab-case format."
             )
-        include = tuple(include)
-        for item in include:
-            if not isinstance(item, str):
-                raise TypeError(f"include entries must be str, got {type(item)}")
+        if not ENVIRONMENT_NAME.fullmatch(name):  # what replicas, pods and status can carry
+            raise PolicyError(f"Environment name '{name}' is longer than 63 characters.")
+        if reusable and not isinstance(reusable, ReusePolicy):
+            raise TypeError(f"Expected reusable to be of type ReusePolicy, got {type(reusable)}")
+        if cache and not isinstance(cache, (str, Cache)):
+            raise TypeError(f"Expected cache to be of type str or Cache, got {type(cache)}")
+        # Ours: what Flyte would only find out later, or never.
+        for key, value in (env_vars or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"env_vars must map str to str, got {key!r}: {value!r}")
         self.name = name
         self.depends_on = deps
         self.pod_template = pod_template
-        self.description = description[:255] if isinstance(description, str) else description
+        self.description = description
         self._secrets = secrets_from_request(secrets)
         self.secrets = secrets
         self.env_vars = env_vars
@@ -179,9 +204,8 @@ class TaskEnvironment(Environment):
         self.interruptible = interruptible
         self.image = image
         self.include = include
-        self.cache = cache
-        self._cache = cache_from_request(cache)
-        self.reusable = reusable
+        self.cache = cache  # checked as Flyte does, when a task takes it
+        self.reusable = reusable or None  # Flyte lets reusable=False through: not reusable
         self.plugin_config = plugin_config
         self.queue = queue
         self.on_start = on_start
@@ -358,7 +382,7 @@ class TaskEnvironment(Environment):
                 f,
                 self,
                 short_name=short_name or name,
-                cache=cache if cache is not None else self.cache,
+                cache=cache or self.cache,  # Flyte's: cache=False is the environment's
                 retries=retries,
                 timeout=timeout,
                 docs=docs,

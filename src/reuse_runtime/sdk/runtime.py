@@ -47,6 +47,7 @@ from reuse_runtime.sdk.config import RuntimeConfig, check_endpoint, is_flyte_con
 from reuse_runtime.sdk.embedded import (
     EmbeddedController,
     embedded_controller,
+    note_embedded_run,
     start_controller,
     stop_controller,
 )
@@ -163,6 +164,8 @@ class Runtime:
         log_path = self.state_dir / "runs" / f"{name}.log"
         run = Run(self, name, task, log_path, settings)
         note_run_started(name, settings.run_start_time)
+        if self._controller is not None:  # `status` names it once the controller has ended
+            note_embedded_run(self.state_dir, self._controller.local_address, name, log_path)
         with self._runs_lock:
             self._runs[name] = run
             self._unreported[name] = run

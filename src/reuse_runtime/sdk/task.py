@@ -519,6 +519,7 @@ class TaskTemplate(Generic[P, R]):
             cache_key,
             bool(options and options.overwrite_cache),
             self._backoff,
+            self.cache.max_age_seconds() if cache_key else 0.0,
         )
 
     def _call_site(self, ref: FunctionRef | None) -> str:

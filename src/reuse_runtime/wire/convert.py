@@ -511,6 +511,7 @@ def submission_to_proto(
         extras = msg.extras
         extras.cache_key = sub.cache_key
         extras.cache_overwrite = sub.cache_overwrite
+        extras.cache_max_age_seconds = sub.cache_max_age
         backoff = sub.retry_backoff
         if backoff is not None:
             extras.retry_backoff.base_seconds = backoff.base
@@ -554,6 +555,7 @@ def submission_from_proto(
         cache_key=extras.cache_key,
         cache_overwrite=extras.cache_overwrite,
         retry_backoff=backoff,
+        cache_max_age=extras.cache_max_age_seconds,
     )
 
 
@@ -571,6 +573,7 @@ def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
                 backlog=env.backlog,
                 completed=env.completed,
                 failed=env.failed,
+                cancelled=env.cancelled,
                 dormant=env.dormant,
                 last_error=env.last_error,
                 events=[
@@ -622,6 +625,7 @@ def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
                 backlog=env.backlog,
                 completed=env.completed,
                 failed=env.failed,
+                cancelled=env.cancelled,
                 dormant=env.dormant,
                 last_error=env.last_error,
                 events=tuple(

@@ -395,14 +395,16 @@ class Submission(_message.Message):
     def __init__(self, env_key: _Optional[str] = ..., task: _Optional[_Union[TaskSpec, _Mapping]] = ..., retries: _Optional[int] = ..., stream_logs: _Optional[bool] = ..., extras: _Optional[_Union[SubmitExtras, _Mapping]] = ...) -> None: ...
 
 class SubmitExtras(_message.Message):
-    __slots__ = ("cache_key", "cache_overwrite", "retry_backoff")
+    __slots__ = ("cache_key", "cache_overwrite", "retry_backoff", "cache_max_age_seconds")
     CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
     CACHE_OVERWRITE_FIELD_NUMBER: _ClassVar[int]
     RETRY_BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    CACHE_MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     cache_key: str
     cache_overwrite: bool
     retry_backoff: RetryBackoff
-    def __init__(self, cache_key: _Optional[str] = ..., cache_overwrite: _Optional[bool] = ..., retry_backoff: _Optional[_Union[RetryBackoff, _Mapping]] = ...) -> None: ...
+    cache_max_age_seconds: float
+    def __init__(self, cache_key: _Optional[str] = ..., cache_overwrite: _Optional[bool] = ..., retry_backoff: _Optional[_Union[RetryBackoff, _Mapping]] = ..., cache_max_age_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitBatch(_message.Message):
     __slots__ = ("submissions", "cancel", "held")
@@ -463,7 +465,7 @@ class GroupStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class EnvironmentStatus(_message.Message):
-    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "cache_hits", "groups", "events")
+    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "cache_hits", "groups", "events", "cancelled")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
@@ -478,6 +480,7 @@ class EnvironmentStatus(_message.Message):
     CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
     key: str
     name: str
     min_replicas: int
@@ -492,7 +495,8 @@ class EnvironmentStatus(_message.Message):
     cache_hits: int
     groups: _containers.RepeatedCompositeFieldContainer[GroupStatus]
     events: _containers.RepeatedCompositeFieldContainer[PoolEvent]
-    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., cache_hits: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ...) -> None: ...
+    cancelled: int
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., cache_hits: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ..., cancelled: _Optional[int] = ...) -> None: ...
 
 class PoolEvent(_message.Message):
     __slots__ = ("at", "kind", "replica_id", "reason", "detail")
