@@ -376,8 +376,7 @@ async def test_the_backend_makes_only_the_calls_the_role_grants(tmp_path: Path) 
             monkey.undo()
         calls = {
             (r.verb, r.resource + (f"/{r.subresource}" if r.subresource else ""))
-            for r in tls_api.requests
-            if r.user == cluster.service_account
+            for r in tls_api.calls(cluster.service_account)
         }
     role = role_rules(API_CALLS)
     granted = {(verb, rule["resources"][0]) for rule in role for verb in rule["verbs"]}
@@ -408,6 +407,34 @@ def test_the_stand_in_enforces_the_role(cluster: StandInCluster) -> None:
         )
     finally:
         api_client.close()
+    # The audit log has every call, refused ones with their 403.
+    assert [
+        (entry.verb, entry.resource, entry.namespace, entry.code)
+        for entry in cluster.api.calls(cluster.service_account)
+    ] == [
+        ("list", "secrets", cluster.namespace, 403),
+        ("patch", "pods", cluster.namespace, 403),
+        ("list", "pods", "default", 403),
+        ("list", "pods", cluster.namespace, 200),
+    ]
+
+
+async def test_an_expired_watch_is_resumed_with_a_fresh_list(
+    cluster: StandInCluster, backend: KubernetesBackend
+) -> None:
+    """A real server ends a watch sooner or later and compacts old versions away, so
+    resuming it gets 410 Gone: the backend lists again, and sees what changed in the gap."""
+    api, ns = cluster.api, cluster.namespace
+    handle = await backend.start(_launch("env-1-gone"))
+    run_pod(api, ns, handle.name)
+    await eventually(lambda: handle.phase == "Running")
+    lists = len(api.calls(cluster.service_account, verb="list", code=200))
+    # The pod ends while no watch is open: only a list can show it.
+    api.expire_watches(meanwhile=lambda: end_pod(api, ns, handle.name, exitCode=3, reason="Error"))
+    status = await asyncio.wait_for(backend.wait(handle), 10)
+    assert status.code == 3
+    assert api.calls(cluster.service_account, verb="watch", code=410)
+    assert len(api.calls(cluster.service_account, verb="list", code=200)) > lists
 
 
 async def test_a_kubeconfig_context_gives_the_namespace_and_bad_config_is_one_line(
