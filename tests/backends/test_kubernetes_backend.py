@@ -292,6 +292,31 @@ async def test_a_restarted_controller_adopts_live_pods_by_label(
         await successor.close()
 
 
+async def test_close_deletes_a_predecessors_pods_that_nobody_claimed(
+    cluster: StandInCluster, backend: KubernetesBackend, kubelet_deletes: None
+) -> None:
+    """Issue 29: a restarted controller stopped (SIGTERM) before any pool claimed its
+    predecessor's pods deletes them; the deletes reach the API server before close()
+    returns."""
+    api, ns = cluster.api, cluster.namespace
+    left = [await backend.start(_launch(f"env-{i}-left")) for i in (1, 2)]
+    for handle in left:
+        run_pod(api, ns, handle.name)
+    successor = KubernetesBackend(
+        KubernetesConfig(kubeconfig=str(cluster.kubeconfig), in_cluster=False, adopt_window=300),
+        security=Security(token=cluster.token),
+    )
+    await successor.open()
+    assert successor.list() == []  # nothing claimed
+    await successor.close()
+    deleted = api.calls(cluster.service_account, verb="delete", resource="pods", code=200)
+    assert sorted(entry.name for entry in deleted) == sorted(h.name for h in left)
+    assert all(
+        entry.path.startswith("DELETE /api/v1/namespaces/rr-test/pods/") for entry in deleted
+    )
+    assert cluster.pods() == []
+
+
 async def test_the_backend_makes_only_the_calls_the_role_grants(tmp_path: Path) -> None:
     """Acceptance 6: every API call the backend makes, against the Role's rules."""
     certs = make_certs(tmp_path)

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from reuse_runtime.aio import in_executor, stop_within, wait_within
+from reuse_runtime.aio import TaskSet, in_executor, stop_within, wait_within
 from reuse_runtime.backends.base import (
     ExitStatus,
     ReplicaHandle,
@@ -62,6 +62,10 @@ API_CALLS = (
     ("list", "pods"),
     ("watch", "pods"),
 )
+
+#: Seconds close() gives its last deletes (a predecessor's pods nobody claimed, pods
+#: that ended) to reach the API server.
+CLOSE_DELETES_WITHIN = 10.0
 
 # Waiting reasons that never clear by themselves: reported at once, not at the deadline.
 _HOPELESS = ("InvalidImageName", "ErrImageNeverPull")
@@ -134,7 +138,8 @@ class KubernetesBackend:
         self._watch: Any = None
         self._watch_thread: threading.Thread | None = None
         self._adopt_timer: asyncio.TimerHandle | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        # Deletes nobody awaits (pods that ended, a predecessor's): close() waits for them.
+        self._background = TaskSet("kubernetes")
 
     # -------------------------------------------------------------- lifecycle
 
@@ -230,19 +235,33 @@ class KubernetesBackend:
         return {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}
 
     async def close(self) -> None:
-        """Delete every pod this backend started or still holds for adoption."""
+        """Delete every pod this backend started or still holds for adoption.
+
+        In this order: the deletes of unclaimed pods start; this backend's own pods
+        are stopped; every delete started so far gets up to ``CLOSE_DELETES_WITHIN``
+        seconds to reach the API server; only then do the watch, the client and the
+        threads that make the calls go.
+        """
         if self._closed:
             return
+        if self._adopt_timer is not None:
+            self._adopt_timer.cancel()
         self._release_unclaimed()
         replicas = [r for r in self._replicas.values() if not r.exited.done()]
         await asyncio.gather(*(self.stop(r, 5.0) for r in replicas), return_exceptions=True)
+        left = await self._background.wait(CLOSE_DELETES_WITHIN)
+        if left:
+            log.warning(
+                "pod deletes did not finish; Kubernetes may still hold those pods",
+                pending=left,
+                within=CLOSE_DELETES_WITHIN,
+            )
         self._closed = True
         # The watch thread ends at its next event or timeout, seeing _closed; nothing waits.
         if self._watch is not None:
             with contextlib.suppress(Exception):
                 self._watch.stop()
-        for task in list(self._background):
-            task.cancel()
+        await self._background.cancel_all()
         if self._api_client is not None:
             with contextlib.suppress(Exception):
                 self._api_client.close()
@@ -404,9 +423,7 @@ class KubernetesBackend:
         loop = self._loop
         if loop is None or self._closed:
             return
-        task = loop.create_task(self._call(self._delete, name, 0))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(self._call(self._delete, name, 0), f"delete:{name}")
 
     # -------------------------------------------------------------- following pods
 
