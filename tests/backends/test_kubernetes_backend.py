@@ -12,7 +12,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client as kube_client
@@ -32,7 +31,14 @@ from reuse_runtime.model import EnvironmentSpec, PoolPolicy
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import Security
 from tests.helpers import eventually
-from tests.kubernetes.apiserver import ADMIN, ApiServer, finish_deletions, kubeconfig, now
+from tests.kubernetes.apiserver import (
+    ADMIN,
+    ApiServer,
+    end_pod,
+    finish_deletions,
+    kubeconfig,
+    run_pod,
+)
 from tests.kubernetes.cluster import StandInCluster, stand_in_cluster
 from tests.tls import make_certs
 
@@ -55,47 +61,6 @@ def _launch(replica_id: str, name: str = "env", memory: str = "200Mi") -> Replic
 def make_ca_copy(path: str) -> bytes:
     with open(path, "rb") as ca:
         return ca.read()
-
-
-def run_pod(api: ApiServer, namespace: str, name: str, ip: str = "10.0.0.5") -> None:
-    """What a kubelet does for a pod it starts: bind, then report it running."""
-    api.patch_spec(namespace, name, {"nodeName": "node-1"})
-    api.patch_status(
-        namespace,
-        name,
-        {
-            "phase": "Running",
-            "podIP": ip,
-            "containerStatuses": [
-                {
-                    "name": "worker",
-                    "ready": True,
-                    "restartCount": 0,
-                    "image": "busybox:1",
-                    "imageID": "",
-                    "state": {"running": {"startedAt": now()}},
-                }
-            ],
-        },
-    )
-
-
-def end_pod(
-    api: ApiServer, namespace: str, name: str, phase: str = "Failed", **terminated: Any
-) -> None:
-    status: dict[str, Any] = {"phase": phase}
-    if terminated:
-        status["containerStatuses"] = [
-            {
-                "name": "worker",
-                "ready": False,
-                "restartCount": 0,
-                "image": "busybox:1",
-                "imageID": "",
-                "state": {"terminated": terminated},
-            }
-        ]
-    api.patch_status(namespace, name, status)
 
 
 @pytest.fixture
