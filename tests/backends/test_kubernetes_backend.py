@@ -31,15 +31,9 @@ from reuse_runtime.model import EnvironmentSpec, PoolPolicy
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import Security
 from tests.helpers import eventually
-from tests.kubernetes.apiserver import (
-    ADMIN,
-    ApiServer,
-    end_pod,
-    finish_deletions,
-    kubeconfig,
-    run_pod,
-)
+from tests.kubernetes.apiserver import ADMIN, ApiServer, kubeconfig
 from tests.kubernetes.cluster import StandInCluster, stand_in_cluster
+from tests.kubernetes.kubelet_steps import end_pod, finish_deletions, run_pod
 from tests.tls import make_certs
 
 POLICY = PoolPolicy(min_replicas=1, max_replicas=2, concurrency=2, scaledown_ttl=1, idle_ttl=1)

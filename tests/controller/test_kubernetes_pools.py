@@ -21,8 +21,8 @@ from reuse_runtime.controller.service import ControllerService
 from reuse_runtime.model import EnvironmentSpec, PoolPolicy, Submission, TaskResult
 from reuse_runtime.security import Security
 from tests.helpers import eventually, task
-from tests.kubernetes.apiserver import fail_image_pulls, finish_deletions, run_pod
 from tests.kubernetes.cluster import StandInCluster, stand_in_cluster
+from tests.kubernetes.kubelet_steps import fail_image_pulls, finish_deletions, run_pod
 
 ADDRESS = "reuse-runtime.rr-test.svc:50050"
 TICK = 0.1  # the controller's tick
