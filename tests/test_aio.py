@@ -1,4 +1,4 @@
-"""Cancellation that is correct by construction: wait_within and TaskSet.cancel_all."""
+"""Cancellation that is correct by construction: wait_within, TaskSet.wait and cancel_all."""
 
 from __future__ import annotations
 
@@ -106,3 +106,24 @@ async def test_cancel_all_gives_up_on_a_task_that_never_ends() -> None:
     stop.set()
     task.cancel()
     await asyncio.wait({task}, timeout=1.0)
+
+
+async def test_wait_lets_tasks_finish_by_themselves_and_says_how_many_did_not() -> None:
+    tasks = TaskSet("test")
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def quick() -> None:
+        await asyncio.sleep(0)
+        done.append("quick")
+
+    async def held() -> None:
+        await release.wait()
+
+    tasks.spawn(quick(), "quick")
+    late = tasks.spawn(held(), "held")
+    assert await tasks.wait(0.2) == 1  # "quick" ran to its end; "held" is still waiting
+    assert done == ["quick"] and not late.done()
+    release.set()
+    assert await tasks.wait(5.0) == 0
+    assert await TaskSet("empty").wait(0.0) == 0

@@ -101,6 +101,14 @@ class TaskSet:
         if exc is not None:
             log.error("background task failed", task=task.get_name(), error=repr(exc), exc_info=exc)
 
+    async def wait(self, within: float) -> int:
+        """Wait up to ``within`` seconds for every task to end by itself; how many are
+        still running then (:meth:`cancel_all` ends them)."""
+        pending = set(self._tasks)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=within)
+        return len(pending)
+
     async def cancel_all(
         self, msg: str = "shutting down", patience: float = CANCEL_PATIENCE
     ) -> None:

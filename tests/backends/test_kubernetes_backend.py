@@ -12,7 +12,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client as kube_client
@@ -32,8 +31,9 @@ from reuse_runtime.model import EnvironmentSpec, PoolPolicy
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import Security
 from tests.helpers import eventually
-from tests.kubernetes.apiserver import ADMIN, ApiServer, finish_deletions, kubeconfig, now
+from tests.kubernetes.apiserver import ADMIN, ApiServer, kubeconfig
 from tests.kubernetes.cluster import StandInCluster, stand_in_cluster
+from tests.kubernetes.kubelet_steps import end_pod, finish_deletions, run_pod
 from tests.tls import make_certs
 
 POLICY = PoolPolicy(min_replicas=1, max_replicas=2, concurrency=2, scaledown_ttl=1, idle_ttl=1)
@@ -55,47 +55,6 @@ def _launch(replica_id: str, name: str = "env", memory: str = "200Mi") -> Replic
 def make_ca_copy(path: str) -> bytes:
     with open(path, "rb") as ca:
         return ca.read()
-
-
-def run_pod(api: ApiServer, namespace: str, name: str, ip: str = "10.0.0.5") -> None:
-    """What a kubelet does for a pod it starts: bind, then report it running."""
-    api.patch_spec(namespace, name, {"nodeName": "node-1"})
-    api.patch_status(
-        namespace,
-        name,
-        {
-            "phase": "Running",
-            "podIP": ip,
-            "containerStatuses": [
-                {
-                    "name": "worker",
-                    "ready": True,
-                    "restartCount": 0,
-                    "image": "busybox:1",
-                    "imageID": "",
-                    "state": {"running": {"startedAt": now()}},
-                }
-            ],
-        },
-    )
-
-
-def end_pod(
-    api: ApiServer, namespace: str, name: str, phase: str = "Failed", **terminated: Any
-) -> None:
-    status: dict[str, Any] = {"phase": phase}
-    if terminated:
-        status["containerStatuses"] = [
-            {
-                "name": "worker",
-                "ready": False,
-                "restartCount": 0,
-                "image": "busybox:1",
-                "imageID": "",
-                "state": {"terminated": terminated},
-            }
-        ]
-    api.patch_status(namespace, name, status)
 
 
 @pytest.fixture
@@ -292,6 +251,31 @@ async def test_a_restarted_controller_adopts_live_pods_by_label(
         await successor.close()
 
 
+async def test_close_deletes_a_predecessors_pods_that_nobody_claimed(
+    cluster: StandInCluster, backend: KubernetesBackend, kubelet_deletes: None
+) -> None:
+    """Issue 29: a restarted controller stopped (SIGTERM) before any pool claimed its
+    predecessor's pods deletes them; the deletes reach the API server before close()
+    returns."""
+    api, ns = cluster.api, cluster.namespace
+    left = [await backend.start(_launch(f"env-{i}-left")) for i in (1, 2)]
+    for handle in left:
+        run_pod(api, ns, handle.name)
+    successor = KubernetesBackend(
+        KubernetesConfig(kubeconfig=str(cluster.kubeconfig), in_cluster=False, adopt_window=300),
+        security=Security(token=cluster.token),
+    )
+    await successor.open()
+    assert successor.list() == []  # nothing claimed
+    await successor.close()
+    deleted = api.calls(cluster.service_account, verb="delete", resource="pods", code=200)
+    assert sorted(entry.name for entry in deleted) == sorted(h.name for h in left)
+    assert all(
+        entry.path.startswith("DELETE /api/v1/namespaces/rr-test/pods/") for entry in deleted
+    )
+    assert cluster.pods() == []
+
+
 async def test_the_backend_makes_only_the_calls_the_role_grants(tmp_path: Path) -> None:
     """Acceptance 6: every API call the backend makes, against the Role's rules."""
     certs = make_certs(tmp_path)
@@ -376,8 +360,7 @@ async def test_the_backend_makes_only_the_calls_the_role_grants(tmp_path: Path) 
             monkey.undo()
         calls = {
             (r.verb, r.resource + (f"/{r.subresource}" if r.subresource else ""))
-            for r in tls_api.requests
-            if r.user == cluster.service_account
+            for r in tls_api.calls(cluster.service_account)
         }
     role = role_rules(API_CALLS)
     granted = {(verb, rule["resources"][0]) for rule in role for verb in rule["verbs"]}
@@ -408,6 +391,34 @@ def test_the_stand_in_enforces_the_role(cluster: StandInCluster) -> None:
         )
     finally:
         api_client.close()
+    # The audit log has every call, refused ones with their 403.
+    assert [
+        (entry.verb, entry.resource, entry.namespace, entry.code)
+        for entry in cluster.api.calls(cluster.service_account)
+    ] == [
+        ("list", "secrets", cluster.namespace, 403),
+        ("patch", "pods", cluster.namespace, 403),
+        ("list", "pods", "default", 403),
+        ("list", "pods", cluster.namespace, 200),
+    ]
+
+
+async def test_an_expired_watch_is_resumed_with_a_fresh_list(
+    cluster: StandInCluster, backend: KubernetesBackend
+) -> None:
+    """A real server ends a watch sooner or later and compacts old versions away, so
+    resuming it gets 410 Gone: the backend lists again, and sees what changed in the gap."""
+    api, ns = cluster.api, cluster.namespace
+    handle = await backend.start(_launch("env-1-gone"))
+    run_pod(api, ns, handle.name)
+    await eventually(lambda: handle.phase == "Running")
+    lists = len(api.calls(cluster.service_account, verb="list", code=200))
+    # The pod ends while no watch is open: only a list can show it.
+    api.expire_watches(meanwhile=lambda: end_pod(api, ns, handle.name, exitCode=3, reason="Error"))
+    status = await asyncio.wait_for(backend.wait(handle), 10)
+    assert status.code == 3
+    assert api.calls(cluster.service_account, verb="watch", code=410)
+    assert len(api.calls(cluster.service_account, verb="list", code=200)) > lists
 
 
 async def test_a_kubeconfig_context_gives_the_namespace_and_bad_config_is_one_line(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from reuse_runtime.controller.autoscaler import (
+    START_FAILURES_BEFORE_GIVING_UP,
     PoolSnapshot,
     ReplicaPhase,
     ReplicaView,
+    ScaleDecision,
     ScaleState,
     decide_scale,
     start_backoff,
@@ -142,3 +146,61 @@ def test_external_replicas_serve_first_and_are_never_stopped() -> None:
     )
     decision, state = decide_scale(idle, open_pool, ScaleState(dormant=False), now=9.0)
     assert decision.stop == ("ours",) and state.dormant
+
+
+def test_after_giving_up_on_starts_nothing_starts_until_new_work() -> None:
+    """Issue 29: an image that cannot be pulled is not pulled again every deadline, for
+    min_replicas, until idle_ttl."""
+    failures = START_FAILURES_BEFORE_GIVING_UP
+    state = ScaleState(dormant=False)
+    # Before giving up, a waiting task is retried after the backoff.
+    waiting = PoolSnapshot((), backlog=1, consecutive_start_failures=failures - 1,
+                           last_start_failure=10.0)  # fmt: skip
+    decision, state = decide_scale(waiting, POLICY, state, now=12.0)
+    assert decision.start == 1
+    # The last start failed: the pool failed its backlog. No work: no start, tick after tick,
+    # min_replicas=1 notwithstanding, and the environment idles out (idle_ttl=5).
+    gave_up = PoolSnapshot((), backlog=0, consecutive_start_failures=failures,
+                           last_start_failure=13.0)  # fmt: skip
+    for now in (13.1, 14.0, 16.0, 17.9):
+        decision, state = decide_scale(gave_up, POLICY, state, now=now)
+        assert decision == ScaleDecision(), now
+    decision, state = decide_scale(gave_up, POLICY, state, now=18.1)
+    assert decision.start == 0 and state.dormant
+    for now in (20.0, 40.0, 60.0, 90.0):
+        decision, state = decide_scale(gave_up, POLICY, state, now=now)
+        assert decision.start == 0, now
+    # New work tries again, once the backoff has passed.
+    work = replace(gave_up, backlog=1)
+    decision, state = decide_scale(work, POLICY, ScaleState(dormant=False), now=13.5)
+    assert decision.start == 0  # backing off
+    decision, state = decide_scale(work, POLICY, state, now=100.0)
+    assert decision.start == 1
+    # A failure below the limit (a flaky start) is retried for min_replicas as before.
+    flaky = PoolSnapshot((), backlog=0, consecutive_start_failures=1, last_start_failure=0.0)
+    assert decide_scale(flaky, POLICY, ScaleState(dormant=False), now=5.0)[0].start == 1
+
+
+def test_adopted_replicas_wake_the_environment_until_its_idle_ttl() -> None:
+    """Issue 29: a restarted controller's pool adopts its predecessor's replicas on its
+    first tick, before their clients have sent their tasks again: they are kept."""
+    adopted = (
+        ReplicaView("a", ReplicaPhase.STARTING, 0, None, adopted=True),
+        ReplicaView("b", ReplicaPhase.STARTING, 0, None, adopted=True),
+    )
+    state = ScaleState()  # a new pool is dormant
+    for now in (100.0, 100.1, 100.2, 104.9):  # ticks 0.1 s apart, nothing sent yet
+        decision, state = decide_scale(PoolSnapshot(adopted, 0), POLICY, state, now=now)
+        assert decision == ScaleDecision(), now
+        assert not state.dormant and state.idle_since == 100.0
+    # Nothing came for idle_ttl after the adoption: the environment stops, as an idle one.
+    decision, state = decide_scale(PoolSnapshot(adopted, 0), POLICY, state, now=105.0)
+    assert decision.stop == ("a", "b") and state.dormant
+    # Without the flag, a dormant pool's replicas stop at once (rule 1).
+    foreign = tuple(replace(r, adopted=False) for r in adopted)
+    decision, state = decide_scale(PoolSnapshot(foreign, 0), POLICY, ScaleState(), now=100.0)
+    assert decision.stop == ("a", "b")
+    # Their tasks arrive: busy as ever.
+    busy = PoolSnapshot((replace(adopted[0], phase=READY, running=1), adopted[1]), 0, assigned=1)
+    decision, state = decide_scale(busy, POLICY, ScaleState(), now=100.3)
+    assert decision == ScaleDecision() and not state.dormant

@@ -11,19 +11,26 @@ that speaks the real API's REST shape to the official ``kubernetes`` client:
 * label selectors (``k=v``, ``k!=v``, ``k``, ``!k``, ``k in (a,b)``,
   ``k notin (a,b)``) and field selectors (``metadata.name``,
   ``metadata.namespace``, ``status.phase``, ``spec.nodeName``);
-* watches from a ``resourceVersion`` (410 Gone once it is compacted away);
+* watches from a ``resourceVersion``, and their expiry as a real server has it:
+  a watch ends (its timeout, or :meth:`ApiServer.expire_watches`), and resuming
+  it from a version compacted away meanwhile gets 410 Gone, so the client must
+  list again;
 * graceful pod deletion, as the real server does it: a pod bound to a node gets
   ``deletionTimestamp`` and stays until its kubelet removes it (or a delete
   with grace 0); dependents (``ownerReferences``) of a removed object are
   deleted too (the garbage collector);
 * bearer tokens and RBAC: a token is a user; a service account is authorized
-  by the Roles its RoleBindings name (403 otherwise); every request is recorded
-  as (user, verb, group, resource, subresource, namespace, name);
+  by the Roles its RoleBindings name, and anything else is refused with 403
+  (the Role a test applies is the one ``k8s manifests`` ships);
+* an audit log: every request, refused ones included, as an :class:`AuditEntry`
+  (user, verb, path, namespace, name, the response's code), so a test can
+  assert that a call was made, or not;
 * admission: every created object is validated with ``kubernetes-validate
   --strict`` against the real schemas (422 otherwise).
 
 The kubelet stand-in (:mod:`tests.kubernetes.kubelet`) uses the in-process
 methods (:meth:`ApiServer.subscribe`, :meth:`ApiServer.patch_status`, ...).
+Tests that run no pods play a kubelet's part with :mod:`tests.kubernetes.kubelet_steps`.
 """
 
 from __future__ import annotations
@@ -76,6 +83,25 @@ class Request:
     subresource: str
     namespace: str
     name: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One request and its answer, as a real server's audit log has it."""
+
+    user: str
+    #: get, list, watch, create, update, patch, delete; "" when the path was not understood.
+    verb: str
+    #: The request's method and path, query included: "DELETE /api/v1/namespaces/ns/pods/p".
+    path: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+    #: The response's status. A watch is logged when its stream starts (200), and again
+    #: with 410 if the stream told it that its version had expired.
+    code: int
 
 
 class ApiError(Exception):
@@ -187,7 +213,10 @@ class ApiServer:
         self._version = 1
         self._subscribers: list[queue.Queue[tuple[str, dict[str, Any]]]] = []
         self._users: dict[str, str] = {}
-        self.requests: list[Request] = []
+        #: Every request, in the order their answers were decided.
+        self.audit: list[AuditEntry] = []
+        # Bumped by expire_watches(): every open watch ends when it changes.
+        self._watch_generation = 0
         self.closing = False
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -283,6 +312,30 @@ class ApiServer:
             if self._events:
                 self._compacted = self._events[-1][0]
             self._events.clear()
+
+    def expire_watches(self, meanwhile: Any = None) -> None:
+        """What a real server does to a watch sooner or later: end it, while the cluster
+        goes on (other objects change: the resource version moves on) and old versions
+        are compacted away. A client that resumes from its last version then gets 410
+        Gone and must list again. ``meanwhile()`` runs in the gap (with the lock held):
+        a change no watch delivers, that only the fresh list shows."""
+        with self._lock:
+            self._watch_generation += 1
+            if meanwhile is not None:
+                meanwhile()
+            self._next_version()  # a write elsewhere in the cluster
+            self._compacted = self._version
+            self._events.clear()
+            self._lock.notify_all()
+
+    def calls(self, user: str = "", **match: str | int) -> list[AuditEntry]:
+        """The audit log's entries of ``user`` (any, if empty) whose fields equal ``match``."""
+        return [
+            entry
+            for entry in list(self.audit)
+            if (not user or entry.user == user)
+            and all(getattr(entry, key) == value for key, value in match.items())
+        ]
 
     # -------------------------------------------------------------- verbs
 
@@ -445,9 +498,10 @@ class ApiServer:
         since: str,
         timeout: float,
         write: Any,
-    ) -> None:
+    ) -> bool:
         """Stream events after resourceVersion ``since`` ("" or "0": the current objects
-        first) until ``timeout`` or ``close()``."""
+        first) until ``timeout``, ``expire_watches()`` or ``close()``. False: ``since``
+        was compacted away (the stream said 410 Gone)."""
         match_labels, match_fields = label_matcher(labels), field_matcher(fields)
 
         def wanted(g: str, r: str, obj: dict[str, Any]) -> bool:
@@ -460,6 +514,7 @@ class ApiServer:
             )
 
         with self._lock:
+            generation = self._watch_generation
             if since in ("", "0"):
                 start = self._version
                 initial = [
@@ -471,7 +526,7 @@ class ApiServer:
                 if start < self._compacted:
                     gone = ApiError(410, "Expired", f"too old resource version: {since}")
                     write({"type": "ERROR", "object": gone.status()})
-                    return
+                    return False
         for obj in initial:
             write({"type": "ADDED", "object": obj})
         deadline = threading.Event()
@@ -485,11 +540,12 @@ class ApiServer:
                     while (
                         not self.closing
                         and not deadline.is_set()
+                        and generation == self._watch_generation
                         and not any(v > seen for v, *_ in self._events[-1:])
                     ):
                         self._lock.wait(1.0)
-                    if self.closing or deadline.is_set():
-                        return
+                    if self.closing or deadline.is_set() or generation != self._watch_generation:
+                        return True
                     fresh = [e for e in self._events if e[0] > seen]
                 for version, kind, g, r, obj in fresh:
                     seen = version
@@ -505,7 +561,6 @@ class ApiServer:
     # -------------------------------------------------------------- authorization
 
     def authorize(self, request: Request) -> None:
-        self.requests.append(request)
         if request.user == ADMIN:
             return
         parts = request.user.split(":")
@@ -544,34 +599,6 @@ class ApiServer:
             f'resource "{resource}" in API group "{request.group}" in the namespace '
             f'"{request.namespace}"',
         )
-
-
-def finish_deletions(api: ApiServer) -> threading.Thread:
-    """A kubelet's last step alone, for tests that run no pods: a pod marked for deletion
-    ends (exit 0) and goes at once. Ends with the server."""
-    feed = api.subscribe()
-
-    def follow() -> None:
-        while not api.closing:
-            try:
-                kind, obj = feed.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            metadata = obj.get("metadata", {})
-            if (
-                kind == "MODIFIED"
-                and obj.get("kind") == "Pod"
-                and metadata.get("deletionTimestamp")
-            ):
-                with contextlib.suppress(ApiError):
-                    api.patch_status(
-                        metadata["namespace"], metadata["name"], {"phase": "Succeeded"}
-                    )
-                api.remove_pod(metadata["namespace"], metadata["name"])
-
-    thread = threading.Thread(target=follow, name="finish-deletions", daemon=True)
-    thread.start()
-    return thread
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -623,7 +650,24 @@ def _handler(api: ApiServer) -> type[http.server.BaseHTTPRequestHandler]:
             except ValueError:
                 raise ApiError(400, "BadRequest", "the body is not JSON") from None
 
+        def _audit(self, code: int) -> None:
+            seen = self._seen
+            api.audit.append(
+                AuditEntry(
+                    user=seen.user if seen else self._user,
+                    verb=seen.verb if seen else "",
+                    path=f"{self.command} {self.path}",
+                    group=seen.group if seen else "",
+                    resource=seen.resource if seen else "",
+                    subresource=seen.subresource if seen else "",
+                    namespace=seen.namespace if seen else "",
+                    name=seen.name if seen else "",
+                    code=code,
+                )
+            )
+
         def _send(self, code: int, body: dict[str, Any]) -> None:
+            self._audit(code)
             data = json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -632,6 +676,8 @@ def _handler(api: ApiServer) -> type[http.server.BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _serve(self, method: str) -> None:
+            self._seen: Request | None = None
+            self._user = "system:anonymous"
             try:
                 self._route(method)
             except ApiError as exc:
@@ -649,6 +695,7 @@ def _handler(api: ApiServer) -> type[http.server.BaseHTTPRequestHandler]:
             user = api._users.get(credential.strip()) if scheme.lower() == "bearer" else None
             if user is None:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            self._user = user
             found = _PATH.match(url.path)
             if url.path in ("/api", "/apis", "/version") or found is None:
                 if url.path == "/version":
@@ -675,7 +722,8 @@ def _handler(api: ApiServer) -> type[http.server.BaseHTTPRequestHandler]:
                 "PATCH": "patch",
                 "PUT": "update",
             }[method]
-            api.authorize(Request(user, verb, group, resource, subresource, namespace, name))
+            self._seen = Request(user, verb, group, resource, subresource, namespace, name)
+            api.authorize(self._seen)
             if verb == "get":
                 self._send(200, api.get(resource, namespace, name, group))
             elif verb == "list":
@@ -702,6 +750,7 @@ def _handler(api: ApiServer) -> type[http.server.BaseHTTPRequestHandler]:
                 )
 
         def _watch(self, group: str, resource: str, namespace: str, query: dict[str, str]) -> None:
+            self._audit(200)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
@@ -712,7 +761,7 @@ def _handler(api: ApiServer) -> type[http.server.BaseHTTPRequestHandler]:
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
 
-            api.watch(
+            current = api.watch(
                 group,
                 resource,
                 namespace,
@@ -722,6 +771,8 @@ def _handler(api: ApiServer) -> type[http.server.BaseHTTPRequestHandler]:
                 float(query.get("timeoutSeconds") or 300),
                 write,
             )
+            if not current:
+                self._audit(410)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 

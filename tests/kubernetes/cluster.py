@@ -44,8 +44,8 @@ class StandInCluster:
         """(verb, resource[/subresource], namespace) of every request the controller made."""
         return [
             (r.verb, r.resource + (f"/{r.subresource}" if r.subresource else ""), r.namespace)
-            for r in self.api.requests
-            if r.user == self.service_account
+            for r in self.api.calls(self.service_account)
+            if r.verb
         ]
 
     def pods(self) -> list[dict[str, object]]:

@@ -117,6 +117,23 @@ def test_a_restarted_controller_adopts_its_live_pods_and_serves_from_their_warm_
     assert all(r["state"] == "ready" for r in replicas)
 
 
+def test_a_restarted_controller_stopped_before_any_client_came_deletes_the_pods(
+    cluster: KubeCluster, tasks_image: str
+) -> None:
+    """Issue 29: the pods a restarted controller holds for adoption, and that no pool
+    claimed, are deleted when it is stopped (SIGTERM): the DELETEs reach the API server."""
+    controller = cluster.controller()
+    controller.drive("greet", "2")
+    pods = cluster.pod_names()
+    assert pods
+    controller.kill9()
+    controller.start()
+    assert controller.stop() == 0
+    deleted = cluster.api.api.calls(cluster.api.service_account, verb="delete", code=200)
+    assert sorted({entry.name for entry in deleted}) == pods
+    cluster.wait_for(lambda: cluster.pods() == [], what="the unclaimed pods deleted")
+
+
 def test_why_a_pod_did_not_start_reaches_the_task_and_status(
     cluster: KubeCluster, tasks_image: str, tmp_path: Any
 ) -> None:
@@ -158,6 +175,11 @@ def test_why_a_pod_did_not_start_reaches_the_task_and_status(
     assert "ImagePullBackOff" in _last_error(status, "k8s-pull")
     assert "Unschedulable" in _last_error(status, "k8s-huge")
     cluster.wait_for(lambda: cluster.pods() == [], what="the stuck pods deleted")
+    # Issue 29: the tasks failed, so no Pending pod is made again every deadline. (Before,
+    # one was after 4 s and a 2 s backoff; this watches three times as long.)
+    created = cluster.created_pods()
+    time.sleep(18)
+    assert cluster.created_pods() == created
 
 
 def test_an_evicted_pod_is_reported_as_evicted_and_replaced(

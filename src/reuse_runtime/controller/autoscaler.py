@@ -21,10 +21,18 @@ Rules, in order:
    stopped while more than the wanted count (and ``min_replicas``) remain.
    Longest-idle first.
 5. **Start failures back off** exponentially (0.5 s doubling, at most 30 s).
+   After :data:`START_FAILURES_BEFORE_GIVING_UP` in a row the pool gives up
+   (its waiting tasks fail), and while no task runs or waits, nothing starts:
+   not even ``min_replicas``, since an image that cannot be pulled would be
+   pulled again every deadline until ``idle_ttl``. New work tries again.
 6. **External replicas** (workers someone else started, attached with
    ``--environment``) are not in ``replicas``: they are never stopped and no
    TTL applies to them. Their free slots serve waiting tasks first, and while
    one is ready, being busy alone does not call for a replica of our own.
+7. **Adopted replicas** (a predecessor controller's, taken over at a restart)
+   wake a dormant environment: they are kept, warm, as if the environment had
+   gone idle at their adoption, so they stop only by the TTLs. The tasks their
+   clients send again may come after the pool's first tick.
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ import math
 from dataclasses import dataclass, replace
 
 from reuse_runtime.model import PoolPolicy
+
+#: After this many failed starts in a row, waiting tasks fail instead of waiting on, and
+#: an environment without work stops trying (rule 5).
+START_FAILURES_BEFORE_GIVING_UP = 3
 
 
 class ReplicaPhase(enum.Enum):
@@ -52,6 +64,8 @@ class ReplicaView:
     running: int
     # Controller-clock time since which it has had no task at all; None while busy.
     idle_since: float | None
+    # Taken over from a predecessor controller (rule 7).
+    adopted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +116,8 @@ def decide_scale(
     if busy:
         state = ScaleState(dormant=False, idle_since=None)
     else:
+        if state.dormant and any(r.adopted for r in live):
+            state = ScaleState(dormant=False, idle_since=now)  # rule 7
         if state.dormant:
             stop = tuple(r.replica_id for r in live)
             return ScaleDecision(stop=stop, reason="environment is dormant"), state
@@ -125,7 +141,8 @@ def decide_scale(
     wanted = max(math.ceil(demand / policy.concurrency), policy.min_replicas, floor)
     wanted = min(wanted, room)
 
-    if len(live) < wanted:
+    gave_up = not busy and snapshot.consecutive_start_failures >= START_FAILURES_BEFORE_GIVING_UP
+    if len(live) < wanted and not gave_up:
         waited = (
             now - snapshot.last_start_failure if snapshot.last_start_failure is not None else None
         )

@@ -42,6 +42,7 @@ from reuse_runtime.backends.base import (
     ReplicaLaunch,
 )
 from reuse_runtime.controller.autoscaler import (
+    START_FAILURES_BEFORE_GIVING_UP,
     PoolSnapshot,
     ReplicaPhase,
     ReplicaView,
@@ -72,8 +73,6 @@ READY_TIMEOUT = 60.0
 # process exited, its pod is gone): a connection cut without a FIN (a pod's network
 # torn down) never ends by itself, so past this the backend's word is final.
 STREAM_END_GRACE = 5.0
-#: After this many failed starts in a row, waiting tasks fail instead of waiting on.
-START_FAILURES_BEFORE_GIVING_UP = 3
 
 
 class LifecycleHost(Protocol):
@@ -444,7 +443,9 @@ class ReplicaLifecycle:
         ]
         return PoolSnapshot(
             replicas=tuple(
-                ReplicaView(r.replica_id, r.phase, len(r.running) - r.suspended, r.idle_since())
+                ReplicaView(
+                    r.replica_id, r.phase, len(r.running) - r.suspended, r.idle_since(), r.adopted
+                )
                 for r in self.replicas.values()
                 if not r.stopping and not r.external
             ),
@@ -471,6 +472,7 @@ class ReplicaLifecycle:
                 started_at=self._clock(),
                 capacity=self.policy.concurrency,
                 handle=handle,
+                adopted=True,
             )
             self.replicas[replica.replica_id] = replica
             self._register_replica(replica.replica_id, True)

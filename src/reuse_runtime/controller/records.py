@@ -108,6 +108,8 @@ class ReplicaState:
     gone: bool = False
     # Started by someone else (--environment): routed to, never stopped, no TTLs.
     external: bool = False
+    # A predecessor controller's, taken over at a restart (see autoscaler rule 7).
+    adopted: bool = False
 
     @property
     def free(self) -> int:

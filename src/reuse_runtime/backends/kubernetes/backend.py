@@ -1,46 +1,9 @@
 """`KubernetesBackend`: replicas as pods, through the official ``kubernetes`` client.
 
-Each replica is one Pod (:func:`pod_manifest` writes it; the tests validate it
-against the Kubernetes schemas):
-
-* **the image** of the environment's ``Image``, named in a registry
-  (:func:`reuse_runtime.images.registry.registry_reference`: the controller's
-  ``--image-registry`` unless the recipe names its own); the controller never
-  builds: ``reuse-runtime image build FILE.py --registry R --push`` does that;
-* **the worker** ``reuse-runtime-init reuse-runtime worker --controller
-  SERVICE:PORT ...`` on port 50051, dialling the controller through its
-  Service (``--advertise-address``), and dialling it again for a while after
-  losing it, so a restarted controller can adopt it (``--reconnect``);
-* **the token** from a Secret mounted read-only (``$REUSE_RUNTIME_TOKEN_FILE``),
-  never a literal in the spec;
-* **requests and limits** from ``Resources`` (``cpu``, ``memory``, ``gpu`` as
-  ``nvidia.com/gpu``, ``disk`` as ``ephemeral-storage``, ``shm`` as a memory
-  ``emptyDir`` on ``/dev/shm``);
-* **a native gRPC readiness probe** against the worker's health service;
-* **labels** naming the controller and the environment, and the exact ids in
-  annotations; ``terminationGracePeriodSeconds`` from the drain's grace;
-* **an ownerReference** to the controller's own pod when the controller runs in
-  the cluster, so Kubernetes deletes the replicas when that pod goes.
-
-It needs these API calls, and no others (the Role of ``reuse-runtime k8s
-manifests`` grants exactly them; :data:`API_CALLS` lists them for the test
-that checks): pods ``create``, ``delete``, ``get``, ``list`` and ``watch``.
-
-One watch per backend follows its pods (a relist covers a broken watch). A pod
-that ends says how: ``OOMKilled`` (with the memory limit), ``Evicted``,
-an exit code or signal; one that stays ``Pending`` (unschedulable, or its image
-cannot be pulled: ``ImagePullBackOff``) past ``start_deadline`` is deleted and
-reported with the reason Kubernetes gave.
-
-**Adoption.** On ``open()`` a controller lists the live pods that carry its
-name: a predecessor's (same name, and in the cluster the same controller pod,
-restarted). Each pool claims its environment's pods when it is created
-(:meth:`KubernetesBackend.claim`) and starts no fresh one for them; their
-workers dial the Service again and are taken back, warm. Pods nobody claims
-within ``adopt_window`` are deleted.
-
-In the cluster the backend uses the pod's service account; outside, the
-kubeconfig (``$KUBECONFIG``, else ``~/.kube/config``).
+It makes the API calls (create, delete, get, list, watch: :data:`API_CALLS`),
+follows its pods with one watch, adopts a predecessor's pods, and turns what a
+pod says into a replica's :class:`~reuse_runtime.backends.base.ExitStatus`. The
+package's docstring says how.
 """
 
 from __future__ import annotations
@@ -49,78 +12,47 @@ import asyncio
 import builtins
 import concurrent.futures
 import contextlib
-import hashlib
 import json
 import math
 import os
-import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
-from reuse_runtime.aio import in_executor, stop_within, wait_within
+from reuse_runtime.aio import TaskSet, in_executor, stop_within, wait_within
 from reuse_runtime.backends.base import (
-    FORWARDED_SETTINGS,
     ExitStatus,
     ReplicaHandle,
     ReplicaLaunch,
     follow_in_thread,
     own_handle,
-    worker_arguments,
 )
-from reuse_runtime.backends.container import parse_labels
-from reuse_runtime.errors import AuthConfigError, PolicyError, ReuseRuntimeError
-from reuse_runtime.images.containerfile import ENTRYPOINT
-from reuse_runtime.images.recipe import (
-    OWN_ENVIRONMENT_ENV,
-    OWN_RECIPE_ENV,
-    Env,
-    parse_image_field,
+from reuse_runtime.backends.kubernetes.config import KubernetesConfig
+from reuse_runtime.backends.kubernetes.podspec import (
+    CONTROLLER_LABEL,
+    ENV_KEY_ANNOTATION,
+    MEMORY_LIMIT_ANNOTATION,
+    REPLICA_ID_ANNOTATION,
+    pod_manifest,
 )
+from reuse_runtime.backends.kubernetes.podstatus import (
+    container_status,
+    exit_status,
+    init_record,
+    pending_reason,
+)
+from reuse_runtime.errors import AuthConfigError, ReuseRuntimeError
 from reuse_runtime.images.registry import registry_reference
-from reuse_runtime.resources import Resources
-from reuse_runtime.security import TOKEN_FILE_ENV, Security
+from reuse_runtime.security import Security
 
 log = structlog.get_logger("reuse_runtime.backends")
 
 T = TypeVar("T")
-
-NAMESPACE_ENV = "REUSE_RUNTIME_K8S_NAMESPACE"
-NAME_ENV = "REUSE_RUNTIME_K8S_NAME"
-REGISTRY_ENV = "REUSE_RUNTIME_IMAGE_REGISTRY"
-TOKEN_SECRET_ENV = "REUSE_RUNTIME_K8S_TOKEN_SECRET"
-POD_LABELS_ENV = "REUSE_RUNTIME_K8S_POD_LABELS"
-#: The controller's own pod (the downward API sets it in the controller's Deployment).
-POD_NAME_ENV = "REUSE_RUNTIME_POD_NAME"
-INIT_DIR_ENV = "REUSE_RUNTIME_INIT_DIR"
-TERMINATION_LOG_ENV = "REUSE_RUNTIME_TERMINATION_LOG"
-
-DEFAULT_NAME = "reuse-runtime"
-#: Where the service account's files are, in a pod.
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-WORKER_PORT = 50051
-WORKER_CONTAINER = "worker"
-TOKEN_MOUNT = "/var/run/secrets/reuse-runtime"
-TOKEN_KEY = "token"
-RECORD_MOUNT = "/run/reuse-runtime"
-TERMINATION_LOG = "/dev/termination-log"
-
-LABEL = "reuse-runtime.io"
-CONTROLLER_LABEL = f"{LABEL}/controller"
-ENVIRONMENT_LABEL = f"{LABEL}/environment"
-ENV_KEY_LABEL = f"{LABEL}/environment-key"
-REPLICA_LABEL = f"{LABEL}/replica"
-INSTANCE_LABEL = f"{LABEL}/controller-instance"
-REPLICA_ID_ANNOTATION = f"{LABEL}/replica-id"
-ENV_KEY_ANNOTATION = f"{LABEL}/environment-key"
-ENVIRONMENT_ANNOTATION = f"{LABEL}/environment"
-MEMORY_LIMIT_ANNOTATION = f"{LABEL}/memory-limit"
 
 #: Every Kubernetes API call the backend makes: (verb, resource). The Role grants these.
 API_CALLS = (
@@ -131,355 +63,12 @@ API_CALLS = (
     ("watch", "pods"),
 )
 
+#: Seconds close() gives its last deletes (a predecessor's pods nobody claimed, pods
+#: that ended) to reach the API server.
+CLOSE_DELETES_WITHIN = 10.0
+
 # Waiting reasons that never clear by themselves: reported at once, not at the deadline.
 _HOPELESS = ("InvalidImageName", "ErrImageNeverPull")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-
-
-@dataclass(frozen=True)
-class KubernetesConfig:
-    """How the kubernetes backend runs replicas. ``from_env`` reads the variables."""
-
-    #: The controller's name: its pods' label, its Service and its token Secret's prefix.
-    name: str = DEFAULT_NAME
-    #: None: the service account's namespace in the cluster, else the kubeconfig context's.
-    namespace: str | None = None
-    #: Where recipe images are pulled from (``REGISTRY/NAME:r-DIGEST``).
-    image_registry: str = ""
-    #: The Secret (key ``token``) holding the controller's token; None: ``NAME-token``.
-    token_secret: str | None = None
-    image_pull_policy: str = "IfNotPresent"
-    #: Seconds a pod may stay Pending (unscheduled, pulling, backing off) before it is
-    #: deleted and reported.
-    start_deadline: float = 300.0
-    #: Seconds a predecessor's pods wait to be claimed; also how long a replica dials
-    #: a controller it lost.
-    adopt_window: float = 300.0
-    #: None: in the cluster when ``$KUBERNETES_SERVICE_HOST`` is set, else the kubeconfig.
-    in_cluster: bool | None = None
-    kubeconfig: str | None = None
-    context: str | None = None
-    #: The controller's own pod, for ownerReferences (in the cluster).
-    pod_name: str | None = None
-    #: In the cluster: where the service account's token, CA and namespace are mounted.
-    service_account_dir: Path = SERVICE_ACCOUNT_DIR
-    #: Extra labels on every pod (``$REUSE_RUNTIME_K8S_POD_LABELS``).
-    labels: tuple[tuple[str, str], ...] = ()
-
-    def __post_init__(self) -> None:
-        if not _DNS_LABEL.match(self.name) or len(self.name) > 40:
-            raise PolicyError(
-                f"controller name {self.name!r} must be a DNS label of at most 40 characters "
-                f"(lowercase letters, digits, '-'): it prefixes pod names"
-            )
-        if self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
-            raise PolicyError(
-                f"image pull policy must be Always, IfNotPresent or Never, got "
-                f"{self.image_pull_policy!r}"
-            )
-        if self.start_deadline <= 0 or self.adopt_window < 0:
-            raise PolicyError("start_deadline must be positive and adopt_window not negative")
-
-    @property
-    def secret_name(self) -> str:
-        return self.token_secret or f"{self.name}-token"
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> KubernetesConfig:
-        """The variables' values, under the non-None ``overrides`` (a CLI's flags)."""
-        values: dict[str, Any] = {
-            "name": os.environ.get(NAME_ENV) or DEFAULT_NAME,
-            "namespace": os.environ.get(NAMESPACE_ENV) or None,
-            "image_registry": os.environ.get(REGISTRY_ENV, ""),
-            "token_secret": os.environ.get(TOKEN_SECRET_ENV) or None,
-            "pod_name": os.environ.get(POD_NAME_ENV) or None,
-            "labels": tuple(
-                sorted(parse_labels(os.environ.get(POD_LABELS_ENV, ""), POD_LABELS_ENV).items())
-            ),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-
-# ------------------------------------------------------------------ the Pod spec
-
-
-def pod_name(controller: str, replica_id: str) -> str:
-    """A DNS-1123 label for a replica's pod: the controller's name and the replica id."""
-    raw = re.sub(r"[^a-z0-9-]+", "-", f"{controller}-{replica_id}".lower()).strip("-")
-    if len(raw) > 63:
-        digest = hashlib.sha256(replica_id.encode()).hexdigest()[:8]
-        raw = f"{raw[:54].rstrip('-')}-{digest}"
-    return raw
-
-
-def label_value(text: str) -> str:
-    """``text`` as a label value: at most 63 of ``[A-Za-z0-9_.-]``, alphanumeric at the ends."""
-    value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
-    if len(value) > 63:
-        value = value[:54] + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
-    return value.strip("-_.")
-
-
-def _cpu(cores: float) -> str:
-    millis = max(1, round(cores * 1000))
-    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
-
-
-def _bytes(raw: Any, parsed: int) -> str:
-    """A quantity as the user wrote it when Kubernetes reads it the same way, else bytes."""
-    if isinstance(raw, str) and _QUANTITY.match(raw.strip()):
-        return raw.strip()
-    return str(parsed)
-
-
-def _pair(value: Any) -> tuple[Any, Any]:
-    return (value[0], value[1]) if isinstance(value, (tuple, list)) else (value, value)
-
-
-def pod_resources(resources: Resources) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(the container's ``resources``, extra volumes) for ``resources``."""
-    limits = resources.limits()
-    requests: dict[str, str] = {}
-    caps: dict[str, str] = {}
-    if limits.cpu_request:
-        requests["cpu"] = _cpu(limits.cpu_request)
-    if limits.cpu_limit:
-        caps["cpu"] = _cpu(limits.cpu_limit)
-    if limits.memory_request is not None and limits.memory_limit is not None:
-        raw_request, raw_limit = _pair(resources.memory)
-        requests["memory"] = _bytes(raw_request, limits.memory_request)
-        caps["memory"] = _bytes(raw_limit, limits.memory_limit)
-    if limits.gpu:
-        caps["nvidia.com/gpu"] = str(limits.gpu)
-    if limits.disk is not None:
-        requests["ephemeral-storage"] = caps["ephemeral-storage"] = _bytes(
-            resources.disk, limits.disk
-        )
-    volumes: list[dict[str, Any]] = []
-    if limits.shm is not None:
-        shm: dict[str, Any] = {"medium": "Memory"}
-        if limits.shm != "auto":
-            shm["sizeLimit"] = _bytes(resources.shm, limits.shm)
-        elif limits.memory_limit is not None:
-            shm["sizeLimit"] = caps["memory"]
-        volumes.append({"name": "dshm", "emptyDir": shm})
-    result: dict[str, Any] = {}
-    if requests:
-        result["requests"] = requests
-    if caps:
-        result["limits"] = caps
-    return result, volumes
-
-
-def _image_pythonpath(image_field: str) -> str:
-    """The image's own ``PYTHONPATH`` (from ``with_env_vars``), which the pod's must keep."""
-    parsed = parse_image_field(image_field)
-    found = ""
-    if not isinstance(parsed, str):
-        for layer in parsed._layers:
-            if isinstance(layer, Env):
-                found = dict(layer.env_vars).get("PYTHONPATH", found)
-    return found
-
-
-def pod_manifest(
-    launch: ReplicaLaunch,
-    config: KubernetesConfig,
-    *,
-    namespace: str,
-    image: str,
-    owner: dict[str, Any] | None = None,
-    instance: str = "",
-    reconnect: float | None = None,
-) -> dict[str, Any]:
-    """The Pod of one replica (see the module's docstring). Pure: no API call."""
-    spec = launch.environment
-    resources = Resources.from_wire(spec.resources)
-    container_resources, volumes = pod_resources(resources)
-    grace = max(1, math.ceil(launch.grace_period))
-    args = worker_arguments(launch, host="0.0.0.0", port=WORKER_PORT)
-    args += ["--reconnect", f"{config.adopt_window if reconnect is None else reconnect:g}"]
-    env: dict[str, str] = {}
-    for name in FORWARDED_SETTINGS:
-        if name in os.environ:
-            env[name] = os.environ[name]
-    env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
-    env["REUSE_RUNTIME_LOG_FORMAT"] = "json"
-    env.update(dict(spec.env_vars))
-    # Code baked into the image (with_source_folder) is under the working directory.
-    own_path = env.get("PYTHONPATH") or _image_pythonpath(spec.image)
-    env["PYTHONPATH"] = "." + (f":{own_path}" if own_path else "")
-    env[TOKEN_FILE_ENV] = f"{TOKEN_MOUNT}/{TOKEN_KEY}"
-    env[INIT_DIR_ENV] = RECORD_MOUNT
-    env[TERMINATION_LOG_ENV] = TERMINATION_LOG
-    if spec.image.lstrip().startswith("{"):  # a recipe: the pod's tasks name their pool by it
-        env[OWN_ENVIRONMENT_ENV] = spec.name
-        env[OWN_RECIPE_ENV] = spec.image
-    mounts = [
-        {"name": "token", "mountPath": TOKEN_MOUNT, "readOnly": True},
-        {"name": "record", "mountPath": RECORD_MOUNT},
-    ]
-    if volumes:
-        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
-    container: dict[str, Any] = {
-        "name": WORKER_CONTAINER,
-        "image": image,
-        "imagePullPolicy": config.image_pull_policy,
-        "command": list(ENTRYPOINT),
-        "args": args,
-        "ports": [{"name": "grpc", "containerPort": WORKER_PORT, "protocol": "TCP"}],
-        "env": [{"name": k, "value": v} for k, v in env.items()],
-        "volumeMounts": mounts,
-        "readinessProbe": {
-            "grpc": {"port": WORKER_PORT, "service": _worker_service()},
-            "periodSeconds": 5,
-            "failureThreshold": 1,
-        },
-        "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "File",
-        "securityContext": {"allowPrivilegeEscalation": False},
-    }
-    if container_resources:
-        container["resources"] = container_resources
-    labels = {
-        **dict(config.labels),
-        "app.kubernetes.io/name": "reuse-runtime",
-        "app.kubernetes.io/component": "replica",
-        "app.kubernetes.io/managed-by": "reuse-runtime",
-        CONTROLLER_LABEL: config.name,
-        ENVIRONMENT_LABEL: label_value(spec.name),
-        ENV_KEY_LABEL: label_value(spec.key()),
-        REPLICA_LABEL: label_value(launch.replica_id),
-    }
-    if instance:
-        labels[INSTANCE_LABEL] = instance
-    metadata: dict[str, Any] = {
-        "name": pod_name(config.name, launch.replica_id),
-        "namespace": namespace,
-        "labels": labels,
-        "annotations": {
-            REPLICA_ID_ANNOTATION: launch.replica_id,
-            ENV_KEY_ANNOTATION: spec.key(),
-            ENVIRONMENT_ANNOTATION: spec.name,
-            MEMORY_LIMIT_ANNOTATION: resources.limits().memory_text,
-        },
-    }
-    if owner is not None:
-        metadata["ownerReferences"] = [owner]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": metadata,
-        "spec": {
-            "restartPolicy": "Never",
-            # The worker drains within its grace period; the on-stop hook and the last
-            # report get a little more before the kubelet's SIGKILL.
-            "terminationGracePeriodSeconds": grace + 5,
-            # Replicas never call the Kubernetes API.
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "containers": [container],
-            "volumes": [
-                {
-                    "name": "token",
-                    "secret": {
-                        "secretName": config.secret_name,
-                        "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}],
-                        "defaultMode": 0o400,
-                    },
-                },
-                {"name": "record", "emptyDir": {"sizeLimit": "16Mi"}},
-                *volumes,
-            ],
-        },
-    }
-
-
-def _worker_service() -> str:
-    from reuse_runtime.wire import services
-
-    return str(services.WORKER_SERVICE)
-
-
-# ------------------------------------------------------------------ reading pods
-
-
-def _container_status(pod: dict[str, Any]) -> dict[str, Any]:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        if status.get("name") == WORKER_CONTAINER:
-            return dict(status)
-    return {}
-
-
-def _init_record(message: str) -> tuple[dict[str, Any], str]:
-    """(the init's exit record, the worker's last stderr lines) from a termination message."""
-    first, _, rest = message.partition("\n")
-    try:
-        record = json.loads(first)
-    except ValueError:
-        return {}, message.strip()
-    return (record if isinstance(record, dict) else {}), rest.strip()
-
-
-def exit_status(pod: dict[str, Any], *, killed: bool = False) -> ExitStatus | None:
-    """How a pod's replica ended, or None while it has not.
-
-    ``OOMKilled`` (or the init's record of an OOM kill) is an out-of-memory
-    loss with the pod's memory limit; ``Evicted`` and other pod-level failures
-    are named with Kubernetes' reason and message.
-    """
-    status = pod.get("status") or {}
-    phase = status.get("phase", "")
-    terminated = (_container_status(pod).get("state") or {}).get("terminated")
-    if terminated is None:
-        terminated = (_container_status(pod).get("lastState") or {}).get("terminated")
-    limit = ((pod.get("metadata") or {}).get("annotations") or {}).get(MEMORY_LIMIT_ANNOTATION, "")
-    if phase == "Failed" and status.get("reason") == "Evicted":
-        # The kubelet killed the container for it: the eviction is what counts.
-        message = str(status.get("message") or "")
-        return ExitStatus(
-            detail=f"was evicted by Kubernetes (Evicted): {message}".rstrip(": "),
-            reason="Evicted",
-        )
-    if terminated:
-        reason = str(terminated.get("reason") or "")
-        record, _ = _init_record(str(terminated.get("message") or ""))
-        code = terminated.get("exitCode")
-        if reason == "OOMKilled" or record.get("oom"):
-            return ExitStatus(
-                code=137, signal=9, oom=True, memory_limit=limit, reason=reason or "OOMKilled"
-            )
-        signum = terminated.get("signal") or record.get("signal")
-        if isinstance(code, int) and code > 128 and not signum:
-            signum = code - 128
-        if signum:
-            return ExitStatus(signal=int(signum), by_runtime=killed, reason=reason)
-        if isinstance(code, int):
-            return ExitStatus(code=code, reason=reason)
-    if phase in ("Failed", "Succeeded"):
-        reason = str(status.get("reason") or "")
-        message = str(status.get("message") or "")
-        what = f"its pod {phase.lower()}" + (f" ({reason})" if reason else "")
-        return ExitStatus(detail=f"{what}: {message}".rstrip(": "), reason=reason)
-    return None
-
-
-def pending_reason(pod: dict[str, Any]) -> tuple[str, str]:
-    """(Kubernetes' reason, its message) for a pod that is not running yet."""
-    waiting = (_container_status(pod).get("state") or {}).get("waiting") or {}
-    if waiting.get("reason"):
-        return str(waiting["reason"]), str(waiting.get("message") or "")
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return str(condition.get("reason") or "Unschedulable"), str(
-                condition.get("message") or ""
-            )
-    return "Pending", ""
-
-
-# ------------------------------------------------------------------ the backend
 
 
 @dataclass(eq=False)
@@ -549,7 +138,8 @@ class KubernetesBackend:
         self._watch: Any = None
         self._watch_thread: threading.Thread | None = None
         self._adopt_timer: asyncio.TimerHandle | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        # Deletes nobody awaits (pods that ended, a predecessor's): close() waits for them.
+        self._background = TaskSet("kubernetes")
 
     # -------------------------------------------------------------- lifecycle
 
@@ -645,19 +235,33 @@ class KubernetesBackend:
         return {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}
 
     async def close(self) -> None:
-        """Delete every pod this backend started or still holds for adoption."""
+        """Delete every pod this backend started or still holds for adoption.
+
+        In this order: the deletes of unclaimed pods start; this backend's own pods
+        are stopped; every delete started so far gets up to ``CLOSE_DELETES_WITHIN``
+        seconds to reach the API server; only then do the watch, the client and the
+        threads that make the calls go.
+        """
         if self._closed:
             return
+        if self._adopt_timer is not None:
+            self._adopt_timer.cancel()
         self._release_unclaimed()
         replicas = [r for r in self._replicas.values() if not r.exited.done()]
         await asyncio.gather(*(self.stop(r, 5.0) for r in replicas), return_exceptions=True)
+        left = await self._background.wait(CLOSE_DELETES_WITHIN)
+        if left:
+            log.warning(
+                "pod deletes did not finish; Kubernetes may still hold those pods",
+                pending=left,
+                within=CLOSE_DELETES_WITHIN,
+            )
         self._closed = True
         # The watch thread ends at its next event or timeout, seeing _closed; nothing waits.
         if self._watch is not None:
             with contextlib.suppress(Exception):
                 self._watch.stop()
-        for task in list(self._background):
-            task.cancel()
+        await self._background.cancel_all()
         if self._api_client is not None:
             with contextlib.suppress(Exception):
                 self._api_client.close()
@@ -819,9 +423,7 @@ class KubernetesBackend:
         loop = self._loop
         if loop is None or self._closed:
             return
-        task = loop.create_task(self._call(self._delete, name, 0))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(self._call(self._delete, name, 0), f"delete:{name}")
 
     # -------------------------------------------------------------- following pods
 
@@ -939,8 +541,8 @@ class KubernetesBackend:
         elif replica._deadline is not None:
             replica._deadline.cancel()
             replica._deadline = None
-        terminated = (_container_status(pod).get("state") or {}).get("terminated") or {}
-        _, tail = _init_record(str(terminated.get("message") or ""))
+        terminated = (container_status(pod).get("state") or {}).get("terminated") or {}
+        _, tail = init_record(str(terminated.get("message") or ""))
         if tail:
             replica.message_tail = tail
 
@@ -1004,13 +606,4 @@ def _api_error(exc: Any) -> str:
     return f"{getattr(exc, 'status', '')} {getattr(exc, 'reason', '')}".strip() or str(exc)
 
 
-__all__ = [
-    "API_CALLS",
-    "KubernetesBackend",
-    "KubernetesConfig",
-    "PodReplica",
-    "exit_status",
-    "pending_reason",
-    "pod_manifest",
-    "pod_name",
-]
+__all__ = ["API_CALLS", "KubernetesBackend", "PodReplica"]
