@@ -92,9 +92,12 @@ class Kubelet:
 
     def podman(self, *args: str, check: bool = True, timeout: float = 120) -> str:
         env = {**os.environ, "CONTAINERS_CONF": str(self.conf)}
+        # conmon writes an `oom` marker into the working directory of the podman that
+        # started a container: that is the conf's directory, never the checkout.
         result = subprocess.run(
-            ["podman", *args], capture_output=True, text=True, timeout=timeout, env=env
-        )
+            ["podman", *args], capture_output=True, text=True, timeout=timeout, env=env,
+            cwd=self.conf.parent,
+        )  # fmt: skip
         if check and result.returncode != 0:
             raise RuntimeError(f"podman {' '.join(args[:3])}: {result.stderr.strip()[:500]}")
         return result.stdout
