@@ -1,0 +1,164 @@
+"""Every code block of the README and docs/ runs, and prints what the page says it prints.
+
+The blocks run in the ``docs`` suite (``python -m pytest -m docs``; CI runs it): they start
+real pools and install the project into a fresh venv, too slow for the default suite. The
+checks of the blocks' form run in the default suite. See tests/docs/blocks.py for how each
+block runs and for the markers a page puts above a block.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.docs.blocks import LANGUAGES, MARKERS, ROOT, RUN, Block, blocks, matches, pages
+
+ALL = [block for page in pages() for block in blocks(page)]
+
+
+def _cases() -> Iterator[object]:
+    for block in ALL:
+        if block.lang in ("output", "text"):
+            continue
+        container = block.marker is not None and block.marker[0] == "container"
+        mark = pytest.mark.container if container else pytest.mark.docs
+        yield pytest.param(block, id=block.id, marks=[mark, pytest.mark.timeout(900)])
+
+
+def test_every_block_has_a_known_language_and_marker() -> None:
+    assert len(ALL) > 20
+    for block in ALL:
+        assert block.lang in LANGUAGES, f"{block.id}: fence a block as one of {sorted(LANGUAGES)}"
+        if block.marker is not None:
+            kind, argument = block.marker
+            assert kind in MARKERS, f"{block.id}: unknown marker {kind!r}"
+            if kind in ("skip", "ci", "file"):
+                assert argument, f"{block.id}: `test: {kind}` needs a reason or a name"
+            assert block.lang not in ("output", "text"), f"{block.id}: a marker on a non-code block"
+
+
+def test_every_output_block_follows_a_block_that_runs() -> None:
+    for page in pages():
+        found = blocks(page)
+        for before, block in zip(found, found[1:], strict=False):
+            if block.lang == "output":
+                assert before.lang in RUN and before.output is block, block.id
+                assert before.marker is None or before.marker[0] != "skip", block.id
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository's files (tracked and new, not ignored): bash blocks run
+    there, so what they install and write never touches the checkout."""
+    copy = tmp_path_factory.mktemp("repo")
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = copy / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    return copy
+
+
+@pytest.fixture(scope="session")
+def workdirs(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Path]:
+    """One directory per page, shared by its blocks in order."""
+    return {page: tmp_path_factory.mktemp(page.stem) for page in pages()}
+
+
+def _env(home: Path) -> dict[str, str]:
+    """The environment a reader has: none of the tests' REUSE_RUNTIME_* settings (but the
+    test run's mark, so leaks are found), a state directory of its own, and this
+    interpreter's scripts (``reuse-runtime``) on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REUSE_RUNTIME_")}
+    env["REUSE_RUNTIME_TEST_SESSION"] = os.environ["REUSE_RUNTIME_TEST_SESSION"]
+    env["REUSE_RUNTIME_HOME"] = str(home)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _run(command: list[str], cwd: Path, home: Path, timeout: float) -> str:
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, (
+        f"exit {done.returncode}\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n"
+        f"{done.stderr[-4000:]}"
+    )
+    return done.stdout
+
+
+def _in_ci_run(block: Block) -> None:
+    """Each command of the block (``&&`` parts) is a line of .ci/run, ``-q`` aside."""
+    script = (ROOT / ".ci" / "run").read_text()
+    lines = {" ".join(t for t in shlex.split(line) if t != "-q") for line in script.splitlines()}
+    for command in block.code.replace("\\\n", " ").split("&&"):
+        words = " ".join(t for t in shlex.split(command) if t != "-q")
+        if words:
+            assert words in lines, f"{block.id}: .ci/run does not run {words!r}"
+
+
+@pytest.mark.parametrize("block", list(_cases()))
+def test_block(block: Block, sandbox: Path, workdirs: dict[Path, Path]) -> None:
+    kind, argument = block.marker or ("", "")
+    if kind == "skip":
+        pytest.skip(f"{block.id}: {argument}")
+    if kind == "ci":
+        _in_ci_run(block)
+        return
+    here = workdirs[block.page]
+    home = here / ".home"
+    if kind == "file":
+        (here / argument).write_text(block.code)
+        return
+    if block.lang == "toml":
+        from reuse_runtime.sdk.config import read_config
+
+        (here / "config.toml").write_text(block.code)
+        assert read_config(here / "config.toml")
+        return
+    if block.lang == "yaml":
+        import yaml
+
+        assert list(yaml.safe_load_all(block.code))
+        return
+    if kind == "pytest":
+        test = here / f"test_{block.page.stem.replace('-', '_')}_{block.line}.py"
+        test.write_text(block.code)
+        out = _run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test.name],
+            here,
+            home,
+            300,
+        )
+    elif block.lang == "python":
+        script = here / f"block_{block.line}.py"
+        script.write_text(block.code)
+        out = _run([sys.executable, script.name], here, home, 300)
+    else:
+        assert block.lang == "bash", block.id
+        out = _run(["bash", "-euo", "pipefail", "-c", block.code], sandbox, home, 900)
+    if block.output is not None:
+        assert matches(block.output.code, out), (
+            f"{block.id}: printed\n{out}\nbut {block.output.id} says\n{block.output.code}"
+        )
