@@ -18,6 +18,8 @@ An HTML comment on the line above a block changes that:
 * ``<!-- test: pytest -->``: run the block with pytest there;
 * ``<!-- test: container -->``: run it in the container suite (``-m container``);
 * ``<!-- test: ci WHY -->``: a command ``.ci/run`` runs itself: check that it does;
+* ``<!-- test: same PAGE -->``: the same commands as a block of PAGE (which runs them):
+  check that they are;
 * ``<!-- test: skip WHY -->``: not run; the test is reported skipped, with WHY.
 """
 
@@ -32,7 +34,7 @@ RUN = ("python", "bash")
 LANGUAGES = frozenset({"python", "bash", "toml", "yaml", "output", "text"})
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)\s*$")
 _MARKER = re.compile(r"^\s*<!--\s*test:\s*(?P<kind>[\w-]+)\s*(?P<arg>.*?)\s*-->\s*$")
-MARKERS = frozenset({"file", "pytest", "container", "ci", "skip"})
+MARKERS = frozenset({"file", "pytest", "container", "ci", "same", "skip"})
 
 
 @dataclass
@@ -72,7 +74,8 @@ def blocks(page: Path) -> list[Block]:
         body: list[str] = []
         i += 1
         while i < len(lines) and lines[i].strip() != fence:
-            body.append(lines[i][indent:] if lines[i][:indent].isspace() else lines[i].lstrip())
+            line = lines[i]
+            body.append(line[indent:] if not line[:indent].strip() else line)
             i += 1
         if i == len(lines):
             raise ValueError(f"{page}:{start + 1}: the block never closes")

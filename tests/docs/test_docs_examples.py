@@ -8,10 +8,12 @@ block runs and for the markers a page puts above a block.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +40,7 @@ def test_every_block_has_a_known_language_and_marker() -> None:
         if block.marker is not None:
             kind, argument = block.marker
             assert kind in MARKERS, f"{block.id}: unknown marker {kind!r}"
-            if kind in ("skip", "ci", "file"):
+            if kind in ("skip", "ci", "file", "same"):
                 assert argument, f"{block.id}: `test: {kind}` needs a reason or a name"
             assert block.lang not in ("output", "text"), f"{block.id}: a marker on a non-code block"
 
@@ -54,8 +56,10 @@ def test_every_output_block_follows_a_block_that_runs() -> None:
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository's files (tracked and new, not ignored): bash blocks run
-    there, so what they install and write never touches the checkout."""
+    """A copy of the repository's files (tracked and new, not ignored), with the project
+    installed in a venv of its own, ``.venv``, as Getting started makes it. Bash blocks run
+    there with that venv first on PATH (as if activated), so what they install and write
+    never touches the checkout or the tests' own environment."""
     copy = tmp_path_factory.mktemp("repo")
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
@@ -70,6 +74,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
             target = copy / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(source.read_bytes())
+    home = copy / ".home"
+    _run([sys.executable, "-m", "venv", ".venv"], copy, home, 300)
+    _run([str(copy / ".venv" / "bin" / "pip"), "install", "-q", "-e", "."], copy, home, 900)
     return copy
 
 
@@ -79,23 +86,30 @@ def workdirs(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Path]:
     return {page: tmp_path_factory.mktemp(page.stem) for page in pages()}
 
 
-def _env(home: Path) -> dict[str, str]:
+def _env(home: Path, venv: Path | None = None) -> dict[str, str]:
     """The environment a reader has: none of the tests' REUSE_RUNTIME_* settings (but the
-    test run's mark, so leaks are found), a state directory of its own, and this
-    interpreter's scripts (``reuse-runtime``) on PATH."""
+    test run's mark, so leaks are found), a state directory of its own, and ``venv``
+    activated, if given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REUSE_RUNTIME_")}
     env["REUSE_RUNTIME_TEST_SESSION"] = os.environ["REUSE_RUNTIME_TEST_SESSION"]
     env["REUSE_RUNTIME_HOME"] = str(home)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("PYTHONPATH", None)
+    env.pop("VIRTUAL_ENV", None)
+    if venv is not None:
+        env["VIRTUAL_ENV"] = str(venv)
+        env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
     return env
 
 
-def _run(command: list[str], cwd: Path, home: Path, timeout: float) -> str:
+def _run(
+    command: list[str], cwd: Path, home: Path, timeout: float, **extra: str
+) -> str:
+    """``command`` in ``cwd``; in the sandbox, with its venv activated."""
+    venv = cwd / ".venv" if (cwd / ".venv" / "bin").is_dir() else None
     done = subprocess.run(
         command,
         cwd=cwd,
-        env=_env(home),
+        env={**_env(home, venv), **extra},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -106,6 +120,43 @@ def _run(command: list[str], cwd: Path, home: Path, timeout: float) -> str:
         f"{done.stderr[-4000:]}"
     )
     return done.stdout
+
+
+def _container_block(block: Block, sandbox: Path, home: Path) -> str:
+    """A bash block that makes containers and images: each carries a label of this test's
+    own, and whatever carries it is removed afterwards, with the engine the block started
+    (if it started one)."""
+    label = f"reuse-runtime-test-run={uuid.uuid4().hex[:12]}"
+    try:
+        return _run(
+            ["bash", "-euo", "pipefail", "-c", block.code],
+            sandbox,
+            home,
+            900,
+            REUSE_RUNTIME_CONTAINER_LABELS=label,
+        )
+    finally:
+        _remove_labelled(label)
+        if (home / "podman-service.pid").exists():
+            _run([sys.executable, "-m", "reuse_runtime", "engine", "stop"], sandbox, home, 60)
+
+
+def _remove_labelled(label: str) -> None:
+    from reuse_runtime import engine
+    from reuse_runtime.errors import EngineUnavailableError
+
+    try:
+        client = engine.connect(engine.find_engine())
+    except EngineUnavailableError:
+        return
+    try:
+        for container in client.containers.list(all=True, filters={"label": label}):
+            with contextlib.suppress(Exception):  # removed by the engine meanwhile
+                container.remove(force=True)
+        for image in client.images.list(filters={"label": label}):
+            client.images.remove(image.id, force=True)
+    finally:
+        client.close()
 
 
 def _in_ci_run(block: Block) -> None:
@@ -125,6 +176,10 @@ def test_block(block: Block, sandbox: Path, workdirs: dict[Path, Path]) -> None:
         pytest.skip(f"{block.id}: {argument}")
     if kind == "ci":
         _in_ci_run(block)
+        return
+    if kind == "same":
+        others = [b.code for b in blocks(ROOT / argument) if b is not block]
+        assert block.code in others, f"{block.id}: no block of {argument} is the same"
         return
     here = workdirs[block.page]
     home = here / ".home"
@@ -155,6 +210,8 @@ def test_block(block: Block, sandbox: Path, workdirs: dict[Path, Path]) -> None:
         script = here / f"block_{block.line}.py"
         script.write_text(block.code)
         out = _run([sys.executable, script.name], here, home, 300)
+    elif kind == "container":
+        out = _container_block(block, sandbox, home)
     else:
         assert block.lang == "bash", block.id
         out = _run(["bash", "-euo", "pipefail", "-c", block.code], sandbox, home, 900)
