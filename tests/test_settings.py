@@ -66,12 +66,16 @@ def test_declared_defaults_are_the_codes() -> None:
     assert len(sources) >= 8
     for name, default, source in sources:
         assert source is not None
-        assert _resolve(source) == default, f"{name}: settings.py says {default!r}, {source} differs"
+        assert _resolve(source) == default, (
+            f"{name}: settings.py says {default!r}, {source} differs"
+        )
 
 
 def test_the_config_keys_are_the_ones_the_config_file_accepts() -> None:
     declared = {(c.section, c.key): c.kind for c in settings.CONFIG}
     accepted = {
-        (section, key): kinds[0] for section, keys in config.KNOWN.items() for key, kinds in keys.items()
+        (section, key): kinds[0]
+        for section, keys in config.KNOWN.items()
+        for key, kinds in keys.items()
     }
     assert declared == accepted

@@ -190,9 +190,7 @@ def cli_page() -> str:
             lines += ["| option | default | meaning |", "|---|---|---|"]
             for action in rows:
                 meaning = formatter._expand_help(action) if action.help else ""
-                lines.append(
-                    f"| {_option(action)} | {_shown_default(action)} | {_cell(meaning)} |"
-                )
+                lines.append(f"| {_option(action)} | {_shown_default(action)} | {_cell(meaning)} |")
             lines.append("")
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ block runs and for the markers a page puts above a block.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shlex
 import subprocess
@@ -48,7 +49,7 @@ def test_every_block_has_a_known_language_and_marker() -> None:
 def test_every_output_block_follows_a_block_that_runs() -> None:
     for page in pages():
         found = blocks(page)
-        for before, block in zip(found, found[1:], strict=False):
+        for before, block in itertools.pairwise(found):
             if block.lang == "output":
                 assert before.lang in RUN and before.output is block, block.id
                 assert before.marker is None or before.marker[0] != "skip", block.id
@@ -56,10 +57,9 @@ def test_every_output_block_follows_a_block_that_runs() -> None:
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository's files (tracked and new, not ignored), with the project
-    installed in a venv of its own, ``.venv``, as Getting started makes it. Bash blocks run
-    there with that venv first on PATH (as if activated), so what they install and write
-    never touches the checkout or the tests' own environment."""
+    """A copy of the repository's files (tracked and new, not ignored). Bash blocks run
+    there with its ``.venv`` first on PATH (as if activated), so what they install and
+    write never touches the checkout or the tests' own environment."""
     copy = tmp_path_factory.mktemp("repo")
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
@@ -74,9 +74,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
             target = copy / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(source.read_bytes())
-    home = copy / ".home"
-    _run([sys.executable, "-m", "venv", ".venv"], copy, home, 300)
-    _run([str(copy / ".venv" / "bin" / "pip"), "install", "-q", "-e", "."], copy, home, 900)
     return copy
 
 
@@ -84,6 +81,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def workdirs(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Path]:
     """One directory per page, shared by its blocks in order."""
     return {page: tmp_path_factory.mktemp(page.stem) for page in pages()}
+
+
+def _ensure_venv(sandbox: Path, block: Block) -> None:
+    """The sandbox's ``.venv`` with the project installed, as the README's first command
+    makes it; a block that makes it itself (that command) is left to do so."""
+    if (sandbox / ".venv" / "bin" / "reuse-runtime").exists() or "-m venv .venv" in block.code:
+        return
+    home = sandbox / ".home"
+    _run([sys.executable, "-m", "venv", ".venv"], sandbox, home, 300)
+    _run([str(sandbox / ".venv" / "bin" / "pip"), "install", "-q", "-e", "."], sandbox, home, 900)
 
 
 def _env(home: Path, venv: Path | None = None) -> dict[str, str]:
@@ -101,9 +108,7 @@ def _env(home: Path, venv: Path | None = None) -> dict[str, str]:
     return env
 
 
-def _run(
-    command: list[str], cwd: Path, home: Path, timeout: float, **extra: str
-) -> str:
+def _run(command: list[str], cwd: Path, home: Path, timeout: float, **extra: str) -> str:
     """``command`` in ``cwd``; in the sandbox, with its venv activated."""
     venv = cwd / ".venv" if (cwd / ".venv" / "bin").is_dir() else None
     done = subprocess.run(
@@ -159,12 +164,22 @@ def _remove_labelled(label: str) -> None:
         client.close()
 
 
-def _in_ci_run(block: Block) -> None:
-    """Each command of the block (``&&`` parts) is a line of .ci/run, ``-q`` aside."""
-    script = (ROOT / ".ci" / "run").read_text()
-    lines = {" ".join(t for t in shlex.split(line) if t != "-q") for line in script.splitlines()}
-    for command in block.code.replace("\\\n", " ").split("&&"):
+def _words(command: str) -> str:
+    """A command's words, ``-q`` aside and ``python -m pip`` read as ``pip`` (a shell
+    line that is not a whole command, like the start of a multi-line string: none)."""
+    try:
         words = " ".join(t for t in shlex.split(command) if t != "-q")
+    except ValueError:
+        return ""
+    return words.removeprefix("python -m ")
+
+
+def _in_ci_run(block: Block) -> None:
+    """Each command of the block (``&&`` parts) is a line of .ci/run."""
+    script = (ROOT / ".ci" / "run").read_text()
+    lines = {_words(line) for line in script.splitlines() if not line.startswith("#")}
+    for command in block.code.replace("\\\n", " ").split("&&"):
+        words = _words(command)
         if words:
             assert words in lines, f"{block.id}: .ci/run does not run {words!r}"
 
@@ -211,9 +226,11 @@ def test_block(block: Block, sandbox: Path, workdirs: dict[Path, Path]) -> None:
         script.write_text(block.code)
         out = _run([sys.executable, script.name], here, home, 300)
     elif kind == "container":
+        _ensure_venv(sandbox, block)
         out = _container_block(block, sandbox, home)
     else:
         assert block.lang == "bash", block.id
+        _ensure_venv(sandbox, block)
         out = _run(["bash", "-euo", "pipefail", "-c", block.code], sandbox, home, 900)
     if block.output is not None:
         assert matches(block.output.code, out), (

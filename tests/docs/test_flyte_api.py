@@ -4,6 +4,7 @@ is absent, and every fixed warning the SDK prints is listed."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import re
@@ -47,10 +48,9 @@ def _resolve(name: str) -> Any:
     found: Any = reuse_runtime
     for i, part in enumerate(parts[1:], start=1):
         if not hasattr(found, part) and inspect.ismodule(found):
-            try:  # a submodule not imported by the package (flyte.io is)
+            # a submodule the package does not import itself (flyte.io it does)
+            with contextlib.suppress(ImportError):
                 importlib.import_module(".".join(["reuse_runtime", *parts[1 : i + 1]]))
-            except ImportError:
-                pass
         found = getattr(found, part)
     return found
 

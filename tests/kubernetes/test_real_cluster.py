@@ -1,4 +1,4 @@
-"""The Kubernetes walk-through of docs/kubernetes.md, against a real cluster: runs when ``KUBECONFIG`` is set.
+"""docs/kubernetes.md's walk-through, against a real cluster: runs when ``KUBECONFIG`` is set.
 
 It needs ``kubectl``, a container engine (``reuse-runtime engine start`` or Docker), and
 ``$REUSE_RUNTIME_TEST_REGISTRY``: a registry this machine pushes to and the cluster pulls
