@@ -138,6 +138,19 @@ def _shown_default(action: argparse.Action) -> str:
     return f"`{default}`"
 
 
+def _depends_on(package: str) -> bool:
+    """Whether the project's own dependencies (pyproject.toml, not extras) name ``package``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return any(
+        dep.split(";")[0].strip().lower().startswith(package) for dep in project["dependencies"]
+    )
+
+
 def cli_page() -> str:
     from reuse_runtime.cli import build_parser
 
@@ -157,7 +170,11 @@ def cli_page() -> str:
         "`reuse-runtime` completes commands and options in bash and zsh once this is in "
         "your shell's startup file:",
         "",
-        "<!-- test: skip argcomplete is not a dependency of reuse-runtime yet -->",
+        *(
+            []
+            if _depends_on("argcomplete")
+            else ["<!-- test: skip argcomplete is not a dependency of reuse-runtime yet -->"]
+        ),
         "```bash",
         'eval "$(register-python-argcomplete reuse-runtime)"',
         "```",
