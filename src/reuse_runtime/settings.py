@@ -105,7 +105,7 @@ VARIABLES: tuple[Variable, ...] = (
         50050,
         "port",
         "where `reuse-runtime controller` listens, and where `status` looks",
-        source="reuse_runtime.cli:DEFAULT_CONTROLLER_PORT",
+        source="reuse_runtime.cli.common:DEFAULT_CONTROLLER_PORT",
     ),
     Variable(
         "REUSE_RUNTIME_METRICS_PORT",
@@ -149,21 +149,21 @@ VARIABLES: tuple[Variable, ...] = (
         10_000,
         "tasks",
         "unfinished tasks one client keeps at the controller; the rest wait in the client",
-        source="reuse_runtime.wire.clients:MAX_OUTSTANDING",
+        source="reuse_runtime.client.admission:MAX_OUTSTANDING",
     ),
     Variable(
         "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES",
         64 * _MI,
         "bytes, or a size like 256Mi",
         "argument bytes one client keeps at the controller; callers past it wait in order",
-        source="reuse_runtime.wire.clients:MAX_OUTSTANDING_BYTES",
+        source="reuse_runtime.client.admission:MAX_OUTSTANDING_BYTES",
     ),
     Variable(
         "REUSE_RUNTIME_RECONNECT_TIMEOUT",
         300.0,
         "seconds",
         "how long a client waits for a lost controller to come back before tasks fail",
-        source="reuse_runtime.wire.clients:RECONNECT_TIMEOUT",
+        source="reuse_runtime.client.controller:RECONNECT_TIMEOUT",
     ),
     Variable(
         "REUSE_RUNTIME_REPLAY_BYTES",

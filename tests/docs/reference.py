@@ -166,9 +166,14 @@ def cli_page() -> str:
         "",
         "## Shell completion",
         "",
-        "With [argcomplete](https://kislyuk.github.io/argcomplete/) installed, "
-        "`reuse-runtime` completes commands and options in bash and zsh once this is in "
-        "your shell's startup file:",
+        (
+            "`reuse-runtime` completes commands and options in bash and zsh, through "
+            "[argcomplete](https://kislyuk.github.io/argcomplete/) (installed with it), "
+            if _depends_on("argcomplete")
+            else "With [argcomplete](https://kislyuk.github.io/argcomplete/) installed, "
+            "`reuse-runtime` completes commands and options in bash and zsh "
+        )
+        + "once this is in your shell's startup file:",
         "",
         *(
             []
