@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from functools import reduce
@@ -18,7 +19,7 @@ def _names_in_code() -> dict[str, set[str]]:
     """Every ``REUSE_RUNTIME_*`` literal under src/ (settings.py aside), with its files."""
     found: dict[str, set[str]] = {}
     for path in sorted(SRC.rglob("*.py")):
-        if path.name == "settings.py" or "/wire/v1/" in path.as_posix():
+        if path == SRC / "reuse_runtime" / "settings.py" or "/wire/v1/" in path.as_posix():
             continue
         for name in NAME.findall(path.read_text()):
             found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
@@ -52,8 +53,15 @@ def test_each_variable_is_declared_once_with_a_meaning() -> None:
 
 
 def _resolve(source: str) -> object:
+    """``module:attr.attr``; a field of a dataclass (slots or not) gives its default."""
     module, _, attribute = source.partition(":")
-    return reduce(getattr, attribute.split("."), importlib.import_module(module))
+    *owners, name = attribute.split(".")
+    owner = reduce(getattr, owners, importlib.import_module(module))
+    if dataclasses.is_dataclass(owner):
+        for field in dataclasses.fields(owner):
+            if field.name == name:
+                return field.default
+    return getattr(owner, name)
 
 
 def test_declared_defaults_are_the_codes() -> None:

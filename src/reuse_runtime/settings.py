@@ -172,6 +172,48 @@ VARIABLES: tuple[Variable, ...] = (
         "child results a controller keeps for durable replay, over all parents",
         source="reuse_runtime.controller.replay:REPLAY_BYTES",
     ),
+    # ---------------------------------------------------------------- the runs store
+    Variable(
+        "REUSE_RUNTIME_RUNS_DB",
+        None,
+        "path",
+        "the runs store: a SQLite file of runs, their tasks and logs (values beside it)",
+        unset="<state dir>/runs.sqlite",
+    ),
+    Variable(
+        "REUSE_RUNTIME_RUNS_MAX",
+        10_000,
+        "runs",
+        "the most runs the store keeps; the oldest finished ones go first",
+        source="reuse_runtime.store.settings:StoreSettings.max_runs",
+    ),
+    Variable(
+        "REUSE_RUNTIME_RUNS_MAX_AGE_DAYS",
+        30.0,
+        "days",
+        "finished runs older than this are removed from the store",
+        source="reuse_runtime.store.settings:StoreSettings.max_age_days",
+    ),
+    Variable(
+        "REUSE_RUNTIME_RUNS_MAX_BYTES",
+        2 * 2**30,
+        "bytes, or a size like 2Gi (at least 1Mi)",
+        "the whole store (database, its log, value files) stays under this",
+        source="reuse_runtime.store.settings:StoreSettings.max_bytes",
+    ),
+    Variable(
+        "REUSE_RUNTIME_RUNS_BLOB_BYTES",
+        64 * 2**10,
+        "bytes, or a size like 64Ki",
+        "values and log lines larger than this go to files beside the database",
+        source="reuse_runtime.store.settings:StoreSettings.blob_threshold",
+    ),
+    Variable(
+        "REUSE_RUNTIME_RUNS_FLUSH_MS",
+        25,
+        "milliseconds",
+        "how often the store's writer commits what has arrived",
+    ),
     Variable(
         "REUSE_RUNTIME_PROGRESS",
         None,
