@@ -152,6 +152,6 @@ def test_another_local_user_reads_nothing_and_runs_nothing() -> None:
     assert len(rpcs) == 3 * 11 * 2
     let_in = {call: code for call, code in rpcs.items() if code != "UNAUTHENTICATED"}
     assert not let_in, let_in
-    # Health checks stay open (the README says so); they reveal only "serving".
+    # Health checks stay open (docs/security.md says so); they reveal only "serving".
     assert set(report["health"].values()) == {"OK"}
     assert token not in json.dumps(report)

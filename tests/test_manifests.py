@@ -31,7 +31,7 @@ def _cli(tmp_path: Path, *args: str, **env: str) -> str:
 
 
 def test_k8s_manifests_piped_to_kubernetes_validate_strict_passes() -> None:
-    # The README's check: `reuse-runtime k8s manifests | kubernetes-validate --strict -`
+    # docs/kubernetes.md's check: `reuse-runtime k8s manifests | kubernetes-validate --strict -`
     validate = subprocess.run(
         f"{sys.executable} -m reuse_runtime k8s manifests --namespace ml --image "
         f"registry.example.com/reuse-runtime:0.1.0 --image-registry registry.example.com/rr "
@@ -158,23 +158,23 @@ def test_bad_k8s_input_is_one_line() -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def _readme_kubernetes_commands() -> list[str]:
-    """The shell commands in the README's Kubernetes section, continuation lines joined."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n## Kubernetes\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+def _docs_kubernetes_commands() -> list[str]:
+    """The shell commands of docs/kubernetes.md that use a cluster (the blocks with kubectl),
+    continuation lines joined."""
+    page = (ROOT / "docs" / "kubernetes.md").read_text()
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", page, flags=re.S) if "kubectl" in b]
     joined = "\n".join(blocks).replace("\\\n", " ")
     return [line.strip() for line in joined.splitlines() if line.strip() and line[0] != "#"]
 
 
-def test_the_readmes_k8s_commands_print_valid_yaml_and_name_what_the_readme_uses(
+def test_the_docs_k8s_commands_print_valid_yaml_and_name_what_the_page_uses(
     tmp_path: Path,
 ) -> None:
-    """Acceptance 7, the part without a cluster: each `reuse-runtime k8s ...` line of the
-    README's Kubernetes section, run as written up to its pipe, prints objects that pass
-    `kubernetes-validate --strict`, plain YAML (no anchors), with the names the section's
+    """Acceptance 7, the part without a cluster: each `reuse-runtime k8s ...` line of
+    docs/kubernetes.md's walk-through, run as written up to its pipe, prints objects that
+    pass `kubernetes-validate --strict`, plain YAML (no anchors), with the names the page's
     kubectl lines use. The kubectl lines run in tests/kubernetes/test_real_cluster.py."""
-    commands = _readme_kubernetes_commands()
+    commands = _docs_kubernetes_commands()
     k8s = [c for c in commands if c.startswith("reuse-runtime k8s ")]
     assert [c.split()[2] for c in k8s] == ["manifests", "workers"], commands
     for command in k8s:

@@ -65,7 +65,7 @@ def test_seed_example_in_containers_gives_the_local_output(
     run_label: str,
 ) -> None:
     script = EXAMPLES / example
-    # The README's order: build the image, then run.
+    # The order of docs/containers.md: build the image, then run.
     built = _run([sys.executable, "-m", "reuse_runtime", "image", "build", str(script)], tmp_path)
     assert built.returncode == 0, built.stderr + built.stdout
     starts = ContainerStarts(docker_client, run_label)

@@ -1,4 +1,4 @@
-"""The README's Kubernetes walk-through, against a real cluster: runs when ``KUBECONFIG`` is set.
+"""docs/kubernetes.md's walk-through, against a real cluster: runs when ``KUBECONFIG`` is set.
 
 It needs ``kubectl``, a container engine (``reuse-runtime engine start`` or Docker), and
 ``$REUSE_RUNTIME_TEST_REGISTRY``: a registry this machine pushes to and the cluster pulls
@@ -72,7 +72,7 @@ def namespace() -> Iterator[str]:
 
 
 def _controller_image() -> str:
-    """The project's Dockerfile with the kubernetes extra, pushed, as the README says."""
+    """The project's Dockerfile with the kubernetes extra, pushed, as docs/kubernetes.md says."""
     from reuse_runtime import engine
 
     client = engine.connect()
@@ -86,7 +86,7 @@ def _controller_image() -> str:
     return f"{repository}:{tag}"
 
 
-def test_the_readme_walk_through_runs_the_seed_examples_on_a_real_cluster(
+def test_the_docs_walk_through_runs_the_seed_examples_on_a_real_cluster(
     namespace: str,
 ) -> None:
     for example in ("reuse.py", "reuse_concurrency.py"):
