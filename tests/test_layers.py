@@ -66,12 +66,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-#: Violations that exist today and are being removed. Each entry must still be a
-#: violation (a stale entry fails), and both lists must end empty.
-KNOWN: frozenset[tuple[str, str]] = frozenset()
-#: Modules in a known cycle today (any cycle must lie within these).
-KNOWN_CYCLIC: frozenset[str] = frozenset()
-
 
 def _modules() -> dict[str, Path]:
     found = {}
@@ -186,15 +180,13 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_no_import_cycles() -> None:
-    in_cycles = {m for component in cycles(import_graph()) for m in component}
-    assert sorted(in_cycles - KNOWN_CYCLIC) == []
-    assert sorted(KNOWN_CYCLIC - in_cycles) == [], "stale entries in KNOWN_CYCLIC: remove them"
+    found = cycles(import_graph())
+    assert found == [], f"import cycles (each line one): {found}"
 
 
 def test_no_import_runs_up_the_layers() -> None:
     found = violations(import_graph())
-    assert sorted(found - KNOWN) == []
-    assert sorted(KNOWN - found) == [], "stale entries in KNOWN: remove them"
+    assert sorted(found) == [], "imports that run up the layers (importer, imported)"
 
 
 def _generated_imports(path: Path) -> Iterator[str]:
@@ -234,15 +226,10 @@ def test_the_check_sees_an_upward_import(source: str, target: str) -> None:
     assert violations({source: {target}}) == {(source, target)}
 
 
-#: Modules over the bound today, being split.
-KNOWN_LONG: frozenset[str] = frozenset()
-
-
 def test_no_module_is_over_700_lines() -> None:
     long = {
         str(path.relative_to(SRC)): n
         for path in (SRC / PACKAGE).rglob("*.py")
         if "wire/v1" not in path.as_posix() and (n := len(path.read_text().splitlines())) > 700
     }
-    assert sorted(set(long) - KNOWN_LONG) == [], long
-    assert sorted(KNOWN_LONG - set(long)) == [], "stale entries in KNOWN_LONG: remove them"
+    assert long == {}, "split these where their jobs part"
