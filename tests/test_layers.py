@@ -116,7 +116,9 @@ def layer_of(module: str) -> int:
     best, best_len = -1, -1
     for index, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+            # The package root is a layer of its own, not a prefix of every module.
+            within = module.startswith(prefix + ".") and prefix != PACKAGE
+            if (module == prefix or within) and len(prefix) > best_len:
                 best, best_len = index, len(prefix)
     return best
 
