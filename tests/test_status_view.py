@@ -219,8 +219,16 @@ async def test_watch_names_the_run_whose_controller_ended_and_waits_for_the_next
         "env = flyte.TaskEnvironment(name='ends', reusable=flyte.ReusePolicy(replicas=1))\n"
         "@env.task\n"
         "async def main() -> int:\n"
+        "    import os, time\n"
+        "    deadline = time.monotonic() + 60\n"
+        "    while not os.path.exists('go') and time.monotonic() < deadline:\n"
+        "        time.sleep(0.02)\n"
+        "    os.remove('go')\n"
         "    return 1\n"
     )
+    # Each run holds its controller up until the test has seen the watch name it, so a fast
+    # run cannot start and end between two of the watch's looks.
+    go = tmp_path / "go"
     env = subprocess_env(
         REUSE_RUNTIME_HOME=str(tmp_path / "home"), REUSE_RUNTIME_CONTROLLER_PORT=str(_free_port())
     )
@@ -248,14 +256,21 @@ async def test_watch_names_the_run_whose_controller_ended_and_waits_for_the_next
         assert ran.returncode == 0
         return out.decode().splitlines()[0]
 
+    async def run_app_seen() -> str:
+        running = asyncio.ensure_future(run_app())
+        try:
+            await read_until(lambda line: line.startswith("controller 127.0.0.1:"))
+        finally:
+            go.touch()
+        return await running
+
     try:
         await read_until(lambda line: "waiting for one" in line)  # none yet
-        first = await run_app()
+        first = await run_app_seen()
         ended = await read_until(lambda line: "waiting for the next controller" in line)
         # Several intervals later, nothing more has been said: one line, not one per interval.
         await asyncio.sleep(1.0)
-        second = await run_app()
-        await read_until(lambda line: line.startswith("controller 127.0.0.1:"))
+        second = await run_app_seen()
     finally:
         watching.send_signal(signal.SIGINT)
         await asyncio.wait_for(watching.communicate(), 30)
