@@ -232,9 +232,42 @@ def test_status_without_any_controller_says_what_to_do(tmp_path: Path) -> None:
     done = run_cli(tmp_path, "status", "--endpoint", "nonsense:x")
     assert done.returncode == 2
     assert done.stderr == (
-        "reuse-runtime status: error: --endpoint 'nonsense:x' is not HOST:PORT "
-        "(for example 127.0.0.1:50050)\n"
+        "reuse-runtime status: error: --endpoint 'nonsense:x' is not HOST:PORT or "
+        "dns:///HOST:PORT: its port 'x' is not a number in 1-65535\n"
     )
+
+
+def test_an_address_is_read_the_same_by_every_command(tmp_path: Path) -> None:
+    """Flyte's dns:///HOST:PORT is an address; a URL fails at once, naming the forms."""
+    done = run_cli(tmp_path, "status", "--endpoint", "https://ctl.example.com")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "reuse-runtime status: error: --endpoint 'https://ctl.example.com' is a URL, and a "
+        "controller speaks gRPC, not HTTP: give HOST:PORT or dns:///HOST:PORT, for example "
+        "ctl.example.com:50050\n"
+    )
+    done = run_cli(tmp_path, "status", REUSE_RUNTIME_ENDPOINT="http://127.0.0.1:50050")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "reuse-runtime status: error: $REUSE_RUNTIME_ENDPOINT 'http://127.0.0.1:50050' is a URL"
+    )
+    done = run_cli(tmp_path, "worker", "--controller", "http://127.0.0.1:50050")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "reuse-runtime worker: error: --controller 'http://127.0.0.1:50050' is a URL"
+    )
+    with socket.socket() as held:  # bound, not listening: connections are refused
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        started = time.monotonic()
+        done = run_cli(tmp_path, "status", "--endpoint", f"dns:///127.0.0.1:{port}")
+        took = time.monotonic() - started
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"reuse-runtime status: error: nothing listens on 127.0.0.1:{port} (connection "
+        f"refused): is the controller running?"
+    )
+    assert took < 8, took  # starting Python, then about a second
 
 
 def test_a_worker_started_with_sigterm_blocked_still_drains_on_sigterm(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "reuse_runtime._version",
         "reuse_runtime.errors",
         "reuse_runtime.user_exceptions",
+        "reuse_runtime.address",
         "reuse_runtime.aio",
         "reuse_runtime.paths",
         "reuse_runtime.pickling",

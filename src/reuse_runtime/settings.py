@@ -90,7 +90,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "REUSE_RUNTIME_ENDPOINT",
         None,
-        "HOST:PORT",
+        "HOST:PORT or dns:///HOST:PORT",
         "a standalone controller for init() and status; like init(endpoint=...)",
         unset="an embedded controller in the driver process",
     ),
@@ -353,7 +353,7 @@ CONFIG: tuple[ConfigKey, ...] = (
         "endpoint",
         str,
         "none: the embedded controller",
-        "a standalone controller, HOST:PORT",
+        "a standalone controller, HOST:PORT or dns:///HOST:PORT",
         same_as="$REUSE_RUNTIME_ENDPOINT, init(endpoint=...)",
     ),
     ConfigKey(

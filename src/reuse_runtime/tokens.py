@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+from reuse_runtime.address import parse_address
+from reuse_runtime.errors import ConfigError
 from reuse_runtime.paths import state_dir, write_private
 from reuse_runtime.security import Security, is_loopback
 
@@ -58,11 +60,14 @@ def forget_server(port: int) -> None:
 
 def local_token(address: str) -> str | None:
     """The recorded token of the live local server at ``address``, if there is one."""
-    host, _, port = address.rpartition(":")
-    if not port.isdigit() or not is_loopback(host.strip("[]") or "localhost"):
+    try:
+        where = parse_address(address)
+    except ConfigError:
+        return None
+    if not is_loopback(where.host):
         return None
     try:
-        info = json.loads(server_record(int(port)).read_text())
+        info = json.loads(server_record(where.port).read_text())
         os.kill(int(info["pid"]), 0)  # a record of a server that is gone is stale
         return str(info["token"]) or None
     except (OSError, ValueError, KeyError, TypeError):

@@ -81,6 +81,20 @@ def configuration_page() -> str:
                     f"| {_cell(c.same_as)} |"
                 )
         lines.append("")
+    lines += [
+        "## Addresses",
+        "",
+        "Every setting that names a controller (`endpoint` here, `$REUSE_RUNTIME_ENDPOINT`, "
+        "`init(endpoint=...)`, `status --endpoint`, `worker --controller`, `health`) is read "
+        "the same way: `HOST:PORT`, Flyte's `dns:///HOST:PORT` (so "
+        '`flyte.init(endpoint="dns:///localhost:8090")` dials a controller there), or '
+        "`[::1]:50050` for IPv6. A URL (`https://...`), or an address without a port, fails "
+        "at once with one line naming the forms. When nothing listens at the address "
+        "(connection refused), a new client fails in about a second, saying so; a host that "
+        "does not answer gets 10 s (`status`: 5 s). A client whose controller restarts keeps "
+        "waiting for it ([Reliability](reliability.md)).",
+        "",
+    ]
     for title, who, intro in (
         ("Environment variables", "you", ""),
         (

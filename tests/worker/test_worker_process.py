@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from reuse_runtime.client import WorkerClient
+from reuse_runtime.errors import ConfigError
 from reuse_runtime.model import ErrorKind, ReplicaInit, ReplicaReport, ResultsBatch, TaskState
 from reuse_runtime.security import Security
 from reuse_runtime.wire import services
-from tests.helpers import spawn_worker, task
+from reuse_runtime.worker.server import WorkerConfig
+from tests.helpers import eventually, spawn_worker, task
 from tests.worker import tasks
 
 
@@ -197,6 +199,22 @@ async def test_reports_on_every_transition_with_the_documented_fields() -> None:
     assert after[-1].active == 0 and after[-1].idle_since is not None
     assert after[-1].completed == 1 and after[-1].failed == 0
     assert after[-1].loop_lag >= 0.0
+
+
+async def test_the_controller_may_be_given_in_flytes_form() -> None:
+    controller = MiniController()
+    server, address = await _start_mini_controller(controller)
+    try:
+        async with spawn_worker("--controller", f"dns:///{address}", "--replica-id", "r-dns"):
+            await asyncio.wait_for(controller.attached.wait(), 10)
+            await eventually(lambda: controller.reports, what="a report")
+    finally:
+        await server.stop(None)
+    assert controller.reports[0][1].replica_id == "r-dns"
+    config = WorkerConfig(controller=" dns:///[::1]:50050 ")
+    assert config.controller == "[::1]:50050"  # one spelling from here on
+    with pytest.raises(ConfigError, match=r"^--controller 'https://ctl:1' is a URL"):
+        WorkerConfig(controller="https://ctl:1")
 
 
 async def test_sigterm_drains_in_flight_tasks_and_exits_zero() -> None:

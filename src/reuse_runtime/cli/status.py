@@ -34,8 +34,9 @@ def add_parser(commands: Commands) -> None:
     p.add_argument(
         "--endpoint",
         metavar="HOST:PORT",
-        help="controller address (default: $REUSE_RUNTIME_ENDPOINT, else the most recent "
-        "embedded controller, else a controller on this machine's default port)",
+        help="controller address, HOST:PORT or dns:///HOST:PORT (default: "
+        "$REUSE_RUNTIME_ENDPOINT, else the most recent embedded controller, "
+        "else a controller on this machine's default port)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
@@ -56,14 +57,14 @@ def add_parser(commands: Commands) -> None:
 
 
 async def _status_main(args: argparse.Namespace) -> int:
+    from reuse_runtime.address import parse_address
     from reuse_runtime.client import ControllerClient
-    from reuse_runtime.sdk.config import check_endpoint
     from reuse_runtime.sdk.runtime import ENDPOINT_ENV
 
     security = security_from(args)
     given = args.endpoint or os.environ.get(ENDPOINT_ENV)
     if given:
-        check_endpoint(given, "--endpoint")
+        given = str(parse_address(given, "--endpoint" if args.endpoint else f"${ENDPOINT_ENV}"))
     if args.watch:
         from reuse_runtime.cli.status_view import watch
 

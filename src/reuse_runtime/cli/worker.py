@@ -28,7 +28,8 @@ def add_parser(commands: Commands) -> None:
     p.add_argument(
         "--controller",
         metavar="HOST:PORT",
-        help="controller address to attach to (default: none, a worker on its own)",
+        help="controller address to attach to, HOST:PORT or dns:///HOST:PORT (default: none, "
+        "a worker on its own)",
     )
     p.add_argument(
         "--environment",

@@ -1,12 +1,18 @@
 """Channels to a worker or controller, call credentials, and what a failed call means.
 
-:func:`rpc_failure` is the one place a failed call becomes the error a caller sees.
+:func:`rpc_failure` is the one place a failed call becomes the error a caller sees;
+:func:`tcp_failure` says why a channel does not connect.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import grpc
 
+from reuse_runtime.address import Address
+from reuse_runtime.aio import wait_within
 from reuse_runtime.errors import AuthError, ControllerUnavailableError, ReuseRuntimeError
 from reuse_runtime.security import Security
 from reuse_runtime.wire import stubs
@@ -49,6 +55,50 @@ async def check_health(address: str, security: Security, timeout: float = 5.0) -
     """
     async with open_channel(address, security) as channel:
         return await stubs.health_status(channel, timeout)
+
+
+#: What :func:`tcp_failure` says when the host is up and nothing listens on the port.
+CONNECTION_REFUSED = "connection refused"
+
+
+async def tcp_failure(address: Address, timeout: float) -> str:
+    """Why a TCP connection to ``address`` does not open within ``timeout``; "" if one does.
+
+    gRPC only says a channel is not ready; this says why, from the kernel: the name
+    does not resolve, the connection times out (no such host, or a firewall drops
+    it), or :data:`CONNECTION_REFUSED`: every address the name resolves to answered
+    that nothing listens on the port. A connection that opens is closed at once,
+    with nothing sent on it.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        found = await wait_within(
+            loop.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM), timeout
+        )
+    except socket.gaierror as exc:
+        return f"the name {address.host} does not resolve: {exc.strerror}"
+    except (OSError, asyncio.TimeoutError):
+        return f"the name {address.host} did not resolve within {timeout:g} s"
+    why = f"the name {address.host} resolves to no address"
+    for family, _, _, _, sockaddr in found:
+        try:
+            transport, _ = await wait_within(
+                loop.create_connection(
+                    asyncio.Protocol, str(sockaddr[0]), address.port, family=family
+                ),
+                max(0.0, deadline - loop.time()),
+            )
+        except ConnectionRefusedError:
+            why = CONNECTION_REFUSED
+            continue
+        except asyncio.TimeoutError:
+            return "connecting timed out: is the host up, and the port open to this machine?"
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        transport.close()
+        return ""
+    return why
 
 
 def describe_rpc_error(exc: BaseException, target: str) -> str:

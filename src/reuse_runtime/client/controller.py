@@ -19,6 +19,7 @@ import grpc
 import structlog
 
 from reuse_runtime import model
+from reuse_runtime.address import parse_address
 from reuse_runtime.aio import TaskSet, wait_within
 from reuse_runtime.client.admission import (
     SEND_AHEAD,
@@ -29,12 +30,14 @@ from reuse_runtime.client.admission import (
     default_max_outstanding_bytes,
 )
 from reuse_runtime.client.channel import (
+    CONNECTION_REFUSED,
     call_metadata,
     describe_rpc_error,
     failed_by_server,
     open_channel,
     refused,
     rpc_failure,
+    tcp_failure,
 )
 from reuse_runtime.client.results import Pending, ResultStream, checked_size
 from reuse_runtime.envvars import env_number
@@ -60,6 +63,12 @@ FAILED_STREAMS = 3
 #: tasks fail. Override with ``$REUSE_RUNTIME_RECONNECT_TIMEOUT``.
 RECONNECT_TIMEOUT = 300.0
 RECONNECT_ENV = "REUSE_RUNTIME_RECONNECT_TIMEOUT"
+#: Seconds a new client's first connection may be refused (nothing listens at the
+#: address) before :meth:`ControllerClient.wait_ready` fails, saying so: a controller
+#: that is starting gets that long to listen, a missing one costs no more.
+REFUSED_GRACE = 1.0
+#: Seconds between looks at why a new client's channel is not ready yet.
+_LOOK_EVERY = 0.25
 
 log = structlog.get_logger("reuse_runtime.client")
 
@@ -95,7 +104,8 @@ class ControllerClient:
         reconnect_timeout: float | None = None,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
-        self.address = address
+        self._where = parse_address(address, "controller address")
+        self.address = address = str(self._where)
         self._target = f"controller at {address}"
         self._configured = security or Security()
         self._security = with_local_token(self._configured, address)
@@ -144,12 +154,50 @@ class ControllerClient:
         await self.close()
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait for this new client's first connection, for up to ``timeout`` seconds.
+
+        When nothing listens at the address (the connection is refused for
+        :data:`REFUSED_GRACE` seconds in a row), this fails then, saying so, instead
+        of after ``timeout``; a host that does not answer at all has ``timeout``.
+        (A lost controller is waited for by the reconnection instead, for which a
+        refused connection only means that it is restarting.)
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        ready = asyncio.ensure_future(self._channel.channel_ready())
+        refused_since: float | None = loop.time()
+        why = ""
         try:
-            await wait_within(self._channel.channel_ready(), timeout)
-        except asyncio.TimeoutError:
-            raise ControllerUnavailableError(
-                f"no controller answered at {self.address} within {timeout:g} s"
-            ) from None
+            while True:
+                left = deadline - loop.time()
+                done, _ = await asyncio.wait({ready}, timeout=max(0.0, min(_LOOK_EVERY, left)))
+                if done:
+                    ready.result()
+                    return
+                if loop.time() >= deadline:
+                    break
+                # Not ready yet: ask the kernel why (refused, timed out, no such name).
+                why = await tcp_failure(self._where, min(1.0, deadline - loop.time()))
+                now = loop.time()
+                if why != CONNECTION_REFUSED:
+                    refused_since = None
+                elif refused_since is None:
+                    refused_since = now
+                elif now - refused_since >= REFUSED_GRACE:
+                    raise ControllerUnavailableError(
+                        f"nothing listens on {self.address} (connection refused): is the "
+                        f"controller running? (`reuse-runtime controller --port "
+                        f"{self._where.port}` starts one)"
+                    )
+        finally:
+            ready.cancel()
+            ready.add_done_callback(lambda task: task.cancelled() or task.exception())
+        if not why:
+            why = "a connection opens, but no controller answers on it: is it a controller, "
+            why += "and does its TLS setting match this client's?"
+        raise ControllerUnavailableError(
+            f"no controller answered at {self.address} within {timeout:g} s ({why})"
+        )
 
     @property
     def peak_outstanding_bytes(self) -> int:

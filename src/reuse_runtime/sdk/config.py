@@ -3,16 +3,17 @@
 The config file holds ``[controller]`` settings in TOML, read strictly::
 
     [controller]
-    endpoint = "10.0.0.5:50050"   # a standalone controller; omit for the embedded one
+    endpoint = "10.0.0.5:50050"   # a standalone controller (or "dns:///10.0.0.5:50050")
     token = "..."                 # or $REUSE_RUNTIME_TOKEN
     max_backlog = 100000          # tasks that may wait per environment
     backend = "container"         # the embedded controller's replicas: local (default) or container
     replica_loss_budget = 2
 
 A misspelled section or setting is an error naming the file and the line, never
-a silent default. A Flyte config (``config.yaml``) names a Flyte or Union backend;
-it is accepted with a warning, and tasks run where reuse-runtime's own settings
-say.
+a silent default, and so is an endpoint that is not an address
+(:func:`~reuse_runtime.address.parse_address`). A Flyte config (``config.yaml``)
+is not read: it is accepted with a warning, and tasks run where reuse-runtime's
+own settings say.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reuse_runtime.address import parse_address
 from reuse_runtime.errors import ConfigError
 
 #: Section -> setting -> the types it takes.
@@ -54,17 +56,6 @@ class RuntimeConfig:
     container_network: str | None = None
     # The embedded controller serves Prometheus metrics on this port (0 picks one).
     metrics_port: int | None = None
-
-
-def check_endpoint(endpoint: str, where: str = "endpoint") -> str:
-    """``endpoint`` if it looks like ``host:port``; else a :class:`ConfigError` saying so.
-
-    A malformed address fails at once, instead of after a connection timeout.
-    """
-    host, sep, port = endpoint.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{where} {endpoint!r} is not HOST:PORT (for example 127.0.0.1:50050)")
-    return endpoint
 
 
 def is_flyte_config(path: Path) -> bool:
@@ -133,4 +124,6 @@ def read_config(path: Path) -> dict[str, Any]:
                 raise ConfigError(
                     f"{where}: [{section}] {key} must be {article} {kind}, got {setting!r}"
                 )
+            if key == "endpoint":  # checked here, where the message can name the line
+                parse_address(str(setting), f"{where}: [{section}] {key}")
     return dict(data.get("controller", {}))

@@ -37,13 +37,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reuse_runtime import code, gctune, logs, malloctune
 from reuse_runtime import context as task_context
+from reuse_runtime.address import parse_address
 from reuse_runtime.client import ControllerClient
 from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import ConfigError, RuntimeUserError, ScriptImportError
 from reuse_runtime.model import EnvironmentSpec, LogLine, Submission, TaskResult
 from reuse_runtime.paths import state_dir
 from reuse_runtime.sdk.aio import blocking
-from reuse_runtime.sdk.config import RuntimeConfig, check_endpoint, is_flyte_config, read_config
+from reuse_runtime.sdk.config import RuntimeConfig, is_flyte_config, read_config
 from reuse_runtime.sdk.embedded import (
     EmbeddedController,
     embedded_controller,
@@ -267,11 +268,6 @@ _FLYTE_ONLY_INIT = {
 }
 
 
-def _flyte_endpoint(endpoint: str) -> bool:
-    """A Flyte/Union endpoint (``dns:///host``, ``https://host``), not a controller's host:port."""
-    return "://" in endpoint
-
-
 @blocking
 def init(
     org: str | None = None,
@@ -318,8 +314,10 @@ def init(
 ) -> None:
     """Choose where tasks run: Flyte's ``init``, with reuse-runtime's own settings.
 
-    ``endpoint="host:port"`` (or ``$REUSE_RUNTIME_ENDPOINT``) names a standalone
-    controller; without one, runs start an embedded controller in this process.
+    ``endpoint="host:port"``, or Flyte's ``"dns:///host:port"`` (or
+    ``$REUSE_RUNTIME_ENDPOINT``), names a standalone controller; without one, runs
+    start an embedded controller in this process. A URL (``https://...``) or an
+    address without a port fails here, saying which forms are accepted.
     ``token``, ``max_backlog`` and ``replica_loss_budget`` are reuse-runtime's,
     as are ``backend``, where the embedded controller runs replicas: ``"local"``
     subprocesses (the default) or ``"container"`` (Docker or Podman; default
@@ -327,8 +325,7 @@ def init(
     (default), ``"host"``, or a network's name.
     ``project`` and ``domain`` show in ``flyte.ctx()``; ``log_level`` sets the
     runtime's log level. Flyte's login, storage and image settings have no
-    meaning here: they are accepted with a one-line warning. A Flyte endpoint
-    (``dns:///...``) is warned about too, and tasks run on the embedded pool.
+    meaning here: they are accepted with a one-line warning.
 
     ``metrics_port`` (or ``$REUSE_RUNTIME_METRICS_PORT``): the embedded controller
     serves Prometheus metrics at ``http://127.0.0.1:PORT/metrics`` (0 picks a port;
@@ -346,16 +343,12 @@ def init(
         return
     if log_level is not None:
         _set_log_level(log_level)
-    if endpoint and _flyte_endpoint(endpoint):
-        note_ignored(
-            f"init(endpoint={endpoint!r})",
-            "it names a Flyte backend; tasks run on reuse-runtime's pool "
-            "(give a controller as host:port, or none for the embedded one)",
-        )
+    if endpoint:
+        endpoint = str(parse_address(endpoint, "endpoint"))
+    elif os.environ.get(ENDPOINT_ENV):
+        endpoint = str(parse_address(os.environ[ENDPOINT_ENV], f"${ENDPOINT_ENV}"))
+    else:
         endpoint = None
-    endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
-    if endpoint is not None:
-        check_endpoint(endpoint)
     if backend is not None:
         from reuse_runtime.backends import backend_name
 
@@ -417,19 +410,20 @@ def init_from_config(
     default. An unknown section or setting is an error naming the file and line::
 
         [controller]
-        endpoint = "10.0.0.5:50050"   # omit for the embedded controller
+        endpoint = "10.0.0.5:50050"   # or "dns:///10.0.0.5:50050"; omit for the embedded one
         token = "..."                 # or set $REUSE_RUNTIME_TOKEN
         max_backlog = 100000
         backend = "container"         # the embedded controller's replicas as containers
         metrics_port = 9100           # the embedded controller serves /metrics
 
-    A Flyte config (``config.yaml``) names a Flyte backend: it is not read, and
-    this says so once; tasks run on the embedded pool (or ``endpoint=``).
+    A Flyte config (``config.yaml``) is not read, and this says so once; tasks
+    run on the embedded pool, or at ``endpoint=`` (Flyte's ``dns:///host:port``
+    works there).
     """
     if path_or_config is not None and not isinstance(path_or_config, (str, os.PathLike)):
         note_ignored(
             f"init_from_config({type(path_or_config).__name__})",
-            "Flyte config objects name a Flyte backend; pass a reuse-runtime TOML path",
+            "Flyte config objects are not read; pass a reuse-runtime TOML path",
         )
         path_or_config = None
     settings: dict[str, Any] = {}
@@ -440,8 +434,8 @@ def init_from_config(
         if is_flyte_config(path):
             note_ignored(
                 f"Flyte config {str(path_or_config)!r}",
-                "it names a Flyte backend; tasks run on reuse-runtime's pool, set in "
-                "./.reuse-runtime.toml or $REUSE_RUNTIME_CONFIG",
+                "reuse-runtime reads TOML (./.reuse-runtime.toml or $REUSE_RUNTIME_CONFIG); "
+                "name a controller with init(endpoint='dns:///HOST:PORT')",
             )
         elif not path.is_file():
             raise ConfigError(f"config file {path} does not exist")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from reuse_runtime import context as task_context
+from reuse_runtime.address import parse_address
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.client import ReportSender, describe_rpc_error
 from reuse_runtime.metrics import MetricsServer
@@ -84,6 +85,10 @@ class WorkerConfig:
             raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
         if self.environment and not self.controller:
             raise ValueError("--environment needs --controller: the controller to join")
+        if self.controller:  # dns:///HOST:PORT and [V6]:PORT too; HOST:PORT from here on
+            object.__setattr__(
+                self, "controller", str(parse_address(self.controller, "--controller"))
+            )
         self.security.check_bind(self.host)
 
 
