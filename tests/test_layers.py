@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "reuse_runtime.settings",
         "reuse_runtime.tracebacks",
         "reuse_runtime.model",
+        "reuse_runtime.runinfo",
         "reuse_runtime.policy",
         "reuse_runtime.resources",
         "reuse_runtime.security",
