@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from reuse_runtime.model import EnvironmentSpec, LogLine, Submission, TaskResult
+
 T = TypeVar("T")
 
 
@@ -252,3 +254,46 @@ class RunFilter:
     label_keys: tuple[str, ...] = ()
     created_after: float | None = None
     created_before: float | None = None
+
+
+# ---------------------------------------------------------------- what travels
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run a client asks a controller to start and own (``CreateRun``)."""
+
+    name: str
+    environment: EnvironmentSpec
+    #: The root task; its ``env_key`` is the controller's to set.
+    root: Submission
+    inputs_preview: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """What a watch of a run receives: the run when its phase changes, its tasks' output
+    lines, and once, last, the root's result. ``cursor`` resumes the watch after it."""
+
+    run: RunInfo | None = None
+    lines: tuple[LogLine, ...] = ()
+    cursor: str = ""
+    result: TaskResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunIO:
+    """A run's (or an action's) inputs and outcome, pickled as they travelled.
+
+    ``inputs`` is ``cloudpickle.dumps((args, kwargs))`` and ``output`` the pickled
+    value; either is None when it was not kept. ``error`` (with the pickled
+    exception) is set when it did not succeed.
+    """
+
+    phase: ActionPhase
+    inputs_preview: str = ""
+    inputs: bytes | None = None
+    output: bytes | None = None
+    error: ErrorInfo | None = None
