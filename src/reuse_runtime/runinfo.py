@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
-from reuse_runtime.model import EnvironmentSpec, LogLine, Submission, TaskResult
+from reuse_runtime.model import (
+    EnvironmentSpec,
+    ErrorKind,
+    LogLine,
+    RemoteError,
+    Submission,
+    TaskResult,
+    TaskState,
+)
 
 T = TypeVar("T")
 
@@ -297,3 +305,41 @@ class RunIO:
     inputs: bytes | None = None
     output: bytes | None = None
     error: ErrorInfo | None = None
+
+
+# ---------------------------------------------------------------- between the two
+
+
+def error_info_of(error: RemoteError) -> ErrorInfo:
+    """A task's error as a run's record keeps it."""
+    return ErrorInfo(error.kind.name, error.type, error.message, error.traceback, error.pickled)
+
+
+def remote_error_of(error: ErrorInfo) -> RemoteError:
+    """A recorded error as the error it raises again (:meth:`RemoteError.to_exception`)."""
+    kind = ErrorKind.__members__.get(error.kind, ErrorKind.USER)
+    return RemoteError(kind, error.type, error.message, error.traceback, error.pickled)
+
+
+def recorded_result(info: RunInfo, output: bytes | None) -> TaskResult:
+    """A recorded run's outcome as its root's result (``output``: what the store kept of
+    its value, or of its pickled exception)."""
+    if info.phase is ActionPhase.SUCCEEDED:
+        if output is None:
+            return TaskResult.failure(
+                info.root_action_id,
+                ErrorKind.INTERNAL,
+                "ValueMissingError",
+                f"run {info.name} succeeded, but its output ({info.output_size or 0} bytes) "
+                f"was too large to keep",
+            )
+        return TaskResult(info.root_action_id, TaskState.SUCCEEDED, value=output)
+    state = {
+        ActionPhase.ABORTED: TaskState.CANCELLED,
+        ActionPhase.TIMED_OUT: TaskState.TIMED_OUT,
+    }.get(info.phase, TaskState.FAILED)
+    error = info.error or ErrorInfo("INTERNAL", "", f"run {info.name} ended {info.phase}")
+    remote = remote_error_of(replace(error, pickled=output or b""))
+    if state is TaskState.CANCELLED and remote.kind is ErrorKind.USER:
+        remote = RemoteError(ErrorKind.CANCELLED, remote.type, remote.message, remote.traceback)
+    return TaskResult(info.root_action_id, state, error=remote)

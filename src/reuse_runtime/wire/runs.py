@@ -28,6 +28,8 @@ from reuse_runtime.runinfo import (
     RunInfo,
     RunIO,
     Trace,
+    error_info_of,
+    remote_error_of,
 )
 from reuse_runtime.wire import convert
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
@@ -80,17 +82,6 @@ def _pairs(pairs: Iterable[tuple[str, str]]) -> list[pb.StringPair]:
 
 def _unpairs(msgs: Iterable[pb.StringPair]) -> tuple[tuple[str, str], ...]:
     return tuple((m.key, m.value) for m in msgs)
-
-
-def error_info_of(error: model.RemoteError) -> ErrorInfo:
-    """A task's error as a run's record keeps it."""
-    return ErrorInfo(error.kind.name, error.type, error.message, error.traceback, error.pickled)
-
-
-def remote_error_of(error: ErrorInfo) -> model.RemoteError:
-    """A recorded error as the exception it raises again (:meth:`RemoteError.to_exception`)."""
-    kind = model.ErrorKind.__members__.get(error.kind, model.ErrorKind.USER)
-    return model.RemoteError(kind, error.type, error.message, error.traceback, error.pickled)
 
 
 # ------------------------------------------------------------------ runs
