@@ -278,6 +278,8 @@ class NewRun:
     inputs_preview: str = ""
     labels: tuple[tuple[str, str], ...] = ()
     client: ClientInfo = ClientInfo()
+    #: The root's inputs by name (a pickled dict), for ``Run.inputs()``; "": its arguments.
+    inputs: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +310,14 @@ class RunIO:
 
 
 # ---------------------------------------------------------------- between the two
+
+#: The phase a task's terminal state gives its action (and a root's, its run).
+PHASE_OF_STATE: dict[TaskState, ActionPhase] = {
+    TaskState.SUCCEEDED: ActionPhase.SUCCEEDED,
+    TaskState.FAILED: ActionPhase.FAILED,
+    TaskState.CANCELLED: ActionPhase.ABORTED,
+    TaskState.TIMED_OUT: ActionPhase.TIMED_OUT,
+}
 
 
 def error_info_of(error: RemoteError) -> ErrorInfo:

@@ -200,6 +200,11 @@ class ControllerClient:
         )
 
     @property
+    def client_id(self) -> str:
+        """This client's name on its streams (and on the runs it creates)."""
+        return self._id
+
+    @property
     def channel(self) -> grpc.aio.Channel:
         """The channel to the controller (the runs client shares it)."""
         return self._channel

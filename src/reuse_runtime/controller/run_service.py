@@ -278,7 +278,7 @@ class RunService:
             return RunIO(
                 phase=live.phase,
                 inputs_preview=live.new.inputs_preview,
-                inputs=bytes(live.new.root.task.args),
+                inputs=live.new.inputs or bytes(live.new.root.task.args),
                 output=bytes(result.value) if result is not None and result.ok else None,
                 error=error_info_of(result.error)
                 if result is not None and result.error is not None

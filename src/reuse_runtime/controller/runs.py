@@ -55,6 +55,7 @@ from reuse_runtime.errors import (
 )
 from reuse_runtime.model import LogLine, TaskResult, TaskState
 from reuse_runtime.runinfo import (
+    PHASE_OF_STATE,
     ActionPhase,
     ErrorInfo,
     NewRun,
@@ -87,12 +88,7 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 #: Task names remembered per run, for its lines read back before their actions end.
 _TASK_NAMES = 50_000
 
-PHASE_OF: dict[TaskState, ActionPhase] = {
-    TaskState.SUCCEEDED: ActionPhase.SUCCEEDED,
-    TaskState.FAILED: ActionPhase.FAILED,
-    TaskState.CANCELLED: ActionPhase.ABORTED,
-    TaskState.TIMED_OUT: ActionPhase.TIMED_OUT,
-}
+PHASE_OF = PHASE_OF_STATE
 _RECORDED_STREAMS = frozenset({"stdout", "stderr"})
 
 
@@ -269,7 +265,7 @@ class RunBook:
                     root_action_id=root.task.task_id,
                     created=created,
                     client=new.client,
-                    inputs=root.task.args,
+                    inputs=new.inputs or root.task.args,
                     inputs_preview=new.inputs_preview,
                     labels=tuple(sorted(new.labels)),
                     submission=encode_new_run(new),

@@ -139,6 +139,7 @@ def new_run_to_proto(run: NewRun) -> pb.CreateRunRequest:
         inputs_preview=run.inputs_preview,
         labels=_pairs(run.labels),
         client=_client_to_proto(run.client),
+        inputs=run.inputs,
     )
     convert.submission_to_proto(run.root, msg.root)
     return msg
@@ -152,6 +153,7 @@ def new_run_from_proto(msg: pb.CreateRunRequest) -> NewRun:
         inputs_preview=msg.inputs_preview,
         labels=_unpairs(msg.labels),
         client=_client_from_proto(msg.client),
+        inputs=msg.inputs,
     )
 
 

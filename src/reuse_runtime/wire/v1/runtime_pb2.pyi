@@ -594,20 +594,22 @@ class StringPair(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class CreateRunRequest(_message.Message):
-    __slots__ = ("name", "environment", "root", "inputs_preview", "labels", "client")
+    __slots__ = ("name", "environment", "root", "inputs_preview", "labels", "client", "inputs")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     ROOT_FIELD_NUMBER: _ClassVar[int]
     INPUTS_PREVIEW_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     environment: EnvironmentSpec
     root: Submission
     inputs_preview: str
     labels: _containers.RepeatedCompositeFieldContainer[StringPair]
     client: RunClient
-    def __init__(self, name: _Optional[str] = ..., environment: _Optional[_Union[EnvironmentSpec, _Mapping]] = ..., root: _Optional[_Union[Submission, _Mapping]] = ..., inputs_preview: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[StringPair, _Mapping]]] = ..., client: _Optional[_Union[RunClient, _Mapping]] = ...) -> None: ...
+    inputs: bytes
+    def __init__(self, name: _Optional[str] = ..., environment: _Optional[_Union[EnvironmentSpec, _Mapping]] = ..., root: _Optional[_Union[Submission, _Mapping]] = ..., inputs_preview: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[StringPair, _Mapping]]] = ..., client: _Optional[_Union[RunClient, _Mapping]] = ..., inputs: _Optional[bytes] = ...) -> None: ...
 
 class RunErrorInfo(_message.Message):
     __slots__ = ("kind", "type", "message", "traceback")
