@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from reuse_runtime import gctune, malloctune
@@ -149,7 +150,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
     gctune.tune(freeze=True)
     malloctune.tune()
     security = security_from(args)
-    directory = Path(args.state_dir).expanduser() if args.state_dir else state_dir() / "controller"
+    directory = _state_dir(args.state_dir)
     record = recording_wanted()
     name = backend_name(args.backend)
     if name != "local" and not security.authenticated:
@@ -197,6 +198,14 @@ async def _controller_main(args: argparse.Namespace) -> int:
         await server.close()
         forget_made_token(server)
     return 0
+
+
+def _state_dir(given: str | None) -> Path:
+    """``--state-dir``, or the default: ``controller`` under the user's state directory
+    (apart from the runs store the user's embedded controllers share)."""
+    from reuse_runtime.paths import state_dir
+
+    return Path(given).expanduser() if given else state_dir() / "controller"
 
 
 def _kubernetes_config(args: argparse.Namespace, backend: str) -> Any:
