@@ -139,12 +139,10 @@ def add_parser(commands: Commands) -> None:
 
 
 async def _controller_main(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from reuse_runtime.backends import backend_name, controller_placement, open_backend
     from reuse_runtime.controller.server import ControllerConfig, ControllerServer
     from reuse_runtime.errors import AuthConfigError
-    from reuse_runtime.paths import state_dir
     from reuse_runtime.store.settings import recording_wanted
 
     gctune.tune(freeze=True)
