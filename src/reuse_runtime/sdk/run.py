@@ -382,8 +382,8 @@ class Run:
                 self._source.abort(self.name, "Ctrl-C")
                 self._result.exception(CANCEL_WAIT)  # its end, within bounds
             line = (
-                f"reuse-runtime: cancelled run {self.name} (Ctrl-C); a run that must outlive "
-                f"this process needs a standalone controller (reuse-runtime controller)"
+                f"reuse-runtime: cancelled {self.name} (Ctrl-C): its controller is this "
+                f"process; for runs that go on without it, start `reuse-runtime controller`"
             )
         else:
             line = (
@@ -436,6 +436,8 @@ class Run:
             try:
                 return self._result.result(max(0.0, min(left, WAKE_SECONDS)))
             except concurrent.futures.TimeoutError:
+                if self._result.done():
+                    raise  # the run's own TimeoutError (a task's timeout is one)
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(
                         f"run {self.name} still running after {timeout:g} s"
