@@ -31,6 +31,7 @@ unfinished runs it finds on a store no other process holds are too.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
 import time
@@ -85,6 +86,8 @@ RING_LINES = 10_000
 ENDED_KEPT = 256
 #: What a run's name may be: it names files and URLs.
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+#: A new run is refused with less free space than this where the store is (a full disk).
+MIN_FREE_BYTES = 256 * 1024
 #: Task names remembered per run, for its lines read back before their actions end.
 _TASK_NAMES = 50_000
 
@@ -228,11 +231,7 @@ class RunBook:
             raise ClosedError("the controller is shutting down; try again when it is back")
         store = self.store
         if store is not None:
-            if not store.accepting():
-                stats = store.statistics()
-                raise RunsStoreFullError(
-                    f"the controller cannot record a new run: {stats.reason or stats.state}"
-                )
+            self._has_room(store)
             self._not_taken(new.name)
             existing = await asyncio.to_thread(store.get_run, new.name)
             if existing is not None:
@@ -244,6 +243,26 @@ class RunBook:
         self._not_taken(new.name)
         run = self._start(new, self.clock(), fresh=True)
         return self.info(run)
+
+    def _has_room(self, store: RunStore) -> None:
+        """Refuse a new run while its records could not be written (a full disk)."""
+        if not store.accepting():
+            stats = store.statistics()
+            raise RunsStoreFullError(
+                f"the controller cannot record a new run: {stats.reason or stats.state}"
+            )
+        path = store.statistics().path
+        try:
+            found = os.statvfs(os.path.dirname(path) or ".")
+        except OSError:
+            return
+        free = found.f_bavail * found.f_frsize
+        if free < MIN_FREE_BYTES:
+            raise RunsStoreFullError(
+                f"the controller cannot record a new run: no space left for the runs store at "
+                f"{path} ({free} bytes free); running tasks go on, and new runs are taken "
+                f"again when there is room"
+            )
 
     def _not_taken(self, name: str) -> None:
         if name in self.live:
