@@ -182,3 +182,53 @@ def test_a_controller_killed_with_no_client_finishes_the_run_after_a_restart(
 @pytest.mark.timeout(300)
 def test_a_controller_killed_at_20_s_and_restarted_at_25_s_60_children(tmp_path: Path) -> None:
     _controller_killed(tmp_path, n=60, seconds=1.0, kill_at=20.0, restart_at=25.0)
+
+
+# ---------------------------------------------------------------------- abort
+
+STARTER = """
+import sys
+import reuse_runtime as flyte
+from tests.controller import run_tasks
+
+flyte.init()
+run = flyte.run(run_tasks.parent, n=int(sys.argv[1]), seconds=float(sys.argv[2]),
+                counts=sys.argv[3])
+print(run.name, flush=True)
+run.wait(wait_for="running")
+print("running", flush=True)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_abort_run_stops_a_running_run_within_5_s(tmp_path: Path) -> None:
+    home, counts = tmp_path / "home", tmp_path / "counts"
+    counts.mkdir()
+    controller = start_controller(home)
+    try:
+        starter = _python(home, controller.address, STARTER, "20", "30", str(counts))
+        out, err = starter.communicate(timeout=60)
+        assert starter.returncode == 0, err
+        name, running = out.splitlines()
+        assert running == "running"
+        time.sleep(1.0)  # its children are running too
+        asked = time.monotonic()
+        aborted = run_cli(tmp_path, "abort", "run", name, REUSE_RUNTIME_ENDPOINT=controller.address)
+        assert aborted.returncode == 0, aborted.stderr
+        assert aborted.stdout.startswith(f"run {name} aborted ("), aborted.stdout
+        while True:
+            shown = _get_run(tmp_path, controller.address, name)
+            run = shown["run"]
+            assert isinstance(run, dict)
+            if run["phase"] == "aborted" or time.monotonic() - asked > 5.0:
+                break
+            time.sleep(0.2)
+        took = time.monotonic() - asked
+        again = run_cli(tmp_path, "abort", "run", name, REUSE_RUNTIME_ENDPOINT=controller.address)
+    finally:
+        stop_process(controller.process, signal.SIGTERM)
+    assert run["phase"] == "aborted" and took <= 5.0, (run, took)
+    children = [a for a in shown["actions"] if a["task"] == "child"]  # type: ignore[union-attr, index]
+    assert children and {a["phase"] for a in children} == {"aborted"}, children
+    assert sum(_counts(counts, 20)) == 0  # none finished: every one was cancelled
+    assert again.stdout.strip() == f"run {name} had ended already (ABORTED)"

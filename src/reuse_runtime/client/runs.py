@@ -179,8 +179,11 @@ class RunsClient:
 
     # ------------------------------------------------------------ following a run
 
-    async def follow(self, name: str, *, logs: bool = True) -> AsyncIterator[RunEvent]:
-        """The run's events until its result, the last one.
+    async def follow(
+        self, name: str, *, logs: bool = True, from_start: bool = True
+    ) -> AsyncIterator[RunEvent]:
+        """The run's events until its result, the last one; its lines (``logs``) from its
+        start, or (not ``from_start``) those printed from now on.
 
         A stream that breaks because the controller went away is taken up again from
         where it stopped, once a controller answers at the address (with a new token
@@ -188,7 +191,7 @@ class RunsClient:
         so in one line when it starts waiting and one when it is back.
         """
         loop = asyncio.get_running_loop()
-        cursor, lost, delay = "", "", 0.2
+        cursor, lost, delay = "" if from_start else "now", "", 0.2
         deadline = 0.0
         while True:
             try:

@@ -40,6 +40,8 @@ EVENT_LINES = 1000
 RECORDED_POLL = 1.0
 #: How often ``GetLogs --follow`` looks for new lines in the store.
 LOGS_POLL = 0.25
+#: A watch's cursor for "the lines printed from now on".
+NOW = "now"
 
 
 class RunService:
@@ -114,7 +116,7 @@ class RunService:
             async for event in self._watch_recorded(name):
                 yield event
             return
-        seen = _line_after(cursor, book.epoch)
+        seen = _line_after(cursor, book.epoch, run)
         shown: ActionPhase | None = None
         while True:
             change = run.next_change()
@@ -296,8 +298,11 @@ class RunService:
         )
 
 
-def _line_after(cursor: str, epoch: str) -> int:
-    """The last line a cursor of this controller saw; 0 (from the start) for any other."""
+def _line_after(cursor: str, epoch: str, run: OwnedRun) -> int:
+    """The last line a cursor of this controller saw; 0 (from the start) for any other;
+    ``now``: the run's last line (only what it prints from now on)."""
+    if cursor == NOW:
+        return run.last_line
     made, _, seen = cursor.partition(":")
     return int(seen) if made == epoch and seen.isdigit() else 0
 

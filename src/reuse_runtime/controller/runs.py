@@ -54,7 +54,7 @@ from reuse_runtime.errors import (
     RunNotFoundError,
     RunsStoreFullError,
 )
-from reuse_runtime.model import LogLine, TaskResult, TaskState
+from reuse_runtime.model import ErrorKind, LogLine, TaskResult, TaskState
 from reuse_runtime.runinfo import (
     PHASE_OF_STATE,
     ActionPhase,
@@ -108,6 +108,8 @@ class OwnedRun:
     result: TaskResult | None = None
     #: The controller shut down before it ended: the next one resumes it.
     handed_back: bool = False
+    #: Why it was aborted ("" while it was not).
+    aborted: str = ""
     counts: RunCounts | None = None
     #: (number, line), the newest RING_LINES; numbers count from 1 at this controller.
     lines: deque[tuple[int, LogLine]] = field(default_factory=lambda: deque(maxlen=RING_LINES))
@@ -402,6 +404,15 @@ class RunBook:
         run.changed()
 
     def _ended(self, run: OwnedRun, result: TaskResult) -> None:
+        if run.aborted and result.state is TaskState.CANCELLED:
+            result = TaskResult.failure(
+                result.task_id,
+                ErrorKind.CANCELLED,
+                "CancelledError",
+                f"run {run.name} was aborted: {run.aborted}",
+                state=TaskState.CANCELLED,
+                attempts=result.attempts,
+            )
         run.result = result
         run.phase = PHASE_OF[result.state]
         run.ended = self.clock()
@@ -483,6 +494,7 @@ class RunBook:
                 )
             return 0
         service = self.service
+        run.aborted = reason or "by request"
         targets = [r for r in service.tasks.values() if r.spec.run_id == name]
         root = service.tasks.get(run.root_id)
         if root is not None:

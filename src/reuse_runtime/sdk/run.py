@@ -526,12 +526,14 @@ class Run:
     # ------------------------------------------------------------ fed by the source
 
     def _follow(self, *, logs: bool, deadline: float | None = None) -> None:
-        """Start following the run, once (quietly: its lines are not asked for)."""
+        """Start following the run, once (quietly: its lines are not asked for). A run
+        started here shows its lines from its start; one found by name, those printed
+        from now on (``get_logs`` and ``show_logs`` read what it printed before)."""
         with self._changed:
             if self._following or self._result.done():
                 return
             self._following = "logs" if logs else "quiet"
-        self._source.follow(self, logs=logs, deadline=deadline)
+        self._source.follow(self, logs=logs, deadline=deadline, from_start=self._host is not None)
 
     def _update(self, info: RunInfo) -> None:
         with self._changed:
@@ -627,22 +629,34 @@ def _indent(text: str) -> str:
 
 
 def finish_at_exit(pending: list[Run], embedded: bool) -> None:
-    """At interpreter exit: finish the runs nobody waited for (``pending``), showing their output.
+    """At interpreter exit: what becomes of the runs nobody waited for (``pending``).
 
-    Flyte programs often end right after ``flyte.run(...)``; their runs must not
-    be lost. One line says what is happening. Ctrl-C then cancels them when the
-    controller is this process (``embedded``), and stops waiting when it is a
-    standalone one, where they go on.
+    Flyte programs often end right after ``flyte.run(...)``. With the embedded
+    controller (``embedded``), which ends with this process, their runs would be
+    lost: they are finished first, their output shown, and one line says so
+    (Ctrl-C cancels them). A standalone controller's runs go on without this
+    process, as Flyte's do: one line each says where to find them.
     """
     unfinished = [r for r in pending if not r.done()]
     names = ", ".join(r.name for r in unfinished)
+    if not embedded:
+        for r in pending:
+            if r.done():
+                r.wait()  # its outcome, and the output not shown yet
+            else:
+                print(
+                    f"reuse-runtime: run {r.name} goes on at {r._source.where}; "
+                    f"`reuse-runtime get run {r.name}` shows it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        return
     try:
         if unfinished:
             plural = "s" if len(unfinished) > 1 else ""
-            then = "Ctrl-C cancels" if embedded else "Ctrl-C stops waiting (they go on)"
             print(
                 f"reuse-runtime: finishing {len(unfinished)} run{plural} still in progress "
-                f"before exit ({names}); {then}",
+                f"before exit ({names}); Ctrl-C cancels",
                 file=sys.stderr,
                 flush=True,
             )
@@ -651,7 +665,7 @@ def finish_at_exit(pending: list[Run], embedded: bool) -> None:
     except KeyboardInterrupt:
         # wait() said what became of the run it waited for, in one line.
         others = [r for r in unfinished if not r.done()]
-        if not embedded or not others:
+        if not others:
             return
         for r in others:
             with contextlib.suppress(Exception):

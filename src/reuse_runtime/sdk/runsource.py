@@ -80,9 +80,12 @@ class RunSource(Protocol):
         ...
 
     def abort(self, run: str, reason: str) -> int: ...
-    def follow(self, run: Followed, *, logs: bool, deadline: float | None = None) -> None:
+    def follow(
+        self, run: Followed, *, logs: bool, deadline: float | None = None, from_start: bool = True
+    ) -> None:
         """Start following ``run`` in the background: its phase changes, its lines (with
-        ``logs``) and its result go into it (``Run._update``, ``_log``, ``_settle``)."""
+        ``logs``: from its start, or those printed from now on) and its result go into it
+        (``Run._update``, ``_log_lines``, ``_settle``)."""
         ...
 
     def progress(self, name: str) -> RunProgress | None: ...
@@ -152,12 +155,16 @@ class ControllerRuns:
         cancelled: int = self._call(self._runs.abort(run, reason))
         return cancelled
 
-    def follow(self, run: Followed, *, logs: bool, deadline: float | None = None) -> None:
-        self._runtime.spawn(self._follow(run, logs, deadline))
+    def follow(
+        self, run: Followed, *, logs: bool, deadline: float | None = None, from_start: bool = True
+    ) -> None:
+        self._runtime.spawn(self._follow(run, logs, deadline, from_start))
 
-    async def _follow(self, run: Followed, logs: bool, deadline: float | None) -> None:
+    async def _follow(
+        self, run: Followed, logs: bool, deadline: float | None, from_start: bool
+    ) -> None:
         try:
-            await asyncio.wait_for(self._events(run, logs), deadline)
+            await asyncio.wait_for(self._events(run, logs, from_start), deadline)
         except asyncio.TimeoutError:
             try:
                 await self._runs.abort(run.name, "past its deadline")
@@ -170,8 +177,8 @@ class ControllerRuns:
             if not isinstance(exc, Exception):
                 raise
 
-    async def _events(self, run: Followed, logs: bool) -> None:
-        async for event in self._runs.follow(run.name, logs=logs):
+    async def _events(self, run: Followed, logs: bool, from_start: bool) -> None:
+        async for event in self._runs.follow(run.name, logs=logs, from_start=from_start):
             if event.run is not None:
                 run._update(event.run)
             if event.lines:
@@ -336,7 +343,9 @@ class StoreRuns:
             f"can stop it: press Ctrl-C there"
         )
 
-    def follow(self, run: Followed, *, logs: bool, deadline: float | None = None) -> None:
+    def follow(
+        self, run: Followed, *, logs: bool, deadline: float | None = None, from_start: bool = True
+    ) -> None:
         threading.Thread(
             target=self._follow, args=(run,), name=f"follow-{run.name}", daemon=True
         ).start()
