@@ -237,11 +237,7 @@ class RunBook:
             self._not_taken(new.name)
             existing = await asyncio.to_thread(store.get_run, new.name)
             if existing is not None:
-                raise RunAlreadyExistsError(
-                    f"a run named {new.name!r} already exists ({existing.phase}, created "
-                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(existing.created))}); "
-                    f"give this one another name, or leave the name to the runtime"
-                )
+                raise _exists(new.name, existing.phase, existing.created)
         self._not_taken(new.name)
         run = self._start(new, self.clock(), fresh=True)
         return self.info(run)
@@ -267,11 +263,9 @@ class RunBook:
             )
 
     def _not_taken(self, name: str) -> None:
-        if name in self.live:
-            raise RunAlreadyExistsError(
-                f"a run named {name!r} is already running here; give this one another name, "
-                f"or leave the name to the runtime"
-            )
+        found = self.live.get(name)
+        if found is not None:
+            raise _exists(name, found.phase, found.created)
 
     def _start(self, new: NewRun, created: float, *, fresh: bool) -> OwnedRun:
         service = self.service
@@ -534,6 +528,14 @@ class RunBook:
         await self._tasks.cancel_all("the controller stopped")
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
+
+
+def _exists(name: str, phase: ActionPhase, created: float) -> RunAlreadyExistsError:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created))
+    return RunAlreadyExistsError(
+        f"a run named {name!r} already exists ({phase}, created {when}); give this one "
+        f"another name, or leave the name to the runtime"
+    )
 
 
 def _replay_log(outcomes: dict[str, ReplayOutcome]) -> dict[str, TaskResult]:

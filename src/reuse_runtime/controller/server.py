@@ -171,9 +171,7 @@ class ControllerServer:
             directory = config.state_dir or state_dir()
             settings = StoreSettings.from_env(directory, shared=config.shared_store)
             store = await asyncio.to_thread(SqliteRunStore.open, settings)
-            if store.notice:
-                self.store_notice = store.notice
-                log.warning(store.notice)
+            self.store_notice = store.notice  # its owner says it (the CLI, the SDK)
         self._book = RunBook(
             self._service, store, resumable=not config.shared_store, url_base=config.ui_url
         )

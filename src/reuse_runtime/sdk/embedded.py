@@ -80,6 +80,8 @@ async def start_controller(
             opened.backend,
         )
         await server.start()
+        if server.store_notice:
+            print(f"reuse-runtime: {server.store_notice}", file=sys.stderr, flush=True)
     except BaseException:
         await opened.backend.close()
         if server is not None:
