@@ -93,6 +93,9 @@ def _client_killed_mid_run(tmp_path: Path, n: int, seconds: float, kill_after: f
         ]
         shown = _get_run(tmp_path, controller.address, name)
         text = run_cli(tmp_path, "get", "run", name, REUSE_RUNTIME_ENDPOINT=controller.address)
+        # What its tasks printed, from the controller: not from a file of the dead client.
+        logs = run_cli(tmp_path, "logs", name, REUSE_RUNTIME_ENDPOINT=controller.address)
+        got = run_cli(tmp_path, "get", "logs", name, REUSE_RUNTIME_ENDPOINT=controller.address)
     finally:
         for process in (driver, follower):
             if process is not None:
@@ -105,6 +108,15 @@ def _client_killed_mid_run(tmp_path: Path, n: int, seconds: float, kill_after: f
     assert "phase:        SUCCEEDED" in text.stdout
     assert f"actions:      {n + 1} ({n + 1} succeeded)" in text.stdout
     assert _counts(counts, n) == [1] * n  # nothing ran twice
+    lines = logs.stdout.splitlines()
+    assert lines[0] == f"run {name}: task parent on the controller at {controller.address}"
+    assert lines[-1].startswith(f"run {name} succeeded (")
+    assert sorted(line.rpartition(": ")[2] for line in lines[1:-1]) == sorted(
+        ["parent starts"] + [f"child {i} done" for i in range(n)]
+    )
+    assert sorted(got.stdout.splitlines()) == sorted(
+        ["[parent] parent starts"] + [f"[child] child {i} done" for i in range(n)]
+    )
 
 
 @pytest.mark.timeout(120)
