@@ -33,8 +33,9 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint",
         metavar="HOST:PORT",
-        help="the controller to ask (default: $REUSE_RUNTIME_ENDPOINT, else a controller on "
-        "this machine's default port, else the runs this user's embedded controllers recorded)",
+        help="the controller to ask, HOST:PORT or dns:///HOST:PORT (default: "
+        "$REUSE_RUNTIME_ENDPOINT, else a controller on this machine's default port, else the "
+        "runs this user's embedded controllers recorded)",
     )
     add_security_flags(parser)
 
@@ -48,19 +49,21 @@ def explicit_endpoint(args: argparse.Namespace) -> str | None:
 def run_source(args: argparse.Namespace) -> RunSource:
     """Where the command reads runs (see the module's docstring)."""
     import reuse_runtime as flyte
-    from reuse_runtime.sdk.config import check_endpoint
+    from reuse_runtime.address import parse_address
     from reuse_runtime.sdk.runsource import store_source
-    from reuse_runtime.sdk.runtime import runtime
+    from reuse_runtime.sdk.runtime import ENDPOINT_ENV, runtime
 
     security = security_from(args)
     endpoint = explicit_endpoint(args)
-    if endpoint is None:
+    if endpoint is not None:
+        label = "--endpoint" if args.endpoint else f"${ENDPOINT_ENV}"
+        endpoint = str(parse_address(endpoint, label))
+    else:
         local = f"127.0.0.1:{default_port()}"
         if _serving(local, security):
             endpoint = local
     if endpoint is None:
         return store_source()
-    check_endpoint(endpoint, "--endpoint")
     flyte.init(endpoint=endpoint, token=security.token)
     return runtime().source
 

@@ -187,13 +187,14 @@ class Runtime:
             inputs=named_inputs(task, args, kwargs),
         )
         info = self.call(self.runs.create(new))
+        log_path = self.state_dir / "runs" / f"{name}.log"
         run = Run(
             self.source,
             name,
             info=info,
             task=task,
             host=self,
-            log_path=self.state_dir / "runs" / f"{name}.log",
+            log_path=log_path,
             settings=settings,
         )
         note_run_started(name, settings.run_start_time)
@@ -591,7 +592,8 @@ def _runs_source() -> RunSource:
         if current is None and _config.endpoint is None:
             endpoint = os.environ.get(ENDPOINT_ENV)
             if endpoint:
-                _config = dataclasses.replace(_config, endpoint=check_endpoint(endpoint))
+                endpoint = str(parse_address(endpoint, f"${ENDPOINT_ENV}"))
+                _config = dataclasses.replace(_config, endpoint=endpoint)
         configured = _config.endpoint is not None
     if current is not None:
         return current.source
