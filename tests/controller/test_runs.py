@@ -212,6 +212,18 @@ print("running", flush=True)
 """
 
 
+ABORTER = """
+import sys, time
+import reuse_runtime as flyte
+
+flyte.init()
+run = flyte.remote.Run.get(sys.argv[1])
+asked = time.time()  # after its imports and connection: a loaded machine starts slowly
+run.abort(reason="enough")
+print(asked, flush=True)
+"""
+
+
 @pytest.mark.timeout(120)
 def test_abort_run_stops_a_running_run_within_5_s(tmp_path: Path) -> None:
     home, counts = tmp_path / "home", tmp_path / "counts"
@@ -224,22 +236,25 @@ def test_abort_run_stops_a_running_run_within_5_s(tmp_path: Path) -> None:
         name, running = out.splitlines()
         assert running == "running"
         time.sleep(1.0)  # its children are running too
-        asked = time.monotonic()
-        aborted = run_cli(tmp_path, "abort", "run", name, REUSE_RUNTIME_ENDPOINT=controller.address)
-        assert aborted.returncode == 0, aborted.stderr
-        assert aborted.stdout.startswith(f"run {name} aborted ("), aborted.stdout
-        while True:
+        aborter = _python(home, controller.address, ABORTER, name)
+        out, err = aborter.communicate(timeout=60)
+        assert aborter.returncode == 0, err
+        asked = float(out)
+        looked = time.monotonic()
+        while True:  # the controller's own record of when it ended, however slow this looks
             shown = _get_run(tmp_path, controller.address, name)
             run = shown["run"]
             assert isinstance(run, dict)
-            if run["phase"] == "aborted" or time.monotonic() - asked > 5.0:
+            if run["phase"] == "aborted" or time.monotonic() - looked > 30.0:
                 break
             time.sleep(0.2)
-        took = time.monotonic() - asked
         again = run_cli(tmp_path, "abort", "run", name, REUSE_RUNTIME_ENDPOINT=controller.address)
     finally:
         stop_process(controller.process, signal.SIGTERM)
-    assert run["phase"] == "aborted" and took <= 5.0, (run, took)
+    assert run["phase"] == "aborted", run
+    took = float(run["ended"]) - asked
+    assert took <= 5.0, (run, took)
+    assert run["error"]["message"] == f"run {name} was aborted: enough", run
     children = [a for a in shown["actions"] if a["task"] == "child"]  # type: ignore[union-attr, index]
     assert children and {a["phase"] for a in children} == {"aborted"}, children
     assert sum(_counts(counts, 20)) == 0  # none finished: every one was cancelled

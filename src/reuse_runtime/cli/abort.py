@@ -22,7 +22,9 @@ def add_parser(commands: Commands) -> None:
     )
     run.add_argument("name", help="the run")
     run.add_argument(
-        "--reason", default="Manually aborted from the CLI", help="why (recorded with the run)"
+        "--reason",
+        default="Manually aborted from the CLI",
+        help="why (recorded as the run's error; default: %(default)s)",
     )
     add_source_flags(run)
     run.set_defaults(sync_main=_abort_run)

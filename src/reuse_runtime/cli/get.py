@@ -35,15 +35,16 @@ def add_parser(commands: Commands) -> None:
     run.add_argument(
         "--in-phase",
         metavar="PHASE",
-        help="only runs in this phase (queued, running, succeeded, failed, aborted, timed_out)",
+        help="only runs in this phase: queued, running, succeeded, failed, aborted, timed_out "
+        "(default: any)",
     )
-    run.add_argument("--task-name", help="only runs of this task")
+    run.add_argument("--task-name", help="only runs of this task (default: any)")
     run.add_argument(
         "--with-label",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="only runs with this label (repeat: all of them)",
+        help="only runs with this label (repeat: all of them; default: any labels)",
     )
     run.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_source_flags(run)
@@ -54,7 +55,9 @@ def add_parser(commands: Commands) -> None:
     )
     action.add_argument("run", help="the run")
     action.add_argument("action", nargs="?", help="the action's id (default: every action)")
-    action.add_argument("--in-phase", metavar="PHASE", help="only actions in this phase")
+    action.add_argument(
+        "--in-phase", metavar="PHASE", help="only actions in this phase (default: any)"
+    )
     action.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_source_flags(action)
     action.set_defaults(sync_main=_get_action)
