@@ -69,6 +69,7 @@ SECTIONS = (
     "cold",
     "scale",
     "metrics",
+    "store",
     "vsray",
     "makespan",
     "bytes",
@@ -94,6 +95,7 @@ class Plan:
     cold_init_s: float = 1.0
     scale_ns: tuple[int, ...] = (1_000, 10_000, 100_000)
     metrics_n: int = 50_000
+    store_n: int = 50_000
     vsray_n: int = 50_000
     makespan_n: int = 10_000
     makespan_ms: tuple[float, ...] = (10.0, 100.0)
@@ -112,6 +114,7 @@ QUICK = Plan(
     cold_tasks=20,
     scale_ns=(1_000, 10_000),
     metrics_n=20_000,
+    store_n=20_000,
     vsray_n=20_000,
     makespan_n=4_000,
     bytes_n=300,
@@ -648,6 +651,57 @@ class Bench:
                     _gather_samples(got),
                     n=n,
                     note=_join(*note),
+                )
+            )
+
+    # ------------------------------------------------------------ R. the runs store
+
+    def store(self) -> None:
+        """The runs store off against on (every action recorded), alternating (off first,
+        then on first), so drift hits both; the row to read is Rc, CPU per task on / off."""
+        p = self.plan
+        n = p.store_n
+        runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        errors: dict[bool, str] = {}
+        for rep in range(p.reps):
+            for on in (False, True) if rep % 2 == 0 else (True, False):
+                args = ("gather", "--n", n, *(() if on else ("--no-store",)))
+                try:
+                    runs[on].append(self.child("benchmarks.sdk_probe", *args))
+                except ChildFailed as exc:
+                    errors[on] = str(exc)
+        for on, key in ((False, "Ra"), (True, "Rb")):
+            label = f"runs store {'on' if on else 'off'}: gather n={n:,}"
+            got = runs[on]
+            if not got:
+                self.failed(key, label, ChildFailed(errors.get(on, "no result")))
+                continue
+            note = [_cpu_note(got), _partial(got, p.reps)]
+            if on:
+                recorded = sorted({r.get("recorded_actions") for r in got}, key=str)
+                dropped = sum(r.get("store_dropped", 0) for r in got)
+                note.append(f"recorded {recorded} actions per run, {dropped} dropped")
+            self.rows.append(make_row(key, label, _gather_samples(got), n=n, note=_join(*note)))
+        if runs[False] and runs[True]:
+            off = _cpu_samples(runs[False])["cpu_us_per_task_total"]
+            on_ = _cpu_samples(runs[True])["cpu_us_per_task_total"]
+            ratio = statistics.median(on_) / statistics.median(off)
+            controller = [
+                statistics.median(_cpu_samples(runs[on])["cpu_us_per_task_controller"])
+                for on in (False, True)
+            ]
+            self.rows.append(
+                Row(
+                    "Rc",
+                    "runs store: CPU per task, on / off",
+                    note=(
+                        f"{ratio:.3f}x ({statistics.median(on_):.1f} / "
+                        f"{statistics.median(off):.1f} us, every process); the controller's "
+                        f"process {controller[1]:.1f} / {controller[0]:.1f} us "
+                        f"(+{controller[1] - controller[0]:.1f} us per recorded action)"
+                    ),
+                    samples={"on_us": on_, "off_us": off, "ratio": [ratio]},
+                    cpu_us=statistics.median(on_),
                 )
             )
 

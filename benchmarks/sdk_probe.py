@@ -1,6 +1,6 @@
 """One measurement through the SDK, in a fresh process with its own embedded controller.
 
-    python -m benchmarks.sdk_probe gather --n 5000 [--window 0] [--seq 300] [--metrics]
+    python -m benchmarks.sdk_probe gather --n 5000 [--window 0] [--seq 300] [--metrics] [--no-store]
     python -m benchmarks.sdk_probe cold --tasks 100 --reusable off
 
 ``benchmarks.run`` starts one of these per repetition, so no state leaks from one
@@ -16,6 +16,8 @@ measurement into the next. Each reports one JSON object (see ``harness.emit``).
      (which holds the embedded controller) and of the replicas, sampled every 20 ms.
   With ``--metrics`` the embedded controller serves Prometheus metrics, and the
   probe scrapes ``/metrics`` once at the end (its counters must match the run).
+  With ``--no-store`` it records nothing in its runs store (``REUSE_RUNTIME_RUNS_RECORD=0``);
+  by default every action of the run is recorded, and the probe reports how many.
 
 ``makespan``: after a warm-up, ``sdk_tasks.makespan``: ``--n`` children of ``--ms``
   each, gathered at once on the seed pool (capacity 200); the time inside the parent
@@ -33,6 +35,7 @@ fresh pool; ``--reusable off`` gives each its own fresh worker process. Set
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -42,6 +45,7 @@ import reuse_runtime as flyte
 from benchmarks import sdk_tasks
 from benchmarks.harness import RssSampler, busiest_thread, cpu_seconds, emit, thread_times
 from reuse_runtime.sdk.runtime import runtime
+from reuse_runtime.store.settings import RECORD_ENV
 
 TIMEOUT_S = 300.0
 
@@ -64,9 +68,8 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
     containers_before = _container_cpu()
     with RssSampler() as rss:
         began = time.perf_counter()
-        measured = flyte.run(sdk_tasks.main, n=n, window=window, prime=prime).outputs(
-            timeout=TIMEOUT_S
-        )[0]
+        measured_run = flyte.run(sdk_tasks.main, n=n, window=window, prime=prime)
+        measured = measured_run.outputs(timeout=TIMEOUT_S)[0]
         wall_s = time.perf_counter() - began
     cpu_after = cpu_seconds([me.pid, *replicas])
     threads_after = thread_times([me.pid, *replicas])
@@ -86,6 +89,13 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
     status = runtime().call(runtime().client.status(), timeout=30)
     if runtime().metrics_url:
         result["metrics_succeeded"] = _scraped_successes(runtime().metrics_url)
+    store = _runs_store()
+    if store is not None:  # what the embedded controller recorded, and what it dropped
+        store.flush(timeout=60)
+        stats = store.statistics()
+        result["store_records"] = stats.records
+        result["store_dropped"] = stats.dropped
+        result["recorded_actions"] = sum(store.phase_counts(measured_run.name).values())
     result.update(
         n=n,
         window=window,
@@ -208,6 +218,12 @@ def cold(tasks: int, reusable: bool) -> dict[str, Any]:
     }
 
 
+def _runs_store() -> Any:
+    """The embedded controller's runs store, or None (recording off)."""
+    controller = runtime()._controller
+    return None if controller is None else controller.runs.store
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     modes = parser.add_subparsers(dest="mode", required=True)
@@ -223,6 +239,9 @@ def main() -> None:
         help="no untimed first child (see sdk_tasks.main): reproduces the register stampede",
     )
     g.add_argument("--metrics", action="store_true", help="the embedded controller serves /metrics")
+    g.add_argument(
+        "--no-store", action="store_true", help="the embedded controller records no runs"
+    )
     m = modes.add_parser("makespan")
     m.add_argument("--n", type=int, default=10_000)
     m.add_argument("--ms", type=float, default=10.0)
@@ -234,6 +253,8 @@ def main() -> None:
     c.add_argument("--reusable", choices=("on", "off"), required=True)
     args = parser.parse_args()
 
+    if getattr(args, "no_store", False):
+        os.environ[RECORD_ENV] = "0"
     # The embedded controller, whatever the config files say.
     flyte.init(metrics_port=0 if getattr(args, "metrics", False) else None)
     try:

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "reuse_runtime.settings",
         "reuse_runtime.tracebacks",
         "reuse_runtime.model",
+        "reuse_runtime.runinfo",
         "reuse_runtime.policy",
         "reuse_runtime.resources",
         "reuse_runtime.security",
@@ -56,7 +57,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # The controller: pools, routing, scaling, retries, replay, its server.
     ("reuse_runtime.controller",),
     # The user-facing API: TaskEnvironment, run(), Run.
-    ("reuse_runtime.sdk", "reuse_runtime.io", "reuse_runtime.remote"),
+    ("reuse_runtime.sdk", "reuse_runtime.io", "reuse_runtime.remote", "reuse_runtime.models"),
     # Entry points: the package itself, the CLI, the test harness, the manifests.
     (
         "reuse_runtime.manifests",

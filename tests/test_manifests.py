@@ -54,7 +54,8 @@ def test_the_yaml_has_every_object_and_the_token_from_the_environment(tmp_path: 
     )
     kinds = [d["kind"] for d in docs]
     assert kinds == [
-        "Namespace", "ServiceAccount", "Role", "RoleBinding", "Secret", "Deployment", "Service",
+        "Namespace", "ServiceAccount", "Role", "RoleBinding", "Secret", "PersistentVolumeClaim",
+        "Deployment", "Service",
     ]  # fmt: skip
     secret = docs[4]
     assert secret["stringData"] == {"token": "tok-123"}
@@ -102,6 +103,18 @@ def test_the_controller_deployment_runs_a_real_command_and_replicas_dial_its_ser
     assert args.advertise_address == "reuse-runtime.ml.svc:50050"
     assert args.image_registry == "reg.example/envs"
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Its state dir (the runs store) is a volume of its own, kept across restarts.
+    assert args.state_dir == "/var/lib/reuse-runtime/controller"
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "4Gi"
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["state"] == {
+        "name": "state",
+        "persistentVolumeClaim": {"claimName": "reuse-runtime-state"},
+    }
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert args.state_dir.startswith(mounts["state"] + "/")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "reuse-runtime"
     # The Service selects the controller's pods, on the port replicas dial.
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]

@@ -556,3 +556,22 @@ class SecretNotFoundError(ReuseRuntimeError, ValueError):
 
 class ScriptImportError(ReuseRuntimeError, RuntimeError):
     """Expected: a script started a run while a replica imported it (no ``__main__`` guard)."""
+
+
+class RunNotFoundError(ReuseRuntimeError, LookupError):
+    """Expected: no run (or action) has that name; the message lists recent runs."""
+
+
+class RunAlreadyExistsError(ReuseRuntimeError):
+    """Expected: a run of that name exists already; pick another name (``with_runcontext(
+    name=...)``), or leave naming to the runtime."""
+
+
+class RunsStoreError(ReuseRuntimeError):
+    """Expected: a runs store cannot do what was asked (unreadable, locked, closed); the
+    message says why and where."""
+
+
+class RunsStoreFullError(RunsStoreError):
+    """Expected: the controller's runs store cannot record a new run now (its disk is full,
+    or it cannot be written); the message names the path. Running tasks go on."""

@@ -7,8 +7,12 @@
   (:data:`reuse_runtime.backends.kubernetes.API_CALLS`: pods ``create``,
   ``delete``, ``get``, ``list``, ``watch``), and its **RoleBinding**;
 * the **Secret** holding the token every client and replica presents;
-* the controller's **Deployment** (one replica, ``Recreate``: a controller
-  restarted in place adopts its pods) and its **Service**, which replicas dial.
+* a **PersistentVolumeClaim** for the controller's state dir: its runs store
+  (``runs.sqlite``), so a controller restarted, rescheduled or upgraded finishes the
+  runs the last one left, and their records stay readable;
+* the controller's **Deployment** (one replica, ``Recreate``: the store has one
+  writer, and a controller restarted in place adopts its pods) and its **Service**,
+  which replicas dial.
 
 ``reuse-runtime k8s workers ENV --image IMAGE`` prints :func:`worker_manifests`:
 a Deployment of workers that join environment ``ENV`` of that controller
@@ -48,8 +52,10 @@ from reuse_runtime.security import TOKEN_FILE_ENV
 
 CONTROLLER_PORT = 50050
 RBAC_GROUP = "rbac.authorization.k8s.io"
-#: The controller's state directory (its result cache) in its pod.
+#: The controller's state directory (its runs store, its result cache) in its pod.
 STATE_MOUNT = "/var/lib/reuse-runtime"
+#: Where in it the runs store lives (``--state-dir``).
+STATE_DIR = f"{STATE_MOUNT}/controller"
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,10 @@ class Deployment:
     token: str = ""
     #: Include the Namespace itself.
     create_namespace: bool = True
+    #: The size of the state dir's volume (the runs store keeps under 2 GiB by default).
+    state_size: str = "4Gi"
+    #: The state volume's StorageClass; "": the cluster's default.
+    storage_class: str = ""
 
     def __post_init__(self) -> None:
         KubernetesConfig(name=self.name)  # the same rules for the name
@@ -84,6 +94,11 @@ class Deployment:
     @property
     def secret_name(self) -> str:
         return KubernetesConfig(name=self.name).secret_name
+
+    @property
+    def state_claim(self) -> str:
+        """The PersistentVolumeClaim of the controller's state dir."""
+        return f"{self.name}-state"
 
     def controller_image(self) -> str:
         if self.image:
@@ -132,6 +147,28 @@ def _grpc_probe(port: int | str, service: str, **extra: int) -> dict[str, Any]:
     return {"grpc": {"port": port, "service": service}, **extra}
 
 
+def _state_claim(d: Deployment) -> dict[str, Any]:
+    """The controller's state dir, kept across restarts (one pod writes it: ReadWriteOnce).
+
+    Back it up with a VolumeSnapshot, or copy the store while the controller runs:
+    ``kubectl exec deploy/NAME -- sqlite3 /var/lib/reuse-runtime/controller/runs.sqlite
+    ".backup /tmp/runs.sqlite"`` then ``kubectl cp`` (SQLite's online backup reads a
+    consistent copy while the controller writes).
+    """
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": d.state_size}},
+    }
+    if d.storage_class:
+        spec["storageClassName"] = d.storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(d, d.state_claim, "controller"),
+        "spec": spec,
+    }
+
+
 def controller_manifests(d: Deployment) -> list[dict[str, Any]]:
     """Everything a standalone controller needs in a cluster, in the order to apply it."""
     from reuse_runtime.wire import services
@@ -143,6 +180,7 @@ def controller_manifests(d: Deployment) -> list[dict[str, Any]]:
         "--host", "0.0.0.0",
         "--port", str(d.port),
         "--advertise-address", d.service_address,
+        "--state-dir", STATE_DIR,
     ]  # fmt: skip
     if d.image_registry:
         args += ["--image-registry", d.image_registry]
@@ -189,13 +227,15 @@ def controller_manifests(d: Deployment) -> list[dict[str, Any]]:
             "type": "Opaque",
             "stringData": {TOKEN_KEY: token},
         },
+        _state_claim(d),
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": _meta(d, d.name, "controller"),
             "spec": {
                 "replicas": 1,
-                # Never two controllers of one name at once: they would share the pods.
+                # Never two controllers of one name at once: they would share the pods, and
+                # the runs store has one writer (a second one is refused, by a lock).
                 "strategy": {"type": "Recreate"},
                 "selector": {"matchLabels": labels},
                 "template": {
@@ -234,7 +274,13 @@ def controller_manifests(d: Deployment) -> list[dict[str, Any]]:
                                 "securityContext": {"allowPrivilegeEscalation": False},
                             }
                         ],
-                        "volumes": [_token_volume(d), {"name": "state", "emptyDir": {}}],
+                        "volumes": [
+                            _token_volume(d),
+                            {
+                                "name": "state",
+                                "persistentVolumeClaim": {"claimName": d.state_claim},
+                            },
+                        ],
                     },
                 },
             },

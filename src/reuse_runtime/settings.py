@@ -215,6 +215,12 @@ VARIABLES: tuple[Variable, ...] = (
         "how often the store's writer commits what has arrived",
     ),
     Variable(
+        "REUSE_RUNTIME_RUNS_RECORD",
+        1,
+        "1 | 0 (true, yes, on | false, no, off)",
+        "0: a controller records no runs (they are its own while it runs; none survive it)",
+    ),
+    Variable(
         "REUSE_RUNTIME_PROGRESS",
         None,
         "0 | false | no | off",

@@ -1,5 +1,5 @@
-"""A client that disconnects leaves nothing running: its tasks and their descendants are
-cancelled at once; other clients' tasks are untouched."""
+"""A run outlives the client that started it; aborting it leaves nothing of it running: its
+tasks and their descendants are cancelled at once; other runs are untouched."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, start_controller, stop_process, subprocess_env
+from tests.helpers import ROOT, run_cli, start_controller, stop_process, subprocess_env
 
 DRIVER = """
 import sys
@@ -21,6 +21,7 @@ from tests.controller import fanout_tasks as ft
 flyte.init()  # $REUSE_RUNTIME_ENDPOINT
 task = getattr(ft, sys.argv[1])
 run = flyte.run(task, *[int(a) if a.isdigit() else a for a in sys.argv[2:]])
+print(run.name, flush=True)
 run.wait()
 print("result", run.outputs()[0], flush=True)
 """
@@ -44,24 +45,37 @@ def _starts(log: Path) -> list[float]:
 
 
 @pytest.mark.timeout(180)
-def test_killing_a_client_mid_fan_out_stops_its_children_and_spares_others(
+def test_a_killed_clients_run_goes_on_and_abort_stops_its_children_sparing_others(
     tmp_path: Path,
 ) -> None:
+    """The run belongs to the controller: its client's kill -9 does not stop it. Aborting it
+    cancels every child at once (none starts after), and other runs go on untouched."""
     home, log = tmp_path / "home", tmp_path / "starts.log"
     controller = start_controller(home)
     bystander = victim = None
     try:
         bystander = _driver(home, controller.address, "steady_main", "6000")
         victim = _driver(home, controller.address, "fan_out", "20000", str(log))
+        assert victim.stdout is not None
+        name = victim.stdout.readline().strip()
         deadline = time.monotonic() + 60
         while len(_starts(log)) < 500 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(_starts(log)) >= 500, "the fan-out never got going"
-        killed_at = time.time()
-        stop_process(victim)  # kill -9
+        stop_process(victim)  # kill -9: the run goes on without it
+        before = len(_starts(log))
+        deadline = time.monotonic() + 30
+        while len(_starts(log)) < before + 500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_starts(log)) >= before + 500, "the run stopped with its client"
+        aborted = run_cli(tmp_path, "abort", "run", name, REUSE_RUNTIME_ENDPOINT=controller.address)
+        aborted_at = time.time()  # the command has answered: the children are cancelled
+        assert aborted.returncode == 0, aborted.stderr
+        assert f"run {name} aborted (" in aborted.stdout
         time.sleep(4.0)  # anything still coming would have started by now
         starts = _starts(log)
-        late = [t - killed_at for t in starts if t > killed_at]
+        late = [t - aborted_at for t in starts if t > aborted_at]
+        shown = run_cli(tmp_path, "get", "run", name, REUSE_RUNTIME_ENDPOINT=controller.address)
         out, err = bystander.communicate(timeout=120)
     finally:
         for process in (victim, bystander):
@@ -69,10 +83,11 @@ def test_killing_a_client_mid_fan_out_stops_its_children_and_spares_others(
                 stop_process(process)
         stop_process(controller.process, signal.SIGTERM)  # it stops its replicas
     print(
-        f"\nclient kill -9: {len(starts)} of 40,000 children started; {len(late)} started after "
-        f"the kill, the last {max(late, default=0.0):.2f} s after it"
+        f"\nabort: {len(starts)} of 40,000 children started; {len(late)} started after the "
+        f"abort, the last {max(late, default=0.0):.2f} s after it"
     )
     assert len(starts) < 40_000
     assert max(late, default=0.0) <= 2.0, sorted(late)[-5:]
+    assert "phase:        ABORTED" in shown.stdout, shown.stdout + shown.stderr
     assert bystander.returncode == 0, err
     assert f"result {sum(range(6000))}" in out

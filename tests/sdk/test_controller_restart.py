@@ -1,4 +1,5 @@
-"""A driver whose standalone controller restarts says so in one line, and finishes its run."""
+"""A driver whose standalone controller restarts says so in one line, and follows its run,
+which the restarted controller finishes (it owns the run, not the driver)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ async def main(n: int) -> int:
 if __name__ == "__main__":
     flyte.init()  # $REUSE_RUNTIME_ENDPOINT; the token is found in the state directory
     run = flyte.run(main, n=3000)
+    print(run.name, flush=True)
     run.wait()
     print("result", run.outputs()[0], flush=True)
 """
@@ -56,6 +58,7 @@ def test_the_driver_waits_for_its_controller_and_finishes(tmp_path: Path, how: i
     )
     try:
         assert driver.stdout is not None
+        name = driver.stdout.readline()
         assert driver.stdout.readline() == "[main] fanning out\n"
         assert driver.stdout.readline() == "[leaf] children running\n"
         stop_process(controller.process, how)
@@ -73,7 +76,7 @@ def test_the_driver_waits_for_its_controller_and_finishes(tmp_path: Path, how: i
     assert lines[0].startswith(f"reuse-runtime: lost the controller at {controller.address} (")
     assert "waiting for it to come back, up to 300 s" in lines[0]
     assert lines[1] == (
-        f"reuse-runtime: the controller at {controller.address} is back; "
-        f"sent 1 unfinished task again"
+        f"reuse-runtime: the controller at {controller.address} is back; following run "
+        f"{name.strip()} again"
     )
     assert "Traceback" not in err

@@ -115,7 +115,7 @@ def test_a_second_controller_on_the_same_state_dir_is_refused_naming_the_pid(
     assert message == (
         f"the runs store in {settings.path.parent} is in use by a controller "
         f"(pid {os.getpid()}); stop it, or give this controller another state dir "
-        f"(REUSE_RUNTIME_HOME)"
+        f"(--state-dir)"
     ), done.stderr
     # Released with the store: a new controller opens it.
     with SqliteRunStore.open(settings) as store:
@@ -125,6 +125,8 @@ def test_a_second_controller_on_the_same_state_dir_is_refused_naming_the_pid(
 def test_embedded_controllers_share_one_store(settings: StoreSettings) -> None:
     shared = StoreSettings(path=settings.path, shared=True, flush_interval=0.01)
     with SqliteRunStore.open(shared) as first, SqliteRunStore.open(shared) as second:
+        # The first found nobody else there: what it finds unfinished has no owner left.
+        assert (first.alone, second.alone) == (True, False)
         record_run(first, "from-first")
         record_run(second, "from-second")
         flushed(first), flushed(second)

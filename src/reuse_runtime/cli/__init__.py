@@ -12,6 +12,9 @@ Usage::
     reuse-runtime image base|build ...                   the Debian base; environments' images
     reuse-runtime k8s manifests|workers ...              YAML to run a controller in Kubernetes
     reuse-runtime logs [RUN] [--task NAME] [--follow]    a run's log
+    reuse-runtime get run [NAME]                         recent runs, or one with its actions
+    reuse-runtime get logs|io|action RUN                 what a run printed, took and gave
+    reuse-runtime abort run NAME                         stop a run
 
 Each command is a module of this package with an ``add_parser`` that adds it to
 :func:`build_parser`'s parser; what they share is :mod:`reuse_runtime.cli.common`.
@@ -27,7 +30,19 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from reuse_runtime.cli import controller, engine, health, image, k8s, logs, run, status, worker
+from reuse_runtime.cli import (
+    abort,
+    controller,
+    engine,
+    get,
+    health,
+    image,
+    k8s,
+    logs,
+    run,
+    status,
+    worker,
+)
 from reuse_runtime.cli.common import complete_choices, describe, run_async, stdout_is_closed
 from reuse_runtime.logs import FORMAT_ENV, LEVEL_ENV, configure
 
@@ -56,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "files, readable elsewhere)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (run, controller, status, worker, health, engine, image, k8s, logs):
+    for command in (run, controller, status, get, abort, worker, health, engine, image, k8s, logs):
         command.add_parser(commands)
     return parser
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 from reuse_runtime import gctune, malloctune
@@ -54,6 +56,13 @@ def add_parser(commands: Commands) -> None:
         help="seconds a cancelled task gets before its replica is replaced (default 5)",
     )
     add_metrics_flags(p)
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the controller keeps its runs (runs.sqlite): one controller per state dir; "
+        "a controller restarted on it finishes the runs the last one left "
+        "(default: $REUSE_RUNTIME_HOME/controller)",
+    )
     p.add_argument(
         "--report-deadline",
         type=float,
@@ -130,13 +139,17 @@ def add_parser(commands: Commands) -> None:
 
 
 async def _controller_main(args: argparse.Namespace) -> int:
+
     from reuse_runtime.backends import backend_name, controller_placement, open_backend
     from reuse_runtime.controller.server import ControllerConfig, ControllerServer
     from reuse_runtime.errors import AuthConfigError
+    from reuse_runtime.store.settings import recording_wanted
 
     gctune.tune(freeze=True)
     malloctune.tune()
     security = security_from(args)
+    directory = _state_dir(args.state_dir)
+    record = recording_wanted()
     name = backend_name(args.backend)
     if name != "local" and not security.authenticated:
         raise AuthConfigError(
@@ -161,6 +174,8 @@ async def _controller_main(args: argparse.Namespace) -> int:
                 advertise_address=advertise,
                 metrics_port=args.metrics_port,
                 metrics_host=args.metrics_host,
+                state_dir=directory,
+                record_runs=record,
             ),
             opened.backend,
         )
@@ -171,6 +186,8 @@ async def _controller_main(args: argparse.Namespace) -> int:
     try:
         await server.start()
         record_made_token("controller", server)
+        if server.store_notice:
+            print(f"reuse-runtime controller: {server.store_notice}", file=sys.stderr, flush=True)
         print(f"listening on {server.address}", flush=True)
         if server.metrics_url:
             print(f"metrics on {server.metrics_url}", flush=True)
@@ -179,6 +196,14 @@ async def _controller_main(args: argparse.Namespace) -> int:
         await server.close()
         forget_made_token(server)
     return 0
+
+
+def _state_dir(given: str | None) -> Path:
+    """``--state-dir``, or the default: ``controller`` under the user's state directory
+    (apart from the runs store the user's embedded controllers share)."""
+    from reuse_runtime.paths import state_dir
+
+    return Path(given).expanduser() if given else state_dir() / "controller"
 
 
 def _kubernetes_config(args: argparse.Namespace, backend: str) -> Any:

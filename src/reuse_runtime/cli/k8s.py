@@ -54,6 +54,16 @@ def add_parser(commands: Commands) -> None:
     manifests.add_argument(
         "--no-namespace", action="store_true", help="leave the Namespace out (it exists)"
     )
+    manifests.add_argument(
+        "--state-size",
+        default="4Gi",
+        help="size of the controller's state volume, where its runs are kept (default 4Gi)",
+    )
+    manifests.add_argument(
+        "--storage-class",
+        default="",
+        help="the state volume's StorageClass (default: the cluster's default)",
+    )
     manifests.set_defaults(sync_main=_k8s_manifests)
     workers = add_command(
         actions,
@@ -95,6 +105,8 @@ def _k8s_deployment(args: argparse.Namespace) -> Any:
         port=args.port,
         token=os.environ.get("REUSE_RUNTIME_TOKEN", ""),
         create_namespace=not getattr(args, "no_namespace", False),
+        state_size=getattr(args, "state_size", "4Gi"),
+        storage_class=getattr(args, "storage_class", ""),
     )
 
 

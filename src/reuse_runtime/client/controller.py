@@ -200,6 +200,23 @@ class ControllerClient:
         )
 
     @property
+    def client_id(self) -> str:
+        """This client's name on its streams (and on the runs it creates)."""
+        return self._id
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel to the controller (the runs client shares it)."""
+        return self._channel
+
+    def call_metadata(self, *, refresh: bool = False) -> stubs.Metadata:
+        """What every call carries (the token); ``refresh`` first takes a restarted local
+        controller's new token from the state directory."""
+        if refresh:
+            self._refresh_credentials()
+        return self._metadata
+
+    @property
     def peak_outstanding_bytes(self) -> int:
         """The most argument bytes this client has had at the controller at once."""
         return self._admission.peak_bytes

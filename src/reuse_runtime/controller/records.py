@@ -69,6 +69,8 @@ class TaskRecord:
     queued_at: float = 0.0
     # Waiting out a retry backoff: neither in the backlog nor on a replica.
     backing_off: bool = False
+    # When it was accepted (Unix time), for a run that is recorded (see runs.py).
+    created: float = 0.0
 
     @property
     def task_id(self) -> str:
@@ -145,6 +147,10 @@ class RunCounts:
     failed: int = 0
     retried: int = 0
     held: int = 0  # children its clients hold back (flow control)
+    # The run is recorded (a run the controller owns, see runs.py): each of its tasks is
+    # handed to this at its end, and the root's dispatch to ``on_root_dispatched``.
+    record: Callable[[TaskRecord, TaskResult], None] | None = None
+    on_root_dispatched: Callable[[], None] | None = None
 
     def snapshot(self, *, ended: bool = False) -> RunProgress:
         return RunProgress(

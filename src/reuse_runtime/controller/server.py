@@ -23,11 +23,15 @@ from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
 from reuse_runtime.controller.liveness import HEARTBEATS_BEFORE_LOST, Listening
 from reuse_runtime.controller.metrics import ControllerMetrics
+from reuse_runtime.controller.run_service import RunService
+from reuse_runtime.controller.runs import RunBook
 from reuse_runtime.controller.service import ControllerService
 from reuse_runtime.metrics import MetricsServer
 from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
-from reuse_runtime.wire import services
+from reuse_runtime.store import SqliteRunStore, StoreSettings
+from reuse_runtime.wire import run_service, services
+from reuse_runtime.wire.runs import RUNS_SERVICE
 
 log = structlog.get_logger("reuse_runtime.controller")
 
@@ -65,6 +69,15 @@ class ControllerConfig:
     advertise_address: str | None = None
     # The result cache (SQLite): None puts it in the state directory, on first use.
     cache_path: Path | None = None
+    # Where the runs store lives (runs.sqlite); None: the state directory.
+    state_dir: Path | None = None
+    # Record runs in the store (False: runs live in memory only; nothing survives).
+    record_runs: bool = True
+    # Share the store with other controllers (the embedded ones of one user): their runs
+    # end with their process, so none is resumed.
+    shared_store: bool = False
+    # Where a web UI serves run pages ("http://HOST:PORT"): Run.url is BASE/runs/NAME.
+    ui_url: str = ""
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
@@ -105,6 +118,9 @@ class ControllerServer:
         self.security = config.security.with_token_if_open()
         self.made_token = self.security is not config.security
         self._service: ControllerService | None = None
+        self._book: RunBook | None = None
+        #: What opening the runs store had to do (a corrupt file moved aside), or "".
+        self.store_notice = ""
         self._server: Any = None
         self._tasks = TaskSet("controller")
         self._shutdown = asyncio.Event()
@@ -116,6 +132,13 @@ class ControllerServer:
         if self._service is None:
             raise RuntimeError("the controller is not started")
         return self._service
+
+    @property
+    def runs(self) -> RunBook:
+        """The runs this controller owns (see :mod:`~reuse_runtime.controller.runs`)."""
+        if self._book is None:
+            raise RuntimeError("the controller is not started")
+        return self._book
 
     @property
     def metrics_url(self) -> str:
@@ -143,18 +166,33 @@ class ControllerServer:
                 metrics.registry, config.metrics_host, config.metrics_port
             )
             self._metrics_server.start()
+        store = None
+        if config.record_runs:
+            directory = config.state_dir or state_dir()
+            settings = StoreSettings.from_env(directory, shared=config.shared_store)
+            store = await asyncio.to_thread(SqliteRunStore.open, settings)
+            self.store_notice = store.notice  # its owner says it (the CLI, the SDK)
+        self._book = RunBook(
+            self._service, store, resumable=not config.shared_store, url_base=config.ui_url
+        )
         server, self._health = services.build_server(
-            [services.controller_handler(self._service)],
-            [services.CONTROLLER_SERVICE],
+            [
+                services.controller_handler(self._service),
+                run_service.runs_handler(RunService(self._book)),
+            ],
+            [services.CONTROLLER_SERVICE, RUNS_SERVICE],
             self.security,
         )
         port = services.bind(server, config.host, config.port, self.security)
+        self._port = port
+        # Before the first request: the runs the last controller here left go on.
+        await self._book.resume()
         await server.start()
         self._server = server
         host = config.host if ":" not in config.host else f"[{config.host}]"
         self.address = f"{host}:{port}"
         self.port = self._port = port
-        await services.set_serving(self._health, True, services.CONTROLLER_SERVICE)
+        await services.set_serving(self._health, True, services.CONTROLLER_SERVICE, RUNS_SERVICE)
         self._tasks.spawn(self._autoscale(), "autoscaler")
         log.info(
             "controller started",
@@ -209,9 +247,14 @@ class ControllerServer:
                 #    clients' streams end once they have it all.
                 await self._service.close()
                 await self._backend.close()
+            if self._book is not None:
+                # 3. What goes on to the next controller is said, the last records written.
+                await self._book.close()
             if self._server is not None:
-                await services.set_serving(self._health, False, services.CONTROLLER_SERVICE)
-                # 3. The grace lets the last results and hand-backs reach the clients.
+                await services.set_serving(
+                    self._health, False, services.CONTROLLER_SERVICE, RUNS_SERVICE
+                )
+                # 4. The grace lets the last results and hand-backs reach the clients.
                 await self._server.stop(grace=5.0)
             if self._metrics_server is not None:
                 # A blocking join of a thread that is only serving: quick.

@@ -148,15 +148,20 @@ class SubmitSession:
         if parent is not None:
             parent.made_calls = True
             log = parent.replay
-            if log is not None and spec.call_key:
-                replayed = log.done.get(spec.call_key) if log.done else None
+            key = spec.call_key
+            if key:
+                replayed = log.done.get(key) if log is not None and log.done else None
+                if replayed is None and service.restored:
+                    # A run this controller resumed: its children recorded before the restart.
+                    restored = service.restored.get(spec.run_id)
+                    replayed = restored.get(key) if restored is not None else None
                 if replayed is not None:  # it already ran for an earlier attempt of its parent
                     self._results.append(replace(replayed, task_id=spec.task_id))
                     pool.telemetry.task_replayed()
                     self._wakeup.set()
                     return
-                if log.nested:
-                    record.replay = log.nested_log(spec.call_key, create=False)
+                if log is not None and log.nested:
+                    record.replay = log.nested_log(key, create=False)
             record.parent = parent
             if parent.kids is None:
                 parent.kids = set()
@@ -165,7 +170,9 @@ class SubmitSession:
             parent.kids.add(record)
             service.pool_of(parent).child_started(parent)
         if spec.run_id:
-            record.run = service.runs.opened(spec.run_id, bool(spec.parent_task_id))
+            run = record.run = service.runs.opened(spec.run_id, bool(spec.parent_task_id))
+            if run.record is not None:
+                record.created = time.time()
         if submission.stream_logs and spec.run_id:
             self._runs.add(spec.run_id)
             service.log_routes[spec.run_id] = self
@@ -255,8 +262,11 @@ class SubmitSession:
     def _deliver(self, result: TaskResult) -> None:
         record = self._forget(result.task_id)
         if record is not None:
-            if record.run is not None:
-                self._service.runs.closed(record.run, result, bool(record.spec.parent_task_id))
+            run = record.run
+            if run is not None:
+                self._service.runs.closed(run, result, bool(record.spec.parent_task_id))
+                if run.record is not None:
+                    run.record(record, result)
             if record.spec.group or record.submission.cache_key:
                 self._service.finished(record, result)
             if record.spec.call_key:
@@ -339,6 +349,9 @@ class ControllerService:
         self._replica_pools: dict[str, ReplicaPool] = {}
         self._process = psutil.Process()
         self.runs = RunTable()
+        # Runs resumed after a restart: their children recorded as finished, by call key
+        # (durable replay across controllers; see runs.py).
+        self.restored: dict[str, dict[str, TaskResult]] = {}
         # Bytes of child results every parent's replay log keeps, together.
         self.replay_budget = ReplayBudget(default_replay_bytes())
         self.metrics = metrics

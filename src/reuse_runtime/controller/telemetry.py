@@ -142,8 +142,11 @@ class PoolTelemetry:
 
     def task_dispatched(self, record: TaskRecord, replica: ReplicaState) -> None:
         run = record.run
-        if run is not None and record.spec.parent_task_id:
-            run.running += 1
+        if run is not None:
+            if record.spec.parent_task_id:
+                run.running += 1
+            elif run.on_root_dispatched is not None:  # a run's root: it is running now
+                run.on_root_dispatched()
         metrics = self.metrics
         if metrics is not None:
             now = self._clock()

@@ -44,6 +44,7 @@ async def start_controller(
     """
     from reuse_runtime.backends import backend_name, controller_placement, open_backend
     from reuse_runtime.controller.server import ControllerConfig, ControllerServer
+    from reuse_runtime.store.settings import recording_wanted
 
     logs.configure(sys.stderr, level=os.environ.get(logs.LEVEL_ENV, "warning"))
     if not security.authenticated:
@@ -70,11 +71,17 @@ async def start_controller(
                 advertise_address=advertise,
                 security=security,
                 log_dir=log_dir,
+                # The user's scripts share one runs store, so past local runs can be read.
+                state_dir=directory,
+                record_runs=recording_wanted(),
+                shared_store=True,
                 **options,
             ),
             opened.backend,
         )
         await server.start()
+        if server.store_notice:
+            print(f"reuse-runtime: {server.store_notice}", file=sys.stderr, flush=True)
     except BaseException:
         await opened.backend.close()
         if server is not None:

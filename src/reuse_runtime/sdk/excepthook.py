@@ -31,6 +31,8 @@ def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackTyp
     if os.environ.get("REUSE_RUNTIME_LOG_LEVEL", "").lower() == "debug":
         _original(kind, value, tb)
         return
+    if getattr(value, "__reuse_runtime_shown__", False):
+        return  # a Ctrl-C in Run.wait(), said in one line there
     run = getattr(value, "__reuse_runtime_run__", "")
     if run:
         sys.stderr.write(f"{where(value)}{kind.__name__} from run {run}, shown above\n")

@@ -24,10 +24,14 @@ import atexit
 import concurrent.futures
 import contextlib
 import dataclasses
+import getpass
+import inspect
 import logging
 import os
+import reprlib
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -35,14 +39,17 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from reuse_runtime import code, gctune, logs, malloctune
+import structlog
+
+from reuse_runtime import code, gctune, logs, malloctune, pickling
 from reuse_runtime import context as task_context
 from reuse_runtime.address import parse_address
 from reuse_runtime.client import ControllerClient
+from reuse_runtime.client.runs import RunsClient
 from reuse_runtime.envvars import env_number
-from reuse_runtime.errors import ConfigError, RuntimeUserError, ScriptImportError
-from reuse_runtime.model import EnvironmentSpec, LogLine, Submission, TaskResult
+from reuse_runtime.errors import ConfigError, ScriptImportError
 from reuse_runtime.paths import state_dir
+from reuse_runtime.runinfo import ClientInfo, NewRun
 from reuse_runtime.sdk.aio import blocking
 from reuse_runtime.sdk.config import RuntimeConfig, is_flyte_config, read_config
 from reuse_runtime.sdk.embedded import (
@@ -54,6 +61,7 @@ from reuse_runtime.sdk.embedded import (
 )
 from reuse_runtime.sdk.ignored import note_ignored
 from reuse_runtime.sdk.run import WAKE_SECONDS, Run, RunSettings, finish_at_exit
+from reuse_runtime.sdk.runsource import ControllerRuns, RunSource, store_source, use_default
 from reuse_runtime.sdk.task import CallContext, TaskTemplate
 from reuse_runtime.sdk.task_context import note_run_started, set_project_domain
 from reuse_runtime.security import Security
@@ -62,6 +70,7 @@ if TYPE_CHECKING:
     from reuse_runtime.controller.server import ControllerServer
 
 T = TypeVar("T")
+logs_of_sdk = structlog.get_logger("reuse_runtime.sdk")
 
 ENDPOINT_ENV = "REUSE_RUNTIME_ENDPOINT"
 CONFIG_ENV = "REUSE_RUNTIME_CONFIG"
@@ -91,6 +100,13 @@ class Runtime:
         except BaseException:
             self.close()
             raise
+        self.runs = RunsClient(self.client, on_event=_say)
+        self.source: RunSource = ControllerRuns(
+            self,
+            self.runs,
+            self.client.address,
+            lambda name: self.client.run_progress(name, timeout=2.0),
+        )
 
     def _serve(self) -> None:
         # Ctrl-C and SIGTERM are the caller's: blocked here (and in the threads started
@@ -113,6 +129,11 @@ class Runtime:
                 if future.done() or (deadline is not None and time.monotonic() >= deadline):
                     raise
 
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` on the runtime's loop in the background (its failure is logged)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future.add_done_callback(_retrieve)
+
     async def _connect(self) -> ControllerClient:
         security = Security.from_env(self.config.token)
         endpoint = self.config.endpoint
@@ -121,7 +142,7 @@ class Runtime:
                 self.config, security, self.state_dir
             )
             endpoint = self._controller.local_address
-        client = ControllerClient(endpoint, security, on_logs=self._route_logs, on_event=_say)
+        client = ControllerClient(endpoint, security, on_event=_say)
         await client.wait_ready()
         return client
 
@@ -145,13 +166,9 @@ class Runtime:
         kwargs: dict[str, Any],
         settings: RunSettings | None = None,
     ) -> Run:
+        """Create the run at the controller (it owns it from now on) and follow it."""
         settings = settings or RunSettings()
         name = settings.name or f"r{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        with self._runs_lock:
-            if name in self._runs:
-                raise RuntimeUserError(
-                    "RunAlreadyExistsError", f"a run named {name!r} is still running"
-                )
         where = CallContext(
             run_id=name,
             custom_context=tuple(sorted(settings.custom_context.items())),
@@ -160,37 +177,34 @@ class Runtime:
         # Everything the task needs is taken now, in the caller's thread: a script
         # that ends right after run() has lost its __main__ module by the time the
         # runtime's thread would look.
-        env_spec = task.environment_spec(where)
-        submission = task.submission("", args, kwargs, where, stream_logs=True)
+        new = NewRun(
+            name=name,
+            environment=task.environment_spec(where),
+            root=task.submission("", args, kwargs, where, stream_logs=True),
+            inputs_preview=inputs_preview(task, args, kwargs),
+            labels=tuple(sorted((str(k), str(v)) for k, v in settings.labels.items())),
+            client=ClientInfo(self.client.client_id, _user(), socket.gethostname()),
+            inputs=named_inputs(task, args, kwargs),
+        )
+        info = self.call(self.runs.create(new))
         log_path = self.state_dir / "runs" / f"{name}.log"
-        run = Run(self, name, task, log_path, settings)
+        run = Run(
+            self.source,
+            name,
+            info=info,
+            task=task,
+            host=self,
+            log_path=log_path,
+            settings=settings,
+        )
         note_run_started(name, settings.run_start_time)
         if self._controller is not None:  # `status` names it once the controller has ended
             note_embedded_run(self.state_dir, self._controller.local_address, name, log_path)
         with self._runs_lock:
             self._runs[name] = run
             self._unreported[name] = run
-        future = asyncio.run_coroutine_threadsafe(
-            self._submit(task, env_spec, submission), self._loop
-        )
-        future.add_done_callback(run._settle)
+        run._follow(logs=True, deadline=task._deadline_s)
         return run
-
-    async def _submit(
-        self, task: TaskTemplate[Any, Any], env_spec: EnvironmentSpec, submission: Submission
-    ) -> TaskResult:
-        env_key = await self.client.register(env_spec)
-        submitted = self.client.submit(dataclasses.replace(submission, env_key=env_key))
-        deadline = task._deadline_s
-        if deadline is None:
-            return await submitted
-        try:
-            result: TaskResult = await task._within_deadline(submitted, deadline)
-            return result
-        except Exception:
-            with contextlib.suppress(Exception):
-                await self.client.cancel(task_id=submission.task.task_id)
-            raise
 
     def unreported_runs(self) -> list[Run]:
         """Runs whose outcome was not shown yet (nobody waited for them)."""
@@ -200,16 +214,6 @@ class Runtime:
     def reported(self, run: Run) -> None:
         with self._runs_lock:
             self._unreported.pop(run.name, None)
-
-    def _route_logs(self, lines: list[LogLine]) -> None:
-        touched = {}
-        for line in lines:
-            run = self._runs.get(line.run_id)
-            if run is not None:
-                run._log(line)
-                touched[run.name] = run
-        for run in touched.values():
-            run._flush()  # once per batch: `reuse-runtime logs --follow` sees it now
 
     def forget(self, run: Run) -> None:
         with self._runs_lock:
@@ -233,6 +237,44 @@ class Runtime:
                 self.call(shutdown(), timeout=60)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+
+
+def _retrieve(future: concurrent.futures.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logs_of_sdk.warning("background call failed", error=repr(future.exception()))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return f"uid {os.getuid()}"
+
+
+def inputs_preview(
+    task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
+    """A short rendering of a call's inputs, for listings (``n=500, name='x'``)."""
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlist, short.maxdict = 40, 40, 4, 4
+    try:
+        bound = inspect.signature(task.func).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
+    return ", ".join(f"{k}={short.repr(v)}" for k, v in bound.items())[:256]
+
+
+def named_inputs(
+    task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bytes:
+    """A call's inputs by name, defaults included, pickled (``Run.inputs()``); b"" when they
+    cannot be (a signature that does not bind, a value that does not pickle)."""
+    try:
+        bound = inspect.signature(task.func).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return pickling.dumps(dict(bound.arguments))
+    except Exception:
+        return b""
 
 
 def _say(line: str) -> None:
@@ -537,7 +579,30 @@ def finish_runs_at_exit() -> None:
     """At interpreter exit: finish the runs nobody waited for, showing their output."""
     current = _runtime
     if current is not None:
-        finish_at_exit(current.unreported_runs())
+        finish_at_exit(current.unreported_runs(), current.embedded)
+
+
+def _runs_source() -> RunSource:
+    """Where ``flyte.remote`` reads runs: this process's controller; else the one an
+    endpoint names (``init``, ``$REUSE_RUNTIME_ENDPOINT``, a replica's own); else the local
+    runs store, with no controller started."""
+    global _config
+    with _runtime_lock:
+        current = _runtime
+        if current is None and _config.endpoint is None:
+            endpoint = os.environ.get(ENDPOINT_ENV)
+            if endpoint:
+                endpoint = str(parse_address(endpoint, f"${ENDPOINT_ENV}"))
+                _config = dataclasses.replace(_config, endpoint=endpoint)
+        configured = _config.endpoint is not None
+    if current is not None:
+        return current.source
+    if configured or task_context.controller_endpoint() is not None:
+        return runtime().source
+    return store_source()
+
+
+use_default(_runs_source)
 
 
 __all__ = [

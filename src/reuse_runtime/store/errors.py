@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from reuse_runtime.errors import ClosedError, ReuseRuntimeError
+from reuse_runtime.errors import ClosedError, RunsStoreError
 
 
-class StoreError(ReuseRuntimeError):
+class StoreError(RunsStoreError):
     """Expected: the runs store cannot do what was asked; the message says why and where."""
 
 

@@ -118,6 +118,10 @@ class RunReader(Protocol):
     def unfinished_runs(self) -> tuple[UnfinishedRun, ...]:
         """The runs to submit again after a restart, with their roots' submissions."""
 
+    def replay_outcomes(self, run: str) -> dict[str, ReplayOutcome]:
+        """Durable replay of a whole run: what each recorded child ended with, by call key
+        (the runs unfinished when the store opened; others give ``{}``)."""
+
 
 class RunStore(RunRecorder, RunReader, Protocol):
     """A runs store: recorder and reader, opened once and closed once."""
@@ -125,6 +129,10 @@ class RunStore(RunRecorder, RunReader, Protocol):
     @property
     def notice(self) -> str:
         """What opening had to do (a corrupt file moved aside), in one line, or ""."""
+
+    @property
+    def alone(self) -> bool:
+        """No other process had the store open when this one opened it."""
 
     def prune(self, timeout: float = 60.0) -> bool:
         """Run retention now, to its end (at most ``timeout`` seconds)."""

@@ -21,9 +21,12 @@ from reuse_runtime.store.errors import StoreLockedError
 class StoreLock:
     """A held lock on a runs store; :meth:`release` lets it go (idempotent)."""
 
-    def __init__(self, path: Path, fd: int, shared: bool) -> None:
+    def __init__(self, path: Path, fd: int, shared: bool, alone: bool = True) -> None:
         self.path = path
         self.shared = shared
+        #: No other process held the store when it was locked: a shared store's runs
+        #: left unfinished then belong to processes that are gone.
+        self.alone = alone
         self._fd: int | None = fd
 
     @classmethod
@@ -31,7 +34,13 @@ class StoreLock:
         """Take the lock without waiting; :class:`StoreLockedError` if another process holds
         it in a mode that excludes ours."""
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        alone = True
         try:
+            if shared:
+                try:  # alone? (then taken down to shared: the others may join)
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    alone = False
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _holder(fd)
@@ -40,12 +49,13 @@ class StoreLock:
             if shared:
                 raise StoreLockedError(
                     f"the runs store in {directory} is in use by a controller (pid {holder}); "
-                    f"connect to it instead, or use another state dir (REUSE_RUNTIME_HOME)"
+                    f"connect to it instead (REUSE_RUNTIME_ENDPOINT), or use another state dir "
+                    f"(REUSE_RUNTIME_HOME)"
                 ) from None
             who = f"a controller (pid {holder})" if holder else "embedded controllers"
             raise StoreLockedError(
                 f"the runs store in {directory} is in use by {who}; stop it, or give this "
-                f"controller another state dir (REUSE_RUNTIME_HOME)"
+                f"controller another state dir (--state-dir)"
             ) from None
         except BaseException:
             os.close(fd)
@@ -54,7 +64,7 @@ class StoreLock:
         os.ftruncate(fd, 0)
         if not shared:
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        return cls(path, fd, shared)
+        return cls(path, fd, shared, alone)
 
     def release(self) -> None:
         fd, self._fd = self._fd, None

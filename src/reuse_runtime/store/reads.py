@@ -279,9 +279,28 @@ class SqliteRunReader:
                     "ORDER BY id DESC LIMIT 1",
                     (run, call_key),
                 ).fetchone()
-        if row is None:
-            return None
-        action_id, code, output, error_text = row
+            if row is None:
+                return None
+            action_id, code, output, error_text = row
+            return self._outcome(action_id, code, output, error_text)
+
+    def replay_outcomes(self, run: str) -> dict[str, ReplayOutcome]:
+        """Every child of ``run`` recorded with a call key, by key, with what it ended with:
+        what a restarted controller answers the run's calls from (durable replay). Only
+        for the runs that were unfinished when the store opened (the others are empty)."""
+        with self._snapshot() as conn:
+            rows = conn.execute(
+                "SELECT c.call_key, a.action_id, a.phase, a.output, a.error FROM calls c "
+                "JOIN actions a ON a.run_key = c.run_key AND a.action_id = c.action_id "
+                "WHERE c.run_key = (SELECT key FROM runs WHERE name = ?)",
+                (run,),
+            ).fetchall()
+            found: dict[str, ReplayOutcome] = {}
+            for call_key, action_id, code, output, error_text in rows:
+                found[call_key] = self._outcome(action_id, code, output, error_text)
+        return found
+
+    def _outcome(self, action_id: str, code: int, output: object, error_text: str) -> ReplayOutcome:
         value = self._value(output)
         if error_text:
             return ReplayOutcome(
@@ -325,19 +344,22 @@ class SqliteRunReader:
     def _logs(self, where: str, params: tuple[Any, ...], limit: int) -> tuple[LogEntry, ...]:
         with self._snapshot() as conn:
             rows = conn.execute(
-                f"SELECT seq, action_id, line, at, stream, text FROM logs WHERE {where} LIMIT ?",
+                f"SELECT l.seq, l.action_id, l.line, l.at, l.stream, l.text, "
+                f"coalesce(a.task, '') FROM (SELECT * FROM logs WHERE {where} LIMIT ?) l "
+                f"LEFT JOIN actions a ON a.run_key = l.run_key AND a.action_id = l.action_id "
+                f"ORDER BY l.seq",
                 (*params, _limit(limit)),
             ).fetchall()
         found = []
         last: dict[str, int] = {}
-        for seq, action_id, line, at, stream, text in rows:
+        for seq, action_id, line, at, stream, text, task in rows:
             if not isinstance(text, str):
                 text = self.blobs.read(bytes(text).decode()).decode(errors="replace")
             previous = last.get(action_id)
             dropped = line - previous - 1 if previous is not None and line > previous + 1 else 0
             last[action_id] = line
             name = schema.STREAMS_BY_CODE.get(stream, "")
-            found.append(LogEntry(seq, action_id, line, at, name, text, dropped))
+            found.append(LogEntry(seq, action_id, line, at, name, text, dropped, task))
         return tuple(found)
 
     def _runs(self, conn: sqlite3.Connection, rows: list[Any]) -> list[RunInfo]:

@@ -16,53 +16,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from reuse_runtime.store.phases import ActionPhase
+from reuse_runtime.runinfo import ActionPhase, Attempt, ClientInfo, ErrorInfo, Trace
 
 #: Pickled bytes, as the controller holds them (a view of a message's bytes is fine).
 Value = bytes | memoryview
 
-
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    """Why an action or a run did not succeed.
-
-    ``kind`` is the controller's classification (``"USER"``, ``"TIMED_OUT"``...),
-    ``type`` the exception's class name, ``traceback`` the remote traceback as text,
-    and ``pickled`` the pickled exception (what durable replay raises again; empty
-    when it could not be pickled).
-    """
-
-    kind: str
-    type: str
-    message: str
-    traceback: str = ""
-    pickled: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One attempt of an action: where it ran, when, and how it ended.
-
-    The error of an earlier attempt keeps its kind, type, message and traceback;
-    only the last attempt's pickled exception is kept (it is the action's).
-    """
-
-    attempt: int
-    replica: str
-    started: float
-    ended: float
-    phase: ActionPhase
-    error: ErrorInfo | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    """A ``flyte.trace`` call inside an action: its name, start, duration and error type."""
-
-    name: str
-    start: float
-    duration: float
-    error_type: str = ""
+__all__ = [
+    "ActionRecord",
+    "Attempt",
+    "ClientInfo",
+    "ErrorInfo",
+    "LogRecord",
+    "RunEnded",
+    "RunProgress",
+    "RunSubmitted",
+    "Trace",
+    "Value",
+]
 
 
 class ActionRecord(NamedTuple):
@@ -110,15 +80,6 @@ class LogRecord(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class ClientInfo:
-    """Who submitted a run: the client's id, the user and the host it ran on."""
-
-    client_id: str = ""
-    user: str = ""
-    host: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class RunSubmitted:
     """A run the controller accepted.
 
@@ -133,7 +94,7 @@ class RunSubmitted:
     environment: str
     root_action_id: str
     created: float
-    client: ClientInfo = ClientInfo()
+    client: ClientInfo = ClientInfo()  # noqa: RUF009 (frozen: safe to share)
     inputs: Value = b""
     inputs_preview: str = ""
     #: ``flyte.with_runcontext(labels=...)``, as sorted pairs.

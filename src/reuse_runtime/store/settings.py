@@ -12,7 +12,12 @@ variable                            setting                           default
 ``REUSE_RUNTIME_RUNS_MAX_BYTES``    ``max_bytes`` (``2Gi``, bytes)    2 GiB
 ``REUSE_RUNTIME_RUNS_BLOB_BYTES``   ``blob_threshold``                64 KiB
 ``REUSE_RUNTIME_RUNS_FLUSH_MS``     ``flush_interval`` (ms)           25
+``REUSE_RUNTIME_RUNS_RECORD``       whether a controller records      1
 ==================================  ================================  ==========
+
+``REUSE_RUNTIME_RUNS_RECORD=0`` runs a controller with no store: its runs are still
+its own while it runs, but nothing is recorded, so nothing survives it (benchmarks
+compare the two).
 
 (``REUSE_RUNTIME_STORE`` is another thing: the file store behind ``flyte.io.File``.)
 """
@@ -33,6 +38,7 @@ MAX_AGE_ENV = "REUSE_RUNTIME_RUNS_MAX_AGE_DAYS"
 MAX_BYTES_ENV = "REUSE_RUNTIME_RUNS_MAX_BYTES"
 BLOB_ENV = "REUSE_RUNTIME_RUNS_BLOB_BYTES"
 FLUSH_ENV = "REUSE_RUNTIME_RUNS_FLUSH_MS"
+RECORD_ENV = "REUSE_RUNTIME_RUNS_RECORD"
 
 #: The store's file in the state dir.
 FILE_NAME = "runs.sqlite"
@@ -175,3 +181,14 @@ def _size(name: str, default: int, *, least: int, needs: str) -> int:
         )
     except PolicyError as exc:  # one line, as a ConfigError like the other settings'
         raise ConfigError(str(exc)) from None
+
+
+def recording_wanted() -> bool:
+    """``$REUSE_RUNTIME_RUNS_RECORD``: a controller records its runs unless it is 0 (or
+    false, no, off). Raises :class:`~reuse_runtime.errors.ConfigError` for another value."""
+    value = os.environ.get(RECORD_ENV, "").strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{RECORD_ENV} must be 1 or 0, got {value!r}")

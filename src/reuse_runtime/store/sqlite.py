@@ -151,6 +151,12 @@ class SqliteRunStore(SqliteRunReader):
     def notice(self) -> str:
         return self._notice
 
+    @property
+    def alone(self) -> bool:
+        """Whether no other process had the store open when this one opened it (always
+        true of an exclusive store; of a shared one, its unfinished runs are orphans)."""
+        return self._lock_file is None or self._lock_file.alone
+
     def accepting(self) -> bool:
         return not self._closed_store and self._writer.state == "ok"
 

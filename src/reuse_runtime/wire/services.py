@@ -38,6 +38,8 @@ _AUTH_HEADER = "authorization"
 CLIENT_ID_HEADER = "x-reuse-runtime-client"
 #: How long a refused stream waits for the client's first message (see ``_deny``).
 DENY_READ_SECONDS = 2.0
+#: The methods (of the Runs service) that answer one request with a stream.
+SERVER_STREAMS = ("/WatchRun", "/GetLogs")
 
 
 # ------------------------------------------------------------------ errors
@@ -46,8 +48,14 @@ DENY_READ_SECONDS = 2.0
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status for an exception raised by a service: the only such mapping."""
     message = str(exc) or type(exc).__name__
-    if isinstance(exc, errors.BacklogFullError):
+    if isinstance(exc, (errors.BacklogFullError, errors.RunsStoreFullError)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, message
+    if isinstance(exc, errors.RunNotFoundError):
+        return grpc.StatusCode.NOT_FOUND, message
+    if isinstance(exc, errors.RunAlreadyExistsError):
+        return grpc.StatusCode.ALREADY_EXISTS, message
+    if isinstance(exc, errors.RunsStoreError):
+        return grpc.StatusCode.FAILED_PRECONDITION, message
     if isinstance(exc, errors.ClosedError):
         return grpc.StatusCode.UNAVAILABLE, message
     if isinstance(exc, (errors.BadInputError, errors.PolicyError, ValueError)):
@@ -304,8 +312,14 @@ def _deny(method: str, what: str) -> grpc.RpcMethodHandler:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield None  # pragma: no cover - abort raises
 
+    async def server_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        yield None  # pragma: no cover - abort raises
+
     if method.endswith(("/Dispatch", "/Connect", "/Submit", "/ServerReflectionInfo")):
         return grpc.stream_stream_rpc_method_handler(stream)
+    if method.endswith(SERVER_STREAMS):
+        return grpc.unary_stream_rpc_method_handler(server_stream)
     return grpc.unary_unary_rpc_method_handler(unary)
 
 

@@ -28,6 +28,18 @@ class ErrorKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_KIND_INTERNAL: _ClassVar[ErrorKind]
     ERROR_KIND_UNAVAILABLE: _ClassVar[ErrorKind]
     ERROR_KIND_USER_NON_RECOVERABLE: _ClassVar[ErrorKind]
+
+class RunPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_PHASE_UNSPECIFIED: _ClassVar[RunPhase]
+    RUN_PHASE_QUEUED: _ClassVar[RunPhase]
+    RUN_PHASE_WAITING_FOR_RESOURCES: _ClassVar[RunPhase]
+    RUN_PHASE_INITIALIZING: _ClassVar[RunPhase]
+    RUN_PHASE_RUNNING: _ClassVar[RunPhase]
+    RUN_PHASE_SUCCEEDED: _ClassVar[RunPhase]
+    RUN_PHASE_FAILED: _ClassVar[RunPhase]
+    RUN_PHASE_ABORTED: _ClassVar[RunPhase]
+    RUN_PHASE_TIMED_OUT: _ClassVar[RunPhase]
 TASK_STATE_UNSPECIFIED: TaskState
 TASK_STATE_SUCCEEDED: TaskState
 TASK_STATE_FAILED: TaskState
@@ -44,6 +56,15 @@ ERROR_KIND_REJECTED: ErrorKind
 ERROR_KIND_INTERNAL: ErrorKind
 ERROR_KIND_UNAVAILABLE: ErrorKind
 ERROR_KIND_USER_NON_RECOVERABLE: ErrorKind
+RUN_PHASE_UNSPECIFIED: RunPhase
+RUN_PHASE_QUEUED: RunPhase
+RUN_PHASE_WAITING_FOR_RESOURCES: RunPhase
+RUN_PHASE_INITIALIZING: RunPhase
+RUN_PHASE_RUNNING: RunPhase
+RUN_PHASE_SUCCEEDED: RunPhase
+RUN_PHASE_FAILED: RunPhase
+RUN_PHASE_ABORTED: RunPhase
+RUN_PHASE_TIMED_OUT: RunPhase
 
 class FunctionRef(_message.Message):
     __slots__ = ("module", "qualname", "code_version")
@@ -553,3 +574,338 @@ class ReportReply(_message.Message):
     KNOWN_FIELD_NUMBER: _ClassVar[int]
     known: bool
     def __init__(self, known: _Optional[bool] = ...) -> None: ...
+
+class RunClient(_message.Message):
+    __slots__ = ("client_id", "user", "host")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    user: str
+    host: str
+    def __init__(self, client_id: _Optional[str] = ..., user: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
+
+class StringPair(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class CreateRunRequest(_message.Message):
+    __slots__ = ("name", "environment", "root", "inputs_preview", "labels", "client", "inputs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    environment: EnvironmentSpec
+    root: Submission
+    inputs_preview: str
+    labels: _containers.RepeatedCompositeFieldContainer[StringPair]
+    client: RunClient
+    inputs: bytes
+    def __init__(self, name: _Optional[str] = ..., environment: _Optional[_Union[EnvironmentSpec, _Mapping]] = ..., root: _Optional[_Union[Submission, _Mapping]] = ..., inputs_preview: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[StringPair, _Mapping]]] = ..., client: _Optional[_Union[RunClient, _Mapping]] = ..., inputs: _Optional[bytes] = ...) -> None: ...
+
+class RunErrorInfo(_message.Message):
+    __slots__ = ("kind", "type", "message", "traceback")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    type: str
+    message: str
+    traceback: str
+    def __init__(self, kind: _Optional[str] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+
+class RunInfo(_message.Message):
+    __slots__ = ("name", "phase", "task", "environment", "root_action_id", "client", "created", "started", "ended", "inputs_preview", "inputs_size", "output_size", "error", "labels", "counts", "url")
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    ROOT_ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    phase: RunPhase
+    task: str
+    environment: str
+    root_action_id: str
+    client: RunClient
+    created: float
+    started: float
+    ended: float
+    inputs_preview: str
+    inputs_size: int
+    output_size: int
+    error: RunErrorInfo
+    labels: _containers.RepeatedCompositeFieldContainer[StringPair]
+    counts: _containers.ScalarMap[int, int]
+    url: str
+    def __init__(self, name: _Optional[str] = ..., phase: _Optional[_Union[RunPhase, str]] = ..., task: _Optional[str] = ..., environment: _Optional[str] = ..., root_action_id: _Optional[str] = ..., client: _Optional[_Union[RunClient, _Mapping]] = ..., created: _Optional[float] = ..., started: _Optional[float] = ..., ended: _Optional[float] = ..., inputs_preview: _Optional[str] = ..., inputs_size: _Optional[int] = ..., output_size: _Optional[int] = ..., error: _Optional[_Union[RunErrorInfo, _Mapping]] = ..., labels: _Optional[_Iterable[_Union[StringPair, _Mapping]]] = ..., counts: _Optional[_Mapping[int, int]] = ..., url: _Optional[str] = ...) -> None: ...
+
+class GetRunRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListRunsRequest(_message.Message):
+    __slots__ = ("phases", "environment", "task", "name_contains", "user", "labels", "label_keys", "created_after", "created_before", "limit", "cursor")
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    NAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_KEYS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    phases: _containers.RepeatedScalarFieldContainer[RunPhase]
+    environment: str
+    task: str
+    name_contains: str
+    user: str
+    labels: _containers.RepeatedCompositeFieldContainer[StringPair]
+    label_keys: _containers.RepeatedScalarFieldContainer[str]
+    created_after: float
+    created_before: float
+    limit: int
+    cursor: str
+    def __init__(self, phases: _Optional[_Iterable[_Union[RunPhase, str]]] = ..., environment: _Optional[str] = ..., task: _Optional[str] = ..., name_contains: _Optional[str] = ..., user: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[StringPair, _Mapping]]] = ..., label_keys: _Optional[_Iterable[str]] = ..., created_after: _Optional[float] = ..., created_before: _Optional[float] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class ListRunsReply(_message.Message):
+    __slots__ = ("runs", "cursor")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[RunInfo]
+    cursor: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[RunInfo, _Mapping]]] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class RunLogLine(_message.Message):
+    __slots__ = ("action_id", "task_name", "parent_action_id", "replica_id", "stream", "text", "at", "seq", "line", "dropped_before")
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    action_id: str
+    task_name: str
+    parent_action_id: str
+    replica_id: str
+    stream: str
+    text: str
+    at: float
+    seq: int
+    line: int
+    dropped_before: int
+    def __init__(self, action_id: _Optional[str] = ..., task_name: _Optional[str] = ..., parent_action_id: _Optional[str] = ..., replica_id: _Optional[str] = ..., stream: _Optional[str] = ..., text: _Optional[str] = ..., at: _Optional[float] = ..., seq: _Optional[int] = ..., line: _Optional[int] = ..., dropped_before: _Optional[int] = ...) -> None: ...
+
+class WatchRunRequest(_message.Message):
+    __slots__ = ("name", "logs", "cursor")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    logs: bool
+    cursor: str
+    def __init__(self, name: _Optional[str] = ..., logs: _Optional[bool] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class RunEvent(_message.Message):
+    __slots__ = ("run", "lines", "cursor", "result")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    run: RunInfo
+    lines: _containers.RepeatedCompositeFieldContainer[RunLogLine]
+    cursor: str
+    result: TaskResult
+    def __init__(self, run: _Optional[_Union[RunInfo, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[RunLogLine, _Mapping]]] = ..., cursor: _Optional[str] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ...) -> None: ...
+
+class AbortRunRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AbortRunReply(_message.Message):
+    __slots__ = ("cancelled",)
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    cancelled: int
+    def __init__(self, cancelled: _Optional[int] = ...) -> None: ...
+
+class ActionAttempt(_message.Message):
+    __slots__ = ("attempt", "replica", "started", "ended", "phase", "error")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    replica: str
+    started: float
+    ended: float
+    phase: RunPhase
+    error: RunErrorInfo
+    def __init__(self, attempt: _Optional[int] = ..., replica: _Optional[str] = ..., started: _Optional[float] = ..., ended: _Optional[float] = ..., phase: _Optional[_Union[RunPhase, str]] = ..., error: _Optional[_Union[RunErrorInfo, _Mapping]] = ...) -> None: ...
+
+class ActionTrace(_message.Message):
+    __slots__ = ("name", "start", "duration", "error_type")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    start: float
+    duration: float
+    error_type: str
+    def __init__(self, name: _Optional[str] = ..., start: _Optional[float] = ..., duration: _Optional[float] = ..., error_type: _Optional[str] = ...) -> None: ...
+
+class ActionInfo(_message.Message):
+    __slots__ = ("run", "action_id", "parent_id", "call_key", "task", "environment", "group", "phase", "created", "started", "ended", "replica", "inputs_preview", "output_size", "error", "attempts", "traces", "children")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_KEY_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TRACES_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    action_id: str
+    parent_id: str
+    call_key: str
+    task: str
+    environment: str
+    group: str
+    phase: RunPhase
+    created: float
+    started: float
+    ended: float
+    replica: str
+    inputs_preview: str
+    output_size: int
+    error: RunErrorInfo
+    attempts: _containers.RepeatedCompositeFieldContainer[ActionAttempt]
+    traces: _containers.RepeatedCompositeFieldContainer[ActionTrace]
+    children: int
+    def __init__(self, run: _Optional[str] = ..., action_id: _Optional[str] = ..., parent_id: _Optional[str] = ..., call_key: _Optional[str] = ..., task: _Optional[str] = ..., environment: _Optional[str] = ..., group: _Optional[str] = ..., phase: _Optional[_Union[RunPhase, str]] = ..., created: _Optional[float] = ..., started: _Optional[float] = ..., ended: _Optional[float] = ..., replica: _Optional[str] = ..., inputs_preview: _Optional[str] = ..., output_size: _Optional[int] = ..., error: _Optional[_Union[RunErrorInfo, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[ActionAttempt, _Mapping]]] = ..., traces: _Optional[_Iterable[_Union[ActionTrace, _Mapping]]] = ..., children: _Optional[int] = ...) -> None: ...
+
+class ListActionsRequest(_message.Message):
+    __slots__ = ("run", "parent", "group", "phases", "limit", "cursor")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    parent: str
+    group: str
+    phases: _containers.RepeatedScalarFieldContainer[RunPhase]
+    limit: int
+    cursor: str
+    def __init__(self, run: _Optional[str] = ..., parent: _Optional[str] = ..., group: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[RunPhase, str]]] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class ListActionsReply(_message.Message):
+    __slots__ = ("actions", "cursor")
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    actions: _containers.RepeatedCompositeFieldContainer[ActionInfo]
+    cursor: str
+    def __init__(self, actions: _Optional[_Iterable[_Union[ActionInfo, _Mapping]]] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class GetActionRequest(_message.Message):
+    __slots__ = ("run", "action_id")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    action_id: str
+    def __init__(self, run: _Optional[str] = ..., action_id: _Optional[str] = ...) -> None: ...
+
+class GetLogsRequest(_message.Message):
+    __slots__ = ("run", "action_id", "follow", "after")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    action_id: str
+    follow: bool
+    after: int
+    def __init__(self, run: _Optional[str] = ..., action_id: _Optional[str] = ..., follow: _Optional[bool] = ..., after: _Optional[int] = ...) -> None: ...
+
+class LogBatch(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[RunLogLine]
+    def __init__(self, lines: _Optional[_Iterable[_Union[RunLogLine, _Mapping]]] = ...) -> None: ...
+
+class GetRunIORequest(_message.Message):
+    __slots__ = ("run", "action_id")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    action_id: str
+    def __init__(self, run: _Optional[str] = ..., action_id: _Optional[str] = ...) -> None: ...
+
+class RunIO(_message.Message):
+    __slots__ = ("phase", "inputs_preview", "has_inputs", "inputs", "has_output", "output", "error")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    HAS_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    HAS_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    phase: RunPhase
+    inputs_preview: str
+    has_inputs: bool
+    inputs: bytes
+    has_output: bool
+    output: bytes
+    error: RemoteError
+    def __init__(self, phase: _Optional[_Union[RunPhase, str]] = ..., inputs_preview: _Optional[str] = ..., has_inputs: _Optional[bool] = ..., inputs: _Optional[bytes] = ..., has_output: _Optional[bool] = ..., output: _Optional[bytes] = ..., error: _Optional[_Union[RemoteError, _Mapping]] = ...) -> None: ...

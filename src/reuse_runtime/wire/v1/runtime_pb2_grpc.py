@@ -561,3 +561,422 @@ class Controller:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RunsStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateRun = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/CreateRun',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.CreateRunRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunInfo.FromString,
+                _registered_method=True)
+        self.GetRun = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/GetRun',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetRunRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunInfo.FromString,
+                _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/ListRuns',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListRunsReply.FromString,
+                _registered_method=True)
+        self.WatchRun = channel.unary_stream(
+                '/reuse_runtime.v1.Runs/WatchRun',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.WatchRunRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunEvent.FromString,
+                _registered_method=True)
+        self.AbortRun = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/AbortRun',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.AbortRunRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.AbortRunReply.FromString,
+                _registered_method=True)
+        self.ListActions = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/ListActions',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListActionsRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListActionsReply.FromString,
+                _registered_method=True)
+        self.GetAction = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/GetAction',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetActionRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ActionInfo.FromString,
+                _registered_method=True)
+        self.GetLogs = channel.unary_stream(
+                '/reuse_runtime.v1.Runs/GetLogs',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetLogsRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.LogBatch.FromString,
+                _registered_method=True)
+        self.GetRunIO = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/GetRunIO',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetRunIORequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunIO.FromString,
+                _registered_method=True)
+
+
+class RunsServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def CreateRun(self, request, context):
+        """Start a run owned by the controller; returns it as created.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRun(self, request, context):
+        """The run's phase changes, its output lines, and at the end its result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListActions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAction(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLogs(self, request, context):
+        """The recorded lines of a run (or one action); with follow, new ones until it ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRunIO(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RunsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRun,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.CreateRunRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunInfo.SerializeToString,
+            ),
+            'GetRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRun,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetRunRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunInfo.SerializeToString,
+            ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListRunsRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListRunsReply.SerializeToString,
+            ),
+            'WatchRun': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRun,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.WatchRunRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunEvent.SerializeToString,
+            ),
+            'AbortRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortRun,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.AbortRunRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.AbortRunReply.SerializeToString,
+            ),
+            'ListActions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActions,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListActionsRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListActionsReply.SerializeToString,
+            ),
+            'GetAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAction,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetActionRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ActionInfo.SerializeToString,
+            ),
+            'GetLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetLogs,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetLogsRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.LogBatch.SerializeToString,
+            ),
+            'GetRunIO': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunIO,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetRunIORequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunIO.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'reuse_runtime.v1.Runs', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('reuse_runtime.v1.Runs', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Runs:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/CreateRun',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.CreateRunRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/GetRun',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetRunRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/ListRuns',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListRunsRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListRunsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/WatchRun',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.WatchRunRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/AbortRun',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.AbortRunRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.AbortRunReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/ListActions',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListActionsRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListActionsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/GetAction',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetActionRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ActionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/GetLogs',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetLogsRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.LogBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunIO(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/GetRunIO',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetRunIORequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunIO.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
