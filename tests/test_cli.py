@@ -267,7 +267,12 @@ def test_an_address_is_read_the_same_by_every_command(tmp_path: Path) -> None:
         f"reuse-runtime status: error: nothing listens on 127.0.0.1:{port} (connection "
         f"refused): is the controller running?"
     )
-    assert took < 8, took  # starting Python, then about a second
+    # Starting the command costs what it costs on this machine's day: measured alike, the
+    # refusal adds about a second to it (and the imports --help skips), not a 5 s wait.
+    started = time.monotonic()
+    run_cli(tmp_path, "status", "--help")
+    startup = time.monotonic() - started
+    assert took < 2 * startup + 2, (took, startup)  # a timeout would be 5 s more
 
 
 def test_a_worker_started_with_sigterm_blocked_still_drains_on_sigterm(tmp_path: Path) -> None:
