@@ -138,6 +138,7 @@ def _answering(host: str | None, timeout: float) -> tuple[str, docker.DockerClie
         if address.startswith("unix://") and not Path(address[len("unix://") :]).exists():
             tried.append(f"{address} (no such socket)")
             continue
+        client = None
         try:
             client = docker.DockerClient(
                 base_url=address, version=API_VERSION, timeout=int(timeout),
@@ -145,6 +146,8 @@ def _answering(host: str | None, timeout: float) -> tuple[str, docker.DockerClie
             )  # fmt: skip
             client.ping()
         except Exception as exc:
+            if client is not None:  # a socket that does not answer: close what was opened
+                client.close()
             tried.append(f"{address} ({type(exc).__name__}: {str(exc)[:200]})")
             continue
         return address, client
