@@ -63,7 +63,8 @@ def stand_in_cluster(
         api.add_user(controller_token, f"system:serviceaccount:{namespace}:{name}")
         api.add_user(admin_token, ADMIN)
         for doc in controller_manifests(deployment):
-            if doc["kind"] not in ("Deployment", "Service"):
+            # The controller runs here, not in a pod: no Deployment, Service or state volume.
+            if doc["kind"] not in ("Deployment", "Service", "PersistentVolumeClaim"):
                 api.apply(doc)
         config = directory / "kubeconfig"
         config.write_text(json.dumps(kubeconfig(api.url, controller_token, namespace)))
