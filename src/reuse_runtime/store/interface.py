@@ -28,6 +28,7 @@ from reuse_runtime.store.records import (
 )
 from reuse_runtime.store.views import (
     ActionInfo,
+    ActionReport,
     GroupSummary,
     LogEntry,
     Page,
@@ -111,6 +112,9 @@ class RunReader(Protocol):
     def run_logs(self, run: str, *, after: int = 0, limit: int = 1000) -> tuple[LogEntry, ...]: ...
 
     def search_logs(self, run: str, text: str, *, limit: int = 100) -> tuple[LogEntry, ...]: ...
+
+    def action_report(self, run: str, action_id: str) -> ActionReport | None:
+        """The action's ``flyte.report`` as last flushed, or None."""
 
     def replayed(self, run: str, call_key: str) -> ReplayOutcome | None:
         """Durable replay: what the child ``call_key`` of ``run`` ended with, or None."""

@@ -28,6 +28,7 @@ from reuse_runtime.store.phases import PHASE_CODES, PHASES_BY_CODE, ActionPhase,
 from reuse_runtime.store.records import ClientInfo, Trace
 from reuse_runtime.store.views import (
     ActionInfo,
+    ActionReport,
     GroupSummary,
     LogEntry,
     Page,
@@ -338,6 +339,18 @@ class SqliteRunReader:
             (run, text),
             limit,
         )
+
+    # ------------------------------------------------------------------ reports
+
+    def action_report(self, run: str, action_id: str) -> ActionReport | None:
+        """The action's ``flyte.report`` as last flushed, or None when it has none."""
+        with self._snapshot() as conn:
+            row = conn.execute(
+                "SELECT at, html FROM reports WHERE run_key = "
+                "(SELECT key FROM runs WHERE name = ?) AND action_id = ?",
+                (run, action_id),
+            ).fetchone()
+        return None if row is None else ActionReport(action_id, row[0], row[1])
 
     # ------------------------------------------------------------------ helpers
 

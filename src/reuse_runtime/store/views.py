@@ -40,6 +40,18 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class ActionReport:
+    """An action's ``flyte.report``: its HTML as last flushed, and when (epoch seconds).
+
+    The HTML is the task's own, scripts and all: show it only in a sandboxed frame.
+    """
+
+    action_id: str
+    at: float
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayOutcome:
     """What a child call ended with, as durable replay answers it.
 
