@@ -1,0 +1,77 @@
+"""The last hour of each environment: tasks/s, queue length and replicas, sampled.
+
+:class:`PoolHistory` keeps one point per environment every ``interval`` seconds
+(a few integers read from the controller's counters: the UI's only cost while
+no browser is open), at most ``span`` seconds of them. Tasks/s is the change of
+the ended-task counter between two samples. Pure: the sampler hands it the time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reuse_runtime.ui.live import PoolCounters
+
+#: Seconds between samples, and the seconds the chart shows.
+SAMPLE_SECONDS = 10.0
+SPAN_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One environment at one moment: ``at`` is epoch seconds."""
+
+    at: float
+    tasks_per_second: float
+    backlog: int
+    replicas: int
+
+
+class PoolHistory:
+    """Points per environment name, oldest first, over the last ``span`` seconds."""
+
+    def __init__(self, *, interval: float = SAMPLE_SECONDS, span: float = SPAN_SECONDS) -> None:
+        if interval <= 0 or span < interval:
+            raise ValueError(f"need 0 < interval <= span, got {interval} and {span}")
+        self.interval = interval
+        self._size = int(span / interval) + 1
+        self._points: dict[str, deque[Point]] = {}
+        # The last sample of each pool key: (time, tasks ended).
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def record(self, now: float, counters: Iterable[PoolCounters]) -> None:
+        """Add one point per environment (pools of one name, several versions, add up)."""
+        by_name: dict[str, list[float]] = {}
+        seen: set[str] = set()
+        for pool in counters:
+            seen.add(pool.key)
+            ended = pool.completed + pool.failed
+            last = self._last.get(pool.key)
+            self._last[pool.key] = (now, ended)
+            rate = 0.0
+            if last is not None and now > last[0]:
+                rate = max(0, ended - last[1]) / (now - last[0])
+            total = by_name.setdefault(pool.name, [0.0, 0, 0])
+            total[0] += rate
+            total[1] += pool.backlog
+            total[2] += pool.replicas
+        for key in set(self._last) - seen:
+            del self._last[key]
+        for name, (rate, backlog, replicas) in by_name.items():
+            points = self._points.get(name)
+            if points is None:
+                points = self._points[name] = deque(maxlen=self._size)
+            points.append(Point(now, round(rate, 3), int(backlog), int(replicas)))
+        # An environment gone from the controller keeps its hour, then is forgotten.
+        for name in list(self._points):
+            points = self._points[name]
+            if name not in by_name and points and now - points[-1].at > self._size * self.interval:
+                del self._points[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._points)
+
+    def points(self, name: str) -> tuple[Point, ...]:
+        return tuple(self._points.get(name, ()))
