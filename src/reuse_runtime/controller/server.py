@@ -11,10 +11,11 @@ background thread; both are this class. Example::
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -32,6 +33,9 @@ from reuse_runtime.security import Security
 from reuse_runtime.store import SqliteRunStore, StoreSettings
 from reuse_runtime.wire import run_service, services
 from reuse_runtime.wire.runs import RUNS_SERVICE
+
+if TYPE_CHECKING:
+    from reuse_runtime.ui import WebUI
 
 log = structlog.get_logger("reuse_runtime.controller")
 
@@ -78,6 +82,8 @@ class ControllerConfig:
     shared_store: bool = False
     # Where a web UI serves run pages ("http://HOST:PORT"): Run.url is BASE/runs/NAME.
     ui_url: str = ""
+    # Serve the web UI on this port, at the bind address (0 picks a port); None: no UI.
+    ui_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
@@ -93,6 +99,8 @@ class ControllerConfig:
             )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
+        if self.ui_port is not None and not 0 <= self.ui_port <= 65535:
+            raise ValueError(f"web UI port must be in 0..65535, got {self.ui_port}")
         self.security.check_bind(self.host)
 
     def deadline(self) -> float:
@@ -126,6 +134,7 @@ class ControllerServer:
         self._shutdown = asyncio.Event()
         self._closed: asyncio.Future[None] | None = None
         self._metrics_server: MetricsServer | None = None
+        self._ui: WebUI | None = None
 
     @property
     def service(self) -> ControllerService:
@@ -139,6 +148,15 @@ class ControllerServer:
         if self._book is None:
             raise RuntimeError("the controller is not started")
         return self._book
+
+    @property
+    def ui_url(self) -> str:
+        """Where the web UI is served (``http://HOST:PORT``); empty when it is off."""
+        return self._ui.url if self._ui is not None else ""
+
+    @property
+    def ui(self) -> WebUI | None:
+        return self._ui
 
     @property
     def metrics_url(self) -> str:
@@ -194,12 +212,29 @@ class ControllerServer:
         self.port = self._port = port
         await services.set_serving(self._health, True, services.CONTROLLER_SERVICE, RUNS_SERVICE)
         self._tasks.spawn(self._autoscale(), "autoscaler")
+        if config.ui_port is not None:
+            await self._start_ui(config.ui_port)
         log.info(
             "controller started",
             address=self.address,
             backend=self._backend.name,
             metrics=self.metrics_url,
+            ui=self.ui_url,
         )
+
+    async def _start_ui(self, port: int) -> None:
+        """The web UI, in this loop, at the bind address, behind the controller's token
+        (a controller of mTLS alone makes the UI one: its login link is the way in)."""
+        from reuse_runtime.controller.ui_state import web_ui
+        from reuse_runtime.store import SqliteRunReader, StoreSettings
+
+        reader = SqliteRunReader(StoreSettings.from_env().path)
+        token = self.security.token or secrets.token_urlsafe(32)
+        ui = web_ui(
+            self.service, reader, self.security, token=token, host=self.config.host, port=port
+        )
+        await ui.start()
+        self._ui = ui
 
     @property
     def local_address(self) -> str:
@@ -247,6 +282,8 @@ class ControllerServer:
                 #    clients' streams end once they have it all.
                 await self._service.close()
                 await self._backend.close()
+            if self._ui is not None:
+                await self._ui.close()
             if self._book is not None:
                 # 3. What goes on to the next controller is said, the last records written.
                 await self._book.close()

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from reuse_runtime.store.phases import ActionPhase
 from reuse_runtime.ui import views
-from reuse_runtime.ui.app import REPORT_POLICY, context, session_of
+from reuse_runtime.ui.context import REPORT_POLICY, context, session_of
 from reuse_runtime.ui.pages import run_filter
 
 

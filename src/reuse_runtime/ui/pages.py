@@ -12,8 +12,8 @@ from aiohttp import web
 from reuse_runtime.store.phases import ActionPhase
 from reuse_runtime.store.views import RunFilter
 from reuse_runtime.ui import views
-from reuse_runtime.ui.app import context, own_origin, session_of
 from reuse_runtime.ui.auth import COOKIE, SESSION_SECONDS, safe_next
+from reuse_runtime.ui.context import context, own_origin, session_of
 
 
 def _html(text: str, status: int = 200) -> web.Response:

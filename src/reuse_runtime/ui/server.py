@@ -30,8 +30,9 @@ from aiohttp import web
 
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.store.interface import RunReader
-from reuse_runtime.ui.app import UiContext, build_app, templates
+from reuse_runtime.ui.app import build_app
 from reuse_runtime.ui.auth import Sessions
+from reuse_runtime.ui.context import UiContext, templates
 from reuse_runtime.ui.history import SAMPLE_SECONDS, PoolHistory
 from reuse_runtime.ui.live import Abort, LiveState
 

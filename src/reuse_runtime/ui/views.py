@@ -18,7 +18,7 @@ from reuse_runtime.store.phases import ActionPhase
 from reuse_runtime.store.records import Attempt, Trace
 from reuse_runtime.store.views import ActionReport, LogEntry, Page, RunFilter, RunInfo
 from reuse_runtime.ui import tree
-from reuse_runtime.ui.app import UiContext
+from reuse_runtime.ui.context import UiContext
 from reuse_runtime.ui.live import RunningPage
 
 #: Runs in one page of the list.
