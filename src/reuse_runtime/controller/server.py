@@ -11,6 +11,7 @@ background thread; both are this class. Example::
 from __future__ import annotations
 
 import asyncio
+import errno
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from reuse_runtime.controller.metrics import ControllerMetrics
 from reuse_runtime.controller.run_service import RunService
 from reuse_runtime.controller.runs import RunBook
 from reuse_runtime.controller.service import ControllerService
+from reuse_runtime.errors import ReuseRuntimeError
 from reuse_runtime.metrics import MetricsServer
 from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
@@ -84,6 +86,11 @@ class ControllerConfig:
     ui_url: str = ""
     # Serve the web UI on this port, at the bind address (0 picks a port); None: no UI.
     ui_port: int | None = None
+    # When ui_port is taken, serve the UI on a free port instead of failing (a default
+    # port: a second controller on this machine still gets a UI).
+    ui_port_fallback: bool = False
+    # Where the UI binds; None: where the gRPC server binds.
+    ui_host: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
@@ -135,6 +142,8 @@ class ControllerServer:
         self._closed: asyncio.Future[None] | None = None
         self._metrics_server: MetricsServer | None = None
         self._ui: WebUI | None = None
+        self._ui_starting: asyncio.Task[None] | None = None
+        self._ui_error: Exception | None = None
 
     @property
     def service(self) -> ControllerService:
@@ -213,16 +222,33 @@ class ControllerServer:
         await services.set_serving(self._health, True, services.CONTROLLER_SERVICE, RUNS_SERVICE)
         self._tasks.spawn(self._autoscale(), "autoscaler")
         if config.ui_port is not None:
-            await self._start_ui(config.ui_port)
+            # In the background: importing the UI takes a few hundred ms that the first run
+            # of an embedded controller need not wait for (see ui_ready).
+            self._ui_starting = self._tasks.spawn(self._start_ui(config.ui_port), "web ui")
         log.info(
             "controller started",
             address=self.address,
             backend=self._backend.name,
             metrics=self.metrics_url,
-            ui=self.ui_url,
         )
 
+    async def ui_ready(self) -> str:
+        """Wait until the web UI serves; its URL ("" when it is off). Raises what kept it
+        from starting (its port taken)."""
+        if self._ui_starting is not None:
+            await asyncio.shield(self._ui_starting)
+        if self._ui_error is not None:
+            raise self._ui_error
+        return self.ui_url
+
     async def _start_ui(self, port: int) -> None:
+        try:
+            await self._serve_ui(port)
+        except Exception as exc:
+            self._ui_error = exc
+            log.error("the web UI did not start", error=str(exc))
+
+    async def _serve_ui(self, port: int) -> None:
         """The web UI, in this loop, at the bind address, behind the controller's token
         (a controller of mTLS alone makes the UI one: its login link is the way in)."""
         from reuse_runtime.controller.ui_state import web_ui
@@ -230,11 +256,23 @@ class ControllerServer:
 
         reader = SqliteRunReader(StoreSettings.from_env().path)
         token = self.security.token or secrets.token_urlsafe(32)
-        ui = web_ui(
-            self.service, reader, self.security, token=token, host=self.config.host, port=port
-        )
-        await ui.start()
+        host = self.config.ui_host or self.config.host
+        ui = web_ui(self.service, reader, self.security, token=token, host=host, port=port)
+        try:
+            await ui.start()
+        except OSError as exc:
+            if not (self.config.ui_port_fallback and exc.errno == errno.EADDRINUSE and port):
+                await ui.close()
+                raise ReuseRuntimeError(
+                    f"the web UI cannot listen on {host}:{port}: {exc.strerror}; "
+                    f"choose another port with --ui-port, or turn it off with --no-ui"
+                ) from None
+            await ui.close()
+            log.warning("web ui port in use; serving it on a free port", port=port)
+            ui = web_ui(self.service, reader, self.security, token=token, host=host, port=0)
+            await ui.start()
         self._ui = ui
+        log.info("web ui serving", url=ui.url)
 
     @property
     def local_address(self) -> str:

@@ -15,10 +15,9 @@ vendored htmx and Chart.js (with their licences) are package data.
 """
 
 from reuse_runtime.ui.live import Abort, LiveState, PoolCounters, RunningAction, RunningPage
-from reuse_runtime.ui.server import DEFAULT_UI_PORT, WebUI
+from reuse_runtime.ui.server import WebUI
 
 __all__ = [
-    "DEFAULT_UI_PORT",
     "Abort",
     "LiveState",
     "PoolCounters",

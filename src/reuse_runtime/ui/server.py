@@ -38,8 +38,6 @@ from reuse_runtime.ui.live import Abort, LiveState
 
 log = structlog.get_logger("reuse_runtime.ui")
 
-#: Where a standalone controller serves its UI unless told otherwise.
-DEFAULT_UI_PORT = 50080
 #: Reader threads: store reads and rendering, off the event loop.
 READERS = 2
 #: Seconds open connections get to finish when the UI closes.
