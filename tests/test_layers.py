@@ -59,7 +59,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # The controller: pools, routing, scaling, retries, replay, its server.
     ("reuse_runtime.controller",),
     # The user-facing API: TaskEnvironment, run(), Run.
-    ("reuse_runtime.sdk", "reuse_runtime.io", "reuse_runtime.remote", "reuse_runtime.models"),
+    (
+        "reuse_runtime.sdk",
+        "reuse_runtime.io",
+        "reuse_runtime.remote",
+        "reuse_runtime.models",
+        "reuse_runtime.report",
+    ),
     # Entry points: the package itself, the CLI, the test harness, the manifests.
     (
         "reuse_runtime.manifests",

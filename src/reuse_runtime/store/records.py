@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from reuse_runtime import model
 from reuse_runtime.runinfo import ActionPhase, Attempt, ClientInfo, ErrorInfo, Trace
 
 #: Pickled bytes, as the controller holds them (a view of a message's bytes is fine).
@@ -70,8 +71,8 @@ class ActionRecord(NamedTuple):
 
 #: The stream of a :class:`LogRecord` that carries an action's ``flyte.report`` (its whole
 #: HTML, as last flushed) instead of a line: the store keeps the latest one per action,
-#: apart from its log (``store.action_report``).
-REPORT_STREAM = "report"
+#: apart from its log (``store.action_report``). The same as a replica's ``LogLine``'s.
+REPORT_STREAM = model.REPORT_STREAM
 
 
 class LogRecord(NamedTuple):
