@@ -48,7 +48,6 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                 {"error": "log in first: POST the token to /login"}, status=401
             )
         raise web.HTTPSeeOther(f"/login?{format.query(next=request.path_qs)}")
-    request["session"] = nonce
     if request.method not in ("GET", "HEAD"):
         await _check_post(request, ctx, nonce)
     return await handler(request)
@@ -74,9 +73,15 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
+        _secure(request, exc)
+        raise
     except StoreError as exc:
         response = web.Response(status=503, text=f"the runs store cannot be read: {exc}")
+    _secure(request, response)
+    return response
+
+
+def _secure(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -84,7 +89,6 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers["Referrer-Policy"] = "same-origin"
     if not request.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def build_app(ctx: UiContext) -> web.Application:

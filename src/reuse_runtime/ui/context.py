@@ -19,7 +19,7 @@ from aiohttp import web
 
 from reuse_runtime.store.interface import RunReader
 from reuse_runtime.ui import format
-from reuse_runtime.ui.auth import Sessions
+from reuse_runtime.ui.auth import COOKIE, Sessions
 from reuse_runtime.ui.history import PoolHistory
 from reuse_runtime.ui.live import Abort, LiveState
 
@@ -71,8 +71,8 @@ def context(request: web.Request) -> UiContext:
 
 
 def session_of(request: web.Request) -> str:
-    """The nonce of the request's session (the guard let it through)."""
-    return str(request["session"])
+    """The nonce of the request's session (the guard let it through: it has one)."""
+    return context(request).sessions.verify(request.cookies.get(COOKIE)) or ""
 
 
 def templates() -> jinja2.Environment:

@@ -65,7 +65,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 def _logged_in(request: web.Request, target: str) -> web.StreamResponse:
     ctx = context(request)
-    response = web.HTTPSeeOther(target)
+    response = web.Response(status=303, headers={"Location": target})
     response.set_cookie(
         COOKIE,
         ctx.sessions.issue(),
@@ -79,7 +79,7 @@ def _logged_in(request: web.Request, target: str) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    response = web.HTTPSeeOther("/login")
+    response = web.Response(status=303, headers={"Location": "/login"})
     response.del_cookie(COOKIE, path="/")
     return response
 
