@@ -1,0 +1,64 @@
+"""The web UI a real controller serves: its replicas and pool events, and the abort."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reuse_runtime.controller.server import ControllerConfig
+from reuse_runtime.model import TaskState
+from reuse_runtime.store import RunSubmitted, SqliteRunStore, StoreSettings
+from tests.controller import tasks
+from tests.helpers import running_controller, submit, until_in_flight
+from tests.ui.conftest import csrf_of, session
+
+
+async def _login(ui_url: str, token: str) -> Any:
+    browser = session()
+    response = await browser.post(f"{ui_url}/login", data={"token": token}, allow_redirects=False)
+    assert response.status == 303
+    return browser
+
+
+async def test_the_environments_page_shows_replicas_with_their_backend_and_events() -> None:
+    async with running_controller(ui_port=0) as (server, client):
+        url = await server.ui_ready()  # type: ignore[attr-defined]
+        assert url.startswith("http://127.0.0.1:")
+        assert (await (await submit(client, tasks.slow, 0.0))).ok  # type: ignore[attr-defined]
+        async with await _login(url, server.security.token) as browser:  # type: ignore[attr-defined]
+            panel = await (await browser.get(f"{url}/api/environments/panel")).text()
+            (replica,) = server.service.pools[next(iter(server.service.pools))].replicas.values()  # type: ignore[attr-defined]
+            assert ">single <span" in panel and replica.replica_id in panel
+            assert f"pid {replica.handle.process.pid}" in panel  # the local backend's where
+            assert ">started</span>" in panel and ">ready</span>" in panel
+            page = await (await browser.get(f"{url}/environments")).text()
+            assert 'data-environment="single"' in page and "tasks/s, queue length, replicas" in page
+
+
+async def test_the_abort_cancels_the_runs_tasks_at_the_controller(tmp_path: Path) -> None:
+    async with running_controller(ui_port=0) as (server, client):
+        url = await server.ui_ready()  # type: ignore[attr-defined]
+        # The run as the controller's store has it (tests/helpers.submit names it test-run).
+        with SqliteRunStore.open(StoreSettings.from_env(shared=True)) as store:
+            store.run_submitted(RunSubmitted("test-run", "slow", "single", "r", time.time()))
+            assert store.flush(30)
+        running = await submit(client, tasks.slow, 60.0)
+        await until_in_flight(client)
+        async with await _login(url, server.security.token) as browser:  # type: ignore[attr-defined]
+            page = await (await browser.get(f"{url}/runs/test-run")).text()
+            assert 'id="abort"' in page
+            token = await csrf_of(browser, f"{url}/runs/test-run")
+            response = await browser.post(
+                f"{url}/api/runs/test-run/abort", data={"csrf": token}, allow_redirects=False
+            )
+            assert response.status == 303
+        result = await running  # type: ignore[misc]
+        assert result.state is TaskState.CANCELLED
+
+
+def test_a_ui_port_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"web UI port must be in 0\.\.65535"):
+        ControllerConfig(ui_port=70000)
