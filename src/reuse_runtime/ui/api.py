@@ -181,16 +181,13 @@ async def environments_panel(request: web.Request) -> web.StreamResponse:
 
 
 async def history(request: web.Request) -> web.StreamResponse:
+    """Each environment's points of the last hour, and one for now (not kept)."""
     ctx = context(request)
-    return web.json_response(
-        {
-            "interval": ctx.history.interval,
-            "environments": {
-                name: [
-                    [p.at, p.tasks_per_second, p.backlog, p.replicas]
-                    for p in ctx.history.points(name)
-                ]
-                for name in ctx.history.names()
-            },
-        }
-    )
+    now = ctx.history.peek(ctx.clock(), ctx.live.counters()) if ctx.live is not None else {}
+    found: dict[str, list[list[float]]] = {}
+    for name in sorted(set(ctx.history.names()) | set(now)):
+        points = list(ctx.history.points(name))
+        if name in now:
+            points.append(now[name])
+        found[name] = [[p.at, p.tasks_per_second, p.backlog, p.replicas] for p in points]
+    return web.json_response({"interval": ctx.history.interval, "environments": found})

@@ -43,13 +43,26 @@ class PoolHistory:
 
     def record(self, now: float, counters: Iterable[PoolCounters]) -> None:
         """Add one point per environment (pools of one name, several versions, add up)."""
+        pools = list(counters)
+        by_name = self.peek(now, pools)
+        self._last = {pool.key: (now, pool.completed + pool.failed) for pool in pools}
+        for name, point in by_name.items():
+            points = self._points.get(name)
+            if points is None:
+                points = self._points[name] = deque(maxlen=self._size)
+            points.append(point)
+        # An environment gone from the controller keeps its hour, then is forgotten.
+        for name in list(self._points):
+            points = self._points[name]
+            if name not in by_name and points and now - points[-1].at > self._size * self.interval:
+                del self._points[name]
+
+    def peek(self, now: float, counters: Iterable[PoolCounters]) -> dict[str, Point]:
+        """The point each environment would get now, by name, without recording it."""
         by_name: dict[str, list[float]] = {}
-        seen: set[str] = set()
         for pool in counters:
-            seen.add(pool.key)
             ended = pool.completed + pool.failed
             last = self._last.get(pool.key)
-            self._last[pool.key] = (now, ended)
             rate = 0.0
             if last is not None and now > last[0]:
                 rate = max(0, ended - last[1]) / (now - last[0])
@@ -57,18 +70,10 @@ class PoolHistory:
             total[0] += rate
             total[1] += pool.backlog
             total[2] += pool.replicas
-        for key in set(self._last) - seen:
-            del self._last[key]
-        for name, (rate, backlog, replicas) in by_name.items():
-            points = self._points.get(name)
-            if points is None:
-                points = self._points[name] = deque(maxlen=self._size)
-            points.append(Point(now, round(rate, 3), int(backlog), int(replicas)))
-        # An environment gone from the controller keeps its hour, then is forgotten.
-        for name in list(self._points):
-            points = self._points[name]
-            if name not in by_name and points and now - points[-1].at > self._size * self.interval:
-                del self._points[name]
+        return {
+            name: Point(now, round(rate, 3), int(backlog), int(replicas))
+            for name, (rate, backlog, replicas) in by_name.items()
+        }
 
     def names(self) -> list[str]:
         return sorted(self._points)

@@ -149,7 +149,7 @@
         { label: "queue length", yAxisID: "queue", borderColor: "#e09b2d", data: points.map(function (p) { return { x: at(p), y: p[2] }; }) },
         { label: "replicas", yAxisID: "replicas", borderColor: "#27ae60", stepped: true, data: points.map(function (p) { return { x: at(p), y: p[3] }; }) },
       ];
-      series.forEach(function (s) { s.pointRadius = 0; s.borderWidth = 2; s.backgroundColor = s.borderColor; });
+      series.forEach(function (s) { s.pointRadius = 2; s.borderWidth = 2; s.backgroundColor = s.borderColor; });
       if (chart) {
         chart.data.datasets = series;
         chart.update("none");
