@@ -150,8 +150,12 @@
         { label: "replicas", yAxisID: "replicas", borderColor: "#27ae60", stepped: true, data: points.map(function (p) { return { x: at(p), y: p[3] }; }) },
       ];
       series.forEach(function (s) { s.pointRadius = 2; s.borderWidth = 2; s.backgroundColor = s.borderColor; });
+      // The span there is, from a minute up to the hour.
+      const earliest = points.length ? at(points[0]) : -1;
+      const span = Math.max(-60, Math.min(-1, Math.floor(earliest)));
       if (chart) {
         chart.data.datasets = series;
+        chart.options.scales.x.min = span;
         chart.update("none");
         return;
       }
@@ -162,8 +166,8 @@
           animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
           interaction: { mode: "nearest", axis: "x", intersect: false },
           scales: {
-            x: { type: "linear", min: -60, max: 0, title: { display: true, text: "minutes ago" },
-                 ticks: { callback: function (v) { return v === 0 ? "now" : Math.round(-v) + " min"; } } },
+            x: { type: "linear", min: span, max: 0, title: { display: true, text: "minutes ago" },
+                 ticks: { callback: function (v) { return v === 0 ? "now" : (Math.round(-v * 10) / 10) + " min"; } } },
             rate: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: "tasks/s" } },
             queue: { type: "linear", position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "queue" } },
             replicas: { type: "linear", position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, ticks: { precision: 0 }, title: { display: true, text: "replicas" } },
