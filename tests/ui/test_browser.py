@@ -11,11 +11,18 @@ import time
 import pytest
 from playwright.async_api import expect
 
-from reuse_runtime.store import SqliteRunStore
+from reuse_runtime.store import (
+    ActionPhase,
+    LogRecord,
+    RunEnded,
+    RunProgress,
+    RunSubmitted,
+    SqliteRunStore,
+)
 from reuse_runtime.ui import WebUI
 from tests.ui.browser import VIEWPORT, chromium, logged_in, shoot
 from tests.ui.conftest import TOKEN
-from tests.ui.support import XSS, record_hostile, record_three_levels, record_wide
+from tests.ui.support import XSS, action, record_hostile, record_three_levels, record_wide
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -121,3 +128,40 @@ async def test_a_run_of_100000_actions_opens_in_under_two_seconds(
         # The next page comes on demand.
         await page.locator("#tree .more-button").first.click()
         await expect(page.locator("#tree a.name", has_text="child")).to_have_count(100)
+
+
+async def test_a_running_run_updates_its_page_without_a_reload(
+    store: SqliteRunStore, ui: WebUI
+) -> None:
+    """The page polls while the run runs: new children, new counts, a new log line."""
+    now = time.time()
+    store.run_submitted(RunSubmitted("growing", "fan_out", "env", "root", created=now - 5))
+    store.run_progress(RunProgress("growing", ActionPhase.RUNNING, now - 4))
+    store.log_line(LogRecord("growing", "root", "stdout", "the first line", now - 3))
+    for i in range(5):
+        store.action_ended(action("growing", f"c{i}", "root", "child", at=now - 2 + i * 0.01))
+    assert store.flush(30)
+    async with chromium() as browser:
+        page = await logged_in(browser, ui.url, TOKEN, "/runs/growing")
+        navigations: list[str] = []
+        page.on("framenavigated", lambda frame: navigations.append(frame.url))
+        tree = page.locator("#tree")
+        await expect(tree.locator("a.name", has_text="child")).to_have_count(5)
+        await tree.locator("a.name", has_text="fan_out").click()
+        log = page.locator("#action-panel #log")
+        await expect(log).to_contain_text("the first line")
+        for i in range(5, 10):
+            store.action_ended(action("growing", f"c{i}", "root", "child", at=time.time()))
+        store.log_line(LogRecord("growing", "root", "stdout", "the second line", time.time()))
+        assert store.flush(30)
+        await expect(log).to_contain_text("the second line", timeout=20_000)
+        await expect(tree.locator("a.name", has_text="child")).to_have_count(10, timeout=20_000)
+        await expect(page.locator(".run-header .counts")).to_contain_text(
+            "10 succeeded", timeout=20_000
+        )
+        store.run_ended(RunEnded("growing", ActionPhase.SUCCEEDED, time.time()))
+        assert store.flush(30)
+        await expect(page.locator(".run-header .phase").first).to_have_text(
+            "succeeded", timeout=20_000
+        )
+        assert navigations == []

@@ -2,13 +2,14 @@
 
 Every call reads the service's own structures on the controller's loop, and only
 when a browser asks (the history sampler aside: a few counters per environment
-every ten seconds). Nothing here is on a task's path.
+every ten seconds). Nothing here is on a task's path, and nothing walks a run's
+tasks: what is running is read from the replicas (at most their slots), a parent's
+waiting children are counted by the size of its set.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
 
 from reuse_runtime.controller.records import TaskRecord
 from reuse_runtime.controller.service import ControllerService
@@ -50,35 +51,31 @@ class ControllerLiveState:
     def running(
         self, run: str, *, parent: str | None = None, group: str | None = None, limit: int = 50
     ) -> RunningPage:
-        tasks = self._service.tasks
-        candidates: Iterable[TaskRecord]
+        service = self._service
+        on_replicas: list[TaskRecord] = []
+        # The tasks on replicas, not the run's: a fan-out of 100,000 children waiting
+        # for a slot costs nothing here. A parent waiting for its children is on its
+        # replica too (suspended).
+        for pool in service.pools.values():
+            for replica in pool.replicas.values():
+                for record in replica.running.values():
+                    spec = record.spec
+                    if spec.run_id == run and (parent is None or spec.parent_task_id == parent):
+                        on_replicas.append(record)
         counted: dict[tuple[str, ActionPhase], int] = {}
-        if parent is None:
-            candidates = [r for r in tasks.values() if r.spec.run_id == run]
-        elif not parent:
-            candidates = [
-                r for r in tasks.values() if r.spec.run_id == run and not r.spec.parent_task_id
-            ]
-        else:
-            holder = tasks.get(parent)
-            kids = holder.kids if holder is not None and holder.spec.run_id == run else None
-            candidates = list(kids) if kids else []
-            for record in candidates:
-                key = (record.spec.group, _phase(record))
-                counted[key] = counted.get(key, 0) + 1
+        for record in on_replicas:
+            key = (record.spec.group, ActionPhase.RUNNING)
+            counted[key] = counted.get(key, 0) + 1
+        waiting = 0
+        if parent:
+            holder = service.tasks.get(parent)
+            if holder is not None and holder.kids and holder.spec.run_id == run:
+                waiting = max(0, len(holder.kids) - len(on_replicas))
         if group is not None:
-            candidates = [r for r in candidates if r.spec.group == group]
-        running: list[RunningAction] = []
-        waiting: list[RunningAction] = []
-        total = 0
-        for record in candidates:
-            total += 1
-            chosen = running if record.replica is not None else waiting
-            if len(chosen) < limit:
-                chosen.append(_action(self._service, record))
-        shown = (running + waiting)[:limit]
+            on_replicas = [r for r in on_replicas if r.spec.group == group]
+        shown = tuple(_action(service, record) for record in on_replicas[:limit])
         groups = tuple((name, phase, n) for (name, phase), n in sorted(counted.items()))
-        return RunningPage(tuple(shown), total, groups)
+        return RunningPage(shown, len(on_replicas), groups, waiting)
 
     def action(self, run: str, action_id: str) -> RunningAction | None:
         record = self._service.tasks.get(action_id)

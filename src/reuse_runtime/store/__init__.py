@@ -46,6 +46,7 @@ from reuse_runtime.store.sqlite import SqliteRunStore
 from reuse_runtime.store.views import (
     ActionInfo,
     ActionReport,
+    ChildCounts,
     GroupSummary,
     LogEntry,
     Page,
@@ -63,6 +64,7 @@ __all__ = [
     "ActionRecord",
     "ActionReport",
     "Attempt",
+    "ChildCounts",
     "ClientInfo",
     "ErrorInfo",
     "GroupSummary",

@@ -29,6 +29,7 @@ from reuse_runtime.store.records import (
 from reuse_runtime.store.views import (
     ActionInfo,
     ActionReport,
+    ChildCounts,
     GroupSummary,
     LogEntry,
     Page,
@@ -104,6 +105,10 @@ class RunReader(Protocol):
     def action_output(self, run: str, action_id: str) -> bytes | None: ...
 
     def groups(self, run: str, parent: str) -> tuple[GroupSummary, ...]: ...
+
+    def child_counts(self, run: str, parent: str, *, since: int = 0) -> ChildCounts:
+        """The finished children of ``parent`` that ended after the mark ``since``, by
+        ``(group, phase)``, with the next mark (a page following a run counts on)."""
 
     def action_logs(
         self, run: str, action_id: str, *, after: int = 0, limit: int = 1000

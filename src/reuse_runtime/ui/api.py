@@ -92,11 +92,20 @@ async def children(request: web.Request) -> web.StreamResponse:
         if phase not in {p.value for p in ActionPhase}:
             raise web.HTTPBadRequest(text=f"{phase!r} is not a phase")
     cursor = request.query.get("cursor") or None
+    part = request.query.get("part", "")
+    if part not in ("", "live", "finished"):
+        raise web.HTTPBadRequest(text=f"part must be live or finished, got {part!r}")
+    if cursor is not None:
+        part = "finished"
     info = await ctx.off_loop(ctx.reader.get_run, run)
     if info is None:
         raise _missing("such run")
-    found = await views.children(ctx, info, parent, group=group, phases=phases, cursor=cursor)
-    template = "_more.html" if cursor is not None else "_children.html"
+    found = await views.children(
+        ctx, info, parent, group=group, phases=phases, cursor=cursor, part=part
+    )
+    template = (
+        "_more.html" if cursor is not None else f"_{part}_part.html" if part else "_children.html"
+    )
     return _html(await ctx.off_loop(ctx.render, template, run=info, kids=found,
                                     live=not info.done))  # fmt: skip
 

@@ -9,7 +9,7 @@ import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from reuse_runtime.ui import format
 from reuse_runtime.ui.auth import COOKIE, Sessions
 from reuse_runtime.ui.history import PoolHistory
 from reuse_runtime.ui.live import Abort, LiveState
+from reuse_runtime.ui.tree import CountsCache
 
 T = TypeVar("T")
 
@@ -50,6 +51,7 @@ class UiContext:
     abort: Abort | None = None
     secure: bool = False
     clock: Callable[[], float] = time.time
+    counts: CountsCache = field(default_factory=CountsCache)
 
     async def off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` in a reader thread (store reads, rendering)."""

@@ -45,15 +45,17 @@ class RunningAction:
 
 @dataclass(frozen=True, slots=True)
 class RunningPage:
-    """Some of the held actions asked for, and how many there are in all.
+    """Some of the actions asked for that run on replicas now, and how many there are.
 
-    With a parent asked for, ``groups`` counts every child it has at the controller
-    per ``(group, phase)``, whatever group was asked for: what the tree folds.
+    ``groups`` counts those on replicas per ``(group, phase)``, whatever group was
+    asked for (what the tree folds); ``waiting``, with a parent asked for, how many of
+    its children wait for a replica (queued, or backing off before a retry).
     """
 
     actions: tuple[RunningAction, ...] = ()
     total: int = 0
     groups: tuple[tuple[str, ActionPhase, int], ...] = ()
+    waiting: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +91,10 @@ class LiveState(Protocol):
     def running(
         self, run: str, *, parent: str | None = None, group: str | None = None, limit: int = 50
     ) -> RunningPage:
-        """Up to ``limit`` of ``run``'s actions the controller holds, running ones first:
-        with ``parent``, only its children ("" for the run's root itself); with ``group``
-        too, only those in that group ("" for those in none)."""
+        """Up to ``limit`` of ``run``'s actions on replicas now: with ``parent``, only its
+        children ("" for the run's root itself); with ``group`` too, only those in that
+        group ("" for those in none). Its cost is that of the tasks on replicas, not of
+        the run's size: a fan-out of 100,000 waiting children is not walked."""
         ...
 
     def action(self, run: str, action_id: str) -> RunningAction | None:

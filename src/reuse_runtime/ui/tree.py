@@ -14,8 +14,11 @@ blocking (store reads): the UI runs them in its reader threads.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reuse_runtime.store.interface import RunReader
 from reuse_runtime.store.phases import ActionPhase
@@ -25,6 +28,8 @@ from reuse_runtime.ui.preview import preview
 
 #: Rows in one page of a list.
 PAGE = 50
+#: Running children shown at most (the rest are counted).
+RUNNING = 20
 #: Outputs up to this size are previewed on their row (larger: on the action's page).
 ROW_PREVIEW_BYTES = 4096
 #: The phases in the order their counts show.
@@ -86,24 +91,77 @@ class GroupRow:
 
 
 @dataclass(frozen=True, slots=True)
+class LivePart:
+    """What changes while a parent runs: its groups' counts, its children on replicas,
+    how many wait for one. A page polls it."""
+
+    groups: tuple[GroupRow, ...] = ()
+    running: tuple[ActionRow, ...] = ()
+    #: Children (members) on replicas, shown or not, and those waiting for one.
+    running_total: int = 0
+    waiting: int = 0
+    #: Filters a group's members may be shown by: (phase, count).
+    filters: tuple[tuple[ActionPhase, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedPart:
+    """A page of the finished children (members), in the order they ended."""
+
+    rows: tuple[ActionRow, ...] = ()
+    cursor: str | None = None
+
+    @property
+    def full(self) -> bool:
+        """A whole page: it no longer changes (what ends later goes on later pages)."""
+        return len(self.rows) >= PAGE
+
+
+@dataclass(frozen=True, slots=True)
 class Children:
-    """One page of a parent's children (or of one group's members)."""
+    """A parent's children (or one group's members): the live part and a finished page."""
 
     parent: str
     group: str | None
-    groups: tuple[GroupRow, ...] = ()
-    running: tuple[ActionRow, ...] = ()
-    #: How many children (members) the controller holds, shown or not.
-    running_total: int = 0
-    finished: tuple[ActionRow, ...] = ()
-    cursor: str | None = None
+    live: LivePart
+    finished: FinishedPart
     phases: tuple[str, ...] = ()
-    #: Filters a group's members may be shown by: (phase, count).
-    filters: tuple[tuple[ActionPhase, int], ...] = field(default=())
 
     @property
     def empty(self) -> bool:
-        return not (self.groups or self.running or self.finished)
+        live = self.live
+        return not (live.groups or live.running or live.waiting or self.finished.rows)
+
+
+class CountsCache:
+    """Each parent's finished children counted by ``(group, phase)``, kept between a page's
+    polls and read on from the store's mark: a poll reads what ended since the last one,
+    not every child of a fan-out. Shared by the reader threads."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._found: OrderedDict[tuple[str, str], tuple[int, dict[tuple[str, ActionPhase], int]]]
+        self._found = OrderedDict()
+        self._lock = threading.Lock()
+
+    def counts(
+        self, reader: RunReader, run: str, parent: str
+    ) -> dict[tuple[str, ActionPhase], int]:
+        key = (run, parent)
+        with self._lock:
+            mark, known = self._found.get(key, (0, {}))
+        found = reader.child_counts(run, parent, since=mark)
+        merged = dict(known)
+        for counted, n in found.counts.items():
+            merged[counted] = merged.get(counted, 0) + n
+        with self._lock:
+            kept = self._found.get(key)
+            if kept is None or kept[0] < found.mark:
+                self._found[key] = (found.mark, merged)
+            self._found.move_to_end(key)
+            while len(self._found) > self._size:
+                self._found.popitem(last=False)
+        return merged
 
 
 def finished_row(action: ActionInfo, output: bytes | None = None) -> ActionRow:
@@ -177,66 +235,80 @@ def root_row(run: RunInfo, found: ActionInfo | None, live: RunningPage) -> Actio
     )
 
 
+def live_part(
+    counted: Mapping[tuple[str, ActionPhase], int],
+    live: RunningPage,
+    *,
+    group: str | None = None,
+    phases: Sequence[str] = (),
+) -> LivePart:
+    """The live part of a parent's children (``group``: of that group's members), from its
+    finished children's counts and what the controller holds (``live``: its children on
+    replicas, in every group, and how many wait)."""
+    on_replicas: dict[str, dict[ActionPhase, int]] = {}
+    for name, phase, n in live.groups:
+        held = on_replicas.setdefault(name, {})
+        held[phase] = held.get(phase, 0) + n
+    wanted = {ActionPhase(p) for p in phases if p}
+    running = tuple(
+        running_row(a)
+        for a in live.actions
+        if (a.group == (group or "")) and (not wanted or a.phase in wanted)
+    )
+    if group is None:
+        by_group: dict[str, dict[ActionPhase, int]] = {}
+        for (name, phase), n in counted.items():
+            if name:
+                by_group.setdefault(name, {})[phase] = n
+        for name, held in on_replicas.items():
+            if name:
+                for phase, n in held.items():
+                    mine = by_group.setdefault(name, {})
+                    mine[phase] = mine.get(phase, 0) + n
+        groups = tuple(GroupRow(name, _ordered(c)) for name, c in sorted(by_group.items()))
+        return LivePart(groups, running, live.total, live.waiting)
+    counts = {phase: n for (name, phase), n in counted.items() if name == group}
+    for phase, n in on_replicas.get(group, {}).items():
+        counts[phase] = counts.get(phase, 0) + n
+    return LivePart((), running, len(running), 0, _ordered(counts))
+
+
+def finished_part(
+    reader: RunReader,
+    run: str,
+    parent: str,
+    *,
+    group: str | None = None,
+    phases: Sequence[str] = (),
+    cursor: str | None = None,
+) -> FinishedPart:
+    """A page of ``parent``'s finished children outside any group (``group``: its members)."""
+    page = reader.list_actions(
+        run, parent=parent, group=group or "", phases=[p for p in phases if p], limit=PAGE,
+        cursor=cursor,
+    )  # fmt: skip
+    return FinishedPart(tuple(_with_outputs(reader, run, page.items)), page.cursor)
+
+
 def children(
     reader: RunReader,
+    counts: CountsCache,
     run: str,
     parent: str,
     live: RunningPage,
     *,
     group: str | None = None,
     phases: Sequence[str] = (),
-    cursor: str | None = None,
 ) -> Children:
-    """A page of ``parent``'s children; with ``group``, of that group's members.
-
-    ``live`` is what the controller holds of the parent's children outside any group
-    (of the group's members, when one is given), with its counts per group. A page
-    past the first (``cursor``) has only finished rows.
-    """
-    listed = [p for p in phases if p]
-    page = reader.list_actions(
-        run, parent=parent, group=group or "", phases=listed, limit=PAGE, cursor=cursor
+    """``parent``'s children (``group``: that group's members): both parts, first page."""
+    finished = finished_part(reader, run, parent, group=group, phases=phases)
+    done = {row.action_id for row in finished.rows}
+    held = dataclasses.replace(
+        live, actions=tuple(a for a in live.actions if a.action_id not in done)
     )
-    finished = tuple(_with_outputs(reader, run, page.items))
-    done = {row.action_id for row in finished}
-    if cursor is not None:
-        return Children(parent, group, finished=finished, cursor=page.cursor, phases=tuple(listed))
-    held = [a for a in live.actions if a.action_id not in done]
-    groups: tuple[GroupRow, ...] = ()
-    filters: tuple[tuple[ActionPhase, int], ...] = ()
-    if group is None:
-        summaries = {g.group: dict(g.counts) for g in reader.groups(run, parent) if g.group}
-        for name, phase, n in live.groups:
-            if name:
-                counts = summaries.setdefault(name, {})
-                counts[phase] = counts.get(phase, 0) + n
-        groups = tuple(
-            GroupRow(name, _ordered(counts)) for name, counts in sorted(summaries.items())
-        )
-        held = [a for a in held if not a.group]
-    else:
-        counts = next((dict(g.counts) for g in reader.groups(run, parent) if g.group == group), {})
-        for name, phase, n in live.groups:
-            if name == group:
-                counts[phase] = counts.get(phase, 0) + n
-        filters = _ordered(counts)
-    wanted = {ActionPhase(p) for p in listed}
-    running = tuple(
-        running_row(a)
-        for a in sorted(held, key=lambda a: a.phase is not ActionPhase.RUNNING)
-        if not wanted or a.phase in wanted
-    )
-    return Children(
-        parent,
-        group,
-        groups=groups,
-        running=running,
-        running_total=live.total,
-        finished=finished,
-        cursor=page.cursor,
-        phases=tuple(listed),
-        filters=filters,
-    )
+    counted = counts.counts(reader, run, parent)
+    part = live_part(counted, held, group=group, phases=phases)
+    return Children(parent, group, part, finished, tuple(p for p in phases if p))
 
 
 def _with_outputs(reader: RunReader, run: str, actions: Sequence[ActionInfo]) -> list[ActionRow]:

@@ -103,27 +103,31 @@ async def root_tree(ctx: UiContext, run: RunInfo) -> RootTree:
     live_root = live_kids = RunningPage()
     if ctx.live is not None and not run.done:
         live_root = ctx.live.running(run.name, parent="", group="", limit=1)
-        live_kids = ctx.live.running(run.name, parent=run.root_action_id, group="", limit=tree.PAGE)
-    return await ctx.off_loop(_root_tree, ctx.reader, run, live_root, live_kids)
+        live_kids = ctx.live.running(run.name, parent=run.root_action_id, limit=tree.RUNNING)
+    return await ctx.off_loop(_root_tree, ctx, run, live_root, live_kids)
 
 
 def _root_tree(
-    reader: RunReader, run: RunInfo, live_root: RunningPage, live_kids: RunningPage
+    ctx: UiContext, run: RunInfo, live_root: RunningPage, live_kids: RunningPage
 ) -> RootTree:
     return RootTree(
-        _top(reader, run, live_root, None),
+        _top(ctx, run, live_root),
         run.root_action_id,
-        tree.children(reader, run.name, run.root_action_id, live_kids),
+        tree.children(ctx.reader, ctx.counts, run.name, run.root_action_id, live_kids),
         live=not run.done,
     )
 
 
-def _top(reader: RunReader, run: RunInfo, live: RunningPage, cursor: str | None) -> tree.Children:
-    """The tree's top: the run's root, as recorded, held, or else as submitted."""
-    top = tree.children(reader, run.name, "", live, cursor=cursor)
-    if top.empty and cursor is None:
-        return dataclasses.replace(top, running=(tree.root_row(run, None, RunningPage()),))
-    return top
+def _top(ctx: UiContext, run: RunInfo, live: RunningPage, part: str = "") -> tree.Children:
+    """The tree's top: the run's root, as recorded, on a replica, or else as submitted (in
+    the live part, until it is recorded)."""
+    top = _children(ctx, run.name, "", live, None, (), None, part)
+    if part == "finished" or top.live.running or top.finished.rows:
+        return top
+    if part == "live" and ctx.reader.get_action(run.name, run.root_action_id) is not None:
+        return top
+    root = tree.root_row(run, None, RunningPage())
+    return dataclasses.replace(top, live=tree.LivePart(running=(root,), running_total=1))
 
 
 async def children(
@@ -134,22 +138,37 @@ async def children(
     group: str | None,
     phases: tuple[str, ...],
     cursor: str | None,
+    part: str,
 ) -> tree.Children:
+    """A parent's children, or one part of them (``part``: "live" or "finished")."""
     held = RunningPage()
-    if ctx.live is not None and not run.done and cursor is None:
-        held = ctx.live.running(run.name, parent=parent, group=group or "", limit=tree.PAGE)
+    if ctx.live is not None and not run.done and part != "finished":
+        held = ctx.live.running(run.name, parent=parent, limit=tree.RUNNING)
     if not parent:
-        return await ctx.off_loop(_top, ctx.reader, run, held, cursor)
-    return await ctx.off_loop(
-        tree.children,
-        ctx.reader,
-        run.name,
-        parent,
-        held,
-        group=group,
-        phases=phases,
-        cursor=cursor,
-    )
+        return await ctx.off_loop(_top, ctx, run, held, part)
+    return await ctx.off_loop(_children, ctx, run.name, parent, held, group, phases, cursor, part)
+
+
+def _children(
+    ctx: UiContext,
+    run: str,
+    parent: str,
+    held: RunningPage,
+    group: str | None,
+    phases: tuple[str, ...],
+    cursor: str | None,
+    part: str,
+) -> tree.Children:
+    live = tree.LivePart()
+    finished = tree.FinishedPart()
+    if part != "finished":
+        counted = ctx.counts.counts(ctx.reader, run, parent)
+        live = tree.live_part(counted, held, group=group, phases=phases)
+    if part != "live":
+        finished = tree.finished_part(
+            ctx.reader, run, parent, group=group, phases=phases, cursor=cursor
+        )
+    return tree.Children(parent, group, live, finished, phases)
 
 
 # ------------------------------------------------------------------ an action

@@ -129,7 +129,7 @@
           },
         });
       }
-      if (data.live && timer === null) timer = setInterval(load, 5000);
+      if (data.live && timer === null) timer = setInterval(load, 10000);
       if (!data.live && timer !== null) { clearInterval(timer); timer = null; }
     }
     load();
