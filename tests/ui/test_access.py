@@ -139,3 +139,9 @@ async def test_every_answer_carries_the_security_headers(
         assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Cache-Control"] == "no-store"
+    # The scripts and styles travel under versioned names a browser keeps: no refetch.
+    page = await (await client.get(ui.url + "/runs")).text()
+    script = page.split('<script src="')[1].split('"')[0]
+    assert script.startswith("/static/vendor/htmx.min.js?v=")
+    cached = await client.get(ui.url + script)
+    assert cached.headers["Cache-Control"] == "public, max-age=31536000, immutable"

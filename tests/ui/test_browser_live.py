@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from reuse_runtime.store import ActionPhase, SqliteRunReader
+from reuse_runtime.store import ActionPhase
 from tests.controller import tasks as controller_tasks
 from tests.helpers import ROOT, running_controller, submit, subprocess_env
 from tests.ui.browser import chromium, logged_in, shoot
@@ -167,12 +167,9 @@ async def test_aborting_from_the_page_ends_the_run_aborted(tmp_path: Path) -> No
                 "aborted", timeout=60_000
             )
             await finished(driver)
-        reader = SqliteRunReader(controller.home / "runs.sqlite")
-        try:
-            run = reader.get_run(name)
-        finally:
-            reader.close_reads()
-        assert run is not None and run.phase is ActionPhase.ABORTED
+        # As the runs store has it (the UI's API reads it).
+        recorded = await page.request.get(f"{controller.ui_url}/api/runs/{name}")
+        assert (await recorded.json())["phase"] == ActionPhase.ABORTED.value
 
 
 @NEEDS_RECORDED_RUNS

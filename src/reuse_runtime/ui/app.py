@@ -89,6 +89,8 @@ def _secure(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Referrer-Policy"] = "same-origin"
     if not request.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
+    elif "v" in request.query:  # a versioned name: its content never changes
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
 
 
 def build_app(ctx: UiContext) -> web.Application:
@@ -117,5 +119,15 @@ def build_app(ctx: UiContext) -> web.Application:
     app.router.add_get("/api/runs/{run}/actions/{action}/report", api.report)
     app.router.add_get("/api/environments/panel", api.environments_panel)
     app.router.add_get("/api/environments/history", api.history)
-    app.router.add_static("/static/", static_dir(), append_version=False)
+    static = app.router.add_static("/static/", static_dir(), name="static")
+    assert isinstance(static, web.StaticResource)
+    versions: dict[str, str] = {}
+
+    def versioned(name: str) -> str:
+        """``/static/NAME?v=DIGEST``: a browser keeps it until the file changes."""
+        if name not in versions:
+            versions[name] = str(static.url_for(filename=name, append_version=True))
+        return versions[name]
+
+    ctx.templates.globals["static"] = versioned
     return app
