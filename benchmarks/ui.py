@@ -119,7 +119,7 @@ print("done", flush=True)
 
 async def one_run(
     target: Controller, n: int, browser: Any | None, page_kind: str
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Run the workload on ``target``; its CPU and wall time (a browser watching, if any)."""
     script = target.home / "driver.py"
     script.write_text(textwrap.dedent(DRIVER.format(address=target.address, n=n)))
@@ -130,10 +130,18 @@ async def one_run(
     )  # fmt: skip
     assert driver.stdout is not None
     page = None
+    requests: dict[str, int] = {}
+
+    def seen(request: Any) -> None:
+        path = request.url.split("?", 1)[0].replace(target.ui_url, "")
+        kind = "static" if path.startswith("/static/") else path.rsplit("/", 1)[-1] or path
+        requests[kind] = requests.get(kind, 0) + 1
+
     try:
         name = (await asyncio.wait_for(driver.stdout.readline(), 120)).decode().strip()
         if browser is not None:
             page = await browser.new_page()
+            page.on("request", seen)
             path = f"/runs/{name}" if page_kind == "run" else "/environments"
             await page.goto(f"{target.ui_url}{path}")
             await page.fill("input[name=token]", target.token)
@@ -151,7 +159,10 @@ async def one_run(
             await page.close()
     wall = time.monotonic() - started
     cpu = target.cpu() - cpu_before
-    return {"cpu_s": cpu, "wall_s": wall, "cpu_us_per_task": cpu / n * 1e6}
+    found: dict[str, Any] = {"cpu_s": cpu, "wall_s": wall, "cpu_us_per_task": cpu / n * 1e6}
+    if requests:
+        found["requests"] = requests
+    return found
 
 
 async def measure(n: int, reps: int, page_kind: str) -> dict[str, Any]:
@@ -168,7 +179,7 @@ async def measure(n: int, reps: int, page_kind: str) -> dict[str, Any]:
                 # Warm both pools (replicas started, modules imported) before measuring.
                 await one_run(plain, 1000, None, page_kind)
                 await one_run(served, 1000, None, page_kind)
-                results: dict[str, list[dict[str, float]]] = {
+                results: dict[str, list[dict[str, Any]]] = {
                     "no-ui": [],
                     "ui": [],
                     "browser": [],

@@ -62,3 +62,22 @@ async def test_the_abort_cancels_the_runs_tasks_at_the_controller(tmp_path: Path
 def test_a_ui_port_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError, match=r"web UI port must be in 0\.\.65535"):
         ControllerConfig(ui_port=70000)
+
+
+async def test_a_taken_ui_port_fails_the_start_unless_it_was_the_default() -> None:
+    import socket
+
+    from reuse_runtime.controller.server import ControllerServer
+    from reuse_runtime.errors import ReuseRuntimeError
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        asked = ControllerServer(ControllerConfig(ui_port=port))
+        try:
+            with pytest.raises(ReuseRuntimeError, match=f"cannot listen on 127.0.0.1:{port}"):
+                await asked.start()
+        finally:
+            await asked.close()
+        async with running_controller(ui_port=port, ui_port_fallback=True) as (server, _):
+            url = await server.ui_ready()  # type: ignore[attr-defined]
+            assert url.startswith("http://127.0.0.1:") and not url.endswith(f":{port}")

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import importlib
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +146,7 @@ class ControllerServer:
         self._ui: WebUI | None = None
         self._ui_starting: asyncio.Task[None] | None = None
         self._ui_error: Exception | None = None
+        self._ui_url = ""
 
     @property
     def service(self) -> ControllerService:
@@ -160,8 +163,9 @@ class ControllerServer:
 
     @property
     def ui_url(self) -> str:
-        """Where the web UI is served (``http://HOST:PORT``); empty when it is off."""
-        return self._ui.url if self._ui is not None else ""
+        """Where the web UI is served (``http://HOST:PORT``), known from ``start()`` on
+        (it may take a moment more to answer: see :meth:`ui_ready`); "" when it is off."""
+        return self._ui_url
 
     @property
     def ui(self) -> WebUI | None:
@@ -222,9 +226,11 @@ class ControllerServer:
         await services.set_serving(self._health, True, services.CONTROLLER_SERVICE, RUNS_SERVICE)
         self._tasks.spawn(self._autoscale(), "autoscaler")
         if config.ui_port is not None:
-            # In the background: importing the UI takes a few hundred ms that the first run
-            # of an embedded controller need not wait for (see ui_ready).
-            self._ui_starting = self._tasks.spawn(self._start_ui(config.ui_port), "web ui")
+            # The socket now (its URL is known: Run.url can name run pages at once), the UI
+            # in the background: importing it takes a few hundred ms that the first run of
+            # an embedded controller need not wait for (see ui_ready).
+            sock = self._listen_ui(config.ui_port)
+            self._ui_starting = self._tasks.spawn(self._start_ui(sock), "web ui")
         log.info(
             "controller started",
             address=self.address,
@@ -241,37 +247,48 @@ class ControllerServer:
             raise self._ui_error
         return self.ui_url
 
-    async def _start_ui(self, port: int) -> None:
+    def _listen_ui(self, port: int) -> socket.socket:
+        """The UI's listening socket (a taken default port gives way to a free one)."""
+        config = self.config
+        host = config.ui_host or config.host
         try:
-            await self._serve_ui(port)
+            sock = socket.create_server((host, port), family=_family(host))
+        except OSError as exc:
+            if not (config.ui_port_fallback and exc.errno == errno.EADDRINUSE and port):
+                raise ReuseRuntimeError(
+                    f"the web UI cannot listen on {host}:{port}: {exc.strerror}; choose another "
+                    f"port with --ui-port, or turn it off with --no-ui"
+                ) from None
+            log.warning("web ui port in use; serving it on a free port", port=port)
+            sock = socket.create_server((host, 0), family=_family(host))
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        scheme = "https" if self.security.tls is not None else "http"
+        self._ui_url = f"{scheme}://{shown}:{sock.getsockname()[1]}"
+        return sock
+
+    async def _start_ui(self, sock: socket.socket) -> None:
+        try:
+            await self._serve_ui(sock)
         except Exception as exc:
+            sock.close()
             self._ui_error = exc
             log.error("the web UI did not start", error=str(exc))
 
-    async def _serve_ui(self, port: int) -> None:
-        """The web UI, in this loop, at the bind address, behind the controller's token
-        (a controller of mTLS alone makes the UI one: its login link is the way in)."""
+    async def _serve_ui(self, sock: socket.socket) -> None:
+        """The web UI, in this loop, on its socket, behind the controller's token (a
+        controller of mTLS alone makes the UI one: its login link is the way in)."""
+        # Imported in a thread: aiohttp and Jinja2 take a few hundred ms to import, which
+        # this loop (tasks going out, replicas starting) need not wait for.
+        await asyncio.to_thread(importlib.import_module, "reuse_runtime.controller.ui_state")
         from reuse_runtime.controller.ui_state import web_ui
         from reuse_runtime.store import SqliteRunReader, StoreSettings
 
         reader = SqliteRunReader(StoreSettings.from_env().path)
         token = self.security.token or secrets.token_urlsafe(32)
-        host = self.config.ui_host or self.config.host
-        ui = web_ui(self.service, reader, self.security, token=token, host=host, port=port)
-        try:
-            await ui.start()
-        except OSError as exc:
-            if not (self.config.ui_port_fallback and exc.errno == errno.EADDRINUSE and port):
-                await ui.close()
-                raise ReuseRuntimeError(
-                    f"the web UI cannot listen on {host}:{port}: {exc.strerror}; "
-                    f"choose another port with --ui-port, or turn it off with --no-ui"
-                ) from None
-            await ui.close()
-            log.warning("web ui port in use; serving it on a free port", port=port)
-            ui = web_ui(self.service, reader, self.security, token=token, host=host, port=0)
-            await ui.start()
+        ui = web_ui(self.service, reader, self.security, token=token, sock=sock)
         self._ui = ui
+        await ui.start()
         log.info("web ui serving", url=ui.url)
 
     @property
@@ -349,3 +366,7 @@ class ControllerServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

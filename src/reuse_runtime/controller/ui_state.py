@@ -9,6 +9,7 @@ waiting children are counted by the size of its set.
 
 from __future__ import annotations
 
+import socket
 import ssl
 
 from reuse_runtime.controller.records import TaskRecord
@@ -17,7 +18,7 @@ from reuse_runtime.model import EnvironmentStatus, RunProgress
 from reuse_runtime.security import Security
 from reuse_runtime.store.interface import RunReader
 from reuse_runtime.store.phases import ActionPhase
-from reuse_runtime.ui import LiveState, PoolCounters, RunningAction, RunningPage, WebUI
+from reuse_runtime.ui import Abort, LiveState, PoolCounters, RunningAction, RunningPage, WebUI
 
 #: Why the UI's abort cancels a run's tasks.
 ABORTED = "aborted from the web UI"
@@ -134,18 +135,19 @@ def web_ui(
     security: Security,
     *,
     token: str,
-    host: str,
-    port: int,
+    sock: socket.socket,
+    abort: Abort | None = None,
 ) -> WebUI:
-    """The controller's web UI (not started): its store, its live state, its abort."""
+    """The controller's web UI (not started) on its listening socket: its store, its live
+    state, its abort (``abort``: how the controller aborts a run; by default, its tasks
+    are cancelled)."""
     live = ControllerLiveState(service)
     state: LiveState = live
     return WebUI(
         reader,
         token=token,
         live=state,
-        abort=live.abort,
-        host=host,
-        port=port,
+        abort=abort or live.abort,
+        sock=sock,
         ssl_context=server_tls(security),
     )

@@ -19,6 +19,7 @@ the controller's counters every :data:`~reuse_runtime.ui.history.SAMPLE_SECONDS`
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -48,7 +49,8 @@ class WebUI:
     """The web UI over ``reader`` (and ``live``, a running controller, when there is one).
 
     ``token`` is what a person logs in with: the controller's own. ``abort`` ends a
-    run (the one state change the UI makes); without it the UI only reads. With an
+    run (the one state change the UI makes); without it the UI only reads. It listens
+    on ``host:port``, or on ``sock``, a socket already listening. With an
     ``ssl_context`` it serves HTTPS. ``close()`` is idempotent and safe before
     ``start()``.
     """
@@ -62,12 +64,16 @@ class WebUI:
         abort: Abort | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        sock: socket.socket | None = None,
         ssl_context: ssl.SSLContext | None = None,
         sample_interval: float = SAMPLE_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
         self.port = port
+        self._sock = sock
+        if sock is not None:
+            self.host, self.port = str(sock.getsockname()[0]), int(sock.getsockname()[1])
         self._ssl = ssl_context
         self._live = live
         self._sessions = Sessions(token, clock=clock)
@@ -117,7 +123,11 @@ class WebUI:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl)
+            site: web.BaseSite
+            if self._sock is not None:
+                site = web.SockSite(runner, self._sock, ssl_context=self._ssl)
+            else:
+                site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl)
             await site.start()
         except BaseException:
             await runner.cleanup()
