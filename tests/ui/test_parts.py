@@ -74,6 +74,20 @@ def test_the_history_keeps_an_hour_of_rates_queues_and_replicas() -> None:
     assert history.names() == ["env"] and history.points("other") == ()
 
 
+def test_a_pool_made_between_two_samples_counts_its_tasks_from_the_first() -> None:
+    history = PoolHistory(interval=10, span=60)
+    history.record(1000.0, [])  # the UI's first sample: no pool yet
+    # The pool is made, runs 60 tasks and is sampled (or peeked) 10 s later.
+    assert (
+        history.peek(1010.0, [PoolCounters("k", "env", 60, 0, 0, 3)])["env"].tasks_per_second == 6.0
+    )
+    history.record(1010.0, [PoolCounters("k", "env", 60, 0, 0, 3)])
+    assert history.points("env")[-1].tasks_per_second == 6.0
+    # Before any sample there is no rate to give.
+    fresh = PoolHistory(interval=10, span=60)
+    assert fresh.peek(1010.0, [PoolCounters("k", "env", 60, 0, 0, 3)])["env"].tasks_per_second == 0
+
+
 def test_previews_show_plain_values_and_only_name_the_rest() -> None:
     assert preview(pickle.dumps({"a": [1, 2]})) == "{'a': [1, 2]}"
     assert preview(cloudpickle.dumps(datetime.date(2026, 1, 2))) == "datetime.date(2026, 1, 2)"

@@ -3,7 +3,8 @@
 :class:`PoolHistory` keeps one point per environment every ``interval`` seconds
 (a few integers read from the controller's counters: the UI's only cost while
 no browser is open), at most ``span`` seconds of them. Tasks/s is the change of
-the ended-task counter between two samples. Pure: the sampler hands it the time.
+the ended-task counter between two samples (a pool made between two samples
+counts from zero at the first). Pure: the sampler hands it the time.
 """
 
 from __future__ import annotations
@@ -38,14 +39,16 @@ class PoolHistory:
         self.interval = interval
         self._size = int(span / interval) + 1
         self._points: dict[str, deque[Point]] = {}
-        # The last sample of each pool key: (time, tasks ended).
+        # The last sample of each pool key: (time, tasks ended); and when it was taken.
         self._last: dict[str, tuple[float, int]] = {}
+        self._last_at: float | None = None
 
     def record(self, now: float, counters: Iterable[PoolCounters]) -> None:
         """Add one point per environment (pools of one name, several versions, add up)."""
         pools = list(counters)
         by_name = self.peek(now, pools)
         self._last = {pool.key: (now, pool.completed + pool.failed) for pool in pools}
+        self._last_at = now
         for name, point in by_name.items():
             points = self._points.get(name)
             if points is None:
@@ -62,7 +65,10 @@ class PoolHistory:
         by_name: dict[str, list[float]] = {}
         for pool in counters:
             ended = pool.completed + pool.failed
+            # A pool made since the last sample ended all its tasks since then.
             last = self._last.get(pool.key)
+            if last is None and self._last_at is not None:
+                last = (self._last_at, 0)
             rate = 0.0
             if last is not None and now > last[0]:
                 rate = max(0, ended - last[1]) / (now - last[0])

@@ -135,6 +135,14 @@
     load();
   }
 
+  // A tick of the hour chart (minutes, negative): "now", "40 s", "12 min".
+  function ago(value) {
+    if (value === 0) return "now";
+    const minutes = -value;
+    if (minutes < 1) return Math.round(minutes * 60) + " s";
+    return (Math.round(minutes * 10) / 10) + " min";
+  }
+
   // An environment's last hour: tasks/s, queue length and replicas.
   function history(canvas) {
     let chart = null;
@@ -166,10 +174,10 @@
           animation: false, responsive: true, maintainAspectRatio: false, parsing: false,
           interaction: { mode: "nearest", axis: "x", intersect: false },
           scales: {
-            x: { type: "linear", min: span, max: 0, title: { display: true, text: "minutes ago" },
-                 ticks: { callback: function (v) { return v === 0 ? "now" : (Math.round(-v * 10) / 10) + " min"; } } },
+            x: { type: "linear", min: span, max: 0, title: { display: true, text: "time ago" },
+                 ticks: { callback: ago } },
             rate: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: "tasks/s" } },
-            queue: { type: "linear", position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "queue" } },
+            queue: { type: "linear", position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, ticks: { precision: 0 }, title: { display: true, text: "queue" } },
             replicas: { type: "linear", position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, ticks: { precision: 0 }, title: { display: true, text: "replicas" } },
           },
         },
