@@ -24,11 +24,6 @@ from tests.ui.browser import chromium, logged_in, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
-#: Until the controller records the runs it runs (issue 25), its UI has no run to show.
-NEEDS_RECORDED_RUNS = pytest.mark.xfail(
-    reason="needs the controller to record its runs in the store (issue 25)", strict=False
-)
-
 
 @dataclass
 class Controller:
@@ -113,7 +108,6 @@ async def finished(driver: asyncio.subprocess.Process) -> None:
     await asyncio.wait_for(driver.wait(), 120)
 
 
-@NEEDS_RECORDED_RUNS
 async def test_a_real_three_level_run_shows_its_tree_and_a_childs_log(tmp_path: Path) -> None:
     async with standalone(tmp_path) as controller, chromium() as browser:
         async with drive(controller, tmp_path, "live_tasks.main, 20") as driver:
@@ -135,7 +129,6 @@ async def test_a_real_three_level_run_shows_its_tree_and_a_childs_log(tmp_path: 
         await shoot(page, "live-run-page")
 
 
-@NEEDS_RECORDED_RUNS
 async def test_a_line_a_running_task_prints_appears_without_a_reload(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     async with standalone(tmp_path) as controller, chromium() as browser:
@@ -154,7 +147,6 @@ async def test_a_line_a_running_task_prints_appears_without_a_reload(tmp_path: P
             await finished(driver)
 
 
-@NEEDS_RECORDED_RUNS
 async def test_aborting_from_the_page_ends_the_run_aborted(tmp_path: Path) -> None:
     async with standalone(tmp_path) as controller, chromium() as browser:
         async with drive(controller, tmp_path, "live_tasks.sleeps, 120.0") as driver:
@@ -172,7 +164,6 @@ async def test_aborting_from_the_page_ends_the_run_aborted(tmp_path: Path) -> No
         assert (await recorded.json())["phase"] == ActionPhase.ABORTED.value
 
 
-@NEEDS_RECORDED_RUNS
 async def test_a_report_is_a_tab_of_its_actions_page(tmp_path: Path) -> None:
     async with standalone(tmp_path) as controller, chromium() as browser:
         async with drive(controller, tmp_path, "live_tasks.reports, 3") as driver:

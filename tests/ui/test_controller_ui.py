@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import asyncio
 from typing import Any
 
 import pytest
 
 from reuse_runtime.controller.server import ControllerConfig
-from reuse_runtime.model import TaskState
-from reuse_runtime.store import RunSubmitted, SqliteRunStore, StoreSettings
+from reuse_runtime.model import Submission, TaskState
+from reuse_runtime.runinfo import ActionPhase, NewRun
 from tests.controller import tasks
 from tests.helpers import running_controller, submit, until_in_flight
 from tests.ui.conftest import csrf_of, session
@@ -38,25 +37,35 @@ async def test_the_environments_page_shows_replicas_with_their_backend_and_event
             assert 'data-environment="single"' in page and "tasks/s, queue length, replicas" in page
 
 
-async def test_the_abort_cancels_the_runs_tasks_at_the_controller(tmp_path: Path) -> None:
+async def test_the_abort_ends_the_run_the_controller_owns_aborted() -> None:
     async with running_controller(ui_port=0) as (server, client):
         url = await server.ui_ready()  # type: ignore[attr-defined]
-        # The run as the controller's store has it (tests/helpers.submit names it test-run).
-        with SqliteRunStore.open(StoreSettings.from_env(shared=True)) as store:
-            store.run_submitted(RunSubmitted("test-run", "slow", "single", "r", time.time()))
-            assert store.flush(30)
-        running = await submit(client, tasks.slow, 60.0)
+        book = server.runs  # type: ignore[attr-defined]
+        spec = tasks.slow.task_spec((60.0,), {}, run_id="ui-abort")
+        info = await book.create_run(
+            NewRun("ui-abort", tasks.slow.environment_spec(), Submission("", spec))
+        )
+        assert info.url == f"{url}/runs/ui-abort"  # Run.url: the run's page
+        owned = book.live["ui-abort"]
         await until_in_flight(client)
         async with await _login(url, server.security.token) as browser:  # type: ignore[attr-defined]
-            page = await (await browser.get(f"{url}/runs/test-run")).text()
+            page = await (await browser.get(f"{url}/runs/ui-abort")).text()
             assert 'id="abort"' in page
-            token = await csrf_of(browser, f"{url}/runs/test-run")
+            token = await csrf_of(browser, f"{url}/runs/ui-abort")
             response = await browser.post(
-                f"{url}/api/runs/test-run/abort", data={"csrf": token}, allow_redirects=False
+                f"{url}/api/runs/ui-abort/abort", data={"csrf": token}, allow_redirects=False
             )
             assert response.status == 303
-        result = await running  # type: ignore[misc]
-        assert result.state is TaskState.CANCELLED
+            # Until its task has gone, the page says it is being aborted, with no button.
+            page = await (await browser.get(f"{url}/runs/ui-abort")).text()
+            assert 'id="abort"' not in page
+            assert 'id="aborting"' in page or "phase aborted" in page
+            while owned.result is None:
+                await asyncio.wait_for(owned.next_change(), 30)
+            assert owned.result.state is TaskState.CANCELLED
+            assert await asyncio.to_thread(book.store.flush, 30)
+            shown = await (await browser.get(f"{url}/api/runs/ui-abort")).json()
+            assert shown["phase"] == ActionPhase.ABORTED.value
 
 
 def test_a_ui_port_out_of_range_is_refused() -> None:

@@ -77,6 +77,13 @@ class ControllerConfig:
     advertise_address: str | None = None
     # The result cache (SQLite): None puts it in the state directory, on first use.
     cache_path: Path | None = None
+    # Serve the web UI on this port, at the bind address (0 picks a port); None: no UI.
+    ui_port: int | None = None
+    # When ui_port is taken, serve the UI on a free port instead of failing (a default
+    # port: a second controller on this machine still gets a UI).
+    ui_port_fallback: bool = False
+    # Where the UI binds; None: where the gRPC server binds.
+    ui_host: str | None = None
     # Where the runs store lives (runs.sqlite); None: the state directory.
     state_dir: Path | None = None
     # Record runs in the store (False: runs live in memory only; nothing survives).
@@ -86,13 +93,6 @@ class ControllerConfig:
     shared_store: bool = False
     # Where a web UI serves run pages ("http://HOST:PORT"): Run.url is BASE/runs/NAME.
     ui_url: str = ""
-    # Serve the web UI on this port, at the bind address (0 picks a port); None: no UI.
-    ui_port: int | None = None
-    # When ui_port is taken, serve the UI on a free port instead of failing (a default
-    # port: a second controller on this machine still gets a UI).
-    ui_port_fallback: bool = False
-    # Where the UI binds; None: where the gRPC server binds.
-    ui_host: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
@@ -155,13 +155,6 @@ class ControllerServer:
         return self._service
 
     @property
-    def runs(self) -> RunBook:
-        """The runs this controller owns (see :mod:`~reuse_runtime.controller.runs`)."""
-        if self._book is None:
-            raise RuntimeError("the controller is not started")
-        return self._book
-
-    @property
     def ui_url(self) -> str:
         """Where the web UI is served (``http://HOST:PORT``), known from ``start()`` on
         (it may take a moment more to answer: see :meth:`ui_ready`); "" when it is off."""
@@ -170,6 +163,13 @@ class ControllerServer:
     @property
     def ui(self) -> WebUI | None:
         return self._ui
+
+    @property
+    def runs(self) -> RunBook:
+        """The runs this controller owns (see :mod:`~reuse_runtime.controller.runs`)."""
+        if self._book is None:
+            raise RuntimeError("the controller is not started")
+        return self._book
 
     @property
     def metrics_url(self) -> str:
@@ -230,6 +230,8 @@ class ControllerServer:
             # in the background: importing it takes a few hundred ms that the first run of
             # an embedded controller need not wait for (see ui_ready).
             sock = self._listen_ui(config.ui_port)
+            if not config.ui_url:
+                self._book.url_base = self._ui_url  # Run.url: the run's page
             self._ui_starting = self._tasks.spawn(self._start_ui(sock), "web ui")
         log.info(
             "controller started",
@@ -282,11 +284,17 @@ class ControllerServer:
         # this loop (tasks going out, replicas starting) need not wait for.
         await asyncio.to_thread(importlib.import_module, "reuse_runtime.controller.ui_state")
         from reuse_runtime.controller.ui_state import web_ui
-        from reuse_runtime.store import SqliteRunReader, StoreSettings
+        from reuse_runtime.store import RunReader, SqliteRunReader
 
-        reader = SqliteRunReader(StoreSettings.from_env().path)
+        book = self.runs
+        # What the book records, read back (a controller that records nothing shows the
+        # store its state dir has, if any: runs of an earlier controller).
+        reader: RunReader = book.store or SqliteRunReader(
+            StoreSettings.from_env(self.config.state_dir or state_dir()).path
+        )
+
         token = self.security.token or secrets.token_urlsafe(32)
-        ui = web_ui(self.service, reader, self.security, token=token, sock=sock)
+        ui = web_ui(self.service, reader, self.security, token=token, sock=sock, book=book)
         self._ui = ui
         await ui.start()
         log.info("web ui serving", url=ui.url)

@@ -13,12 +13,14 @@ import socket
 import ssl
 
 from reuse_runtime.controller.records import TaskRecord
+from reuse_runtime.controller.runs import RunBook
 from reuse_runtime.controller.service import ControllerService
+from reuse_runtime.errors import RunNotFoundError
 from reuse_runtime.model import EnvironmentStatus, RunProgress
 from reuse_runtime.security import Security
 from reuse_runtime.store.interface import RunReader
 from reuse_runtime.store.phases import ActionPhase
-from reuse_runtime.ui import Abort, LiveState, PoolCounters, RunningAction, RunningPage, WebUI
+from reuse_runtime.ui import LiveState, PoolCounters, RunningAction, RunningPage, WebUI
 
 #: Why the UI's abort cancels a run's tasks.
 ABORTED = "aborted from the web UI"
@@ -27,8 +29,9 @@ ABORTED = "aborted from the web UI"
 class ControllerLiveState:
     """A :class:`~reuse_runtime.ui.LiveState` over one controller's service."""
 
-    def __init__(self, service: ControllerService) -> None:
+    def __init__(self, service: ControllerService, book: RunBook | None = None) -> None:
         self._service = service
+        self._book = book
 
     def environments(self) -> tuple[EnvironmentStatus, ...]:
         return self._service.status().environments
@@ -84,9 +87,19 @@ class ControllerLiveState:
             return None
         return _action(self._service, record)
 
+    def aborting(self, run: str) -> bool:
+        owned = self._book.live.get(run) if self._book is not None else None
+        return owned is not None and bool(owned.aborted)
+
     async def abort(self, run: str, reason: str) -> bool:
-        """Cancel every task of ``run`` at this controller (each root's tree, with
-        ``reason``); whether there was any."""
+        """Abort ``run``: a run this controller owns through its book (it ends ABORTED);
+        any other, by cancelling every task of it here (each root's tree, with
+        ``reason``). Whether there was anything to abort."""
+        if self._book is not None:
+            try:
+                return await self._book.abort_run(run, reason) > 0
+            except RunNotFoundError:
+                pass  # not one of the book's: its tasks, if any are here
         service = self._service
         roots = [
             r
@@ -136,18 +149,17 @@ def web_ui(
     *,
     token: str,
     sock: socket.socket,
-    abort: Abort | None = None,
+    book: RunBook | None = None,
 ) -> WebUI:
     """The controller's web UI (not started) on its listening socket: its store, its live
-    state, its abort (``abort``: how the controller aborts a run; by default, its tasks
-    are cancelled)."""
-    live = ControllerLiveState(service)
+    state, its abort (through ``book``, the runs the controller owns, when given)."""
+    live = ControllerLiveState(service, book)
     state: LiveState = live
     return WebUI(
         reader,
         token=token,
         live=state,
-        abort=abort or live.abort,
+        abort=live.abort,
         sock=sock,
         ssl_context=server_tls(security),
     )

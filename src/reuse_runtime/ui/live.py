@@ -101,6 +101,11 @@ class LiveState(Protocol):
         """The action, if the controller holds it."""
         ...
 
+    def aborting(self, run: str) -> bool:
+        """Whether ``run`` was aborted at this controller (the UI asks while the store
+        does not have it ended: its actions are being cancelled)."""
+        ...
+
 
 #: Aborts a run: ``(run name, reason)`` -> whether the controller held it.
 Abort = Callable[[str, str], Awaitable[bool]]

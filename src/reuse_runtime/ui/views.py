@@ -57,6 +57,8 @@ class RunHeader:
     progress: RunProgress | None
     counts: tuple[tuple[ActionPhase, int], ...]
     can_abort: bool
+    #: Aborted, and not ended yet: its actions are being cancelled.
+    aborting: bool = False
 
     @property
     def live(self) -> bool:
@@ -80,11 +82,13 @@ async def run_header(ctx: UiContext, name: str) -> RunHeader | None:
         if waiting > 0:
             counts[ActionPhase.QUEUED] = counts.get(ActionPhase.QUEUED, 0) + waiting
     ordered = tuple((p, counts[p]) for p in tree.PHASE_ORDER if counts.get(p))
+    aborting = ctx.live is not None and not info.done and ctx.live.aborting(name)
     return RunHeader(
         info,
         progress if progress is not None and progress.found else None,
         ordered,
-        can_abort=ctx.abort is not None and not info.done,
+        can_abort=ctx.abort is not None and not info.done and not aborting,
+        aborting=aborting,
     )
 
 
