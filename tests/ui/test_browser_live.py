@@ -20,7 +20,7 @@ from playwright.async_api import expect
 from reuse_runtime.store import ActionPhase
 from tests.controller import tasks as controller_tasks
 from tests.helpers import ROOT, running_controller, submit, subprocess_env
-from tests.ui.browser import chromium, logged_in, shoot
+from tests.ui.browser import VIEWPORT, chromium, logged_in, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -113,8 +113,9 @@ async def test_a_real_three_level_run_shows_its_tree_and_a_childs_log(tmp_path: 
         async with drive(controller, tmp_path, "live_tasks.main, 20") as driver:
             name, url = await run_name(driver)
             await finished(driver)
-        assert url == f"{controller.ui_url}/runs/{name}"
+        assert url == f"{controller.ui_url}/runs/{name}"  # r.url: the run's page
         page = await logged_in(browser, controller.ui_url, controller.token, f"/runs/{name}")
+        assert page.url == url
         await expect(page.locator(".run-header .phase").first).to_have_text("succeeded")
         tree = page.locator("#tree")
         await expect(tree.locator("li.group", has_text="prep").locator(".total")).to_have_text(
@@ -144,6 +145,7 @@ async def test_a_line_a_running_task_prints_appears_without_a_reload(tmp_path: P
             gate.touch()
             await expect(log).to_contain_text("the second line", timeout=30_000)
             assert navigations == []  # no reload: the line came by the page's own polling
+            await shoot(page, "live-log")
             await finished(driver)
 
 
@@ -158,6 +160,8 @@ async def test_aborting_from_the_page_ends_the_run_aborted(tmp_path: Path) -> No
             await expect(page.locator(".run-header .phase").first).to_have_text(
                 "aborted", timeout=60_000
             )
+            await expect(page.locator("#abort")).to_have_count(0)
+            await shoot(page, "run-aborted")
             await finished(driver)
         # As the runs store has it (the UI's API reads it).
         recorded = await page.request.get(f"{controller.ui_url}/api/runs/{name}")
@@ -177,6 +181,49 @@ async def test_a_report_is_a_tab_of_its_actions_page(tmp_path: Path) -> None:
         await frame.locator("nav button", has_text="Summary").click()
         await expect(frame.locator("#summary")).to_have_text("trained")
         await shoot(page, "report-tab")
+
+
+async def test_an_embedded_runs_url_is_its_page_while_the_process_runs(tmp_path: Path) -> None:
+    token = secrets.token_urlsafe(16)
+    script = tmp_path / "embedded.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import reuse_runtime as flyte
+            from tests.ui import live_tasks
+            flyte.init()
+            run = flyte.run(live_tasks.main, 5)
+            run.wait(quiet=True)
+            print(run.name, run.url, flush=True)
+            sys.stdin.readline()  # the UI serves while the process runs
+            """
+        )
+    )
+    driver = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=str(ROOT),
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(tmp_path / "home"), REUSE_RUNTIME_TOKEN=token),
+    )  # fmt: skip
+    assert driver.stdin is not None
+    try:
+        name, url = await run_name(driver)
+        assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/runs/{name}", url), url
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=VIEWPORT)  # type: ignore[attr-defined]
+            await page.goto(url)
+            await page.fill("input[name=token]", token)
+            await page.click("form button[type=submit]")
+            await page.wait_for_url(url)
+            await expect(page.locator("h1")).to_have_text(name)
+            await expect(page.locator(".run-header .phase").first).to_have_text("succeeded")
+        driver.stdin.write(b"\n")
+        await finished(driver)
+        assert driver.returncode == 0
+    finally:
+        if driver.returncode is None:
+            driver.kill()
+            await driver.wait()
 
 
 async def test_the_environments_page_shows_replicas_events_and_the_hour(tmp_path: Path) -> None:
