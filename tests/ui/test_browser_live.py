@@ -145,6 +145,10 @@ async def test_a_line_a_running_task_prints_appears_without_a_reload(tmp_path: P
             gate.touch()
             await expect(log).to_contain_text("the second line", timeout=30_000)
             assert navigations == []  # no reload: the line came by the page's own polling
+            # The panel's facts follow the action: it is on a replica, or done.
+            facts = page.locator("#action-panel .title .phase")
+            await expect(facts).to_have_text(re.compile("running|succeeded"), timeout=10_000)
+            await expect(page.locator("#log-empty")).to_be_hidden()
             await shoot(page, "live-log")
             await finished(driver)
 
@@ -161,6 +165,9 @@ async def test_aborting_from_the_page_ends_the_run_aborted(tmp_path: Path) -> No
                 "aborted", timeout=60_000
             )
             await expect(page.locator("#abort")).to_have_count(0)
+            # The tree follows the header: its root ended too.
+            root = page.locator("#tree li.node .row").first.locator(".phase")
+            await expect(root).to_have_text("aborted", timeout=10_000)
             await shoot(page, "run-aborted")
             await finished(driver)
         # As the runs store has it (the UI's API reads it).

@@ -7,7 +7,15 @@ import time
 
 import aiohttp
 
-from reuse_runtime.store import REPORT_STREAM, LogRecord, SqliteRunStore
+from reuse_runtime.store import (
+    REPORT_STREAM,
+    ActionPhase,
+    LogRecord,
+    RunEnded,
+    RunProgress,
+    RunSubmitted,
+    SqliteRunStore,
+)
 from reuse_runtime.ui import WebUI
 from tests.ui.support import XSS, record_hostile, record_three_levels, record_wide
 
@@ -138,3 +146,25 @@ async def test_the_timeline_has_a_bar_per_attempt_on_its_replica(
     three = await (await client.get(f"{ui.url}/api/runs/three-levels/timeline")).json()
     assert three["total"] == three["shown"] == 30 and not three["live"]
     assert three["replicas"] == ["env-1-aaaa", "env-2-aaaa"]
+
+
+async def test_a_run_that_ended_tells_the_pages_polled_parts_to_look_once_more(
+    store: SqliteRunStore, ui: WebUI, client: aiohttp.ClientSession
+) -> None:
+    now = time.time()
+    store.run_submitted(RunSubmitted("going", "fan_out", "env", "root", created=now - 5))
+    store.run_progress(RunProgress("going", ActionPhase.RUNNING, now - 4))
+    assert store.flush(30)
+    going = await client.get(f"{ui.url}/api/runs/going/header")
+    assert going.status == 200 and "HX-Trigger" not in going.headers
+    # The tree's parts and a live action's facts poll, and also look at run-ended.
+    page = await _text(client, f"{ui.url}/runs/going")
+    assert 'hx-trigger="every 5s, run-ended from:body"' in page
+    facts = await _text(client, f"{ui.url}/api/runs/going/actions/root/facts")
+    assert 'hx-trigger="every 3s, run-ended from:body"' in facts and ">fan_out</h2>" in facts
+    store.run_ended(RunEnded("going", ActionPhase.SUCCEEDED, now))
+    assert store.flush(30)
+    ended = await client.get(f"{ui.url}/api/runs/going/header")
+    assert ended.headers["HX-Trigger"] == "run-ended"
+    # Looked at once more, they poll no more.
+    assert "hx-trigger" not in await _text(client, f"{ui.url}/api/runs/going/children?part=live")

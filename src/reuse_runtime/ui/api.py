@@ -78,8 +78,22 @@ async def run_header(request: web.Request) -> web.StreamResponse:
     header = await views.run_header(ctx, request.match_info["run"])
     if header is None:
         raise _missing("such run")
-    return _html(await ctx.off_loop(ctx.render, "_run_header.html", header=header,
-                                    csrf=ctx.sessions.csrf(session_of(request))))  # fmt: skip
+    return await _header(request, header)
+
+
+def _ended(response: web.Response, header: views.RunHeader) -> web.Response:
+    """A header of a run that ended tells the page's other polled parts to look once more
+    (and stop): htmx raises ``run-ended`` on the body."""
+    if not header.live:
+        response.headers["HX-Trigger"] = "run-ended"
+    return response
+
+
+async def _header(request: web.Request, header: views.RunHeader) -> web.Response:
+    ctx = context(request)
+    html = await ctx.off_loop(ctx.render, "_run_header.html", header=header,
+                              csrf=ctx.sessions.csrf(session_of(request)))  # fmt: skip
+    return _ended(_html(html), header)
 
 
 async def children(request: web.Request) -> web.StreamResponse:
@@ -125,8 +139,7 @@ async def abort(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"/runs/{request.match_info['run']}")
     header = await views.run_header(ctx, name)
     assert header is not None
-    return _html(await ctx.off_loop(ctx.render, "_run_header.html", header=header,
-                                    csrf=ctx.sessions.csrf(session_of(request))))  # fmt: skip
+    return await _header(request, header)
 
 
 # ------------------------------------------------------------------ an action
@@ -140,6 +153,17 @@ async def action_panel(request: web.Request) -> web.StreamResponse:
         raise _missing(f"action {action_id} of run {run}")
     return _html(await ctx.off_loop(ctx.render, "_action_panel.html", panel=panel,
                                     standalone=False))  # fmt: skip
+
+
+async def action_facts(request: web.Request) -> web.StreamResponse:
+    """An action's facts, polled while it is live (its log has a poll of its own)."""
+    ctx = context(request)
+    run, action_id = request.match_info["run"], request.match_info["action"]
+    panel = await views.action_panel(ctx, run, action_id, facts_only=True)
+    if panel is None:
+        raise _missing(f"action {action_id} of run {run}")
+    return _html(await ctx.off_loop(ctx.render, "_action_facts.html", panel=panel,
+                                    standalone=bool(request.query.get("standalone"))))  # fmt: skip
 
 
 async def logs(request: web.Request) -> web.StreamResponse:

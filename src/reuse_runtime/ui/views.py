@@ -199,14 +199,20 @@ class ActionPanel:
         return self.row.live
 
 
-async def action_panel(ctx: UiContext, run: str, action_id: str) -> ActionPanel | None:
+async def action_panel(
+    ctx: UiContext, run: str, action_id: str, *, facts_only: bool = False
+) -> ActionPanel | None:
+    """The action's page; ``facts_only``: without its log and report (what its facts'
+    poll needs)."""
     held = None
     if ctx.live is not None:
         held = ctx.live.action(run, action_id)
-    return await ctx.off_loop(_action_panel, ctx.reader, run, action_id, held)
+    return await ctx.off_loop(_action_panel, ctx.reader, run, action_id, held, facts_only)
 
 
-def _action_panel(reader: RunReader, run: str, action_id: str, held: Any) -> ActionPanel | None:
+def _action_panel(
+    reader: RunReader, run: str, action_id: str, held: Any, facts_only: bool
+) -> ActionPanel | None:
     info = reader.get_run(run)
     if info is None:
         return None
@@ -227,6 +233,8 @@ def _action_panel(reader: RunReader, run: str, action_id: str, held: Any) -> Act
         row = tree.root_row(info, None, RunningPage())
     else:
         return None
+    if facts_only:
+        return ActionPanel(info, row, attempts, traces, output, (), None)
     logs = reader.action_logs(run, action_id, limit=LOG_PAGE)
     report = reader.action_report(run, action_id)
     return ActionPanel(info, row, attempts, traces, output, logs, report)
