@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from reuse_runtime.controller.server import ControllerConfig
-from reuse_runtime.model import Submission, TaskState
+from reuse_runtime.model import REPORT_STREAM, Submission, TaskState
 from reuse_runtime.runinfo import ActionPhase, NewRun
 from tests.controller import tasks
 from tests.helpers import running_controller, submit, until_in_flight
+from tests.sdk import report_tasks
 from tests.ui.conftest import csrf_of, session
 
 
@@ -90,3 +91,23 @@ async def test_a_taken_ui_port_fails_the_start_unless_it_was_the_default() -> No
         async with running_controller(ui_port=port, ui_port_fallback=True) as (server, _):
             url = await server.ui_ready()  # type: ignore[attr-defined]
             assert url.startswith("http://127.0.0.1:") and not url.endswith(f":{port}")
+
+
+async def test_a_runs_report_is_recorded_for_the_ui_and_is_no_line_to_follow() -> None:
+    async with running_controller() as (server, _):
+        book = server.runs  # type: ignore[attr-defined]
+        spec = report_tasks.streams.task_spec((3,), {}, run_id="reported")
+        await book.create_run(
+            NewRun("reported", report_tasks.streams.environment_spec(), Submission("", spec))
+        )
+        owned = book.live["reported"]
+        while owned.result is None:
+            await asyncio.wait_for(owned.next_change(), 60)
+        assert owned.result.state is TaskState.SUCCEEDED
+        assert await asyncio.to_thread(book.store.flush, 30)
+        report = book.store.action_report("reported", spec.task_id)
+        assert report is not None and "<p>step 2</p>" in report.html
+        assert "<b>all done</b>" in report.html
+        # Followers (Run.wait, `reuse-runtime logs`) get the run's lines, not its report.
+        assert all(line.stream != REPORT_STREAM for _, line in owned.lines)
+        assert book.store.action_logs("reported", spec.task_id) == ()
