@@ -118,6 +118,7 @@ async def test_a_real_three_level_run_shows_its_tree_and_a_childs_log(tmp_path: 
         assert page.url == url
         await expect(page.locator(".run-header .phase").first).to_have_text("succeeded")
         tree = page.locator("#tree")
+        await expect(tree.locator(".row").first.locator(".inputs")).to_have_text("n=20")
         await expect(tree.locator("li.group", has_text="prep").locator(".total")).to_have_text(
             "3 calls"
         )

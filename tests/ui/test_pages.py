@@ -17,7 +17,7 @@ from reuse_runtime.store import (
     SqliteRunStore,
 )
 from reuse_runtime.ui import WebUI
-from tests.ui.support import XSS, record_hostile, record_three_levels, record_wide
+from tests.ui.support import XSS, action, record_hostile, record_three_levels, record_wide
 
 
 async def _text(client: aiohttp.ClientSession, url: str) -> str:
@@ -168,3 +168,22 @@ async def test_a_run_that_ended_tells_the_pages_polled_parts_to_look_once_more(
     assert ended.headers["HX-Trigger"] == "run-ended"
     # Looked at once more, they poll no more.
     assert "hx-trigger" not in await _text(client, f"{ui.url}/api/runs/going/children?part=live")
+
+
+async def test_the_roots_inputs_are_the_runs(
+    store: SqliteRunStore, ui: WebUI, client: aiohttp.ClientSession
+) -> None:
+    """The controller records a run's inputs, not its actions': the root shows the run's."""
+    now = time.time()
+    store.run_submitted(
+        RunSubmitted("inputs", "main", "env", "root", created=now - 5, inputs_preview="n=20")
+    )
+    store.action_ended(action("inputs", "root", "", "main", at=now, inputs_preview=""))
+    store.action_ended(action("inputs", "kid", "root", "kid", at=now, inputs_preview=""))
+    assert store.flush(30)
+    page = await _text(client, f"{ui.url}/runs/inputs")
+    assert '<span class="inputs" title="inputs">n=20</span>' in page
+    root = await _text(client, f"{ui.url}/api/runs/inputs/actions/root/panel")
+    assert '<dd class="io">n=20</dd>' in root
+    kid = await _text(client, f"{ui.url}/api/runs/inputs/actions/kid/panel")
+    assert "(not recorded for a child action)" in kid

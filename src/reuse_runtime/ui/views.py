@@ -126,12 +126,25 @@ def _top(ctx: UiContext, run: RunInfo, live: RunningPage, part: str = "") -> tre
     """The tree's top: the run's root, as recorded, on a replica, or else as submitted (in
     the live part, until it is recorded)."""
     top = _children(ctx, run.name, "", live, None, (), None, part)
+    # The root's inputs are the run's (an action's own are not recorded).
+    if top.finished.rows:
+        rows = tuple(_with_run_inputs(row, run) for row in top.finished.rows)
+        top = dataclasses.replace(top, finished=dataclasses.replace(top.finished, rows=rows))
+    if top.live.running:
+        running = tuple(_with_run_inputs(row, run) for row in top.live.running)
+        top = dataclasses.replace(top, live=dataclasses.replace(top.live, running=running))
     if part == "finished" or top.live.running or top.finished.rows:
         return top
     if part == "live" and ctx.reader.get_action(run.name, run.root_action_id) is not None:
         return top
     root = tree.root_row(run, None, RunningPage())
     return dataclasses.replace(top, live=tree.LivePart(running=(root,), running_total=1))
+
+
+def _with_run_inputs(row: tree.ActionRow, run: RunInfo) -> tree.ActionRow:
+    if row.inputs or row.action_id != run.root_action_id:
+        return row
+    return dataclasses.replace(row, inputs=run.inputs_preview)
 
 
 async def children(
@@ -224,11 +237,11 @@ def _action_panel(
         data = None
         if found.output_size is not None and found.output_size <= PANEL_PREVIEW_BYTES:
             data = reader.action_output(run, action_id)
-        row = tree.finished_row(found, data)
+        row = _with_run_inputs(tree.finished_row(found, data), info)
         output = row.output
         attempts, traces = found.attempts, found.traces
     elif held is not None:
-        row = tree.running_row(held)
+        row = _with_run_inputs(tree.running_row(held), info)
     elif action_id == info.root_action_id:
         row = tree.root_row(info, None, RunningPage())
     else:
