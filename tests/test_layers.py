@@ -54,10 +54,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("reuse_runtime.worker", "reuse_runtime.images", "reuse_runtime.engine", "reuse_runtime.store"),
     # Where replicas run: local processes, containers, pods.
     ("reuse_runtime.backends",),
+    # The web UI: the runs store and a live controller's state (a protocol), over HTTP.
+    ("reuse_runtime.ui",),
     # The controller: pools, routing, scaling, retries, replay, its server.
     ("reuse_runtime.controller",),
     # The user-facing API: TaskEnvironment, run(), Run.
-    ("reuse_runtime.sdk", "reuse_runtime.io", "reuse_runtime.remote", "reuse_runtime.models"),
+    (
+        "reuse_runtime.sdk",
+        "reuse_runtime.io",
+        "reuse_runtime.remote",
+        "reuse_runtime.models",
+        "reuse_runtime.report",
+    ),
     # Entry points: the package itself, the CLI, the test harness, the manifests.
     (
         "reuse_runtime.manifests",

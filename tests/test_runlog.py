@@ -134,6 +134,10 @@ def test_line_format_round_trips_and_unknown_runs_say_what_exists(tmp_path: Path
         runlog.find_run_log(runs, "r-new")
     assert runlog.find_run_log(runs, None).name == "r-old.log"
     assert runlog.find_run_log(runs, (runs / "r-old.log").as_uri()).name == "r-old.log"
+    # Run.url while a web UI serves the run: its page names it.
+    page = "http://127.0.0.1:50080/runs/r-old?tab=timeline"
+    assert runlog.find_run_log(runs, page).name == "r-old.log"
+    assert runlog.run_name_of("https://ui.example/runs/a%20b/actions/x") == "a b"
     with pytest.raises(ReuseRuntimeError, match="no runs yet"):
         runlog.find_run_log(tmp_path / "none", None)
     assert os.path.exists(runs / "r-old.log")

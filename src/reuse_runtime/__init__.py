@@ -29,7 +29,7 @@ import sys as _sys
 # (set before the import) brings the lines back.
 _os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-from reuse_runtime import errors, io, remote
+from reuse_runtime import errors, io, remote, report
 from reuse_runtime._version import __version__, version
 from reuse_runtime.errors import (
     BacklogFullError,
@@ -113,6 +113,7 @@ __all__ = [
     "logger",
     "map",
     "remote",
+    "report",
     "run",
     "shutdown",
     "trace",

@@ -268,6 +268,12 @@ class TaskResult:
         raise error.to_exception(task, self.replica_id)
 
 
+#: The stream of a :class:`LogLine` that carries a task's ``flyte.report`` (the whole
+#: HTML, as flushed) instead of a line it printed: recorded as the action's report,
+#: never printed.
+REPORT_STREAM = "report"
+
+
 @_slot_init
 @dataclass(frozen=True, slots=True)
 class LogLine:

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import unquote
 
 from reuse_runtime.errors import ReuseRuntimeError
 from reuse_runtime.model import LogLine
@@ -95,9 +96,20 @@ def parse_line(text: str) -> RunLogLine | None:
 # ---------------------------------------------------------------- reuse-runtime logs
 
 
+def run_name_of(text: str) -> str:
+    """A run's name from what a user may paste: its name, or its page's URL
+    (``http://HOST:PORT/runs/NAME``, what ``Run.url`` is while a web UI serves it)."""
+    if text.startswith(("http://", "https://")) and "/runs/" in text:
+        tail = text.split("/runs/", 1)[1]
+        return unquote(tail.split("?", 1)[0].split("#", 1)[0].split("/", 1)[0])
+    return text
+
+
 def find_run_log(runs_dir: Path, run: str | None) -> Path:
-    """The log of ``run`` (a name, a path or a ``file://`` URL), or of the latest run."""
+    """The log of ``run`` (a name, a path, a ``file://`` URL or its page's URL), or of the
+    latest run."""
     if run:
+        run = run_name_of(run)
         if run.startswith("file://"):
             run = run[len("file://") :]
         candidate = Path(run)

@@ -114,6 +114,23 @@ VARIABLES: tuple[Variable, ...] = (
         "the embedded controller serves Prometheus metrics on 127.0.0.1 at this port",
         unset="no metrics",
     ),
+    Variable(
+        "REUSE_RUNTIME_UI_PORT",
+        50080,
+        "port (0: any free port)",
+        "where the web UI listens: `reuse-runtime controller` and `reuse-runtime ui` (a "
+        "free port when this default is taken); the embedded controller's, on 127.0.0.1",
+        source="reuse_runtime.cli.common:DEFAULT_UI_PORT",
+        unset="50080 for a standalone controller and `reuse-runtime ui`; a free port for "
+        "the embedded one",
+    ),
+    Variable(
+        "REUSE_RUNTIME_UI",
+        None,
+        "0 | false | no | off",
+        "turns the embedded controller's web UI off",
+        unset="the embedded controller serves its web UI while the process runs",
+    ),
     # ---------------------------------------------------------------- security
     Variable(
         "REUSE_RUNTIME_TOKEN",

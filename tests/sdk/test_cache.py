@@ -110,6 +110,7 @@ def test_cached_tasks_run_once_and_hits_show_in_the_log_and_status(tmp_path: Pat
             import asyncio, os, json, subprocess, sys
             from pathlib import Path
             import reuse_runtime as flyte
+            from reuse_runtime import paths, runlog
 
             env = flyte.TaskEnvironment(name="cached", cache="auto",
                                         reusable=flyte.ReusePolicy(replicas=1, concurrency=8))
@@ -141,7 +142,8 @@ def test_cached_tasks_run_once_and_hits_show_in_the_log_and_status(tmp_path: Pat
             if __name__ == "__main__":
                 r = flyte.run(main, 4)
                 print(r.outputs()[0])
-                print(open(r.url.removeprefix("file://")).read().count("cache hit"))
+                log = runlog.find_run_log(paths.state_dir() / "runs", r.name)
+                print(open(log).read().count("cache hit"))
                 flyte.with_runcontext(overwrite_cache=True).run(main, 4).wait()
                 flyte.with_runcontext(disable_run_cache=True).run(square, 1).wait()
                 print(sorted((p.name, len(p.read_text())) for p in Path(".").glob("*-*")))

@@ -156,9 +156,9 @@ def test_options_without_a_local_meaning_warn_once_naming_them() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         flyte.TaskEnvironment(name="q2", queue="gpu-queue")  # said once per process
-    with pytest.warns(flyte.ReuseRuntimeWarning, match="report"):
+    with pytest.warns(flyte.ReuseRuntimeWarning, match="interruptible"):
 
-        @env.task(report=True)
+        @env.task(interruptible=True)
         async def t() -> None: ...
 
 

@@ -27,7 +27,8 @@ def _run(example: str, tmp_path: Path) -> tuple[str, list[str], str]:
     )
     assert done.returncode == 0, done.stderr
     name, url, *output = done.stdout.splitlines()
-    log = Path(url.removeprefix("file://")).read_text()
+    assert runlog.run_name_of(url) == name  # the run's page, while the script ran
+    log = runlog.find_run_log(tmp_path / "home" / "runs", name).read_text()
     assert f"run {name} succeeded" in log
     assert done.stderr.splitlines() == [
         f"reuse-runtime: finishing 1 run still in progress before exit ({name}); Ctrl-C cancels"

@@ -35,6 +35,7 @@ EXPORTS = {
     "init_from_config",
     "io",
     "remote",
+    "report",
     "logger",
     "map",
     "run",

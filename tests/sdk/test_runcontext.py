@@ -35,6 +35,7 @@ def test_run_context_settings_reach_the_tasks(tmp_path: Path) -> None:
             """
             import asyncio, logging, os
             import reuse_runtime as flyte
+            from reuse_runtime import paths, runlog
 
             env = flyte.TaskEnvironment(name="rc", reusable=flyte.ReusePolicy(replicas=1))
 
@@ -56,7 +57,8 @@ def test_run_context_settings_reach_the_tasks(tmp_path: Path) -> None:
                 print((await r.outputs.aio())[0])
                 plain = await flyte.run.aio(main)
                 print((await plain.outputs.aio())[0])
-                print(open(r.url.removeprefix("file://")).read().splitlines()[1])
+                log = runlog.find_run_log(paths.state_dir() / "runs", r.name)
+                print(open(log).read().splitlines()[1])
 
             if __name__ == "__main__":
                 asyncio.run(flyte.init_from_config.aio())

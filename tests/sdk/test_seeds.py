@@ -27,8 +27,9 @@ def test_reuse_example_runs_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     name, url = done.stdout.splitlines()[:2]
     assert name.startswith("r")
-    assert url.startswith("file://") and url.endswith(f"{name}.log")
-    log = Path(url.removeprefix("file://")).read_text()
+    # The run's page, served while the script ran (its log stays in the state dir).
+    assert url.startswith("http://127.0.0.1:") and url.endswith(f"/runs/{name}")
+    log = (tmp_path / "home" / "runs" / f"{name}.log").read_text()
     assert f"run {name} succeeded" in log
 
 

@@ -50,6 +50,7 @@ def test_traced_calls_are_recorded_and_may_not_call_tasks(tmp_path: Path) -> Non
         textwrap.dedent(
             """
             import reuse_runtime as flyte
+            from reuse_runtime import paths, runlog
 
             env = flyte.TaskEnvironment(name="traced", reusable=flyte.ReusePolicy(replicas=1))
 
@@ -85,7 +86,8 @@ def test_traced_calls_are_recorded_and_may_not_call_tasks(tmp_path: Path) -> Non
             if __name__ == "__main__":
                 r = flyte.run(main)
                 print(r.outputs()[0])
-                print(open(r.url.removeprefix("file://")).read())
+                log = runlog.find_run_log(paths.state_dir() / "runs", r.name)
+                print(open(log).read())
             """
         ),
     )

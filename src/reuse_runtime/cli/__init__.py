@@ -15,6 +15,7 @@ Usage::
     reuse-runtime get run [NAME]                         recent runs, or one with its actions
     reuse-runtime get logs|io|action RUN                 what a run printed, took and gave
     reuse-runtime abort run NAME                         stop a run
+    reuse-runtime ui [--store PATH] [--port P]           the web UI over a runs store
 
 Each command is a module of this package with an ``add_parser`` that adds it to
 :func:`build_parser`'s parser; what they share is :mod:`reuse_runtime.cli.common`.
@@ -41,6 +42,7 @@ from reuse_runtime.cli import (
     logs,
     run,
     status,
+    ui,
     worker,
 )
 from reuse_runtime.cli.common import complete_choices, describe, run_async, stdout_is_closed
@@ -71,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         "files, readable elsewhere)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (run, controller, status, get, abort, worker, health, engine, image, k8s, logs):
+    modules = (run, controller, status, get, abort, worker, health, engine, image, k8s, logs, ui)
+    for command in modules:
         command.add_parser(commands)
     return parser
 

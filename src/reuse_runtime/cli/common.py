@@ -33,6 +33,10 @@ else:
 #: ``$REUSE_RUNTIME_CONTROLLER_PORT`` changes it for both.
 PORT_ENV = "REUSE_RUNTIME_CONTROLLER_PORT"
 DEFAULT_CONTROLLER_PORT = 50050
+#: Where a standalone controller serves its web UI unless told otherwise, and where
+#: ``reuse-runtime ui`` serves a runs store: ``$REUSE_RUNTIME_UI_PORT`` changes it.
+UI_PORT_ENV = "REUSE_RUNTIME_UI_PORT"
+DEFAULT_UI_PORT = 50080
 
 
 def default_port() -> int:

@@ -10,7 +10,9 @@ from typing import Any
 from reuse_runtime import gctune, malloctune
 from reuse_runtime.cli.common import (
     DEFAULT_CONTROLLER_PORT,
+    DEFAULT_UI_PORT,
     PORT_ENV,
+    UI_PORT_ENV,
     Commands,
     add_command,
     add_metrics_flags,
@@ -22,6 +24,7 @@ from reuse_runtime.cli.common import (
     record_made_token,
     security_from,
 )
+from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import ReuseRuntimeError
 
 
@@ -56,6 +59,16 @@ def add_parser(commands: Commands) -> None:
         help="seconds a cancelled task gets before its replica is replaced (default 5)",
     )
     add_metrics_flags(p)
+    ui = p.add_argument_group("web UI")
+    ui.add_argument(
+        "--ui-port",
+        type=int,
+        default=None,
+        help=f"serve the web UI here, at the --host address (default {DEFAULT_UI_PORT}, or "
+        f"${UI_PORT_ENV}; when that one is taken, a free port; 0 picks one). It takes the "
+        f"same token as the gRPC API",
+    )
+    ui.add_argument("--no-ui", action="store_true", help="serve no web UI")
     p.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -176,6 +189,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
                 metrics_host=args.metrics_host,
                 state_dir=directory,
                 record_runs=record,
+                **_ui_options(args),
             ),
             opened.backend,
         )
@@ -191,11 +205,34 @@ async def _controller_main(args: argparse.Namespace) -> int:
         print(f"listening on {server.address}", flush=True)
         if server.metrics_url:
             print(f"metrics on {server.metrics_url}", flush=True)
+        if await server.ui_ready() and server.ui is not None:
+            print(f"web UI on {server.ui_url}", flush=True)
+            if not server.security.token:  # mTLS alone: the UI made a token nobody knows
+                print(f"log in to the web UI once with {server.ui.login_link()}", flush=True)
         await server.wait_for_shutdown_request()
     finally:
         await server.close()
         forget_made_token(server)
     return 0
+
+
+def _ui_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The web UI's settings: on by default, at DEFAULT_UI_PORT unless told otherwise."""
+    if args.no_ui:
+        return {"ui_port": None}
+    if args.ui_port is not None:
+        return {"ui_port": args.ui_port}
+    from_env = env_number(
+        UI_PORT_ENV,
+        -1,
+        int,
+        valid=lambda port: 0 <= port <= 65535,
+        needs="a port number (0 picks one)",
+        error=ReuseRuntimeError,
+    )
+    if from_env >= 0:
+        return {"ui_port": from_env}
+    return {"ui_port": DEFAULT_UI_PORT, "ui_port_fallback": True}
 
 
 def _state_dir(given: str | None) -> Path:

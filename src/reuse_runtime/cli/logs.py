@@ -59,7 +59,7 @@ def _from_controller(args: argparse.Namespace) -> Iterator[str]:
     from reuse_runtime.runinfo import RunFilter
 
     source = run_source(args)
-    name = args.run
+    name = runlog.run_name_of(args.run) if args.run else args.run
     if not name:
         latest = source.list(RunFilter(), 1, None).items
         if not latest:

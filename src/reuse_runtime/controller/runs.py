@@ -54,7 +54,7 @@ from reuse_runtime.errors import (
     RunNotFoundError,
     RunsStoreFullError,
 )
-from reuse_runtime.model import ErrorKind, LogLine, TaskResult, TaskState
+from reuse_runtime.model import REPORT_STREAM, ErrorKind, LogLine, TaskResult, TaskState
 from reuse_runtime.runinfo import (
     PHASE_OF_STATE,
     ActionPhase,
@@ -387,6 +387,11 @@ class RunBook:
         if len(names) > _TASK_NAMES:
             names.clear()
         for line in lines:
+            if line.stream == REPORT_STREAM:
+                # A flyte.report (its whole HTML): the store keeps it for the web UI; it is
+                # no line to follow.
+                recorded.append(LogRecord(name, line.task_id, REPORT_STREAM, line.text, now))
+                continue
             n += 1
             ring.append((n, line))
             names[line.task_id] = line.task_name

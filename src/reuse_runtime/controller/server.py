@@ -11,10 +11,14 @@ background thread; both are this class. Example::
 from __future__ import annotations
 
 import asyncio
+import errno
+import importlib
+import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -26,12 +30,16 @@ from reuse_runtime.controller.metrics import ControllerMetrics
 from reuse_runtime.controller.run_service import RunService
 from reuse_runtime.controller.runs import RunBook
 from reuse_runtime.controller.service import ControllerService
+from reuse_runtime.errors import ReuseRuntimeError
 from reuse_runtime.metrics import MetricsServer
 from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
 from reuse_runtime.store import SqliteRunStore, StoreSettings
 from reuse_runtime.wire import run_service, services
 from reuse_runtime.wire.runs import RUNS_SERVICE
+
+if TYPE_CHECKING:
+    from reuse_runtime.ui import WebUI
 
 log = structlog.get_logger("reuse_runtime.controller")
 
@@ -69,6 +77,13 @@ class ControllerConfig:
     advertise_address: str | None = None
     # The result cache (SQLite): None puts it in the state directory, on first use.
     cache_path: Path | None = None
+    # Serve the web UI on this port, at the bind address (0 picks a port); None: no UI.
+    ui_port: int | None = None
+    # When ui_port is taken, serve the UI on a free port instead of failing (a default
+    # port: a second controller on this machine still gets a UI).
+    ui_port_fallback: bool = False
+    # Where the UI binds; None: where the gRPC server binds.
+    ui_host: str | None = None
     # Where the runs store lives (runs.sqlite); None: the state directory.
     state_dir: Path | None = None
     # Record runs in the store (False: runs live in memory only; nothing survives).
@@ -93,6 +108,8 @@ class ControllerConfig:
             )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
+        if self.ui_port is not None and not 0 <= self.ui_port <= 65535:
+            raise ValueError(f"web UI port must be in 0..65535, got {self.ui_port}")
         self.security.check_bind(self.host)
 
     def deadline(self) -> float:
@@ -126,12 +143,26 @@ class ControllerServer:
         self._shutdown = asyncio.Event()
         self._closed: asyncio.Future[None] | None = None
         self._metrics_server: MetricsServer | None = None
+        self._ui: WebUI | None = None
+        self._ui_starting: asyncio.Task[None] | None = None
+        self._ui_error: Exception | None = None
+        self._ui_url = ""
 
     @property
     def service(self) -> ControllerService:
         if self._service is None:
             raise RuntimeError("the controller is not started")
         return self._service
+
+    @property
+    def ui_url(self) -> str:
+        """Where the web UI is served (``http://HOST:PORT``), known from ``start()`` on
+        (it may take a moment more to answer: see :meth:`ui_ready`); "" when it is off."""
+        return self._ui_url
+
+    @property
+    def ui(self) -> WebUI | None:
+        return self._ui
 
     @property
     def runs(self) -> RunBook:
@@ -194,12 +225,79 @@ class ControllerServer:
         self.port = self._port = port
         await services.set_serving(self._health, True, services.CONTROLLER_SERVICE, RUNS_SERVICE)
         self._tasks.spawn(self._autoscale(), "autoscaler")
+        if config.ui_port is not None:
+            # The socket now (its URL is known: Run.url can name run pages at once), the UI
+            # in the background: importing it takes a few hundred ms that the first run of
+            # an embedded controller need not wait for (see ui_ready).
+            sock = self._listen_ui(config.ui_port)
+            if not config.ui_url:
+                self._book.url_base = self._ui_url  # Run.url: the run's page
+            self._ui_starting = self._tasks.spawn(self._start_ui(sock), "web ui")
         log.info(
             "controller started",
             address=self.address,
             backend=self._backend.name,
             metrics=self.metrics_url,
         )
+
+    async def ui_ready(self) -> str:
+        """Wait until the web UI serves; its URL ("" when it is off). Raises what kept it
+        from starting (its port taken)."""
+        if self._ui_starting is not None:
+            await asyncio.shield(self._ui_starting)
+        if self._ui_error is not None:
+            raise self._ui_error
+        return self.ui_url
+
+    def _listen_ui(self, port: int) -> socket.socket:
+        """The UI's listening socket (a taken default port gives way to a free one)."""
+        config = self.config
+        host = config.ui_host or config.host
+        try:
+            sock = socket.create_server((host, port), family=_family(host))
+        except OSError as exc:
+            if not (config.ui_port_fallback and exc.errno == errno.EADDRINUSE and port):
+                raise ReuseRuntimeError(
+                    f"the web UI cannot listen on {host}:{port}: {exc.strerror}; choose another "
+                    f"port with --ui-port, or turn it off with --no-ui"
+                ) from None
+            log.warning("web ui port in use; serving it on a free port", port=port)
+            sock = socket.create_server((host, 0), family=_family(host))
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        scheme = "https" if self.security.tls is not None else "http"
+        self._ui_url = f"{scheme}://{shown}:{sock.getsockname()[1]}"
+        return sock
+
+    async def _start_ui(self, sock: socket.socket) -> None:
+        try:
+            await self._serve_ui(sock)
+        except Exception as exc:
+            sock.close()
+            self._ui_error = exc
+            log.error("the web UI did not start", error=str(exc))
+
+    async def _serve_ui(self, sock: socket.socket) -> None:
+        """The web UI, in this loop, on its socket, behind the controller's token (a
+        controller of mTLS alone makes the UI one: its login link is the way in)."""
+        # Imported in a thread: aiohttp and Jinja2 take a few hundred ms to import, which
+        # this loop (tasks going out, replicas starting) need not wait for.
+        await asyncio.to_thread(importlib.import_module, "reuse_runtime.controller.ui_state")
+        from reuse_runtime.controller.ui_state import web_ui
+        from reuse_runtime.store import RunReader, SqliteRunReader
+
+        book = self.runs
+        # What the book records, read back (a controller that records nothing shows the
+        # store its state dir has, if any: runs of an earlier controller).
+        reader: RunReader = book.store or SqliteRunReader(
+            StoreSettings.from_env(self.config.state_dir or state_dir()).path
+        )
+
+        token = self.security.token or secrets.token_urlsafe(32)
+        ui = web_ui(self.service, reader, self.security, token=token, sock=sock, book=book)
+        self._ui = ui
+        await ui.start()
+        log.info("web ui serving", url=ui.url)
 
     @property
     def local_address(self) -> str:
@@ -247,6 +345,8 @@ class ControllerServer:
                 #    clients' streams end once they have it all.
                 await self._service.close()
                 await self._backend.close()
+            if self._ui is not None:
+                await self._ui.close()
             if self._book is not None:
                 # 3. What goes on to the next controller is said, the last records written.
                 await self._book.close()
@@ -274,3 +374,7 @@ class ControllerServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

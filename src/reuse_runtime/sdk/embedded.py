@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reuse_runtime import logs
+from reuse_runtime.envvars import env_number
+from reuse_runtime.errors import ConfigError
 from reuse_runtime.paths import private_dir, state_dir, write_private
 from reuse_runtime.sdk.config import RuntimeConfig
 from reuse_runtime.security import Security
@@ -59,6 +61,7 @@ async def start_controller(
         options["replica_loss_budget"] = config.replica_loss_budget
     if config.metrics_port is not None:
         options["metrics_port"] = config.metrics_port
+    options.update(_ui_options())
     opened = await open_backend(
         backend_name(config.backend), log_dir=log_dir, network=config.container_network
     )
@@ -90,6 +93,28 @@ async def start_controller(
         raise
     _write_embedded_address(directory, server.local_address, security.token)
     return server, security
+
+
+#: ``0``/``off`` turns the embedded controller's web UI off; else it serves on a free
+#: loopback port (``$REUSE_RUNTIME_UI_PORT`` chooses one) while the process runs.
+UI_ENV = "REUSE_RUNTIME_UI"
+UI_PORT_ENV = "REUSE_RUNTIME_UI_PORT"
+
+
+def _ui_options() -> dict[str, Any]:
+    """The embedded controller's web UI: on, on a free loopback port, unless told."""
+    if os.environ.get(UI_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+        return {"ui_port": None}
+    port = env_number(
+        UI_PORT_ENV,
+        0,
+        int,
+        valid=lambda n: 0 <= n <= 65535,
+        needs="a port number (0 picks one)",
+        error=ConfigError,
+    )
+    # Loopback, whatever the gRPC server binds (the container backend's replicas dial it).
+    return {"ui_port": port, "ui_port_fallback": True, "ui_host": "127.0.0.1"}
 
 
 async def stop_controller(server: ControllerServer, directory: Path) -> None:

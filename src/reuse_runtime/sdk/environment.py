@@ -360,14 +360,15 @@ class TaskEnvironment(Environment):
             max_inline_io_bytes: the largest inputs (and result) the task takes,
                 in bytes; larger ones raise ``flyte.errors.InlineIOMaxBytesBreached``.
             docs, pod_template, entrypoint, produces_artifacts: recorded.
-            report, interruptible, queue, triggers, links, task_resolver: Flyte
-                backend features with no local meaning; setting one warns once.
+            report: give the task a ``flyte.report``, shown on its action's page in the
+                web UI.
+            interruptible, queue, triggers, links, task_resolver: Flyte backend
+                features with no local meaning; setting one warns once.
             name: reuse-runtime's older spelling of ``short_name``.
         """
         if self.reusable is not None and pod_template is not None:
             raise ValueError("Cannot set pod_template when environment is reusable.")
         for option, value, why in (
-            ("report", report, "there is no Flyte UI to show reports"),
             ("interruptible", interruptible, "local replicas are not preempted"),
             ("queue", queue, "there is one local queue per environment"),
             ("triggers", triggers, "there is no scheduler; start runs yourself"),

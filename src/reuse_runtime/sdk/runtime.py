@@ -155,6 +155,11 @@ class Runtime:
         return self._controller is not None
 
     @property
+    def ui_url(self) -> str:
+        """Where the embedded controller serves its web UI; empty when it does not (yet)."""
+        return self._controller.ui_url if self._controller is not None else ""
+
+    @property
     def metrics_url(self) -> str:
         """Where the embedded controller serves ``/metrics``; empty when it does not."""
         return self._controller.metrics_url if self._controller is not None else ""

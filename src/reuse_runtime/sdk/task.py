@@ -51,6 +51,7 @@ from reuse_runtime.sdk.ignored import note_ignored
 from reuse_runtime.sdk.pod import PodTemplate
 from reuse_runtime.sdk.replay import call_key
 from reuse_runtime.sdk.replica_client import cancel_child, replica_client
+from reuse_runtime.sdk.report import reporting
 from reuse_runtime.sdk.retry import (
     RetryStrategy,
     TimeoutType,
@@ -178,7 +179,8 @@ class TaskTemplate(Generic[P, R]):
             raise TypeError(f"@env.task needs a function, got {type(fn).__name__}")
         functools.update_wrapper(self, fn)
         self.func = fn
-        setattr(self, TASK_FUNCTION_ATTR, fn)
+        # What a replica runs: with report=True, the function with its report around it.
+        setattr(self, TASK_FUNCTION_ATTR, reporting(fn, fn.__name__) if report else fn)
         self.parent_env = env
         self.parent_env_name = env.name
         self.name = f"{env.name}.{fn.__name__}"
@@ -547,7 +549,8 @@ class TaskTemplate(Generic[P, R]):
             fn = self.func
             if "<locals>" in fn.__qualname__:
                 # Not importable by name: travels by value; its globals do not persist.
-                self._reference = (None, pickling.dumps(fn), None)
+                runs = getattr(self, TASK_FUNCTION_ATTR)
+                self._reference = (None, pickling.dumps(runs), None)
             else:
                 ref, bundle = code.reference(fn.__module__, fn.__qualname__)
                 self._reference = (ref, None, bundle)

@@ -30,6 +30,7 @@ from reuse_runtime.store.interface import RunReader, RunRecorder, RunStore
 from reuse_runtime.store.phases import ActionPhase, parse_phase
 from reuse_runtime.store.reads import SqliteRunReader
 from reuse_runtime.store.records import (
+    REPORT_STREAM,
     ActionRecord,
     Attempt,
     ClientInfo,
@@ -44,6 +45,8 @@ from reuse_runtime.store.settings import StoreSettings
 from reuse_runtime.store.sqlite import SqliteRunStore
 from reuse_runtime.store.views import (
     ActionInfo,
+    ActionReport,
+    ChildCounts,
     GroupSummary,
     LogEntry,
     Page,
@@ -55,10 +58,13 @@ from reuse_runtime.store.views import (
 )
 
 __all__ = [
+    "REPORT_STREAM",
     "ActionInfo",
     "ActionPhase",
     "ActionRecord",
+    "ActionReport",
     "Attempt",
+    "ChildCounts",
     "ClientInfo",
     "ErrorInfo",
     "GroupSummary",

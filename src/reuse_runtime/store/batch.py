@@ -27,6 +27,7 @@ from reuse_runtime.store import schema
 from reuse_runtime.store.blobs import BlobFiles, digest_of
 from reuse_runtime.store.phases import FIRST_TERMINAL, PHASE_CODES, ActionPhase
 from reuse_runtime.store.records import (
+    REPORT_STREAM,
     ActionRecord,
     LogRecord,
     RunEnded,
@@ -245,8 +246,12 @@ class BatchWriter:
         counters = self._pending.lines
         # First pass: every line's number, and the last number of each action.
         numbered = []
+        reports = []
         for run, action_id, stream, text, at in logs:
             key = keys.get(run) or new_keys.get(run) or self._key(run)
+            if stream == REPORT_STREAM:
+                reports.append((key, action_id, at, self._report(text)))
+                continue
             ident = (key, action_id)
             n = counters.get(ident) or known.get(ident) or 0
             if not n and key not in fresh and key not in new_fresh:
@@ -271,10 +276,24 @@ class BatchWriter:
             "VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
+        if reports:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO reports (run_key, action_id, at, html) VALUES (?, ?, ?, ?)",
+                reports,
+            )
         # Lines written by earlier batches that are now in the middle.
         for (key, action_id), last in counters.items():
             if last > head + tail:
                 self._drop_lines(key, action_id, head, last - tail)
+
+    def _report(self, html: str) -> str:
+        limit = self.settings.report_max
+        if len(html) <= limit:
+            return html
+        return (
+            f"<p>This report was {len(html)} characters long, over the {limit} the runs "
+            f"store keeps (its report_max); it was not kept.</p>"
+        )
 
     def _drop_lines(self, key: int, action_id: str, head: int, upto: int) -> None:
         dropped = self.conn.execute(

@@ -28,6 +28,8 @@ from reuse_runtime.store.records import (
 )
 from reuse_runtime.store.views import (
     ActionInfo,
+    ActionReport,
+    ChildCounts,
     GroupSummary,
     LogEntry,
     Page,
@@ -104,6 +106,10 @@ class RunReader(Protocol):
 
     def groups(self, run: str, parent: str) -> tuple[GroupSummary, ...]: ...
 
+    def child_counts(self, run: str, parent: str, *, since: int = 0) -> ChildCounts:
+        """The finished children of ``parent`` that ended after the mark ``since``, by
+        ``(group, phase)``, with the next mark (a page following a run counts on)."""
+
     def action_logs(
         self, run: str, action_id: str, *, after: int = 0, limit: int = 1000
     ) -> tuple[LogEntry, ...]: ...
@@ -111,6 +117,9 @@ class RunReader(Protocol):
     def run_logs(self, run: str, *, after: int = 0, limit: int = 1000) -> tuple[LogEntry, ...]: ...
 
     def search_logs(self, run: str, text: str, *, limit: int = 100) -> tuple[LogEntry, ...]: ...
+
+    def action_report(self, run: str, action_id: str) -> ActionReport | None:
+        """The action's ``flyte.report`` as last flushed, or None."""
 
     def replayed(self, run: str, call_key: str) -> ReplayOutcome | None:
         """Durable replay: what the child ``call_key`` of ``run`` ended with, or None."""

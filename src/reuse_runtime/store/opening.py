@@ -88,6 +88,7 @@ def _checked(path: Path, timeout: float, wal_bytes: int) -> sqlite3.Connection:
     try:
         schema.configure(conn, busy_timeout=timeout, wal_bytes=wal_bytes)
         schema.create(conn)
+        schema.migrate(conn)
         problem = schema.mismatch(conn)
         if problem is not None:
             raise UnusableStoreError(problem)

@@ -28,6 +28,8 @@ from reuse_runtime.store.phases import PHASE_CODES, PHASES_BY_CODE, ActionPhase,
 from reuse_runtime.store.records import ClientInfo, Trace
 from reuse_runtime.store.views import (
     ActionInfo,
+    ActionReport,
+    ChildCounts,
     GroupSummary,
     LogEntry,
     Page,
@@ -257,6 +259,23 @@ class SqliteRunReader:
                 found.setdefault(group, {})[PHASES_BY_CODE[code]] = n
         return tuple(GroupSummary(group, counts) for group, counts in sorted(found.items()))
 
+    def child_counts(self, run: str, parent: str, *, since: int = 0) -> ChildCounts:
+        """The finished children of ``parent`` that ended after the mark ``since``, counted
+        by ``(group, phase)``, with the mark to pass next time: a page that follows a run
+        reads only what finished in between (:meth:`groups` reads every child)."""
+        found: dict[tuple[str, ActionPhase], int] = {}
+        mark = since
+        with self._snapshot() as conn:
+            for group, code, n, last in conn.execute(
+                "SELECT grp, phase, count(*), max(id) FROM actions WHERE run_key = "
+                "(SELECT key FROM runs WHERE name = ?) AND parent_id = ? AND id > ? "
+                "GROUP BY grp, phase",
+                (run, parent, since),
+            ):
+                found[(group, PHASES_BY_CODE[code])] = n
+                mark = max(mark, int(last))
+        return ChildCounts(found, mark)
+
     def replayed(self, run: str, call_key: str) -> ReplayOutcome | None:
         """What the child with ``call_key`` of ``run`` ended with, if it was recorded.
 
@@ -338,6 +357,18 @@ class SqliteRunReader:
             (run, text),
             limit,
         )
+
+    # ------------------------------------------------------------------ reports
+
+    def action_report(self, run: str, action_id: str) -> ActionReport | None:
+        """The action's ``flyte.report`` as last flushed, or None when it has none."""
+        with self._snapshot() as conn:
+            row = conn.execute(
+                "SELECT at, html FROM reports WHERE run_key = "
+                "(SELECT key FROM runs WHERE name = ?) AND action_id = ?",
+                (run, action_id),
+            ).fetchone()
+        return None if row is None else ActionReport(action_id, row[0], row[1])
 
     # ------------------------------------------------------------------ helpers
 

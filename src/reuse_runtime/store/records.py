@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from reuse_runtime import model
 from reuse_runtime.runinfo import ActionPhase, Attempt, ClientInfo, ErrorInfo, Trace
 
 #: Pickled bytes, as the controller holds them (a view of a message's bytes is fine).
@@ -68,12 +69,22 @@ class ActionRecord(NamedTuple):
     traces: tuple[Trace, ...] = ()
 
 
+#: The stream of a :class:`LogRecord` that carries an action's ``flyte.report`` (its whole
+#: HTML, as last flushed) instead of a line: the store keeps the latest one per action,
+#: apart from its log (``store.action_report``). The same as a replica's ``LogLine``'s.
+REPORT_STREAM = model.REPORT_STREAM
+
+
 class LogRecord(NamedTuple):
-    """One line an action printed, as it arrives (the store numbers and bounds them)."""
+    """One line an action printed, as it arrives (the store numbers and bounds them).
+
+    A record on :data:`REPORT_STREAM` is the action's report instead: the controller
+    records every line a replica sends the same way, and the store tells them apart.
+    """
 
     run: str
     action_id: str
-    #: ``"stdout"`` or ``"stderr"``.
+    #: ``"stdout"``, ``"stderr"`` (others are kept as ``"stdout"``), or ``"report"``.
     stream: str
     text: str
     at: float

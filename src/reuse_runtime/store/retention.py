@@ -6,8 +6,8 @@ these, the oldest *finished* runs go first; an unfinished run is never removed.
 
 Removing a run is two steps, so that no transaction holds the writer for long:
 
-1. :func:`doom` (one transaction): the run rows go, with their labels, counts and
-   replay keys, the value files nothing refers to any more are deleted, and the
+1. :func:`doom` (one transaction): the run rows go, with their labels, counts,
+   reports and replay keys, the value files nothing refers to any more are deleted, and the
    runs' keys are written to ``doomed``. Readers no longer see these runs.
 2. :func:`sweep_doomed` (one transaction per call): at most ``limit`` actions, log
    lines and traces of doomed runs go; a run whose rows are all gone leaves
@@ -112,7 +112,7 @@ def doom(conn: sqlite3.Connection, keys: Sequence[int], blobs: BlobFiles) -> int
         [(n, digest) for digest, n in released.items()],
     )
     freed = unreferenced(conn, blobs)
-    for table in ("labels", "counts", "calls", "replaying"):
+    for table in ("labels", "counts", "calls", "replaying", "reports"):
         conn.execute(f"DELETE FROM {table} WHERE run_key IN ({marks})", keys)
     conn.execute(f"DELETE FROM runs WHERE key IN ({marks})", keys)
     conn.executemany("INSERT OR IGNORE INTO doomed (run_key) VALUES (?)", [(k,) for k in keys])

@@ -1,6 +1,6 @@
 """The runs store's tables, and how the fields that are not columns are encoded.
 
-One row per run, per finished action, per kept log line. The action row is what
+One row per run, per finished action, per kept log line, per action's report. The action row is what
 every task pays for, so it has only the columns a query needs plus the record's
 plain fields, and no index whose inserts land at random places: a run's actions
 are found by ``(run_key, action_id)`` and ``(run_key, parent_id)``, both of which
@@ -26,10 +26,24 @@ from reuse_runtime.store.records import Attempt, ErrorInfo
 
 #: ``PRAGMA application_id``: marks the file as a reuse-runtime runs store.
 APPLICATION_ID = 0x52524E53  # "RRNS"
-#: ``PRAGMA user_version``: the layout below. A file of another version is moved aside.
-VERSION = 1
+#: ``PRAGMA user_version``: the layout below. A file of layout 1 is brought up to it at
+#: open (:func:`migrate`); a file of another version is moved aside.
+VERSION = 2
 
-TABLES = """
+#: Layout 2: each action's ``flyte.report``, the last flush of it (HTML, kept whole in
+#: the row: a report is read as one piece, and replaced as one).
+REPORTS = """
+CREATE TABLE reports (
+    run_key INTEGER NOT NULL,
+    action_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    html TEXT NOT NULL,
+    PRIMARY KEY (run_key, action_id)
+) WITHOUT ROWID;
+"""
+
+TABLES = (
+    """
 CREATE TABLE runs (
     key INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
@@ -136,6 +150,9 @@ CREATE TABLE blobs (
 -- Runs removed by retention whose actions, logs and traces are still being deleted.
 CREATE TABLE doomed (run_key INTEGER PRIMARY KEY);
 """
+    + REPORTS
+)
+
 
 #: Log streams as kept.
 STREAM_CODES = {"stdout": 1, "stderr": 2}
@@ -181,16 +198,36 @@ def create(conn: sqlite3.Connection) -> None:
         raise
 
 
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store of layout 1 to this layout (one transaction): add the reports."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version(conn) == 1 and mismatch_of_application(conn) is None:
+            conn.execute(REPORTS)
+            conn.execute(f"PRAGMA user_version = {VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def mismatch_of_application(conn: sqlite3.Connection) -> str | None:
+    app = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    if app != APPLICATION_ID:
+        return f"it is not a reuse-runtime runs store (application_id {app})"
+    return None
+
+
 def version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def mismatch(conn: sqlite3.Connection) -> str | None:
     """Why this database is not a runs store of this version, or None."""
-    app = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    problem = mismatch_of_application(conn)
+    if problem is not None:
+        return problem
     found = version(conn)
-    if app != APPLICATION_ID:
-        return f"it is not a reuse-runtime runs store (application_id {app})"
     if found != VERSION:
         return f"it is a runs store of layout {found}, this reuse-runtime reads {VERSION}"
     return None

@@ -73,6 +73,8 @@ class StoreSettings:
     inputs_max: int = 1 * MiB
     #: Previews (inputs, shown by the UI) are cut to this many characters.
     preview_max: int = 256
+    #: A report (``flyte.report``) larger than this is kept as a notice saying so.
+    report_max: int = 8 * MiB
     #: Per action, the first ``log_head`` and the last ``log_tail`` lines are kept.
     log_head: int = 1000
     log_tail: int = 1000
@@ -115,7 +117,14 @@ class StoreSettings:
             return (
                 f"flush_interval must be above 0 and at most 10 seconds, got {self.flush_interval}"
             )
-        for name in ("batch_max", "max_queued", "log_head", "log_tail", "preview_max"):
+        for name in (
+            "batch_max",
+            "max_queued",
+            "log_head",
+            "log_tail",
+            "preview_max",
+            "report_max",
+        ):
             if getattr(self, name) < 1:
                 return f"{name} must be at least 1, got {getattr(self, name)}"
         for name in ("retry_interval", "retention_interval", "close_timeout", "read_timeout"):

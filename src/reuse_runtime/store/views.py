@@ -11,6 +11,7 @@ their size.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,8 @@ from reuse_runtime.runinfo import (
 
 __all__ = [
     "ActionInfo",
+    "ActionReport",
+    "ChildCounts",
     "GroupSummary",
     "LogEntry",
     "Page",
@@ -37,6 +40,27 @@ __all__ = [
     "StoreStatistics",
     "UnfinishedRun",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildCounts:
+    """Finished children of one parent by ``(group, phase)``, and the mark to count on from
+    (``store.child_counts(run, parent, since=mark)``: only those that ended after it)."""
+
+    counts: Mapping[tuple[str, ActionPhase], int]
+    mark: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionReport:
+    """An action's ``flyte.report``: its HTML as last flushed, and when (epoch seconds).
+
+    The HTML is the task's own, scripts and all: show it only in a sandboxed frame.
+    """
+
+    action_id: str
+    at: float
+    html: str
 
 
 @dataclass(frozen=True, slots=True)
