@@ -63,6 +63,7 @@ from reuse_runtime.sdk.environment import NON_REUSABLE_MAX_REPLICAS
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 SECTIONS = (
     "limit",
+    "floor",
     "sdk",
     "worker",
     "ray",
@@ -85,6 +86,8 @@ class Plan:
     reps: int = 3
     limit_n: int = 100_000
     limit_n_seq: int = 5_000
+    floor_n: int = 50_000
+    floor_relay_window: int = 100
     sdk_ns: tuple[int, ...] = (500, 5_000, 50_000)
     sdk_seq: int = 300
     worker_n_seq: int = 2_000
@@ -106,6 +109,7 @@ class Plan:
 QUICK = Plan(
     limit_n=20_000,
     limit_n_seq=1_000,
+    floor_n=20_000,
     sdk_ns=(500, 5_000),
     worker_n_seq=500,
     worker_n_par=5_000,
@@ -359,6 +363,122 @@ class Bench:
                 {"rate": r["msgs_per_s"], "p50_ms": r["seq_p50_ms"], "p99_ms": r["seq_p99_ms"]},
                 n=p.limit_n,
                 note="p50/p99: one message at a time",
+            )
+        )
+
+    # ------------------------------------------------------------ F. the floor, paired
+
+    def floor(self) -> None:
+        """The seed gather's CPU per task against two floors of its shape, rep by rep.
+
+        Each repetition runs the three in a fresh process each, in a rotating order:
+        ``benchmarks.floor`` (three processes, one small frame per task per hop, all in
+        flight: the least Python can do), ``benchmarks.relay`` with small frames (the
+        same hops with asyncio streams, ``floor_relay_window`` in flight), and the SDK
+        gather. The ratios are per repetition: a slow moment hits all three alike.
+        """
+        p = self.plan
+        n = p.floor_n
+        kinds = ("floor", "relay", "ours")
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+        for rep in range(p.reps):
+            got: dict[str, dict[str, Any]] = {}
+            for kind in kinds[rep % 3 :] + kinds[: rep % 3]:
+                try:
+                    if kind == "floor":
+                        got[kind] = self.child("benchmarks.floor", "--n", n)
+                    elif kind == "relay":
+                        got[kind] = self.child(
+                            "benchmarks.relay", "--n", n, "--size", 8,
+                            "--window", p.floor_relay_window,
+                        )  # fmt: skip
+                    else:
+                        got[kind] = self.child("benchmarks.sdk_probe", "gather", "--n", n)
+                except ChildFailed as exc:
+                    self.log(f"  floor rep {rep}: {kind} failed: {exc}")
+            if len(got) == len(kinds):
+                for kind in kinds:
+                    runs[kind].append(got[kind])
+        ours = runs["ours"]
+        if not ours:
+            self.failed("F", "floor", ChildFailed("no complete repetition"))
+            return
+
+        def total(run: dict[str, Any]) -> float:
+            return (run["cpu_controller_s"] + sum(run["cpu_replicas_s"])) / run["n"] * 1e6
+
+        def floor_row(key: str, label: str, kind: str, note: str) -> None:
+            names = runs[kind][0]["cpu_us_per_task"]
+            per_process = {
+                name: statistics.median(r["cpu_us_per_task"][name] for r in runs[kind])
+                for name in names
+            }
+            self.rows.append(
+                make_row(
+                    key,
+                    label,
+                    {
+                        "rate": [r["tasks_per_s"] for r in runs[kind]],
+                        "cpu_us_per_task_total": [r["cpu_us_per_task_total"] for r in runs[kind]],
+                    },
+                    n=n,
+                    note=_join(
+                        note,
+                        "CPU us/task: "
+                        + ", ".join(f"{name} {us:.1f}" for name, us in per_process.items()),
+                    ),
+                )
+            )
+
+        floor_row(
+            "Fa",
+            "floor: 3 processes, 4 small frames/task, all in flight",
+            "floor",
+            "uvloop Protocols, cloudpickle, one write per frame per hop",
+        )
+        floor_row(
+            "Fb",
+            f"floor: relay of small frames, {p.floor_relay_window} in flight",
+            "relay",
+            "benchmarks.relay --size 8: asyncio streams on uvloop",
+        )
+        self.rows.append(
+            make_row(
+                "Fc",
+                f"sdk: gather n={n:,} (paired with Fa, Fb)",
+                _gather_samples(ours),
+                n=n,
+                note=_cpu_note(ours),
+            )
+        )
+        for key, kind in (("Fd", "floor"), ("Fe", "relay")):
+            ratios = [
+                total(o) / f["cpu_us_per_task_total"] for o, f in zip(ours, runs[kind], strict=True)
+            ]
+            self.rows.append(
+                Row(
+                    key,
+                    f"CPU per task: Fc / {'Fa' if kind == 'floor' else 'Fb'}, per repetition",
+                    note=(
+                        f"median {statistics.median(ratios):.2f}x, range {min(ratios):.2f}x-"
+                        f"{max(ratios):.2f}x over {len(ratios)} repetitions (target: 1.3x)"
+                    ),
+                    spread=_spread(ratios),
+                    samples={"ratio": ratios},
+                )
+            )
+        shares = [r["cpu_controller_s"] / (total(r) * r["n"] / 1e6) for r in ours]
+        self.rows.append(
+            Row(
+                "Ff",
+                "controller's share of Fc's CPU",
+                note=(
+                    f"median {statistics.median(shares):.0%}, range {min(shares):.0%}-"
+                    f"{max(shares):.0%} (target: at most 25%); the driver's process holds "
+                    f"the embedded controller"
+                ),
+                spread=_spread(shares),
+                samples={"share": shares},
             )
         )
 
