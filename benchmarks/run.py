@@ -74,6 +74,8 @@ SECTIONS = (
     "vsray",
     "makespan",
     "bytes",
+    "clients",
+    "replicas",
 )
 #: The scale section's window when 100k children are also run in windows.
 SCALE_WINDOW = 10_000
@@ -104,6 +106,10 @@ class Plan:
     makespan_ms: tuple[float, ...] = (10.0, 100.0)
     bytes_n: int = 1_000
     bytes_size: int = 2**20
+    clients: int = 8
+    clients_n: int = 10_000
+    replicas_workers: int = 1_000
+    replicas_idle_s: float = 10.0
 
 
 QUICK = Plan(
@@ -122,6 +128,9 @@ QUICK = Plan(
     vsray_n=20_000,
     makespan_n=4_000,
     bytes_n=300,
+    clients_n=2_000,
+    replicas_workers=200,
+    replicas_idle_s=5.0,
 )
 
 
@@ -996,6 +1005,134 @@ class Bench:
                 ),
                 spread=_spread(ratios),
                 samples={"ratio": ratios},
+            )
+        )
+
+    # ------------------------------------------------------------ C. many clients
+
+    def clients(self) -> None:
+        """``clients`` processes against one standalone controller, and one client alone."""
+        p = self.plan
+        try:
+            r = self.child(
+                "benchmarks.clients", "--clients", p.clients, "--n", p.clients_n,
+                "--reps", p.reps, timeout_s=900,
+            )  # fmt: skip
+        except ChildFailed as exc:
+            self.failed("C", "clients", exc)
+            return
+        total = p.clients * p.clients_n
+
+        def cpu_note(runs: list[dict[str, Any]]) -> str:
+            parts = ("controller", "replicas", "clients")
+            return "CPU us/task: " + ", ".join(
+                f"{part} {statistics.median(x[f'cpu_us_per_task_{part}'] for x in runs):.0f}"
+                for part in parts
+            )
+
+        self.rows.append(
+            make_row(
+                "Ca",
+                f"clients: 1 client gathers {total:,} noops",
+                {"rate": [x["tasks_per_s"] for x in r["one"]]},
+                n=total,
+                note=_join("standalone controller, the seed pool", cpu_note(r["one"])),
+            )
+        )
+        worst = [x["worst_over_mean"] for x in r["many"]]
+        self.rows.append(
+            make_row(
+                "Cb",
+                f"clients: {p.clients} clients gather {p.clients_n:,} each, at once",
+                {"rate": [x["tasks_per_s"] for x in r["many"]], "worst_over_mean": worst},
+                n=total,
+                note=_join(
+                    f"slowest client's time / the mean: median {statistics.median(worst):.2f}, "
+                    f"most {max(worst):.2f} (target: at most 1.5)",
+                    cpu_note(r["many"]),
+                ),
+            )
+        )
+        ratios = r["many_over_one"]
+        self.rows.append(
+            Row(
+                "Cc",
+                "clients: Cb / Ca, per repetition",
+                note=(
+                    f"median {statistics.median(ratios):.0%}, range {min(ratios):.0%}-"
+                    f"{max(ratios):.0%} over {len(ratios)} pairs (target: at least 80%)"
+                ),
+                spread=_spread(ratios),
+                samples={"ratio": ratios},
+            )
+        )
+
+    # ------------------------------------------------------------ R. many replicas
+
+    def replicas(self) -> None:
+        """``replicas_workers`` workers attached to one controller: idle cost, routing, RSS."""
+        p = self.plan
+        runs = []
+        for _ in range(p.reps):
+            try:
+                runs.append(
+                    self.child(
+                        "benchmarks.replicas",
+                        "--workers",
+                        p.replicas_workers,
+                        "--idle-s",
+                        p.replicas_idle_s,
+                        timeout_s=900,
+                    )
+                )
+            except ChildFailed as exc:
+                self.log(f"  replicas: {exc}")
+        if not runs:
+            self.failed("R", "replicas", ChildFailed("no repetition finished"))
+            return
+        mb = 1e6
+        for key, part, count in (
+            ("Ra", "few", runs[0]["small"]),
+            ("Rb", "many", p.replicas_workers),
+        ):
+            got = [r[part] for r in runs]
+            self.rows.append(
+                make_row(
+                    key,
+                    f"replicas: {count:,} attached workers, noop tasks",
+                    {
+                        "rate": [x["tasks_per_s"] for x in got],
+                        "p50_ms": [x["seq_p50_ms"] for x in got],
+                        "p99_ms": [x["seq_p99_ms"] for x in got],
+                        "cpu_us_per_task_controller": [
+                            x["controller_cpu_us_per_task"] for x in got
+                        ],
+                    },
+                    note=(
+                        "p50/p99: one task at a time, call to result; controller CPU "
+                        f"{statistics.median(x['controller_cpu_us_per_task'] for x in got):.0f} "
+                        "us/task with up to 200 in flight"
+                        + (
+                            f"; controller RSS peak {max(r['rss_peak'] for r in runs) / mb:.0f} "
+                            "MB (target: at most 300)"
+                            if part == "many"
+                            else ""
+                        )
+                    ),
+                )
+            )
+        idle = [r["idle_cpu_pct"] for r in runs]
+        self.rows.append(
+            Row(
+                "Rc",
+                f"replicas: {p.replicas_workers:,} idle workers, controller CPU",
+                note=(
+                    f"median {statistics.median(idle):.1f}% of a core, range {min(idle):.1f}-"
+                    f"{max(idle):.1f}% (target: at most 5%); with none attached "
+                    f"{statistics.median(r['idle_cpu_pct_no_workers'] for r in runs):.1f}%"
+                ),
+                spread=_spread(idle),
+                samples={"idle_cpu_pct": idle},
             )
         )
 
