@@ -173,6 +173,7 @@ class ReplicaLifecycle:
         replica.heard_at = self._clock()
         replica.capacity = stream.hello.capacity or self.policy.concurrency
         replica.prefetch = self._dispatcher.prefetch(replica.capacity)
+        self._dispatcher.changed(replica)
         stream.send_init(
             ReplicaInit(
                 environment=self.spec.name,
@@ -194,6 +195,7 @@ class ReplicaLifecycle:
             )
         finally:
             replica.stream = None
+            self._dispatcher.changed(replica)
         # A replica without its stream can do nothing more: make sure it is gone.
         if not replica.exited.is_set():
             try:
@@ -224,7 +226,7 @@ class ReplicaLifecycle:
             replica.heard_at = replica.report_at
             # Heard from again: a replica that was silent long enough to get no new work
             # (see Dispatcher._pump_now) may take the waiting tasks now.
-            self._dispatcher.pump()
+            self._dispatcher.heard(replica)
         replica.blocked_by = "" if loop_alive else report.loop_blocked_by
         if replica.phase is ReplicaPhase.STARTING:
             replica.phase = ReplicaPhase.READY
@@ -234,12 +236,13 @@ class ReplicaLifecycle:
             log.info(
                 "replica ready", env=self.spec.name, replica=replica.replica_id, took=round(took, 3)
             )
-            self._dispatcher.pump()
+            self._dispatcher.changed(replica)
         if replica.external:
             # Its owner decides when it goes; a draining one just takes nothing more.
             if report.draining and replica.phase is not ReplicaPhase.DRAINING:
                 replica.phase = ReplicaPhase.DRAINING
                 replica.retire_reason = "the replica is draining"
+                self._dispatcher.changed(replica)
         elif self.policy.max_rss and report.rss_bytes > self.policy.max_rss:
             self.retire(
                 replica,
@@ -254,6 +257,7 @@ class ReplicaLifecycle:
             replica.phase = ReplicaPhase.DRAINING
             replica.retire_reason = "the replica is draining"
             replica.stopping = True
+            self._dispatcher.changed(replica)
 
     # ------------------------------------------------------------ start and stop
 
@@ -272,6 +276,7 @@ class ReplicaLifecycle:
                 "recycling replica", env=self.spec.name, replica=replica.replica_id, reason=reason
             )
         replica.phase = ReplicaPhase.DRAINING
+        self._dispatcher.changed(replica)
         if kill:
             replica.kill_reason = replica.kill_reason or reason
             if replica.handle is not None and not replica.stopping:
@@ -286,6 +291,7 @@ class ReplicaLifecycle:
             return
         replica.stopping = True
         replica.phase = ReplicaPhase.DRAINING
+        self._dispatcher.changed(replica)
         if replica.handle is not None:
             self._tasks.spawn(
                 self._backend.stop(replica.handle, self.spec.stop_grace + 5.0),
@@ -368,6 +374,7 @@ class ReplicaLifecycle:
             return
         replica.gone = True
         self.replicas.pop(replica.replica_id, None)
+        self._dispatcher.changed(replica)
         self._register_replica(replica.replica_id, False)
         status = replica.exit_status
         if status is not None:

@@ -237,7 +237,7 @@ class ReplicaPool:
             dispatcher.runtime_is(mean)
         if replica.retire_reason and not replica.running:
             self._lifecycle.stop(replica)
-        dispatcher.pump()
+        dispatcher.heard(replica)
 
     def finish(self, record: TaskRecord, result: TaskResult) -> None:
         """Deliver ``record``'s terminal result, once; later calls do nothing."""
