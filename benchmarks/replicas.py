@@ -4,11 +4,12 @@
 
 A standalone ``reuse-runtime controller`` subprocess, and ``--workers`` lightweight
 workers attached to it as external replicas of one environment (``worker
---environment``): each a real gRPC ``Connect`` stream, opened with the runtime's own
-:class:`~reuse_runtime.client.ControllerConnection`, saying hello, taking its init,
-reporting at every heartbeat and on every busy/idle transition as a worker does, and
-answering each noop task it is sent at once. ``--hosts`` processes hold them, so a
-thousand cost a few processes, not a thousand interpreters.
+--environment``): each a real gRPC ``Connect`` stream on a TCP connection of its own,
+opened with the runtime's own :class:`~reuse_runtime.client.ControllerConnection`:
+it says hello, takes its init, answers each noop task it is sent at once, and reports
+as a worker does (on every busy/idle transition, and every idle heartbeat the
+controller asks for). ``--hosts`` processes hold them, so a thousand cost a few
+processes, not a thousand interpreters.
 
 Measured, in order:
 
@@ -32,6 +33,7 @@ import asyncio
 import contextlib
 import os
 import pickle
+import random
 import re
 import secrets
 import subprocess
@@ -42,6 +44,7 @@ import time
 import uuid
 from typing import Any
 
+import grpc
 import psutil
 
 from benchmarks.harness import ROOT, emit, percentiles
@@ -67,6 +70,10 @@ ENVIRONMENT = "fleet"
 READY = re.compile(r"listening on (\S+)")
 #: Seconds every wait of the harness may take at most.
 WAIT_S = 120.0
+#: Workers of one host that dial the controller at once.
+ATTACH_CHUNK = 25
+#: Dials of one worker before it gives up.
+ATTACH_TRIES = 5
 
 
 # ---------------------------------------------------------------- the fake workers
@@ -105,7 +112,24 @@ class FakeWorker:
         )
 
     async def run(self, first_beat: float) -> None:
-        conn = self._conn = ControllerConnection(self._address, self._security, self._hello)
+        """Serve the stream; the first heartbeat comes after ``first_beat`` intervals.
+
+        A dial that fails before the controller took the worker is tried again, a few
+        times: a controller busy taking hundreds of workers lets some handshakes time out.
+        """
+        for attempt in range(ATTACH_TRIES):
+            try:
+                await self._serve(first_beat)
+                return
+            except grpc.aio.AioRpcError:
+                if self.attached.is_set() or attempt == ATTACH_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.5 + random.random())
+
+    async def _serve(self, first_beat: float) -> None:
+        conn = self._conn = ControllerConnection(
+            self._address, self._security, self._hello, own_connection=True
+        )
         beating: asyncio.Task[None] | None = None
         try:
             async for command in conn.commands():
@@ -114,10 +138,14 @@ class FakeWorker:
                 elif isinstance(command, ReplicaInit):
                     conn.send_report(self.report())
                     self.attached.set()
-                    beating = asyncio.ensure_future(self._beat(conn, first_beat))
+                    # Idle between batches: it reports as often as an idle worker does.
+                    every = max(self.heartbeat, command.idle_heartbeat)
+                    beating = asyncio.ensure_future(self._beat(conn, first_beat * every, every))
                 elif isinstance(command, DrainCommand):
                     break
         finally:
+            if not self.attached.is_set():
+                await conn.close()  # its channel, before dialling again
             if beating is not None:
                 beating.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -138,11 +166,11 @@ class FakeWorker:
         self._idle_since = time.time()
         conn.send_report(self.report())
 
-    async def _beat(self, conn: ControllerConnection, first: float) -> None:
+    async def _beat(self, conn: ControllerConnection, first: float, every: float) -> None:
         await asyncio.sleep(first)
         while True:
             conn.send_report(self.report())
-            await asyncio.sleep(self.heartbeat)
+            await asyncio.sleep(every)
 
 
 async def host(address: str, first: int, count: int, capacity: int, heartbeat: float) -> None:
@@ -152,19 +180,21 @@ async def host(address: str, first: int, count: int, capacity: int, heartbeat: f
         FakeWorker(address, security, f"fake-{i}", capacity, heartbeat)
         for i in range(first, first + count)
     ]
-    # Spread the heartbeats over the interval, as replicas started at different times are.
-    runs = [
-        asyncio.ensure_future(w.run(heartbeat * (i / max(count, 1)))) for i, w in enumerate(workers)
-    ]
-    attached = [asyncio.ensure_future(w.attached.wait()) for w in workers]
-    await asyncio.wait(
-        [asyncio.gather(*attached), *runs], timeout=WAIT_S, return_when=asyncio.FIRST_COMPLETED
-    )
-    ended = [r for r in runs if r.done()]
-    if ended or not all(w.attached.is_set() for w in workers):
-        why = ended[0].exception() if ended and not ended[0].cancelled() else "timed out"
-        print(f"failed: {why}", flush=True)
-        return
+    # Spread the heartbeats over the interval, as replicas started at different times are;
+    # and dial in chunks, as replicas started by a scale-up would (a thousand handshakes
+    # in one moment time out).
+    runs: list[asyncio.Future[None]] = []
+    for start in range(0, count, ATTACH_CHUNK):
+        chunk = workers[start : start + ATTACH_CHUNK]
+        runs += [asyncio.ensure_future(w.run((start + i) / count)) for i, w in enumerate(chunk)]
+        attached = asyncio.ensure_future(asyncio.gather(*(w.attached.wait() for w in chunk)))
+        await asyncio.wait([attached, *runs], timeout=WAIT_S, return_when=asyncio.FIRST_COMPLETED)
+        ended = [r for r in runs if r.done()]
+        if ended or not attached.done():
+            attached.cancel()
+            why = ended[0].exception() if ended and not ended[0].cancelled() else "timed out"
+            print(f"failed: {str(why)!r}", flush=True)
+            return
     print(f"ready {count}", flush=True)
     await asyncio.gather(*runs, return_exceptions=True)
 

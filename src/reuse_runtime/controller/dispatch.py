@@ -33,6 +33,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from reuse_runtime.controller.autoscaler import ReplicaPhase
+from reuse_runtime.controller.liveness import idle_allowance
 from reuse_runtime.controller.records import ReplicaState, TaskRecord, cancellation, failure
 from reuse_runtime.controller.router import RouteCandidate, RouteIndex, pick_replica
 from reuse_runtime.controller.telemetry import PoolTelemetry
@@ -72,6 +73,11 @@ class DispatchHost(Protocol):
         """``record`` may still run on ``replica`` past its deadline plus the cancel grace."""
         ...
 
+    def given_work(self, replica: ReplicaState) -> None:
+        """``replica``, which last reported idle, was sent a task: it is held to a busy
+        replica's report deadline from now (see liveness.py)."""
+        ...
+
 
 class Dispatcher:
     """The backlog of one environment, and the dispatch of its tasks to replicas.
@@ -105,6 +111,8 @@ class Dispatcher:
         self.cancel_grace = cancel_grace
         self.report_deadline = report_deadline
         self._suspect_after = max(report_deadline / 2, 1.5 * heartbeat)
+        # A replica that reported idle reports less often (see liveness.py).
+        self._idle_allowance = idle_allowance(heartbeat)
         self._clock = clock
         self.backlog: deque[TaskRecord] = deque()
         # Cancelled records left in the backlog (removing one from a deque is O(n)):
@@ -238,6 +246,7 @@ class Dispatcher:
         # A replica silent for half its report deadline may be frozen: it gets no new
         # work until it is heard from again (or declared lost).
         heard_since = self._clock() - self._suspect_after if self.report_deadline else 0.0
+        idle_since = heard_since - self._idle_allowance
         replicas = self.replicas
         ready = ReplicaPhase.READY
 
@@ -247,7 +256,7 @@ class Dispatcher:
                 replica is not None
                 and replica.phase is ready
                 and replica.stream is not None
-                and replica.heard_at >= heard_since
+                and replica.heard_at >= (idle_since if replica.reported_idle else heard_since)
             )
 
         while backlog:
@@ -257,7 +266,7 @@ class Dispatcher:
                 self._stale -= 1
                 continue
             code_key = _code_key(record.spec)
-            chosen = self._route(record, code_key, eligible, heard_since)
+            chosen = self._route(record, code_key, eligible)
             if chosen is None:
                 return  # the oldest task waits for its replica, and nothing overtakes it
             backlog.popleft()
@@ -272,7 +281,6 @@ class Dispatcher:
         record: TaskRecord,
         code_key: str,
         eligible: Callable[[str], bool],
-        heard_since: float,
     ) -> ReplicaState | None:
         """The replica for ``record`` among those with room (see :func:`pick_replica`).
 
@@ -296,7 +304,7 @@ class Dispatcher:
             if r.phase is ReplicaPhase.READY
             and r.stream is not None
             and r.room > 0
-            and r.heard_at >= heard_since
+            and eligible(r.replica_id)
             and (not record.solo or len(r.running) == r.suspended)
             and (r.exclusive is None or _descends_from(record, r.exclusive))
         )
@@ -330,6 +338,8 @@ class Dispatcher:
             replica.exclusive = record
             self._exclusive.add(replica)
         replica.running[record.task_id] = record
+        if replica.reported_idle:
+            self._host.given_work(replica)
         replica.warm.add(code_key)
         replica.dispatched += 1
         self._assigned += 1

@@ -102,6 +102,8 @@ class ReplicaState:
     report: ReplicaReport | None = None
     report_at: float = 0.0
     heard_at: float = 0.0  # its last message of any kind (see liveness.py)
+    # Its last report said it was idle: it reports less often (see liveness.py).
+    reported_idle: bool = False
     blocked_by: str = ""  # the task blocking its event loop, as its watchdog last said
     last_task_end: float = 0.0
     dispatched: int = 0
