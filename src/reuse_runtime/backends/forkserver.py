@@ -354,11 +354,19 @@ class ForkServer:
 # ---------------------------------------------------------------- the zygote's side
 
 
-def serve(sock: socket.socket, run: Callable[[list[str]], int]) -> int:
+def serve(
+    sock: socket.socket,
+    run: Callable[[list[str]], int],
+    warm: Callable[[], object] | None = None,
+) -> int:
     """The zygote's loop: fork a replica per request, running ``run(args)`` in it; reap
     them and report their exits; send the signals asked for. Returns once the
-    controller's end is closed and every replica has exited."""
+    controller's end is closed and every replica has exited.
+
+    ``warm``, if given, runs once the first time no request waits: work that makes later
+    replicas start faster, which the first ones need not wait for."""
     zygote = _Zygote(sock, run)
+    zygote.warm = warm
     zygote.tell({"op": "ready", "pid": os.getpid()})
     return zygote.loop()
 
@@ -367,6 +375,7 @@ class _Zygote:
     def __init__(self, sock: socket.socket, run: Callable[[list[str]], int]) -> None:
         self._sock = sock
         self._run = run
+        self.warm: Callable[[], object] | None = None
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
         self._children: dict[int, tuple[int, int]] = {}  # pidfd -> (request id, pid)
@@ -398,7 +407,12 @@ class _Zygote:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(pid, signal.SIGKILL)
                 orphaned_at = time.monotonic() + 3600  # once
-            for fd, _ in self._poll.poll(1000):
+            events = self._poll.poll(0 if self.warm is not None else 1000)
+            if not events and self.warm is not None:
+                warm, self.warm = self.warm, None
+                warm()
+                continue
+            for fd, _ in events:
                 if fd in self._children:
                     self._reap(fd)
                 elif not self._receive():

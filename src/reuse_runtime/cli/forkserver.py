@@ -19,6 +19,7 @@ import uvloop  # noqa: F401
 import reuse_runtime.cli.worker
 import reuse_runtime.worker.server  # noqa: F401
 from reuse_runtime.backends import forkserver
+from reuse_runtime.cli import build_parser
 from reuse_runtime.cli import main as cli_main
 from reuse_runtime.worker.executor import forked_as_replica
 
@@ -37,7 +38,14 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     # What is alive now stays shared with every replica: no collection touches it.
     gc.freeze()
-    return forkserver.serve(sock, _replica)
+    return forkserver.serve(sock, _replica, warm=_warm)
+
+
+def _warm() -> None:
+    """Import every command's module, as the CLI's parser does: once, here, not in each
+    replica (after the first ones, which need not wait for it)."""
+    build_parser()
+    gc.freeze()
 
 
 if __name__ == "__main__":
