@@ -56,6 +56,7 @@ from typing import Any
 
 import psutil
 
+from benchmarks import targets
 from benchmarks.harness import ROOT, parse_result
 from benchmarks.sdk_tasks import INIT_SECONDS_ENV
 from reuse_runtime.sdk.environment import NON_REUSABLE_MAX_REPLICAS
@@ -92,6 +93,7 @@ class Plan:
     floor_relay_window: int = 100
     sdk_ns: tuple[int, ...] = (500, 5_000, 50_000)
     sdk_seq: int = 300
+    sdk_pools: int = 3
     worker_n_seq: int = 2_000
     worker_n_par: int = 20_000
     ray_ns: tuple[int, ...] = (500, 5_000, 50_000)
@@ -544,6 +546,25 @@ class Bench:
                     note=(
                         f"{len(colds)} fresh processes; first run(main, n=200) end-to-end "
                         f"{statistics.median(r['cold_run_wall_s'] for r in colds):.2f} s"
+                    ),
+                )
+            )
+        pools: list[float] = []
+        for _ in range(p.reps):
+            try:
+                got = self.child("benchmarks.sdk_probe", "pools", "--pools", p.sdk_pools)
+                pools.extend(got["fresh_pool_s"])
+            except ChildFailed:
+                pass
+        if pools:
+            self.rows.append(
+                make_row(
+                    "2f",
+                    "sdk: cold start, fresh pool on a running controller",
+                    {"seconds": pools},
+                    note=(
+                        f"run() to first task; {p.sdk_pools} one-replica pools one after "
+                        f"another in each of {p.reps} processes"
                     ),
                 )
             )
@@ -1360,6 +1381,12 @@ def main(argv: list[str] | None = None) -> int:
     info["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     print(render(bench.rows, info, plan, took_s))
+    row_dicts = [asdict(r) for r in bench.rows]
+    print(
+        f"\nissue 30's targets, {dt.date.today()}, load average {info['load_start']} at start, "
+        f"{info['load_end']} at end (the ratios, not the absolute figures, carry between "
+        f"machines):\n{targets.render(targets.judge(row_dicts, bench.raw))}"
+    )
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or RESULTS_DIR / f"{stamp}{'-quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1369,7 +1396,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": info,
                 "plan": asdict(plan),
                 "took_s": took_s,
-                "rows": [asdict(r) for r in bench.rows],
+                "rows": row_dicts,
                 "raw": bench.raw,
             },
             indent=2,
