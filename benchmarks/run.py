@@ -1088,7 +1088,7 @@ class Bench:
             )
         )
 
-    # ------------------------------------------------------------ R. many replicas
+    # ------------------------------------------------------------ W. many replicas (workers)
 
     def replicas(self) -> None:
         """``replicas_workers`` workers attached to one controller: idle cost, routing, RSS."""
@@ -1109,12 +1109,12 @@ class Bench:
             except ChildFailed as exc:
                 self.log(f"  replicas: {exc}")
         if not runs:
-            self.failed("R", "replicas", ChildFailed("no repetition finished"))
+            self.failed("W", "replicas", ChildFailed("no repetition finished"))
             return
         mb = 1e6
         for key, part, count in (
-            ("Ra", "few", runs[0]["small"]),
-            ("Rb", "many", p.replicas_workers),
+            ("Wa", "few", runs[0]["small"]),
+            ("Wb", "many", p.replicas_workers),
         ):
             got = [r[part] for r in runs]
             self.rows.append(
@@ -1145,7 +1145,7 @@ class Bench:
         idle = [r["idle_cpu_pct"] for r in runs]
         self.rows.append(
             Row(
-                "Rc",
+                "Wc",
                 f"replicas: {p.replicas_workers:,} idle workers, controller CPU",
                 note=(
                     f"median {statistics.median(idle):.1f}% of a core, range {min(idle):.1f}-"

@@ -130,11 +130,11 @@ def judge(rows: list[dict[str, Any]], raw: dict[str, Any]) -> list[Target]:
     )
 
     # 5. Many replicas.
-    idle = samples("Rc", "idle_cpu_pct")
+    idle = samples("Wc", "idle_cpu_pct")
     out.append(
         Target(
             "5a",
-            "many idle attached workers (Rc): the controller's CPU",
+            "many idle attached workers (Wc): the controller's CPU",
             f"{_median(idle):.1f}% of a core{_fmt_range(idle, '.1f')}" if idle else "",
             "one core",
             f"{_median(idle) / 100:.3f}" if idle else "",
@@ -142,13 +142,13 @@ def judge(rows: list[dict[str, Any]], raw: dict[str, Any]) -> list[Target]:
             _median(idle) <= 5 if idle else None,
         )
     )
-    many, few = value("Rb", "p99_ms"), value("Ra", "p99_ms")
+    many, few = value("Wb", "p99_ms"), value("Wa", "p99_ms")
     out.append(
         Target(
             "5b",
-            "one task at a time among many workers (Rb): p99, call to result",
+            "one task at a time among many workers (Wb): p99, call to result",
             f"{many:.3f} ms" if many else "",
-            f"{few:.3f} ms among {by['Ra']['label'].split()[1]}" if few else "",
+            f"{few:.3f} ms among {by['Wa']['label'].split()[1]}" if few else "",
             f"{many / few:.2f}x" if many and few else "",
             "routing at most 1 ms at p99",
             many <= 1.0 if many else None,
