@@ -10,8 +10,16 @@ from typing import Any
 import psutil
 import pytest
 
+from reuse_runtime.client import ControllerClient
+from reuse_runtime.security import Security
 from tests.backends import tasks
-from tests.helpers import eventually, running_controller, submit
+from tests.helpers import (
+    eventually,
+    running_controller,
+    start_controller,
+    stop_process,
+    submit,
+)
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "pidfd_open"), reason="the fork server needs Linux pidfds"
@@ -88,3 +96,18 @@ async def test_a_killed_fork_server_takes_its_replicas_and_another_starts() -> N
         assert again["parent"] != seen["parent"]
         assert "reuse_runtime.cli.forkserver" in again["parent_command"]
     await eventually(lambda: _gone(again["parent"]), what="the new zygote gone")
+
+
+async def test_a_standalone_controller_ends_its_fork_server_when_it_stops(tmp_path: Path) -> None:
+    # The CLI's controller runs on uvloop, which keeps a socket open while a read waits
+    # on it: the fork server must still see its end close, and exit, at once.
+    controller = start_controller(tmp_path, REUSE_RUNTIME_TOKEN="t0ken")
+    try:
+        async with ControllerClient(controller.address, Security(token="t0ken")) as client:
+            seen = await _describe(client)
+        assert "reuse_runtime.cli.forkserver" in seen["parent_command"]
+        controller.process.send_signal(signal.SIGTERM)
+        controller.process.wait(30)  # raises if it waits out the fork server's 130 s bound
+        assert _gone(seen["parent"]) and _gone(seen["pid"])
+    finally:
+        stop_process(controller.process)

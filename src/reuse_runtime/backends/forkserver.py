@@ -348,6 +348,10 @@ class ForkServer:
         if sock is not None:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_writer(sock.fileno())
+            # Shut down first: uvloop holds the socket open while a read waits on it,
+            # and the zygote must see its end close now, not when that read ends.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
 
