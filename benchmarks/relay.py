@@ -8,8 +8,11 @@ with a ``size``-byte payload, with ``window`` in flight, to a relay subprocess;
 the relay forwards each frame to a worker subprocess, which unpickles it and
 replies with ``pickle.dumps(bytes(size))``; the relay forwards the reply back, and
 this process unpickles it. No gRPC, protobuf or controller logic: what any
-runtime must pay to carry these bytes this way. Reports tasks/s and the peak RSS
-of the three processes.
+runtime must pay to carry these bytes this way. Reports tasks/s, the peak RSS
+of the three processes, and their CPU (user + system) per task.
+
+With small frames (``--size 8``) it is also a floor for the runtime's CPU per task
+(``benchmarks.run``'s floor section): the same three hops with asyncio streams.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 import cloudpickle
 
-from benchmarks.harness import ROOT, RssSampler, emit
+from benchmarks.harness import ROOT, RssSampler, cpu_seconds, emit
 
 HEADER = struct.Struct("!I")
 LIMIT = 2**23  # stream buffer: a 1 MiB frame in few reads
@@ -82,13 +85,12 @@ def relay(worker_port: int) -> None:
     _run(_serve(handle))
 
 
-def _run(main: Any) -> None:
+def _run(main: Any) -> Any:
     try:
         import uvloop
-
-        uvloop.run(main)
     except ImportError:
-        asyncio.run(main)
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _spawn(*args: str) -> tuple[subprocess.Popen[str], int]:
@@ -134,14 +136,20 @@ def measure(n: int, size: int, window: int) -> dict[str, Any]:
     worker_process, worker_port = _spawn("--serve-worker")
     relay_process, relay_port = _spawn("--serve-relay", str(worker_port))
     try:
+        pids = {"driver": os.getpid(), "relay": relay_process.pid, "worker": worker_process.pid}
+        before = cpu_seconds(list(pids.values()))
         with RssSampler(interval_s=0.02, list_every_s=0.2) as rss:
-            rate = asyncio.run(drive(relay_port, n, size, window))
+            rate = _run(drive(relay_port, n, size, window))
+        after = cpu_seconds(list(pids.values()))
+        cpu = {name: (after[pid] - before[pid]) / n * 1e6 for name, pid in pids.items()}
         return {
             "n": n,
             "size": size,
             "window": window,
             "tasks_per_s": rate,
             "rss_peaks": sorted(rss.peaks.values(), reverse=True),
+            "cpu_us_per_task": cpu,
+            "cpu_us_per_task_total": sum(cpu.values()),
         }
     finally:
         for process in (relay_process, worker_process):

@@ -56,6 +56,7 @@ from typing import Any
 
 import psutil
 
+from benchmarks import targets
 from benchmarks.harness import ROOT, parse_result
 from benchmarks.sdk_tasks import INIT_SECONDS_ENV
 from reuse_runtime.sdk.environment import NON_REUSABLE_MAX_REPLICAS
@@ -63,6 +64,7 @@ from reuse_runtime.sdk.environment import NON_REUSABLE_MAX_REPLICAS
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 SECTIONS = (
     "limit",
+    "floor",
     "sdk",
     "worker",
     "ray",
@@ -73,6 +75,8 @@ SECTIONS = (
     "vsray",
     "makespan",
     "bytes",
+    "clients",
+    "replicas",
 )
 #: The scale section's window when 100k children are also run in windows.
 SCALE_WINDOW = 10_000
@@ -85,8 +89,11 @@ class Plan:
     reps: int = 3
     limit_n: int = 100_000
     limit_n_seq: int = 5_000
+    floor_n: int = 50_000
+    floor_relay_window: int = 100
     sdk_ns: tuple[int, ...] = (500, 5_000, 50_000)
     sdk_seq: int = 300
+    sdk_pools: int = 3
     worker_n_seq: int = 2_000
     worker_n_par: int = 20_000
     ray_ns: tuple[int, ...] = (500, 5_000, 50_000)
@@ -101,11 +108,16 @@ class Plan:
     makespan_ms: tuple[float, ...] = (10.0, 100.0)
     bytes_n: int = 1_000
     bytes_size: int = 2**20
+    clients: int = 8
+    clients_n: int = 10_000
+    replicas_workers: int = 1_000
+    replicas_idle_s: float = 10.0
 
 
 QUICK = Plan(
     limit_n=20_000,
     limit_n_seq=1_000,
+    floor_n=20_000,
     sdk_ns=(500, 5_000),
     worker_n_seq=500,
     worker_n_par=5_000,
@@ -118,6 +130,9 @@ QUICK = Plan(
     vsray_n=20_000,
     makespan_n=4_000,
     bytes_n=300,
+    clients_n=2_000,
+    replicas_workers=200,
+    replicas_idle_s=5.0,
 )
 
 
@@ -362,6 +377,122 @@ class Bench:
             )
         )
 
+    # ------------------------------------------------------------ F. the floor, paired
+
+    def floor(self) -> None:
+        """The seed gather's CPU per task against two floors of its shape, rep by rep.
+
+        Each repetition runs the three in a fresh process each, in a rotating order:
+        ``benchmarks.floor`` (three processes, one small frame per task per hop, all in
+        flight: the least Python can do), ``benchmarks.relay`` with small frames (the
+        same hops with asyncio streams, ``floor_relay_window`` in flight), and the SDK
+        gather. The ratios are per repetition: a slow moment hits all three alike.
+        """
+        p = self.plan
+        n = p.floor_n
+        kinds = ("floor", "relay", "ours")
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+        for rep in range(p.reps):
+            got: dict[str, dict[str, Any]] = {}
+            for kind in kinds[rep % 3 :] + kinds[: rep % 3]:
+                try:
+                    if kind == "floor":
+                        got[kind] = self.child("benchmarks.floor", "--n", n)
+                    elif kind == "relay":
+                        got[kind] = self.child(
+                            "benchmarks.relay", "--n", n, "--size", 8,
+                            "--window", p.floor_relay_window,
+                        )  # fmt: skip
+                    else:
+                        got[kind] = self.child("benchmarks.sdk_probe", "gather", "--n", n)
+                except ChildFailed as exc:
+                    self.log(f"  floor rep {rep}: {kind} failed: {exc}")
+            if len(got) == len(kinds):
+                for kind in kinds:
+                    runs[kind].append(got[kind])
+        ours = runs["ours"]
+        if not ours:
+            self.failed("F", "floor", ChildFailed("no complete repetition"))
+            return
+
+        def total(run: dict[str, Any]) -> float:
+            return (run["cpu_controller_s"] + sum(run["cpu_replicas_s"])) / run["n"] * 1e6
+
+        def floor_row(key: str, label: str, kind: str, note: str) -> None:
+            names = runs[kind][0]["cpu_us_per_task"]
+            per_process = {
+                name: statistics.median(r["cpu_us_per_task"][name] for r in runs[kind])
+                for name in names
+            }
+            self.rows.append(
+                make_row(
+                    key,
+                    label,
+                    {
+                        "rate": [r["tasks_per_s"] for r in runs[kind]],
+                        "cpu_us_per_task_total": [r["cpu_us_per_task_total"] for r in runs[kind]],
+                    },
+                    n=n,
+                    note=_join(
+                        note,
+                        "CPU us/task: "
+                        + ", ".join(f"{name} {us:.1f}" for name, us in per_process.items()),
+                    ),
+                )
+            )
+
+        floor_row(
+            "Fa",
+            "floor: 3 processes, 4 small frames/task, all in flight",
+            "floor",
+            "uvloop Protocols, cloudpickle, one write per frame per hop",
+        )
+        floor_row(
+            "Fb",
+            f"floor: relay of small frames, {p.floor_relay_window} in flight",
+            "relay",
+            "benchmarks.relay --size 8: asyncio streams on uvloop",
+        )
+        self.rows.append(
+            make_row(
+                "Fc",
+                f"sdk: gather n={n:,} (paired with Fa, Fb)",
+                _gather_samples(ours),
+                n=n,
+                note=_cpu_note(ours),
+            )
+        )
+        for key, kind in (("Fd", "floor"), ("Fe", "relay")):
+            ratios = [
+                total(o) / f["cpu_us_per_task_total"] for o, f in zip(ours, runs[kind], strict=True)
+            ]
+            self.rows.append(
+                Row(
+                    key,
+                    f"CPU per task: Fc / {'Fa' if kind == 'floor' else 'Fb'}, per repetition",
+                    note=(
+                        f"median {statistics.median(ratios):.2f}x, range {min(ratios):.2f}x-"
+                        f"{max(ratios):.2f}x over {len(ratios)} repetitions (target: 1.3x)"
+                    ),
+                    spread=_spread(ratios),
+                    samples={"ratio": ratios},
+                )
+            )
+        shares = [r["cpu_controller_s"] / (total(r) * r["n"] / 1e6) for r in ours]
+        self.rows.append(
+            Row(
+                "Ff",
+                "controller's share of Fc's CPU",
+                note=(
+                    f"median {statistics.median(shares):.0%}, range {min(shares):.0%}-"
+                    f"{max(shares):.0%} (target: at most 25%); the driver's process holds "
+                    f"the embedded controller"
+                ),
+                spread=_spread(shares),
+                samples={"share": shares},
+            )
+        )
+
     # ------------------------------------------------------------ 2. the SDK
 
     def sdk(self) -> None:
@@ -415,6 +546,25 @@ class Bench:
                     note=(
                         f"{len(colds)} fresh processes; first run(main, n=200) end-to-end "
                         f"{statistics.median(r['cold_run_wall_s'] for r in colds):.2f} s"
+                    ),
+                )
+            )
+        pools: list[float] = []
+        for _ in range(p.reps):
+            try:
+                got = self.child("benchmarks.sdk_probe", "pools", "--pools", p.sdk_pools)
+                pools.extend(got["fresh_pool_s"])
+            except ChildFailed:
+                pass
+        if pools:
+            self.rows.append(
+                make_row(
+                    "2f",
+                    "sdk: cold start, fresh pool on a running controller",
+                    {"seconds": pools},
+                    note=(
+                        f"run() to first task; {p.sdk_pools} one-replica pools one after "
+                        f"another in each of {p.reps} processes"
                     ),
                 )
             )
@@ -879,6 +1029,134 @@ class Bench:
             )
         )
 
+    # ------------------------------------------------------------ C. many clients
+
+    def clients(self) -> None:
+        """``clients`` processes against one standalone controller, and one client alone."""
+        p = self.plan
+        try:
+            r = self.child(
+                "benchmarks.clients", "--clients", p.clients, "--n", p.clients_n,
+                "--reps", p.reps, timeout_s=900,
+            )  # fmt: skip
+        except ChildFailed as exc:
+            self.failed("C", "clients", exc)
+            return
+        total = p.clients * p.clients_n
+
+        def cpu_note(runs: list[dict[str, Any]]) -> str:
+            parts = ("controller", "replicas", "clients")
+            return "CPU us/task: " + ", ".join(
+                f"{part} {statistics.median(x[f'cpu_us_per_task_{part}'] for x in runs):.0f}"
+                for part in parts
+            )
+
+        self.rows.append(
+            make_row(
+                "Ca",
+                f"clients: 1 client gathers {total:,} noops",
+                {"rate": [x["tasks_per_s"] for x in r["one"]]},
+                n=total,
+                note=_join("standalone controller, the seed pool", cpu_note(r["one"])),
+            )
+        )
+        worst = [x["worst_over_mean"] for x in r["many"]]
+        self.rows.append(
+            make_row(
+                "Cb",
+                f"clients: {p.clients} clients gather {p.clients_n:,} each, at once",
+                {"rate": [x["tasks_per_s"] for x in r["many"]], "worst_over_mean": worst},
+                n=total,
+                note=_join(
+                    f"slowest client's time / the mean: median {statistics.median(worst):.2f}, "
+                    f"most {max(worst):.2f} (target: at most 1.5)",
+                    cpu_note(r["many"]),
+                ),
+            )
+        )
+        ratios = r["many_over_one"]
+        self.rows.append(
+            Row(
+                "Cc",
+                "clients: Cb / Ca, per repetition",
+                note=(
+                    f"median {statistics.median(ratios):.0%}, range {min(ratios):.0%}-"
+                    f"{max(ratios):.0%} over {len(ratios)} pairs (target: at least 80%)"
+                ),
+                spread=_spread(ratios),
+                samples={"ratio": ratios},
+            )
+        )
+
+    # ------------------------------------------------------------ W. many replicas (workers)
+
+    def replicas(self) -> None:
+        """``replicas_workers`` workers attached to one controller: idle cost, routing, RSS."""
+        p = self.plan
+        runs = []
+        for _ in range(p.reps):
+            try:
+                runs.append(
+                    self.child(
+                        "benchmarks.replicas",
+                        "--workers",
+                        p.replicas_workers,
+                        "--idle-s",
+                        p.replicas_idle_s,
+                        timeout_s=900,
+                    )
+                )
+            except ChildFailed as exc:
+                self.log(f"  replicas: {exc}")
+        if not runs:
+            self.failed("W", "replicas", ChildFailed("no repetition finished"))
+            return
+        mb = 1e6
+        for key, part, count in (
+            ("Wa", "few", runs[0]["small"]),
+            ("Wb", "many", p.replicas_workers),
+        ):
+            got = [r[part] for r in runs]
+            self.rows.append(
+                make_row(
+                    key,
+                    f"replicas: {count:,} attached workers, noop tasks",
+                    {
+                        "rate": [x["tasks_per_s"] for x in got],
+                        "p50_ms": [x["seq_p50_ms"] for x in got],
+                        "p99_ms": [x["seq_p99_ms"] for x in got],
+                        "cpu_us_per_task_controller": [
+                            x["controller_cpu_us_per_task"] for x in got
+                        ],
+                    },
+                    note=(
+                        "p50/p99: one task at a time, call to result; controller CPU "
+                        f"{statistics.median(x['controller_cpu_us_per_task'] for x in got):.0f} "
+                        "us/task with up to 200 in flight"
+                        + (
+                            f"; controller RSS peak {max(r['rss_peak'] for r in runs) / mb:.0f} "
+                            "MB (target: at most 300)"
+                            if part == "many"
+                            else ""
+                        )
+                    ),
+                )
+            )
+        idle = [r["idle_cpu_pct"] for r in runs]
+        self.rows.append(
+            Row(
+                "Wc",
+                f"replicas: {p.replicas_workers:,} idle workers, controller CPU",
+                note=(
+                    f"median {statistics.median(idle):.1f}% of a core, range {min(idle):.1f}-"
+                    f"{max(idle):.1f}% (target: at most 5%); with none attached "
+                    f"{statistics.median(r['idle_cpu_pct_no_workers'] for r in runs):.1f}%"
+                ),
+                spread=_spread(idle),
+                samples={"idle_cpu_pct": idle},
+            )
+        )
+
 
 def _partial(runs: list[Any], reps: int) -> str:
     return "" if len(runs) == reps else f"ONLY {len(runs)} OF {reps} REPETITIONS"
@@ -1103,6 +1381,12 @@ def main(argv: list[str] | None = None) -> int:
     info["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     print(render(bench.rows, info, plan, took_s))
+    row_dicts = [asdict(r) for r in bench.rows]
+    print(
+        f"\nissue 30's targets, {dt.date.today()}, load average {info['load_start']} at start, "
+        f"{info['load_end']} at end (the ratios, not the absolute figures, carry between "
+        f"machines):\n{targets.render(targets.judge(row_dicts, bench.raw))}"
+    )
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or RESULTS_DIR / f"{stamp}{'-quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1112,7 +1396,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": info,
                 "plan": asdict(plan),
                 "took_s": took_s,
-                "rows": [asdict(r) for r in bench.rows],
+                "rows": row_dicts,
                 "raw": bench.raw,
             },
             indent=2,

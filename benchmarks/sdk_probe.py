@@ -27,6 +27,11 @@ measurement into the next. Each reports one JSON object (see ``harness.emit``).
   ``--size`` bytes and returning as many, gathered at once; tasks/s, and the peak RSS
   of every process (this one, which holds the embedded controller, and each replica).
 
+``pools``: the cold start of ``--pools`` fresh pools one after another, each
+  ``run(first_seen)`` on an environment of its own, on the controller the warm-up
+  started: a local replica's start when the controller is running (the first pool's
+  also pays the controller's start).
+
 ``cold``: ``--tasks`` top-level runs of the noop, all started at once, from a
 fresh pool; ``--reusable off`` gives each its own fresh worker process. Set
 ``REUSE_BENCH_INIT_SECONDS`` to make every import of the task module sleep.
@@ -199,6 +204,19 @@ def _container_cpu() -> dict[str, float]:
     return used
 
 
+def pools(count: int) -> dict[str, Any]:
+    before_run = time.time()
+    first = flyte.run(sdk_tasks.main, n=200).outputs(timeout=TIMEOUT_S)[0]
+    cold_start_s = first["started_at"] - before_run
+    fresh = []
+    for i in range(count):
+        pool = sdk_tasks.fresh_pool(f"bench_fresh_pool_{i}")
+        task = pool.tasks[f"bench_fresh_pool_{i}.first_seen"]
+        before_run = time.time()
+        fresh.append(flyte.run(task).outputs(timeout=TIMEOUT_S)[0] - before_run)
+    return {"cold_start_s": cold_start_s, "fresh_pool_s": fresh}
+
+
 def cold(tasks: int, reusable: bool) -> dict[str, Any]:
     task = sdk_tasks.noop if reusable else sdk_tasks.noop.override(reusable="off")
     with RssSampler(interval_s=0.1, list_every_s=0.1) as sampler:
@@ -248,6 +266,8 @@ def main() -> None:
     b = modes.add_parser("bytes")
     b.add_argument("--n", type=int, default=1_000)
     b.add_argument("--size", type=int, default=2**20)
+    f = modes.add_parser("pools")
+    f.add_argument("--pools", type=int, default=3)
     c = modes.add_parser("cold")
     c.add_argument("--tasks", type=int, default=100)
     c.add_argument("--reusable", choices=("on", "off"), required=True)
@@ -264,6 +284,8 @@ def main() -> None:
             emit(makespan(args.n, args.ms))
         elif args.mode == "bytes":
             emit(bytes_case(args.n, args.size))
+        elif args.mode == "pools":
+            emit(pools(args.pools))
         else:
             emit(cold(args.tasks, args.reusable == "on"))
     finally:

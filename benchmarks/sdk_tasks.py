@@ -101,6 +101,13 @@ async def sequential(n: int) -> dict[str, Any]:
     }
 
 
+def fresh_pool(name: str) -> flyte.TaskEnvironment:
+    """A one-replica environment of its own for ``first_seen``: a fresh pool."""
+    pool = flyte.TaskEnvironment(name=name, reusable=flyte.ReusePolicy(replicas=1, idle_ttl=60))
+    pool.task(first_seen)
+    return pool
+
+
 @env.task
 async def first_seen() -> float:
     """When this task started executing (``time.time()``)."""

@@ -101,7 +101,8 @@ def test_another_local_user_reads_nothing_and_runs_nothing() -> None:
         held = [driver.stdout.readline() for _ in range(2)]
         assert held == ["[hold] holding\n"] * 2, held
         info = json.loads((home / "controller.json").read_text())
-        replicas = psutil.Process(driver.pid).children()
+        # Replicas forked by the fork server are its children: the driver's grandchildren.
+        replicas = psutil.Process(driver.pid).children(recursive=True)
         ports = {int(info["address"].rsplit(":", 1)[1])}
         for replica in replicas:
             ports |= {c.laddr.port for c in replica.net_connections("tcp") if c.status == "LISTEN"}

@@ -320,6 +320,8 @@ class ReplicaInit:
     stop_grace: float = 10.0
     # The environment's name (the `environment` label of the replica's metrics).
     environment: str = ""
+    # Seconds between reports while idle (nothing running or waiting); 0: every heartbeat.
+    idle_heartbeat: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

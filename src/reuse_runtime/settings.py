@@ -260,6 +260,13 @@ VARIABLES: tuple[Variable, ...] = (
         unset="freed memory kept for reuse: mmap threshold 16 MiB, trim 64 MiB, one arena",
     ),
     Variable(
+        "REUSE_RUNTIME_FORK_SERVER",
+        "on",
+        "on | off",
+        "local replicas forked from a process that imported the runtime once (`off`: each "
+        "starts its own interpreter)",
+    ),
+    Variable(
         "REUSE_RUNTIME_LOG_LEVEL",
         "info",
         "debug | info | warning | error",

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from reuse_runtime.controller.liveness import Listening, describe_silence, silence
+from reuse_runtime.controller.liveness import Listening, SilenceWatch, describe_silence, silence
 from reuse_runtime.errors import ReplicaLostError
 from reuse_runtime.model import Submission
 from tests.controller import storm_tasks as st
@@ -38,7 +38,79 @@ def test_listening_restarts_after_the_controller_loop_stalls() -> None:
     assert listening.beat(103.6) == 103.5
 
 
+def test_the_watch_finds_a_replica_silent_past_the_deadline_and_only_then() -> None:
+    watch: SilenceWatch[str] = SilenceWatch(granularity=0.1)
+    watch.heard("a", 0.0, 5.0)
+    watch.heard("b", 0.0, 5.0)
+    for t in range(1, 10):  # "a" reports every second; "b" fell silent at 0
+        watch.heard("a", float(t), 5.0)
+        found = watch.silent(now=t + 0.05, listening_since=0.0)
+        assert found == ([("b", 5.05)] if t == 5 else []), t
+    assert len(watch) == 1, "b, found, is watched no more"
+
+
+def test_the_watch_counts_the_last_message_even_between_its_queued_ones() -> None:
+    watch: SilenceWatch[str] = SilenceWatch(granularity=1.0)
+    watch.heard("a", 0.0, 5.0)
+    watch.heard("a", 0.9, 5.0)  # due within the granularity of its entry: not queued
+    assert watch.silent(now=5.5, listening_since=0.0) == []
+    assert watch.silent(now=6.0, listening_since=0.0) == [("a", pytest.approx(5.1))]
+
+
+def test_an_idle_replica_has_the_longer_deadline_it_was_heard_with() -> None:
+    watch: SilenceWatch[str] = SilenceWatch()
+    watch.heard("idle", 0.0, 9.0)
+    watch.heard("busy", 0.0, 5.0)
+    assert watch.silent(now=6.0, listening_since=0.0) == [("busy", 6.0)]
+    assert watch.silent(now=9.5, listening_since=0.0) == [("idle", 9.5)]
+    # Busy again (a shorter deadline): found by the shorter one, not the queued longer one.
+    watch.heard("r", 10.0, 9.0)
+    watch.heard("r", 10.5, 5.0)
+    assert watch.silent(now=16.0, listening_since=0.0) == [("r", 5.5)]
+
+
+def test_an_idle_replica_given_a_task_is_held_to_the_busy_deadline_from_then() -> None:
+    watch: SilenceWatch[str] = SilenceWatch()
+    watch.heard("r", 0.0, 9.0)  # idle
+    watch.tighten("r", 4.0, 5.0)  # a task sent at 4 that blocks its loop at once
+    watch.tighten("r", 6.0, 5.0)  # already held to it: counted from 4 still
+    assert watch.silent(now=8.5, listening_since=0.0) == []
+    assert watch.silent(now=9.2, listening_since=0.0) == [("r", pytest.approx(5.2))]
+    watch.tighten("gone", 1.0, 5.0)  # not watched: nothing to tighten
+    assert len(watch) == 0
+
+
+def test_the_watch_blames_no_replica_for_a_stall_of_the_controller() -> None:
+    watch: SilenceWatch[str] = SilenceWatch()
+    watch.heard("a", 0.0, 5.0)
+    # The controller's loop came back at 8: "a" has had 2 s, not 10.
+    assert watch.silent(now=10.0, listening_since=8.0) == []
+    assert watch.silent(now=13.5, listening_since=8.0) == [("a", 5.5)]
+
+
+def test_a_forgotten_replica_is_not_found_until_heard_from_again() -> None:
+    watch: SilenceWatch[str] = SilenceWatch()
+    watch.heard("a", 0.0, 5.0)
+    watch.forget("a")
+    assert watch.silent(now=100.0, listening_since=0.0) == []
+    watch.heard("a", 100.0, 5.0)
+    assert watch.silent(now=106.0, listening_since=0.0) == [("a", 6.0)]
+
+
 # ---------------------------------------------------------------- real processes
+
+
+async def test_an_idle_replica_reports_less_often_and_is_not_lost_for_it() -> None:
+    """Idle, a replica reports every 5 heartbeats (5 s here), past the 2 s deadline of a
+    busy one: the controller allows it, and it serves the next task."""
+    async with running_controller(report_deadline=2.0) as (_, client):
+        first = (await (await submit(client, st.pid_after, 0.0))).unwrap()
+        await asyncio.sleep(7.0)  # idle: more than one idle heartbeat
+        again = (await (await submit(client, st.pid_after, 0.0))).unwrap()
+        status = await client.status()
+    assert again == first
+    events = [e for env in status.environments for e in env.events]
+    assert not [e for e in events if e.kind in ("lost", "killed")], events
 
 
 async def test_a_stopped_replica_is_killed_and_its_tasks_run_elsewhere() -> None:

@@ -106,7 +106,8 @@ async def test_idle_seconds_grow_and_idle_since_marks_the_last_task() -> None:
 class MiniController:
     """A minimal controller: greets replicas and records their reports."""
 
-    def __init__(self) -> None:
+    def __init__(self, init: ReplicaInit | None = None) -> None:
+        self.init = init or ReplicaInit()
         self.reports: list[tuple[float, ReplicaReport]] = []
         self.results: list[ResultsBatch] = []
         self.attached = asyncio.Event()
@@ -116,7 +117,7 @@ class MiniController:
         self, stream: services.ReplicaStream, events: AsyncIterator[services.ReplicaEvent]
     ) -> None:
         self.stream = stream
-        stream.send_init(ReplicaInit())
+        stream.send_init(self.init)
         self.attached.set()
         async for event in events:
             if isinstance(event, ReplicaReport):
@@ -215,6 +216,33 @@ async def test_the_controller_may_be_given_in_flytes_form() -> None:
     assert config.controller == "[::1]:50050"  # one spelling from here on
     with pytest.raises(ConfigError, match=r"^--controller 'https://ctl:1' is a URL"):
         WorkerConfig(controller="https://ctl:1")
+
+
+async def test_an_idle_replica_reports_every_idle_heartbeat_its_controller_asks_for() -> None:
+    controller = MiniController(ReplicaInit(idle_heartbeat=1.5))
+    server, address = await _start_mini_controller(controller)
+    try:
+        async with (
+            spawn_worker(
+                "--controller", address, "--heartbeat", "0.2", "--replica-id", "r-quiet"
+            ) as worker,
+            WorkerClient(worker.address) as client,
+        ):
+            await asyncio.wait_for(controller.attached.wait(), 10)
+            await asyncio.sleep(0.1)  # its first report, sent at attach
+            quiet_from = time.monotonic()
+            await asyncio.sleep(3.0)
+            idle = [r for t, r in controller.reports if t >= quiet_from]
+            busy_from = time.monotonic()
+            await client.run(task(tasks.finish_time, 1.2))
+            busy = [r for t, r in controller.reports if t >= busy_from and r.active == 1]
+    finally:
+        await server.stop(None)
+    # Every 1.5 s idle (two in 3 s; three at most), not every 0.2 s (about fifteen).
+    assert 1 <= len(idle) <= 3, idle
+    assert all(r.active == 0 for r in idle)
+    # Busy: at once, then every heartbeat again (about six while the task runs).
+    assert len(busy) >= 2, busy
 
 
 async def test_sigterm_drains_in_flight_tasks_and_exits_zero() -> None:

@@ -53,7 +53,9 @@ async def open_backend(
     if network and name != "container":
         raise PolicyError("a container network applies to the container backend only")
     if name == "local":
-        return OpenBackend(LocalBackend(log_dir))
+        local = LocalBackend(log_dir)
+        await local.open()
+        return OpenBackend(local)
     if name == "kubernetes":
         from reuse_runtime.backends.kubernetes import KubernetesBackend
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Sequence
 
 import grpc
 
@@ -21,8 +22,11 @@ from reuse_runtime.wire.batching import MAX_MESSAGE_BYTES
 Metadata = stubs.Metadata
 
 
-def open_channel(address: str, security: Security) -> grpc.aio.Channel:
-    options = [
+def open_channel(
+    address: str, security: Security, extra: Sequence[tuple[str, int | str]] = ()
+) -> grpc.aio.Channel:
+    """A channel to ``address``; ``extra``: more gRPC channel arguments."""
+    options: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 10_000),
@@ -33,6 +37,7 @@ def open_channel(address: str, security: Security) -> grpc.aio.Channel:
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.min_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2_000),
+        *extra,
     ]
     if security.tls is not None:
         credentials = grpc.ssl_channel_credentials(

@@ -24,9 +24,19 @@ class ControllerConnection:
     :meth:`close` to half-close once the last results are queued.
     """
 
-    def __init__(self, address: str, security: Security, hello: model.ReplicaHello) -> None:
+    def __init__(
+        self,
+        address: str,
+        security: Security,
+        hello: model.ReplicaHello,
+        *,
+        own_connection: bool = False,
+    ) -> None:
         self.address = address
-        self._channel = open_channel(address, security)
+        # A process holds one connection per address, which its channels share, unless
+        # one asks for its own (many replicas in one process: a benchmark's).
+        extra = (("grpc.use_local_subchannel_pool", 1),) if own_connection else ()
+        self._channel = open_channel(address, security, extra)
         self._outbox: list[Any] = [stubs.hello_message(hello)]
         self._wakeup = asyncio.Event()
         self._closing = False

@@ -5,10 +5,12 @@
   nothing overtakes it. A retry goes back to the head.
 * **Placement.** A waiting task goes to a ready replica with room
   (:func:`~reuse_runtime.controller.router.pick_replica`): warm code first, then the
-  least loaded. A suspect task (``TaskRecord.solo``: it was on a replica that died)
-  runs alone, its own descendants and parents that only wait aside;
-  :meth:`Dispatcher._route` is the one place that rule lives. A replica silent for
-  half its report deadline gets no new work.
+  least loaded. The replicas with room are kept in a
+  :class:`~reuse_runtime.controller.router.RouteIndex`, so placing a task costs
+  O(log replicas), not a look at every replica. A suspect task (``TaskRecord.solo``:
+  it was on a replica that died) runs alone, its own descendants and parents that
+  only wait aside; :meth:`Dispatcher._route` is the one place that rule lives. A
+  replica silent for half its report deadline gets no new work.
 * **Slots.** A replica never holds more than ``concurrency`` slot-holding tasks. A
   parent that awaits children holds no slot (the worker lends it), so children can
   run on the parent's replica: ``replicas=1, concurrency=1`` cannot deadlock.
@@ -17,8 +19,9 @@
 
 What it asks of its pool (end a task, retire a replica, enforce a deadline) goes
 through :class:`DispatchHost`. The replicas are the pool's
-(:mod:`~reuse_runtime.controller.lifecycle` adds and removes them); the dispatcher
-only fills and empties their slots.
+(:mod:`~reuse_runtime.controller.lifecycle` adds and removes them, and says so with
+:meth:`Dispatcher.changed` and :meth:`Dispatcher.heard`); the dispatcher only fills
+and empties their slots.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from dataclasses import replace
 from typing import Protocol
 
 from reuse_runtime.controller.autoscaler import ReplicaPhase
+from reuse_runtime.controller.liveness import idle_allowance
 from reuse_runtime.controller.records import ReplicaState, TaskRecord, cancellation, failure
-from reuse_runtime.controller.router import RouteCandidate, pick_replica
+from reuse_runtime.controller.router import RouteCandidate, RouteIndex, pick_replica
 from reuse_runtime.controller.telemetry import PoolTelemetry
 from reuse_runtime.model import CodeBundle, EnvironmentSpec, ErrorKind, TaskResult, TaskSpec
 
@@ -69,12 +73,18 @@ class DispatchHost(Protocol):
         """``record`` may still run on ``replica`` past its deadline plus the cancel grace."""
         ...
 
+    def given_work(self, replica: ReplicaState) -> None:
+        """``replica``, which last reported idle, was sent a task: it is held to a busy
+        replica's report deadline from now (see liveness.py)."""
+        ...
+
 
 class Dispatcher:
     """The backlog of one environment, and the dispatch of its tasks to replicas.
 
     Lives on the controller's loop. Call-order contract: :meth:`unassign` once
-    whenever a dispatched task leaves its replica (a result, an expiry, a loss).
+    whenever a dispatched task leaves its replica (a result, an expiry, a loss), and
+    :meth:`changed` whenever a replica's phase or stream changes, or it is forgotten.
     """
 
     def __init__(
@@ -101,6 +111,8 @@ class Dispatcher:
         self.cancel_grace = cancel_grace
         self.report_deadline = report_deadline
         self._suspect_after = max(report_deadline / 2, 1.5 * heartbeat)
+        # A replica that reported idle reports less often (see liveness.py).
+        self._idle_allowance = idle_allowance(heartbeat)
         self._clock = clock
         self.backlog: deque[TaskRecord] = deque()
         # Cancelled records left in the backlog (removing one from a deque is O(n)):
@@ -108,6 +120,12 @@ class Dispatcher:
         self._stale = 0
         self._assigned = 0
         self._pump_scheduled = False
+        # The replicas that may take a task, best first; those whose room (or phase)
+        # changed since the last dispatch are re-indexed before the next one.
+        self._index = RouteIndex()
+        self._dirty: set[ReplicaState] = set()
+        # Replicas running a suspect alone: only its descendants may join it.
+        self._exclusive: set[ReplicaState] = set()
         # The moving mean of its tasks' runtimes (None before the first; see
         # SHORT_PREFETCH_DIVISOR). The pool's result handler updates it.
         self.mean_runtime: float | None = None
@@ -181,30 +199,74 @@ class Dispatcher:
         self._pump_scheduled = True
         asyncio.get_running_loop().call_soon(self._pump_now)
 
+    def changed(self, replica: ReplicaState) -> None:
+        """The replica's phase or stream changed, or it was forgotten: it is routed to,
+        or no longer, from the next dispatch on."""
+        self._dirty.add(replica)
+        self.pump()
+
+    def heard(self, replica: ReplicaState) -> None:
+        """The replica was heard from (its ``heard_at`` moved): one that had gone silent,
+        and so was left out of routing, may take tasks again."""
+        if replica.replica_id not in self._index:
+            self._dirty.add(replica)
+        self.pump()
+
+    def _reindex(self, replica: ReplicaState) -> None:
+        replicas = self.replicas
+        current = replicas.get(replica.replica_id)
+        if current is not replica and current is not None:
+            return  # a forgotten replica whose id a new one took
+        if (
+            current is not None
+            and replica.phase is ReplicaPhase.READY
+            and replica.stream is not None
+            and replica.exclusive is None
+        ):
+            self._index.update(
+                replica.replica_id,
+                order=replica.order,
+                room=replica.room,
+                capacity=replica.capacity,
+                prefetch=replica.prefetch,
+                warm=replica.warm,
+            )
+        else:
+            self._index.discard(replica.replica_id)
+
     def _pump_now(self) -> None:
         self._pump_scheduled = False
         backlog = self.backlog
         if not backlog:
             return
+        if self._dirty:
+            for replica in self._dirty:
+                self._reindex(replica)
+            self._dirty.clear()
         # A replica silent for half its report deadline may be frozen: it gets no new
         # work until it is heard from again (or declared lost).
         heard_since = self._clock() - self._suspect_after if self.report_deadline else 0.0
-        open_ = [
-            r
-            for r in self.replicas.values()
-            if r.phase is ReplicaPhase.READY
-            and r.stream is not None
-            and r.room > 0
-            and r.heard_at >= heard_since
-        ]
-        while backlog and open_:
+        idle_since = heard_since - self._idle_allowance
+        replicas = self.replicas
+        ready = ReplicaPhase.READY
+
+        def eligible(replica_id: str) -> bool:
+            replica = replicas.get(replica_id)
+            return (
+                replica is not None
+                and replica.phase is ready
+                and replica.stream is not None
+                and replica.heard_at >= (idle_since if replica.reported_idle else heard_since)
+            )
+
+        while backlog:
             record = backlog[0]
             if record.finished:  # cancelled while it waited
                 backlog.popleft()
                 self._stale -= 1
                 continue
             code_key = _code_key(record.spec)
-            chosen = self._route(record, code_key, open_)
+            chosen = self._route(record, code_key, eligible)
             if chosen is None:
                 return  # the oldest task waits for its replica, and nothing overtakes it
             backlog.popleft()
@@ -212,11 +274,13 @@ class Dispatcher:
                 self._host.finish(record, cancellation(record, record.cancel_requested))
                 continue
             self._dispatch(record, chosen, code_key)
-            if chosen.room <= 0 or chosen.phase is not ReplicaPhase.READY:
-                open_.remove(chosen)
+            self._reindex(chosen)
 
     def _route(
-        self, record: TaskRecord, code_key: str, open_: list[ReplicaState]
+        self,
+        record: TaskRecord,
+        code_key: str,
+        eligible: Callable[[str], bool],
     ) -> ReplicaState | None:
         """The replica for ``record`` among those with room (see :func:`pick_replica`).
 
@@ -227,16 +291,29 @@ class Dispatcher:
         count as running: a death while they wait is not pinned on them (they are its
         victims, see retries.py), and they may hold every replica the pool may have,
         so a suspect that had to wait for them to end could wait for ever.
+
+        Any other task is placed from the index, which holds no exclusive replica;
+        these rare ones by a look at every replica.
         """
-        if len(open_) == 1 and not record.solo and open_[0].exclusive is None:
-            return open_[0]
+        if not record.solo and not (self._exclusive and self._joins_a_suspect(record)):
+            chosen_id = self._index.pick(code_key, eligible)
+            return self.replicas[chosen_id] if chosen_id is not None else None
         chosen = pick_replica(
             RouteCandidate(r.replica_id, r.room, r.capacity, code_key in r.warm, r.prefetch)
-            for r in open_
-            if (not record.solo or len(r.running) == r.suspended)
+            for r in self.replicas.values()
+            if r.phase is ReplicaPhase.READY
+            and r.stream is not None
+            and r.room > 0
+            and eligible(r.replica_id)
+            and (not record.solo or len(r.running) == r.suspended)
             and (r.exclusive is None or _descends_from(record, r.exclusive))
         )
         return self.replicas[chosen] if chosen is not None else None
+
+    def _joins_a_suspect(self, record: TaskRecord) -> bool:
+        return any(
+            r.exclusive is not None and _descends_from(record, r.exclusive) for r in self._exclusive
+        )
 
     def _dispatch(self, record: TaskRecord, replica: ReplicaState, code_key: str) -> None:
         spec = record.spec
@@ -259,7 +336,10 @@ class Dispatcher:
         record.lost_children = record.made_calls = False
         if record.solo:
             replica.exclusive = record
+            self._exclusive.add(replica)
         replica.running[record.task_id] = record
+        if replica.reported_idle:
+            self._host.given_work(replica)
         replica.warm.add(code_key)
         replica.dispatched += 1
         self._assigned += 1
@@ -289,6 +369,8 @@ class Dispatcher:
             replica.suspended -= 1
         if replica.exclusive is record:
             replica.exclusive = None
+            self._exclusive.discard(replica)
+        self._dirty.add(replica)
         record.replica = None
         self.telemetry.task_unassigned(record)
 
@@ -300,6 +382,7 @@ class Dispatcher:
         replica = parent.replica
         if parent.children == 1 and replica is not None and parent.task_id in replica.running:
             replica.suspended += 1
+            self._dirty.add(replica)
             self.pump()
 
     def child_finished(self, parent: TaskRecord) -> None:
@@ -307,6 +390,7 @@ class Dispatcher:
         replica = parent.replica
         if parent.children == 0 and replica is not None and parent.task_id in replica.running:
             replica.suspended -= 1
+            self._dirty.add(replica)
 
     # ------------------------------------------------------------ prefetch
 
@@ -319,6 +403,7 @@ class Dispatcher:
         for replica in self.replicas.values():
             if replica.stream is not None and not replica.external:
                 replica.prefetch = self.prefetch(replica.capacity)
+                self._dirty.add(replica)
 
     @property
     def _short_tasks(self) -> bool:

@@ -1,6 +1,6 @@
 """`ReplicaLifecycle`: one pool's replicas, from launch to their end.
 
-* **Start.** Each tick applies one autoscaling decision
+* **Start.** Each tick (each second, while the pool is idle) applies one autoscaling decision
   (:func:`~reuse_runtime.controller.autoscaler.decide_scale`, a pure function of a
   snapshot). A replica that does not attach within its ready deadline is killed;
   after START_FAILURES_BEFORE_GIVING_UP failed starts in a row, the waiting tasks
@@ -50,7 +50,12 @@ from reuse_runtime.controller.autoscaler import (
     decide_scale,
 )
 from reuse_runtime.controller.dispatch import Dispatcher
-from reuse_runtime.controller.liveness import describe_silence, silence
+from reuse_runtime.controller.liveness import (
+    IDLE_HEARTBEATS,
+    SilenceWatch,
+    describe_silence,
+    idle_allowance,
+)
 from reuse_runtime.controller.records import ReplicaState, TaskRecord, failure
 from reuse_runtime.controller.retries import Retries
 from reuse_runtime.controller.telemetry import PoolTelemetry, loss_cause
@@ -69,6 +74,8 @@ log = structlog.get_logger("reuse_runtime.controller")
 
 #: A replica that has not attached this long after launch counts as a failed start.
 READY_TIMEOUT = 60.0
+#: Seconds between autoscaling decisions while the pool has no task running or waiting.
+IDLE_DECISION_EVERY = 1.0
 # Seconds a replica's stream may stay open once its backend says it has ended (its
 # process exited, its pod is gone): a connection cut without a FIN (a pod's network
 # torn down) never ends by itself, so past this the backend's word is final.
@@ -128,8 +135,12 @@ class ReplicaLifecycle:
         self.last_start_failure: float | None = None
         self.last_error = ""
         self._tasks = TaskSet(f"pool:{key}")
+        # When each ready replica was last heard from (see liveness.py).
+        self._silences: SilenceWatch[ReplicaState] = SilenceWatch(granularity=0.25)
+        self._idle_allowance = idle_allowance(heartbeat)
         self._ids = itertools.count(1)
         self._adopted = False
+        self._next_idle_decision = 0.0
 
     # ------------------------------------------------------------ streams and reports
 
@@ -170,9 +181,10 @@ class ReplicaLifecycle:
             stream.drain("this replica is no longer wanted")
             return
         replica.stream = stream
-        replica.heard_at = self._clock()
+        self.heard(replica, self._clock())
         replica.capacity = stream.hello.capacity or self.policy.concurrency
         replica.prefetch = self._dispatcher.prefetch(replica.capacity)
+        self._dispatcher.changed(replica)
         stream.send_init(
             ReplicaInit(
                 environment=self.spec.name,
@@ -180,6 +192,7 @@ class ReplicaLifecycle:
                 on_stop=self.spec.on_stop,
                 bundle=self.spec.hooks_bundle,
                 stop_grace=self.spec.stop_grace,
+                idle_heartbeat=IDLE_HEARTBEATS * self._heartbeat,
             )
         )
         try:
@@ -194,6 +207,7 @@ class ReplicaLifecycle:
             )
         finally:
             replica.stream = None
+            self._dispatcher.changed(replica)
         # A replica without its stream can do nothing more: make sure it is gone.
         if not replica.exited.is_set():
             try:
@@ -203,6 +217,21 @@ class ReplicaLifecycle:
                     await self._backend.kill(replica.handle)
                 await replica.exited.wait()
         self._forget(replica, cause="lost its connection to the controller")
+
+    def heard(self, replica: ReplicaState, at: float) -> None:
+        """A message from ``replica`` (a report, results) at ``at``: it is alive. One
+        that last reported idle reports less often: its deadline is longer."""
+        replica.heard_at = at
+        if self.report_deadline:
+            allowance = self._idle_allowance if replica.reported_idle else 0.0
+            self._silences.heard(replica, at, self.report_deadline + allowance)
+
+    def given_work(self, replica: ReplicaState) -> None:
+        """``replica`` last reported idle, and was sent a task: from now on it may stay
+        silent only the report deadline (a task that blocks its loop at once keeps it
+        from saying it is busy)."""
+        if self.report_deadline:
+            self._silences.tighten(replica, self._clock(), self.report_deadline)
 
     def report_from_watchdog(self, report: ReplicaReport) -> bool:
         """A report that came apart from the replica's stream; False if it is unknown."""
@@ -220,11 +249,12 @@ class ReplicaLifecycle:
     ) -> None:
         replica.report = report
         replica.report_at = self._clock()
+        replica.reported_idle = not (report.active or report.waiting or report.draining)
         if loop_alive:
-            replica.heard_at = replica.report_at
+            self.heard(replica, replica.report_at)
             # Heard from again: a replica that was silent long enough to get no new work
             # (see Dispatcher._pump_now) may take the waiting tasks now.
-            self._dispatcher.pump()
+            self._dispatcher.heard(replica)
         replica.blocked_by = "" if loop_alive else report.loop_blocked_by
         if replica.phase is ReplicaPhase.STARTING:
             replica.phase = ReplicaPhase.READY
@@ -234,12 +264,13 @@ class ReplicaLifecycle:
             log.info(
                 "replica ready", env=self.spec.name, replica=replica.replica_id, took=round(took, 3)
             )
-            self._dispatcher.pump()
+            self._dispatcher.changed(replica)
         if replica.external:
             # Its owner decides when it goes; a draining one just takes nothing more.
             if report.draining and replica.phase is not ReplicaPhase.DRAINING:
                 replica.phase = ReplicaPhase.DRAINING
                 replica.retire_reason = "the replica is draining"
+                self._dispatcher.changed(replica)
         elif self.policy.max_rss and report.rss_bytes > self.policy.max_rss:
             self.retire(
                 replica,
@@ -254,6 +285,7 @@ class ReplicaLifecycle:
             replica.phase = ReplicaPhase.DRAINING
             replica.retire_reason = "the replica is draining"
             replica.stopping = True
+            self._dispatcher.changed(replica)
 
     # ------------------------------------------------------------ start and stop
 
@@ -272,6 +304,7 @@ class ReplicaLifecycle:
                 "recycling replica", env=self.spec.name, replica=replica.replica_id, reason=reason
             )
         replica.phase = ReplicaPhase.DRAINING
+        self._dispatcher.changed(replica)
         if kill:
             replica.kill_reason = replica.kill_reason or reason
             if replica.handle is not None and not replica.stopping:
@@ -286,6 +319,7 @@ class ReplicaLifecycle:
             return
         replica.stopping = True
         replica.phase = ReplicaPhase.DRAINING
+        self._dispatcher.changed(replica)
         if replica.handle is not None:
             self._tasks.spawn(
                 self._backend.stop(replica.handle, self.spec.stop_grace + 5.0),
@@ -368,6 +402,8 @@ class ReplicaLifecycle:
             return
         replica.gone = True
         self.replicas.pop(replica.replica_id, None)
+        self._silences.forget(replica)
+        self._dispatcher.changed(replica)
         self._register_replica(replica.replica_id, False)
         status = replica.exit_status
         if status is not None:
@@ -436,11 +472,18 @@ class ReplicaLifecycle:
     # ------------------------------------------------------------ autoscaling and liveness
 
     def snapshot(self) -> PoolSnapshot:
-        external = [
-            r
-            for r in self.replicas.values()
-            if r.external and r.phase is ReplicaPhase.READY and r.stream is not None
-        ]
+        backlog, assigned = self._dispatcher.waiting, self._dispatcher.assigned
+        # External replicas count only while there is work (see decide_scale): at idle,
+        # a thousand of them are not looked at.
+        external = (
+            [
+                r
+                for r in self.replicas.values()
+                if r.external and r.phase is ReplicaPhase.READY and r.stream is not None
+            ]
+            if backlog or assigned
+            else []
+        )
         return PoolSnapshot(
             replicas=tuple(
                 ReplicaView(
@@ -451,8 +494,8 @@ class ReplicaLifecycle:
             ),
             external_ready=len(external),
             external_free=sum(max(0, r.free) for r in external),
-            backlog=self._dispatcher.waiting,
-            assigned=self._dispatcher.assigned,
+            backlog=backlog,
+            assigned=assigned,
             consecutive_start_failures=self.start_failures,
             last_start_failure=self.last_start_failure,
         )
@@ -491,17 +534,26 @@ class ReplicaLifecycle:
         now = self._clock()
         self._check_liveness(now, listening_since)
         if self.policy.max_lifetime:
-            for replica in list(self.replicas.values()):
-                if (
-                    not replica.external
-                    and replica.phase is ReplicaPhase.READY
-                    and now - replica.started_at > self.policy.max_lifetime
-                ):
-                    self.retire(
-                        replica,
-                        f"older than max_lifetime={self.policy.max_lifetime:g} s",
-                        recycle="max_lifetime",
-                    )
+            # Oldest first (replicas are kept in the order they started): past the first
+            # young enough, all are.
+            due = []
+            for replica in self.replicas.values():
+                if now - replica.started_at <= self.policy.max_lifetime:
+                    break
+                if not replica.external and replica.phase is ReplicaPhase.READY:
+                    due.append(replica)
+            for replica in due:
+                self.retire(
+                    replica,
+                    f"older than max_lifetime={self.policy.max_lifetime:g} s",
+                    recycle="max_lifetime",
+                )
+        if not (self._dispatcher.waiting or self._dispatcher.assigned):
+            # Idle: only a TTL or a start backoff can change the decision, and they are
+            # seconds long. Deciding once a second keeps a large idle pool cheap.
+            if now < self._next_idle_decision:
+                return
+            self._next_idle_decision = now + IDLE_DECISION_EVERY
         decision, self.scale_state = decide_scale(
             self.snapshot(), self.policy, self.scale_state, now
         )
@@ -532,27 +584,25 @@ class ReplicaLifecycle:
         deadline = self.report_deadline
         if not deadline:
             return
-        for replica in list(self.replicas.values()):
+        for replica, quiet in self._silences.silent(now, listening_since):
             if (
-                replica.phase is ReplicaPhase.STARTING
+                replica.gone
+                or replica.phase is ReplicaPhase.STARTING
                 or replica.stream is None
                 or replica.stopping
                 or replica.kill_reason
             ):
-                continue
-            quiet = silence(replica.heard_at, listening_since, now)
-            if quiet > deadline:
-                blocked_by = replica.blocked_by
-                log.warning(
-                    "replica stopped reporting; killing it",
-                    env=self.spec.name,
-                    replica=replica.replica_id,
-                    silent_seconds=round(quiet, 1),
-                    deadline=deadline,
-                    inflight=len(replica.running),
-                )
-                replica.unresponsive = True
-                self.retire(replica, describe_silence(quiet, blocked_by), kill=True)
+                continue  # watched again once heard from, if it ever is
+            log.warning(
+                "replica stopped reporting; killing it",
+                env=self.spec.name,
+                replica=replica.replica_id,
+                silent_seconds=round(quiet, 1),
+                deadline=deadline,
+                inflight=len(replica.running),
+            )
+            replica.unresponsive = True
+            self.retire(replica, describe_silence(quiet, replica.blocked_by), kill=True)
 
     async def close(self) -> None:
         """Stop every replica and forget it; the pool has drained first.

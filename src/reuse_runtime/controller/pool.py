@@ -199,6 +199,10 @@ class ReplicaPool:
         self.finish(record, result)
         self.retire(replica, f"task {record.task_id} ignored being {what}", kill=True)
 
+    def given_work(self, replica: ReplicaState) -> None:
+        """An idle replica was sent a task: the busy report deadline applies from now."""
+        self._lifecycle.given_work(replica)
+
     # ------------------------------------------------------------ results
 
     def on_results(self, replica: ReplicaState, batch: ResultsBatch) -> None:
@@ -206,7 +210,8 @@ class ReplicaPool:
         or runs again; the freed slots are refilled."""
         if batch.logs:
             self._on_logs(batch.logs)
-        now = replica.heard_at = self._clock()
+        now = self._clock()
+        self._lifecycle.heard(replica, now)
         dispatcher, retries = self._dispatcher, self._retries
         mean = dispatcher.mean_runtime
         for result in batch.results:
@@ -237,7 +242,7 @@ class ReplicaPool:
             dispatcher.runtime_is(mean)
         if replica.retire_reason and not replica.running:
             self._lifecycle.stop(replica)
-        dispatcher.pump()
+        dispatcher.heard(replica)
 
     def finish(self, record: TaskRecord, result: TaskResult) -> None:
         """Deliver ``record``'s terminal result, once; later calls do nothing."""

@@ -10,6 +10,7 @@ and its telemetry read and write them; this module imports none of those.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,10 @@ class TaskRecord:
         return self.spec.task_id
 
 
+#: Numbers replicas in the order they are made: routing breaks ties by it (see router.py).
+_replica_order = itertools.count()
+
+
 @dataclass(eq=False, slots=True)
 class ReplicaState:
     """The controller's view of one replica."""
@@ -97,6 +102,8 @@ class ReplicaState:
     report: ReplicaReport | None = None
     report_at: float = 0.0
     heard_at: float = 0.0  # its last message of any kind (see liveness.py)
+    # Its last report said it was idle: it reports less often (see liveness.py).
+    reported_idle: bool = False
     blocked_by: str = ""  # the task blocking its event loop, as its watchdog last said
     last_task_end: float = 0.0
     dispatched: int = 0
@@ -112,6 +119,8 @@ class ReplicaState:
     external: bool = False
     # A predecessor controller's, taken over at a restart (see autoscaler rule 7).
     adopted: bool = False
+    # When it was made, among all replicas: earlier ones win ties in routing.
+    order: int = field(default_factory=lambda: next(_replica_order))
 
     @property
     def free(self) -> int:

@@ -393,7 +393,11 @@ def report_from_proto(msg: pb.ReplicaReport) -> model.ReplicaReport:
 
 
 def init_to_proto(init: model.ReplicaInit) -> pb.ReplicaInit:
-    msg = pb.ReplicaInit(stop_grace_seconds=init.stop_grace, environment=init.environment)
+    msg = pb.ReplicaInit(
+        stop_grace_seconds=init.stop_grace,
+        environment=init.environment,
+        idle_heartbeat_seconds=init.idle_heartbeat,
+    )
     if init.on_start is not None:
         msg.on_start.CopyFrom(ref_to_proto(init.on_start))
     if init.on_stop is not None:
@@ -410,6 +414,7 @@ def init_from_proto(msg: pb.ReplicaInit) -> model.ReplicaInit:
         bundle=bundle_from_proto(msg.bundle) if msg.HasField("bundle") else None,
         stop_grace=msg.stop_grace_seconds,
         environment=msg.environment,
+        idle_heartbeat=msg.idle_heartbeat_seconds,
     )
 
 

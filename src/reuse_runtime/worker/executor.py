@@ -62,6 +62,13 @@ def _in_forked_child() -> None:
 os.register_at_fork(after_in_child=_in_forked_child)
 
 
+def forked_as_replica() -> None:
+    """This process was forked to be a replica of its own (by the local backend's fork
+    server), not by a task: its tasks report as any replica's do."""
+    global _forked
+    _forked = False
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
     replica_id: str = ""

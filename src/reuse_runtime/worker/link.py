@@ -4,7 +4,9 @@ One stream carries everything: the replica says hello, the controller answers
 with a :class:`~reuse_runtime.model.ReplicaInit` (the on-start hook runs now,
 before any task), then sends work. The replica sends back results and output
 in batches, and a report on every busy/idle transition and at least every
-heartbeat interval.
+heartbeat interval: every heartbeat while it has tasks, and every idle heartbeat
+(the init says how long; a controller that says nothing gets every heartbeat)
+while it has none.
 """
 
 from __future__ import annotations
@@ -152,15 +154,29 @@ class ControllerLink:
     async def _report_loop(self, conn: ControllerConnection) -> None:
         changed = self._service.monitor.changed
         loop = asyncio.get_running_loop()
+        idle_every = max(self._heartbeat, _idle_heartbeat(self._init))
+        report = self._service.report()
         while True:
+            idle = not (report.active or report.waiting or report.draining)
             changed.clear()
             # A timer, not wait_for: a cancellation must never be swallowed here.
-            heartbeat = loop.call_later(self._heartbeat, changed.set)
+            heartbeat = loop.call_later(idle_every if idle else self._heartbeat, changed.set)
             try:
                 await changed.wait()
             finally:
                 heartbeat.cancel()
-            conn.send_report(self._service.report())
+            report = self._service.report()
+            conn.send_report(report)
+
+
+#: The longest idle heartbeat a replica takes from its controller, in seconds.
+MAX_IDLE_HEARTBEAT = 60.0
+
+
+def _idle_heartbeat(init: ReplicaInit | None) -> float:
+    """The idle heartbeat the controller asked for; 0 for none, or one out of bounds."""
+    asked = init.idle_heartbeat if init is not None else 0.0
+    return asked if 0.0 < asked <= MAX_IDLE_HEARTBEAT else 0.0
 
 
 async def run_hook(service: WorkerService, ref: FunctionRef, init: ReplicaInit, which: str) -> None:

@@ -303,18 +303,20 @@ class DrainCommand(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class ReplicaInit(_message.Message):
-    __slots__ = ("on_start", "on_stop", "bundle", "stop_grace_seconds", "environment")
+    __slots__ = ("on_start", "on_stop", "bundle", "stop_grace_seconds", "environment", "idle_heartbeat_seconds")
     ON_START_FIELD_NUMBER: _ClassVar[int]
     ON_STOP_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_FIELD_NUMBER: _ClassVar[int]
     STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    IDLE_HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     on_start: FunctionRef
     on_stop: FunctionRef
     bundle: CodeBundle
     stop_grace_seconds: float
     environment: str
-    def __init__(self, on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., environment: _Optional[str] = ...) -> None: ...
+    idle_heartbeat_seconds: float
+    def __init__(self, on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., environment: _Optional[str] = ..., idle_heartbeat_seconds: _Optional[float] = ...) -> None: ...
 
 class ControllerMessage(_message.Message):
     __slots__ = ("dispatch", "drain", "init")
