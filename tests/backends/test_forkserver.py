@@ -90,6 +90,8 @@ async def test_replicas_are_exec_d_when_a_fork_cannot_give_them_what_exec_would(
 async def test_a_killed_fork_server_takes_its_replicas_and_another_starts() -> None:
     async with running_controller() as (_, client):
         seen = await _describe(client)
+        # Never kill a parent that is not the fork server (an exec'd replica's is this test).
+        assert "reuse_runtime.cli.forkserver" in seen["parent_command"], seen
         os.kill(seen["parent"], signal.SIGKILL)
         await eventually(lambda: _gone(seen["pid"]), what="the replica gone with its zygote")
         again = await _describe(client)

@@ -42,6 +42,7 @@ import contextlib
 import ctypes
 import errno
 import importlib
+import importlib.machinery
 import json
 import os
 import select
@@ -565,7 +566,7 @@ def _shadowed(path: list[str]) -> str:
         if not origins:
             break
         try:
-            names = {item.partition(".")[0] for item in os.listdir(entry)}
+            names = _importable_names(entry)
         except OSError:
             continue
         for name in names & origins.keys():
@@ -575,6 +576,23 @@ def _shadowed(path: list[str]) -> str:
     # built-in), as in the zygote; unless the zygote found it in a directory path dropped.
     dropped = set(sys.path) - set(path)
     return next((n for n, where in origins.items() if where in dropped), "")
+
+
+def _importable_names(entry: str) -> set[str]:
+    """The top-level names ``entry`` holds a module or a regular package of. A folder with
+    no ``__init__.py`` (a built site, a data folder) is at most a namespace portion, which
+    a module found later on the path wins over: it shadows nothing."""
+    suffixes = importlib.machinery.all_suffixes()
+    names = set()
+    for item in os.listdir(entry):
+        if os.path.isfile(os.path.join(entry, item, "__init__.py")):
+            names.add(item)
+            continue
+        for suffix in suffixes:
+            if item.endswith(suffix):
+                names.add(item[: -len(suffix)].partition(".")[0])
+                break
+    return names
 
 
 def _close_all(fds: list[int]) -> None:
