@@ -831,6 +831,13 @@ class Bench:
                 recorded = sorted({r.get("recorded_actions") for r in got}, key=str)
                 dropped = sum(r.get("store_dropped", 0) for r in got)
                 note.append(f"recorded {recorded} actions per run, {dropped} dropped")
+                writer = [
+                    r["store_writer_us_per_task"] for r in got if "store_writer_us_per_task" in r
+                ]
+                if writer:
+                    note.append(
+                        f"the store's writer thread {statistics.median(writer):.1f} us/task"
+                    )
             self.rows.append(make_row(key, label, _gather_samples(got), n=n, note=_join(*note)))
         if runs[False] and runs[True]:
             off = _cpu_samples(runs[False])["cpu_us_per_task_total"]
@@ -849,6 +856,7 @@ class Bench:
                         f"{statistics.median(off):.1f} us, every process); the controller's "
                         f"process {controller[1]:.1f} / {controller[0]:.1f} us "
                         f"(+{controller[1] - controller[0]:.1f} us per recorded action)"
+                        f"{_writer_share(runs[True])}"
                     ),
                     samples={"on_us": on_, "off_us": off, "ratio": [ratio]},
                     cpu_us=statistics.median(on_),
@@ -1207,6 +1215,14 @@ def _ray_row(key: str, label: str, runs: list[dict[str, Any]], n: int) -> Row:
         n=n,
         note="max_concurrency=100, round-robin, one ray.get",
     )
+
+
+def _writer_share(got: list[dict[str, Any]]) -> str:
+    """Of the controller's extra CPU with the store on, the writer thread's part."""
+    writer = [r["store_writer_us_per_task"] for r in got if "store_writer_us_per_task" in r]
+    if not writer:
+        return ""
+    return f", of which the store's writer thread {statistics.median(writer):.1f} us"
 
 
 def _cpu_note(runs: list[dict[str, Any]]) -> str:

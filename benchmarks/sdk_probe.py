@@ -101,6 +101,12 @@ def gather(n: int, window: int, warmup: int, seq: int, prime: bool = True) -> di
         result["store_records"] = stats.records
         result["store_dropped"] = stats.dropped
         result["recorded_actions"] = sum(store.phase_counts(measured_run.name).values())
+        writer = store.writer_thread_id
+        if writer is not None and threads_after.get(me.pid):
+            # The writer thread's CPU over the measured run, per task (schedstat: ns).
+            ran = threads_after[me.pid].get(writer, (0, 0))[0]
+            ran -= threads_before[me.pid].get(writer, (0, 0))[0]
+            result["store_writer_us_per_task"] = ran / 1000 / n
     result.update(
         n=n,
         window=window,

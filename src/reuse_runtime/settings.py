@@ -227,7 +227,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "REUSE_RUNTIME_RUNS_FLUSH_MS",
-        25,
+        100,
         "milliseconds",
         "how often the store's writer commits what has arrived",
     ),

@@ -34,3 +34,17 @@ async def parent(n: int, seconds: float, counts: str) -> int:
 @owned.task
 async def fails(why: str) -> int:
     raise ValueError(f"it fails: {why}")
+
+
+@owned.task(retries=1)
+async def flaky(counts: str) -> str:
+    """Fails its first attempt (it counts attempts in ``counts/flaky``), then succeeds."""
+    path = os.path.join(counts, "flaky")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, b"ran\n")
+    finally:
+        os.close(fd)
+    if os.stat(path).st_size == len(b"ran\n"):
+        raise ValueError("the first attempt fails")
+    return "second time lucky"

@@ -133,13 +133,20 @@ def test_a_client_killed_mid_run_60_children_of_1_s(tmp_path: Path) -> None:
 
 
 def _controller_killed(
-    tmp_path: Path, n: int, seconds: float, kill_at: float, restart_at: float
+    tmp_path: Path,
+    n: int,
+    seconds: float,
+    kill_at: float,
+    restart_at: float,
+    how: signal.Signals = signal.SIGKILL,
 ) -> None:
-    """The controller is killed (-9) mid-run with no client attached, and restarted on the
-    same state dir: the run succeeds, and no child recorded as finished runs again."""
+    """The controller is stopped (``how``: kill -9, or SIGTERM) mid-run with no client
+    attached, and restarted on the same state dir: the run succeeds, no child recorded as
+    finished runs again, and each child is recorded once."""
     home, counts = tmp_path / "home", tmp_path / "counts"
     counts.mkdir()
-    controller = start_controller(home)
+    # A short drain: SIGTERM gives running tasks a second, then hands the rest back.
+    controller = start_controller(home, "--drain-grace", "1")
     port = controller.port
     driver = None
     try:
@@ -150,16 +157,21 @@ def _controller_killed(
         started = time.monotonic()  # the run's work starts: times count from here
         stop_process(driver)  # no client attached from here on
         time.sleep(max(0.0, kill_at - (time.monotonic() - started)))
-        stop_process(controller.process)  # kill -9, mid-run
+        stop_process(controller.process, how)  # mid-run
         recorded = SqliteRunReader(home / "controller" / "runs.sqlite")
         finished = {  # which children: each returned i * i
             math.isqrt(pickle.loads(recorded.action_output(name, a.action_id) or b""))
             for a in recorded.list_actions(name, limit=10_000).items
             if a.task == "child" and a.phase.value == "succeeded"
         }
+        stopped = recorded.get_run(name)
         recorded.close_reads()
         before = _counts(counts, n)
-        assert 0 < len(finished) < n, f"{len(finished)} of {n} recorded before the kill ({before})"
+        assert 0 < len(finished) < n, f"{len(finished)} of {n} recorded before the stop ({before})"
+        assert stopped is not None and not stopped.done, stopped
+        if how is signal.SIGTERM:  # a drain writes everything it recorded
+            ran = {i for i, c in enumerate(before) if c}
+            assert ran == finished, f"ran {sorted(ran)}, recorded {sorted(finished)}"
         time.sleep(max(0.0, restart_at - (time.monotonic() - started)))
         controller = start_controller(home, port=port)
         follower = _python(home, controller.address, FOLLOWER, name)
@@ -172,13 +184,26 @@ def _controller_killed(
         stop_process(controller.process, signal.SIGTERM)
     after = _counts(counts, n)
     assert all(c >= 1 for c in after), after
-    # Every child recorded as finished before the kill ran exactly once: it was answered
-    # from the store. Only those that were running at the kill ran again.
+    # Every child recorded as finished before the stop ran exactly once: it was answered
+    # from the store. Only those that were running at the stop ran again.
     assert all(after[i] == 1 for i in finished), [(i, after[i]) for i in finished]
     assert all(before[i] == 1 for i in finished)
+    # The run and each of its children are recorded once, finished.
+    recorded = SqliteRunReader(home / "controller" / "runs.sqlite")
+    try:
+        runs = [r for r in recorded.list_runs(limit=100).items if r.name == name]
+        children = [
+            math.isqrt(pickle.loads(recorded.action_output(name, a.action_id) or b""))
+            for a in recorded.list_actions(name, limit=10_000).items
+            if a.task == "child" and a.phase.value == "succeeded"
+        ]
+    finally:
+        recorded.close_reads()
+    assert [r.phase.value for r in runs] == ["succeeded"], runs
+    assert sorted(children) == list(range(n)), sorted(children)
     twice = [i for i, c in enumerate(after) if c > 1]
     print(
-        f"\ncontroller kill -9: {len(finished)} of {n} children recorded before the kill; "
+        f"\ncontroller {how.name}: {len(finished)} of {n} children recorded before the stop; "
         f"{len(twice)} ran twice ({sum(before) - len(finished)} finished but not recorded)"
     )
 
@@ -188,6 +213,13 @@ def test_a_controller_killed_with_no_client_finishes_the_run_after_a_restart(
     tmp_path: Path,
 ) -> None:
     _controller_killed(tmp_path, n=16, seconds=0.5, kill_at=2.2, restart_at=3.0)
+
+
+@pytest.mark.timeout(180)
+def test_a_controller_sent_sigterm_with_no_client_finishes_the_run_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    _controller_killed(tmp_path, n=16, seconds=0.5, kill_at=2.2, restart_at=3.0, how=signal.SIGTERM)
 
 
 @pytest.mark.slow

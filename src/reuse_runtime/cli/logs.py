@@ -1,8 +1,11 @@
 """``reuse-runtime logs``: a run's log, every task's output labelled, optionally followed.
 
-With a controller to ask (``--endpoint`` or ``$REUSE_RUNTIME_ENDPOINT``) the lines come
-from it, so this works from any machine that reaches it; otherwise from the run's log
-file on this machine (``Run.url``), written by the process that started the run.
+The lines come from a controller, as ``get`` finds one (``--endpoint``,
+``$REUSE_RUNTIME_ENDPOINT``, else one serving on this machine's default port), so
+this works from any machine that reaches it. With no controller named, a run the
+controller on the default port does not know (an embedded run), a log file or its
+URL is read from this machine: the run's log file (``Run.url``), written by the
+process that started the run.
 """
 
 from __future__ import annotations
@@ -36,12 +39,24 @@ def add_parser(commands: Commands) -> None:
 
 def _logs_main(args: argparse.Namespace) -> int:
     from reuse_runtime import runlog
+    from reuse_runtime.cli.run_view import controller_source
+    from reuse_runtime.errors import ReuseRuntimeError
     from reuse_runtime.paths import state_dir
 
-    if explicit_endpoint(args) is not None:
-        lines: Iterable[str] = _from_controller(args)
-        where = "the controller"
-    else:
+    lines: Iterable[str] | None = None
+    named = explicit_endpoint(args) is not None
+    if named or not _a_file(args.run):
+        source = controller_source(args)
+        if source is not None:
+            try:
+                lines = _from_controller(args, source)
+            except (ReuseRuntimeError, OSError):
+                # Not named: a controller that happens to serve on the default port
+                # (and does not know the run, or refuses this user) is not an error.
+                if named:
+                    raise
+            where = "the controller"
+    if lines is None:  # no controller, or one that does not know the run: the log file
         path = runlog.find_run_log(state_dir() / "runs", args.run)
         lines = runlog.follow(path, follow=args.follow)
         where = str(path)
@@ -51,21 +66,41 @@ def _logs_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _from_controller(args: argparse.Namespace) -> Iterator[str]:
-    """The run's lines as its log file has them: a header, every line, how it ended."""
+def _a_file(run: str | None) -> bool:
+    """``run`` names a log file or its ``file://`` URL, not a run (a run's name has no
+    '/'; a run page's ``http(s)://`` URL names a run)."""
     from reuse_runtime import runlog
-    from reuse_runtime.cli.run_view import run_source
-    from reuse_runtime.model import LogLine
+
+    if not run:
+        return False
+    name = runlog.run_name_of(run)
+    return "/" in name or name.endswith(".log")
+
+
+def _from_controller(args: argparse.Namespace, source: Any) -> Iterator[str]:
+    """The run's lines as its log file has them: a header, every line, how it ended.
+
+    Raises :class:`RunNotFoundError` at once (not when iterated) for a run the
+    controller does not know, or when it has no runs and none was named."""
+    from reuse_runtime import runlog
+    from reuse_runtime.errors import RunNotFoundError
     from reuse_runtime.runinfo import RunFilter
 
-    source = run_source(args)
     name = runlog.run_name_of(args.run) if args.run else args.run
     if not name:
         latest = source.list(RunFilter(), 1, None).items
         if not latest:
-            raise ValueError(f"no runs yet at {source.where}")
+            raise RunNotFoundError(f"no runs yet at {source.where}")
         name = latest[0].name
     run = source.get(name)
+    return _lines(args, source, run)
+
+
+def _lines(args: argparse.Namespace, source: Any, run: Any) -> Iterator[str]:
+    from reuse_runtime import runlog
+    from reuse_runtime.model import LogLine
+
+    name = run.name
     yield f"run {run.name}: task {run.task} on {source.where}"
     where = _placed(source, name)
     looked = time.monotonic()

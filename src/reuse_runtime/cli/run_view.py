@@ -48,9 +48,18 @@ def explicit_endpoint(args: argparse.Namespace) -> str | None:
 
 def run_source(args: argparse.Namespace) -> RunSource:
     """Where the command reads runs (see the module's docstring)."""
+    from reuse_runtime.sdk.runsource import store_source
+
+    found = controller_source(args)
+    return found if found is not None else store_source()
+
+
+def controller_source(args: argparse.Namespace) -> RunSource | None:
+    """The controller to read runs from: the one named (``--endpoint``,
+    ``$REUSE_RUNTIME_ENDPOINT``), else one serving on this machine's default port;
+    None when neither."""
     import reuse_runtime as flyte
     from reuse_runtime.address import parse_address
-    from reuse_runtime.sdk.runsource import store_source
     from reuse_runtime.sdk.runtime import ENDPOINT_ENV, runtime
 
     security = security_from(args)
@@ -63,7 +72,7 @@ def run_source(args: argparse.Namespace) -> RunSource:
         if _serving(local, security):
             endpoint = local
     if endpoint is None:
-        return store_source()
+        return None
     flyte.init(endpoint=endpoint, token=security.token)
     return runtime().source
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from reuse_runtime.model import (
     TaskSpec,
     TaskState,
 )
+from reuse_runtime.runinfo import ActionPhase, Attempt, ErrorInfo
 
 
 @dataclass(eq=False, slots=True)
@@ -70,8 +72,12 @@ class TaskRecord:
     queued_at: float = 0.0
     # Waiting out a retry backoff: neither in the backlog nor on a replica.
     backing_off: bool = False
-    # When it was accepted (Unix time), for a run that is recorded (see runs.py).
+    # When it was accepted, and its attempt dispatched (Unix times), for a run that is
+    # recorded (see runs.py).
     created: float = 0.0
+    started: float = 0.0
+    # Its attempts that ended and were retried, for a recorded run (see attempt_ended).
+    tries: list[Attempt] | None = None
 
     @property
     def task_id(self) -> str:
@@ -172,6 +178,21 @@ class RunCounts:
             failed=self.failed,
             retried=self.retried,
         )
+
+
+def attempt_ended(
+    record: TaskRecord, replica_id: str, phase: ActionPhase, error: ErrorInfo
+) -> None:
+    """An attempt of ``record`` ended and it runs again: a recorded run keeps the attempt
+    for the action's record. Only retries get here: one attempt costs nothing."""
+    run = record.run
+    if run is None or run.record is None:
+        return
+    attempt = Attempt(record.attempts, replica_id, record.started, time.time(), phase, error)
+    if record.tries is None:
+        record.tries = [attempt]
+    else:
+        record.tries.append(attempt)
 
 
 def failure(record: TaskRecord, kind: ErrorKind, type_name: str, message: str) -> TaskResult:

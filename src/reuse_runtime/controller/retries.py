@@ -24,9 +24,10 @@ import asyncio
 from typing import Protocol
 
 from reuse_runtime.controller.dispatch import Dispatcher
-from reuse_runtime.controller.records import TaskRecord, cancellation, failure
+from reuse_runtime.controller.records import TaskRecord, attempt_ended, cancellation, failure
 from reuse_runtime.controller.telemetry import PoolTelemetry
 from reuse_runtime.model import ErrorKind, TaskResult, TaskState
+from reuse_runtime.runinfo import PHASE_OF_STATE, ActionPhase, ErrorInfo, error_info_of
 
 
 class RetryHost(Protocol):
@@ -95,6 +96,9 @@ class Retries:
                 backoff = record.submission.retry_backoff
                 retry = max(0, record.submission.retries) - record.retries_left
                 record.retries_left -= 1
+                attempt_ended(
+                    record, result.replica_id, PHASE_OF_STATE[result.state], error_info_of(error)
+                )
                 self.telemetry.task_retried(record)
                 delay = backoff.delay(retry) if backoff is not None else 0.0
                 if delay > 0:
@@ -153,6 +157,7 @@ class Retries:
                 "OOMError" if oom else "ReplicaLostError",
             )
             return
+        _lost(record, replica_id, cause)
         self.telemetry.task_retried(record)
         self._dispatcher.queue_first(record)
 
@@ -174,6 +179,7 @@ class Retries:
                 f"replica-loss budget plus one)",
             )
             return
+        _lost(record, replica_id, cause)
         self.telemetry.task_retried(record)
         self._dispatcher.queue_first(record)
 
@@ -181,3 +187,13 @@ class Retries:
         self, record: TaskRecord, message: str, type_name: str = "ReplicaLostError"
     ) -> None:
         self._host.finish(record, failure(record, ErrorKind.REPLICA_LOST, type_name, message))
+
+
+def _lost(record: TaskRecord, replica_id: str, cause: str) -> None:
+    """The attempt that ran on a replica that died, as a recorded run keeps it."""
+    attempt_ended(
+        record,
+        replica_id,
+        ActionPhase.FAILED,
+        ErrorInfo("REPLICA_LOST", "ReplicaLostError", f"its replica {replica_id} {cause}"),
+    )

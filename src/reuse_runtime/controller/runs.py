@@ -58,6 +58,7 @@ from reuse_runtime.model import REPORT_STREAM, ErrorKind, LogLine, TaskResult, T
 from reuse_runtime.runinfo import (
     PHASE_OF_STATE,
     ActionPhase,
+    Attempt,
     ErrorInfo,
     NewRun,
     RunInfo,
@@ -435,10 +436,22 @@ class RunBook:
                 del self.live[gone]
 
     def _record_action(self, record: TaskRecord, result: TaskResult) -> None:
-        """An action of a recorded run ended: the hot path (see the module's docstring)."""
+        """An action of a recorded run ended: the hot path (see the module's docstring).
+
+        One attempt (the common case) is the action itself; a retried action lists every
+        attempt, the last one with the action's outcome."""
         spec = record.spec
         error = result.error
         ended = time.time()
+        phase = PHASE_OF[result.state]
+        info = None if error is None else error_info_of(error)
+        started = record.started
+        tries = record.tries
+        attempts: tuple[Attempt, ...] = ()
+        if tries is not None:
+            last = Attempt(record.attempts, result.replica_id, started, ended, phase, info)
+            attempts = (*tries, last)
+            started = tries[0].started
         assert self.store is not None
         self.store.action_ended(
             ActionRecord(
@@ -449,14 +462,15 @@ class RunBook:
                 spec.name,
                 record.submission.env_key.rpartition("-")[0],
                 spec.group,
-                PHASE_OF[result.state],
+                phase,
                 record.created,
-                ended - result.duration if result.duration else 0.0,
+                started,
                 ended,
                 result.replica_id,
                 "",
                 result.value if error is None else b"",
-                None if error is None else error_info_of(error),
+                info,
+                attempts,
             )
         )
 

@@ -143,6 +143,8 @@ class PoolTelemetry:
     def task_dispatched(self, record: TaskRecord, replica: ReplicaState) -> None:
         run = record.run
         if run is not None:
+            if run.record is not None:  # a recorded run: the attempt's start
+                record.started = time.time()
             if record.spec.parent_task_id:
                 run.running += 1
             elif run.on_root_dispatched is not None:  # a run's root: it is running now

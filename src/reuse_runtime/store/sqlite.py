@@ -152,6 +152,12 @@ class SqliteRunStore(SqliteRunReader):
         return self._notice
 
     @property
+    def writer_thread_id(self) -> int | None:
+        """The writer thread's native id (``/proc/PID/task/TID``: what it costs), once
+        started."""
+        return self._writer.thread_id
+
+    @property
     def alone(self) -> bool:
         """Whether no other process had the store open when this one opened it (always
         true of an exclusive store; of a shared one, its unfinished runs are orphans)."""

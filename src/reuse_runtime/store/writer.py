@@ -127,6 +127,10 @@ class StoreWriter:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def thread_id(self) -> int | None:
+        return self._thread.native_id
+
     def stop(self, timeout: float) -> bool:
         """Write what is queued (for at most ``timeout`` seconds), then end the thread and
         close the connection. Returns False if records were left unwritten."""
