@@ -9,6 +9,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from tests.controller import tasks
 from tests.helpers import running_controller, submit, until_in_flight
 
@@ -51,6 +53,7 @@ class HalfOpenProxy:
             self._server.close()
 
 
+@pytest.mark.slow  # 15-25 s of the default suite's budget: CI's slow suite runs it
 async def test_a_replica_gone_with_its_stream_still_open_is_dropped_and_its_task_retried() -> None:
     proxy = await HalfOpenProxy().start()
     try:

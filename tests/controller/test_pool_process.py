@@ -13,6 +13,7 @@ from tests.controller import tasks
 from tests.helpers import live_replicas, running_controller, submit
 
 
+@pytest.mark.slow  # 15-25 s of the default suite's budget: CI's slow suite runs it
 async def test_pool_grows_to_max_falls_to_min_then_sleeps_and_wakes() -> None:
     async with running_controller() as (_, client):
         counts: list[tuple[float, int]] = []

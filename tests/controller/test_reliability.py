@@ -197,6 +197,7 @@ async def test_timeout_is_reported_within_a_second_of_the_deadline() -> None:
     assert 2.0 <= rude_took <= 3.5, rude_took
 
 
+@pytest.mark.slow  # 15-25 s of the default suite's budget: CI's slow suite runs it
 async def test_leaky_replica_is_recycled_and_no_task_fails() -> None:
     async with running_controller() as (_, client):
         results = []

@@ -206,6 +206,7 @@ async def replay_storm(
     assert executions < 1.1 * n
 
 
+@pytest.mark.slow  # 15-25 s of the default suite's budget: CI's slow suite runs it
 @pytest.mark.timeout(240)
 async def test_a_parent_killed_mid_fan_out_replays_its_finished_children(tmp_path: Path) -> None:
     await replay_storm(tmp_path, 2_000, every=0.8, limit=180.0)

@@ -78,6 +78,7 @@ async def restart_under_load(tmp_path: Path, total: int, how: int) -> None:
         assert stopped_with == 0
 
 
+@pytest.mark.slow  # 15-25 s of the default suite's budget: CI's slow suite runs it
 @pytest.mark.timeout(240)
 async def test_controller_kill_and_restart_loses_nothing(tmp_path: Path) -> None:
     await restart_under_load(tmp_path, 2_000, signal.SIGKILL)

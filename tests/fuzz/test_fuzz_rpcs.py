@@ -701,6 +701,7 @@ async def fuzz_every_rpc(cases: int, *, derandomize: bool) -> None:
         assert worker.process.returncode is None, "".join(worker.stderr_lines)
 
 
+@pytest.mark.slow  # 15-25 s of the default suite's budget: CI's slow suite runs it
 @pytest.mark.timeout(240)
 async def test_fuzz_every_rpc() -> None:
     await fuzz_every_rpc(FAST_CASES, derandomize=True)
