@@ -23,14 +23,20 @@ Metadata = stubs.Metadata
 
 
 def open_channel(
-    address: str, security: Security, extra: Sequence[tuple[str, int | str]] = ()
+    address: str,
+    security: Security,
+    extra: Sequence[tuple[str, int | str]] = (),
+    *,
+    keepalive_timeout: float = 5.0,
 ) -> grpc.aio.Channel:
-    """A channel to ``address``; ``extra``: more gRPC channel arguments."""
+    """A channel to ``address``; ``extra``: more gRPC channel arguments. A peer silent
+    for ``keepalive_timeout`` seconds (no answer to a keepalive ping, nothing sent
+    acknowledged) is dropped."""
     options: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 10_000),
-        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_timeout_ms", round(keepalive_timeout * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         # A restarted controller is found within a couple of seconds.

@@ -117,6 +117,8 @@ class ReplicaState:
     retire_reason: str = ""
     kill_reason: str = ""
     unresponsive: bool = False  # killed because it stopped reporting (see liveness.py)
+    # When it was heard from again after it was declared lost (see lifecycle.py).
+    back_at: float = 0.0
     stopping: bool = False
     exit_status: ExitStatus | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
