@@ -115,10 +115,11 @@ class Cluster:
         concurrency: int = 4,
         certs: CertFiles | None = None,
         name: str = "",
+        environment: str = ENVIRONMENT,
     ) -> subprocess.Popen[str]:
-        """An external worker on ``host`` joining :data:`ENVIRONMENT`, once it listens."""
+        """An external worker on ``host`` joining ``environment``, once it listens."""
         argv = [sys.executable, "-m", "reuse_runtime", "worker", "--controller", self.address]
-        argv += ["--environment", ENVIRONMENT, "--concurrency", str(concurrency)]
+        argv += ["--environment", environment, "--concurrency", str(concurrency)]
         argv += ["--replica-id", name or f"worker-{host.name}", *args]
         worker = self._start(host, name or f"worker-{host.name}", argv, self.environ(host, certs))
         _ready_line(worker, f"the worker on {host.name}")
@@ -140,12 +141,17 @@ class Cluster:
             raise AssertionError(f"status failed: {done.stderr.strip()}")
         return json.loads(done.stdout)  # type: ignore[no-any-return]
 
-    def environment(self) -> dict[str, Any]:
-        """The status of :data:`ENVIRONMENT`."""
+    def environment(self, name: str = ENVIRONMENT) -> dict[str, Any]:
+        """The status of environment ``name``."""
         for env in self.status()["environments"]:
-            if env["name"] == ENVIRONMENT:
+            if env["name"] == name:
                 return env  # type: ignore[no-any-return]
-        raise AssertionError(f"environment {ENVIRONMENT} is not registered")
+        raise AssertionError(f"environment {name} is not registered")
+
+    def ready(self, *replicas: str, environment: str = ENVIRONMENT) -> bool:
+        """Whether these replicas are attached and ready."""
+        states = {r["replica_id"]: r["state"] for r in self.environment(environment)["replicas"]}
+        return all(states.get(replica) == "ready" for replica in replicas)
 
     def executions(self) -> list[Execution]:
         """Every line the tasks logged so far, in order."""

@@ -8,7 +8,7 @@ events with their times. Credentials come from the environment
 (``REUSE_RUNTIME_TOKEN``, ``REUSE_RUNTIME_TLS_*``), as for any client.
 
 ``--parents P --children N``: P parents, each gathering N children (``fanout``).
-``--flat N``: N top-level ``leaf`` tasks, submitted at once.
+``--flat N``: N top-level ``timed`` tasks, submitted at once (a throughput).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from reuse_runtime.client import ControllerClient
 from reuse_runtime.model import Submission
 from reuse_runtime.security import Security
-from tests.network.fault_tasks import fanout, leaf
+from tests.network.fault_tasks import fanout, timed
 
 
 async def drive(args: argparse.Namespace) -> dict[str, Any]:
@@ -37,11 +37,12 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
     run_id = f"net-{secrets.token_hex(3)}"
     async with ControllerClient(args.controller, Security.from_env(), on_event=on_event) as client:
         await client.wait_ready(30)
-        key = await client.register(fanout.environment_spec())
         if args.flat:
-            calls = [(leaf, (i, args.seconds, args.log)) for i in range(args.flat)]
+            key = await client.register(timed.environment_spec())
+            calls = [(timed, (i, args.seconds, args.log)) for i in range(args.flat)]
         else:
-            calls = [(fanout, (args.children, args.seconds, args.log))] * args.parents
+            key = await client.register(fanout.environment_spec())
+            calls = [(fanout, (args.children, args.seconds, args.log, args.pad))] * args.parents
         began = time.time()
         futures = []
         for task, call in calls:
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=0)
     parser.add_argument("--flat", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=0.0)
+    parser.add_argument("--pad", type=int, default=0, help="bytes of arguments per child")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(drive(args))), flush=True)

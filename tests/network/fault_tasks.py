@@ -36,19 +36,36 @@ def append(log: str, kind: str, index: int | str) -> None:
         os.close(fd)
 
 
+# Throughput through the network: the controller's own replica has one slot, so
+# nearly every task runs on the workers across the network (with --concurrency 50).
+rate = flyte.TaskEnvironment(
+    name="netrate",
+    reusable=flyte.ReusePolicy(replicas=1, concurrency=1, idle_ttl=300, scaledown_ttl=300),
+)
+
+
 @faults.task
-async def leaf(i: int, seconds: float, log: str) -> int:
+async def leaf(i: int, seconds: float, log: str, pad: bytes = b"") -> int:
     append(log, "leaf", i)
     if seconds:
         await asyncio.sleep(seconds)
     return i
 
 
+@rate.task
+async def timed(i: int, seconds: float, log: str) -> int:
+    append(log, "timed", i)
+    if seconds:
+        await asyncio.sleep(seconds)
+    return i
+
+
 @faults.task
-async def fanout(n: int, seconds: float, log: str) -> list[int]:
+async def fanout(n: int, seconds: float, log: str, pad: int = 0) -> list[int]:
     append(log, "parent", n)
+    padding = os.urandom(pad)  # arguments of this size each: bytes for a slow link
     try:
-        return list(await asyncio.gather(*(leaf(i, seconds, log) for i in range(n))))
+        return list(await asyncio.gather(*(leaf(i, seconds, log, padding) for i in range(n))))
     finally:
         append(log, "dupes", _duplicates())
 

@@ -226,6 +226,8 @@ class ReplicaPool:
                     else mean + RUNTIME_WEIGHT * (result.duration - mean)
                 )
             dispatcher.unassign(replica, record)
+            if record.sent_at and not record.made_calls:
+                dispatcher.round_trip(replica, now - record.sent_at - result.duration, now)
             replica.completed += 1
             replica.last_task_end = now
             if (
