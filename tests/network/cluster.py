@@ -61,6 +61,7 @@ class Cluster:
         return self.network[name]
 
     def __enter__(self) -> Cluster:
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.network.__enter__()
         try:
             addresses = [host.address for host in self.network.hosts.values()]
