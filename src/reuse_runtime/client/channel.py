@@ -39,11 +39,13 @@ def open_channel(
         ("grpc.keepalive_timeout_ms", round(keepalive_timeout * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
-        # A restarted controller is found within a couple of seconds. (Not through
-        # grpc.min_reconnect_backoff_ms: gRPC takes it for the time a connection attempt
-        # may take, and 200 ms is less than a TLS handshake over 50 ms of round trip.)
+        # A restarted controller is found within a couple of seconds.
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2_000),
+        # What gRPC takes for the time one connection attempt may last: a TLS handshake
+        # over a slow link fits (200 ms did not, at 50 ms of round trip), and an attempt
+        # into a partition gives up soon, so the next one finds the network healed.
+        ("grpc.min_reconnect_backoff_ms", 5_000),
         *extra,
     ]
     if security.tls is not None:

@@ -75,6 +75,11 @@ class ControllerConnection:
     def abort(self) -> None:
         self._call.cancel()
 
+    async def discard(self) -> None:
+        """Close the channel at once (the stream ended or broke: nothing is left to send)."""
+        self._call.cancel()
+        await self._channel.close()
+
     async def _requests(self) -> AsyncIterator[Any]:
         while True:
             while self._outbox:

@@ -235,10 +235,13 @@ class WorkerServer:
                 if lost is None or link.attached:
                     break  # shut down; or taken back, then lost again: a new window
                 if loop.time() + delay > deadline:
-                    self.request_shutdown(
-                        f"the controller connection was lost, and it did not take this "
-                        f"replica back within {self.config.reconnect_window:g} s"
+                    # Its window is over (a dial under way ends within gRPC's 5 s connect
+                    # timeout): it exits non-zero, for its supervisor to see.
+                    self.attach_error = (
+                        f"lost the controller at {self.config.controller}, which did not take "
+                        f"this worker back within {self.config.reconnect_window:g} s ({lost})"
                     )
+                    self.request_shutdown(self.attach_error)
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -251,7 +254,7 @@ class WorkerServer:
             await link.run()
         except Exception as exc:
             if not self._shutdown.is_set():  # _link_ended chose to dial it again
-                return f"{type(exc).__name__}: {exc}"
+                return describe_rpc_error(exc, "Connect")
         finally:
             drained.cancel()
         return None
