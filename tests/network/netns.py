@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import selectors
 import shutil
 import signal
 import subprocess
@@ -227,7 +228,9 @@ class Network:
             text=True,
         )
         assert self._switch.stdout is not None
-        line = self._switch.stdout.readline()
+        with selectors.DefaultSelector() as selector:  # bounded: a switch that hangs fails
+            selector.register(self._switch.stdout, selectors.EVENT_READ)
+            line = self._switch.stdout.readline() if selector.select(timeout=30) else ""
         if not line.startswith("switching"):
             raise RuntimeError(f"the delaying switch did not start: {line!r}")
 
