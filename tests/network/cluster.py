@@ -154,9 +154,9 @@ class Cluster:
         states = {r["replica_id"]: r["state"] for r in self.environment(environment)["replicas"]}
         return all(states.get(replica) == "ready" for replica in replicas)
 
-    def executions(self) -> list[Execution]:
-        """Every line the tasks logged so far, in order."""
-        path = Path(self.log)
+    def executions(self, log: str = "") -> list[Execution]:
+        """Every line the tasks logged so far (to ``log``, else the cluster's), in order."""
+        path = Path(log or self.log)
         if not path.exists():
             return []
         return [Execution.parse(line) for line in path.read_text().splitlines() if line]

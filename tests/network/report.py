@@ -47,9 +47,12 @@ ROWS: list[str] = []
 THROUGHPUT: list[str] = []
 
 
-def outcome(fault: str, cluster: Cluster, report: dict[str, Any], children: int) -> Outcome:
-    """The counts of a fan-out run (``report`` from the driver) and its executions log."""
-    executions = cluster.executions()
+def outcome(
+    fault: str, cluster: Cluster, report: dict[str, Any], children: int, log: str = ""
+) -> Outcome:
+    """The counts of a fan-out run (``report`` from the driver) and its executions log
+    (``log``, else the cluster's)."""
+    executions = cluster.executions(log)
     # A process's count is cumulative: its last (largest) line counts.
     dupes: dict[tuple[str, int], int] = {}
     for e in executions:

@@ -206,23 +206,48 @@ def test_a_worker_partitioned_for_60_s(network_ready: None, tmp_path: Path) -> N
 
 @pytest.mark.timeout(360)
 def test_a_client_partitioned_for_60_s(network_ready: None, tmp_path: Path) -> None:
+    """Two clients on the host cut off: one submitted tasks itself (the controller
+    cancels them once it drops the client, and the client sends them again when it
+    is back), the other started a run the controller owns (``flyte.run``): that run
+    goes on while its client is away, and the client follows it again when back."""
     with Cluster(tmp_path) as cluster:
         _setup(cluster)
         driver = _fanout(cluster, 2, 300, 0.25)
-        wait_for(lambda: _runs_on(cluster, "b"), 60, "children running")
+        owned_log = str(tmp_path / "owned.log")
+        owned = cluster.drive(
+            "--run", "--children", "600", "--seconds", "0.25", "--timeout", "300",
+            "--log", owned_log,
+        )  # fmt: skip
+
+        def both_running() -> bool:
+            return _runs_on(cluster, "b") and bool(cluster.executions(owned_log))
+
+        wait_for(both_running, 60, "both clients' children running")
+        cut_at = time.time()
         cluster["d"].partition()
         time.sleep(60)
         cluster["d"].heal()
         healed_at = time.time()
         report = finished(driver, 240)
-        row = outcome("client partitioned 60 s", cluster, report, 300)
+        run = finished(owned, 240)
+        row = outcome("client partitioned 60 s: tasks", cluster, report, 300)
         back = _back(report, healed_at)
         assert back is not None, f"the client never came back: {report['events']}"
         row.recovery = back - healed_at
-        # Today the controller cancels the tasks of a client it lost, and the client
-        # sends them again when it is back: they run again (see the report's note).
+        # The controller cancels the tasks of a client it lost, and the client sends
+        # them again when it is back: they run again (see the reliability page).
         row.notes.append(f"{row.executions - row.submitted} re-executions")
         record(row)
+        # The run went on without its client: it ran once, and ended before the heal.
+        owned_row = outcome("client partitioned 60 s: flyte.run", cluster, run, 600, owned_log)
+        ended = max(e.time for e in cluster.executions(owned_log))
+        assert ended < healed_at, f"the run ended {ended - healed_at:.1f} s after the heal"
+        assert owned_row.executions == owned_row.submitted, f"tasks ran again: {owned_row.line()}"
+        log = (tmp_path / "driver.log").read_text()
+        assert f"is back; following run {run['run']} again" in log, log[-2000:]
+        owned_row.recovery = run["ended"] - healed_at  # until the client had the result
+        owned_row.notes.append(f"the run ended {ended - cut_at:.0f} s into the partition")
+        record(owned_row)
 
 
 @pytest.mark.timeout(360)
