@@ -117,14 +117,21 @@ class Cluster:
         certs: CertFiles | None = None,
         name: str = "",
         environment: str = ENVIRONMENT,
+        wait: bool = True,
     ) -> subprocess.Popen[str]:
-        """An external worker on ``host`` joining ``environment``, once it listens."""
+        """An external worker on ``host`` joining ``environment``, once it listens (with
+        ``wait``; else at once: see :meth:`listening`)."""
         argv = [sys.executable, "-m", "reuse_runtime", "worker", "--controller", self.address]
         argv += ["--environment", environment, "--concurrency", str(concurrency)]
         argv += ["--replica-id", name or f"worker-{host.name}", *args]
         worker = self._start(host, name or f"worker-{host.name}", argv, self.environ(host, certs))
-        _ready_line(worker, f"the worker on {host.name}")
+        if wait:
+            self.listening(worker)
         return worker
+
+    def listening(self, worker: subprocess.Popen[str]) -> None:
+        """Until ``worker`` (from :meth:`start_worker`) listens (bounded)."""
+        _ready_line(worker, f"the worker (pid {worker.pid})")
 
     def drive(self, *args: str, host: str = "d") -> subprocess.Popen[str]:
         """A client (:mod:`tests.network.driver`) on ``host``; see :func:`finished`."""

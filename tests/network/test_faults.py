@@ -36,8 +36,9 @@ def _setup(cluster: Cluster, workers: tuple[str, ...] = ("b", "c")) -> None:
     cluster.start_controller()
     warm = finished(cluster.drive("--parents", "1", "--children", "2"), 120)
     assert warm["succeeded"] == 1, warm
-    for host in workers:
-        cluster.start_worker(cluster[host])
+    started = [cluster.start_worker(cluster[host], wait=False) for host in workers]
+    for worker in started:  # started together: their imports overlap
+        cluster.listening(worker)
     wait_for(lambda: cluster.ready(*(f"worker-{h}" for h in workers)), 60, "the workers attached")
     Path(cluster.log).unlink()  # count from here
 
