@@ -9,8 +9,9 @@ events with their times. Credentials come from the environment
 
 ``--parents P --children N``: P parents, each gathering N children (``fanout``).
 ``--flat N``: N top-level ``timed`` tasks, submitted at once (a throughput).
-``--run``: one parent as a run the controller owns (``flyte.run``, Flyte's API), followed
-until its result: the client may go away meanwhile, the run goes on.
+``--run``: one parent (``run_fanout``, on the controller's own replicas) as a run the
+controller owns (``flyte.run``, Flyte's API), followed until its result: the client
+may go away meanwhile, the run goes on.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from reuse_runtime.client import ControllerClient
 from reuse_runtime.model import Submission
 from reuse_runtime.security import Security
-from tests.network.fault_tasks import fanout, timed
+from tests.network.fault_tasks import fanout, run_fanout, timed
 
 
 async def drive(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def owned_run(args: argparse.Namespace) -> dict[str, Any]:
 
     flyte.init(endpoint=args.controller)
     began = time.time()
-    run = flyte.run(fanout, n=args.children, seconds=args.seconds, log=args.log, pad=args.pad)
+    run = flyte.run(run_fanout, n=args.children, seconds=args.seconds, log=args.log)
     print("submitted", run.name, flush=True)
     run.wait(quiet=True, timeout=args.timeout)
     ended = time.time()

@@ -74,3 +74,28 @@ def _duplicates() -> int:
     from reuse_runtime.sdk.replica_client import replica_client
 
     return int(getattr(replica_client(), "duplicate_results", 0))
+
+
+# A run the controller owns (flyte.run), in the client partition test: on the
+# controller's own replicas, apart from the workers' slots, so it goes on beside the
+# other client's tasks instead of queueing behind them.
+runs = flyte.TaskEnvironment(
+    name="netrun",
+    reusable=flyte.ReusePolicy(replicas=2, concurrency=8, idle_ttl=300, scaledown_ttl=300),
+)
+
+
+@runs.task
+async def run_leaf(i: int, seconds: float, log: str) -> int:
+    append(log, "leaf", i)
+    await asyncio.sleep(seconds)
+    return i
+
+
+@runs.task
+async def run_fanout(n: int, seconds: float, log: str) -> list[int]:
+    append(log, "parent", n)
+    try:
+        return list(await asyncio.gather(*(run_leaf(i, seconds, log) for i in range(n))))
+    finally:
+        append(log, "dupes", _duplicates())

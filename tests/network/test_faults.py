@@ -205,12 +205,10 @@ def test_a_worker_partitioned_for_60_s(network_ready: None, tmp_path: Path) -> N
         record(row)
 
 
-#: Children of 0.25 s of each parent the first client submits itself (two parents),
-#: and of the run the second starts (``flyte.run``): the first's fill the 12 slots for
-#: about 25 s, the run's queue behind them and take about 25 s more, so both are
-#: going at the cut, and the run ends within the 60 s partition.
-TASK_CHILDREN = 600
-RUN_CHILDREN = 1200
+#: The run the second client starts (``flyte.run``): 600 children of 1 s on the
+#: controller's own 16 slots (``fault_tasks.runs``), about 40 s: still going once the
+#: first client's tasks run, and over within the 60 s partition.
+RUN_CHILDREN = 600
 
 
 @pytest.mark.timeout(360)
@@ -221,12 +219,9 @@ def test_a_client_partitioned_for_60_s(network_ready: None, tmp_path: Path) -> N
     goes on while its client is away, and the client follows it again when back."""
     with Cluster(tmp_path) as cluster:
         _setup(cluster)
-        # The first client's tasks run first; the run's children queue behind theirs.
-        driver = _fanout(cluster, 2, TASK_CHILDREN, 0.25)
-        wait_for(lambda: _runs_on(cluster, "b"), 60, "the first client's children running")
         owned_log = str(tmp_path / "owned.log")
         owned = cluster.drive(
-            "--run", "--children", str(RUN_CHILDREN), "--seconds", "0.25", "--timeout", "300",
+            "--run", "--children", str(RUN_CHILDREN), "--seconds", "1", "--timeout", "300",
             "--log", owned_log,
         )  # fmt: skip
 
@@ -234,6 +229,8 @@ def test_a_client_partitioned_for_60_s(network_ready: None, tmp_path: Path) -> N
             return any(e.kind == "leaf" for e in cluster.executions(owned_log))
 
         wait_for(run_going, 90, "the run's children running")
+        driver = _fanout(cluster, 2, 300, 0.25)
+        wait_for(lambda: _runs_on(cluster, "b"), 60, "the other client's children running")
         cut_at = time.time()
         cluster["d"].partition()
         time.sleep(60)
@@ -241,7 +238,7 @@ def test_a_client_partitioned_for_60_s(network_ready: None, tmp_path: Path) -> N
         healed_at = time.time()
         report = finished(driver, 240)
         run = finished(owned, 240)
-        row = outcome("client partitioned 60 s: tasks", cluster, report, TASK_CHILDREN)
+        row = outcome("client partitioned 60 s: tasks", cluster, report, 300)
         back = _back(report, healed_at)
         assert back is not None, f"the client never came back: {report['events']}"
         row.recovery = back - healed_at
