@@ -28,6 +28,10 @@ repetitions (3), each in a fresh process, and its distance from the limit
 B. **bytes**: 1 MiB argument and 1 MiB result per task, n=1k: the peak RSS of
    every process, and the throughput against a loopback TCP+pickle relay of
    the same payloads (``benchmarks.relay``), paired rep by rep.
+N. **network**: noop and 100 ms tasks from a client host through a controller
+   host to two worker hosts (network namespaces, ``benchmarks.network``) at 0, 10
+   and 50 ms of round trip; each rate's ratio to 0 ms in the same repetition.
+   Needs root: skipped, saying why, where namespaces cannot be made.
 
 Every gather row reports CPU per task (user plus system, from ``/proc``, over the
 measured run): per process and in total (the ``CPU us`` column). On a shared
@@ -77,6 +81,7 @@ SECTIONS = (
     "bytes",
     "clients",
     "replicas",
+    "network",
 )
 #: The scale section's window when 100k children are also run in windows.
 SCALE_WINDOW = 10_000
@@ -112,6 +117,9 @@ class Plan:
     clients_n: int = 10_000
     replicas_workers: int = 1_000
     replicas_idle_s: float = 10.0
+    network_rtts_ms: tuple[float, ...] = (0.0, 10.0, 50.0)
+    network_noops: int = 5_000
+    network_timed: int = 3_000
 
 
 QUICK = Plan(
@@ -133,6 +141,8 @@ QUICK = Plan(
     clients_n=2_000,
     replicas_workers=200,
     replicas_idle_s=5.0,
+    network_noops=2_000,
+    network_timed=1_500,
 )
 
 
@@ -1164,6 +1174,56 @@ class Bench:
                 samples={"idle_cpu_pct": idle},
             )
         )
+
+    # ------------------------------------------------------------ N. network
+
+    def network(self) -> None:
+        """Noop and 100 ms tasks across network namespaces, at each round trip."""
+        p = self.plan
+        rtts, label = p.network_rtts_ms, "network: hosts in namespaces"
+        runs: list[dict[str, Any]] = []
+        error = ""
+        for _ in range(p.reps):
+            try:
+                result = self.child(
+                    "benchmarks.network", "--rtts", *rtts, "--noops", p.network_noops,
+                    "--timed", p.network_timed, timeout_s=900,
+                )  # fmt: skip
+            except ChildFailed as exc:
+                error = str(exc)
+                continue
+            if "skipped" in result:
+                self.log(f"  {label}: skipped: {result['skipped']}")
+                self.rows.append(Row("N", label, note=f"skipped: {result['skipped']}"))
+                return
+            runs.append(result)
+        if not runs:
+            self.failed("N", label, ChildFailed(error or "no result"))
+            return
+        base = f"{rtts[0]:g}"
+        keys = iter("abcdefghij")
+        for kind, what, n in (
+            ("noop", "noop", p.network_noops),
+            ("timed", "100 ms tasks", p.network_timed),
+        ):
+            for rtt in rtts:
+                at = [r["rtt_ms"][f"{rtt:g}"] for r in runs]
+                ratios = [a[kind] / r["rtt_ms"][base][kind] for a, r in zip(at, runs, strict=True)]
+                client = [a[f"{kind}_e2e"] for a in at]
+                self.rows.append(
+                    make_row(
+                        f"N{next(keys)}",
+                        f"network: {what}, {rtt:g} ms RTT",
+                        {"rate": [a[kind] for a in at], "ratio": ratios, "client": client},
+                        n=n,
+                        note=_join(
+                            f"{statistics.median(ratios):.2f}x of {base} ms in the same rep",
+                            f"client {statistics.median(client):,.0f}/s",
+                            "rate: steady, middle 80% of starts",
+                            _partial(runs, p.reps),
+                        ),
+                    )
+                )
 
 
 def _partial(runs: list[Any], reps: int) -> str:

@@ -1,9 +1,11 @@
-"""Throwaway certificates for the mTLS tests: a CA, and a certificate it signs for 127.0.0.1."""
+"""Throwaway certificates for the mTLS tests: a CA, and a certificate it signs for 127.0.0.1
+(and for any other addresses a test names: the hosts of a test network, say)."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ def _name(common: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def make_certs(directory: Path, prefix: str = "") -> CertFiles:
+def make_certs(directory: Path, prefix: str = "", addresses: Sequence[str] = ()) -> CertFiles:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -49,7 +51,10 @@ def make_certs(directory: Path, prefix: str = "") -> CertFiles:
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [
+                    x509.DNSName("localhost"),
+                    *(x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", *addresses)),
+                ]
             ),
             critical=False,
         )

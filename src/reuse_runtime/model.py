@@ -575,6 +575,8 @@ class EnvironmentStatus:
     events: tuple[PoolEvent, ...] = ()
     #: Tasks cancelled; ``failed`` counts the others that did not succeed.
     cancelled: int = 0
+    # Results that came after their task had ended or been retried elsewhere: discarded.
+    late_results: int = 0
 
 
 @dataclass(frozen=True, slots=True)

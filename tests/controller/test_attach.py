@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
+from pathlib import Path
 
+from reuse_runtime.client import ControllerClient
 from reuse_runtime.security import Security
 from tests.controller import tasks
 from tests.helpers import (
     ROOT,
     eventually,
     running_controller,
+    spawn_controller,
     spawn_worker,
     submit,
     subprocess_env,
@@ -119,3 +123,48 @@ async def test_a_worker_with_default_settings_is_served_under_the_default_report
             still = await _external(client)
             assert still is not None
             assert still.replica_id == first.replica_id  # type: ignore[attr-defined]
+
+
+async def test_an_external_worker_dials_its_lost_controller_within_its_window(
+    tmp_path: Path,
+) -> None:
+    """By default a worker that joined with --environment rides out its controller's
+    restart and rejoins, warm; one with a shorter --reconnect exits non-zero once its
+    window is over."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    env = {"REUSE_RUNTIME_TOKEN": TOKEN, "REUSE_RUNTIME_HOME": str(tmp_path)}
+    security = Security(token=TOKEN)
+    worker_args = ("--environment", "joinable", "--concurrency", "2")
+    async with spawn_controller("--port", port, **env) as first:
+        async with ControllerClient(first.address, security) as client:
+            await client.register(tasks.where.environment_spec())
+            async with (
+                spawn_worker(
+                    "--controller", first.address, *worker_args, "--replica-id", "patient", **env
+                ) as patient,
+                spawn_worker(
+                    "--controller", first.address, *worker_args, "--replica-id", "brief",
+                    "--reconnect", "2", **env,
+                ) as brief,
+            ):  # fmt: skip
+                await eventually(lambda: _attached(client, "patient", "brief"), timeout=20)
+                first.process.kill()
+                await first.process.wait()
+                assert await brief.wait(30) == 1
+                last = "".join(brief.stderr_lines).strip().splitlines()[-1]
+                assert last.startswith("reuse-runtime worker: error: lost the controller"), last
+                assert "did not take this worker back within 2 s" in last
+                async with spawn_controller("--port", port, **env) as second:
+                    async with ControllerClient(second.address, security) as again:
+                        await again.register(tasks.where.environment_spec())
+                        await eventually(lambda: _attached(again, "patient"), timeout=30)
+                        result = await (await submit(again, tasks.where))
+                        assert result.unwrap() == patient.pid
+
+
+async def _attached(client: object, *replicas: str) -> bool:
+    status = await client.status()  # type: ignore[attr-defined]
+    ready = {r.replica_id for e in status.environments for r in e.replicas if r.state == "ready"}
+    return set(replicas) <= ready

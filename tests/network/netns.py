@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import selectors
 import shutil
 import signal
 import subprocess
@@ -64,6 +65,7 @@ class Host:
     port: str  # the switch's side of this host's cable
     network: Network = field(repr=False)
     processes: list[subprocess.Popen[str]] = field(default_factory=list, repr=False)
+    rate_limited: bool = False
 
     def argv(self, *command: str) -> list[str]:
         return ["ip", "netns", "exec", self.namespace, *command]
@@ -97,8 +99,15 @@ class Host:
         self._nft_rule("loss", f"numgen random mod 1000 < {per_mille} drop")
 
     def heal(self) -> None:
-        """Undo :meth:`partition` and :meth:`lose`."""
+        """Undo :meth:`partition`, :meth:`lose` and :meth:`limit_rate`."""
         _sh("ip", "netns", "exec", self.namespace, "nft", "flush", "table", "inet", "rrfault")
+        if self.rate_limited:
+            for namespace, device in (
+                (self.namespace, "eth0"),
+                (self.network.switch_namespace, self.port),
+            ):
+                _sh("ip", "netns", "exec", namespace, "tc", "qdisc", "del", "dev", device, "root")
+            self.rate_limited = False
 
     def limit_rate(self, mbit: float) -> None:
         """A link of ``mbit`` Mbit/s each way (a token bucket on both ends of the cable)."""
@@ -111,6 +120,7 @@ class Host:
                 "ip", "netns", "exec", namespace, "tc", "qdisc", "replace", "dev", device,
                 "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms",
             )  # fmt: skip
+        self.rate_limited = True
 
     def _nft_rule(self, comment: str, verdict: str) -> None:
         for hook in ("input", "output"):
@@ -218,7 +228,9 @@ class Network:
             text=True,
         )
         assert self._switch.stdout is not None
-        line = self._switch.stdout.readline()
+        with selectors.DefaultSelector() as selector:  # bounded: a switch that hangs fails
+            selector.register(self._switch.stdout, selectors.EVENT_READ)
+            line = self._switch.stdout.readline() if selector.select(timeout=30) else ""
         if not line.startswith("switching"):
             raise RuntimeError(f"the delaying switch did not start: {line!r}")
 

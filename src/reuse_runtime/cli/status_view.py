@@ -99,6 +99,7 @@ def _environment(env: EnvironmentStatus, rate: str | None, now: float) -> Render
         + f"  done {env.completed}  failed {env.failed}"
         + (f"  cancelled {env.cancelled}" if env.cancelled else "")
         + (f"  cached {env.cache_hits}" if env.cache_hits else "")
+        + (f"  late {env.late_results}" if env.late_results else "")
     )
     lines: list[RenderableType] = [Text(heading)]
     notes = []

@@ -63,10 +63,11 @@ def add_parser(commands: Commands) -> None:
     p.add_argument(
         "--reconnect",
         type=float,
-        default=0.0,
+        default=None,
         metavar="SECONDS",
-        help="after losing the controller, keep this replica warm and dial it again for up to "
-        "SECONDS, so a restarted controller takes it back (default 0: exit at once)",
+        help="after losing the controller (a restart, a network partition), keep this replica "
+        "warm and dial it again, with backoff, for up to SECONDS; past them it exits (default: "
+        "300 with --environment, else 0: a replica the controller started exits at once)",
     )
     add_metrics_flags(p)
     add_security_flags(p)

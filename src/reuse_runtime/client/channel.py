@@ -23,20 +23,29 @@ Metadata = stubs.Metadata
 
 
 def open_channel(
-    address: str, security: Security, extra: Sequence[tuple[str, int | str]] = ()
+    address: str,
+    security: Security,
+    extra: Sequence[tuple[str, int | str]] = (),
+    *,
+    keepalive_timeout: float = 5.0,
 ) -> grpc.aio.Channel:
-    """A channel to ``address``; ``extra``: more gRPC channel arguments."""
+    """A channel to ``address``; ``extra``: more gRPC channel arguments. A peer silent
+    for ``keepalive_timeout`` seconds (no answer to a keepalive ping, nothing sent
+    acknowledged) is dropped."""
     options: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 10_000),
-        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_timeout_ms", round(keepalive_timeout * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         # A restarted controller is found within a couple of seconds.
         ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.min_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2_000),
+        # What gRPC takes for the time one connection attempt may last: a TLS handshake
+        # over a slow link fits (200 ms did not, at 50 ms of round trip), and an attempt
+        # into a partition gives up soon, so the next one finds the network healed.
+        ("grpc.min_reconnect_backoff_ms", 5_000),
         *extra,
     ]
     if security.tls is not None:

@@ -13,7 +13,13 @@ from reuse_runtime.wire import stubs
 from reuse_runtime.wire.batching import in_batches, result_size
 from reuse_runtime.wire.stubs import ControllerCommand
 
-__all__ = ["ControllerCommand", "ControllerConnection"]
+__all__ = ["LINK_PATIENCE", "ControllerCommand", "ControllerConnection"]
+
+#: Seconds a replica's stream to its controller may go unanswered before the replica
+#: drops it. Longer than the controller's report deadline (5 s by default): a replica
+#: cut off for less is declared lost by its controller first, and told so when the
+#: network heals (its late results are counted there, and it dials again or exits).
+LINK_PATIENCE = 20.0
 
 
 class ControllerConnection:
@@ -36,7 +42,7 @@ class ControllerConnection:
         # A process holds one connection per address, which its channels share, unless
         # one asks for its own (many replicas in one process: a benchmark's).
         extra = (("grpc.use_local_subchannel_pool", 1),) if own_connection else ()
-        self._channel = open_channel(address, security, extra)
+        self._channel = open_channel(address, security, extra, keepalive_timeout=LINK_PATIENCE)
         self._outbox: list[Any] = [stubs.hello_message(hello)]
         self._wakeup = asyncio.Event()
         self._closing = False
@@ -68,6 +74,11 @@ class ControllerConnection:
 
     def abort(self) -> None:
         self._call.cancel()
+
+    async def discard(self) -> None:
+        """Close the channel at once (the stream ended or broke: nothing is left to send)."""
+        self._call.cancel()
+        await self._channel.close()
 
     async def _requests(self) -> AsyncIterator[Any]:
         while True:

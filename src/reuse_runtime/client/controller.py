@@ -222,6 +222,13 @@ class ControllerClient:
         return self._admission.peak_bytes
 
     @property
+    def duplicate_results(self) -> int:
+        """Results that reached this client for a task it had already resolved (or never
+        sent): a result delivered twice. The runtime promises this stays 0."""
+        stream = self._stream
+        return self._duplicates + (stream.duplicates if stream is not None else 0)
+
+    @property
     def reconnecting(self) -> bool:
         """Whether the client is waiting for its controller to come back."""
         return self._reconnect is not None
@@ -396,6 +403,8 @@ class ControllerClient:
         they fail, with the controller's reason.
         """
         stream, self._stream = self._stream, None
+        if stream is not None:
+            self._duplicates += stream.duplicates
         if failed_by_server(error) and (stream is None or stream.received == 0):
             self._failed_streams += 1
         else:
@@ -432,6 +441,8 @@ class ControllerClient:
             self._reconnecting(why)
 
     _reconnect_failure: ReuseRuntimeError | None = None
+    #: Results received twice on this client's streams that have ended.
+    _duplicates = 0
     #: Streams in a row the controller failed before answering (see ``_ended``).
     _failed_streams = 0
 

@@ -75,6 +75,9 @@ class ResultStream(Generic[Item]):
         self._failure: BaseException | None = None
         #: Messages received: a stream that broke before any did made no progress.
         self.received = 0
+        #: Results received for tasks this stream was not waiting for (already resolved):
+        #: a result delivered twice. Nothing should ever count here.
+        self.duplicates = 0
         # The write in flight (one at a time, as gRPC allows), or None.
         self._writing: asyncio.Future[None] | None = None
         self._call = open_call()
@@ -199,6 +202,7 @@ class ResultStream(Generic[Item]):
                 for result in results:
                     future = self._pending.pop(result.task_id, None)
                     if future is None:
+                        self.duplicates += 1
                         continue
                     if not future.done():
                         future.set_result(result)

@@ -15,7 +15,8 @@
   parent that awaits children holds no slot (the worker lends it), so children can
   run on the parent's replica: ``replicas=1, concurrency=1`` cannot deadlock.
 * **Prefetch.** A replica is also sent a few tasks beyond its slots, which its
-  limiter queues; more while the environment's tasks are short.
+  limiter queues; more while the environment's tasks are short, and as many more as
+  its slots finish in one round trip to it (a replica across a network).
 
 What it asks of its pool (end a task, retire a replica, enforce a deadline) goes
 through :class:`DispatchHost`. The replicas are the pool's
@@ -27,6 +28,7 @@ and empties their slots.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -51,6 +53,9 @@ PREFETCH_DIVISOR = 10
 #: tasks keep the shallow prefetch, so they are not held behind others on a busy replica.
 SHORT_PREFETCH_DIVISOR = 2
 SHORT_TASK_S = 0.05
+#: Seconds over which a replica's round trip is the least one seen (this window's, or
+#: the last one's): queueing and busy loops only ever add to a round trip.
+RTT_WINDOW = 10.0
 #: Weight of each finished task in the environment's mean runtime (a moving average).
 RUNTIME_WEIGHT = 0.05
 
@@ -331,6 +336,8 @@ class Dispatcher:
         record.attempts += 1
         if record.attempts > 1:  # the first attempt leaves it 0, and costs nothing
             spec = replace(spec, attempt=record.attempts)
+        # Sent to a free slot, it starts on arrival: its result times the round trip.
+        record.sent_at = self._clock() if replica.free > 0 else 0.0
         record.replica = replica
         # A new attempt: whether it calls children is its own (see retries.py).
         record.lost_children = record.made_calls = False
@@ -401,17 +408,47 @@ class Dispatcher:
         if self._short_tasks is was_short:
             return
         for replica in self.replicas.values():
-            if replica.stream is not None and not replica.external:
-                replica.prefetch = self.prefetch(replica.capacity)
-                self._dirty.add(replica)
+            if replica.stream is not None:
+                replica.prefetch = self.prefetch(replica.capacity, _rtt(replica))
+
+    def round_trip(self, replica: ReplicaState, seconds: float, now: float) -> None:
+        """A task sent to a free slot of ``replica`` came back ``seconds`` later than it
+        ran for: a round trip to it. Its prefetch covers the least one seen lately.
+
+        Only a slot left idle for a round trip gives a sample: once the prefetch covers
+        the round trip, none come (and none are needed) until it grows.
+        """
+        if now - replica.rtt_window_since > RTT_WINDOW:
+            replica.rtt_last_window = replica.rtt_window
+            replica.rtt_window, replica.rtt_window_since = seconds, now
+        elif seconds < replica.rtt_window:
+            replica.rtt_window = seconds
+        else:
+            return
+        replica.prefetch = self.prefetch(replica.capacity, _rtt(replica))
 
     @property
     def _short_tasks(self) -> bool:
         return self.mean_runtime is not None and self.mean_runtime < SHORT_TASK_S
 
-    def prefetch(self, capacity: int) -> int:
-        """Tasks a replica of ``capacity`` slots is sent beyond them, queued there."""
-        return capacity // (SHORT_PREFETCH_DIVISOR if self._short_tasks else PREFETCH_DIVISOR)
+    def prefetch(self, capacity: int, rtt: float = math.inf) -> int:
+        """Tasks a replica of ``capacity`` slots is sent beyond them, queued there.
+
+        A share of its slots; or, with ``rtt`` (its round trip) known and longer, the
+        tasks its slots finish in one round trip (at most ``capacity``) and a tenth of
+        its slots: a slot that frees starts the next task at once, instead of waiting
+        for the round trip to the controller (a replica across a network).
+        """
+        share = capacity // (SHORT_PREFETCH_DIVISOR if self._short_tasks else PREFETCH_DIVISOR)
+        if not 0 < rtt < math.inf:
+            return share
+        runtime = max(self.mean_runtime or 0.0, SHORT_TASK_S)
+        covered = min(capacity, int(capacity * rtt / runtime)) + capacity // PREFETCH_DIVISOR
+        return max(share, covered)
+
+
+def _rtt(replica: ReplicaState) -> float:
+    return min(replica.rtt_window, replica.rtt_last_window)
 
 
 def _descends_from(record: TaskRecord, ancestor: TaskRecord) -> bool:

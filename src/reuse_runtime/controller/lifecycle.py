@@ -59,7 +59,7 @@ from reuse_runtime.controller.liveness import (
 from reuse_runtime.controller.records import ReplicaState, TaskRecord, failure
 from reuse_runtime.controller.retries import Retries
 from reuse_runtime.controller.telemetry import PoolTelemetry, loss_cause
-from reuse_runtime.errors import BadInputError
+from reuse_runtime.errors import BadInputError, ClosedError
 from reuse_runtime.model import (
     EnvironmentSpec,
     ErrorKind,
@@ -80,6 +80,9 @@ IDLE_DECISION_EVERY = 1.0
 # process exited, its pod is gone): a connection cut without a FIN (a pod's network
 # torn down) never ends by itself, so past this the backend's word is final.
 STREAM_END_GRACE = 5.0
+#: Seconds a replica declared lost may keep sending once it is heard from again (its
+#: late results, counted and discarded) before its stream is ended.
+LATE_RESULTS_GRACE = 2.0
 
 
 class LifecycleHost(Protocol):
@@ -195,9 +198,14 @@ class ReplicaLifecycle:
                 idle_heartbeat=IDLE_HEARTBEATS * self._heartbeat,
             )
         )
+        declared_lost: ClosedError | None = None
         try:
             async for event in events:
-                if isinstance(event, ResultsBatch):
+                if replica.gone:  # declared lost, or the controller is shutting down
+                    declared_lost = self._heard_after_loss(replica, event)
+                    if declared_lost is not None:
+                        break
+                elif isinstance(event, ResultsBatch):
                     self._host.on_results(replica, event)
                 elif isinstance(event, ReplicaReport):
                     self._on_report(replica, event)
@@ -217,6 +225,36 @@ class ReplicaLifecycle:
                     await self._backend.kill(replica.handle)
                 await replica.exited.wait()
         self._forget(replica, cause="lost its connection to the controller")
+        if declared_lost is not None:
+            raise declared_lost  # its stream ends with this: it dials again, or exits
+
+    def _heard_after_loss(self, replica: ReplicaState, event: object) -> ClosedError | None:
+        """A message from a replica declared lost (silent past its deadline: a partition).
+
+        Its tasks were retried elsewhere, so the results it sends now are late: they
+        are discarded, and counted. Once it has had a moment to flush them (its
+        results queued while it was cut off come first), its stream is ended with the
+        returned error, so it dials again and rejoins as a new replica, or exits.
+        """
+        if isinstance(event, ResultsBatch) and event.results:
+            self.telemetry.late_results(len(event.results))
+        if not replica.unresponsive:
+            return None  # forgotten at a shutdown: its stream ends with the server
+        now = self._clock()
+        if not replica.back_at:
+            replica.back_at = now
+            log.warning(
+                "a replica declared lost is back; discarding its late results",
+                env=self.spec.name,
+                replica=replica.replica_id,
+            )
+            return None
+        if now - replica.back_at < LATE_RESULTS_GRACE:
+            return None
+        return ClosedError(
+            f"replica {replica.replica_id} was declared lost ({replica.kill_reason}) and its "
+            f"tasks were retried elsewhere; connect again to rejoin"
+        )
 
     def heard(self, replica: ReplicaState, at: float) -> None:
         """A message from ``replica`` (a report, results) at ``at``: it is alive. One
@@ -603,6 +641,9 @@ class ReplicaLifecycle:
             )
             replica.unresponsive = True
             self.retire(replica, describe_silence(quiet, replica.blocked_by), kill=True)
+            # Lost now, at its deadline: its tasks are retried elsewhere whether or not its
+            # end can be seen (nothing here can kill a worker on a partitioned host).
+            self._forget(replica, cause=replica.kill_reason)
 
     async def close(self) -> None:
         """Stop every replica and forget it; the pool has drained first.

@@ -52,8 +52,8 @@ def describe_silence(seconds: float, blocked_by: str = "") -> str:
             f"{blocked_by}"
         )
     return (
-        f"it stopped reporting for {seconds:.0f} s (stopped, wedged, or its event loop "
-        f"blocked by a task)"
+        f"it stopped reporting for {seconds:.0f} s (stopped, wedged, cut off from the "
+        f"controller, or its event loop blocked by a task)"
     )
 
 

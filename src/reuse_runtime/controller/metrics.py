@@ -72,7 +72,7 @@ class _ControllerCollector(Collector):
         return [*self._counters(), *self._gauges()]
 
     def collect(self) -> Iterable[Metric]:
-        tasks, duration, queued, rejected, starts, cold, losses, recycles = self._counters()
+        tasks, duration, queued, rejected, late, starts, cold, losses, recycles = self._counters()
         for env in self._metrics.environments():
             name = env.name
             for state, count in env.task_states():
@@ -80,6 +80,7 @@ class _ControllerCollector(Collector):
             duration.add_metric([name], env.duration.buckets(), env.duration.total)
             queued.add_metric([name], env.queued.buckets(), env.queued.total)
             rejected.add_metric([name], env.rejected)
+            late.add_metric([name], env.late_results)
             for result, count in list(env.starts.items()):
                 starts.add_metric([name, result], count)
             for until, tally in env.cold_start.items():
@@ -88,7 +89,9 @@ class _ControllerCollector(Collector):
                 losses.add_metric([name, cause], count)
             for reason, count in list(env.recycles.items()):
                 recycles.add_metric([name, reason], count)
-        families: list[Metric] = [tasks, duration, queued, rejected, starts, cold, losses, recycles]
+        families: list[Metric] = [
+            tasks, duration, queued, rejected, late, starts, cold, losses, recycles,
+        ]  # fmt: skip
         service = self._metrics.service
         if service is not None:
             families += self._live(service)
@@ -121,7 +124,8 @@ class _ControllerCollector(Collector):
     @staticmethod
     def _counters() -> tuple[
         CounterMetricFamily, HistogramMetricFamily, HistogramMetricFamily, CounterMetricFamily,
-        CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily, CounterMetricFamily,
+        CounterMetricFamily, CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily,
+        CounterMetricFamily,
     ]:  # fmt: skip
         tasks, duration = task_families()
         return (
@@ -135,6 +139,12 @@ class _ControllerCollector(Collector):
             CounterMetricFamily(
                 metric_name("submissions_rejected"),
                 "Tasks refused at submission because the environment's backlog was full.",
+                labels=["environment"],
+            ),
+            CounterMetricFamily(
+                metric_name("late_results"),
+                "Results that came after their task had ended or been retried elsewhere (a "
+                "replica declared lost that came back, say): discarded, never delivered.",
                 labels=["environment"],
             ),
             CounterMetricFamily(

@@ -216,8 +216,9 @@ class ReplicaPool:
         mean = dispatcher.mean_runtime
         for result in batch.results:
             record = replica.running.get(result.task_id)
-            if record is None:
-                continue  # already settled elsewhere (a cancel past its grace)
+            if record is None:  # already settled elsewhere (a cancel past its grace)
+                self.telemetry.late_results(1)
+                continue
             if result.duration > 0 and not record.made_calls:  # a parent's is its children's
                 mean = (
                     result.duration
@@ -225,6 +226,8 @@ class ReplicaPool:
                     else mean + RUNTIME_WEIGHT * (result.duration - mean)
                 )
             dispatcher.unassign(replica, record)
+            if record.sent_at and not record.made_calls:
+                dispatcher.round_trip(replica, now - record.sent_at - result.duration, now)
             replica.completed += 1
             replica.last_task_end = now
             if (

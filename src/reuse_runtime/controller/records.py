@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class TaskRecord:
     started: float = 0.0
     # Its attempts that ended and were retried, for a recorded run (see attempt_ended).
     tries: list[Attempt] | None = None
+    # When it was sent to a free slot (it starts on arrival), else 0: its result then
+    # times the round trip to its replica (see Dispatcher.round_trip).
+    sent_at: float = 0.0
 
     @property
     def task_id(self) -> str:
@@ -99,6 +103,10 @@ class ReplicaState:
     stream: Any = None  # wire.services.ReplicaStream, once attached
     capacity: int = 1
     prefetch: int = 0  # tasks sent beyond capacity, queued by its limiter (see dispatch.py)
+    # The round trip to it: the least seen over this window and the last (see dispatch.py).
+    rtt_window: float = math.inf
+    rtt_last_window: float = math.inf
+    rtt_window_since: float = 0.0
     running: dict[str, TaskRecord] = field(default_factory=dict)
     suspended: int = 0
     # A suspect task running alone here; only its descendants may join it.
@@ -117,6 +125,8 @@ class ReplicaState:
     retire_reason: str = ""
     kill_reason: str = ""
     unresponsive: bool = False  # killed because it stopped reporting (see liveness.py)
+    # When it was heard from again after it was declared lost (see lifecycle.py).
+    back_at: float = 0.0
     stopping: bool = False
     exit_status: ExitStatus | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)

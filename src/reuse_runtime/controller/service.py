@@ -666,6 +666,7 @@ def _environment_status(service: ControllerService, pool: ReplicaPool) -> Enviro
         last_error=pool.last_error,
         events=tuple(pool.telemetry.events),
         cache_hits=service.cache_hits.get(pool.key, 0),
+        late_results=pool.telemetry.late,
         groups=tuple(
             GroupStatus(name, *counts) for name, counts in service.groups.get(pool.key, {}).items()
         ),

@@ -129,6 +129,8 @@ class PoolTelemetry:
         self._clock = clock
         self._wall_clock = wall_clock
         self.events: deque[PoolEvent] = deque(maxlen=RECENT_EVENTS)
+        #: Results discarded because their task had ended or moved on (see late_results).
+        self.late = 0
 
     # ------------------------------------------------------------ tasks
 
@@ -177,6 +179,12 @@ class PoolTelemetry:
         """A child call answered from its parent's replay log, without running."""
         if self.metrics is not None:
             self.metrics.replayed += 1
+
+    def late_results(self, count: int) -> None:
+        """Results came after their task had ended or been retried elsewhere: discarded."""
+        self.late += count
+        if self.metrics is not None:
+            self.metrics.late_results += count
 
     def task_finished(self, result: TaskResult) -> None:
         if self.metrics is not None:

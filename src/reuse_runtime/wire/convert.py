@@ -592,6 +592,7 @@ def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
                     for e in env.events
                 ],
                 cache_hits=env.cache_hits,
+                late_results=env.late_results,
                 groups=[
                     pb.GroupStatus(
                         name=g.name, running=g.running, succeeded=g.succeeded, failed=g.failed
@@ -638,6 +639,7 @@ def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
                     for e in env.events
                 ),
                 cache_hits=env.cache_hits,
+                late_results=env.late_results,
                 groups=tuple(
                     model.GroupStatus(g.name, g.running, g.succeeded, g.failed) for g in env.groups
                 ),

@@ -342,6 +342,11 @@ def build_server(
             ("grpc.so_reuseport", 0),
             # Accept our clients' keepalive pings (every 10 s, even when idle).
             ("grpc.keepalive_permit_without_calls", 1),
+            # And ping them: a client or replica cut off without a word (a partition, a
+            # host gone) has its streams ended within 30 s, not left open for ever.
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            ("grpc.http2.max_pings_without_data", 0),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
             ("grpc.http2.max_ping_strikes", 0),
         ],

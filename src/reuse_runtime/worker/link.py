@@ -100,6 +100,8 @@ class ControllerLink:
             if not forward.done():
                 session.abort("the controller stream ended")
             await self._tasks.cancel_all("controller link closed")
+            if not self._finishing:
+                await conn.discard()  # a link dialled again gets a channel of its own
 
     async def _start(self, init: ReplicaInit, conn: ControllerConnection) -> None:
         # Hooks pair up: on_stop runs at the drain of every replica whose on_start ran,

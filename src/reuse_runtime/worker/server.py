@@ -45,6 +45,11 @@ log = structlog.get_logger("reuse_runtime.worker")
 
 #: The exit code of a worker whose drain overran its deadline (see :func:`serve`).
 EXIT_DRAIN_OVERRAN = 70
+#: Seconds an external worker (``--environment``) keeps dialling a controller it lost,
+#: by default: long enough for a controller restart or a network partition to end, as
+#: a worker run by systemd or a Deployment is expected to ride them out. A replica the
+#: controller started has none (0): it exits, and its controller starts another.
+EXTERNAL_RECONNECT = 300.0
 
 
 def default_replica_id() -> str:
@@ -64,8 +69,9 @@ class WorkerConfig:
     environment: str | None = None
     grace_period: float = 30.0
     heartbeat: float = 1.0
-    # After losing its controller: seconds to keep dialling it (warm), 0 to exit at once.
-    reconnect: float = 0.0
+    # After losing its controller: seconds to keep dialling it (warm), 0 to exit at once;
+    # None: EXTERNAL_RECONNECT for an external worker (`environment`), else 0.
+    reconnect: float | None = None
     max_payload: int = DEFAULT_MAX_PAYLOAD
     security: Security = field(default_factory=Security)
     # Serve Prometheus metrics at http://metrics_host:metrics_port/metrics (0 picks a port).
@@ -79,7 +85,7 @@ class WorkerConfig:
             raise ValueError(f"heartbeat must be in (0, 5] seconds, got {self.heartbeat}")
         if self.grace_period < 0:
             raise ValueError(f"grace period must not be negative, got {self.grace_period}")
-        if self.reconnect < 0:
+        if self.reconnect is not None and self.reconnect < 0:
             raise ValueError(f"reconnect must not be negative, got {self.reconnect}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
@@ -90,6 +96,13 @@ class WorkerConfig:
                 self, "controller", str(parse_address(self.controller, "--controller"))
             )
         self.security.check_bind(self.host)
+
+    @property
+    def reconnect_window(self) -> float:
+        """Seconds this worker dials a controller it lost (see ``reconnect``)."""
+        if self.reconnect is not None:
+            return self.reconnect
+        return EXTERNAL_RECONNECT if self.environment else 0.0
 
 
 class WorkerServer:
@@ -210,11 +223,11 @@ class WorkerServer:
                 "lost the controller; dialling it again",
                 controller=self.config.controller,
                 error=lost,
-                within=self.config.reconnect,
+                within=self.config.reconnect_window,
             )
             self._redialling = True
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.config.reconnect
+            deadline = loop.time() + self.config.reconnect_window
             delay = 0.5
             while True:
                 link = self._link = link.again()
@@ -222,10 +235,13 @@ class WorkerServer:
                 if lost is None or link.attached:
                     break  # shut down; or taken back, then lost again: a new window
                 if loop.time() + delay > deadline:
-                    self.request_shutdown(
-                        f"the controller connection was lost, and it did not take this "
-                        f"replica back within {self.config.reconnect:g} s"
+                    # Its window is over (a dial under way ends within gRPC's 5 s connect
+                    # timeout): it exits non-zero, for its supervisor to see.
+                    self.attach_error = (
+                        f"lost the controller at {self.config.controller}, which did not take "
+                        f"this worker back within {self.config.reconnect_window:g} s ({lost})"
                     )
+                    self.request_shutdown(self.attach_error)
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -238,7 +254,7 @@ class WorkerServer:
             await link.run()
         except Exception as exc:
             if not self._shutdown.is_set():  # _link_ended chose to dial it again
-                return f"{type(exc).__name__}: {exc}"
+                return describe_rpc_error(exc, "Connect")
         finally:
             drained.cancel()
         return None
@@ -252,7 +268,7 @@ class WorkerServer:
             self.request_shutdown("the controller closed the connection")
             return
         attached = self._link is not None and self._link.attached
-        if self.config.reconnect > 0 and (attached or self._redialling):
+        if self.config.reconnect_window > 0 and (attached or self._redialling):
             if attached:
                 # Its tasks are retried elsewhere (or sent again by their clients).
                 self.service.executor.cancel_all("the controller connection was lost")

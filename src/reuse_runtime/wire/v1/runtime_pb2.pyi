@@ -488,7 +488,7 @@ class GroupStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class EnvironmentStatus(_message.Message):
-    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "cache_hits", "groups", "events", "cancelled")
+    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "cache_hits", "groups", "events", "cancelled", "late_results")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
@@ -504,6 +504,7 @@ class EnvironmentStatus(_message.Message):
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    LATE_RESULTS_FIELD_NUMBER: _ClassVar[int]
     key: str
     name: str
     min_replicas: int
@@ -519,7 +520,8 @@ class EnvironmentStatus(_message.Message):
     groups: _containers.RepeatedCompositeFieldContainer[GroupStatus]
     events: _containers.RepeatedCompositeFieldContainer[PoolEvent]
     cancelled: int
-    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., cache_hits: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ..., cancelled: _Optional[int] = ...) -> None: ...
+    late_results: int
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., cache_hits: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ..., cancelled: _Optional[int] = ..., late_results: _Optional[int] = ...) -> None: ...
 
 class PoolEvent(_message.Message):
     __slots__ = ("at", "kind", "replica_id", "reason", "detail")
