@@ -1,5 +1,8 @@
+import atexit
 import os
+import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -8,6 +11,13 @@ import pytest
 
 # Tests and demos run TTLs in seconds.
 os.environ.setdefault("REUSE_RUNTIME_MIN_TTL_SECONDS", "0")
+
+# A state dir of this test run's own: a controller a test starts with the defaults (its
+# runs store, its controller.json) never meets the user's, nor another run's, on this
+# machine. Tests that need their own set REUSE_RUNTIME_HOME themselves.
+_HOME = tempfile.mkdtemp(prefix="reuse-runtime-tests-")
+os.environ["REUSE_RUNTIME_HOME"] = _HOME
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 # A shell that starts the tests in the background without job control (`cmd &` in a
 # script, nohup) leaves SIGINT ignored, and every child inherits that: the tests that
