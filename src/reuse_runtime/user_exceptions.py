@@ -76,6 +76,9 @@ def rebuild_exception(
 
 
 _GRAFT_ATTRIBUTES = ("code", "kind", "worker")
+#: The key, in a grafted error's ``__dict__``, of the Flyte attributes grafting added
+#: (the ones the task's exception did not have itself: its own ``code`` stays its own).
+_GRAFTED = "_reuse_runtime_grafted"
 _grafted: dict[type[BaseException], type[BaseException]] = {}
 _grafts: set[type[BaseException]] = set()
 
@@ -88,9 +91,8 @@ def original_class(cls: type[BaseException]) -> type[BaseException]:
 def exception_state(error: BaseException) -> dict[str, Any]:
     """``error``'s ``__dict__`` as its own class has it (without what grafting added)."""
     state = dict(error.__dict__)
-    if type(error) in _grafts:
-        for name in _GRAFT_ATTRIBUTES:
-            state.pop(name, None)
+    for name in state.pop(_GRAFTED, ()):
+        state.pop(name, None)
     return state
 
 
@@ -138,7 +140,8 @@ def as_user_error(error: BaseException, *, worker: str | None = None) -> BaseExc
     The result is an instance of a subclass of both ``type(error)`` and
     :class:`~reuse_runtime.errors.RuntimeUserError`, with the same name, arguments
     and attributes, and ``code`` set to the class name, as Flyte reports a task's
-    exception. An error that already is a
+    exception (unless the exception has a ``code``, ``kind`` or ``worker`` of its own,
+    which it keeps). An error that already is a
     :class:`~reuse_runtime.errors.BaseRuntimeError`, is not an :class:`Exception`
     (``SystemExit``, ...), or cannot be re-created, is returned unchanged.
     """
@@ -154,9 +157,15 @@ def as_user_error(error: BaseException, *, worker: str | None = None) -> BaseExc
     grafted.__dict__.update(error.__dict__)
     grafted.__cause__ = error.__cause__
     grafted.__traceback__ = error.__traceback__
-    grafted.code = cls.__name__  # type: ignore[attr-defined]
-    grafted.kind = "user"  # type: ignore[attr-defined]
-    grafted.worker = worker  # type: ignore[attr-defined]
+    # Flyte's attributes fill in only what the task's exception lacks: a user's own
+    # ``code`` (an HTTP status, an errno) or ``kind`` is what their handler reads.
+    flyte = {"code": cls.__name__, "kind": "user", "worker": worker}
+    added = tuple(
+        name for name in _GRAFT_ATTRIBUTES if name not in error.__dict__ and not hasattr(cls, name)
+    )
+    for name in added:
+        setattr(grafted, name, flyte[name])
+    grafted.__dict__[_GRAFTED] = added
     return grafted
 
 

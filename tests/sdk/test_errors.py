@@ -79,6 +79,26 @@ def test_a_tasks_exception_arrives_as_itself_and_as_runtime_user_error() -> None
     assert as_user_error(exit_) is exit_  # not an Exception: left alone
 
 
+class PaymentError(Exception):
+    def __init__(self, code: int, kind: str) -> None:
+        super().__init__(f"payment failed with {code}")
+        self.code, self.kind = code, kind
+
+
+def test_a_tasks_own_code_and_kind_stay_its_own() -> None:
+    """Flyte's ``code``, ``kind`` and ``worker`` fill in only what the exception lacks."""
+    original = PaymentError(402, "card")
+    seen = as_user_error(original, worker="r1")
+    assert isinstance(seen, PaymentError) and isinstance(seen, flyte.errors.RuntimeUserError)
+    assert (seen.code, seen.kind, seen.worker) == (402, "card", "r1")  # type: ignore[attr-defined]
+    again = pickle.loads(cloudpickle.dumps(seen))
+    assert type(again) is PaymentError and again.__dict__ == original.__dict__
+    regrafted = as_user_error(again, worker="r2")
+    assert (regrafted.code, regrafted.kind, regrafted.worker) == (402, "card", "r2")  # type: ignore[attr-defined]
+    plain = pickle.loads(cloudpickle.dumps(as_user_error(Custom("x", 2), worker="r1")))
+    assert plain.__dict__ == {"what": "x"}  # what grafting added does not travel
+
+
 def test_a_failed_result_in_a_sum_raises_the_error_not_a_type_error() -> None:
     failed = flyte.errors.RuntimeUserError("ValueError", "bad input")
     with pytest.raises(flyte.errors.RuntimeUserError, match="bad input"):
