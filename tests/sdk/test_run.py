@@ -424,3 +424,35 @@ def test_outputs_are_flytes_action_outputs(tmp_path: Path) -> None:
         "()",
         "True True",
     ]
+
+
+def test_a_burst_of_lines_is_shown_whole_or_says_what_it_skipped(tmp_path: Path) -> None:
+    """A task printing 30,000 lines at once, faster than a watch reads them: every line
+    reaches wait(), or a line says how many were skipped; none goes missing silently."""
+    done = run_script(
+        tmp_path,
+        """
+        import sys
+
+        @env.task
+        async def main() -> int:
+            sys.stdout.write("".join(f"line {i}\\n" for i in range(30_000)))
+            return 1
+
+        if __name__ == "__main__":
+            r = flyte.run(main)
+            r.wait()
+            print("result", r.outputs()[0])
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = [x for x in done.stdout.splitlines() if x.startswith("[main] line ")]
+    numbers = [int(x.rsplit(" ", 1)[1]) for x in shown]
+    assert numbers == sorted(numbers) and numbers[-1] == 29_999
+    skipped = [x for x in done.stderr.splitlines() if "lines not shown" in x]
+    if len(numbers) < 30_000:
+        assert len(skipped) >= 1, done.stderr[-2000:]
+        missed = sum(int(x.split("] ", 1)[1].split(" ", 1)[0].replace(",", "")) for x in skipped)
+        assert len(numbers) + missed == 30_000, (len(numbers), skipped)
+        assert "reuse-runtime logs r" in skipped[0]
+    assert done.stdout.splitlines()[-1] == "result 1"

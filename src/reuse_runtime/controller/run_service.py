@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from reuse_runtime.controller.runs import OwnedRun, RunBook
+from reuse_runtime.controller.runs import RING_LINES, OwnedRun, RunBook
 from reuse_runtime.errors import RunNotFoundError, RunsStoreError
 from reuse_runtime.model import LogLine, TaskSpec
 from reuse_runtime.runinfo import (
@@ -132,7 +132,7 @@ class RunService:
                         lines=tuple(line for _, line in lines),
                         cursor=f"{book.epoch}:{seen}",
                     )
-                    if len(lines) == EVENT_LINES:
+                    if lines and lines[-1][0] < run.last_line:
                         continue  # more waiting
                 if run.result is not None:
                     yield RunEvent(result=run.result, cursor=f"{book.epoch}:{seen}")
@@ -308,11 +308,26 @@ def _line_after(cursor: str, epoch: str, run: OwnedRun) -> int:
 
 
 def _lines_after(run: OwnedRun, seen: int) -> list[tuple[int, LogLine]]:
+    """The lines after number ``seen``; when the ring has moved past some of them (printed
+    faster than this watch read them), a line saying how many first: never a silent gap."""
     ring = run.lines
     if not ring or ring[-1][0] <= seen:
         return []
-    start = max(0, seen - ring[0][0] + 1)
-    return list(itertools.islice(ring, start, start + EVENT_LINES))
+    first = ring[0][0]
+    start = max(0, seen - first + 1)
+    lines = list(itertools.islice(ring, start, start + EVENT_LINES))
+    if first > seen + 1:
+        missed = first - seen - 1
+        gap = LogLine(
+            task_id="", task_name="reuse-runtime", run_id=run.name, stream="stderr",
+            text=(
+                f"{missed:,} lines not shown: printed faster than this watch read them (the "
+                f"controller keeps the newest {RING_LINES:,} for watchers); the run's record "
+                f"keeps each task's first and last lines: reuse-runtime logs {run.name}"
+            ),
+        )  # fmt: skip
+        lines.insert(0, (first - 1, gap))
+    return lines
 
 
 def _matches(run: RunInfo, where: RunFilter) -> bool:
