@@ -30,6 +30,8 @@ BUNDLE_PREFIX = pickling.BUNDLE_PREFIX
 _bundles: dict[str, CodeBundle] = {}
 # module name -> digest of its source file, cached
 _digests: dict[str, str] = {}
+# The project code bundle (digest) this process runs, in a replica; "" elsewhere.
+_project_bundle = ""
 
 
 def digest(source: bytes) -> str:
@@ -108,6 +110,20 @@ def script_import() -> str:
     a replica imports it; ``run()`` asks this to say so, as ``multiprocessing`` does.
     """
     return _importing.script
+
+
+def project_bundle() -> str:
+    """The digest of the project code bundle this replica runs ("" outside replicas).
+
+    A task calling another task names its pool with it, as the client did.
+    """
+    return _project_bundle
+
+
+def set_project_bundle(digest: str) -> None:
+    """Record the project code bundle this replica runs (the worker does, at its init)."""
+    global _project_bundle
+    _project_bundle = digest
 
 
 def module_version(module: types.ModuleType) -> str:

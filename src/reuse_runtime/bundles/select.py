@@ -98,7 +98,7 @@ def loaded_modules(root: Path) -> Selected:
             continue
         if not isinstance(filename, str):
             continue
-        real = _real(filename)
+        real = _module_real(filename)
         if real is not None and _keep(real, root, files):
             pending.append(real)
     walked = 0
@@ -207,8 +207,28 @@ class _Ignores:
 # ------------------------------------------------------------------ modules
 
 
-def _imports(path: Path) -> Iterator[tuple[str, int]]:
+# A source file -> (its size and mtime, the imports it makes): parsed again only if it changed.
+_parsed: dict[Path, tuple[tuple[int, int], tuple[tuple[str, int], ...]]] = {}
+
+
+def _imports(path: Path) -> tuple[tuple[str, int], ...]:
     """(module name, relative level) of each import in a source file; none if unparsable."""
+    try:
+        info = path.stat()
+    except OSError:
+        return ()
+    stamp = (info.st_size, info.st_mtime_ns)
+    cached = _parsed.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    found = tuple(_parse_imports(path))
+    if len(_parsed) > 50_000:
+        _parsed.clear()
+    _parsed[path] = (stamp, found)
+    return found
+
+
+def _parse_imports(path: Path) -> Iterator[tuple[str, int]]:
     try:
         tree = ast.parse(path.read_bytes(), str(path))
     except (OSError, SyntaxError, ValueError):
@@ -260,6 +280,19 @@ def _real(path: str) -> Path | None:
         return None
 
 
+# A module's file name -> its real path: modules stay put, and a run asks for every one.
+_module_paths: dict[str, Path | None] = {}
+
+
+def _module_real(filename: str) -> Path | None:
+    if filename in _module_paths:
+        return _module_paths[filename]
+    if len(_module_paths) > 100_000:
+        _module_paths.clear()
+    found = _module_paths[filename] = _real(filename)
+    return found
+
+
 def _relative(path: Path, root: Path) -> str | None:
     try:
         relative = path.relative_to(root).as_posix()
@@ -290,14 +323,15 @@ def _site_dirs() -> list[str]:
     return dirs
 
 
-_INSTALLED: tuple[Path, ...] | None = None
+_INSTALLED: tuple[str, ...] | None = None
 
 
 def _excluded(real: Path) -> bool:
     global _INSTALLED
     if _INSTALLED is None:
-        _INSTALLED = _installed_dirs()
-    return any(real == d or d in real.parents for d in _INSTALLED)
+        _INSTALLED = tuple(str(d).rstrip(os.sep) + os.sep for d in _installed_dirs())
+    text = str(real) + os.sep
+    return any(text.startswith(d) for d in _INSTALLED)
 
 
 __all__ = ["STANDARD_IGNORES", "Selected", "all_files", "check_root", "import_paths",

@@ -75,7 +75,8 @@ class BundleStore:
         self.directory = directory
         self.max_bytes = max_bytes
         self.keep = keep
-        self._in_use = in_use
+        #: The digests never pruned (the controller's pools may start replicas of them).
+        self.in_use = in_use
         self._lock = threading.Lock()
 
     def _path(self, digest: str) -> Path:
@@ -151,7 +152,7 @@ class BundleStore:
             return
         if len(found) <= self.keep:
             return
-        in_use = self._in_use() | {keep_digest}
+        in_use = self.in_use() | {keep_digest}
         ages = []
         for path in found:
             with contextlib.suppress(OSError):

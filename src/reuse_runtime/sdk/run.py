@@ -72,6 +72,8 @@ class RunSettings:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     run_start_time: datetime | None = None
+    #: Flyte's ``copy_style``: which of the project's files the run's code bundle holds.
+    copy_style: str = "loaded_modules"
 
     def run_options(self) -> RunOptions | None:
         """The options every task of the run carries, or None when there are none."""

@@ -397,6 +397,8 @@ def init_to_proto(init: model.ReplicaInit) -> pb.ReplicaInit:
         stop_grace_seconds=init.stop_grace,
         environment=init.environment,
         idle_heartbeat_seconds=init.idle_heartbeat,
+        code_bundle=init.code_bundle,
+        fetch_code=init.fetch_code,
     )
     if init.on_start is not None:
         msg.on_start.CopyFrom(ref_to_proto(init.on_start))
@@ -415,6 +417,8 @@ def init_from_proto(msg: pb.ReplicaInit) -> model.ReplicaInit:
         stop_grace=msg.stop_grace_seconds,
         environment=msg.environment,
         idle_heartbeat=msg.idle_heartbeat_seconds,
+        code_bundle=msg.code_bundle,
+        fetch_code=msg.fetch_code,
     )
 
 
@@ -458,6 +462,7 @@ def environment_to_proto(env: model.EnvironmentSpec) -> pb.EnvironmentSpec:
         env_vars=dict(env.env_vars),
         stop_grace_seconds=env.stop_grace,
         scope=env.scope,
+        code_bundle=env.code_bundle,
     )
     if env.on_start is not None:
         msg.on_start.CopyFrom(ref_to_proto(env.on_start))
@@ -494,6 +499,7 @@ def environment_from_proto(msg: pb.EnvironmentSpec) -> model.EnvironmentSpec:
         hooks_bundle=bundle_from_proto(msg.hooks_bundle) if msg.HasField("hooks_bundle") else None,
         stop_grace=msg.stop_grace_seconds,
         scope=msg.scope,
+        code_bundle=msg.code_bundle,
     )
 
 
@@ -593,6 +599,9 @@ def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
                 ],
                 cache_hits=env.cache_hits,
                 late_results=env.late_results,
+                version=env.version,
+                superseded=env.superseded,
+                runs=list(env.runs),
                 groups=[
                     pb.GroupStatus(
                         name=g.name, running=g.running, succeeded=g.succeeded, failed=g.failed
@@ -640,6 +649,9 @@ def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
                 ),
                 cache_hits=env.cache_hits,
                 late_results=env.late_results,
+                version=env.version,
+                superseded=env.superseded,
+                runs=tuple(env.runs),
                 groups=tuple(
                     model.GroupStatus(g.name, g.running, g.succeeded, g.failed) for g in env.groups
                 ),

@@ -39,7 +39,7 @@ CLIENT_ID_HEADER = "x-reuse-runtime-client"
 #: How long a refused stream waits for the client's first message (see ``_deny``).
 DENY_READ_SECONDS = 2.0
 #: The methods (of the Runs service) that answer one request with a stream.
-SERVER_STREAMS = ("/WatchRun", "/GetLogs")
+SERVER_STREAMS = ("/WatchRun", "/GetLogs", "/FetchBundle")
 
 
 # ------------------------------------------------------------------ errors
@@ -62,6 +62,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, message
     if isinstance(exc, errors.CodeNotFoundError):
         return grpc.StatusCode.NOT_FOUND, message
+    if isinstance(exc, errors.CodeBundleError):
+        return grpc.StatusCode.INVALID_ARGUMENT, message
     if isinstance(exc, KeyError):
         return grpc.StatusCode.NOT_FOUND, message
     return grpc.StatusCode.INTERNAL, f"reuse-runtime internal error: {type(exc).__name__}: {exc}"
@@ -312,6 +314,11 @@ def _deny(method: str, what: str) -> grpc.RpcMethodHandler:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield None  # pragma: no cover - abort raises
 
+    async def stream_in(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        with contextlib.suppress(Exception):
+            await wait_within(anext(aiter(requests)), DENY_READ_SECONDS)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
     async def server_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield None  # pragma: no cover - abort raises
@@ -320,6 +327,8 @@ def _deny(method: str, what: str) -> grpc.RpcMethodHandler:
         return grpc.stream_stream_rpc_method_handler(stream)
     if method.endswith(SERVER_STREAMS):
         return grpc.unary_stream_rpc_method_handler(server_stream)
+    if method.endswith("/PutBundle"):
+        return grpc.stream_unary_rpc_method_handler(stream_in)
     return grpc.unary_unary_rpc_method_handler(unary)
 
 

@@ -111,6 +111,13 @@ class ControllerLink:
         self._init = init
         if self._service.metrics is not None:
             self._service.metrics.bind(init.environment)
+        # The project's code comes before anything that may import it (a hook, a task).
+        # A bundle that cannot be had ends the link: the replica exits saying why.
+        await self._service.project.install(
+            init.code_bundle,
+            fetch=conn.fetch_bundle if init.fetch_code else None,
+            source=f"the controller at {self._address}",
+        )
         self.attached = True
         try:
             if init.on_start is not None and not self._resumed:

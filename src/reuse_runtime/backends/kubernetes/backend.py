@@ -109,6 +109,8 @@ class KubernetesBackend:
     """Start replicas as pods. ``open()`` connects (``start`` does it on first use)."""
 
     name = "kubernetes"
+    #: Pods see nothing of the client's machine: they fetch the code bundle.
+    shares_files = False
 
     def __init__(
         self,
