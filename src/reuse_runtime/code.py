@@ -32,6 +32,9 @@ _bundles: dict[str, CodeBundle] = {}
 _digests: dict[str, str] = {}
 # The project code bundle (digest) this process runs, in a replica; "" elsewhere.
 _project_bundle = ""
+#: Bumped when the code on disk changed under this process (see :func:`forget_versions`):
+#: what was worked out from module versions is worked out again.
+generation = 0
 
 
 def digest(source: bytes) -> str:
@@ -145,6 +148,14 @@ def module_version(module: types.ModuleType) -> str:
 
 def forget_version(module_name: str) -> None:
     _digests.pop(module_name, None)
+
+
+def forget_versions() -> None:
+    """The project's files changed since they were read (a new code bundle): module
+    versions are read again from disk, so the next run names the code it ships."""
+    global generation
+    _digests.clear()
+    generation += 1
 
 
 def reference(module_name: str, qualname: str) -> tuple[FunctionRef, CodeBundle | None]:

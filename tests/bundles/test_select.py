@@ -169,3 +169,14 @@ def test_a_bundle_over_the_limit_says_how_large_and_what_to_do(tmp_path: Path) -
     assert str(root) in message and "weights.bin 0.3 MiB" in message
     assert ".gitignore" in message and "REUSE_RUNTIME_MAX_BUNDLE_BYTES" in message
     assert "\n" not in message
+
+
+def test_all_leaves_out_reuse_runtimes_own_state_in_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "project"
+    (root / "home" / "code" / ("a" * 64)).mkdir(parents=True)
+    (root / "home" / "code" / ("a" * 64) / "old.py").write_text("")
+    (root / "app.py").write_text("")
+    monkeypatch.setenv("REUSE_RUNTIME_HOME", str(root / "home"))
+    assert sorted(all_files(check_root(root)).files) == ["app.py"]

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -53,6 +54,8 @@ def check_copy_style(copy_style: str) -> CopyStyle:
 
 
 _Signature = tuple[tuple[str, int, int, int, bool], ...]
+#: Nanoseconds within which a file's timestamp cannot tell two writes apart.
+RACY_NS = 2_000_000_000
 _cache: dict[tuple[Path, str], tuple[_Signature, tuple[str, ...], SourceBundle]] = {}
 _lock = threading.Lock()
 
@@ -78,9 +81,17 @@ def build_bundle(
         return None
     limit = max_bundle_bytes() if max_bytes is None else max_bytes
     signature = _signature(selected.files)
+    # A file written a moment ago may be written again within its timestamp's granularity,
+    # the same size: a signature that recent proves nothing, so the files are read again.
+    recent = time.time_ns() - RACY_NS
     with _lock:
         cached = _cache.get((root, style))
-        if cached is not None and cached[0] == signature and cached[1] == selected.paths:
+        if (
+            cached is not None
+            and cached[0] == signature
+            and cached[1] == selected.paths
+            and all(mtime < recent for _, _, mtime, _, _ in signature)
+        ):
             return cached[2]
         total = sum(size for _, size, _, _, _ in signature)
         if total > limit:
@@ -90,7 +101,11 @@ def build_bundle(
             for name, _, _, _, executable in signature
         ]
         data = pack(members, selected.paths)
-        bundle = SourceBundle(digest_of(data), data, str(root), style, len(members), total)
+        digest = digest_of(data)
+        if cached is not None and cached[2].digest == digest:
+            bundle = cached[2]  # read again, and unchanged: the same bundle
+        else:
+            bundle = SourceBundle(digest, data, str(root), style, len(members), total)
         _cache[(root, style)] = (signature, selected.paths, bundle)
         return bundle
 

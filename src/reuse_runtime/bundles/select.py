@@ -9,7 +9,7 @@
   in a bundle (``.git``, ``__pycache__``, virtual environments, ``.env``).
 
 Installed packages never come: nothing under ``sys.prefix``, site-packages,
-or reuse-runtime itself. Nor does a file whose real path leaves the root (a
+or reuse-runtime itself, nor reuse-runtime's state directory. Nor does a file whose real path leaves the root (a
 symbolic link pointing out): a bundle holds the project, and nothing else of
 the machine.
 """
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reuse_runtime.errors import CodeBundleError
+from reuse_runtime.paths import code_dir, state_dir, store_dir
 
 #: Names never bundled with ``copy_style="all"``, as in flyte-sdk's standard ignores.
 STANDARD_IGNORES = (
@@ -118,6 +119,8 @@ def loaded_modules(root: Path) -> Selected:
 def all_files(root: Path) -> Selected:
     """Every file under ``root`` that no ignore file (or :data:`STANDARD_IGNORES`) excludes."""
     ignores = _Ignores(root)
+    # reuse-runtime's own files (runs' logs, bundles, unpacked code) may live in the project.
+    own = {os.path.realpath(p) for p in (state_dir(), code_dir(), store_dir())}
     files: dict[str, Path] = {}
     for folder, dirs, names in os.walk(root, followlinks=False):
         here = Path(folder)
@@ -126,7 +129,12 @@ def all_files(root: Path) -> Selected:
         kept = []
         for name in sorted(dirs):
             rel = f"{relative_folder}/{name}" if relative_folder else name
-            if not ignores.ignored(rel, directory=True) and not (here / name).is_symlink():
+            path = here / name
+            if (
+                not ignores.ignored(rel, directory=True)
+                and not path.is_symlink()
+                and os.path.realpath(path) not in own
+            ):
                 kept.append(name)
         dirs[:] = kept
         for name in sorted(names):

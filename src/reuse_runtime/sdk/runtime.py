@@ -96,6 +96,7 @@ class Runtime:
         self._unreported: dict[str, Run] = {}
         self._runs_lock = threading.Lock()
         self._closed = False
+        self._last_bundle: SourceBundle | None = None
         self.state_dir = state_dir()
         try:
             self.client: ControllerClient = self.call(self._connect())
@@ -183,6 +184,12 @@ class Runtime:
         if not digest:
             bundle = build_bundle(_root_dir, settings.copy_style)
             digest = bundle.digest if bundle is not None else ""
+            if bundle is not None and bundle is not self._last_bundle:
+                # Files changed on disk since the last run: replicas get them as they are
+                # now, so tasks are named by their versions now.
+                if self._last_bundle is not None:
+                    code.forget_versions()
+                self._last_bundle = bundle
         where = CallContext(
             run_id=name,
             custom_context=tuple(sorted(settings.custom_context.items())),

@@ -215,6 +215,7 @@ class TaskTemplate(Generic[P, R]):
         self._env_vars_override: dict[str, str] | None = None
         self._secrets_override: list[Secret] | None = None
         self._reference: tuple[FunctionRef | None, bytes | None, CodeBundle | None] | None = None
+        self._reference_of = code.generation
         self._site: str | None = None
         self._specs: dict[tuple[str, tuple[tuple[str, str], ...], str], EnvironmentSpec] = {}
         self._cache_version: str | None = None
@@ -552,7 +553,8 @@ class TaskTemplate(Generic[P, R]):
         return cache_key(self.name, version, digest)
 
     def _wire_reference(self) -> tuple[FunctionRef | None, bytes | None, CodeBundle | None]:
-        if self._reference is None:
+        if self._reference is None or self._reference_of != code.generation:
+            self._reference_of = code.generation
             fn = self.func
             if "<locals>" in fn.__qualname__:
                 # Not importable by name: travels by value; its globals do not persist.
