@@ -64,7 +64,7 @@ async def test_a_replica_that_cannot_see_the_files_runs_the_fetched_bundle(
     name, digest, data = project
     async with running_controller(
         code_delivery="fetch", bundle_dir=tmp_path / "bundles", cache_path=tmp_path / "c.db"
-    ) as (server, client):
+    ) as (_, client):
         client.add_bundle(digest, data)
         spec = EnvironmentSpec(f"e{name[-8:]}", POLICY, code_bundle=digest)
         result = await _run(client, spec, name)
@@ -114,11 +114,11 @@ async def test_a_tampered_or_missing_bundle_fails_the_start_with_one_line(
 async def test_registering_without_the_bundle_or_past_the_limit_is_refused(
     tmp_path: Path, project: tuple[str, str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name, digest, data = project
+    name, digest, _ = project
     monkeypatch.setenv("REUSE_RUNTIME_MAX_BUNDLE_BYTES", "4096")
     async with running_controller(
         bundle_dir=tmp_path / "bundles", cache_path=tmp_path / "c.db"
-    ) as (server, client):
+    ) as (_, client):
         spec = EnvironmentSpec(f"n{name[-8:]}", POLICY, code_bundle=digest)
         with pytest.raises(PolicyError, match="does not have: send it first"):
             await client.register(spec)  # never added to the client: not sent

@@ -9,9 +9,9 @@
   in a bundle (``.git``, ``__pycache__``, virtual environments, ``.env``).
 
 Installed packages never come: nothing under ``sys.prefix``, site-packages,
-or reuse-runtime itself, nor reuse-runtime's state directory. Nor does a file whose real path leaves the root (a
-symbolic link pointing out): a bundle holds the project, and nothing else of
-the machine.
+or reuse-runtime itself, nor reuse-runtime's state directory. Nor does a file
+whose real path leaves the root (a symbolic link pointing out): a bundle holds
+the project, and nothing else of the machine.
 """
 
 from __future__ import annotations
