@@ -67,3 +67,45 @@ def test_a_project_runs_on_a_remote_engine_from_its_bundle_and_an_edit_runs_next
     out2 = json.loads(second.stdout.splitlines()[-1])
     assert out2["values"] == [0, 10, 20] and not out2["sees_project"]
     assert Path(out2["mylib"]).parent != Path(out["mylib"]).parent
+
+
+BAKED = """
+import json, os
+import reuse_runtime as flyte
+
+env = flyte.TaskEnvironment(
+    name="baked",
+    image=flyte.Image.from_debian_base().with_code_bundle(copy_style="all"),
+    reusable=flyte.ReusePolicy(replicas=1, idle_ttl=60),
+)
+
+@env.task
+async def where() -> list:
+    import helpers
+    return [helpers.VALUE, helpers.__file__, os.listdir("/tmp")]
+
+if __name__ == "__main__":
+    flyte.init()
+    print(json.dumps(flyte.run(where).outputs()[0]))
+"""
+
+
+def test_with_code_bundle_bakes_each_version_into_an_image_of_its_own(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "helpers.py").write_text("VALUE = 1\n")
+    settings = {
+        "REUSE_RUNTIME_BACKEND": "container",
+        "REUSE_RUNTIME_CONTAINER_REMOTE": "1",  # the baked copy wins over fetching
+        "REUSE_RUNTIME_HOME": str(tmp_path / "home"),
+    }
+    first = run_python(project, BAKED, name="main.py", timeout=500, **settings)
+    assert first.returncode == 0, first.stderr[-3000:]
+    value, where, tmp = json.loads(first.stdout.splitlines()[-1])
+    assert value == 1 and where.startswith("/opt/reuse-runtime/code/")
+    assert "reuse-runtime-code" not in tmp  # nothing was fetched
+    (project / "helpers.py").write_text("VALUE = 2\n")
+    second = run_python(project, BAKED, name="main.py", timeout=500, **settings)
+    assert second.returncode == 0, second.stderr[-3000:]
+    value2, where2, _ = json.loads(second.stdout.splitlines()[-1])
+    assert value2 == 2 and Path(where2).parent != Path(where).parent

@@ -159,3 +159,35 @@ async def test_bundles_travel_only_with_the_token(
                 await stub.PutBundle(chunks())
             assert denied.value.code() is grpc.StatusCode.UNAUTHENTICATED
         assert not (tmp_path / "bundles" / f"{digest_of(b'evil')}.tar.gz").exists()
+
+
+async def test_an_external_worker_fetches_the_bundle_of_the_environment_it_joins(
+    tmp_path: Path, project: tuple[str, str, bytes]
+) -> None:
+    from tests.helpers import eventually, spawn_worker
+
+    name, digest, data = project
+    token = "external-bundle-token"
+    async with running_controller(
+        security=Security(token=token), bundle_dir=tmp_path / "b", cache_path=tmp_path / "c.db"
+    ) as (server, client):
+        client.add_bundle(digest, data)
+        env_name = f"x{name[-8:]}"
+        await client.register(EnvironmentSpec(env_name, POLICY, code_bundle=digest))
+        async with spawn_worker(
+            "--controller", server.address, "--environment", env_name,
+            "--code-dir", str(tmp_path / "external-code"),
+            REUSE_RUNTIME_TOKEN=token,
+        ):  # fmt: skip
+
+            async def attached() -> bool:
+                status = await client.status()
+                return any(
+                    r.external and r.state == "ready" for r in status.environments[0].replicas
+                )
+
+            await eventually(attached, timeout=30, what="the external worker")
+            result = await _run(client, EnvironmentSpec(env_name, POLICY, code_bundle=digest), name)
+            value, where = result.unwrap("where")  # type: ignore[attr-defined]
+        assert value == 21
+        assert where == str(tmp_path / "external-code" / digest / f"{name}.py")

@@ -46,6 +46,9 @@ class ReplicaLaunch:
     #: seeing the client's files: the backend mounts none, and gives it a folder to
     #: unpack into (see ``Backend.shares_files``).
     fetch_code: bool = False
+    #: Reads a code bundle from the controller's store by digest (blocking): what an
+    #: image made with ``with_code_bundle()`` bakes.
+    read_code: Callable[[str], bytes] | None = None
 
 
 @dataclass(frozen=True)

@@ -278,7 +278,10 @@ class ContainerBackend:
         await self.open()
         spec = launch.environment
         image = parse_image_field(spec.image)
-        built = await self._call(self.builder.ensure, image, self._progress(spec.name))
+        code = None
+        if spec.code_bundle and launch.read_code is not None:
+            code = (spec.code_bundle, functools.partial(launch.read_code, spec.code_bundle))
+        built = await self._call(self.builder.ensure, image, self._progress(spec.name), code)
         resources = Resources.from_wire(spec.resources)
         record_dir = self._replica_dir / launch.replica_id
         options = self._create_options(launch, resources, record_dir)

@@ -118,6 +118,7 @@ class ReplicaLifecycle:
         report_deadline: float,
         clock: Callable[[], float],
         fetch_code: bool = False,
+        read_code: Callable[[str], bytes] | None = None,
     ) -> None:
         self.key = key
         self.spec = spec
@@ -148,6 +149,7 @@ class ReplicaLifecycle:
         # Replicas we start fetch the code bundle (the backend's cannot see the client's
         # files); external ones always do.
         self._fetch_code = fetch_code
+        self._read_code = read_code
         # A newer version of the environment serves now (see ReplicaPool.supersede).
         self.superseded = False
 
@@ -391,6 +393,7 @@ class ReplicaLifecycle:
             grace_period=self.spec.stop_grace,
             heartbeat=self._heartbeat,
             fetch_code=self._fetch_code,
+            read_code=self._read_code,
         )
         try:
             replica.handle = await self._backend.start(launch)

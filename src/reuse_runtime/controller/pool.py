@@ -78,6 +78,7 @@ class ReplicaPool:
         clock: Callable[[], float] = time.monotonic,
         telemetry: PoolTelemetry | None = None,
         fetch_code: bool = False,
+        read_code: Callable[[str], bytes] | None = None,
     ) -> None:
         self.key = key
         self.spec = spec
@@ -128,6 +129,7 @@ class ReplicaPool:
             report_deadline=report_deadline,
             clock=clock,
             fetch_code=fetch_code,
+            read_code=read_code,
         )
         # The key of the newer version of this environment that replaced it, if any.
         self.superseded_by = ""

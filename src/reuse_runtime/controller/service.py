@@ -399,6 +399,7 @@ class ControllerService:
                     clock=self._clock,
                 ),
                 fetch_code=self._fetch_code and bool(spec.code_bundle),
+                read_code=self.code.read_bundle,
             )
             self._supersede(spec, key)
             log.info(

@@ -50,6 +50,7 @@ from reuse_runtime.client import ControllerClient
 from reuse_runtime.client.runs import RunsClient
 from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import ConfigError, ScriptImportError
+from reuse_runtime.images.recipe import Image
 from reuse_runtime.paths import state_dir
 from reuse_runtime.runinfo import ClientInfo, NewRun, RunInfo
 from reuse_runtime.sdk.aio import blocking
@@ -182,7 +183,7 @@ class Runtime:
         bundle = None
         digest = code.project_bundle()
         if not digest:
-            bundle = build_bundle(_root_dir, settings.copy_style)
+            bundle = build_bundle(_root_dir, _copy_style(task, settings))
             digest = bundle.digest if bundle is not None else ""
             if bundle is not None and bundle is not self._last_bundle:
                 # Files changed on disk since the last run: replicas get them as they are
@@ -302,6 +303,13 @@ def named_inputs(
         return pickling.dumps(dict(bound.arguments))
     except Exception:
         return b""
+
+
+def _copy_style(task: TaskTemplate[Any, Any], settings: RunSettings) -> str:
+    """The run's copy_style; an image that bakes the code (with_code_bundle) says its own."""
+    image = task.parent_env.image
+    layer = image.code_bundle_layer() if isinstance(image, Image) else None
+    return layer.copy_style if layer is not None else settings.copy_style
 
 
 def _say(line: str) -> None:

@@ -9,6 +9,10 @@ the code folder, is used as it is), checks it against the digest, unpacks it
 into a folder of its own, and puts that folder first on ``sys.path`` before it
 runs its on-start hook or any task.
 
+**Baked code.** An image made with ``Image.with_code_bundle()`` holds its
+version's bundle, unpacked, in ``/opt/reuse-runtime/code/<digest>``: a replica
+of it imports from there, and fetches nothing.
+
 **One version at a time.** A pool runs one version of the code, so a replica
 normally installs one bundle in its life. A worker that joins a newer version
 of its environment (``worker --environment NAME --reconnect``, after its
@@ -35,6 +39,7 @@ import structlog
 from reuse_runtime import code
 from reuse_runtime.bundles.archive import Unpacked, max_bundle_bytes, unpack, unpacked
 from reuse_runtime.errors import CodeBundleError
+from reuse_runtime.images.recipe import BAKED_CODE_DIR
 from reuse_runtime.paths import code_dir
 from reuse_runtime.worker.loader import CodeLoader
 
@@ -49,9 +54,12 @@ UNPACKED_FACTOR = 4
 class ProjectCode:
     """The code bundle this process runs, if any. Lives on the replica's loop."""
 
-    def __init__(self, loader: CodeLoader, folder: Path | None = None) -> None:
+    def __init__(
+        self, loader: CodeLoader, folder: Path | None = None, baked: Path = Path(BAKED_CODE_DIR)
+    ) -> None:
         self._loader = loader
         self._folder = folder
+        self._baked = baked
         self.digest = ""
         self._installed: Unpacked | None = None
         self._lock = asyncio.Lock()
@@ -69,13 +77,15 @@ class ProjectCode:
         async with self._lock:
             if digest == self.digest:
                 return
-            if fetch is None or not digest:
+            found = unpacked(self._baked, digest) if digest else None  # in the image
+            if found is None and (fetch is None or not digest):
                 self._unload()
                 self.digest = digest
                 code.set_project_bundle(digest)
                 return
-            found = unpacked(self.folder, digest)
+            found = found or unpacked(self.folder, digest)
             if found is None:
+                assert fetch is not None
                 try:
                     data = await fetch(digest)
                 except CodeBundleError:

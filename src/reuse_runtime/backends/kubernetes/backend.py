@@ -273,7 +273,9 @@ class KubernetesBackend:
 
     async def start(self, launch: ReplicaLaunch) -> PodReplica:
         await self.open()
-        image = registry_reference(launch.environment.image, self.config.image_registry)
+        image = registry_reference(
+            launch.environment.image, self.config.image_registry, launch.environment.code_bundle
+        )
         body = pod_manifest(
             launch, self.config, namespace=self.namespace, image=image, owner=self._owner,
             instance=self.instance,
