@@ -191,3 +191,30 @@ async def test_an_external_worker_fetches_the_bundle_of_the_environment_it_joins
             value, where = result.unwrap("where")  # type: ignore[attr-defined]
         assert value == 21
         assert where == str(tmp_path / "external-code" / digest / f"{name}.py")
+
+
+async def test_a_bundle_goes_to_the_controller_once_per_digest(
+    tmp_path: Path, project: tuple[str, str, bytes]
+) -> None:
+    name, digest, data = project
+    async with running_controller(bundle_dir=tmp_path / "b", cache_path=tmp_path / "c.db") as (
+        server,
+        client,
+    ):
+        received: list[str] = []
+        code = server.service.code  # type: ignore[attr-defined]
+        receive = code.receive_bundle
+
+        def counting(digest: str, size: int, source: str) -> object:
+            received.append(digest)
+            return receive(digest, size, source)
+
+        code.receive_bundle = counting
+        client.add_bundle(digest, data)
+        for env in ("one", "two", "three"):  # three environments, one version of the code
+            await client.register(EnvironmentSpec(f"{env}{name[-6:]}", POLICY, code_bundle=digest))
+        assert received == [digest]
+        async with ControllerClient(server.address, server.security) as other:  # type: ignore[attr-defined]
+            other.add_bundle(digest, data)
+            await other.register(EnvironmentSpec(f"four{name[-6:]}", POLICY, code_bundle=digest))
+        assert received == [digest]  # the controller had it: asked, not sent

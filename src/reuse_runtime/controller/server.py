@@ -104,7 +104,8 @@ class ControllerConfig:
     shared_store: bool = False
     # Where a web UI serves run pages ("http://HOST:PORT"): Run.url is BASE/runs/NAME.
     ui_url: str = ""
-    # Where code bundles clients send are kept: None is STATE_DIR/bundles.
+    # Where code bundles clients send are kept: None is bundles/ in state_dir (beside the
+    # runs store: a restarted controller resumes runs that name them).
     bundle_dir: Path | None = None
     # "auto": replicas that see the client's files import from them, the others fetch
     # the code bundle; "fetch": every replica fetches it ($REUSE_RUNTIME_CODE_DELIVERY).
@@ -212,7 +213,8 @@ class ControllerServer:
             metrics=metrics,
             cache_path=config.cache_path or state_dir() / "cache.sqlite",
             bundles=BundleStore(
-                config.bundle_dir or state_dir() / "bundles", max_bytes=max_bundle_bytes()
+                config.bundle_dir or (config.state_dir or state_dir()) / "bundles",
+                max_bytes=max_bundle_bytes(),
             ),
             fetch_code=config.code_delivery == "fetch" or not self._backend.shares_files,
         )
