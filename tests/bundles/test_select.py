@@ -70,6 +70,8 @@ def test_loaded_modules_leaves_installed_code_and_links_out(
     assert f"link_{tag}.py" not in files and not any("outside" in f for f in files)
     # reuse-runtime itself and the venv are loaded, and live under this repository.
     repo = Path(__file__).resolve().parents[2]
+    import reuse_runtime_init  # noqa: F401 (loaded, from beside the package)
+
     assert not any("reuse_runtime" in f for f in loaded_modules(repo).files)
 
 

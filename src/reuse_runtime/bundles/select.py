@@ -311,8 +311,10 @@ def _relative(path: Path, root: Path) -> str | None:
 
 def _installed_dirs() -> tuple[Path, ...]:
     """Folders of installed code: never part of a project's bundle."""
-    # reuse-runtime's own package: this file is reuse_runtime/bundles/select.py.
-    found = {Path(os.path.realpath(__file__)).parents[1]}
+    # reuse-runtime's own package (this file is reuse_runtime/bundles/select.py), and its
+    # containers' PID 1 beside it.
+    package = Path(os.path.realpath(__file__)).parents[1]
+    found = {package, package.parent / "reuse_runtime_init.py"}
     for raw in (sys.prefix, sys.base_prefix, sys.exec_prefix, *_site_dirs()):
         if raw:
             found.add(Path(os.path.realpath(raw)))

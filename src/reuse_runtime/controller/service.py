@@ -426,10 +426,11 @@ class ControllerService:
             )
 
     def _bundles_in_use(self) -> set[str]:
-        """Bundles a pool may still start replicas of: not those of idle old versions."""
+        """Bundles a pool may still start replicas of: not those of idle old versions.
+        Called from the store's thread: it reads a copy of the pools."""
         return {
             pool.spec.code_bundle
-            for pool in self.pools.values()
+            for pool in list(self.pools.values())
             if pool.spec.code_bundle and not (pool.superseded and pool.scale_state.dormant)
         }
 
