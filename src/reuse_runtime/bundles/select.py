@@ -92,6 +92,7 @@ def loaded_modules(root: Path) -> Selected:
     bases = [root / p if p else root for p in paths]
     files: dict[str, Path] = {}
     pending: list[Path] = []
+    known = _project_files.setdefault(str(root), {})
     for module in list(sys.modules.values()):
         try:
             filename = module.__dict__.get("__file__")
@@ -99,9 +100,9 @@ def loaded_modules(root: Path) -> Selected:
             continue
         if not isinstance(filename, str):
             continue
-        real = _module_real(filename)
-        if real is not None and _keep(real, root, files):
-            pending.append(real)
+        found = _project_file(root, known, filename)
+        if found is not None and _add(found[0], found[1], files):
+            pending.append(found[1])
     walked = 0
     while pending and walked < MAX_WALKED:
         path = pending.pop()
@@ -110,6 +111,8 @@ def loaded_modules(root: Path) -> Selected:
             continue
         for name, level in _imports(path):
             for candidate in _module_files(name, level, path, bases):
+                if not os.path.isfile(candidate):  # most are not there: one stat each
+                    continue
                 real = _real(str(candidate))
                 if real is not None and _keep(real, root, files):
                     pending.append(real)
@@ -273,12 +276,39 @@ def _module_files(name: str, level: int, importer: Path, bases: list[Path]) -> I
 def _keep(real: Path, root: Path, files: dict[str, Path]) -> bool:
     """Add ``real`` to ``files`` if it is a new file of the project; whether it was added."""
     relative = _relative(real, root)
-    if relative is None or relative in files or _excluded(real) or not real.is_file():
+    if relative is None or _excluded(real) or "__pycache__" in relative.split("/"):
         return False
-    if "__pycache__" in Path(relative).parts:
+    return _add(relative, real, files)
+
+
+def _add(relative: str, real: Path, files: dict[str, Path]) -> bool:
+    if relative in files or not real.is_file():
         return False
     files[relative] = real
     return True
+
+
+# A root -> a loaded module's file name -> (its name in the project, its real path), or
+# None for a module of no project under the root: every run asks again for each of
+# hundreds of modules, and a module's file stays where it is.
+_project_files: dict[str, dict[str, tuple[str, Path] | None]] = {}
+
+
+def _project_file(
+    root: Path, known: dict[str, tuple[str, Path] | None], filename: str
+) -> tuple[str, Path] | None:
+    if filename in known:
+        return known[filename]
+    real = _module_real(filename)
+    found = None
+    if real is not None and not _excluded(real):
+        relative = _relative(real, root)
+        if relative is not None and "__pycache__" not in relative.split("/"):
+            found = (relative, real)
+    if len(known) > 100_000:
+        known.clear()
+    known[filename] = found
+    return found
 
 
 def _real(path: str) -> Path | None:
@@ -302,11 +332,15 @@ def _module_real(filename: str) -> Path | None:
 
 
 def _relative(path: Path, root: Path) -> str | None:
-    try:
-        relative = path.relative_to(root).as_posix()
-    except ValueError:
+    """``path`` relative to ``root`` (both absolute and normal), POSIX; None if outside."""
+    text, base = str(path), str(root)
+    if text == base:
+        return ""
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    if not text.startswith(prefix):
         return None
-    return "" if relative == "." else relative
+    relative = text[len(prefix) :]
+    return relative if os.sep == "/" else relative.replace(os.sep, "/")
 
 
 def _installed_dirs() -> tuple[Path, ...]:
