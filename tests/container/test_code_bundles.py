@@ -35,12 +35,21 @@ async def main(n: int) -> dict:
         "lazy": lib.lazily(),
         "sees_project": os.path.exists(os.path.join(PROJECT, "mylib.py")),
         "in_container": os.path.exists("/run/.containerenv") or os.path.exists("/.dockerenv"),
+        # (what is mounted, where): a bind mount of the client's files would show here
+        "mounts": [line.split()[3:5] for line in open("/proc/self/mountinfo")],
     }}
 
 if __name__ == "__main__":
     flyte.init()  # $REUSE_RUNTIME_ENDPOINT: a standalone controller; else the embedded one
     print(json.dumps(flyte.run(main, n=3).outputs()[0]))
 """
+
+
+def no_mount_of(folder: Path, mounts: list[list[str]]) -> bool:
+    """Whether no mount of a replica's (its source's path, its mount point) is in ``folder``."""
+    inside = [m for m in mounts if any(str(folder) in path for path in m)]
+    assert mounts and not inside, inside
+    return True
 
 
 def test_a_project_runs_on_a_remote_engine_from_its_bundle_and_an_edit_runs_next(
@@ -61,6 +70,7 @@ def test_a_project_runs_on_a_remote_engine_from_its_bundle_and_an_edit_runs_next
     assert out["values"] == [0, 2, 4] and out["lazy"] == "OK"
     assert out["in_container"] and not out["sees_project"]
     assert out["mylib"].startswith("/tmp/reuse-runtime-code/")
+    assert no_mount_of(tmp_path, out["mounts"])  # the project, the state dir: nothing
     _project(project, factor=10)
     second = run_python(project, main, name="main.py", timeout=500, **settings)
     assert second.returncode == 0, second.stderr[-3000:]

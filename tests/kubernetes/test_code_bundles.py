@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.container.test_code_bundles import MAIN
+from tests.container.test_code_bundles import MAIN, no_mount_of
 from tests.kubernetes.conftest import build_image
 from tests.kubernetes.harness import KubeCluster
 from tests.sdk.test_code_bundles import _project
@@ -50,6 +50,7 @@ def test_a_two_module_project_runs_on_pods_and_an_edit_runs_without_a_rebuild(
     assert first["values"] == [0, 2, 4] and first["lazy"] == "OK"
     assert first["mylib"].startswith("/var/lib/reuse-runtime/code/")
     assert first["in_container"] and not first["sees_project"]
+    assert no_mount_of(project, first["mounts"])  # (emptyDirs are the node's, in tmp_path)
     pods = cluster.pods()
     assert pods and {p["spec"]["containers"][0]["image"] for p in pods} == {image}
     for pod in pods:  # nothing of this machine: a Secret, and emptyDirs
