@@ -9,13 +9,13 @@ controller's server adds :func:`bundle_handler` beside ``controller_handler``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import grpc
 
 from reuse_runtime import errors
+from reuse_runtime.aio import in_thread
 from reuse_runtime.bundles.store import CHUNK_BYTES
 from reuse_runtime.wire.services import CONTROLLER_SERVICE, status_for
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
@@ -95,7 +95,7 @@ class _BundleAdapter:
                 sink.write(request.offset, request.data)
             if sink is None:
                 raise errors.CodeBundleError("PutBundle sent no chunk: send the bundle's first")
-            await asyncio.to_thread(sink.finish)  # a checksum and a disk write: off the loop
+            await in_thread(sink.finish)  # a checksum and a disk write: off the loop
         except Exception as exc:
             await _abort(context, exc)
             raise
@@ -105,7 +105,7 @@ class _BundleAdapter:
         if isinstance(request, _Malformed):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
         try:
-            data = await asyncio.to_thread(self._ops.read_bundle, request.digest)
+            data = await in_thread(self._ops.read_bundle, request.digest)
         except errors.CodeBundleError as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             raise
