@@ -139,9 +139,8 @@ class ControllerClient:
         self._specs: dict[str, model.EnvironmentSpec] = {}  # every key ever given, to renew
         self._registering: dict[model.EnvironmentSpec, asyncio.Future[str]] = {}
         self._closed = False
-        # Code bundles this client made (digest -> archive), the most recent first to go
-        # when there are too many; sent before an environment that runs one is registered,
-        # and again to a controller that lacks it (a restarted one: see _register_once).
+        # Code bundles this client made (digest -> archive, the oldest go first), sent
+        # before what names one, and again to a controller that lacks it (restarted).
         self._code: OrderedDict[str, bytes] = OrderedDict()
         self._code_at_controller: set[str] = set()
         self._code_sending: dict[str, asyncio.Future[None]] = {}
@@ -277,16 +276,14 @@ class ControllerClient:
                     raise self._reconnect_failure from None
 
     def add_bundle(self, digest: str, data: bytes) -> None:
-        """Keep a code bundle of this client's (see :mod:`reuse_runtime.bundles`): it goes
-        to the controller, once, before an environment that runs it is registered."""
+        """Keep a code bundle: it goes to the controller, once, before what names it."""
         self._code[digest] = data
         self._code.move_to_end(digest)
         while len(self._code) > KEPT_BUNDLES:
             self._code.popitem(last=False)
 
     async def send_bundle(self, digest: str, data: bytes) -> None:
-        """Keep code bundle ``digest`` and make sure the controller has it now (before a
-        run that names it is created there)."""
+        """Keep code bundle ``digest``; the controller has it once this returns."""
         self.add_bundle(digest, data)
         await self._send_bundle(digest)
 
@@ -307,8 +304,7 @@ class ControllerClient:
                 await self._calls.put_bundle(digest, data, self._metadata, timeout=BUNDLE_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
-                refused = exc.details() or "the controller refused the code bundle"
-                raise CodeBundleError(refused) from None
+                raise CodeBundleError(exc.details() or "the code bundle was refused") from None
             raise rpc_failure(exc, self._target) from None
         self._code_at_controller.add(digest)
 

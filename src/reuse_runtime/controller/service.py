@@ -362,10 +362,8 @@ class ControllerService:
         self._clock = clock
         # Projects' code bundles and versions (see versions.py), and whether the
         # backend's replicas fetch the bundles rather than see the client's files.
-        self.code = CodeVersions(bundles)
+        self.code = CodeVersions(bundles, self.pools)
         self._fetch_code = fetch_code
-        if bundles is not None:
-            bundles.in_use = self._bundles_in_use
 
     # ------------------------------------------------------------ operations
 
@@ -401,7 +399,7 @@ class ControllerService:
                 fetch_code=self._fetch_code and bool(spec.code_bundle),
                 read_code=self.code.read_bundle,
             )
-            self._supersede(spec, key)
+            self.code.supersede(spec, key)
             log.info(
                 "environment registered",
                 env=spec.name,
@@ -411,28 +409,6 @@ class ControllerService:
                 reusable=spec.policy.reusable,
             )
         return key
-
-    def _supersede(self, spec: EnvironmentSpec, key: str) -> None:
-        """A new pool of ``spec``: the newest version of its environment. The one it
-        replaces serves the work it has, then scales to zero (see ``decide_scale``)."""
-        previous = self.pools.get(self.code.made(spec, key))
-        if previous is not None:
-            previous.supersede(key)
-            log.info(
-                "environment has a new version",
-                env=spec.name,
-                version=spec.version(),
-                superseded=previous.spec.version(),
-            )
-
-    def _bundles_in_use(self) -> set[str]:
-        """Bundles a pool may still start replicas of: not those of idle old versions.
-        Called from the store's thread: it reads a copy of the pools."""
-        return {
-            pool.spec.code_bundle
-            for pool in list(self.pools.values())
-            if pool.spec.code_bundle and not (pool.superseded and pool.scale_state.dormant)
-        }
 
     def open_session(self, client_id: str = "") -> SubmitSession:
         session = SubmitSession(self, client_id)

@@ -15,16 +15,29 @@ superseded (see :meth:`~reuse_runtime.controller.pool.ReplicaPool.supersede`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import structlog
+
 from reuse_runtime.bundles.store import BundleStore, BundleUpload
 from reuse_runtime.errors import BadInputError, CodeBundleError
 from reuse_runtime.model import EnvironmentSpec
+
+if TYPE_CHECKING:
+    from reuse_runtime.controller.pool import ReplicaPool
+
+log = structlog.get_logger("reuse_runtime.controller")
 
 
 class CodeVersions:
     """The controller's code bundles (``store``, None for none) and current versions."""
 
-    def __init__(self, store: BundleStore | None) -> None:
+    def __init__(self, store: BundleStore | None, pools: Mapping[str, ReplicaPool]) -> None:
         self.store = store
+        self._pools = pools  # the controller's, by key
+        if store is not None:
+            store.in_use = self.in_use
         # lineage -> the key of its newest pool
         self._current: dict[str, str] = {}
 
@@ -64,6 +77,28 @@ class CodeVersions:
         previous = self._current.get(lineage, "")
         self._current[lineage] = key
         return previous if previous != key else ""
+
+    def supersede(self, spec: EnvironmentSpec, key: str) -> None:
+        """Pool ``key`` of ``spec`` was made: the newest version of its environment. The
+        one it replaces serves the work it has, then scales to zero (see ``decide_scale``)."""
+        previous = self._pools.get(self.made(spec, key))
+        if previous is not None:
+            previous.supersede(key)
+            log.info(
+                "environment has a new version",
+                env=spec.name,
+                version=spec.version(),
+                superseded=previous.spec.version(),
+            )
+
+    def in_use(self) -> set[str]:
+        """Bundles a pool may still start replicas of: not those of idle old versions.
+        Called from the store's thread: it reads a copy of the pools."""
+        return {
+            pool.spec.code_bundle
+            for pool in list(self._pools.values())
+            if pool.spec.code_bundle and not (pool.superseded and pool.scale_state.dormant)
+        }
 
 
 __all__ = ["CodeVersions"]
