@@ -40,6 +40,8 @@ async def main(n: int) -> dict:
         "mylib": lib.__file__,
         "lazy": lib.lazily(),
         "cwd_has_mylib": os.path.exists("mylib.py"),
+        "cwd": os.getcwd(),
+        "sys_path": sys.path,
     }
 
 if __name__ == "__main__":
@@ -66,6 +68,10 @@ def test_a_two_module_project_runs_from_its_bundle_and_an_edit_runs_next(
     # Imported from the replica's own folder for the bundle, not from the project.
     code = tmp_path / "home" / "code"
     assert Path(out["mylib"]).parent.parent == code and not out["cwd_has_mylib"]
+    # Forked by the fork server or exec'd, it starts in its code folder with none of the
+    # client's paths.
+    assert Path(out["cwd"]) == code
+    assert not [p for p in out["sys_path"] if p and Path(p).resolve() == tmp_path.resolve()]
     _project(tmp_path, factor=10)  # an edit: no image, no restart
     second = run_python(tmp_path, MAIN, name="main.py", REUSE_RUNTIME_CODE_DELIVERY="fetch")
     assert second.returncode == 0, second.stderr
