@@ -18,6 +18,7 @@ from reuse_runtime.model import (
     TaskState,
 )
 from reuse_runtime.wire import convert
+from reuse_runtime.wire import status as wire_status
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
 # Every field set, each to a value no other field has.
@@ -92,4 +93,4 @@ def test_code_bundles_and_versions_survive_the_wire() -> None:
         rss_bytes=1,
         address="x:1",
     )  # fmt: skip
-    assert convert.status_from_proto(convert.status_to_proto(status)) == status
+    assert wire_status.status_from_proto(wire_status.status_to_proto(status)) == status

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -30,6 +29,7 @@ from reuse_runtime.client.admission import (
     default_max_outstanding,
     default_max_outstanding_bytes,
 )
+from reuse_runtime.client.bundles import BundleOutbox
 from reuse_runtime.client.channel import (
     CONNECTION_REFUSED,
     call_metadata,
@@ -71,8 +71,6 @@ RECONNECT_ENV = "REUSE_RUNTIME_RECONNECT_TIMEOUT"
 REFUSED_GRACE = 1.0
 #: Seconds between looks at why a new client's channel is not ready yet.
 _LOOK_EVERY = 0.25
-#: Code bundles a client keeps to send again (a controller that restarted lacks them).
-KEPT_BUNDLES = 16
 #: Seconds a code bundle may take to reach the controller.
 BUNDLE_TIMEOUT = 300.0
 
@@ -139,11 +137,8 @@ class ControllerClient:
         self._specs: dict[str, model.EnvironmentSpec] = {}  # every key ever given, to renew
         self._registering: dict[model.EnvironmentSpec, asyncio.Future[str]] = {}
         self._closed = False
-        # Code bundles this client made (digest -> archive, the oldest go first), sent
-        # before what names one, and again to a controller that lacks it (restarted).
-        self._code: OrderedDict[str, bytes] = OrderedDict()
-        self._code_at_controller: set[str] = set()
-        self._code_sending: dict[str, asyncio.Future[None]] = {}
+        # Code bundles this client made, sent before what names one.
+        self._code = BundleOutbox(self._put_bundle)
         self._sent_bundles: set[str] = set()
         # Every task at the controller as first submitted (with its bundle): what is resent.
         self._sent: dict[str, model.Submission] = {}
@@ -277,26 +272,12 @@ class ControllerClient:
 
     def add_bundle(self, digest: str, data: bytes) -> None:
         """Keep a code bundle: it goes to the controller, once, before what names it."""
-        self._code[digest] = data
-        self._code.move_to_end(digest)
-        while len(self._code) > KEPT_BUNDLES:
-            self._code.popitem(last=False)
+        self._code.add(digest, data)
 
     async def send_bundle(self, digest: str, data: bytes) -> None:
         """Keep code bundle ``digest``; the controller has it once this returns."""
-        self.add_bundle(digest, data)
-        await self._send_bundle(digest)
-
-    async def _send_bundle(self, digest: str) -> None:
-        """Make sure the controller has bundle ``digest``, if it is this client's."""
-        if not digest or digest in self._code_at_controller or digest not in self._code:
-            return  # none, sent, or not ours (a replica's client: the controller has it)
-        pending = self._code_sending.get(digest)
-        if pending is None:
-            pending = asyncio.ensure_future(self._put_bundle(digest, self._code[digest]))
-            self._code_sending[digest] = pending
-            pending.add_done_callback(lambda _: self._code_sending.pop(digest, None))
-        await asyncio.shield(pending)
+        self._code.add(digest, data)
+        await self._code.send(digest)
 
     async def _put_bundle(self, digest: str, data: bytes) -> None:
         try:
@@ -306,10 +287,9 @@ class ControllerClient:
             if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
                 raise CodeBundleError(exc.details() or "the code bundle was refused") from None
             raise rpc_failure(exc, self._target) from None
-        self._code_at_controller.add(digest)
 
     async def _register_once(self, env: model.EnvironmentSpec) -> str:
-        await self._send_bundle(env.code_bundle)
+        await self._code.send(env.code_bundle)
         try:
             key = await self._calls.register_environment(env, self._metadata, timeout=30)
         except grpc.aio.AioRpcError as exc:
@@ -472,7 +452,7 @@ class ControllerClient:
             self._limbo[task_id] = (self._sent[task_id], future)
         # Whatever it held is gone with it: register again before the next task.
         self._environments.clear()
-        self._code_at_controller.clear()
+        self._code.controller_lost()
         why = "it shut down" if error is None else describe_rpc_error(error, "")[2:]
         if self._failed_streams >= FAILED_STREAMS and self._limbo:
             self._failed_streams = 0

@@ -26,6 +26,7 @@ from reuse_runtime import errors, model
 from reuse_runtime.aio import wait_within
 from reuse_runtime.security import Security
 from reuse_runtime.wire import convert, splice
+from reuse_runtime.wire import status as wire_status
 from reuse_runtime.wire.batching import MAX_MESSAGE_BYTES, in_batches, result_size, task_size
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
@@ -640,11 +641,11 @@ class _ControllerAdapter:
 
     async def get_status(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await _parsed(request, context)
-        return convert.status_to_proto(self._ops.status())
+        return wire_status.status_to_proto(self._ops.status())
 
     async def get_run_progress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         request = await _parsed(request, context)
-        return convert.progress_to_proto(self._ops.run_progress(request.run_id))
+        return wire_status.progress_to_proto(self._ops.run_progress(request.run_id))
 
     async def report(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ReportReply:
         request = await _parsed(request, context)

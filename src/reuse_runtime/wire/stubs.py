@@ -22,6 +22,7 @@ from reuse_runtime import model
 from reuse_runtime.bundles.store import CHUNK_BYTES as BUNDLE_CHUNK_BYTES
 from reuse_runtime.errors import CodeBundleError
 from reuse_runtime.wire import convert, splice
+from reuse_runtime.wire import status as wire_status
 from reuse_runtime.wire.services import CONTROLLER_SERVICE, WORKER_SERVICE
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
@@ -172,7 +173,7 @@ class ControllerCalls:
 
     async def status(self, metadata: Metadata) -> model.ControllerStatus:
         reply = await self._stub.GetStatus(pb.StatusRequest(), metadata=metadata)
-        return convert.status_from_proto(reply)
+        return wire_status.status_from_proto(reply)
 
     async def run_progress(
         self, run_id: str, metadata: Metadata, timeout: float | None = None
@@ -180,7 +181,7 @@ class ControllerCalls:
         reply = await self._stub.GetRunProgress(
             pb.RunProgressRequest(run_id=run_id), metadata=metadata, timeout=timeout
         )
-        return convert.progress_from_proto(reply)
+        return wire_status.progress_from_proto(reply)
 
     async def bundle_size(
         self, digest: str, metadata: Metadata, timeout: float | None = None
