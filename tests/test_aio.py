@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reuse_runtime.aio import TaskSet, wait_within
+from reuse_runtime.aio import TaskSet, in_thread, wait_within
 
 
 def _heartbeat_loop(
@@ -127,3 +127,51 @@ async def test_wait_lets_tasks_finish_by_themselves_and_says_how_many_did_not() 
     release.set()
     assert await tasks.wait(5.0) == 0
     assert await TaskSet("empty").wait(0.0) == 0
+
+
+async def test_in_thread_returns_what_the_call_returns_or_raises_off_the_loop() -> None:
+    import threading
+
+    loop_thread = threading.get_ident()
+    assert await in_thread(lambda x: (x * 2, threading.get_ident()), 21) != (42, loop_thread)
+    assert (await in_thread(lambda x: x * 2, 21)) == 42
+
+    def fail() -> None:
+        raise ValueError("no such bundle")
+
+    with pytest.raises(ValueError, match="no such bundle"):
+        await in_thread(fail)
+
+
+def test_in_thread_works_as_the_interpreter_shuts_down(tmp_path: Any) -> None:
+    """A loop in another thread still gets blocking work done after the main thread
+    ended, when executors (asyncio.to_thread) refuse it: an embedded controller serving
+    a script's last runs."""
+    import subprocess
+    import textwrap
+
+    script = tmp_path / "at_exit.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, atexit
+            from reuse_runtime.aio import in_thread
+
+            def at_exit():  # the runtime finishes a script's runs so, as it exits
+                print(*asyncio.run(both()), sep=" | ")
+
+            atexit.register(at_exit)
+
+            async def both():
+                try:
+                    await asyncio.to_thread(int, "1")
+                    executor = "ran"
+                except RuntimeError as exc:
+                    executor = str(exc)
+                return executor, await in_thread(int, "7")
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "cannot schedule new futures after interpreter shutdown | 7"

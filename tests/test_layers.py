@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "reuse_runtime.tokens",
         "reuse_runtime.context",
         "reuse_runtime.code",
+        "reuse_runtime.bundles",
         "reuse_runtime.logs",
         "reuse_runtime.gctune",
         "reuse_runtime.malloctune",

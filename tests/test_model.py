@@ -107,3 +107,33 @@ def test_dumps_args_gives_cloudpickles_bytes(
     data = dumps_args(args, kwargs)
     assert data == cloudpickle.dumps((args, kwargs))
     assert pickle.loads(data) == (args, kwargs)
+
+
+# ---------------------------------------------------------------- versions of an environment
+
+
+def test_a_code_version_is_a_new_pool_of_the_same_lineage() -> None:
+    from dataclasses import replace
+
+    from reuse_runtime.model import EnvironmentSpec, FunctionRef, PoolPolicy
+
+    policy = PoolPolicy(min_replicas=1, max_replicas=2, concurrency=1, scaledown_ttl=1, idle_ttl=9)
+    hook = FunctionRef("mylib", "warm", "a" * 64)
+    spec = EnvironmentSpec("team", policy, on_start=hook, code_version="1" * 64)
+    old_key = spec.key()
+    assert replace(spec, code_bundle="").key() == old_key  # no bundle: keys as before
+    edited = replace(
+        spec,
+        code_bundle="b" * 64,
+        code_version="2" * 64,
+        on_start=replace(hook, code_version="c" * 64),
+        image='{"layers":[{"bundle_digest":"' + "d" * 64 + '"}]}',
+    )
+    again = replace(edited, code_bundle="e" * 64, image=edited.image.replace("d" * 64, "f" * 64))
+    assert len({spec.key(), edited.key(), again.key()}) == 3
+    assert edited.lineage() == again.lineage() and edited.lineage().startswith("team-")
+    assert replace(spec, image=edited.image).lineage() == edited.lineage()
+    assert edited.version() == "b" * 12 and spec.version() == "1" * 12
+    # Other settings make another environment, not another version of this one.
+    assert replace(edited, policy=replace(policy, max_replicas=3)).lineage() != edited.lineage()
+    assert replace(edited, on_start=None).lineage() != edited.lineage()

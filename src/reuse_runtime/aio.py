@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -54,6 +56,40 @@ async def in_executor(
     """Run the blocking ``fn(*args, **kwargs)`` on ``executor`` (a backend's own threads)."""
     call = functools.partial(fn, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+
+async def in_thread(fn: Callable[..., T], /, *args: Any) -> T:
+    """Run the blocking ``fn(*args)`` on a thread of its own, for rare, large work.
+
+    Unlike ``asyncio.to_thread`` it works while the interpreter shuts down, when
+    executors take no new work: an embedded controller still serves a script's
+    last runs after the script's main thread has ended.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():  # not cancelled meanwhile
+            outcome()
+
+    def run() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            error = exc
+            _call_soon(loop, settle, lambda: future.set_exception(error))
+        else:
+            _call_soon(loop, settle, lambda: future.set_result(result))
+
+    threading.Thread(
+        target=run, name=f"reuse-{getattr(fn, '__name__', 'call')}", daemon=True
+    ).start()
+    return await future
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+        loop.call_soon_threadsafe(fn, *args)
 
 
 async def stop_within(

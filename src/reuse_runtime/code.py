@@ -30,6 +30,11 @@ BUNDLE_PREFIX = pickling.BUNDLE_PREFIX
 _bundles: dict[str, CodeBundle] = {}
 # module name -> digest of its source file, cached
 _digests: dict[str, str] = {}
+# The project code bundle (digest) this process runs, in a replica; "" elsewhere.
+_project_bundle = ""
+#: Bumped when the code on disk changed under this process (see :func:`forget_versions`):
+#: what was worked out from module versions is worked out again.
+generation = 0
 
 
 def digest(source: bytes) -> str:
@@ -110,6 +115,20 @@ def script_import() -> str:
     return _importing.script
 
 
+def project_bundle() -> str:
+    """The digest of the project code bundle this replica runs ("" outside replicas).
+
+    A task calling another task names its pool with it, as the client did.
+    """
+    return _project_bundle
+
+
+def set_project_bundle(digest: str) -> None:
+    """Record the project code bundle this replica runs (the worker does, at its init)."""
+    global _project_bundle
+    _project_bundle = digest
+
+
 def module_version(module: types.ModuleType) -> str:
     """The code version of an importable module: the digest of its source file."""
     name = module.__name__
@@ -129,6 +148,14 @@ def module_version(module: types.ModuleType) -> str:
 
 def forget_version(module_name: str) -> None:
     _digests.pop(module_name, None)
+
+
+def forget_versions() -> None:
+    """The project's files changed since they were read (a new code bundle): module
+    versions are read again from disk, so the next run names the code it ships."""
+    global generation
+    _digests.clear()
+    generation += 1
 
 
 def reference(module_name: str, qualname: str) -> tuple[FunctionRef, CodeBundle | None]:

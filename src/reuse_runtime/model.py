@@ -322,6 +322,11 @@ class ReplicaInit:
     environment: str = ""
     # Seconds between reports while idle (nothing running or waiting); 0: every heartbeat.
     idle_heartbeat: float = 0.0
+    #: The digest of the project's code bundle the replica runs ("" for none).
+    code_bundle: str = ""
+    #: The replica cannot see the client's files: it fetches the bundle from the
+    #: controller and imports from it (else it only records the digest).
+    fetch_code: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +460,9 @@ class EnvironmentSpec:
     stop_grace: float = 10.0
     #: "" for a pool every run shares; a run's name for ``ReusePolicy(scope="run")``.
     scope: str = ""
+    #: The digest of the project's code bundle its replicas run ("" for none): a new
+    #: version of the code is a new pool (see reuse_runtime.bundles).
+    code_bundle: str = ""
 
     def key(self) -> str:
         """A stable name for the pool: the environment's name plus a digest of its settings.
@@ -477,7 +485,39 @@ class EnvironmentSpec:
                 self.scope,
             )
         )
+        if self.code_bundle:  # appended, so keys without a bundle stay as they were
+            fields += self.code_bundle
         return f"{self.name}-{hashlib.sha256(fields.encode()).hexdigest()[:10]}"
+
+    def lineage(self) -> str:
+        """What versions of one environment share: everything but the code's versions.
+
+        Two pools of one lineage run two versions of the same environment (same
+        name and settings); the one registered last is current, the others are
+        superseded (see ``decide_scale``).
+        """
+        fields = repr(
+            (
+                self.name,
+                self.policy,
+                _WITHOUT_BUNDLE_DIGEST.sub("", self.image),
+                self.resources,
+                self.env_vars,
+                (self.on_start.module, self.on_start.qualname) if self.on_start else None,
+                (self.on_stop.module, self.on_stop.qualname) if self.on_stop else None,
+                self.stop_grace,
+                self.scope,
+            )
+        )
+        return f"{self.name}-{hashlib.sha256(fields.encode()).hexdigest()[:10]}"
+
+    def version(self) -> str:
+        """The code version this pool runs, short: its bundle's digest, else its module's."""
+        return (self.code_bundle or self.code_version)[:12]
+
+
+# An image recipe with a baked code bundle names the bundle's digest; versions differ by it.
+_WITHOUT_BUNDLE_DIGEST = re.compile(r'"bundle_digest":"[0-9a-f]*"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,6 +617,12 @@ class EnvironmentStatus:
     cancelled: int = 0
     # Results that came after their task had ended or been retried elsewhere: discarded.
     late_results: int = 0
+    #: The code version the pool runs (EnvironmentSpec.version), and whether a newer
+    #: version of the same environment has replaced it.
+    version: str = ""
+    superseded: bool = False
+    #: The runs with tasks in the pool now (waiting or running).
+    runs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 HOME_ENV = "REUSE_RUNTIME_HOME"
 STORE_ENV = "REUSE_RUNTIME_STORE"
+#: Where a replica unpacks code bundles (``reuse-runtime worker --code-dir``).
+CODE_DIR_ENV = "REUSE_RUNTIME_CODE_DIR"
 
 
 def state_dir() -> Path:
@@ -34,6 +36,13 @@ def store_dir() -> Path:
     container backend mounts it there)."""
     explicit = os.environ.get(STORE_ENV)
     return Path(explicit).resolve() if explicit else state_dir().resolve() / "store"
+
+
+def code_dir() -> Path:
+    """Where a replica unpacks the code bundles it fetches, one folder per digest:
+    ``$REUSE_RUNTIME_CODE_DIR``, else ``state_dir() / "code"``."""
+    explicit = os.environ.get(CODE_DIR_ENV)
+    return Path(explicit) if explicit else state_dir() / "code"
 
 
 def private_dir(path: Path) -> Path:

@@ -189,6 +189,28 @@ VARIABLES: tuple[Variable, ...] = (
         "child results a controller keeps for durable replay, over all parents",
         source="reuse_runtime.controller.replay:REPLAY_BYTES",
     ),
+    # ---------------------------------------------------------------- code bundles
+    Variable(
+        "REUSE_RUNTIME_MAX_BUNDLE_BYTES",
+        64 * _MI,
+        "bytes, or a size like 64Mi",
+        "the largest code bundle: the client's files in it, and what a controller takes",
+        source="reuse_runtime.bundles.archive:MAX_BUNDLE_BYTES",
+    ),
+    Variable(
+        "REUSE_RUNTIME_CODE_DELIVERY",
+        "auto",
+        "auto | fetch",
+        "`fetch`: every replica fetches the code bundle, even those that see your files",
+        unset="replicas that see the client's files import from them; the others fetch",
+    ),
+    Variable(
+        "REUSE_RUNTIME_CODE_DIR",
+        None,
+        "path",
+        "where a replica unpacks the code bundles it fetches, a folder per version",
+        unset="<state dir>/code (a pod: an emptyDir; a remote container: /tmp)",
+    ),
     # ---------------------------------------------------------------- the runs store
     Variable(
         "REUSE_RUNTIME_RUNS_DB",
@@ -285,6 +307,14 @@ VARIABLES: tuple[Variable, ...] = (
         "bridge",
         "bridge | host | a network's name",
         "the network replica containers join",
+    ),
+    Variable(
+        "REUSE_RUNTIME_CONTAINER_REMOTE",
+        None,
+        "1 | 0",
+        "1: the engine runs on another host, so containers mount nothing of this machine "
+        "and fetch the code bundle",
+        unset="told from DOCKER_HOST: a unix socket or loopback is this machine",
     ),
     Variable(
         "REUSE_RUNTIME_CONTAINER_LABELS",

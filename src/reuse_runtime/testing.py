@@ -444,6 +444,8 @@ class _InProcessBackend:
     """Starts :class:`_EmulatedReplica` objects instead of processes."""
 
     name = "in-process"
+    #: Emulated replicas import what this process imports.
+    shares_files = True
 
     def __init__(self, core: _Core) -> None:
         self._core = core

@@ -17,6 +17,7 @@ from reuse_runtime.backends.container import (
     code_paths,
     parse_labels,
 )
+from reuse_runtime.backends.files import remote_engine
 from reuse_runtime.errors import PolicyError
 from reuse_runtime.model import EnvironmentSpec, PoolPolicy
 from reuse_runtime.resources import Resources
@@ -85,6 +86,46 @@ def test_create_options_map_resources_env_and_security(
     gpu = Resources(gpu=1)
     with pytest.raises(PolicyError, match="does not provide GPUs"):
         backend._create_options(launch, gpu, tmp_path / "rec")
+
+
+def test_a_remote_engine_is_told_apart_and_mounts_nothing_of_this_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not remote_engine("")
+    assert not remote_engine("unix:///run/podman/podman.sock")
+    assert not remote_engine("tcp://127.0.0.1:2375") and not remote_engine("tcp://[::1]:2375")
+    assert remote_engine("tcp://10.0.0.5:2376") and remote_engine("ssh://me@build-host")
+    assert remote_engine("unix:///run/podman.sock", "1")  # forced (the tests do)
+    assert not remote_engine("tcp://10.0.0.5:2376", "0")
+    with pytest.raises(PolicyError, match="must be 1 or 0"):
+        remote_engine("", "maybe")
+    monkeypatch.setenv("DOCKER_HOST", "ssh://me@build-host")
+    monkeypatch.delenv("REUSE_RUNTIME_CONTAINER_REMOTE", raising=False)
+    assert ContainerConfig.from_env().remote
+    monkeypatch.setenv("REUSE_RUNTIME_HOME", str(tmp_path / "home"))
+    backend = ContainerBackend(ContainerConfig(remote=True), log_dir=tmp_path / "r")
+    assert not backend.shares_files
+    spec = EnvironmentSpec(
+        name="env",
+        policy=POLICY,
+        working_dir=str(tmp_path),
+        python_path=(str(tmp_path),),
+        code_bundle="a" * 64,
+    )
+    launch = ReplicaLaunch(
+        "env-1-abcd", spec, "10.88.0.1:5000", Security(token="secret"), fetch_code=True
+    )
+    options = backend._create_options(launch, Resources(), tmp_path / "rec")
+    assert options["host_config"]["mounts"] == []  # no code, no store, no record folder
+    env = options["environment"]
+    assert env["REUSE_RUNTIME_CODE_DIR"] == "/tmp/reuse-runtime-code"
+    assert "PYTHONPATH" not in env and "REUSE_RUNTIME_STORE" not in env
+    assert "working_dir" not in options
+    # An engine on this machine told to fetch anyway mounts the store, not the code.
+    local = ContainerBackend(ContainerConfig(), log_dir=tmp_path / "r")
+    options = local._create_options(launch, Resources(), tmp_path / "rec")
+    targets = sorted(m["Target"] for m in options["host_config"]["mounts"])
+    assert targets == sorted([str(tmp_path / "home" / "store"), "/run/reuse-runtime"])
 
 
 def _replica(

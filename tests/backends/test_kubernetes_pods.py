@@ -268,3 +268,25 @@ def test_a_task_in_its_own_pod_names_the_pool_its_client_registered(
     named = _pod(_launch(Resources(), "registry.example.com/prebuilt:1.2"))
     names = {e["name"] for e in named["spec"]["containers"][0]["env"]}
     assert "REUSE_RUNTIME_OWN_RECIPE" not in names
+
+
+def test_a_pod_that_fetches_its_code_unpacks_it_into_an_empty_dir_of_its_own() -> None:
+    from dataclasses import replace
+
+    launch = _launch(Resources(shm="64Mi"), IMAGES[0])
+    launch = replace(
+        launch,
+        environment=replace(launch.environment, code_bundle="a" * 64),
+        fetch_code=True,
+    )
+    pod = _pod(launch)
+    kubernetes_validate.validate(pod, "1.37.0", strict=True)
+    container = pod["spec"]["containers"][0]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["code"] == {"name": "code", "emptyDir": {}}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["code"] == "/var/lib/reuse-runtime/code" and "dshm" in mounts
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["REUSE_RUNTIME_CODE_DIR"] == "/var/lib/reuse-runtime/code"
+    # Without a bundle to fetch there is no such volume.
+    assert "code" not in {v["name"] for v in _pod(_launch(Resources(), ""))["spec"]["volumes"]}

@@ -204,3 +204,51 @@ def test_adopted_replicas_wake_the_environment_until_its_idle_ttl() -> None:
     busy = PoolSnapshot((replace(adopted[0], phase=READY, running=1), adopted[1]), 0, assigned=1)
     decision, state = decide_scale(busy, POLICY, ScaleState(), now=100.3)
     assert decision == ScaleDecision() and not state.dormant
+
+
+# ---------------------------------------------------------------- superseded versions
+
+# A long idle_ttl and a minimum: what a current version keeps, and an old one does not.
+HELD = PoolPolicy(min_replicas=2, max_replicas=3, concurrency=1, scaledown_ttl=2.0, idle_ttl=600.0)
+
+
+def test_a_current_version_is_held_at_its_minimum_until_idle_ttl() -> None:
+    replicas = (ready("a", idle_since=10.0), ready("b", idle_since=10.0))
+    state = ScaleState(dormant=False)
+    for now in (12.0, 100.0, 609.9):
+        decision, state = decide_scale(PoolSnapshot(replicas, 0), HELD, state, now=now)
+        assert decision.stop == () and decision.start == 0
+    decision, state = decide_scale(PoolSnapshot(replicas, 0), HELD, state, now=610.0)
+    assert decision.stop == ("a", "b") and state.dormant
+
+
+def test_a_superseded_version_finishes_its_work_then_goes_to_zero_after_scaledown_ttl() -> None:
+    old = dict(superseded=True)
+    state = ScaleState(dormant=False)
+    # Still running a task of its run, and one waiting: it keeps serving them.
+    busy = (ready("a", running=1), ready("b", idle_since=5.0))
+    decision, state = decide_scale(PoolSnapshot(busy, 1, assigned=1, **old), HELD, state, 9.0)
+    assert decision.stop == () and decision.start == 0
+    # Its last task ended at t=10: not held at min_replicas=2, not kept for idle_ttl.
+    idle = (ready("a", idle_since=10.0), ready("b", idle_since=10.0))
+    decision, state = decide_scale(PoolSnapshot(idle, 0, **old), HELD, state, now=11.9)
+    assert decision.stop == ()
+    decision, state = decide_scale(PoolSnapshot(idle, 0, **old), HELD, state, now=12.0)
+    assert sorted(decision.stop) == ["a", "b"] and state.dormant
+    # Dormant: nothing starts again by itself (the minimum does not apply)...
+    decision, state = decide_scale(PoolSnapshot((), 0, **old), HELD, state, now=20.0)
+    assert decision.start == 0 and state.dormant
+    # ...but work sent to it still runs (a client of the old version): one replica.
+    decision, state = decide_scale(PoolSnapshot((), 1, **old), HELD, state, now=21.0)
+    assert decision.start == 1 and not state.dormant
+
+
+def test_a_version_superseded_while_long_idle_goes_at_once() -> None:
+    replicas = (ready("a", idle_since=0.0), ready("b", idle_since=0.0))
+    state = ScaleState(dormant=False)
+    decision, state = decide_scale(PoolSnapshot(replicas, 0), HELD, state, now=300.0)
+    assert decision.stop == ()  # current: held at its minimum
+    decision, state = decide_scale(
+        PoolSnapshot(replicas, 0, superseded=True), HELD, state, now=300.1
+    )
+    assert sorted(decision.stop) == ["a", "b"] and state.dormant

@@ -123,3 +123,19 @@ def test_dockerignore_patterns() -> None:
     assert _ignored(Path("docs/a/b/c.png"), patterns)
     assert _ignored(Path("pkg/__pycache__"), ())
     assert not _ignored(Path("pkg/main.py"), patterns)
+
+
+def test_with_code_bundle_bakes_the_pools_bundle_where_replicas_look() -> None:
+    image = Image.from_debian_base().with_code_bundle()
+    with pytest.raises(ImageBuildError, match="none was given"):
+        compile_recipe(image, base="base", runtime_requirement="reuse-runtime==0.1.0")
+    digest = "a" * 64
+    plan = compile_recipe(
+        image, base="base", runtime_requirement="reuse-runtime==0.1.0", code_bundle=digest
+    )
+    assert f"COPY code/{digest} /opt/reuse-runtime/code/{digest}" in plan.containerfile
+    assert plan.code_bundle == digest
+    plain = compile_recipe(
+        Image.from_debian_base(), base="base", runtime_requirement="x", code_bundle=digest
+    )
+    assert plain.code_bundle == "" and "/opt/reuse-runtime/code" not in plain.containerfile

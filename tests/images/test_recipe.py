@@ -83,7 +83,6 @@ def test_methods_without_offline_meaning_are_recorded_to_fail_at_build() -> None
         (Image.from_debian_base().with_poetry_project("pyproject.toml"), "with_poetry_project"),
         (Image.from_debian_base().with_pixi_project("pixi.toml"), "with_pixi_project"),
         (Image.from_ref_name("gpu"), "from_ref_name('gpu')"),
-        (Image.from_debian_base().with_code_bundle(), "with_code_bundle"),
         (Image.from_debian_base(registry_secret="s"), "from_debian_base(registry_secret=...)"),
     ):
         unsupported = [layer for layer in image._layers if isinstance(layer, Unsupported)]
@@ -117,3 +116,18 @@ def test_task_environment_sends_the_recipe_and_refuses_nonsense() -> None:
     assert flyte.TaskEnvironment(name="named", image="myimage:1").spec().image == "myimage:1"
     with pytest.raises(TypeError, match="Expected image to be of type str or Image"):
         flyte.TaskEnvironment(name="bad", image=42)  # type: ignore[arg-type]
+
+
+def test_with_code_bundle_is_a_layer_that_names_its_copy_style() -> None:
+    from reuse_runtime.images.recipe import baked_copy_style
+
+    image = Image.from_debian_base().with_code_bundle(copy_style="all")
+    layer = image.code_bundle_layer()
+    assert layer is not None and layer.copy_style == "all"
+    assert Image.from_json(image.to_json()) == image
+    assert baked_copy_style(image.to_json()) == "all"
+    assert baked_copy_style(Image.from_debian_base().to_json()) is None
+    assert baked_copy_style("busybox:1") is None
+    assert Image.from_debian_base().code_bundle_layer() is None
+    with pytest.raises(ValueError, match="'loaded_modules' or 'all'"):
+        Image.from_debian_base().with_code_bundle(copy_style="none")

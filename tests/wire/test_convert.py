@@ -18,6 +18,7 @@ from reuse_runtime.model import (
     TaskState,
 )
 from reuse_runtime.wire import convert
+from reuse_runtime.wire import status as wire_status
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
 # Every field set, each to a value no other field has.
@@ -71,3 +72,25 @@ def test_a_submission_survives_the_wire() -> None:
 def test_a_result_survives_the_wire(result: TaskResult) -> None:
     data = convert.result_to_proto(result).SerializeToString()
     assert convert.result_from_proto(pb.TaskResult.FromString(data)) == result
+
+
+def test_code_bundles_and_versions_survive_the_wire() -> None:
+    from reuse_runtime import model
+    from reuse_runtime.wire import convert
+
+    policy = model.PoolPolicy(1, 2, 3, 4.0, 5.0)
+    env = model.EnvironmentSpec("team", policy, code_bundle="a" * 64)
+    assert convert.environment_from_proto(convert.environment_to_proto(env)) == env
+    init = model.ReplicaInit(environment="team", code_bundle="a" * 64, fetch_code=True)
+    assert convert.init_from_proto(convert.init_to_proto(init)) == init
+    status = model.ControllerStatus(
+        environments=(
+            model.EnvironmentStatus(
+                "team-1", "team", 1, 2, 3, 0, (), 5, 0, False,
+                version="aaaaaaaaaaaa", superseded=True, runs=("r1", "r2"),
+            ),
+        ),
+        rss_bytes=1,
+        address="x:1",
+    )  # fmt: skip
+    assert wire_status.status_from_proto(wire_status.status_to_proto(status)) == status

@@ -27,6 +27,7 @@ FORWARDED_SETTINGS = (
     "REUSE_RUNTIME_MAX_OUTSTANDING_BYTES",
     "REUSE_RUNTIME_GC",
     "REUSE_RUNTIME_MALLOC",
+    "REUSE_RUNTIME_MAX_BUNDLE_BYTES",
 )
 
 
@@ -41,6 +42,13 @@ class ReplicaLaunch:
     grace_period: float = 10.0
     heartbeat: float = 1.0
     max_payload: str = "64Mi"
+    #: The replica fetches the environment's code bundle from the controller instead of
+    #: seeing the client's files: the backend mounts none, and gives it a folder to
+    #: unpack into (see ``Backend.shares_files``).
+    fetch_code: bool = False
+    #: Reads a code bundle from the controller's store by digest (blocking): what an
+    #: image made with ``with_code_bundle()`` bakes.
+    read_code: Callable[[str], bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,12 @@ class AdoptingBackend(Protocol):
 
 class Backend(Protocol):
     name: str
+
+    @property
+    def shares_files(self) -> bool:
+        """Whether replicas see the client's files (this machine's), so code reaches them
+        by path; otherwise each replica fetches the code bundle from the controller."""
+        ...
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaHandle:
         """Launch a replica; returns once it is launched, not once it is ready."""

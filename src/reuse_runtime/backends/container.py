@@ -8,14 +8,18 @@ container of its environment's image (built from its ``Image`` recipe by
 * **the entrypoint** ``reuse-runtime-init reuse-runtime worker --controller
   ADDR ...``; the token and TLS paths go in its environment, never its
   command line;
-* **your code**: the caller's working directory and the directories of its
-  ``sys.path`` that hold your own modules (not Python's, not site-packages)
-  are mounted read-only at the same paths, with the same ``PYTHONPATH``, so
-  a task imports what the caller imports; a ``__main__`` script travels with
-  its tasks as it does locally. The store directory (``$REUSE_RUNTIME_STORE``,
-  default ``STATE_DIR/store``) is mounted read-write at the same path, so
-  file paths mean the same inside and out. (The engine must run on this
-  machine for these mounts.)
+* **your code**: with an engine on this machine, the caller's working
+  directory and the directories of its ``sys.path`` that hold your own modules
+  (not Python's, not site-packages) are mounted read-only at the same paths,
+  with the same ``PYTHONPATH``, so a task imports what the caller imports; a
+  ``__main__`` script travels with its tasks as it does locally. The store
+  directory (``$REUSE_RUNTIME_STORE``, default ``STATE_DIR/store``) is mounted
+  read-write at the same path, so file paths mean the same inside and out.
+  With a **remote engine** (``DOCKER_HOST`` naming another host, or
+  ``$REUSE_RUNTIME_CONTAINER_REMOTE=1``) nothing of this machine is mounted:
+  each replica fetches the project's code bundle from the controller and
+  unpacks it in the container (``/tmp/reuse-runtime-code``), and the store
+  and record directories are the container's own.
 * **limits** from ``Resources`` (CPU, memory, ``/dev/shm``), ulimits this host
   can grant, ``env_vars``, and labels naming the controller, environment and
   replica. ``auto_remove`` makes the engine delete it once it exits.
@@ -63,11 +67,12 @@ from reuse_runtime.backends.base import (
     own_handle,
     worker_arguments,
 )
+from reuse_runtime.backends.files import REMOTE_ENV, code_paths, remote_engine
 from reuse_runtime.errors import PolicyError
 from reuse_runtime.images.builder import ImageBuilder
 from reuse_runtime.images.containerfile import ENTRYPOINT
 from reuse_runtime.images.recipe import parse_image_field
-from reuse_runtime.paths import STORE_ENV, state_dir, store_dir
+from reuse_runtime.paths import CODE_DIR_ENV, STORE_ENV, state_dir, store_dir
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV
 
@@ -80,6 +85,8 @@ T = TypeVar("T")
 
 NETWORK_ENV = "REUSE_RUNTIME_CONTAINER_NETWORK"
 LABELS_ENV = "REUSE_RUNTIME_CONTAINER_LABELS"
+#: Where a replica of a remote engine unpacks code bundles, inside its container.
+CONTAINER_CODE_DIR = "/tmp/reuse-runtime-code"
 INIT_DIR_ENV = "REUSE_RUNTIME_INIT_DIR"
 #: Where a replica's record directory is mounted inside its container.
 RECORD_MOUNT = "/run/reuse-runtime"
@@ -93,10 +100,6 @@ CONTROLLER_STARTED_LABEL = f"{LABEL}.controller-started"
 ENVIRONMENT_LABEL = f"{LABEL}.environment"
 ENV_KEY_LABEL = f"{LABEL}.environment-key"
 REPLICA_LABEL = f"{LABEL}.replica"
-
-# Directories never mounted into a replica, even when they are on sys.path.
-_SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/proc", "/sys",
-                "/dev", "/run", "/var/lib")  # fmt: skip
 
 
 def parse_labels(text: str, source: str = LABELS_ENV) -> dict[str, str]:
@@ -122,6 +125,9 @@ class ContainerConfig:
     labels: tuple[tuple[str, str], ...] = ()
     #: Replica record directories and the build cache live here.
     work_dir: Path | None = None
+    #: The engine runs on another host: it cannot see this machine's files, so nothing
+    #: is mounted, and replicas fetch the code bundle from the controller.
+    remote: bool = False
 
     @classmethod
     def from_env(cls, network: str | None = None, work_dir: Path | None = None) -> ContainerConfig:
@@ -131,6 +137,9 @@ class ContainerConfig:
             engine_host=None,
             labels=tuple(sorted(labels.items())),
             work_dir=work_dir,
+            remote=remote_engine(
+                os.environ.get(engine.DOCKER_HOST_ENV, ""), os.environ.get(REMOTE_ENV, "")
+            ),
         )
 
 
@@ -235,6 +244,11 @@ class ContainerBackend:
             raise RuntimeError("the container backend is not open")
         return self._builder
 
+    @property
+    def shares_files(self) -> bool:
+        """Whether replicas see this machine's files: not with a remote engine."""
+        return not self.config.remote
+
     def replica_host(self) -> str | None:
         """The address replicas dial for a controller on this machine (None: loopback)."""
         if self.config.network == "host":
@@ -264,7 +278,10 @@ class ContainerBackend:
         await self.open()
         spec = launch.environment
         image = parse_image_field(spec.image)
-        built = await self._call(self.builder.ensure, image, self._progress(spec.name))
+        code = None
+        if spec.code_bundle and launch.read_code is not None:
+            code = (spec.code_bundle, functools.partial(launch.read_code, spec.code_bundle))
+        built = await self._call(self.builder.ensure, image, self._progress(spec.name), code)
         resources = Resources.from_wire(spec.resources)
         record_dir = self._replica_dir / launch.replica_id
         options = self._create_options(launch, resources, record_dir)
@@ -363,13 +380,22 @@ class ContainerBackend:
                 env=spec.name,
             )
         record_dir.mkdir(parents=True, exist_ok=True)
+        mounts: list[Mount] = []
+        env: dict[str, str] = {}
+        python_path: list[str] = []
+        if launch.fetch_code:
+            # The replica fetches the code bundle and unpacks it in its own filesystem.
+            env[CODE_DIR_ENV] = CONTAINER_CODE_DIR
+        else:
+            code_mounts, python_path = code_paths(spec.working_dir, spec.python_path)
+            mounts += [Mount(p, p, type="bind", read_only=True) for p in code_mounts]
+            if python_path:
+                env["PYTHONPATH"] = os.pathsep.join(python_path)
         store = store_dir()
-        store.mkdir(parents=True, exist_ok=True)
-        code_mounts, python_path = code_paths(spec.working_dir, spec.python_path)
-        mounts = [Mount(p, p, type="bind", read_only=True) for p in code_mounts]
-        mounts.append(Mount(str(store), str(store), type="bind"))
-        mounts.append(Mount(RECORD_MOUNT, str(record_dir), type="bind"))
-        env = {"PYTHONPATH": os.pathsep.join(python_path)} if python_path else {}
+        if not self.config.remote:  # the engine's host is this one: share the store and record
+            store.mkdir(parents=True, exist_ok=True)
+            mounts.append(Mount(str(store), str(store), type="bind"))
+            mounts.append(Mount(RECORD_MOUNT, str(record_dir), type="bind"))
         env.update(dict(spec.env_vars))
         security = launch.security.environment()
         for name in (TLS_CERT_ENV, TLS_KEY_ENV, TLS_CA_ENV):
@@ -382,8 +408,9 @@ class ContainerBackend:
         env.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
         # The worker's stderr goes to the record's log file (and the engine's log): JSON lines.
         env.setdefault("REUSE_RUNTIME_LOG_FORMAT", "json")
-        env[INIT_DIR_ENV] = RECORD_MOUNT
-        env[STORE_ENV] = str(store)
+        if not self.config.remote:
+            env[INIT_DIR_ENV] = RECORD_MOUNT
+            env[STORE_ENV] = str(store)
         labels = {
             **dict(self.config.labels),
             OWNER_LABEL: self._owner,
@@ -603,40 +630,6 @@ def _exit_status(replica: ContainerReplica, code: int | None) -> ExitStatus:
     return ExitStatus(code=code)
 
 
-def code_paths(working_dir: str, python_path: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """(directories to mount, ``PYTHONPATH``) for the caller's own modules.
-
-    The working directory comes first on the path, as for ``python -m``; then
-    the caller's ``sys.path`` entries, in order. Left out: Python's own
-    directories, site-packages (the image has its own), system directories.
-    Only the outermost directories are mounted.
-    """
-    path: list[str] = []
-    for raw in (working_dir, *python_path):
-        if raw and _is_user_dir(raw):
-            normalized = os.path.normpath(raw)
-            if normalized not in path:
-                path.append(normalized)
-    mounts: list[str] = []
-    for entry in sorted(path, key=len):
-        if not any(entry == m or entry.startswith(m.rstrip("/") + "/") for m in mounts):
-            mounts.append(entry)
-    return mounts, path
-
-
-def _is_user_dir(raw: str) -> bool:
-    if not os.path.isabs(raw) or not os.path.isdir(raw):
-        return False
-    path = os.path.normpath(raw)
-    parts = Path(path).parts
-    if path == "/" or "site-packages" in parts or "dist-packages" in parts:
-        return False
-    if any(path == d or path.startswith(d + "/") for d in _SYSTEM_DIRS):
-        return False
-    # A Python standard library.
-    return not (os.path.exists(os.path.join(path, "os.py")) or parts[-1] == "lib-dynload")
-
-
 def _owner_id(work_dir: Path) -> str:
     """Whose containers these are: this user, on this host, with this state directory."""
     raw = f"{socket.gethostname()}\0{os.getuid()}\0{work_dir.resolve()}"
@@ -659,4 +652,10 @@ def _process_alive(pid: int, started: float) -> bool:
         return False
 
 
-__all__ = ["ContainerBackend", "ContainerConfig", "ContainerReplica", "code_paths"]
+__all__ = [
+    "ContainerBackend",
+    "ContainerConfig",
+    "ContainerReplica",
+    "code_paths",
+    "remote_engine",
+]

@@ -2,7 +2,10 @@
 
 This is the embedded default. Each replica runs with the controller's Python,
 in the environment's working directory and with its ``PYTHONPATH``, so it can
-import the same code the caller can.
+import the same code the caller can. Told to fetch the code bundle instead
+(``$REUSE_RUNTIME_CODE_DELIVERY=fetch``, or a client on another machine), a
+replica runs in its code folder, with no ``PYTHONPATH`` of the caller's: it
+imports only what the bundle holds.
 
 Replicas are forked from a fork server that imported the runtime once
 (:mod:`~reuse_runtime.backends.forkserver`), started when the backend opens: a
@@ -36,6 +39,7 @@ from reuse_runtime.backends.base import (
     worker_arguments,
 )
 from reuse_runtime.backends.forkserver import ForkRefused, ForkServer, ForkServerError
+from reuse_runtime.paths import code_dir, private_dir
 from reuse_runtime.security import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TOKEN_ENV
 
 log = structlog.get_logger("reuse_runtime.backends")
@@ -146,6 +150,8 @@ class LocalBackend:
     """Start replicas as local processes: forked from a fork server, or exec'd."""
 
     name = "local"
+    #: Replicas run on this machine, in the caller's working directory.
+    shares_files = True
 
     def __init__(self, log_dir: Path | None = None, *, fork_server: bool | None = None) -> None:
         self._log_dir = log_dir
@@ -164,7 +170,11 @@ class LocalBackend:
     async def start(self, launch: ReplicaLaunch) -> LocalReplica:
         spec = launch.environment
         env = dict(os.environ)
-        if spec.python_path:
+        cwd = spec.working_dir or None
+        if launch.fetch_code:
+            env.pop("PYTHONPATH", None)
+            cwd = str(private_dir(code_dir()))
+        elif spec.python_path:
             env["PYTHONPATH"] = os.pathsep.join(spec.python_path)
         env.update(dict(spec.env_vars))
         for name in _SECRETS:
@@ -176,11 +186,13 @@ class LocalBackend:
         env.setdefault("REUSE_RUNTIME_LOG_FORMAT", "json")
         args = ["worker", *worker_arguments(launch)]
         log_path = self._log_dir / f"{launch.replica_id}.log" if self._log_dir else None
-        forked = await self._forked(args, env, spec.working_dir)
+        # A replica that fetches its code starts in its code folder: the fork server gives
+        # it that folder and the sys.path exec would (no PYTHONPATH of the caller's).
+        forked = await self._forked(args, env, cwd or "")
         if forked is not None:
             process, stderr = forked
         else:
-            process, stderr = await self._exec(args, env, spec.working_dir or None)
+            process, stderr = await self._exec(args, env, cwd)
         replica = LocalReplica(launch.replica_id, process, stderr, log_path)
         loop = asyncio.get_running_loop()
         replica._reader = loop.create_task(replica._collect(), name=f"stderr:{launch.replica_id}")

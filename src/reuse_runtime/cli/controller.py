@@ -104,6 +104,14 @@ def add_parser(commands: Commands) -> None:
         "address; the kubernetes backend needs it: the Service, NAME.NAMESPACE.svc:PORT)",
     )
     p.add_argument(
+        "--code-delivery",
+        choices=("auto", "fetch"),
+        help="how code reaches replicas: auto (those that see this machine's files import "
+        "them, pods and remote containers fetch the client's code bundle) or fetch (every "
+        "replica fetches it: clients on other machines) (default: $REUSE_RUNTIME_CODE_DELIVERY, "
+        "else auto)",
+    )
+    p.add_argument(
         "--network",
         help="container network: bridge, host, or a network's name "
         "(default: $REUSE_RUNTIME_CONTAINER_NETWORK, else bridge)",
@@ -190,6 +198,7 @@ async def _controller_main(args: argparse.Namespace) -> int:
                 state_dir=directory,
                 record_runs=record,
                 **_ui_options(args),
+                **({"code_delivery": args.code_delivery} if args.code_delivery else {}),
             ),
             opened.backend,
         )

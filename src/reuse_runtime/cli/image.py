@@ -73,8 +73,9 @@ def _image_build(args: argparse.Namespace) -> int:
 
     from reuse_runtime import engine
     from reuse_runtime.backends.container import ContainerConfig
+    from reuse_runtime.bundles import build_bundle
     from reuse_runtime.images.builder import ImageBuilder
-    from reuse_runtime.images.recipe import parse_image_field
+    from reuse_runtime.images.recipe import baked_copy_style, parse_image_field
     from reuse_runtime.paths import state_dir
     from reuse_runtime.sdk.environment import TaskEnvironment, TaskTemplate
 
@@ -102,7 +103,16 @@ def _image_build(args: argparse.Namespace) -> int:
         started = time.monotonic()
         image_field = env.spec().image
         image = parse_image_field(image_field)
-        built = builder.ensure(image, progress=progress(name))
+        code, digest = None, ""
+        style = baked_copy_style(image_field)
+        if style is not None:
+            # with_code_bundle(): the bundle a run from here names, baked in.
+            bundle = build_bundle(None, style)
+            if bundle is None:
+                raise ReuseRuntimeError(f"{name}: with_code_bundle() found no files to bake")
+            code, digest = (bundle.digest, lambda data=bundle.data: data), bundle.digest
+            print(f"[{name}] code bundle {digest[:12]}: {bundle.files} files", flush=True)
+        built = builder.ensure(image, progress=progress(name), code=code)
         for notice in built.notices if not built.built else ():
             print(f"[{name}] notice: {notice}")
         state = "built" if built.built else "up to date"
@@ -111,7 +121,7 @@ def _image_build(args: argparse.Namespace) -> int:
         if args.registry:
             from reuse_runtime.images.registry import publish, registry_reference
 
-            reference = registry_reference(image_field, args.registry)
+            reference = registry_reference(image_field, args.registry, digest)
             publish(client, built.tag, reference, push=args.push)
             print(f"{name}: {reference} ({'pushed' if args.push else 'tagged'})", flush=True)
     return 0

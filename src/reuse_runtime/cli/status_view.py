@@ -2,7 +2,10 @@
 
 :func:`render` turns a :class:`~reuse_runtime.model.ControllerStatus` into tables:
 per environment its replicas and their phases, the load against capacity, the
-queue, the recent rate, and the last replica lost or recycled, with why.
+queue, the recent rate, and the last replica lost or recycled, with why. Code
+versions of one environment are grouped under its name: the current one first,
+then the superseded ones still serving runs (with those runs), and the idle
+old ones summed up in one line.
 :func:`watch` redraws it in place every interval, until ``q`` or Ctrl-C; when
 stdout is not a terminal it prints the tables again every interval instead.
 """
@@ -77,17 +80,47 @@ def render(
     ]
     if not status.environments:
         parts.append(Text("no environments yet"))
+    named: dict[str, list[EnvironmentStatus]] = {}
     for env in status.environments:
-        rate = None if rates is None else _rate(rates.get(env.key))
-        parts.append(_environment(env, rate, now))
+        named.setdefault(env.name, []).append(env)
+    for name, envs in named.items():
+        if len(envs) == 1 and not envs[0].superseded:
+            rate = None if rates is None else _rate(rates.get(envs[0].key))
+            parts.append(_environment(envs[0], rate, now))
+            continue
+        parts.append(_versions(name, envs, rates, now))
     return Group(*parts)
+
+
+def _versions(
+    name: str, envs: list[EnvironmentStatus], rates: dict[str, float | None] | None, now: float
+) -> RenderableType:
+    """The pools of one environment's name: its versions, the current one(s) first."""
+    current = [e for e in envs if not e.superseded]
+    serving = [e for e in envs if e.superseded and (e.replicas or e.backlog or e.runs)]
+    idle = [e for e in envs if e.superseded and e not in serving]
+    versions = ", ".join(e.version or e.key for e in current) or "none"
+    lines: list[RenderableType] = [Text(f"\n{name}: {len(envs)} versions, current {versions}")]
+    for env in current + serving:
+        rate = None if rates is None else _rate(rates.get(env.key))
+        lines.append(Padding(_environment(env, rate, now, versioned=True), (0, 0, 0, 2)))
+    if idle:
+        lines.append(
+            Text(
+                f"  {len(idle)} older version{'s' if len(idle) != 1 else ''}, no replicas: "
+                + ", ".join(e.version or e.key for e in idle)
+            )
+        )
+    return Group(*lines)
 
 
 def _rate(per_second: float | None) -> str:
     return "-" if per_second is None else f"{per_second:,.1f}"
 
 
-def _environment(env: EnvironmentStatus, rate: str | None, now: float) -> RenderableType:
+def _environment(
+    env: EnvironmentStatus, rate: str | None, now: float, *, versioned: bool = False
+) -> RenderableType:
     # The controller's own count of tasks on each replica: current, unlike a report.
     tasks = sum(r.assigned for r in env.replicas)
     capacity = sum(r.report.capacity if r.report else env.concurrency for r in env.replicas)
@@ -101,6 +134,12 @@ def _environment(env: EnvironmentStatus, rate: str | None, now: float) -> Render
         + (f"  cached {env.cache_hits}" if env.cache_hits else "")
         + (f"  late {env.late_results}" if env.late_results else "")
     )
+    if versioned:
+        heading += f"\n  version {env.version or '-'}" + (
+            " superseded" if env.superseded else " current"
+        )
+        if env.runs:
+            heading += f", serving runs {', '.join(env.runs)}"
     lines: list[RenderableType] = [Text(heading)]
     notes = []
     if env.replicas:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from reuse_runtime import gctune, malloctune
 from reuse_runtime.cli.common import (
@@ -69,6 +70,12 @@ def add_parser(commands: Commands) -> None:
         "warm and dial it again, with backoff, for up to SECONDS; past them it exits (default: "
         "300 with --environment, else 0: a replica the controller started exits at once)",
     )
+    p.add_argument(
+        "--code-dir",
+        metavar="DIR",
+        help="where code bundles fetched from the controller are unpacked, one folder per "
+        "version (default: $REUSE_RUNTIME_CODE_DIR, else STATE_DIR/code)",
+    )
     add_metrics_flags(p)
     add_security_flags(p)
     p.set_defaults(main=_worker_main)
@@ -93,6 +100,7 @@ async def _worker_main(args: argparse.Namespace) -> int:
         security=security_from(args),
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        code_dir=Path(args.code_dir) if args.code_dir else None,
     )
     server = WorkerServer(config)
     install_signal_handlers(lambda name: server.request_shutdown(f"received {name}"))

@@ -6,8 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
+
 from reuse_runtime import model
+from reuse_runtime.bundles.archive import max_bundle_bytes
 from reuse_runtime.client.channel import call_metadata, open_channel
+from reuse_runtime.errors import CodeBundleError
 from reuse_runtime.security import Security
 from reuse_runtime.wire import stubs
 from reuse_runtime.wire.batching import in_batches, result_size
@@ -20,6 +24,9 @@ __all__ = ["LINK_PATIENCE", "ControllerCommand", "ControllerConnection"]
 #: cut off for less is declared lost by its controller first, and told so when the
 #: network heals (its late results are counted there, and it dials again or exits).
 LINK_PATIENCE = 20.0
+
+#: Seconds a replica waits for its code bundle to arrive from the controller.
+FETCH_TIMEOUT = 300.0
 
 
 class ControllerConnection:
@@ -47,7 +54,8 @@ class ControllerConnection:
         self._wakeup = asyncio.Event()
         self._closing = False
         connect = stubs.connect_method(self._channel)
-        self._call = connect(self._requests(), metadata=call_metadata(security))
+        self._metadata = call_metadata(security)
+        self._call = connect(self._requests(), metadata=self._metadata)
 
     def send_report(self, report: model.ReplicaReport) -> None:
         self._outbox.append(stubs.report_message(report))
@@ -57,6 +65,20 @@ class ControllerConnection:
         for items, last in in_batches(results, result_size):
             self._outbox.append(stubs.results_message(items, logs if last else []))
         self._wakeup.set()
+
+    async def fetch_bundle(self, digest: str) -> bytes:
+        """Code bundle ``digest`` from the controller, over this replica's authenticated
+        channel (the caller checks it against its digest). Raises CodeBundleError."""
+        calls = stubs.ControllerCalls(self._channel)
+        try:
+            return await calls.fetch_bundle(
+                digest, self._metadata, max_bytes=max_bundle_bytes(), timeout=FETCH_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise CodeBundleError(
+                f"code bundle {digest[:12]} could not be fetched from the controller at "
+                f"{self.address}: {exc.code().name}: {exc.details()}"
+            ) from None
 
     async def commands(self) -> AsyncIterator[ControllerCommand]:
         """The controller's messages, until it ends the stream. Raises on a broken stream."""

@@ -29,6 +29,7 @@ from reuse_runtime.client.admission import (
     default_max_outstanding,
     default_max_outstanding_bytes,
 )
+from reuse_runtime.client.bundles import BundleOutbox
 from reuse_runtime.client.channel import (
     CONNECTION_REFUSED,
     call_metadata,
@@ -44,6 +45,7 @@ from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import (
     AuthError,
     ClosedError,
+    CodeBundleError,
     ControllerUnavailableError,
     PolicyError,
     ReuseRuntimeError,
@@ -69,6 +71,8 @@ RECONNECT_ENV = "REUSE_RUNTIME_RECONNECT_TIMEOUT"
 REFUSED_GRACE = 1.0
 #: Seconds between looks at why a new client's channel is not ready yet.
 _LOOK_EVERY = 0.25
+#: Seconds a code bundle may take to reach the controller.
+BUNDLE_TIMEOUT = 300.0
 
 log = structlog.get_logger("reuse_runtime.client")
 
@@ -133,6 +137,8 @@ class ControllerClient:
         self._specs: dict[str, model.EnvironmentSpec] = {}  # every key ever given, to renew
         self._registering: dict[model.EnvironmentSpec, asyncio.Future[str]] = {}
         self._closed = False
+        # Code bundles this client made, sent before what names one.
+        self._code = BundleOutbox(self._put_bundle)
         self._sent_bundles: set[str] = set()
         # Every task at the controller as first submitted (with its bundle): what is resent.
         self._sent: dict[str, model.Submission] = {}
@@ -264,7 +270,26 @@ class ControllerClient:
                 if self._reconnect_failure is not None:
                     raise self._reconnect_failure from None
 
+    def add_bundle(self, digest: str, data: bytes) -> None:
+        """Keep a code bundle: it goes to the controller, once, before what names it."""
+        self._code.add(digest, data)
+
+    async def send_bundle(self, digest: str, data: bytes) -> None:
+        """Keep code bundle ``digest``; the controller has it once this returns."""
+        self._code.add(digest, data)
+        await self._code.send(digest)
+
+    async def _put_bundle(self, digest: str, data: bytes) -> None:
+        try:
+            if await self._calls.bundle_size(digest, self._metadata, timeout=30) is None:
+                await self._calls.put_bundle(digest, data, self._metadata, timeout=BUNDLE_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
+                raise CodeBundleError(exc.details() or "the code bundle was refused") from None
+            raise rpc_failure(exc, self._target) from None
+
     async def _register_once(self, env: model.EnvironmentSpec) -> str:
+        await self._code.send(env.code_bundle)
         try:
             key = await self._calls.register_environment(env, self._metadata, timeout=30)
         except grpc.aio.AioRpcError as exc:
@@ -427,6 +452,7 @@ class ControllerClient:
             self._limbo[task_id] = (self._sent[task_id], future)
         # Whatever it held is gone with it: register again before the next task.
         self._environments.clear()
+        self._code.controller_lost()
         why = "it shut down" if error is None else describe_rpc_error(error, "")[2:]
         if self._failed_streams >= FAILED_STREAMS and self._limbo:
             self._failed_streams = 0

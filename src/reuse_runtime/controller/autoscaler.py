@@ -33,6 +33,10 @@ Rules, in order:
    wake a dormant environment: they are kept, warm, as if the environment had
    gone idle at their adoption, so they stop only by the TTLs. The tasks their
    clients send again may come after the pool's first tick.
+8. **Superseded versions.** A pool whose environment has a newer code version
+   serving still runs the work it has (its runs end where they started), but
+   is not held at ``min_replicas``, and once it has been idle for
+   ``scaledown_ttl`` (not ``idle_ttl``) it goes dormant: zero replicas.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ class PoolSnapshot:
     # Ready external replicas, and their free slots.
     external_ready: int = 0
     external_free: int = 0
+    # A newer version of the environment serves now (rule 8).
+    superseded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,13 @@ def start_backoff(failures: int) -> float:
 def decide_scale(
     snapshot: PoolSnapshot, policy: PoolPolicy, state: ScaleState, now: float
 ) -> tuple[ScaleDecision, ScaleState]:
+    if snapshot.superseded:
+        # Rule 8: an old version is held at no minimum, and idles out after scaledown_ttl.
+        policy = replace(
+            policy,
+            min_replicas=0,
+            idle_ttl=min(policy.idle_ttl, policy.scaledown_ttl),
+        )
     live = [r for r in snapshot.replicas if r.phase is not ReplicaPhase.DRAINING]
     running = sum(r.running for r in snapshot.replicas)
     busy = snapshot.backlog > 0 or snapshot.assigned > 0 or running > 0

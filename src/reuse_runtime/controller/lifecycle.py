@@ -117,6 +117,8 @@ class ReplicaLifecycle:
         heartbeat: float,
         report_deadline: float,
         clock: Callable[[], float],
+        fetch_code: bool = False,
+        read_code: Callable[[str], bytes] | None = None,
     ) -> None:
         self.key = key
         self.spec = spec
@@ -144,6 +146,12 @@ class ReplicaLifecycle:
         self._ids = itertools.count(1)
         self._adopted = False
         self._next_idle_decision = 0.0
+        # Replicas we start fetch the code bundle (the backend's cannot see the client's
+        # files); external ones always do.
+        self._fetch_code = fetch_code
+        self._read_code = read_code
+        # A newer version of the environment serves now (see ReplicaPool.supersede).
+        self.superseded = False
 
     # ------------------------------------------------------------ streams and reports
 
@@ -196,6 +204,8 @@ class ReplicaLifecycle:
                 bundle=self.spec.hooks_bundle,
                 stop_grace=self.spec.stop_grace,
                 idle_heartbeat=IDLE_HEARTBEATS * self._heartbeat,
+                code_bundle=self.spec.code_bundle,
+                fetch_code=bool(self.spec.code_bundle) and (self._fetch_code or replica.external),
             )
         )
         declared_lost: ClosedError | None = None
@@ -382,6 +392,8 @@ class ReplicaLifecycle:
             security=self._security,
             grace_period=self.spec.stop_grace,
             heartbeat=self._heartbeat,
+            fetch_code=self._fetch_code,
+            read_code=self._read_code,
         )
         try:
             replica.handle = await self._backend.start(launch)
@@ -536,6 +548,7 @@ class ReplicaLifecycle:
             assigned=assigned,
             consecutive_start_failures=self.start_failures,
             last_start_failure=self.last_start_failure,
+            superseded=self.superseded,
         )
 
     def _adopt_replicas(self) -> None:

@@ -24,6 +24,7 @@ and closing. Every call between the parts is a plain method call.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -76,6 +77,8 @@ class ReplicaPool:
         bundles: dict[str, CodeBundle],
         clock: Callable[[], float] = time.monotonic,
         telemetry: PoolTelemetry | None = None,
+        fetch_code: bool = False,
+        read_code: Callable[[str], bytes] | None = None,
     ) -> None:
         self.key = key
         self.spec = spec
@@ -125,7 +128,38 @@ class ReplicaPool:
             heartbeat=heartbeat,
             report_deadline=report_deadline,
             clock=clock,
+            fetch_code=fetch_code,
+            read_code=read_code,
         )
+        # The key of the newer version of this environment that replaced it, if any.
+        self.superseded_by = ""
+
+    # ------------------------------------------------------------ versions
+
+    def supersede(self, by: str) -> None:
+        """A newer version of the environment (pool ``by``) serves from now on: this one
+        finishes what it has, then scales to zero after ``scaledown_ttl`` (not held at
+        its minimum, not kept until ``idle_ttl``)."""
+        self.superseded_by = by
+        self._lifecycle.superseded = True
+
+    @property
+    def superseded(self) -> bool:
+        return bool(self.superseded_by)
+
+    def runs(self, limit: int = 20) -> tuple[str, ...]:
+        """The runs with tasks here now, waiting or running (at most ``limit``)."""
+        found: dict[str, None] = {}
+        for replica in self.replicas.values():
+            for record in replica.running.values():
+                if record.spec.run_id:
+                    found[record.spec.run_id] = None
+        for record in itertools.islice(self._dispatcher.backlog, 1000):
+            if len(found) >= limit:
+                break
+            if record.spec.run_id and not record.finished:
+                found[record.spec.run_id] = None
+        return tuple(sorted(found)[:limit])
 
     # ------------------------------------------------------------ tasks
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import importlib
+import os
 import secrets
 import socket
 import time
@@ -25,6 +26,8 @@ import structlog
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.backends.base import Backend
 from reuse_runtime.backends.local import LocalBackend
+from reuse_runtime.bundles.archive import max_bundle_bytes
+from reuse_runtime.bundles.store import BundleStore
 from reuse_runtime.controller.liveness import HEARTBEATS_BEFORE_LOST, Listening
 from reuse_runtime.controller.metrics import ControllerMetrics
 from reuse_runtime.controller.run_service import RunService
@@ -36,6 +39,7 @@ from reuse_runtime.paths import state_dir
 from reuse_runtime.security import Security
 from reuse_runtime.store import SqliteRunStore, StoreSettings
 from reuse_runtime.wire import run_service, services
+from reuse_runtime.wire.bundles import bundle_handler
 from reuse_runtime.wire.runs import RUNS_SERVICE
 
 if TYPE_CHECKING:
@@ -45,6 +49,13 @@ log = structlog.get_logger("reuse_runtime.controller")
 
 #: Default bound on tasks waiting per environment.
 DEFAULT_MAX_BACKLOG = 100_000
+CODE_DELIVERY_ENV = "REUSE_RUNTIME_CODE_DELIVERY"
+CODE_DELIVERIES = ("auto", "fetch")
+
+
+def default_code_delivery() -> str:
+    """``$REUSE_RUNTIME_CODE_DELIVERY``, else ``auto``."""
+    return os.environ.get(CODE_DELIVERY_ENV, "").strip().lower() or "auto"
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,12 @@ class ControllerConfig:
     shared_store: bool = False
     # Where a web UI serves run pages ("http://HOST:PORT"): Run.url is BASE/runs/NAME.
     ui_url: str = ""
+    # Where code bundles clients send are kept: None is bundles/ in state_dir (beside the
+    # runs store: a restarted controller resumes runs that name them).
+    bundle_dir: Path | None = None
+    # "auto": replicas that see the client's files import from them, the others fetch
+    # the code bundle; "fetch": every replica fetches it ($REUSE_RUNTIME_CODE_DELIVERY).
+    code_delivery: str = field(default_factory=default_code_delivery)
 
     def __post_init__(self) -> None:
         if self.max_backlog < 1:
@@ -110,6 +127,11 @@ class ControllerConfig:
             raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
         if self.ui_port is not None and not 0 <= self.ui_port <= 65535:
             raise ValueError(f"web UI port must be in 0..65535, got {self.ui_port}")
+        if self.code_delivery not in CODE_DELIVERIES:
+            raise ValueError(
+                f"code delivery must be one of {', '.join(CODE_DELIVERIES)}, got "
+                f"{self.code_delivery!r}"
+            )
         self.security.check_bind(self.host)
 
     def deadline(self) -> float:
@@ -190,6 +212,11 @@ class ControllerServer:
             report_deadline=config.deadline(),
             metrics=metrics,
             cache_path=config.cache_path or state_dir() / "cache.sqlite",
+            bundles=BundleStore(
+                config.bundle_dir or (config.state_dir or state_dir()) / "bundles",
+                max_bytes=max_bundle_bytes(),
+            ),
+            fetch_code=config.code_delivery == "fetch" or not self._backend.shares_files,
         )
         if metrics is not None and config.metrics_port is not None:
             metrics.watch(self._service)
@@ -209,6 +236,7 @@ class ControllerServer:
         server, self._health = services.build_server(
             [
                 services.controller_handler(self._service),
+                bundle_handler(self._service.code),
                 run_service.runs_handler(RunService(self._book)),
             ],
             [services.CONTROLLER_SERVICE, RUNS_SERVICE],

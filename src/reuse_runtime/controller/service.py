@@ -20,12 +20,14 @@ import psutil
 import structlog
 
 from reuse_runtime.backends.base import Backend
+from reuse_runtime.bundles.store import BundleStore
 from reuse_runtime.controller.cache import ResultCache
 from reuse_runtime.controller.metrics import ControllerMetrics
 from reuse_runtime.controller.pool import ReplicaPool
 from reuse_runtime.controller.records import ReplicaState, TaskRecord
 from reuse_runtime.controller.replay import ReplayBudget, ReplayLog, default_replay_bytes
 from reuse_runtime.controller.telemetry import PoolTelemetry, RunTable
+from reuse_runtime.controller.versions import CodeVersions
 from reuse_runtime.errors import BadInputError, ClosedError
 from reuse_runtime.model import (
     ENVIRONMENT_NAME,
@@ -323,6 +325,8 @@ class ControllerService:
         metrics: ControllerMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         cache_path: Path | None = None,
+        bundles: BundleStore | None = None,
+        fetch_code: bool = False,
     ) -> None:
         self.backend = backend
         self._address = address
@@ -356,6 +360,10 @@ class ControllerService:
         self.replay_budget = ReplayBudget(default_replay_bytes())
         self.metrics = metrics
         self._clock = clock
+        # Projects' code bundles and versions (see versions.py), and whether the
+        # backend's replicas fetch the bundles rather than see the client's files.
+        self.code = CodeVersions(bundles, self.pools)
+        self._fetch_code = fetch_code
 
     # ------------------------------------------------------------ operations
 
@@ -364,6 +372,7 @@ class ControllerService:
             raise ClosedError("the controller is shutting down; try again when it is back")
         _check_environment(spec)
         key = spec.key()
+        self.code.check(spec)
         if key not in self.pools:
             if spec.hooks_bundle is not None:
                 self.bundles.setdefault(spec.hooks_bundle.digest, spec.hooks_bundle)
@@ -387,7 +396,10 @@ class ControllerService:
                     self.metrics.environment(spec.name) if self.metrics is not None else None,
                     clock=self._clock,
                 ),
+                fetch_code=self._fetch_code and bool(spec.code_bundle),
+                read_code=self.code.read_bundle,
             )
+            self.code.supersede(spec, key)
             log.info(
                 "environment registered",
                 env=spec.name,
@@ -665,6 +677,9 @@ def _environment_status(service: ControllerService, pool: ReplicaPool) -> Enviro
         dormant=pool.scale_state.dormant,
         last_error=pool.last_error,
         events=tuple(pool.telemetry.events),
+        version=pool.spec.version(),
+        superseded=pool.superseded,
+        runs=pool.runs(),
         cache_hits=service.cache_hits.get(pool.key, 0),
         late_results=pool.telemetry.late,
         groups=tuple(

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reuse_runtime.bundles.archive import max_bundle_bytes, unpack
 from reuse_runtime.errors import ImageBuildError
 from reuse_runtime.images.containerfile import BuildPlan, compile_recipe
 from reuse_runtime.images.recipe import Image
@@ -56,6 +57,9 @@ FAILURE_MEMORY = 30.0
 _ALWAYS_IGNORED = ("__pycache__", "*.pyc", ".git")
 
 Progress = Callable[[str], None]
+#: The code bundle a ``with_code_bundle()`` image bakes: its digest, and how to read it
+#: (called only when the image is built).
+BakedCode = tuple[str, Callable[[], bytes]]
 
 
 def debian_base() -> str:
@@ -98,14 +102,21 @@ class ImageBuilder:
 
     # -------------------------------------------------------------- entry point
 
-    def ensure(self, image: Image | str, progress: Progress | None = None) -> BuiltImage:
+    def ensure(
+        self, image: Image | str, progress: Progress | None = None, code: BakedCode | None = None
+    ) -> BuiltImage:
         """The image's tag, building it first if no image has that tag yet.
 
         ``image`` is a recipe, or the name of an image that must already exist
         (it is pulled if the engine can). Concurrent calls for one recipe share
         one build; a failed build is remembered for :data:`FAILURE_MEMORY` seconds.
+        ``code`` is the code bundle a ``with_code_bundle()`` recipe bakes.
         """
+        if isinstance(image, str) or image.code_bundle_layer() is None:
+            code = None
         key = image if isinstance(image, str) else image.to_json()
+        if code is not None:
+            key += "\0" + code[0]
         with self._lock:
             lock = self._key_locks.setdefault(key, threading.Lock())
         with lock:
@@ -118,7 +129,7 @@ class ImageBuilder:
                 if isinstance(image, str):
                     result = BuiltImage(self._present(image, "the environment's image"), False)
                 else:
-                    result = self._ensure_recipe(image, progress or _quiet)
+                    result = self._ensure_recipe(image, progress or _quiet, code)
             except ImageBuildError as exc:
                 self._failed[key] = (self._clock(), exc)
                 raise
@@ -127,7 +138,9 @@ class ImageBuilder:
 
     # -------------------------------------------------------------- recipes
 
-    def _ensure_recipe(self, image: Image, progress: Progress) -> BuiltImage:
+    def _ensure_recipe(
+        self, image: Image, progress: Progress, code: BakedCode | None = None
+    ) -> BuiltImage:
         try:
             image.validate()
         except ValueError as exc:
@@ -146,6 +159,7 @@ class ImageBuilder:
             base=base,
             runtime_requirement=wheel.requirement,
             uv=self._uv,
+            code_bundle=code[0] if code is not None else "",
         )
         digest = recipe_digest(plan, base_id, wheel)
         repository = (
@@ -162,6 +176,8 @@ class ImageBuilder:
         with tempfile.TemporaryDirectory(prefix="build-", dir=self._ready_cache()) as tmp:
             context = Path(tmp)
             self._prepare(plan, wheel, context, progress)
+            if plan.code_bundle and code is not None:
+                _unpack_baked(code, context / "code")
             self._build(context, tag, {RECIPE_LABEL: digest, **self._labels}, progress)
         seconds = self._clock() - started
         progress(f"built {tag} in {seconds:.1f} s")
@@ -303,10 +319,23 @@ class ImageBuilder:
         return tag
 
 
+def _unpack_baked(code: BakedCode, into: Path) -> None:
+    """The bundle a ``with_code_bundle()`` image bakes, unpacked (checked) for its COPY."""
+    digest, read = code
+    unpacked = unpack(
+        read(), digest, into, source="the controller", max_bytes=4 * max_bundle_bytes()
+    )
+    # Readable by whoever the replica runs as: the files keep these modes in the image.
+    for folder, _, _ in os.walk(unpacked.root):
+        os.chmod(folder, 0o755)
+
+
 def recipe_digest(plan: BuildPlan, base_id: str, wheel: RuntimeWheel) -> str:
     """What the image's tag is made of: a change to anything here means a new image."""
     hasher = hashlib.sha256()
     hasher.update(b"reuse-runtime image v1\0")
+    if plan.code_bundle:
+        hasher.update(b"code bundle " + plan.code_bundle.encode() + b"\0")
     hasher.update(plan.containerfile.encode() + b"\0" + base_id.encode() + b"\0")
     hasher.update(wheel.digest.encode() + b"\0")
     for copy in plan.copies:

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from reuse_runtime.errors import ImageBuildError
 from reuse_runtime.images.recipe import (
+    BAKED_CODE_DIR,
     AptPackages,
+    CodeBundleLayer,
     Commands,
     CopyConfig,
     DockerIgnore,
@@ -87,6 +89,9 @@ class BuildPlan:
     notices: tuple[str, ...]
     #: The user's Dockerfile to build first, as the base (from_dockerfile).
     dockerfile: str | None = None
+    #: The digest of the code bundle the image bakes (with_code_bundle), unpacked by the
+    #: builder into the context's ``code/<digest>``.
+    code_bundle: str = ""
 
 
 def package_name(spec: str) -> str:
@@ -110,8 +115,12 @@ def compile_recipe(
     runtime_requirement: str,
     host_python: tuple[int, int] = (sys.version_info[0], sys.version_info[1]),
     uv: str | None = None,
+    code_bundle: str = "",
 ) -> BuildPlan:
     """The plan that builds ``image`` on top of ``base`` (a resolved image name).
+
+    ``code_bundle`` is the digest of the code bundle a ``with_code_bundle()`` layer
+    bakes: the version of the pool the image is for.
 
     ``runtime_requirement`` names reuse-runtime's own wheel (``reuse-runtime==0.1.0``),
     which the builder puts in ``wheels/`` with its dependencies; ``downloads`` are
@@ -131,7 +140,7 @@ def compile_recipe(
             f"the image is for {', '.join(image.platform)}, but this machine builds {platform} "
             f"(no cross-building); add {platform!r} to platform"
         )
-    compiler = _Compiler(image, uv)
+    compiler = _Compiler(image, uv, code_bundle)
     lines = [f"FROM {base}"]
     lines += compiler.venv(runtime_requirement)
     for index, layer in enumerate(image._layers):
@@ -149,13 +158,15 @@ def compile_recipe(
         ignore=compiler.ignore,
         notices=tuple(compiler.notices),
         dockerfile=image.dockerfile,
+        code_bundle=code_bundle if image.code_bundle_layer() is not None else "",
     )
 
 
 class _Compiler:
-    def __init__(self, image: Image, uv: str | None) -> None:
+    def __init__(self, image: Image, uv: str | None, code_bundle: str = "") -> None:
         self.image = image
         self.uv = uv
+        self.code_bundle = code_bundle
         self.copies: list[ContextCopy] = []
         self.exports: list[UvExport] = []
         self.downloads: list[HostDownload] = []
@@ -236,6 +247,15 @@ class _Compiler:
             return [f"COPY {target} {json.dumps(dst)}"]
         if isinstance(layer, DockerIgnore):
             return []
+        if isinstance(layer, CodeBundleLayer):
+            if not self.code_bundle:
+                raise ImageBuildError(
+                    "with_code_bundle(): the image bakes the code bundle of the version it runs, "
+                    "and none was given: run the environment's tasks (a run makes the bundle), "
+                    "or build it with `reuse-runtime image build FILE.py`"
+                )
+            target = f"{BAKED_CODE_DIR}/{self.code_bundle}"
+            return [f"COPY code/{self.code_bundle} {target}"]
         raise ImageBuildError(f"reuse-runtime cannot build an image layer of kind {layer.kind!r}")
 
     def _packages(self, packages: list[str], options: PipOptions, method: str) -> list[str]:

@@ -35,9 +35,28 @@ from __future__ import annotations
 import json
 import platform as _platform
 import sys
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
+
+from reuse_runtime.images.layers import (
+    BAKED_CODE_DIR,
+    AptPackages,
+    CodeBundleLayer,
+    Commands,
+    CopyConfig,
+    DockerIgnore,
+    Env,
+    Layer,
+    PipOptions,
+    PipPackages,
+    Requirements,
+    Unsupported,
+    UVProject,
+    UVScript,
+    WorkDir,
+    _layer_from_dict,
+)
 
 Architecture = Literal["linux/amd64", "linux/arm64"]
 
@@ -82,159 +101,6 @@ def _python_version(value: tuple[int, int] | str | None) -> tuple[int, int]:
     if len(value) != 2 or not all(isinstance(v, int) for v in value):
         raise ValueError(f"python_version must be like (3, 11), got {value!r}")
     return int(value[0]), int(value[1])
-
-
-# ------------------------------------------------------------------ layers
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One step of a recipe. Subclasses are plain data; the compiler gives them meaning."""
-
-    kind: ClassVar[str] = ""
-    #: Set when a flyte option has no meaning here: the build fails naming it.
-    unsupported: str = field(default="", kw_only=True)
-
-
-@dataclass(frozen=True)
-class PipOptions:
-    """flyte's pip options. They apply where packages are downloaded: on the host."""
-
-    index_url: str | None = None
-    extra_index_urls: tuple[str, ...] = ()
-    pre: bool = False
-    extra_args: str | None = None
-
-    def pip_args(self) -> list[str]:
-        args: list[str] = []
-        if self.index_url:
-            args += ["--index-url", self.index_url]
-        for url in self.extra_index_urls:
-            args += ["--extra-index-url", url]
-        if self.pre:
-            args.append("--pre")
-        if self.extra_args:
-            args += self.extra_args.split()
-        return args
-
-
-@dataclass(frozen=True)
-class PipPackages(Layer):
-    kind: ClassVar[str] = "pip"
-    packages: tuple[str, ...] = ()
-    options: PipOptions = field(default_factory=PipOptions)
-
-
-@dataclass(frozen=True)
-class Requirements(Layer):
-    kind: ClassVar[str] = "requirements"
-    file: str = ""
-    options: PipOptions = field(default_factory=PipOptions)
-
-
-@dataclass(frozen=True)
-class UVScript(Layer):
-    """The dependencies of a PEP 723 script (``# /// script`` block)."""
-
-    kind: ClassVar[str] = "uv_script"
-    script: str = ""
-    options: PipOptions = field(default_factory=PipOptions)
-
-
-@dataclass(frozen=True)
-class UVProject(Layer):
-    kind: ClassVar[str] = "uv_project"
-    pyproject: str = ""
-    uvlock: str | None = None
-    project_install_mode: str = "dependencies_only"
-    options: PipOptions = field(default_factory=PipOptions)
-
-
-@dataclass(frozen=True)
-class AptPackages(Layer):
-    kind: ClassVar[str] = "apt"
-    packages: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Commands(Layer):
-    kind: ClassVar[str] = "commands"
-    commands: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class WorkDir(Layer):
-    kind: ClassVar[str] = "workdir"
-    workdir: str = ""
-
-
-@dataclass(frozen=True)
-class Env(Layer):
-    kind: ClassVar[str] = "env"
-    env_vars: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class CopyConfig(Layer):
-    """A local file (``path_type=0``) or folder (``1``) copied into the image."""
-
-    kind: ClassVar[str] = "copy"
-    path_type: int = 1
-    src: str = ""
-    dst: str = "."
-
-
-@dataclass(frozen=True)
-class DockerIgnore(Layer):
-    """Patterns (a ``.dockerignore`` file) that source-folder copies leave out."""
-
-    kind: ClassVar[str] = "dockerignore"
-    path: str = ""
-
-
-@dataclass(frozen=True)
-class Unsupported(Layer):
-    """A flyte method with no offline meaning here; the build fails naming ``method``."""
-
-    kind: ClassVar[str] = "unsupported"
-    method: str = ""
-
-
-_LAYERS: dict[str, type[Layer]] = {
-    cls.kind: cls
-    for cls in (
-        PipPackages,
-        Requirements,
-        UVScript,
-        UVProject,
-        AptPackages,
-        Commands,
-        WorkDir,
-        Env,
-        CopyConfig,
-        DockerIgnore,
-        Unsupported,
-    )
-}
-
-
-def _layer_from_dict(data: dict[str, Any]) -> Layer:
-    cls = _LAYERS.get(str(data.get("kind")))
-    if cls is None:
-        raise ValueError(f"unknown image layer kind {data.get('kind')!r}")
-    values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if f.name == "options":
-            opts = dict(value)
-            opts["extra_index_urls"] = tuple(opts.get("extra_index_urls") or ())
-            value = PipOptions(**opts)
-        elif isinstance(value, list):
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        values[f.name] = value
-    return cls(**values)
 
 
 def _secret_note(secret_mounts: Any, method: str) -> str:
@@ -583,15 +449,30 @@ class Image:
         return self._with(DockerIgnore(path=str(Path(path).resolve())))
 
     def with_code_bundle(self, copy_style: str = "loaded_modules", dst: str = ".") -> Image:
-        """flyte's baked code bundles; here code reaches replicas by itself (see the README)."""
-        return self._with(
-            Unsupported(
-                method="with_code_bundle",
-                unsupported="replicas already get your code: the working directory is mounted "
-                "read-only and __main__ scripts travel with their tasks; to bake files into the "
-                "image use with_source_folder",
+        """Bake the project's code bundle into the image, for immutable images.
+
+        Each code version then has an image of its own (tagged with the bundle's
+        digest), and its replicas import the baked copy: they fetch nothing, and
+        see none of the client's files even where they could. ``copy_style``
+        (``"loaded_modules"`` or ``"all"``) picks the files, for every run of the
+        environment, as ``with_runcontext(copy_style=...)`` does for others; on
+        Kubernetes, ``"all"`` makes the bundle that ``reuse-runtime image build``
+        bakes the same as the one a run names. The files are in
+        ``/opt/reuse-runtime/code/<digest>``, whatever ``dst`` says.
+        """
+        if copy_style not in ("loaded_modules", "all"):
+            raise ValueError(
+                f"with_code_bundle(copy_style=...) must be 'loaded_modules' or 'all', got "
+                f"{copy_style!r}"
             )
-        )
+        return self._with(CodeBundleLayer(copy_style=copy_style, dst=dst))
+
+    def code_bundle_layer(self) -> CodeBundleLayer | None:
+        """The ``with_code_bundle()`` layer, if the image bakes the code bundle."""
+        for layer in self._layers:
+            if isinstance(layer, CodeBundleLayer):
+                return layer
+        return None
 
     # -------------------------------------------------------------- checks and forms
 
@@ -679,6 +560,18 @@ def _paths_of(layer: Layer) -> list[tuple[str, str, bool | None]]:
     return []
 
 
+def baked_copy_style(image_field: str) -> str | None:
+    """The ``copy_style`` of an image field's ``with_code_bundle()``, if it has one."""
+    if '"code_bundle"' not in image_field:  # the common case, without parsing JSON
+        return None
+    try:
+        parsed = parse_image_field(image_field)
+    except ValueError:
+        return None
+    layer = parsed.code_bundle_layer() if isinstance(parsed, Image) else None
+    return layer.copy_style if layer is not None else None
+
+
 def parse_image_field(text: str) -> Image | str:
     """An environment's ``image`` on the wire: a recipe (JSON), or an image name.
 
@@ -689,3 +582,31 @@ def parse_image_field(text: str) -> Image | str:
     if text.lstrip().startswith("{"):
         return Image.from_json(text)
     return text
+
+
+# The layers are re-exported: recipes are made of them.
+__all__ = [
+    "BAKED_CODE_DIR",
+    "OWN_ENVIRONMENT_ENV",
+    "OWN_RECIPE_ENV",
+    "RECIPE_VERSION",
+    "AptPackages",
+    "Architecture",
+    "CodeBundleLayer",
+    "Commands",
+    "CopyConfig",
+    "DockerIgnore",
+    "Env",
+    "Image",
+    "Layer",
+    "PipOptions",
+    "PipPackages",
+    "Requirements",
+    "UVProject",
+    "UVScript",
+    "Unsupported",
+    "WorkDir",
+    "baked_copy_style",
+    "host_platform",
+    "parse_image_field",
+]

@@ -13,7 +13,9 @@ controller started with ``--image-registry REGISTRY`` then runs pods from it.
 
 The digest covers the recipe, not the content of the folders it copies: after
 changing baked-in files, build and push again (the same name then points at
-the new image; pods pull it when ``--image-pull-policy Always``).
+the new image; pods pull it when ``--image-pull-policy Always``). A recipe that
+bakes the project's code bundle (``with_code_bundle()``) is the exception: its
+tag covers the bundle's digest too, so each code version has its own image.
 """
 
 from __future__ import annotations
@@ -29,17 +31,21 @@ from reuse_runtime.images.recipe import Image, parse_image_field
 TAG_PREFIX = "r-"
 
 
-def recipe_tag(image: Image) -> str:
-    """The tag of a recipe's image in a registry: a digest of the recipe and our version."""
-    raw = f"{image.to_json()}\0reuse-runtime {__version__}".encode()
-    return TAG_PREFIX + hashlib.sha256(raw).hexdigest()[:20]
+def recipe_tag(image: Image, code_bundle: str = "") -> str:
+    """The tag of a recipe's image in a registry: a digest of the recipe and our version
+    (and of the code bundle it bakes, for a ``with_code_bundle()`` recipe)."""
+    raw = f"{image.to_json()}\0reuse-runtime {__version__}"
+    if code_bundle and image.code_bundle_layer() is not None:
+        raw += f"\0code bundle {code_bundle}"
+    return TAG_PREFIX + hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def registry_reference(image_field: str, registry: str | None) -> str:
+def registry_reference(image_field: str, registry: str | None, code_bundle: str = "") -> str:
     """The image a pod of an environment runs: its ``image`` field, resolved.
 
     An image *name* is used as it is. A recipe names ``REGISTRY/NAME:r-DIGEST``,
-    with the recipe's own ``registry`` if it has one, else ``registry``.
+    with the recipe's own ``registry`` if it has one, else ``registry``;
+    ``code_bundle`` is the digest of the code version the pod runs.
     """
     parsed = parse_image_field(image_field)
     if isinstance(parsed, str):
@@ -51,7 +57,7 @@ def registry_reference(image_field: str, registry: str | None) -> str:
             f"the controller with --image-registry REGISTRY (or give Image(registry=...)), and "
             f"push it with `reuse-runtime image build FILE.py --registry REGISTRY --push`"
         )
-    return f"{where}/{parsed.name or 'reuse-runtime'}:{recipe_tag(parsed)}"
+    return f"{where}/{parsed.name or 'reuse-runtime'}:{recipe_tag(parsed, code_bundle)}"
 
 
 def publish(client: Any, built: str, reference: str, *, push: bool) -> None:

@@ -409,8 +409,10 @@ class TaskEnvironment(Environment):
         secrets: list[Secret] | None = None,
         scope: str = "",
         run_env: tuple[tuple[str, str], ...] = (),
+        code_bundle: str = "",
     ) -> EnvironmentSpec:
-        """The environment as the controller sees it (a task's overrides applied)."""
+        """The environment as the controller sees it (a task's overrides applied), running
+        the project's code bundle ``code_bundle`` (a digest; "" for none)."""
         policy = self.reusable if reusable == "inherit" else reusable
         resources = resources if resources is not None else self.resources
         variables = dict(self.env_vars or {})
@@ -440,6 +442,7 @@ class TaskEnvironment(Environment):
             hooks_bundle=hooks_bundle,
             stop_grace=self.stop_grace,
             scope=scope,
+            code_bundle=code_bundle,
         )
 
     def __repr__(self) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import importlib
 import queue
 import sys
 import threading
@@ -72,6 +73,8 @@ class RunSettings:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     run_start_time: datetime | None = None
+    #: Flyte's ``copy_style``: which of the project's files the run's code bundle holds.
+    copy_style: str = "loaded_modules"
 
     def run_options(self) -> RunOptions | None:
         """The options every task of the run carries, or None when there are none."""
@@ -651,6 +654,11 @@ def finish_at_exit(pending: list[Run], embedded: bool) -> None:
                     flush=True,
                 )
         return
+    # wait() imports its progress display lazily: import it before the line that invites
+    # Ctrl-C, so the KeyboardInterrupt never lands inside an import (one interrupted
+    # there can leave the import lock held, and the controller's thread, importing as
+    # it starts the web UI, then hangs, and with it the cancel this waits for).
+    importlib.import_module("reuse_runtime.sdk.progress")
     try:
         if unfinished:
             plural = "s" if len(unfinished) > 1 else ""

@@ -17,7 +17,14 @@ Settings with a local meaning have it:
   to its children;
 * ``log_level``: the level of ``flyte.logger`` in the run's tasks;
 * ``labels``, ``annotations``, ``project``, ``domain``, ``run_start_time``:
-  recorded in the run's log and in ``flyte.ctx()``.
+  recorded in the run's log and in ``flyte.ctx()``;
+* ``copy_style``: which files of the project (``flyte.init(root_dir=...)``,
+  else the working directory) make the run's code bundle, for replicas that
+  cannot see this machine's files: ``"loaded_modules"`` (the default: the
+  modules this process loaded from the project, and the project modules they
+  import), ``"all"`` (every file not excluded by ``.gitignore`` or
+  ``.dockerignore``), or ``"none"`` (the code is in the image). The bundle's
+  digest is the code's version: a new version runs on a pool of its own.
 
 Options that only mean something on a Flyte backend (``service_account``,
 ``queue``, ``notifications``, ...) are accepted with a one-line warning naming
@@ -31,6 +38,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from reuse_runtime.bundles import check_copy_style
 from reuse_runtime.sdk.aio import BlockingMethod
 from reuse_runtime.sdk.ignored import note_ignored
 from reuse_runtime.sdk.run import RunSettings
@@ -108,6 +116,7 @@ def with_runcontext(
 
     See the module docstring for what each setting does here.
     """
+    copy_style = check_copy_style(copy_style)
     if mode not in (None, "local", "remote"):
         note_ignored(f"with_runcontext(mode={mode!r})", "every run goes to the configured pool")
     if dry_run:
@@ -151,8 +160,8 @@ def with_runcontext(
         note_ignored("with_runcontext(log_format=...)", "task output keeps its own format")
     if cache_lookup_scope != "global":
         note_ignored("with_runcontext(cache_lookup_scope=...)", "one cache serves every run")
-    # copy_style, interactive_mode and preserve_original_types ask for what happens
-    # anyway here: the code replicas need travels, and values keep their types.
+    # interactive_mode and preserve_original_types ask for what happens anyway here:
+    # the code replicas need travels, and values keep their types.
     labels_ = _check_str_map("labels", labels)
     if project or domain:
         labels_ = {
@@ -171,5 +180,6 @@ def with_runcontext(
             labels=labels_,
             annotations=_check_str_map("annotations", annotations),
             run_start_time=run_start_time,
+            copy_style=copy_style,
         )
     )

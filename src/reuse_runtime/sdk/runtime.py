@@ -44,12 +44,15 @@ import structlog
 from reuse_runtime import code, gctune, logs, malloctune, pickling
 from reuse_runtime import context as task_context
 from reuse_runtime.address import parse_address
+from reuse_runtime.bundles import SourceBundle, build_bundle
+from reuse_runtime.bundles.select import check_root
 from reuse_runtime.client import ControllerClient
 from reuse_runtime.client.runs import RunsClient
 from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import ConfigError, ScriptImportError
+from reuse_runtime.images.recipe import Image
 from reuse_runtime.paths import state_dir
-from reuse_runtime.runinfo import ClientInfo, NewRun
+from reuse_runtime.runinfo import ClientInfo, NewRun, RunInfo
 from reuse_runtime.sdk.aio import blocking
 from reuse_runtime.sdk.config import RuntimeConfig, is_flyte_config, read_config
 from reuse_runtime.sdk.embedded import (
@@ -94,6 +97,7 @@ class Runtime:
         self._unreported: dict[str, Run] = {}
         self._runs_lock = threading.Lock()
         self._closed = False
+        self._last_bundle: SourceBundle | None = None
         self.state_dir = state_dir()
         try:
             self.client: ControllerClient = self.call(self._connect())
@@ -174,10 +178,24 @@ class Runtime:
         """Create the run at the controller (it owns it from now on) and follow it."""
         settings = settings or RunSettings()
         name = settings.name or f"r{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        # The project's code, as replicas that cannot see this machine's files get it.
+        # Inside a replica a run keeps the replica's own (the controller has it).
+        bundle = None
+        digest = code.project_bundle()
+        if not digest:
+            bundle = build_bundle(_root_dir, _copy_style(task, settings))
+            digest = bundle.digest if bundle is not None else ""
+            if bundle is not None and bundle is not self._last_bundle:
+                # Files changed on disk since the last run: replicas get them as they are
+                # now, so tasks are named by their versions now.
+                if self._last_bundle is not None:
+                    code.forget_versions()
+                self._last_bundle = bundle
         where = CallContext(
             run_id=name,
             custom_context=tuple(sorted(settings.custom_context.items())),
             run_options=settings.run_options(),
+            code_bundle=digest,
         )
         # Everything the task needs is taken now, in the caller's thread: a script
         # that ends right after run() has lost its __main__ module by the time the
@@ -191,7 +209,7 @@ class Runtime:
             client=ClientInfo(self.client.client_id, _user(), socket.gethostname()),
             inputs=named_inputs(task, args, kwargs),
         )
-        info = self.call(self.runs.create(new))
+        info = self.call(self._create(new, bundle))
         log_path = self.state_dir / "runs" / f"{name}.log"
         run = Run(
             self.source,
@@ -210,6 +228,11 @@ class Runtime:
             self._unreported[name] = run
         run._follow(logs=True, deadline=task._deadline_s)
         return run
+
+    async def _create(self, new: NewRun, bundle: SourceBundle | None) -> RunInfo:
+        if bundle is not None:  # the controller has it before the run that names it
+            await self.client.send_bundle(bundle.digest, bundle.data)
+        return await self.runs.create(new)
 
     def unreported_runs(self) -> list[Run]:
         """Runs whose outcome was not shown yet (nobody waited for them)."""
@@ -282,6 +305,13 @@ def named_inputs(
         return b""
 
 
+def _copy_style(task: TaskTemplate[Any, Any], settings: RunSettings) -> str:
+    """The run's copy_style; an image that bakes the code (with_code_bundle) says its own."""
+    image = task.parent_env.image
+    layer = image.code_bundle_layer() if isinstance(image, Image) else None
+    return layer.copy_style if layer is not None else settings.copy_style
+
+
 def _say(line: str) -> None:
     """Tell the person running the driver what the client is doing (a lost controller)."""
     print(f"reuse-runtime: {line}", file=sys.stderr, flush=True)
@@ -290,6 +320,8 @@ def _say(line: str) -> None:
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
 _config = RuntimeConfig()
+# flyte.init(root_dir=...): the project whose code bundles are made; None: the cwd.
+_root_dir: Path | None = None
 
 
 # init()'s arguments that only mean something to a Flyte backend, and why.
@@ -371,8 +403,11 @@ def init(
     ``$REUSE_RUNTIME_BACKEND``), and ``container_network``: ``"bridge"``
     (default), ``"host"``, or a network's name.
     ``project`` and ``domain`` show in ``flyte.ctx()``; ``log_level`` sets the
-    runtime's log level. Flyte's login, storage and image settings have no
-    meaning here: they are accepted with a one-line warning.
+    runtime's log level. ``root_dir`` is the project's folder (default: the
+    working directory): runs bundle its code for replicas that cannot see this
+    machine's files (see ``with_runcontext(copy_style=...)``). Flyte's login,
+    storage and image settings have no meaning here: they are accepted with a
+    one-line warning.
 
     ``metrics_port`` (or ``$REUSE_RUNTIME_METRICS_PORT``): the embedded controller
     serves Prometheus metrics at ``http://127.0.0.1:PORT/metrics`` (0 picks a port;
@@ -380,7 +415,7 @@ def init(
 
     Inside a replica this does nothing: tasks there already know their controller.
     """
-    global _config
+    global _config, _root_dir
     given = {name: value for name, value in locals().items() if name in _FLYTE_ONLY_INIT}
     for name, value in given.items():
         if value:
@@ -388,6 +423,8 @@ def init(
     set_project_domain(project, domain)
     if task_context.controller_endpoint() is not None:
         return
+    if root_dir is not None:
+        _root_dir = check_root(Path(root_dir))  # a bad folder fails here, not at run()
     if log_level is not None:
         _set_log_level(log_level)
     if endpoint:
@@ -511,7 +548,14 @@ def init_from_config(
         note_ignored("init_from_config(storage=...)", _FLYTE_ONLY_INIT["storage"])
     if images:
         note_ignored("init_from_config(images=...)", _FLYTE_ONLY_INIT["images"])
-    init(org=org, project=project, domain=domain, log_level=log_level, **settings)
+    init(
+        org=org,
+        project=project,
+        domain=domain,
+        log_level=log_level,
+        root_dir=root_dir,
+        **settings,
+    )
 
 
 def _metrics_port_from_env() -> int | None:

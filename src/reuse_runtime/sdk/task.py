@@ -123,6 +123,7 @@ class ParentEnvironment(Protocol):
         secrets: list[Secret] | None = None,
         scope: str = "",
         run_env: tuple[tuple[str, str], ...] = (),
+        code_bundle: str = "",
     ) -> EnvironmentSpec:
         """The environment as the controller sees it, with a task's overrides applied."""
         ...
@@ -138,6 +139,8 @@ class CallContext:
     custom_context: tuple[tuple[str, str], ...] = ()
     run_options: RunOptions | None = None
     scope_run: str = ""
+    #: The digest of the run's code bundle ("" for none): part of its pools' identity.
+    code_bundle: str = ""
 
 
 class TaskTemplate(Generic[P, R]):
@@ -212,8 +215,9 @@ class TaskTemplate(Generic[P, R]):
         self._env_vars_override: dict[str, str] | None = None
         self._secrets_override: list[Secret] | None = None
         self._reference: tuple[FunctionRef | None, bytes | None, CodeBundle | None] | None = None
+        self._reference_of = code.generation
         self._site: str | None = None
-        self._specs: dict[tuple[str, tuple[tuple[str, str], ...]], EnvironmentSpec] = {}
+        self._specs: dict[tuple[str, tuple[tuple[str, str], ...], str], EnvironmentSpec] = {}
         self._cache_version: str | None = None
         self._settle()
 
@@ -449,9 +453,12 @@ class TaskTemplate(Generic[P, R]):
         if self._scoped and where is not None:
             scope = where.scope_run or where.run_id
         run_env = where.run_options.env_vars if where and where.run_options else ()
-        key = (scope, run_env)
+        bundle = where.code_bundle if where is not None else ""
+        key = (scope, run_env, bundle)
         spec = self._specs.get(key)
         if spec is None:
+            if len(self._specs) >= 64:  # every version of the code makes one: keep a few
+                self._specs.clear()
             spec = self._specs[key] = self.parent_env.spec(
                 self.reusable,
                 resources=self._env_resources,
@@ -459,6 +466,7 @@ class TaskTemplate(Generic[P, R]):
                 secrets=self._secrets_override,
                 scope=scope,
                 run_env=run_env,
+                code_bundle=bundle,
             )
         return spec
 
@@ -545,7 +553,8 @@ class TaskTemplate(Generic[P, R]):
         return cache_key(self.name, version, digest)
 
     def _wire_reference(self) -> tuple[FunctionRef | None, bytes | None, CodeBundle | None]:
-        if self._reference is None:
+        if self._reference is None or self._reference_of != code.generation:
+            self._reference_of = code.generation
             fn = self.func
             if "<locals>" in fn.__qualname__:
                 # Not importable by name: travels by value; its globals do not persist.
@@ -565,6 +574,7 @@ def _call_context(ctx: TaskContext) -> CallContext:
         current_group(),
         custom_context_pairs(),
         ctx.run_options,
+        code_bundle=code.project_bundle(),  # the replica's: the run's version
     )
 
 

@@ -397,6 +397,8 @@ def init_to_proto(init: model.ReplicaInit) -> pb.ReplicaInit:
         stop_grace_seconds=init.stop_grace,
         environment=init.environment,
         idle_heartbeat_seconds=init.idle_heartbeat,
+        code_bundle=init.code_bundle,
+        fetch_code=init.fetch_code,
     )
     if init.on_start is not None:
         msg.on_start.CopyFrom(ref_to_proto(init.on_start))
@@ -415,6 +417,8 @@ def init_from_proto(msg: pb.ReplicaInit) -> model.ReplicaInit:
         stop_grace=msg.stop_grace_seconds,
         environment=msg.environment,
         idle_heartbeat=msg.idle_heartbeat_seconds,
+        code_bundle=msg.code_bundle,
+        fetch_code=msg.fetch_code,
     )
 
 
@@ -458,6 +462,7 @@ def environment_to_proto(env: model.EnvironmentSpec) -> pb.EnvironmentSpec:
         env_vars=dict(env.env_vars),
         stop_grace_seconds=env.stop_grace,
         scope=env.scope,
+        code_bundle=env.code_bundle,
     )
     if env.on_start is not None:
         msg.on_start.CopyFrom(ref_to_proto(env.on_start))
@@ -494,6 +499,7 @@ def environment_from_proto(msg: pb.EnvironmentSpec) -> model.EnvironmentSpec:
         hooks_bundle=bundle_from_proto(msg.hooks_bundle) if msg.HasField("hooks_bundle") else None,
         stop_grace=msg.stop_grace_seconds,
         scope=msg.scope,
+        code_bundle=msg.code_bundle,
     )
 
 
@@ -561,130 +567,4 @@ def submission_from_proto(
         cache_overwrite=extras.cache_overwrite,
         retry_backoff=backoff,
         cache_max_age=extras.cache_max_age_seconds,
-    )
-
-
-def status_to_proto(status: model.ControllerStatus) -> pb.ControllerStatus:
-    return pb.ControllerStatus(
-        rss_bytes=status.rss_bytes,
-        address=status.address,
-        environments=[
-            pb.EnvironmentStatus(
-                key=env.key,
-                name=env.name,
-                min_replicas=env.min_replicas,
-                max_replicas=env.max_replicas,
-                concurrency=env.concurrency,
-                backlog=env.backlog,
-                completed=env.completed,
-                failed=env.failed,
-                cancelled=env.cancelled,
-                dormant=env.dormant,
-                last_error=env.last_error,
-                events=[
-                    pb.PoolEvent(
-                        at=e.at,
-                        kind=e.kind,
-                        replica_id=e.replica_id,
-                        reason=e.reason,
-                        detail=e.detail,
-                    )
-                    for e in env.events
-                ],
-                cache_hits=env.cache_hits,
-                late_results=env.late_results,
-                groups=[
-                    pb.GroupStatus(
-                        name=g.name, running=g.running, succeeded=g.succeeded, failed=g.failed
-                    )
-                    for g in env.groups
-                ],
-                replicas=[
-                    pb.ReplicaStatus(
-                        replica_id=r.replica_id,
-                        state=r.state,
-                        assigned=r.assigned,
-                        report=report_to_proto(r.report) if r.report else None,
-                        where=r.where,
-                        retire_reason=r.retire_reason,
-                        external=r.external,
-                    )
-                    for r in env.replicas
-                ],
-            )
-            for env in status.environments
-        ],
-    )
-
-
-def status_from_proto(msg: pb.ControllerStatus) -> model.ControllerStatus:
-    return model.ControllerStatus(
-        rss_bytes=msg.rss_bytes,
-        address=msg.address,
-        environments=tuple(
-            model.EnvironmentStatus(
-                key=env.key,
-                name=env.name,
-                min_replicas=env.min_replicas,
-                max_replicas=env.max_replicas,
-                concurrency=env.concurrency,
-                backlog=env.backlog,
-                completed=env.completed,
-                failed=env.failed,
-                cancelled=env.cancelled,
-                dormant=env.dormant,
-                last_error=env.last_error,
-                events=tuple(
-                    model.PoolEvent(e.at, e.kind, e.replica_id, e.reason, e.detail)
-                    for e in env.events
-                ),
-                cache_hits=env.cache_hits,
-                late_results=env.late_results,
-                groups=tuple(
-                    model.GroupStatus(g.name, g.running, g.succeeded, g.failed) for g in env.groups
-                ),
-                replicas=tuple(
-                    model.ReplicaStatus(
-                        replica_id=r.replica_id,
-                        state=r.state,
-                        assigned=r.assigned,
-                        report=report_from_proto(r.report) if r.HasField("report") else None,
-                        where=r.where,
-                        retire_reason=r.retire_reason,
-                        external=r.external,
-                    )
-                    for r in env.replicas
-                ),
-            )
-            for env in msg.environments
-        ),
-    )
-
-
-# ------------------------------------------------------------------ progress
-
-
-def progress_to_proto(progress: model.RunProgress) -> pb.RunProgress:
-    return pb.RunProgress(
-        found=progress.found,
-        children=progress.children,
-        held=progress.held,
-        running=progress.running,
-        succeeded=progress.succeeded,
-        failed=progress.failed,
-        retried=progress.retried,
-        ended=progress.ended,
-    )
-
-
-def progress_from_proto(msg: pb.RunProgress) -> model.RunProgress:
-    return model.RunProgress(
-        found=msg.found,
-        children=msg.children,
-        held=msg.held,
-        running=msg.running,
-        succeeded=msg.succeeded,
-        failed=msg.failed,
-        retried=msg.retried,
-        ended=msg.ended,
     )

@@ -26,6 +26,7 @@ from reuse_runtime import errors, model
 from reuse_runtime.aio import wait_within
 from reuse_runtime.security import Security
 from reuse_runtime.wire import convert, splice
+from reuse_runtime.wire import status as wire_status
 from reuse_runtime.wire.batching import MAX_MESSAGE_BYTES, in_batches, result_size, task_size
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
@@ -39,7 +40,7 @@ CLIENT_ID_HEADER = "x-reuse-runtime-client"
 #: How long a refused stream waits for the client's first message (see ``_deny``).
 DENY_READ_SECONDS = 2.0
 #: The methods (of the Runs service) that answer one request with a stream.
-SERVER_STREAMS = ("/WatchRun", "/GetLogs")
+SERVER_STREAMS = ("/WatchRun", "/GetLogs", "/FetchBundle")
 
 
 # ------------------------------------------------------------------ errors
@@ -62,6 +63,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, message
     if isinstance(exc, errors.CodeNotFoundError):
         return grpc.StatusCode.NOT_FOUND, message
+    if isinstance(exc, errors.CodeBundleError):
+        return grpc.StatusCode.INVALID_ARGUMENT, message
     if isinstance(exc, KeyError):
         return grpc.StatusCode.NOT_FOUND, message
     return grpc.StatusCode.INTERNAL, f"reuse-runtime internal error: {type(exc).__name__}: {exc}"
@@ -312,6 +315,11 @@ def _deny(method: str, what: str) -> grpc.RpcMethodHandler:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield None  # pragma: no cover - abort raises
 
+    async def stream_in(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        with contextlib.suppress(Exception):
+            await wait_within(anext(aiter(requests)), DENY_READ_SECONDS)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
     async def server_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield None  # pragma: no cover - abort raises
@@ -320,6 +328,8 @@ def _deny(method: str, what: str) -> grpc.RpcMethodHandler:
         return grpc.stream_stream_rpc_method_handler(stream)
     if method.endswith(SERVER_STREAMS):
         return grpc.unary_stream_rpc_method_handler(server_stream)
+    if method.endswith("/PutBundle"):
+        return grpc.stream_unary_rpc_method_handler(stream_in)
     return grpc.unary_unary_rpc_method_handler(unary)
 
 
@@ -631,11 +641,11 @@ class _ControllerAdapter:
 
     async def get_status(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await _parsed(request, context)
-        return convert.status_to_proto(self._ops.status())
+        return wire_status.status_to_proto(self._ops.status())
 
     async def get_run_progress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         request = await _parsed(request, context)
-        return convert.progress_to_proto(self._ops.run_progress(request.run_id))
+        return wire_status.progress_to_proto(self._ops.run_progress(request.run_id))
 
     async def report(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ReportReply:
         request = await _parsed(request, context)

@@ -13,13 +13,16 @@ turn into model values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import grpc
 
 from reuse_runtime import model
+from reuse_runtime.bundles.store import CHUNK_BYTES as BUNDLE_CHUNK_BYTES
+from reuse_runtime.errors import CodeBundleError
 from reuse_runtime.wire import convert, splice
+from reuse_runtime.wire import status as wire_status
 from reuse_runtime.wire.services import CONTROLLER_SERVICE, WORKER_SERVICE
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
@@ -170,7 +173,7 @@ class ControllerCalls:
 
     async def status(self, metadata: Metadata) -> model.ControllerStatus:
         reply = await self._stub.GetStatus(pb.StatusRequest(), metadata=metadata)
-        return convert.status_from_proto(reply)
+        return wire_status.status_from_proto(reply)
 
     async def run_progress(
         self, run_id: str, metadata: Metadata, timeout: float | None = None
@@ -178,7 +181,60 @@ class ControllerCalls:
         reply = await self._stub.GetRunProgress(
             pb.RunProgressRequest(run_id=run_id), metadata=metadata, timeout=timeout
         )
-        return convert.progress_from_proto(reply)
+        return wire_status.progress_from_proto(reply)
+
+    async def bundle_size(
+        self, digest: str, metadata: Metadata, timeout: float | None = None
+    ) -> int | None:
+        """The size of code bundle ``digest`` at the controller; None if it lacks it."""
+        reply = await self._stub.StatBundle(
+            pb.BundleRequest(digest=digest), metadata=metadata, timeout=timeout
+        )
+        return int(reply.size) if reply.present else None
+
+    async def put_bundle(
+        self, digest: str, data: bytes, metadata: Metadata, timeout: float | None = None
+    ) -> None:
+        """Send code bundle ``digest`` in chunks; the controller checks it against its digest."""
+
+        async def chunks() -> AsyncIterator[pb.BundleChunk]:
+            for offset in range(0, max(1, len(data)), BUNDLE_CHUNK_BYTES):
+                yield pb.BundleChunk(
+                    digest=digest,
+                    size=len(data),
+                    offset=offset,
+                    data=data[offset : offset + BUNDLE_CHUNK_BYTES],
+                )
+
+        await self._stub.PutBundle(chunks(), metadata=metadata, timeout=timeout)
+
+    async def fetch_bundle(
+        self, digest: str, metadata: Metadata, *, max_bytes: int, timeout: float | None = None
+    ) -> bytes:
+        """Code bundle ``digest`` from the controller, as sent (the caller checks its digest).
+
+        Raises ``CodeBundleError`` for a reply that is out of order or over ``max_bytes``.
+        """
+        data = bytearray()
+        call = self._stub.FetchBundle(
+            pb.BundleRequest(digest=digest), metadata=metadata, timeout=timeout
+        )
+        async for chunk in call:
+            if chunk.offset != len(data) or chunk.size > max_bytes:
+                call.cancel()
+                raise CodeBundleError(
+                    f"code bundle {digest[:12]}: the controller sent a chunk at offset "
+                    f"{chunk.offset} of {chunk.size} bytes where {len(data)} of at most "
+                    f"{max_bytes} was expected"
+                )
+            data += chunk.data
+            if len(data) > chunk.size:
+                call.cancel()
+                raise CodeBundleError(
+                    f"code bundle {digest[:12]}: the controller sent more than its "
+                    f"{chunk.size} bytes"
+                )
+        return bytes(data)
 
 
 def send_report(

@@ -73,6 +73,8 @@ class ControllerLink:
         self.drain_reason = ""
         # The controller took this replica: its init arrived.
         self.attached = False
+        # Its code could not be had: it never reports ready, not even as it ends.
+        self._no_code = False
 
     async def run(self) -> None:
         conn = ControllerConnection(self._address, self._security, self._hello)
@@ -111,6 +113,19 @@ class ControllerLink:
         self._init = init
         if self._service.metrics is not None:
             self._service.metrics.bind(init.environment)
+        # The project's code comes before anything that may import it (a hook, a task).
+        # A bundle that cannot be had ends the link: the replica exits saying why.
+        try:
+            await self._service.project.install(
+                init.code_bundle,
+                fetch=conn.fetch_bundle if init.fetch_code else None,
+                source=f"the controller at {self._address}",
+            )
+        except BaseException:
+            self._init = None  # its on-start never ran, so no on-stop runs either
+            self._no_code = True
+            self._started.set()
+            raise
         self.attached = True
         try:
             if init.on_start is not None and not self._resumed:
@@ -146,7 +161,8 @@ class ControllerLink:
             await asyncio.wait({self._forward}, timeout=timeout)
         if self._init is not None and self._init.on_stop is not None:
             await run_hook(self._service, self._init.on_stop, self._init, "on_stop")
-        conn.send_report(self._service.report())
+        if not self._no_code:
+            conn.send_report(self._service.report())
         await conn.close()
 
     async def _forward_results(self, session: TaskSession, conn: ControllerConnection) -> None:

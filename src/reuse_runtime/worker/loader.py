@@ -62,6 +62,12 @@ class CodeLoader:
         """Module name -> code version, for every module loaded for a task."""
         return {name: version for name, (_, version) in self._loaded.items()}
 
+    def forget(self, names: list[str]) -> None:
+        """Forget these modules (unloaded with their code bundle): the next task that
+        names one imports it again."""
+        for name in names:
+            self._loaded.pop(name, None)
+
     def loaded_module(self, name: str) -> types.ModuleType | None:
         """The module loaded under ``name`` for tasks, if any."""
         entry = self._loaded.get(name)

@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
@@ -28,6 +29,7 @@ from reuse_runtime import context as task_context
 from reuse_runtime.address import parse_address
 from reuse_runtime.aio import TaskSet
 from reuse_runtime.client import ReportSender, describe_rpc_error
+from reuse_runtime.errors import CodeBundleError
 from reuse_runtime.metrics import MetricsServer
 from reuse_runtime.model import ReplicaHello
 from reuse_runtime.security import Security
@@ -77,6 +79,9 @@ class WorkerConfig:
     # Serve Prometheus metrics at http://metrics_host:metrics_port/metrics (0 picks a port).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Where fetched code bundles are unpacked; None: $REUSE_RUNTIME_CODE_DIR, else
+    # STATE_DIR/code.
+    code_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -159,7 +164,7 @@ class WorkerServer:
             )
         )
         monitor = ReplicaMonitor(config.replica_id, executor.limiter)
-        self._service = WorkerService(executor, monitor)
+        self._service = WorkerService(executor, monitor, config.code_dir)
         if config.metrics_port is not None:
             metrics = WorkerMetrics(config.replica_id, executor.limiter, monitor)
             executor.on_finished = metrics.task_finished
@@ -266,6 +271,11 @@ class WorkerServer:
             return
         if error is None:
             self.request_shutdown("the controller closed the connection")
+            return
+        if isinstance(error, CodeBundleError):
+            # Its code cannot be had: nothing can run here. The CLI exits non-zero with this.
+            self.attach_error = str(error)
+            self.request_shutdown(self.attach_error)
             return
         attached = self._link is not None and self._link.attached
         if self.config.reconnect_window > 0 and (attached or self._redialling):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from reuse_runtime.errors import ClosedError
 from reuse_runtime.model import (
@@ -22,6 +23,7 @@ from reuse_runtime.model import (
 from reuse_runtime.worker.executor import Executor
 from reuse_runtime.worker.metrics import WorkerMetrics
 from reuse_runtime.worker.monitor import ReplicaMonitor
+from reuse_runtime.worker.project import ProjectCode
 
 
 class TaskSession:
@@ -98,9 +100,13 @@ class TaskSession:
 class WorkerService:
     """The replica's operations: run tasks, cancel them, report status."""
 
-    def __init__(self, executor: Executor, monitor: ReplicaMonitor) -> None:
+    def __init__(
+        self, executor: Executor, monitor: ReplicaMonitor, code_folder: Path | None = None
+    ) -> None:
         self.executor = executor
         self.monitor = monitor
+        # The project code bundle this replica runs (see worker/project.py).
+        self.project = ProjectCode(executor.loader, code_folder)
         # The replica's Prometheus metrics, when it serves them (--metrics-port).
         self.metrics: WorkerMetrics | None = None
 

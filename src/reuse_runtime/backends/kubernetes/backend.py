@@ -109,6 +109,8 @@ class KubernetesBackend:
     """Start replicas as pods. ``open()`` connects (``start`` does it on first use)."""
 
     name = "kubernetes"
+    #: Pods see nothing of the client's machine: they fetch the code bundle.
+    shares_files = False
 
     def __init__(
         self,
@@ -271,7 +273,9 @@ class KubernetesBackend:
 
     async def start(self, launch: ReplicaLaunch) -> PodReplica:
         await self.open()
-        image = registry_reference(launch.environment.image, self.config.image_registry)
+        image = registry_reference(
+            launch.environment.image, self.config.image_registry, launch.environment.code_bundle
+        )
         body = pod_manifest(
             launch, self.config, namespace=self.namespace, image=image, owner=self._owner,
             instance=self.instance,

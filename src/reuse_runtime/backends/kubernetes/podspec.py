@@ -20,6 +20,7 @@ from reuse_runtime.images.recipe import (
     Env,
     parse_image_field,
 )
+from reuse_runtime.paths import CODE_DIR_ENV
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import TOKEN_FILE_ENV
 
@@ -33,6 +34,8 @@ TOKEN_MOUNT = "/var/run/secrets/reuse-runtime"
 TOKEN_KEY = "token"
 RECORD_MOUNT = "/run/reuse-runtime"
 TERMINATION_LOG = "/dev/termination-log"
+#: Where a pod unpacks code bundles: an emptyDir of its own.
+CODE_MOUNT = "/var/lib/reuse-runtime/code"
 
 LABEL = "reuse-runtime.io"
 CONTROLLER_LABEL = f"{LABEL}/controller"
@@ -166,6 +169,11 @@ def pod_manifest(
     ]
     if volumes:
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    if launch.fetch_code:
+        # The project's code bundle is unpacked here, the pod's own (see worker/project.py).
+        env[CODE_DIR_ENV] = CODE_MOUNT
+        mounts.append({"name": "code", "mountPath": CODE_MOUNT})
+        volumes.append({"name": "code", "emptyDir": {}})
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER,
         "image": image,

@@ -303,20 +303,24 @@ class DrainCommand(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class ReplicaInit(_message.Message):
-    __slots__ = ("on_start", "on_stop", "bundle", "stop_grace_seconds", "environment", "idle_heartbeat_seconds")
+    __slots__ = ("on_start", "on_stop", "bundle", "stop_grace_seconds", "environment", "idle_heartbeat_seconds", "code_bundle", "fetch_code")
     ON_START_FIELD_NUMBER: _ClassVar[int]
     ON_STOP_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_FIELD_NUMBER: _ClassVar[int]
     STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     IDLE_HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CODE_BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    FETCH_CODE_FIELD_NUMBER: _ClassVar[int]
     on_start: FunctionRef
     on_stop: FunctionRef
     bundle: CodeBundle
     stop_grace_seconds: float
     environment: str
     idle_heartbeat_seconds: float
-    def __init__(self, on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., environment: _Optional[str] = ..., idle_heartbeat_seconds: _Optional[float] = ...) -> None: ...
+    code_bundle: str
+    fetch_code: bool
+    def __init__(self, on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., environment: _Optional[str] = ..., idle_heartbeat_seconds: _Optional[float] = ..., code_bundle: _Optional[str] = ..., fetch_code: _Optional[bool] = ...) -> None: ...
 
 class ControllerMessage(_message.Message):
     __slots__ = ("dispatch", "drain", "init")
@@ -351,7 +355,7 @@ class PolicySpec(_message.Message):
     def __init__(self, min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., scaledown_ttl_seconds: _Optional[float] = ..., idle_ttl_seconds: _Optional[float] = ..., max_tasks: _Optional[int] = ..., max_rss_bytes: _Optional[int] = ..., max_lifetime_seconds: _Optional[float] = ..., reusable: _Optional[bool] = ...) -> None: ...
 
 class EnvironmentSpec(_message.Message):
-    __slots__ = ("name", "policy", "image", "resources", "code_version", "working_dir", "python_path", "env_vars", "on_start", "on_stop", "hooks_bundle", "stop_grace_seconds", "scope")
+    __slots__ = ("name", "policy", "image", "resources", "code_version", "working_dir", "python_path", "env_vars", "on_start", "on_stop", "hooks_bundle", "stop_grace_seconds", "scope", "code_bundle")
     class EnvVarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -372,6 +376,7 @@ class EnvironmentSpec(_message.Message):
     HOOKS_BUNDLE_FIELD_NUMBER: _ClassVar[int]
     STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
+    CODE_BUNDLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     policy: PolicySpec
     image: str
@@ -385,7 +390,8 @@ class EnvironmentSpec(_message.Message):
     hooks_bundle: CodeBundle
     stop_grace_seconds: float
     scope: str
-    def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[PolicySpec, _Mapping]] = ..., image: _Optional[str] = ..., resources: _Optional[str] = ..., code_version: _Optional[str] = ..., working_dir: _Optional[str] = ..., python_path: _Optional[_Iterable[str]] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., hooks_bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., scope: _Optional[str] = ...) -> None: ...
+    code_bundle: str
+    def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[PolicySpec, _Mapping]] = ..., image: _Optional[str] = ..., resources: _Optional[str] = ..., code_version: _Optional[str] = ..., working_dir: _Optional[str] = ..., python_path: _Optional[_Iterable[str]] = ..., env_vars: _Optional[_Mapping[str, str]] = ..., on_start: _Optional[_Union[FunctionRef, _Mapping]] = ..., on_stop: _Optional[_Union[FunctionRef, _Mapping]] = ..., hooks_bundle: _Optional[_Union[CodeBundle, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., scope: _Optional[str] = ..., code_bundle: _Optional[str] = ...) -> None: ...
 
 class EnvironmentRef(_message.Message):
     __slots__ = ("key",)
@@ -488,7 +494,7 @@ class GroupStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., running: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class EnvironmentStatus(_message.Message):
-    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "cache_hits", "groups", "events", "cancelled", "late_results")
+    __slots__ = ("key", "name", "min_replicas", "max_replicas", "concurrency", "backlog", "replicas", "completed", "failed", "dormant", "last_error", "cache_hits", "groups", "events", "cancelled", "late_results", "version", "superseded", "runs")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
@@ -505,6 +511,9 @@ class EnvironmentStatus(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     LATE_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
     key: str
     name: str
     min_replicas: int
@@ -521,7 +530,10 @@ class EnvironmentStatus(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[PoolEvent]
     cancelled: int
     late_results: int
-    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., cache_hits: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ..., cancelled: _Optional[int] = ..., late_results: _Optional[int] = ...) -> None: ...
+    version: str
+    superseded: bool
+    runs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., name: _Optional[str] = ..., min_replicas: _Optional[int] = ..., max_replicas: _Optional[int] = ..., concurrency: _Optional[int] = ..., backlog: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., dormant: _Optional[bool] = ..., last_error: _Optional[str] = ..., cache_hits: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[PoolEvent, _Mapping]]] = ..., cancelled: _Optional[int] = ..., late_results: _Optional[int] = ..., version: _Optional[str] = ..., superseded: _Optional[bool] = ..., runs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PoolEvent(_message.Message):
     __slots__ = ("at", "kind", "replica_id", "reason", "detail")
@@ -913,3 +925,31 @@ class RunIO(_message.Message):
     output: bytes
     error: RemoteError
     def __init__(self, phase: _Optional[_Union[RunPhase, str]] = ..., inputs_preview: _Optional[str] = ..., has_inputs: _Optional[bool] = ..., inputs: _Optional[bytes] = ..., has_output: _Optional[bool] = ..., output: _Optional[bytes] = ..., error: _Optional[_Union[RemoteError, _Mapping]] = ...) -> None: ...
+
+class BundleRequest(_message.Message):
+    __slots__ = ("digest",)
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    def __init__(self, digest: _Optional[str] = ...) -> None: ...
+
+class BundleReceipt(_message.Message):
+    __slots__ = ("digest", "present", "size")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    present: bool
+    size: int
+    def __init__(self, digest: _Optional[str] = ..., present: _Optional[bool] = ..., size: _Optional[int] = ...) -> None: ...
+
+class BundleChunk(_message.Message):
+    __slots__ = ("digest", "size", "offset", "data")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    size: int
+    offset: int
+    data: bytes
+    def __init__(self, digest: _Optional[str] = ..., size: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...

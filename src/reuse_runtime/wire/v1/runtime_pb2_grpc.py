@@ -272,6 +272,21 @@ class ControllerStub:
                 request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReplicaReport.SerializeToString,
                 response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReportReply.FromString,
                 _registered_method=True)
+        self.StatBundle = channel.unary_unary(
+                '/reuse_runtime.v1.Controller/StatBundle',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleReceipt.FromString,
+                _registered_method=True)
+        self.PutBundle = channel.stream_unary(
+                '/reuse_runtime.v1.Controller/PutBundle',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleChunk.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleReceipt.FromString,
+                _registered_method=True)
+        self.FetchBundle = channel.unary_stream(
+                '/reuse_runtime.v1.Controller/FetchBundle',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleChunk.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -324,6 +339,26 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StatBundle(self, request, context):
+        """Code bundles (see the messages below): whether the controller has one, one
+        sent in chunks, and one read back by a replica that cannot see the client's files.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutBundle(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchBundle(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -361,6 +396,21 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.Report,
                     request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReplicaReport.FromString,
                     response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReportReply.SerializeToString,
+            ),
+            'StatBundle': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatBundle,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleReceipt.SerializeToString,
+            ),
+            'PutBundle': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutBundle,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleChunk.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleReceipt.SerializeToString,
+            ),
+            'FetchBundle': grpc.unary_stream_rpc_method_handler(
+                    servicer.FetchBundle,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -552,6 +602,87 @@ class Controller:
             '/reuse_runtime.v1.Controller/Report',
             reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReplicaReport.SerializeToString,
             reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ReportReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StatBundle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Controller/StatBundle',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBundle(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/reuse_runtime.v1.Controller/PutBundle',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleChunk.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchBundle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/reuse_runtime.v1.Controller/FetchBundle',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.BundleChunk.FromString,
             options,
             channel_credentials,
             insecure,
