@@ -48,7 +48,7 @@ from reuse_runtime.bundles import SourceBundle, build_bundle
 from reuse_runtime.bundles.select import check_root
 from reuse_runtime.client import ControllerClient
 from reuse_runtime.client.runs import RunsClient
-from reuse_runtime.envvars import env_number
+from reuse_runtime.envvars import env_port
 from reuse_runtime.errors import ConfigError, ScriptImportError
 from reuse_runtime.images.recipe import Image
 from reuse_runtime.paths import state_dir
@@ -559,14 +559,7 @@ def init_from_config(
 
 
 def _metrics_port_from_env() -> int | None:
-    port = env_number(
-        METRICS_PORT_ENV,
-        -1,
-        int,
-        valid=lambda port: 0 <= port <= 65535,
-        needs="a port number (0 picks one)",
-        error=ConfigError,
-    )
+    port = env_port(METRICS_PORT_ENV, -1, error=ConfigError)
     return None if port == -1 else port
 
 
