@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from reuse_runtime.cli.common import Commands, add_command
-from reuse_runtime.cli.run_view import add_source_flags, explicit_endpoint
+from reuse_runtime.cli.run_view import add_source_flags, explicit_endpoint, recorded_actions
 
 
 def add_parser(commands: Commands) -> None:
@@ -114,17 +114,10 @@ def _lines(args: argparse.Namespace, source: Any, run: Any) -> Iterator[str]:
     yield _ended(source.get(name))
 
 
-def _placed(source: Any, run: str, most: int = 100_000) -> dict[str, tuple[str, str]]:
+def _placed(source: Any, run: str) -> dict[str, tuple[str, str]]:
     """The parent and replica of the run's actions recorded so far (they ended)."""
-    found: dict[str, tuple[str, str]] = {}
-    cursor = None
-    while len(found) < most:
-        page = source.actions(run, limit=1000, cursor=cursor)
-        found.update((a.action_id, (a.parent_id, a.replica)) for a in page.items)
-        cursor = page.cursor
-        if cursor is None:
-            break
-    return found
+    actions, _ = recorded_actions(source, run, 100_000)
+    return {a.action_id: (a.parent_id, a.replica) for a in actions}
 
 
 def _ended(run: Any) -> str:
