@@ -96,11 +96,12 @@ def _json(value: Any) -> str:
 def _get_run(args: argparse.Namespace) -> int:
     from reuse_runtime.cli import run_view
     from reuse_runtime.runinfo import RunFilter, parse_phase
+    from reuse_runtime.sdk.action import run_actions
 
     source = run_view.run_source(args)
     if args.name:
         run = source.get(args.name)
-        actions, truncated = run_view.recorded_actions(source, args.name, run_view.TREE_ACTIONS)
+        actions, truncated = run_actions(source, args.name, run_view.TREE_ACTIONS)
         if args.json:
             print(_json({"run": asdict(run), "actions": [asdict(a) for a in actions]}))
         else:
@@ -130,6 +131,7 @@ def _get_run(args: argparse.Namespace) -> int:
 def _get_action(args: argparse.Namespace) -> int:
     from reuse_runtime.cli import run_view
     from reuse_runtime.runinfo import parse_phase
+    from reuse_runtime.sdk.action import run_actions
 
     source = run_view.run_source(args)
     if args.action:
@@ -137,7 +139,7 @@ def _get_action(args: argparse.Namespace) -> int:
         print(_json(asdict(action)) if args.json else run_view.action_tree([action])[0].strip())
         return 0
     phases = (parse_phase(args.in_phase),) if args.in_phase else ()
-    actions, _ = run_view.recorded_actions(source, args.run, 1_000_000, phases)
+    actions, _ = run_actions(source, args.run, 1_000_000, phases=phases)
     if args.json:
         print(_json([asdict(a) for a in actions]))
         return 0

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from reuse_runtime.cli.common import Commands, add_command
-from reuse_runtime.cli.run_view import add_source_flags, explicit_endpoint, recorded_actions
+from reuse_runtime.cli.run_view import add_source_flags, explicit_endpoint
 
 
 def add_parser(commands: Commands) -> None:
@@ -116,7 +116,9 @@ def _lines(args: argparse.Namespace, source: Any, run: Any) -> Iterator[str]:
 
 def _placed(source: Any, run: str) -> dict[str, tuple[str, str]]:
     """The parent and replica of the run's actions recorded so far (they ended)."""
-    actions, _ = recorded_actions(source, run, 100_000)
+    from reuse_runtime.sdk.action import run_actions
+
+    actions, _ = run_actions(source, run, 100_000)
     return {a.action_id: (a.parent_id, a.replica) for a in actions}
 
 

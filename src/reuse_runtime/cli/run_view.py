@@ -89,22 +89,6 @@ def _serving(address: str, security: Any) -> bool:
 # ---------------------------------------------------------------- formatting
 
 
-def recorded_actions(
-    source: RunSource, run: str, most: int, phases: tuple[ActionPhase, ...] = ()
-) -> tuple[list[ActionInfo], bool]:
-    """The run's actions (only those in ``phases``, when given), ``most`` at most, page
-    by page; and whether there were more."""
-    found: list[ActionInfo] = []
-    cursor = None
-    while len(found) < most:
-        page = source.actions(run, phases=phases, limit=min(1000, most - len(found)), cursor=cursor)
-        found.extend(page.items)
-        cursor = page.cursor
-        if cursor is None:
-            return found, False
-    return found, True
-
-
 def when(seconds: float | None) -> str:
     if not seconds:
         return "-"
