@@ -73,6 +73,19 @@ def env_number(
     return value
 
 
+def env_port(name: str, default: int, *, error: type[Exception] = PolicyError) -> int:
+    """``$name`` as a port to bind (0 picks a free one), or ``default`` when unset.
+    Otherwise as :func:`env_number`."""
+    return env_number(
+        name,
+        default,
+        int,
+        valid=lambda port: 0 <= port <= 65535,
+        needs="a port number (0 picks one)",
+        error=error,
+    )
+
+
 def env_size(name: str, default: int, *, least: int, needs: str) -> int:
     """``$name`` as a byte count: bytes, or a size like ``64Mi`` (see :func:`parse_bytes`),
     at least ``least``; ``default`` when unset. Otherwise as :func:`env_number`."""

@@ -96,6 +96,11 @@ def _client_killed_mid_run(tmp_path: Path, n: int, seconds: float, kill_after: f
         # What its tasks printed, from the controller: not from a file of the dead client.
         logs = run_cli(tmp_path, "logs", name, REUSE_RUNTIME_ENDPOINT=controller.address)
         got = run_cli(tmp_path, "get", "logs", name, REUSE_RUNTIME_ENDPOINT=controller.address)
+        endpoint = {"REUSE_RUNTIME_ENDPOINT": controller.address}
+        ok, bad = (
+            run_cli(tmp_path, "get", "action", name, "--in-phase", phase, "--json", **endpoint)
+            for phase in ("succeeded", "failed")
+        )
     finally:
         for process in (driver, follower):
             if process is not None:
@@ -107,6 +112,9 @@ def _client_killed_mid_run(tmp_path: Path, n: int, seconds: float, kill_after: f
     assert len(shown["actions"]) == n + 1  # type: ignore[arg-type]
     assert "phase:        SUCCEEDED" in text.stdout
     assert f"actions:      {n + 1} ({n + 1} succeeded)" in text.stdout
+    assert ok.returncode == 0 and bad.returncode == 0, ok.stderr + bad.stderr
+    assert [a["phase"] for a in json.loads(ok.stdout)] == ["succeeded"] * (n + 1)
+    assert json.loads(bad.stdout) == []
     assert _counts(counts, n) == [1] * n  # nothing ran twice
     lines = logs.stdout.splitlines()
     assert lines[0] == f"run {name}: task parent on the controller at {controller.address}"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reuse_runtime.envvars import env_number
+from reuse_runtime.envvars import env_number, env_port
 from reuse_runtime.errors import ReuseRuntimeError, ScriptFailedError
 from reuse_runtime.model import CodeBundle
 from reuse_runtime.security import Security
@@ -48,6 +48,18 @@ def default_port() -> int:
         needs="a port number",
         error=ReuseRuntimeError,
     )
+
+
+def ui_port(given: int | None) -> tuple[int, bool]:
+    """The web UI's port: ``given``, else ``$REUSE_RUNTIME_UI_PORT``, else
+    DEFAULT_UI_PORT; and whether a taken port may give way to a free one (the default's
+    alone may)."""
+    if given is not None:
+        return given, False
+    from_env = env_port(UI_PORT_ENV, -1, error=ReuseRuntimeError)
+    if from_env >= 0:
+        return from_env, False
+    return DEFAULT_UI_PORT, True
 
 
 def add_command(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:

@@ -23,8 +23,8 @@ from reuse_runtime.cli.common import (
     install_signal_handlers,
     record_made_token,
     security_from,
+    ui_port,
 )
-from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import ReuseRuntimeError
 
 
@@ -229,19 +229,8 @@ def _ui_options(args: argparse.Namespace) -> dict[str, Any]:
     """The web UI's settings: on by default, at DEFAULT_UI_PORT unless told otherwise."""
     if args.no_ui:
         return {"ui_port": None}
-    if args.ui_port is not None:
-        return {"ui_port": args.ui_port}
-    from_env = env_number(
-        UI_PORT_ENV,
-        -1,
-        int,
-        valid=lambda port: 0 <= port <= 65535,
-        needs="a port number (0 picks one)",
-        error=ReuseRuntimeError,
-    )
-    if from_env >= 0:
-        return {"ui_port": from_env}
-    return {"ui_port": DEFAULT_UI_PORT, "ui_port_fallback": True}
+    port, fallback = ui_port(args.ui_port)
+    return {"ui_port": port, "ui_port_fallback": fallback}
 
 
 def _state_dir(given: str | None) -> Path:

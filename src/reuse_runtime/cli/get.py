@@ -96,11 +96,12 @@ def _json(value: Any) -> str:
 def _get_run(args: argparse.Namespace) -> int:
     from reuse_runtime.cli import run_view
     from reuse_runtime.runinfo import RunFilter, parse_phase
+    from reuse_runtime.sdk.action import run_actions
 
     source = run_view.run_source(args)
     if args.name:
         run = source.get(args.name)
-        actions, truncated = _actions(source, args.name, run_view.TREE_ACTIONS)
+        actions, truncated = run_actions(source, args.name, run_view.TREE_ACTIONS)
         if args.json:
             print(_json({"run": asdict(run), "actions": [asdict(a) for a in actions]}))
         else:
@@ -127,31 +128,18 @@ def _get_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _actions(source: Any, run: str, most: int) -> tuple[list[Any], bool]:
-    found: list[Any] = []
-    cursor = None
-    while len(found) < most:
-        page = source.actions(run, limit=min(1000, most - len(found)), cursor=cursor)
-        found.extend(page.items)
-        cursor = page.cursor
-        if cursor is None:
-            return found, False
-    return found, True
-
-
 def _get_action(args: argparse.Namespace) -> int:
     from reuse_runtime.cli import run_view
     from reuse_runtime.runinfo import parse_phase
+    from reuse_runtime.sdk.action import run_actions
 
     source = run_view.run_source(args)
     if args.action:
         action = source.action(args.run, args.action)
         print(_json(asdict(action)) if args.json else run_view.action_tree([action])[0].strip())
         return 0
-    actions, _ = _actions(source, args.run, 1_000_000)
-    if args.in_phase:
-        phase = parse_phase(args.in_phase)
-        actions = [a for a in actions if a.phase is phase]
+    phases = (parse_phase(args.in_phase),) if args.in_phase else ()
+    actions, _ = run_actions(source, args.run, 1_000_000, phases=phases)
     if args.json:
         print(_json([asdict(a) for a in actions]))
         return 0

@@ -114,17 +114,12 @@ def _lines(args: argparse.Namespace, source: Any, run: Any) -> Iterator[str]:
     yield _ended(source.get(name))
 
 
-def _placed(source: Any, run: str, most: int = 100_000) -> dict[str, tuple[str, str]]:
+def _placed(source: Any, run: str) -> dict[str, tuple[str, str]]:
     """The parent and replica of the run's actions recorded so far (they ended)."""
-    found: dict[str, tuple[str, str]] = {}
-    cursor = None
-    while len(found) < most:
-        page = source.actions(run, limit=1000, cursor=cursor)
-        found.update((a.action_id, (a.parent_id, a.replica)) for a in page.items)
-        cursor = page.cursor
-        if cursor is None:
-            break
-    return found
+    from reuse_runtime.sdk.action import run_actions
+
+    actions, _ = run_actions(source, run, 100_000)
+    return {a.action_id: (a.parent_id, a.replica) for a in actions}
 
 
 def _ended(run: Any) -> str:

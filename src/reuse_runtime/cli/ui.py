@@ -18,8 +18,8 @@ from reuse_runtime.cli.common import (
     Commands,
     add_command,
     install_signal_handlers,
+    ui_port,
 )
-from reuse_runtime.envvars import env_number
 from reuse_runtime.errors import ReuseRuntimeError
 from reuse_runtime.security import Security
 
@@ -68,7 +68,7 @@ async def _ui_main(args: argparse.Namespace) -> int:
             f"refusing to serve runs on {args.host} with a token nobody was told: set one "
             f"(--token or $REUSE_RUNTIME_TOKEN), or bind to 127.0.0.1"
         )
-    port, fallback = _port(args)
+    port, fallback = ui_port(args.port)
     reader = SqliteRunReader(path)
     stop = asyncio.Event()
     install_signal_handlers(lambda _name: stop.set())
@@ -91,20 +91,3 @@ async def _ui_main(args: argparse.Namespace) -> int:
         await ui.close()
         reader.close_reads()
     return 0
-
-
-def _port(args: argparse.Namespace) -> tuple[int, bool]:
-    """The port to bind, and whether a taken default may give way to a free one."""
-    if args.port is not None:
-        return args.port, False
-    from_env = env_number(
-        UI_PORT_ENV,
-        -1,
-        int,
-        valid=lambda port: 0 <= port <= 65535,
-        needs="a port number (0 picks one)",
-        error=ReuseRuntimeError,
-    )
-    if from_env >= 0:
-        return from_env, False
-    return DEFAULT_UI_PORT, True

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reuse_runtime.errors import ImageBuildError
-from reuse_runtime.images.recipe import (
+from reuse_runtime.images.layers import (
     BAKED_CODE_DIR,
     AptPackages,
     CodeBundleLayer,
@@ -27,7 +27,6 @@ from reuse_runtime.images.recipe import (
     CopyConfig,
     DockerIgnore,
     Env,
-    Image,
     Layer,
     PipOptions,
     PipPackages,
@@ -36,8 +35,8 @@ from reuse_runtime.images.recipe import (
     UVProject,
     UVScript,
     WorkDir,
-    host_platform,
 )
+from reuse_runtime.images.recipe import Image, host_platform
 
 #: Where replicas' Python lives in every image we build.
 VENV = "/opt/reuse-runtime"

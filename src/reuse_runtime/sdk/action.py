@@ -101,6 +101,29 @@ def print_logs(
     sys.stdout.flush()
 
 
+def run_actions(
+    source: RunSource,
+    run: str,
+    most: int = sys.maxsize,
+    *,
+    parent: str | None = None,
+    phases: tuple[ActionPhase, ...] = (),
+) -> tuple[list[ActionInfo], bool]:
+    """The run's actions (``parent``: its children; ``phases``: only those), oldest
+    first, ``most`` at most, read page by page; and whether there were more."""
+    found: list[ActionInfo] = []
+    cursor = None
+    while len(found) < most:
+        page = source.actions(
+            run, parent=parent, phases=phases, limit=min(1000, most - len(found)), cursor=cursor
+        )
+        found.extend(page.items)
+        cursor = page.cursor
+        if cursor is None:
+            return found, False
+    return found, True
+
+
 def log_lines(entries: Iterator[LogEntry], *, show_ts: bool, label: bool) -> Iterator[str]:
     for entry in entries:
         text = entry.text
@@ -144,20 +167,13 @@ class Action:
         only its children), oldest first, or by ``sort_by=("created_at", "desc")``."""
         source = default_source()
         after, before = created_at.bounds() if created_at is not None else (None, None)
-        found: list[Action] = []
-        cursor: str | None = None
-        while True:
-            page = source.actions(
-                for_run_name, parent=parent_name, phases=_phases(in_phase), cursor=cursor
-            )
-            for info in page.items:
-                if (after is None or info.created >= after) and (
-                    before is None or info.created < before
-                ):
-                    found.append(cls(info, source))
-            cursor = page.cursor
-            if cursor is None:
-                break
+        infos, _ = run_actions(source, for_run_name, parent=parent_name, phases=_phases(in_phase))
+        found = [
+            cls(info, source)
+            for info in infos
+            if (after is None or info.created >= after)
+            and (before is None or info.created < before)
+        ]
         key, direction = sort_by or ("created_at", "asc")
         order = {"created_at": lambda a: a._info.created, "name": lambda a: a.name}.get(
             key, lambda a: a._info.created

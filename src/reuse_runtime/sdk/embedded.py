@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reuse_runtime import logs
-from reuse_runtime.envvars import env_number
+from reuse_runtime.envvars import env_port
 from reuse_runtime.errors import ConfigError
 from reuse_runtime.paths import private_dir, state_dir, write_private
 from reuse_runtime.sdk.config import RuntimeConfig
@@ -105,14 +105,7 @@ def _ui_options() -> dict[str, Any]:
     """The embedded controller's web UI: on, on a free loopback port, unless told."""
     if os.environ.get(UI_ENV, "").strip().lower() in ("0", "off", "false", "no"):
         return {"ui_port": None}
-    port = env_number(
-        UI_PORT_ENV,
-        0,
-        int,
-        valid=lambda n: 0 <= n <= 65535,
-        needs="a port number (0 picks one)",
-        error=ConfigError,
-    )
+    port = env_port(UI_PORT_ENV, 0, error=ConfigError)
     # Loopback, whatever the gRPC server binds (the container backend's replicas dial it).
     return {"ui_port": port, "ui_port_fallback": True, "ui_host": "127.0.0.1"}
 

@@ -48,7 +48,7 @@ from reuse_runtime.bundles import SourceBundle, build_bundle
 from reuse_runtime.bundles.select import check_root
 from reuse_runtime.client import ControllerClient
 from reuse_runtime.client.runs import RunsClient
-from reuse_runtime.envvars import env_number
+from reuse_runtime.envvars import env_port
 from reuse_runtime.errors import ConfigError, ScriptImportError
 from reuse_runtime.images.recipe import Image
 from reuse_runtime.paths import state_dir
@@ -200,14 +200,15 @@ class Runtime:
         # Everything the task needs is taken now, in the caller's thread: a script
         # that ends right after run() has lost its __main__ module by the time the
         # runtime's thread would look.
+        shown, inputs = call_inputs(task, args, kwargs)
         new = NewRun(
             name=name,
             environment=task.environment_spec(where),
             root=task.submission("", args, kwargs, where, stream_logs=True),
-            inputs_preview=inputs_preview(task, args, kwargs),
+            inputs_preview=shown,
             labels=tuple(sorted((str(k), str(v)) for k, v in settings.labels.items())),
             client=ClientInfo(self.client.client_id, _user(), socket.gethostname()),
-            inputs=named_inputs(task, args, kwargs),
+            inputs=inputs,
         )
         info = self.call(self._create(new, bundle))
         log_path = self.state_dir / "runs" / f"{name}.log"
@@ -279,30 +280,29 @@ def _user() -> str:
         return f"uid {os.getuid()}"
 
 
-def inputs_preview(
+def call_inputs(
     task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> str:
-    """A short rendering of a call's inputs, for listings (``n=500, name='x'``)."""
+) -> tuple[str, bytes]:
+    """A call's inputs, its signature bound once: a short rendering for listings
+    (``n=500, name='x'``), and by name, defaults included, pickled (``Run.inputs()``;
+    b"" when they cannot be: a signature that does not bind, a value that does not
+    pickle)."""
     short = reprlib.Repr()
     short.maxstring, short.maxother, short.maxlist, short.maxdict = 40, 40, 4, 4
-    try:
-        bound = inspect.signature(task.func).bind(*args, **kwargs).arguments
-    except (TypeError, ValueError):
-        bound = {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
-    return ", ".join(f"{k}={short.repr(v)}" for k, v in bound.items())[:256]
 
+    def preview(given: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={short.repr(v)}" for k, v in given.items())[:256]
 
-def named_inputs(
-    task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> bytes:
-    """A call's inputs by name, defaults included, pickled (``Run.inputs()``); b"" when they
-    cannot be (a signature that does not bind, a value that does not pickle)."""
     try:
         bound = inspect.signature(task.func).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return preview({**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}), b""
+    shown = preview(bound.arguments)  # before apply_defaults: what the caller gave
+    try:
         bound.apply_defaults()
-        return pickling.dumps(dict(bound.arguments))
+        return shown, pickling.dumps(dict(bound.arguments))
     except Exception:
-        return b""
+        return shown, b""
 
 
 def _copy_style(task: TaskTemplate[Any, Any], settings: RunSettings) -> str:
@@ -559,14 +559,7 @@ def init_from_config(
 
 
 def _metrics_port_from_env() -> int | None:
-    port = env_number(
-        METRICS_PORT_ENV,
-        -1,
-        int,
-        valid=lambda port: 0 <= port <= 65535,
-        needs="a port number (0 picks one)",
-        error=ConfigError,
-    )
+    port = env_port(METRICS_PORT_ENV, -1, error=ConfigError)
     return None if port == -1 else port
 
 
