@@ -7,7 +7,7 @@ The controller's :class:`~reuse_runtime.controller.runs.RunBook` implements
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -24,7 +24,7 @@ from reuse_runtime.runinfo import (
     RunIO,
 )
 from reuse_runtime.wire import runs
-from reuse_runtime.wire.services import Malformed, _parsed, status_for
+from reuse_runtime.wire.services import _parsed, _parser, status_for
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
 Reply = TypeVar("Reply")
@@ -149,18 +149,6 @@ class _RunsAdapter:
         request = await _parsed(request, context)
         found = await _answer(context, self._ops.get_run_io(request.run, request.action_id))
         return runs.io_to_proto(found)
-
-
-def _parser(message_type: Any) -> Callable[[bytes], Any]:
-    name = message_type.DESCRIPTOR.full_name
-
-    def parse(data: bytes) -> Any:
-        try:
-            return message_type.FromString(data)
-        except Exception as exc:
-            return Malformed(f"malformed {name} message ({len(data)} bytes): {exc}")
-
-    return parse
 
 
 def runs_handler(ops: RunOperations) -> grpc.GenericRpcHandler:
