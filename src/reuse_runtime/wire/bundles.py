@@ -20,9 +20,9 @@ from reuse_runtime.bundles.store import CHUNK_BYTES
 from reuse_runtime.wire.services import (
     CONTROLLER_SERVICE,
     Malformed,
+    _abort,
     _parsed,
     _parser,
-    status_for,
 )
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
@@ -47,11 +47,6 @@ class BundleOperations(Protocol):
     def read_bundle(self, digest: str) -> bytes:
         """The bundle's bytes (blocking I/O); raises CodeBundleError if it is not here."""
         ...
-
-
-async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    code, message = status_for(exc)
-    await context.abort(code, message)
 
 
 class _BundleAdapter:
