@@ -9,7 +9,7 @@ controller's server adds :func:`bundle_handler` beside ``controller_handler``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 import grpc
@@ -47,6 +47,15 @@ class BundleOperations(Protocol):
     def read_bundle(self, digest: str) -> bytes:
         """The bundle's bytes (blocking I/O); raises CodeBundleError if it is not here."""
         ...
+
+
+def bundle_chunks(digest: str, data: bytes) -> Iterator[pb.BundleChunk]:
+    """Bundle ``digest`` as the chunks both ``PutBundle`` and ``FetchBundle`` carry (one,
+    empty, for an empty bundle)."""
+    for offset in range(0, max(1, len(data)), CHUNK_BYTES):
+        yield pb.BundleChunk(
+            digest=digest, size=len(data), offset=offset, data=data[offset : offset + CHUNK_BYTES]
+        )
 
 
 class _BundleAdapter:
@@ -88,13 +97,8 @@ class _BundleAdapter:
         except errors.CodeBundleError as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             raise
-        for offset in range(0, max(1, len(data)), CHUNK_BYTES):
-            yield pb.BundleChunk(
-                digest=request.digest,
-                size=len(data),
-                offset=offset,
-                data=data[offset : offset + CHUNK_BYTES],
-            )
+        for chunk in bundle_chunks(request.digest, data):
+            yield chunk
 
 
 def bundle_handler(ops: BundleOperations) -> grpc.GenericRpcHandler:
@@ -122,4 +126,4 @@ def bundle_handler(ops: BundleOperations) -> grpc.GenericRpcHandler:
     )
 
 
-__all__ = ["BundleOperations", "BundleSink", "bundle_handler"]
+__all__ = ["BundleOperations", "BundleSink", "bundle_chunks", "bundle_handler"]
