@@ -16,11 +16,12 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from reuse_runtime.errors import ReuseRuntimeError, RunNotFoundError
+from reuse_runtime.errors import ReuseRuntimeError, RunNotFoundError, TaskTimedOutError
 from reuse_runtime.model import LogLine, RunProgress, TaskResult
 from reuse_runtime.runinfo import (
     ActionInfo,
@@ -113,16 +114,15 @@ class ControllerRuns:
         self._progress = progress
         self.where = f"the controller at {address}"
 
-    def _call(self, coro: Any) -> Any:
-        return self._runtime.call(coro, timeout=60)
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        done: T = self._runtime.call(coro, timeout=60)
+        return done
 
     def get(self, name: str) -> RunInfo:
-        found: RunInfo = self._call(self._runs.get(name))
-        return found
+        return self._call(self._runs.get(name))
 
     def list(self, where: RunFilter, limit: int, cursor: str | None) -> Page[RunInfo]:
-        page: Page[RunInfo] = self._call(self._runs.list_runs(where, limit=limit, cursor=cursor))
-        return page
+        return self._call(self._runs.list_runs(where, limit=limit, cursor=cursor))
 
     def actions(
         self,
@@ -133,27 +133,21 @@ class ControllerRuns:
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[ActionInfo]:
-        page: Page[ActionInfo] = self._call(
+        return self._call(
             self._runs.actions(run, parent=parent, phases=phases, limit=limit, cursor=cursor)
         )
-        return page
 
     def action(self, run: str, action_id: str) -> ActionInfo:
-        found: ActionInfo = self._call(self._runs.action(run, action_id))
-        return found
+        return self._call(self._runs.action(run, action_id))
 
     def io(self, run: str, action_id: str = "") -> RunIO:
-        found: RunIO = self._call(self._runs.io(run, action_id))
-        return found
+        return self._call(self._runs.io(run, action_id))
 
     def logs(self, run: str, action_id: str = "", *, follow: bool = False) -> Iterator[LogEntry]:
-        return _drain(
-            self._runtime, lambda: self._runs.logs(run, action_id, follow=follow), batches=True
-        )
+        return _drain(self._runtime, lambda: self._runs.logs(run, action_id, follow=follow))
 
     def abort(self, run: str, reason: str) -> int:
-        cancelled: int = self._call(self._runs.abort(run, reason))
-        return cancelled
+        return self._call(self._runs.abort(run, reason))
 
     def follow(
         self, run: Followed, *, logs: bool, deadline: float | None = None, from_start: bool = True
@@ -169,9 +163,7 @@ class ControllerRuns:
             try:
                 await self._runs.abort(run.name, "past its deadline")
             finally:
-                run._fail(
-                    _timed_out(run.name, deadline or 0.0),
-                )
+                run._fail(_timed_out(run.name, deadline or 0.0))
         except BaseException as exc:
             run._fail(exc)
             if not isinstance(exc, Exception):
@@ -196,19 +188,15 @@ class ControllerRuns:
 
 
 def _timed_out(name: str, deadline: float) -> BaseException:
-    from reuse_runtime.errors import TaskTimedOutError
-
     return TaskTimedOutError(
         f"run {name} passed its deadline of {deadline:g} s and was aborted",
         type_name="TimeoutError",
     )
 
 
-def _drain(
-    runtime: RuntimeLoop, open_stream: Callable[[], AsyncIterator[Any]], *, batches: bool
-) -> Iterator[Any]:
-    """An async stream on the runtime's loop as a blocking iterator (bounded buffering:
-    the stream waits while the reader is behind)."""
+def _drain(runtime: RuntimeLoop, open_stream: Callable[[], AsyncIterator[list[T]]]) -> Iterator[T]:
+    """An async stream of batches on the runtime's loop as a blocking iterator of their
+    items (bounded buffering: the stream waits while the reader is behind)."""
     items: queue.Queue[Any] = queue.Queue(maxsize=8)
     stop = threading.Event()
 
@@ -240,10 +228,7 @@ def _drain(
                 if item[1] is not None:
                     raise item[1]
                 return
-            if batches:
-                yield from item
-            else:
-                yield item
+            yield from item
     finally:
         stop.set()
 
@@ -296,8 +281,6 @@ class StoreRuns:
         return found
 
     def io(self, run: str, action_id: str = "") -> RunIO:
-        from dataclasses import replace
-
         if action_id:
             action = self.action(run, action_id)
             output = self._reader.action_output(run, action_id)

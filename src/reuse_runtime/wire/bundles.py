@@ -9,7 +9,7 @@ controller's server adds :func:`bundle_handler` beside ``controller_handler``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 import grpc
@@ -17,7 +17,13 @@ import grpc
 from reuse_runtime import errors
 from reuse_runtime.aio import in_thread
 from reuse_runtime.bundles.store import CHUNK_BYTES
-from reuse_runtime.wire.services import CONTROLLER_SERVICE, status_for
+from reuse_runtime.wire.services import (
+    CONTROLLER_SERVICE,
+    Malformed,
+    _abort,
+    _parsed,
+    _parser,
+)
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
 
@@ -43,29 +49,13 @@ class BundleOperations(Protocol):
         ...
 
 
-class _Malformed:
-    """A request that did not parse: the method answers INVALID_ARGUMENT with it."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return self.reason
-
-
-def _parser(message_type: Any) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            return message_type.FromString(data)
-        except Exception as exc:
-            return _Malformed(f"malformed {message_type.DESCRIPTOR.full_name} message: {exc}")
-
-    return parse
-
-
-async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    code, message = status_for(exc)
-    await context.abort(code, message)
+def bundle_chunks(digest: str, data: bytes) -> Iterator[pb.BundleChunk]:
+    """Bundle ``digest`` as the chunks both ``PutBundle`` and ``FetchBundle`` carry (one,
+    empty, for an empty bundle)."""
+    for offset in range(0, max(1, len(data)), CHUNK_BYTES):
+        yield pb.BundleChunk(
+            digest=digest, size=len(data), offset=offset, data=data[offset : offset + CHUNK_BYTES]
+        )
 
 
 class _BundleAdapter:
@@ -75,8 +65,7 @@ class _BundleAdapter:
         self._ops = ops
 
     async def stat(self, request: Any, context: grpc.aio.ServicerContext) -> pb.BundleReceipt:
-        if isinstance(request, _Malformed):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
+        request = await _parsed(request, context)
         size = self._ops.bundle_size(request.digest)
         return pb.BundleReceipt(digest=request.digest, present=size is not None, size=size or 0)
 
@@ -87,8 +76,8 @@ class _BundleAdapter:
         digest, size = "", 0
         try:
             async for request in requests:
-                if isinstance(request, _Malformed):
-                    raise errors.CodeBundleError(str(request))
+                if isinstance(request, Malformed):
+                    raise errors.CodeBundleError(request.reason)
                 if sink is None:
                     digest, size = request.digest, request.size
                     sink = self._ops.receive_bundle(digest, size, f"the client at {context.peer()}")
@@ -102,20 +91,14 @@ class _BundleAdapter:
         return pb.BundleReceipt(digest=digest, present=True, size=size)
 
     async def fetch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if isinstance(request, _Malformed):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
+        request = await _parsed(request, context)
         try:
             data = await in_thread(self._ops.read_bundle, request.digest)
         except errors.CodeBundleError as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             raise
-        for offset in range(0, max(1, len(data)), CHUNK_BYTES):
-            yield pb.BundleChunk(
-                digest=request.digest,
-                size=len(data),
-                offset=offset,
-                data=data[offset : offset + CHUNK_BYTES],
-            )
+        for chunk in bundle_chunks(request.digest, data):
+            yield chunk
 
 
 def bundle_handler(ops: BundleOperations) -> grpc.GenericRpcHandler:
@@ -143,4 +126,4 @@ def bundle_handler(ops: BundleOperations) -> grpc.GenericRpcHandler:
     )
 
 
-__all__ = ["BundleOperations", "BundleSink", "bundle_handler"]
+__all__ = ["BundleOperations", "BundleSink", "bundle_chunks", "bundle_handler"]

@@ -7,7 +7,7 @@ The controller's :class:`~reuse_runtime.controller.runs.RunBook` implements
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -24,7 +24,7 @@ from reuse_runtime.runinfo import (
     RunIO,
 )
 from reuse_runtime.wire import runs
-from reuse_runtime.wire.services import Malformed, _parsed, status_for
+from reuse_runtime.wire.services import _abort, _parsed, _parser
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
 Reply = TypeVar("Reply")
@@ -61,8 +61,7 @@ async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[Reply]) -> 
     try:
         return await call
     except Exception as exc:
-        code, message = status_for(exc)
-        await context.abort(code, message)
+        await _abort(context, exc)
         raise
 
 
@@ -99,8 +98,7 @@ class _RunsAdapter:
             async for event in self._ops.watch_run(request.name, request.logs, request.cursor):
                 yield runs.event_to_proto(event)
         except Exception as exc:
-            code, message = status_for(exc)
-            await context.abort(code, message)
+            await _abort(context, exc)
 
     async def abort(self, request: Any, context: grpc.aio.ServicerContext) -> pb.AbortRunReply:
         request = await _parsed(request, context)
@@ -142,25 +140,12 @@ class _RunsAdapter:
                     runs.entry_to_proto(entry, batch.lines.add())
                 yield batch
         except Exception as exc:
-            code, message = status_for(exc)
-            await context.abort(code, message)
+            await _abort(context, exc)
 
     async def io(self, request: Any, context: grpc.aio.ServicerContext) -> pb.RunIO:
         request = await _parsed(request, context)
         found = await _answer(context, self._ops.get_run_io(request.run, request.action_id))
         return runs.io_to_proto(found)
-
-
-def _parser(message_type: Any) -> Callable[[bytes], Any]:
-    name = message_type.DESCRIPTOR.full_name
-
-    def parse(data: bytes) -> Any:
-        try:
-            return message_type.FromString(data)
-        except Exception as exc:
-            return Malformed(f"malformed {name} message ({len(data)} bytes): {exc}")
-
-    return parse
 
 
 def runs_handler(ops: RunOperations) -> grpc.GenericRpcHandler:

@@ -467,13 +467,3 @@ class RunCalls:
             pb.GetRunIORequest(run=run, action_id=action_id), metadata=metadata, timeout=timeout
         )
         return io_from_proto(reply)
-
-
-def unary_methods() -> tuple[str, ...]:
-    """The service's unary methods' names (the token check needs each one's shape)."""
-    return ("CreateRun", "GetRun", "ListRuns", "AbortRun", "ListActions", "GetAction", "GetRunIO")
-
-
-def stream_methods() -> tuple[str, ...]:
-    """Its server-streaming methods."""
-    return ("WatchRun", "GetLogs")

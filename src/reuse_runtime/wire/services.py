@@ -39,7 +39,8 @@ _AUTH_HEADER = "authorization"
 CLIENT_ID_HEADER = "x-reuse-runtime-client"
 #: How long a refused stream waits for the client's first message (see ``_deny``).
 DENY_READ_SECONDS = 2.0
-#: The methods (of the Runs service) that answer one request with a stream.
+#: The methods that answer one request with a stream (Runs: WatchRun, GetLogs; Controller:
+#: FetchBundle): a refused call of one is refused in that shape.
 SERVER_STREAMS = ("/WatchRun", "/GetLogs", "/FetchBundle")
 
 

@@ -13,16 +13,16 @@ turn into model values.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import grpc
 
 from reuse_runtime import model
-from reuse_runtime.bundles.store import CHUNK_BYTES as BUNDLE_CHUNK_BYTES
 from reuse_runtime.errors import CodeBundleError
 from reuse_runtime.wire import convert, splice
 from reuse_runtime.wire import status as wire_status
+from reuse_runtime.wire.bundles import bundle_chunks
 from reuse_runtime.wire.services import CONTROLLER_SERVICE, WORKER_SERVICE
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
@@ -196,17 +196,7 @@ class ControllerCalls:
         self, digest: str, data: bytes, metadata: Metadata, timeout: float | None = None
     ) -> None:
         """Send code bundle ``digest`` in chunks; the controller checks it against its digest."""
-
-        async def chunks() -> AsyncIterator[pb.BundleChunk]:
-            for offset in range(0, max(1, len(data)), BUNDLE_CHUNK_BYTES):
-                yield pb.BundleChunk(
-                    digest=digest,
-                    size=len(data),
-                    offset=offset,
-                    data=data[offset : offset + BUNDLE_CHUNK_BYTES],
-                )
-
-        await self._stub.PutBundle(chunks(), metadata=metadata, timeout=timeout)
+        await self._stub.PutBundle(bundle_chunks(digest, data), metadata=metadata, timeout=timeout)
 
     async def fetch_bundle(
         self, digest: str, metadata: Metadata, *, max_bytes: int, timeout: float | None = None
