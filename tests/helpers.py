@@ -368,3 +368,17 @@ def run_cli(
         cwd=tmp_path,
         env=subprocess_env(**settings),
     )
+
+
+def fill_filesystem(directory: Path) -> Path:
+    """Fill the file system of ``directory`` to the last byte; returns the filler file."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 65536, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * size) == size:
+                    pass
+    finally:
+        os.close(fd)
+    return filler
