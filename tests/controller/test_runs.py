@@ -267,7 +267,13 @@ def test_abort_run_stops_a_running_run_within_5_s(tmp_path: Path) -> None:
         assert starter.returncode == 0, err
         name, running = out.splitlines()
         assert running == "running"
-        time.sleep(1.0)  # its children are running too
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until its children are running too
+            actions = _get_run(tmp_path, controller.address, name)["actions"]
+            assert isinstance(actions, list)
+            if any(a["task"] == "child" and a["phase"] == "running" for a in actions):
+                break
+            time.sleep(0.2)
         aborter = _python(home, controller.address, ABORTER, name)
         out, err = aborter.communicate(timeout=60)
         assert aborter.returncode == 0, err
