@@ -355,6 +355,19 @@ def run_python(
     )
 
 
+def client_python(home: Path, address: str, code: str, *args: str) -> subprocess.Popen[str]:
+    """``python -c CODE ARGS`` from the repository, a client of the controller at
+    ``address`` (state in ``home``), its stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(home), REUSE_RUNTIME_ENDPOINT=address),
+    )
+
+
 def run_cli(
     tmp_path: Path, *args: str, timeout: float = 120, **env: str
 ) -> subprocess.CompletedProcess[str]:
