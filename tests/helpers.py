@@ -217,6 +217,7 @@ class ControllerProcess:
     process: subprocess.Popen[str] | asyncio.subprocess.Process
     address: str
     metrics_url: str = ""
+    ui_url: str = ""
 
     @property
     def port(self) -> int:
@@ -308,7 +309,8 @@ class TcpProxy:
 
 @contextlib.asynccontextmanager
 async def spawn_controller(*args: str, **env: str) -> AsyncIterator[ControllerProcess]:
-    """A standalone `reuse-runtime controller --port 0 ...`, once it prints where it listens."""
+    """A standalone `reuse-runtime controller --port 0 ...`, once it prints where it listens
+    (and its metrics and web UI, when asked for with --metrics-port and --ui-port)."""
     process = await _command("controller", args, asyncio.subprocess.DEVNULL, env)
     assert process.stdout is not None
     try:
@@ -319,7 +321,12 @@ async def spawn_controller(*args: str, **env: str) -> AsyncIterator[ControllerPr
         if "--metrics-port" in args:
             metrics_line = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
             metrics_url = metrics_line.split("metrics on ", 1)[1].strip()
-        yield ControllerProcess(process, match.group(1), metrics_url)
+        ui_url = ""
+        if "--ui-port" in args:
+            ui_line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+            assert "web UI on " in ui_line, f"controller served no web UI: {ui_line!r}"
+            ui_url = ui_line.split("web UI on ", 1)[1].strip()
+        yield ControllerProcess(process, match.group(1), metrics_url, ui_url)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
