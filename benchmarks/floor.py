@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import pickle
 import signal
 import subprocess
-import sys
 import time
 from typing import Any, cast
 
@@ -37,7 +35,7 @@ import cloudpickle
 import psutil
 import uvloop
 
-from benchmarks.harness import ROOT, emit
+from benchmarks.harness import emit, spawn_server
 from benchmarks.limit import HEADER, FrameReader, noop
 
 
@@ -149,18 +147,6 @@ async def serve(make: Any) -> None:
         await stop.wait()
 
 
-def _spawn(*args: str) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.floor", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=str(ROOT),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert process.stdout is not None
-    return process, int(process.stdout.readline())
-
-
 async def drive(port: int, n: int, window: int) -> float:
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_connection(lambda: Client(n, window), "127.0.0.1", port)
@@ -179,8 +165,8 @@ def _cpu(process: psutil.Process) -> float:
 
 
 def measure(n: int, window: int, warmup: int) -> dict[str, Any]:
-    worker, worker_port = _spawn("--serve-worker")
-    middle, middle_port = _spawn("--serve-middle", str(worker_port))
+    worker, worker_port = spawn_server("benchmarks.floor", "--serve-worker")
+    middle, middle_port = spawn_server("benchmarks.floor", "--serve-middle", str(worker_port))
     try:
         procs = {
             "client": psutil.Process(),

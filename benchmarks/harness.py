@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -27,6 +28,20 @@ def env() -> dict[str, str]:
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
     environ.setdefault("REUSE_RUNTIME_LOG_LEVEL", "warning")
     return environ
+
+
+def spawn_server(module: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """``python -m module ARGS`` from the repository, a server that prints its port first;
+    the process and that port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None
+    return process, int(process.stdout.readline())
 
 
 @contextlib.asynccontextmanager

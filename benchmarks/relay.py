@@ -23,14 +23,12 @@ import contextlib
 import os
 import pickle
 import struct
-import subprocess
-import sys
 import time
 from typing import Any
 
 import cloudpickle
 
-from benchmarks.harness import ROOT, RssSampler, cpu_seconds, emit
+from benchmarks.harness import RssSampler, cpu_seconds, emit, spawn_server
 
 HEADER = struct.Struct("!I")
 LIMIT = 2**23  # stream buffer: a 1 MiB frame in few reads
@@ -93,18 +91,6 @@ def _run(main: Any) -> Any:
     return uvloop.run(main)
 
 
-def _spawn(*args: str) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.relay", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=str(ROOT),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert process.stdout is not None
-    return process, int(process.stdout.readline())
-
-
 async def drive(port: int, n: int, size: int, window: int) -> float:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=LIMIT)
     payload = os.urandom(size)
@@ -133,8 +119,8 @@ async def drive(port: int, n: int, size: int, window: int) -> float:
 
 
 def measure(n: int, size: int, window: int) -> dict[str, Any]:
-    worker_process, worker_port = _spawn("--serve-worker")
-    relay_process, relay_port = _spawn("--serve-relay", str(worker_port))
+    worker_process, worker_port = spawn_server("benchmarks.relay", "--serve-worker")
+    relay_process, relay_port = spawn_server("benchmarks.relay", "--serve-relay", str(worker_port))
     try:
         pids = {"driver": os.getpid(), "relay": relay_process.pid, "worker": worker_process.pid}
         before = cpu_seconds(list(pids.values()))

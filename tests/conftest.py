@@ -2,9 +2,11 @@ import atexit
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -76,6 +78,26 @@ def _no_frozen_process_left_behind() -> Iterator[None]:
     if stopped:
         left = _kill(stopped)
         pytest.fail("the test left stopped processes behind (killed now):\n" + "\n".join(left))
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs of our own, for a full disk (fill it with tests.helpers.fill_filesystem);
+    unmounted afterwards."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"a small tmpfs cannot be mounted here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
 
 
 _leaks: list[str] = []

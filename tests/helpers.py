@@ -217,6 +217,7 @@ class ControllerProcess:
     process: subprocess.Popen[str] | asyncio.subprocess.Process
     address: str
     metrics_url: str = ""
+    ui_url: str = ""
 
     @property
     def port(self) -> int:
@@ -308,7 +309,8 @@ class TcpProxy:
 
 @contextlib.asynccontextmanager
 async def spawn_controller(*args: str, **env: str) -> AsyncIterator[ControllerProcess]:
-    """A standalone `reuse-runtime controller --port 0 ...`, once it prints where it listens."""
+    """A standalone `reuse-runtime controller --port 0 ...`, once it prints where it listens
+    (and its metrics and web UI, when asked for with --metrics-port and --ui-port)."""
     process = await _command("controller", args, asyncio.subprocess.DEVNULL, env)
     assert process.stdout is not None
     try:
@@ -319,7 +321,12 @@ async def spawn_controller(*args: str, **env: str) -> AsyncIterator[ControllerPr
         if "--metrics-port" in args:
             metrics_line = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
             metrics_url = metrics_line.split("metrics on ", 1)[1].strip()
-        yield ControllerProcess(process, match.group(1), metrics_url)
+        ui_url = ""
+        if "--ui-port" in args:
+            ui_line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+            assert "web UI on " in ui_line, f"controller served no web UI: {ui_line!r}"
+            ui_url = ui_line.split("web UI on ", 1)[1].strip()
+        yield ControllerProcess(process, match.group(1), metrics_url, ui_url)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -355,6 +362,19 @@ def run_python(
     )
 
 
+def client_python(home: Path, address: str, code: str, *args: str) -> subprocess.Popen[str]:
+    """``python -c CODE ARGS`` from the repository, a client of the controller at
+    ``address`` (state in ``home``), its stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=subprocess_env(REUSE_RUNTIME_HOME=str(home), REUSE_RUNTIME_ENDPOINT=address),
+    )
+
+
 def run_cli(
     tmp_path: Path, *args: str, timeout: float = 120, **env: str
 ) -> subprocess.CompletedProcess[str]:
@@ -368,3 +388,17 @@ def run_cli(
         cwd=tmp_path,
         env=subprocess_env(**settings),
     )
+
+
+def fill_filesystem(directory: Path) -> Path:
+    """Fill the file system of ``directory`` to the last byte; returns the filler file."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 65536, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * size) == size:
+                    pass
+    finally:
+        os.close(fd)
+    return filler

@@ -4,14 +4,17 @@ tasks and their descendants are cancelled at once; other runs are untouched."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, run_cli, start_controller, stop_process, subprocess_env
+from tests.helpers import (
+    client_python,
+    run_cli,
+    start_controller,
+    stop_process,
+)
 
 DRIVER = """
 import sys
@@ -25,17 +28,6 @@ print(run.name, flush=True)
 run.wait()
 print("result", run.outputs()[0], flush=True)
 """
-
-
-def _driver(home: Path, address: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", DRIVER, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=subprocess_env(REUSE_RUNTIME_HOME=str(home), REUSE_RUNTIME_ENDPOINT=address),
-    )
 
 
 def _starts(log: Path) -> list[float]:
@@ -54,8 +46,8 @@ def test_a_killed_clients_run_goes_on_and_abort_stops_its_children_sparing_other
     controller = start_controller(home)
     bystander = victim = None
     try:
-        bystander = _driver(home, controller.address, "steady_main", "6000")
-        victim = _driver(home, controller.address, "fan_out", "20000", str(log))
+        bystander = client_python(home, controller.address, DRIVER, "steady_main", "6000")
+        victim = client_python(home, controller.address, DRIVER, "fan_out", "20000", str(log))
         assert victim.stdout is not None
         name = victim.stdout.readline().strip()
         deadline = time.monotonic() + 60

@@ -3,18 +3,22 @@ a second controller on one state dir, a failed run's record. Real controller pro
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, run_cli, start_controller, stop_process, subprocess_env
+from tests.helpers import (
+    ROOT,
+    fill_filesystem,
+    run_cli,
+    start_controller,
+    stop_process,
+    subprocess_env,
+)
 
 STARTER = """
 import sys
@@ -149,38 +153,6 @@ def test_a_corrupt_store_is_moved_aside_and_a_second_controller_refused(tmp_path
     )
 
 
-@pytest.fixture
-def small_filesystem(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs of our own, unmounted afterwards."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"a small tmpfs cannot be mounted here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
-
-
-def _fill(directory: Path) -> Path:
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 20, 65536, 4096, 512, 1):
-            with contextlib.suppress(OSError):
-                while os.write(fd, b"\0" * size) == size:
-                    pass
-    finally:
-        os.close(fd)
-    return filler
-
-
 @pytest.mark.timeout(120)
 def test_a_full_disk_refuses_new_runs_and_loses_nothing_recorded(
     tmp_path: Path, small_filesystem: Path
@@ -192,7 +164,7 @@ def test_a_full_disk_refuses_new_runs_and_loses_nothing_recorded(
     address = controller.address
     try:
         before = _start(home, address, "named", "before", str(counts))
-        filler = _fill(small_filesystem)
+        filler = fill_filesystem(small_filesystem)
         refused = _start(home, address, "named", "during", str(counts))
         shown = run_cli(tmp_path, "get", "run", "before", REUSE_RUNTIME_ENDPOINT=address)
         status = run_cli(tmp_path, "status", "--endpoint", address)

@@ -12,15 +12,18 @@ import json
 import math
 import pickle
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from reuse_runtime.store import SqliteRunReader
-from tests.helpers import ROOT, run_cli, start_controller, stop_process, subprocess_env
+from tests.helpers import (
+    client_python,
+    run_cli,
+    start_controller,
+    stop_process,
+)
 
 DRIVER = """
 import sys
@@ -46,17 +49,6 @@ print("result", run.outputs()[0], run.phase.value, flush=True)
 """
 
 
-def _python(home: Path, address: str, code: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=subprocess_env(REUSE_RUNTIME_HOME=str(home), REUSE_RUNTIME_ENDPOINT=address),
-    )
-
-
 def _counts(counts: Path, n: int) -> list[int]:
     return [
         len((counts / str(i)).read_text().splitlines()) if (counts / str(i)).exists() else 0
@@ -77,14 +69,14 @@ def _client_killed_mid_run(tmp_path: Path, n: int, seconds: float, kill_after: f
     controller = start_controller(home)
     driver = follower = None
     try:
-        driver = _python(home, controller.address, DRIVER, str(n), str(seconds), str(counts))
+        driver = client_python(home, controller.address, DRIVER, str(n), str(seconds), str(counts))
         assert driver.stdout is not None
         name = driver.stdout.readline().strip()
         assert driver.stdout.readline() == "[parent] parent starts\n"
         time.sleep(kill_after)
         stop_process(driver)  # kill -9, mid-run
         assert sum(_counts(counts, n)) < n, "the run was over before its client was killed"
-        follower = _python(home, controller.address, FOLLOWER, name)
+        follower = client_python(home, controller.address, FOLLOWER, name)
         out, err = follower.communicate(timeout=n * seconds + 60)
         assert follower.returncode == 0, err
         assert out.splitlines() == [
@@ -158,7 +150,7 @@ def _controller_killed(
     port = controller.port
     driver = None
     try:
-        driver = _python(home, controller.address, DRIVER, str(n), str(seconds), str(counts))
+        driver = client_python(home, controller.address, DRIVER, str(n), str(seconds), str(counts))
         assert driver.stdout is not None
         name = driver.stdout.readline().strip()
         assert driver.stdout.readline() == "[parent] parent starts\n"
@@ -182,7 +174,7 @@ def _controller_killed(
             assert ran == finished, f"ran {sorted(ran)}, recorded {sorted(finished)}"
         time.sleep(max(0.0, restart_at - (time.monotonic() - started)))
         controller = start_controller(home, port=port)
-        follower = _python(home, controller.address, FOLLOWER, name)
+        follower = client_python(home, controller.address, FOLLOWER, name)
         out, err = follower.communicate(timeout=n * seconds + 90)
         assert follower.returncode == 0, err
         assert out.splitlines()[-1] == f"result {sum(i * i for i in range(n))} succeeded"
@@ -270,13 +262,19 @@ def test_abort_run_stops_a_running_run_within_5_s(tmp_path: Path) -> None:
     counts.mkdir()
     controller = start_controller(home)
     try:
-        starter = _python(home, controller.address, STARTER, "20", "30", str(counts))
+        starter = client_python(home, controller.address, STARTER, "20", "30", str(counts))
         out, err = starter.communicate(timeout=60)
         assert starter.returncode == 0, err
         name, running = out.splitlines()
         assert running == "running"
-        time.sleep(1.0)  # its children are running too
-        aborter = _python(home, controller.address, ABORTER, name)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until its children are running too
+            actions = _get_run(tmp_path, controller.address, name)["actions"]
+            assert isinstance(actions, list)
+            if any(a["task"] == "child" and a["phase"] == "running" for a in actions):
+                break
+            time.sleep(0.2)
+        aborter = client_python(home, controller.address, ABORTER, name)
         out, err = aborter.communicate(timeout=60)
         assert aborter.returncode == 0, err
         asked = float(out)

@@ -79,6 +79,16 @@ def _check_declared_lost(cluster: Cluster, replica: str, cut_at: float) -> float
     return after
 
 
+def _cut_off(cluster: Cluster, host: str, seconds: float) -> tuple[float, float]:
+    """Partition ``host`` for ``seconds`` (the length of the fault, no readiness wait);
+    when it was cut off and when it healed."""
+    cut_at = time.time()
+    cluster[host].partition()
+    time.sleep(seconds)
+    cluster[host].heal()
+    return cut_at, time.time()
+
+
 # ------------------------------------------------------------------ slow networks
 
 
@@ -135,11 +145,7 @@ def test_a_worker_partitioned_for_10_s(network_ready: None, tmp_path: Path) -> N
         _setup(cluster)
         driver = _fanout(cluster, 2, 400, 0.25)
         wait_for(lambda: _runs_on(cluster, "b"), 60, "the worker on b running children")
-        cut_at = time.time()
-        cluster["b"].partition()
-        time.sleep(10)
-        cluster["b"].heal()
-        healed_at = time.time()
+        cut_at, healed_at = _cut_off(cluster, "b", 10)
         report = finished(driver, 240)
         row = outcome("worker partitioned 10 s", cluster, report, 400)
         lost_after = _check_declared_lost(cluster, "worker-b", cut_at)
@@ -231,11 +237,7 @@ def test_a_client_partitioned_for_60_s(network_ready: None, tmp_path: Path) -> N
         wait_for(run_going, 90, "the run's children running")
         driver = _fanout(cluster, 2, 300, 0.25)
         wait_for(lambda: _runs_on(cluster, "b"), 60, "the other client's children running")
-        cut_at = time.time()
-        cluster["d"].partition()
-        time.sleep(60)
-        cluster["d"].heal()
-        healed_at = time.time()
+        cut_at, healed_at = _cut_off(cluster, "d", 60)
         report = finished(driver, 240)
         run = finished(owned, 240)
         row = outcome("client partitioned 60 s: tasks", cluster, report, 300)
@@ -272,11 +274,7 @@ def test_the_controller_partitioned_for_30_s(network_ready: None, tmp_path: Path
         _setup(cluster)
         driver = _fanout(cluster, 2, 500, 0.25)
         wait_for(lambda: _runs_on(cluster, "b"), 60, "children running on b")
-        cut_at = time.time()
-        cluster["a"].partition()
-        time.sleep(30)
-        cluster["a"].heal()
-        healed_at = time.time()
+        cut_at, healed_at = _cut_off(cluster, "a", 30)
         report = finished(driver, 300)
         row = outcome("controller partitioned 30 s", cluster, report, 500)
         for worker in ("worker-b", "worker-c"):
@@ -305,10 +303,7 @@ def test_a_retried_child_runs_when_the_only_worker_is_cut_off(
         _setup(cluster, workers=("b",))
         driver = _fanout(cluster, 1, 400, 0.2)
         wait_for(lambda: _runs_on(cluster, "b"), 60, "the worker running children")
-        cluster["b"].partition()
-        time.sleep(20)
-        cluster["b"].heal()
-        healed_at = time.time()
+        _, healed_at = _cut_off(cluster, "b", 20)
         # 400 x 0.2 s on four slots is 20 s: bounded well within two minutes.
         report = finished(driver, 120)
         row = outcome("worker cut 20 s (issue 29 hang)", cluster, report, 400)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from reuse_runtime.store import (
     StoreLockedError,
     StoreSettings,
 )
+from tests.helpers import fill_filesystem
 from tests.store.support import NOW, action, flushed, record_run, submitted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,39 +204,6 @@ def test_kill_9_loses_at_most_the_last_batch_and_corrupts_nothing(
 # ---------------------------------------------------------------------- disk full
 
 
-@pytest.fixture
-def small_filesystem(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs of our own, unmounted afterwards."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"a small tmpfs cannot be mounted here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
-
-
-def _fill(directory: Path) -> Path:
-    """Fill the file system of ``directory`` to the last byte; returns the filler file."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 20, 65536, 4096, 512, 1):
-            with contextlib.suppress(OSError):
-                while os.write(fd, b"\0" * size) == size:
-                    pass
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_a_full_disk_holds_records_refuses_runs_and_recovers_by_itself(
     small_filesystem: Path,
 ) -> None:
@@ -250,7 +216,7 @@ def test_a_full_disk_holds_records_refuses_runs_and_recovers_by_itself(
     with SqliteRunStore.open(settings) as store:
         record_run(store, "before", actions=10)
         flushed(store)
-        filler = _fill(small_filesystem)
+        filler = fill_filesystem(small_filesystem)
         # Enough to need new pages, and a value for a file of its own.
         store.run_submitted(submitted("during", NOW))
         for n in range(3000):

@@ -19,7 +19,7 @@ from playwright.async_api import expect
 
 from reuse_runtime.store import ActionPhase
 from tests.controller import tasks as controller_tasks
-from tests.helpers import ROOT, running_controller, submit, subprocess_env
+from tests.helpers import ROOT, running_controller, spawn_controller, submit, subprocess_env
 from tests.ui.browser import VIEWPORT, chromium, logged_in, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -38,30 +38,10 @@ async def standalone(tmp_path: Path) -> AsyncIterator[Controller]:
     """`reuse-runtime controller --port 0 --ui-port 0` with a token, until it says where."""
     token = secrets.token_urlsafe(16)
     home = tmp_path / "home"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "reuse_runtime", "controller", "--port", "0", "--ui-port", "0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=str(ROOT),
-        env=subprocess_env(REUSE_RUNTIME_HOME=str(home), REUSE_RUNTIME_TOKEN=token),
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        address = ui_url = ""
-        while not ui_url:
-            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-            assert line, "the controller exited before it served its UI"
-            if found := re.search(r"listening on (\S+)", line):
-                address = found.group(1)
-            if found := re.search(r"web UI on (\S+)", line):
-                ui_url = found.group(1)
-        yield Controller(address, ui_url, token, home)
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 60)
-            except asyncio.TimeoutError:
-                process.kill()
-                await process.wait()
+    async with spawn_controller(
+        "--ui-port", "0", REUSE_RUNTIME_HOME=str(home), REUSE_RUNTIME_TOKEN=token
+    ) as process:
+        yield Controller(process.address, process.ui_url, token, home)
 
 
 @contextlib.asynccontextmanager

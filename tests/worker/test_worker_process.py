@@ -229,7 +229,7 @@ async def test_an_idle_replica_reports_every_idle_heartbeat_its_controller_asks_
             WorkerClient(worker.address) as client,
         ):
             await asyncio.wait_for(controller.attached.wait(), 10)
-            await asyncio.sleep(0.1)  # its first report, sent at attach
+            await eventually(lambda: controller.reports, what="its first report, sent at attach")
             quiet_from = time.monotonic()
             await asyncio.sleep(3.0)
             idle = [r for t, r in controller.reports if t >= quiet_from]
