@@ -248,9 +248,12 @@ class Dispatcher:
             for replica in self._dirty:
                 self._reindex(replica)
             self._dirty.clear()
+        # One clock read per pump, not per task: the dispatches below time their round
+        # trips from it.
+        now = self._clock()
         # A replica silent for half its report deadline may be frozen: it gets no new
         # work until it is heard from again (or declared lost).
-        heard_since = self._clock() - self._suspect_after if self.report_deadline else 0.0
+        heard_since = now - self._suspect_after if self.report_deadline else 0.0
         idle_since = heard_since - self._idle_allowance
         replicas = self.replicas
         ready = ReplicaPhase.READY
@@ -278,7 +281,7 @@ class Dispatcher:
             if record.cancel_requested:
                 self._host.finish(record, cancellation(record, record.cancel_requested))
                 continue
-            self._dispatch(record, chosen, code_key)
+            self._dispatch(record, chosen, code_key, now)
             self._reindex(chosen)
 
     def _route(
@@ -320,7 +323,9 @@ class Dispatcher:
             r.exclusive is not None and _descends_from(record, r.exclusive) for r in self._exclusive
         )
 
-    def _dispatch(self, record: TaskRecord, replica: ReplicaState, code_key: str) -> None:
+    def _dispatch(
+        self, record: TaskRecord, replica: ReplicaState, code_key: str, now: float
+    ) -> None:
         spec = record.spec
         bundle = spec.bundle
         if bundle is None and spec.ref is not None:
@@ -337,7 +342,7 @@ class Dispatcher:
         if record.attempts > 1:  # the first attempt leaves it 0, and costs nothing
             spec = replace(spec, attempt=record.attempts)
         # Sent to a free slot, it starts on arrival: its result times the round trip.
-        record.sent_at = self._clock() if replica.free > 0 else 0.0
+        record.sent_at = now if replica.free > 0 else 0.0
         record.replica = replica
         # A new attempt: whether it calls children is its own (see retries.py).
         record.lost_children = record.made_calls = False
