@@ -309,9 +309,7 @@ class Dispatcher:
         chosen = pick_replica(
             RouteCandidate(r.replica_id, r.room, r.capacity, code_key in r.warm, r.prefetch)
             for r in self.replicas.values()
-            if r.phase is ReplicaPhase.READY
-            and r.stream is not None
-            and r.room > 0
+            if r.room > 0
             and eligible(r.replica_id)
             and (not record.solo or len(r.running) == r.suspended)
             and (r.exclusive is None or _descends_from(record, r.exclusive))
