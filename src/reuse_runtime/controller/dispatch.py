@@ -78,9 +78,9 @@ class DispatchHost(Protocol):
         """``record`` may still run on ``replica`` past its deadline plus the cancel grace."""
         ...
 
-    def given_work(self, replica: ReplicaState) -> None:
-        """``replica``, which last reported idle, was sent a task: it is held to a busy
-        replica's report deadline from now (see liveness.py)."""
+    def given_work(self, replica: ReplicaState, at: float) -> None:
+        """``replica``, which last reported idle, was sent a task at ``at`` (the pool's
+        clock): it is held to a busy replica's report deadline from then (see liveness.py)."""
         ...
 
 
@@ -349,7 +349,7 @@ class Dispatcher:
             self._exclusive.add(replica)
         replica.running[record.task_id] = record
         if replica.reported_idle:
-            self._host.given_work(replica)
+            self._host.given_work(replica, now)
         replica.warm.add(code_key)
         replica.dispatched += 1
         self._assigned += 1

@@ -274,12 +274,12 @@ class ReplicaLifecycle:
             allowance = self._idle_allowance if replica.reported_idle else 0.0
             self._silences.heard(replica, at, self.report_deadline + allowance)
 
-    def given_work(self, replica: ReplicaState) -> None:
-        """``replica`` last reported idle, and was sent a task: from now on it may stay
-        silent only the report deadline (a task that blocks its loop at once keeps it
-        from saying it is busy)."""
+    def given_work(self, replica: ReplicaState, at: float) -> None:
+        """``replica`` last reported idle, and was sent a task at ``at``: from then on it
+        may stay silent only the report deadline (a task that blocks its loop at once
+        keeps it from saying it is busy)."""
         if self.report_deadline:
-            self._silences.tighten(replica, self._clock(), self.report_deadline)
+            self._silences.tighten(replica, at, self.report_deadline)
 
     def report_from_watchdog(self, report: ReplicaReport) -> bool:
         """A report that came apart from the replica's stream; False if it is unknown."""

@@ -233,9 +233,9 @@ class ReplicaPool:
         self.finish(record, result)
         self.retire(replica, f"task {record.task_id} ignored being {what}", kill=True)
 
-    def given_work(self, replica: ReplicaState) -> None:
-        """An idle replica was sent a task: the busy report deadline applies from now."""
-        self._lifecycle.given_work(replica)
+    def given_work(self, replica: ReplicaState, at: float) -> None:
+        """An idle replica was sent a task at ``at``: the busy report deadline applies."""
+        self._lifecycle.given_work(replica, at)
 
     # ------------------------------------------------------------ results
 
