@@ -92,7 +92,6 @@ MIN_FREE_BYTES = 256 * 1024
 #: Task names remembered per run, for its lines read back before their actions end.
 _TASK_NAMES = 50_000
 
-PHASE_OF = PHASE_OF_STATE
 _RECORDED_STREAMS = frozenset({"stdout", "stderr"})
 
 
@@ -414,7 +413,7 @@ class RunBook:
                 attempts=result.attempts,
             )
         run.result = result
-        run.phase = PHASE_OF[result.state]
+        run.phase = PHASE_OF_STATE[result.state]
         run.ended = self.clock()
         self.service.restored.pop(run.name, None)
         if self.store is not None:
@@ -443,7 +442,7 @@ class RunBook:
         spec = record.spec
         error = result.error
         ended = time.time()
-        phase = PHASE_OF[result.state]
+        phase = PHASE_OF_STATE[result.state]
         info = None if error is None else error_info_of(error)
         started = record.started
         tries = record.tries
