@@ -318,6 +318,13 @@ PHASE_OF_STATE: dict[TaskState, ActionPhase] = {
     TaskState.CANCELLED: ActionPhase.ABORTED,
     TaskState.TIMED_OUT: ActionPhase.TIMED_OUT,
 }
+_STATE_OF_PHASE = {phase: state for state, phase in PHASE_OF_STATE.items()}
+
+
+def state_of_phase(phase: ActionPhase) -> TaskState:
+    """The terminal state a recorded action's ``phase`` gives its result (the inverse of
+    :data:`PHASE_OF_STATE`; a phase no task state gives counts as FAILED)."""
+    return _STATE_OF_PHASE.get(phase, TaskState.FAILED)
 
 
 def error_info_of(error: RemoteError) -> ErrorInfo:
@@ -344,10 +351,7 @@ def recorded_result(info: RunInfo, output: bytes | None) -> TaskResult:
                 f"was too large to keep",
             )
         return TaskResult(info.root_action_id, TaskState.SUCCEEDED, value=output)
-    state = {
-        ActionPhase.ABORTED: TaskState.CANCELLED,
-        ActionPhase.TIMED_OUT: TaskState.TIMED_OUT,
-    }.get(info.phase, TaskState.FAILED)
+    state = state_of_phase(info.phase)
     error = info.error or ErrorInfo("INTERNAL", "", f"run {info.name} ended {info.phase}")
     remote = remote_error_of(replace(error, pickled=output or b""))
     if state is TaskState.CANCELLED and remote.kind is ErrorKind.USER:

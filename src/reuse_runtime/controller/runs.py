@@ -64,6 +64,7 @@ from reuse_runtime.runinfo import (
     RunInfo,
     error_info_of,
     remote_error_of,
+    state_of_phase,
 )
 from reuse_runtime.store import (
     ActionRecord,
@@ -574,7 +575,4 @@ def _as_result(outcome: ReplayOutcome) -> TaskResult | None:
     error = outcome.error
     if error is None:
         return None
-    state = TaskState.TIMED_OUT if outcome.phase is ActionPhase.TIMED_OUT else TaskState.FAILED
-    if outcome.phase is ActionPhase.ABORTED:
-        state = TaskState.CANCELLED
-    return TaskResult("", state, error=remote_error_of(error))
+    return TaskResult("", state_of_phase(outcome.phase), error=remote_error_of(error))
