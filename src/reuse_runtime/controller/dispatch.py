@@ -355,7 +355,7 @@ class Dispatcher:
         self._assigned += 1
         if record.children:
             replica.suspended += 1
-        self.telemetry.task_dispatched(record, replica)
+        self.telemetry.task_dispatched(record, replica, now)
         replica.stream.dispatch(spec)
         if spec.timeout:
             # The replica cancels at the deadline; this catches a task that ignores it.

@@ -142,7 +142,8 @@ class PoolTelemetry:
         if self.metrics is not None:
             self.metrics.rejected += 1
 
-    def task_dispatched(self, record: TaskRecord, replica: ReplicaState) -> None:
+    def task_dispatched(self, record: TaskRecord, replica: ReplicaState, now: float) -> None:
+        """``record`` was sent to ``replica`` at ``now`` (the pool's clock, which is this one's)."""
         run = record.run
         if run is not None:
             if run.record is not None:  # a recorded run: the attempt's start
@@ -153,7 +154,6 @@ class PoolTelemetry:
                 run.on_root_dispatched()
         metrics = self.metrics
         if metrics is not None:
-            now = self._clock()
             if record.attempts == 1:
                 metrics.queued.observe(now - record.queued_at)
             if replica.dispatched == 1 and not replica.external:
