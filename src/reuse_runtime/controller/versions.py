@@ -70,18 +70,13 @@ class CodeVersions:
 
     # ------------------------------------------------------------ versions
 
-    def made(self, spec: EnvironmentSpec, key: str) -> str:
-        """Pool ``key`` of ``spec`` was made: it is current. Returns the key of the pool
-        it replaces ("" for none)."""
-        lineage = spec.lineage()
-        previous = self._current.get(lineage, "")
-        self._current[lineage] = key
-        return previous if previous != key else ""
-
     def supersede(self, spec: EnvironmentSpec, key: str) -> None:
         """Pool ``key`` of ``spec`` was made: the newest version of its environment. The
         one it replaces serves the work it has, then scales to zero (see ``decide_scale``)."""
-        previous = self._pools.get(self.made(spec, key))
+        lineage = spec.lineage()
+        replaced = self._current.get(lineage, "")
+        self._current[lineage] = key
+        previous = self._pools.get(replaced) if replaced != key else None
         if previous is not None:
             previous.supersede(key)
             log.info(
