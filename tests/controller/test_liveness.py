@@ -197,7 +197,10 @@ def _gone(pid: int) -> bool:
 async def _run(
     client: object, key: str, total: int, *, stop_every: float | None, stopped: list[int]
 ) -> tuple:
-    """Submit `total` 5-20 ms tasks at once; SIGSTOP a random replica every `stop_every` s."""
+    """Submit `total` 5-20 ms tasks at once; SIGSTOP a random replica every `stop_every` s
+    while at least a twentieth of them are left. (At the tail, one task can land on every
+    replica stopped, and its fourth loss fails it as a budget of 3 says: that is the
+    quarantine test's case, not this one's.)"""
     rng = random.Random(3)
     submissions = [
         Submission(key, st.jitter.task_spec((i, rng.randint(5, 20)), {}, run_id="freeze"))
@@ -207,6 +210,8 @@ async def _run(
     async def stopper() -> None:
         for _ in range(200):  # bounded in count (and by the run's limit)
             await asyncio.sleep(stop_every or 0)
+            if sum(1 for f in futures if not f.done()) < total // 20:
+                return
             pids = [p for p in _replica_pids(await client.status(), "storm") if p not in stopped]  # type: ignore[attr-defined]
             if pids:
                 victim = rng.choice(pids)

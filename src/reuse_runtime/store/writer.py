@@ -181,19 +181,21 @@ class StoreWriter:
                 if now < self._retry_at and not self._stopping:
                     self._hold(self.queue)
                     return
-                if not self._write_all(self.held, now):
+                if not self._write_all(self.held):
                     self._hold(self.queue)
                     return
-            if not self._write_all(self.queue, now):
+            if not self._write_all(self.queue):
                 self._hold(self.queue)
                 return
-            self._maintain(now)
+            self._maintain(self.clock())
         finally:
             self._release()
 
-    def _write_all(self, source: deque[object], now: float) -> bool:
+    def _write_all(self, source: deque[object]) -> bool:
         """Write ``source`` a batch at a time, retention between batches (so the store
-        stays under its byte bound while a backlog goes in). False: a batch failed."""
+        stays under its byte bound while a backlog goes in; each with the time after its
+        batch, as a backlog can take longer than ``retention_interval``). False: a batch
+        failed."""
         popleft = source.popleft
         while source:
             if len(self.queue) > self.settings.max_queued:
@@ -201,7 +203,7 @@ class StoreWriter:
             records = [popleft() for _ in range(min(len(source), self._batch_limit()))]
             if not self._write(records):
                 return False
-            self._maintain(now)
+            self._maintain(self.clock())
             self._release()  # a flush waits for its batch, not for the queue to run dry
         return True
 
