@@ -19,8 +19,14 @@ EXAMPLES = ROOT / "examples"
 
 
 def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    home = str(tmp_path / "home")
     return subprocess.run(
-        args, capture_output=True, text=True, timeout=240, cwd=ROOT, env=subprocess_env(**env)
+        args,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env=subprocess_env(REUSE_RUNTIME_HOME=home, **env),
     )
 
 
@@ -78,7 +84,9 @@ def test_seed_example_in_containers_gives_the_local_output(
     # Name and URL, then nothing: the same output as locally.
     assert len(contained.stdout.splitlines()) == len(local.stdout.splitlines()) == 2
     name, url = contained.stdout.splitlines()
-    log = Path(url.removeprefix("file://")).read_text()
+    # The run's page, served while the script ran; its log stays in the state dir.
+    assert url.startswith("http://127.0.0.1:") and url.endswith(f"/runs/{name}"), url
+    log = (tmp_path / "home" / "runs" / f"{name}.log").read_text()
     assert f"run {name} succeeded" in log
     # Its replicas were containers, as the engine saw them start.
     assert starts.started.count(env_name) == replicas, starts.started
