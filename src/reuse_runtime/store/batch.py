@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 
 from reuse_runtime.store import schema
 from reuse_runtime.store.blobs import BlobFiles, digest_of
@@ -59,7 +57,6 @@ _INSERT_ACTIONS = (
     "attempts) VALUES "
 )
 _ONE_ROW = "(" + ", ".join("?" * _ACTION_FIELDS) + ")"
-_INSERT_ACTION = _INSERT_ACTIONS + _ONE_ROW
 _INSERT_MANY_ACTIONS = _INSERT_ACTIONS + ", ".join([_ONE_ROW] * _ROWS_PER_INSERT)
 _COUNT_ACTIONS = (
     "INSERT INTO counts (run_key, phase, n) VALUES (?, ?, ?) "
@@ -164,7 +161,9 @@ class BatchWriter:
         limit = self.settings.blob_threshold
         preview_max = self.settings.preview_max
         value = self._value
-        rows = []
+        #: Every row's fields one after another: the parameters of the multi-row INSERTs.
+        flat: list[object] = []
+        add = flat.extend
         traces: list[tuple[int, str, int, str, float, float, str]] = []
         # Finished actions per (run key, phase code); a batch is mostly one or two of them.
         counts: dict[tuple[int, int], int] = {}
@@ -207,7 +206,7 @@ class BatchWriter:
                 stored = value(error.pickled) if error.pickled else _EMPTY
             if len(preview) > preview_max:
                 preview = preview[:preview_max]
-            rows.append(
+            add(
                 (
                     key,
                     action_id,
@@ -234,7 +233,7 @@ class BatchWriter:
                 )
         if self.replaying:
             last = conn.execute("SELECT coalesce(max(id), 0) FROM actions").fetchone()[0]
-        _insert_actions(conn, rows)
+        _insert_actions(conn, flat)
         conn.executemany(_COUNT_ACTIONS, [(*counted, n) for counted, n in counts.items()])
         if self.replaying:
             conn.execute(_INDEX_CALLS, (last,))
@@ -461,16 +460,16 @@ class BatchWriter:
         return digest
 
 
-def _insert_actions(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
-    """Insert ``rows`` in order, ``_ROWS_PER_INSERT`` per statement, the rest one by one
-    (a later row of the same action replaces an earlier one, as with one per statement)."""
-    step = _ROWS_PER_INSERT
-    whole = len(rows) - len(rows) % step
+def _insert_actions(conn: sqlite3.Connection, flat: list[object]) -> None:
+    """Insert the rows whose fields are ``flat``, in order: ``_ROWS_PER_INSERT`` per
+    statement, then one statement for the rest (a later row of the same action replaces
+    an earlier one, as with one row per statement)."""
+    width = _ROWS_PER_INSERT * _ACTION_FIELDS
+    whole = len(flat) - len(flat) % width
     if whole:
-        flat = list(chain.from_iterable(rows[:whole]))
-        width = step * _ACTION_FIELDS
         conn.executemany(
-            _INSERT_MANY_ACTIONS, [flat[i : i + width] for i in range(0, len(flat), width)]
+            _INSERT_MANY_ACTIONS, [flat[i : i + width] for i in range(0, whole, width)]
         )
-    if whole < len(rows):
-        conn.executemany(_INSERT_ACTION, rows[whole:])
+    rest = (len(flat) - whole) // _ACTION_FIELDS
+    if rest:
+        conn.execute(_INSERT_ACTIONS + ", ".join([_ONE_ROW] * rest), flat[whole:])
