@@ -13,6 +13,16 @@ the digest of its file (BLOB). A failed action keeps its pickled exception in
 its ``output`` column, and its error's other fields as JSON in ``error``.
 
 Times are REAL seconds since the epoch; 0 means "did not happen".
+
+The writing connection (:func:`configure`) runs in WAL mode with ``synchronous =
+NORMAL``: a commit appends to the WAL with no fsync, so it survives a killed process
+(``kill -9``: what durable replay is for) and only a power loss can take the last
+commits back; a checkpoint fsyncs. ``FULL`` would fsync every batch for that last
+case alone. Measured per row (one row per statement, in a file in WAL mode): the two
+indexes cost about 1.8 us of a row's 4.8; a WITHOUT ROWID table keyed by
+``(run_key, action_id)`` instead of the rowid and ``actions_id`` cost the same as
+this layout (its leaves hold the whole rows), so the rowid table stays: it keeps the
+order actions ended in (the listing's order and cursors) at no cost.
 """
 
 from __future__ import annotations
