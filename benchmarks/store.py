@@ -62,21 +62,27 @@ def record_actions(store: SqliteRunStore, n: int, runs: int) -> tuple[float, flo
         store.run_submitted(RunSubmitted(run, "main", "bench", root, now))
         for _ in range(per_run):
             store.action_ended(
-                ActionRecord(
-                    run,
-                    ids[counter],
-                    root,
-                    keys[counter],
-                    "bench.noop",
-                    "bench",
-                    "",
-                    SUCCEEDED,
-                    now,
-                    now,
-                    now,
-                    "bench-1",
-                    "(1,)",
-                    OUTPUT,
+                tuple.__new__(  # as the controller builds it (RunBook._record_action)
+                    ActionRecord,
+                    (
+                        run,
+                        ids[counter],
+                        root,
+                        keys[counter],
+                        "bench.noop",
+                        "bench",
+                        "",
+                        SUCCEEDED,
+                        now,
+                        now,
+                        now,
+                        "bench-1",
+                        "(1,)",
+                        OUTPUT,
+                        None,
+                        (),
+                        (),
+                    ),
                 )
             )
             counter += 1

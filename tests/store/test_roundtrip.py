@@ -271,3 +271,19 @@ def test_a_large_submission_is_kept_until_its_run_ends(tmp_path) -> None:  # typ
         assert store.unfinished_runs() == ()
         assert [p for p in settings.blob_dir.rglob("*") if p.is_file()] == []
         assert store.statistics().blob_bytes == 0
+
+
+def test_a_large_batch_keeps_every_action_in_order_and_the_last_record_of_a_repeat(
+    store: SqliteRunStore,
+) -> None:
+    # 60 rows go in per statement and the rest in one more: 131 records, one of them an
+    # action recorded twice in the same batch, its second record the one that stands.
+    store.run_submitted(submitted("big"))
+    for n in range(130):
+        store.action_ended(action("big", n))
+    store.action_ended(action("big", 7, phase=ActionPhase.FAILED, output=b""))
+    got = flushed(store).list_actions("big", limit=1000).items
+    assert [a.action_id for a in got] == [f"big-a{n}" for n in range(130) if n != 7] + ["big-a7"]
+    assert got[-1].phase is ActionPhase.FAILED
+    assert got[0].phase is ActionPhase.SUCCEEDED and got[0].inputs_preview == "(0,)"
+    assert store.action_output("big", "big-a129") == b"v129"

@@ -453,24 +453,29 @@ class RunBook:
             attempts = (*tries, last)
             started = tries[0].started
         assert self.store is not None
+        # tuple.__new__ with every field: half the cost of the named tuple's constructor.
         self.store.action_ended(
-            ActionRecord(
-                spec.run_id,
-                spec.task_id,
-                spec.parent_task_id,
-                spec.call_key,
-                spec.name,
-                record.submission.env_key.rpartition("-")[0],
-                spec.group,
-                phase,
-                record.created,
-                started,
-                ended,
-                result.replica_id,
-                "",
-                result.value if error is None else b"",
-                info,
-                attempts,
+            tuple.__new__(
+                ActionRecord,
+                (
+                    spec.run_id,
+                    spec.task_id,
+                    spec.parent_task_id,
+                    spec.call_key,
+                    spec.name,
+                    record.submission.env_key.rpartition("-")[0],
+                    spec.group,
+                    phase,
+                    record.created,
+                    started,
+                    ended,
+                    result.replica_id,
+                    "",
+                    result.value if error is None else b"",
+                    info,
+                    attempts,
+                    (),
+                ),
             )
         )
 

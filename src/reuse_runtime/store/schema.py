@@ -13,6 +13,16 @@ the digest of its file (BLOB). A failed action keeps its pickled exception in
 its ``output`` column, and its error's other fields as JSON in ``error``.
 
 Times are REAL seconds since the epoch; 0 means "did not happen".
+
+The writing connection (:func:`configure`) runs in WAL mode with ``synchronous =
+NORMAL``: a commit appends to the WAL with no fsync, so it survives a killed process
+(``kill -9``: what durable replay is for) and only a power loss can take the last
+commits back; a checkpoint fsyncs. ``FULL`` would fsync every batch for that last
+case alone. Measured per row (one row per statement, in a file in WAL mode): the two
+indexes cost about 1.8 us of a row's 4.8; a WITHOUT ROWID table keyed by
+``(run_key, action_id)`` instead of the rowid and ``actions_id`` cost the same as
+this layout (its leaves hold the whole rows), so the rowid table stays: it keeps the
+order actions ended in (the listing's order and cursors) at no cost.
 """
 
 from __future__ import annotations
@@ -171,8 +181,10 @@ def configure(conn: sqlite3.Connection, *, busy_timeout: float, wal_bytes: int) 
     # a power loss can take the last commits back. A checkpoint still fsyncs.
     conn.execute("PRAGMA synchronous = NORMAL")
     # A WAL file is cut back to this after a checkpoint, so it cannot keep the size of
-    # the largest transaction it ever held.
-    pages = max(16, min(1000, wal_bytes // 4096))
+    # the largest transaction it ever held. Up to 16 MiB between checkpoints: the pages
+    # every batch rewrites (the ends of the action table and its indexes) are copied
+    # into the file once per checkpoint, not once per 4 MiB (~4% of a row's cost).
+    pages = max(16, min(4000, wal_bytes // 4096))
     conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
     conn.execute(f"PRAGMA journal_size_limit = {pages * 4096}")
     conn.execute("PRAGMA cache_size = -16384")  # KiB

@@ -112,6 +112,8 @@ class StoreWriter:
         self._retry_at = 0.0
         self._retention_at = 0.0
         self._pressure_retry_at = 0.0
+        #: Past this many bytes a deferred retention pass runs before its time.
+        self._pressure_bytes = 0
         self._doomed = bool(conn.execute("SELECT 1 FROM doomed LIMIT 1").fetchone())
         self._stopping = False
         self._deadline = 0.0
@@ -346,7 +348,11 @@ class StoreWriter:
         try:
             self._measure()  # two stat calls: the byte bound is checked after every batch
             pressed = self.runs > settings.max_runs or self._over_bytes()
-            if (pressed and now >= self._pressure_retry_at) or now >= self._retention_at:
+            # A pass that left the store over its bound is not run again after every
+            # batch, but again once the store grew by a batch's share since (a fast
+            # writer adds a lot in ``retention_interval``).
+            grown = self.db_bytes + self.blob_bytes > self._pressure_bytes
+            if (pressed and (now >= self._pressure_retry_at or grown)) or now >= self._retention_at:
                 self._retention_at = now + settings.retention_interval
                 if settings.shared:  # other processes add runs too
                     self.runs = int(self.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
@@ -360,6 +366,9 @@ class StoreWriter:
                 if self.runs > settings.max_runs or self._over_bytes():
                     # Unfinished runs hold them: look again later, not after every batch.
                     self._pressure_retry_at = now + settings.retention_interval
+                    self._pressure_bytes = (
+                        self.db_bytes + self.blob_bytes + int(settings.max_bytes * _BATCH_SHARE)
+                    )
             while self._doomed:
                 self._in_transaction(self._sweep)
                 if not until_done:
