@@ -23,3 +23,13 @@ async def square(x: int, label: str = "sq") -> int:
 @env.task
 async def slow(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+@env.task
+async def fan(n: int, seconds: float) -> list[str]:
+    """Children that sleep; one aborted from outside is seen here as aborted."""
+    got = await asyncio.gather(*(slow(seconds) for _ in range(n)), return_exceptions=True)
+    return [
+        "aborted" if isinstance(r, flyte.errors.ActionAbortedError) else type(r).__name__
+        for r in got
+    ]

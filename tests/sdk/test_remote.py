@@ -108,3 +108,65 @@ def test_flyte_remote_run_and_action_as_flyte_documents_them(tmp_path: Path) -> 
         "missing RunNotFoundError True",
         "here too aborted",
     ], done.stderr
+
+
+ONE_ACTION = """
+import sys, time
+import reuse_runtime as flyte
+from reuse_runtime.models import ActionPhase
+from tests.sdk import remote_tasks as t
+
+flyte.init(endpoint=sys.argv[1])
+run = flyte.run(t.fan, n=3, seconds=1.5)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    running = list(
+        flyte.remote.Action.listall(for_run_name=run.name, in_phase=[ActionPhase.RUNNING])
+    )
+    children = [a for a in running if a.name != "a0"]
+    if len(children) == 3:
+        break
+    time.sleep(0.1)
+root = flyte.remote.Action.get(run_name=run.name, name="a0")
+print("root", root.name, root.parent_name, root.task_name)
+print("children", len(children), {a.parent_name for a in children})
+children[0].abort("External abort!!")
+run.wait()
+print("run", run.phase.value, sorted(run.outputs()[0]))
+print("child", flyte.remote.Action.get(run_name=run.name, name=children[0].name).phase.value)
+try:
+    flyte.remote.Action.get(run_name=run.name, name="nope").abort()
+except Exception as e:
+    print("unknown", type(e).__name__)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_aborting_one_action_leaves_the_run_and_its_caller_sees_it_aborted(
+    tmp_path: Path,
+) -> None:
+    """Flyte's ``Action.abort``: that child alone ends ABORTED, its caller's gather gets
+    ``ActionAbortedError`` for it, and the run goes on; the root reads as ``a0``."""
+    import subprocess
+
+    home = tmp_path / "home"
+    controller = start_controller(home)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", ONE_ACTION, controller.address],
+            capture_output=True,
+            text=True,
+            timeout=100,
+            cwd=ROOT,
+            env=subprocess_env(REUSE_RUNTIME_HOME=str(home)),
+        )
+    finally:
+        stop_process(controller.process, signal.SIGTERM)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "root a0 None fan",
+        "children 3 {'a0'}",
+        "run succeeded ['NoneType', 'NoneType', 'aborted']",
+        "child aborted",
+        "unknown RunNotFoundError",
+    ], done.stderr

@@ -54,7 +54,11 @@ def add_parser(commands: Commands) -> None:
         "action", help="a run's actions, or one action", description="A run's actions, or one."
     )
     action.add_argument("run", help="the run")
-    action.add_argument("action", nargs="?", help="the action's id (default: every action)")
+    action.add_argument(
+        "action",
+        nargs="?",
+        help="the action's id, or a0 for the root (default: every action)",
+    )
     action.add_argument(
         "--in-phase", metavar="PHASE", help="only actions in this phase (default: any)"
     )
@@ -131,11 +135,11 @@ def _get_run(args: argparse.Namespace) -> int:
 def _get_action(args: argparse.Namespace) -> int:
     from reuse_runtime.cli import run_view
     from reuse_runtime.runinfo import parse_phase
-    from reuse_runtime.sdk.action import run_actions
+    from reuse_runtime.sdk.action import action_id_of, run_actions
 
     source = run_view.run_source(args)
     if args.action:
-        action = source.action(args.run, args.action)
+        action = source.action(args.run, action_id_of(source, args.run, args.action))
         print(_json(asdict(action)) if args.json else run_view.action_tree([action])[0].strip())
         return 0
     phases = (parse_phase(args.in_phase),) if args.in_phase else ()
@@ -153,10 +157,11 @@ def _get_action(args: argparse.Namespace) -> int:
 
 def _get_logs(args: argparse.Namespace) -> int:
     from reuse_runtime.cli import run_view
-    from reuse_runtime.sdk.action import log_lines
+    from reuse_runtime.sdk.action import action_id_of, log_lines
 
     source = run_view.run_source(args)
-    entries = source.logs(args.run, args.action or "", follow=args.follow)
+    action = action_id_of(source, args.run, args.action or "")
+    entries = source.logs(args.run, action, follow=args.follow)
     shown = 0
     for line in log_lines(entries, show_ts=args.show_ts, label=not args.action):
         print(line, flush=args.follow)
@@ -171,10 +176,11 @@ def _get_logs(args: argparse.Namespace) -> int:
 
 def _get_io(args: argparse.Namespace) -> int:
     from reuse_runtime.cli import run_view
+    from reuse_runtime.sdk.action import action_id_of
 
     if args.inputs_only and args.outputs_only:
         raise ValueError("--inputs-only and --outputs-only together show nothing: pick one")
     source = run_view.run_source(args)
-    io = source.io(args.run, args.action or "")
+    io = source.io(args.run, action_id_of(source, args.run, args.action or ""))
     print(run_view.show_io(io, inputs=not args.outputs_only, outputs=not args.inputs_only))
     return 0

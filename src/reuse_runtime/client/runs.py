@@ -131,9 +131,10 @@ class RunsClient:
             lambda: self._calls.list_runs(where, limit, cursor, self._metadata(), CALL_TIMEOUT)
         )
 
-    async def abort(self, name: str, reason: str = "") -> int:
+    async def abort(self, name: str, reason: str = "", action_id: str = "") -> int:
+        """Abort run ``name``, or only its action ``action_id`` and what that called."""
         return await self._call(
-            lambda: self._calls.abort(name, reason, self._metadata(), CALL_TIMEOUT)
+            lambda: self._calls.abort(name, reason, self._metadata(), CALL_TIMEOUT, action_id)
         )
 
     async def actions(

@@ -55,8 +55,8 @@ class RunService:
     async def create_run(self, run: NewRun) -> RunInfo:
         return await self.book.create_run(run)
 
-    async def abort_run(self, name: str, reason: str) -> int:
-        return await self.book.abort_run(name, reason)
+    async def abort_run(self, name: str, reason: str, action_id: str = "") -> int:
+        return await self.book.abort_run(name, reason, action_id)
 
     # ------------------------------------------------------------ runs
 

@@ -493,8 +493,10 @@ class RunBook:
 
     # ------------------------------------------------------------ aborting and closing
 
-    async def abort_run(self, name: str, reason: str) -> int:
-        """Cancel every task of the run; it ends ABORTED. Returns how many were cancelled."""
+    async def abort_run(self, name: str, reason: str, action_id: str = "") -> int:
+        """Cancel every task of the run; it ends ABORTED. With ``action_id`` (not the root's),
+        only that action and what it called: its caller sees it aborted, as Flyte's
+        ``Action.abort`` does. Returns how many were cancelled."""
         run = self.live.get(name)
         why = f"aborted ({reason or 'by request'})"
         if run is None or run.over:
@@ -510,7 +512,11 @@ class RunBook:
                     f"run {name!r} is not running at this controller (it was started by another "
                     f"process's embedded controller: stop it there)"
                 )
+            if action_id and action_id != found.root_action_id:
+                await self._recorded_action(name, action_id)
             return 0
+        if action_id and action_id != run.root_id:
+            return await self._abort_action(name, action_id, why)
         service = self.service
         run.aborted = reason or "by request"
         targets = [r for r in service.tasks.values() if r.spec.run_id == name]
@@ -522,6 +528,27 @@ class RunBook:
                 service.cancel_tree(record, why)
         log.info("run aborted", run=name, reason=reason, tasks=len(targets))
         return len(targets)
+
+    async def _abort_action(self, run: str, action_id: str, why: str) -> int:
+        record = self.service.tasks.get(action_id)
+        if record is None or record.spec.run_id != run:
+            await self._recorded_action(run, action_id)
+            return 0  # it has ended
+        if record.finished or record.cancel_requested:
+            return 0
+        self.service.cancel_tree(record, why)
+        log.info("action aborted", run=run, action=action_id, reason=why)
+        return 1
+
+    async def _recorded_action(self, run: str, action_id: str) -> None:
+        """Raise RunNotFoundError unless the store has action ``action_id`` of ``run``."""
+        store, found = self.store, None
+        if store is not None:
+            # An action that just ended may still be on its way to the file.
+            await asyncio.to_thread(store.flush, 5.0)
+            found = await asyncio.to_thread(store.get_action, run, action_id)
+        if found is None:
+            raise RunNotFoundError(f"run {run!r} has no action {action_id!r}")
 
     def handed_back(self) -> list[str]:
         """The runs that went back unfinished at this shutdown."""

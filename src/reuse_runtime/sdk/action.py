@@ -48,6 +48,16 @@ def _seconds(moment: datetime | None) -> float | None:
     return moment.timestamp()
 
 
+#: Flyte's name for a run's root action: what the root's ``name`` reads, and accepted
+#: wherever an action is named (its recorded id is the controller's, as every action's).
+ROOT_ACTION = "a0"
+
+
+def action_id_of(source: RunSource, run: str, name: str) -> str:
+    """The recorded id of action ``name`` of ``run`` (``a0``: the root's)."""
+    return source.get(run).root_action_id if name == ROOT_ACTION else name
+
+
 def _phases(in_phase: tuple[ActionPhase | str, ...] | None) -> tuple[ActionPhase, ...]:
     return tuple(parse_phase(p) for p in in_phase or ())
 
@@ -142,9 +152,12 @@ def log_lines(entries: Iterator[LogEntry], *, show_ts: bool, label: bool) -> Ite
 class Action:
     """One task call of a run, as recorded (Flyte's ``flyte.remote.Action``)."""
 
-    def __init__(self, info: ActionInfo, source: RunSource | None = None) -> None:
+    def __init__(
+        self, info: ActionInfo, source: RunSource | None = None, root: str | None = None
+    ) -> None:
         self._info = info
         self._source = source
+        self._root = root  # the run's root action id, read when first needed
 
     def _from(self) -> RunSource:
         if self._source is None:
@@ -166,10 +179,12 @@ class Action:
         """Every action of run ``for_run_name`` (``in_phase``: only those; ``parent_name``:
         only its children), oldest first, or by ``sort_by=("created_at", "desc")``."""
         source = default_source()
+        root = source.get(for_run_name).root_action_id
         after, before = created_at.bounds() if created_at is not None else (None, None)
-        infos, _ = run_actions(source, for_run_name, parent=parent_name, phases=_phases(in_phase))
+        parent = root if parent_name == ROOT_ACTION else parent_name
+        infos, _ = run_actions(source, for_run_name, parent=parent, phases=_phases(in_phase))
         found = [
-            cls(info, source)
+            cls(info, source, root)
             for info in infos
             if (after is None or info.created >= after)
             and (before is None or info.created < before)
@@ -196,7 +211,7 @@ class Action:
         if not run_name or not name:
             raise ValueError("Action.get needs run_name= and name= (or a 'RUN/ACTION' uri)")
         source = default_source()
-        return cls(source.action(run_name, name), source)
+        return cls(source.action(run_name, action_id_of(source, run_name, name)), source)
 
     get = BlockingClassMethod(_get)
 
@@ -204,6 +219,12 @@ class Action:
 
     @property
     def name(self) -> str:
+        """Its name in the run: ``a0`` for the root, as in Flyte; else its id."""
+        return self._info.action_id if self._info.parent_id else ROOT_ACTION
+
+    @property
+    def action_id(self) -> str:
+        """The id the controller recorded it under (the root's too)."""
         return self._info.action_id
 
     @property
@@ -220,8 +241,13 @@ class Action:
 
     @property
     def parent_name(self) -> str | None:
-        """The action that called this one; None for the run's root."""
-        return self._info.parent_id or None
+        """The action that called this one (``a0``: the root); None for the root."""
+        parent = self._info.parent_id
+        if not parent:
+            return None
+        if self._root is None:
+            self._root = self._from().get(self.run_name).root_action_id
+        return ROOT_ACTION if parent == self._root else parent
 
     @property
     def group(self) -> str:
@@ -261,37 +287,39 @@ class Action:
     # ------------------------------------------------------------ what it did
 
     def _sync(self) -> Action:
-        self._info = self._from().action(self.run_name, self.name)
+        self._info = self._from().action(self.run_name, self.action_id)
         return self
 
     sync = BlockingMethod(_sync)
 
     def _details(self) -> ActionDetails:
-        return ActionDetails(self._from().action(self.run_name, self.name), self._source)
+        return ActionDetails(self._from().action(self.run_name, self.action_id), self._source)
 
     details = BlockingMethod(_details)
 
     def _outputs(self) -> ActionOutputs:
-        io = self._from().io(self.run_name, self.name)
-        return outputs_of(io, self._info.task or self.name)
+        io = self._from().io(self.run_name, self.action_id)
+        return outputs_of(io, self._info.task or self.action_id)
 
     outputs = BlockingMethod(_outputs)
 
     def _inputs(self) -> ActionInputs:
-        return inputs_of(self._from().io(self.run_name, "" if not self.parent_name else self.name))
+        root = not self._info.parent_id
+        return inputs_of(self._from().io(self.run_name, "" if root else self.action_id))
 
     inputs = BlockingMethod(_inputs)
 
     def _abort(self, reason: str = "Manually aborted from the SDK.") -> None:
-        """Abort the run this action belongs to (an action alone cannot be aborted here)."""
-        self._from().abort(self.run_name, reason)
+        """Abort this action and what it called; its caller gets ``ActionAbortedError``.
+        The root's abort is the run's."""
+        self._from().abort(self.run_name, reason, self.action_id)
 
     abort = BlockingMethod(_abort)
 
     def _get_logs(
         self, attempt: int | None = None, filter_system: bool = False, show_ts: bool = False
     ) -> Iterator[str]:
-        entries = self._from().logs(self.run_name, self.name)
+        entries = self._from().logs(self.run_name, self.action_id)
         return log_lines(entries, show_ts=show_ts, label=False)
 
     get_logs = IteratingMethod(_get_logs)
@@ -304,7 +332,7 @@ class Action:
         raw: bool = False,
         filter_system: bool = False,
     ) -> None:
-        entries = self._from().logs(self.run_name, self.name)
+        entries = self._from().logs(self.run_name, self.action_id)
         print_logs(entries, max_lines=None if raw else max_lines, show_ts=show_ts, raw=raw)
 
     show_logs = BlockingMethod(_show_logs)

@@ -80,7 +80,7 @@ class RunSource(Protocol):
         the run ends."""
         ...
 
-    def abort(self, run: str, reason: str) -> int: ...
+    def abort(self, run: str, reason: str, action_id: str = "") -> int: ...
     def follow(
         self, run: Followed, *, logs: bool, deadline: float | None = None, from_start: bool = True
     ) -> None:
@@ -146,8 +146,8 @@ class ControllerRuns:
     def logs(self, run: str, action_id: str = "", *, follow: bool = False) -> Iterator[LogEntry]:
         return _drain(self._runtime, lambda: self._runs.logs(run, action_id, follow=follow))
 
-    def abort(self, run: str, reason: str) -> int:
-        return self._call(self._runs.abort(run, reason))
+    def abort(self, run: str, reason: str, action_id: str = "") -> int:
+        return self._call(self._runs.abort(run, reason, action_id))
 
     def follow(
         self, run: Followed, *, logs: bool, deadline: float | None = None, from_start: bool = True
@@ -317,8 +317,10 @@ class StoreRuns:
             time.sleep(STORE_POLL)
             info = self.get(run)
 
-    def abort(self, run: str, reason: str) -> int:
+    def abort(self, run: str, reason: str, action_id: str = "") -> int:
         info = self.get(run)
+        if action_id:
+            self.action(run, action_id)
         if info.done:
             return 0
         raise ReuseRuntimeError(

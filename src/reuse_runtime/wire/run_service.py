@@ -39,7 +39,7 @@ class RunOperations(Protocol):
         self, where: RunFilter, limit: int, cursor: str | None
     ) -> Page[RunInfo]: ...
     def watch_run(self, name: str, logs: bool, cursor: str) -> AsyncIterator[RunEvent]: ...
-    async def abort_run(self, name: str, reason: str) -> int: ...
+    async def abort_run(self, name: str, reason: str, action_id: str = "") -> int: ...
     async def list_actions(
         self,
         run: str,
@@ -102,7 +102,9 @@ class _RunsAdapter:
 
     async def abort(self, request: Any, context: grpc.aio.ServicerContext) -> pb.AbortRunReply:
         request = await _parsed(request, context)
-        cancelled = await _answer(context, self._ops.abort_run(request.name, request.reason))
+        cancelled = await _answer(
+            context, self._ops.abort_run(request.name, request.reason, request.action_id)
+        )
         return pb.AbortRunReply(cancelled=cancelled)
 
     async def actions(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ListActionsReply:

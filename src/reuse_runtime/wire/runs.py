@@ -413,9 +413,13 @@ class RunCalls:
         finally:
             call.cancel()
 
-    async def abort(self, name: str, reason: str, metadata: Metadata, timeout: float) -> int:
+    async def abort(
+        self, name: str, reason: str, metadata: Metadata, timeout: float, action_id: str = ""
+    ) -> int:
         reply = await self._stub.AbortRun(
-            pb.AbortRunRequest(name=name, reason=reason), metadata=metadata, timeout=timeout
+            pb.AbortRunRequest(name=name, reason=reason, action_id=action_id),
+            metadata=metadata,
+            timeout=timeout,
         )
         return int(reply.cancelled)
 

@@ -769,12 +769,14 @@ class RunEvent(_message.Message):
     def __init__(self, run: _Optional[_Union[RunInfo, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[RunLogLine, _Mapping]]] = ..., cursor: _Optional[str] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ...) -> None: ...
 
 class AbortRunRequest(_message.Message):
-    __slots__ = ("name", "reason")
+    __slots__ = ("name", "reason", "action_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     reason: str
-    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    action_id: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ..., action_id: _Optional[str] = ...) -> None: ...
 
 class AbortRunReply(_message.Message):
     __slots__ = ("cancelled",)
