@@ -379,10 +379,12 @@ class File(_Stored, Generic[T]):
 
         A ``local_path`` that is a directory, or ends in a separator, gets the file's name.
         """
-        target = _download_target(self.name or Path(self.path).name, local_path)
         if storage.is_remote(self.path):
-            storage.get_underlying_filesystem(path=self.path).get(self.path, str(target))
+            fs = storage.get_underlying_filesystem(path=self.path)
+            target = _download_target(self.name or Path(self.path).name, local_path)
+            fs.get(self.path, str(target))
             return str(target)
+        target = _download_target(self.name or Path(self.path).name, local_path)
         source = self.local
         if not source.is_file():
             raise FileNotFoundError(f"File.download: no such file: {source}")
