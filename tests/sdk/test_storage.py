@@ -140,3 +140,50 @@ def test_a_task_streams_through_the_store(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["offloaded"]
+
+
+def test_remote_paths_go_through_fsspec(tmp_path: Path) -> None:
+    bucket = f"memory://{tmp_path.name}"
+    (tmp_path / "a.txt").write_text("alpha")
+    (tmp_path / "t" / "s").mkdir(parents=True)
+    (tmp_path / "t" / "x.txt").write_text("x")
+    (tmp_path / "t" / "s" / "y.csv").write_text("y")
+    File, Dir = flyte.io.File, flyte.io.Dir
+
+    async def scenario() -> list[object]:
+        f = await File.from_local(tmp_path / "a.txt", remote_destination=f"{bucket}/a.txt")
+        async with f.open("rb") as fh:
+            content = await fh.read()
+        copy = Path(await f.download(f"{tmp_path}/down/"))
+        d = await Dir.from_local(tmp_path / "t", remote_destination=f"{bucket}/t")
+        csv = [g.name for g in d.walk_sync(file_pattern="*.csv")]
+        top = [g.name for g in await d.list_files()]
+        got = await d.get_file("x.txt")
+        tree = Path(await d.download(tmp_path / "tree"))
+        streamed = await storage.put_stream(b"streamed", to_path=f"{bucket}/s.bin")
+        back = b"".join([c async for c in storage.get_stream(streamed)])
+        return [
+            f.path,
+            content,
+            copy.read_text(),
+            csv,
+            top,
+            got is not None and await got.exists(),
+            await d.get_file("nope"),
+            (tree / "s" / "y.csv").read_text(),
+            back,
+            storage.exists_sync(f"{bucket}/missing"),
+        ]
+
+    assert asyncio.run(scenario()) == [
+        f"{bucket}/a.txt",
+        b"alpha",
+        "alpha",
+        ["y.csv"],
+        ["x.txt"],
+        True,
+        None,
+        "y",
+        b"streamed",
+        False,
+    ]
