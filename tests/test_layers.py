@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "reuse_runtime.sdk",
         "reuse_runtime.io",
+        "reuse_runtime.storage",
         "reuse_runtime.remote",
         "reuse_runtime.models",
         "reuse_runtime.report",

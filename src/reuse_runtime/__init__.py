@@ -29,7 +29,7 @@ import sys as _sys
 # (set before the import) brings the lines back.
 _os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-from reuse_runtime import errors, io, remote, report
+from reuse_runtime import errors, io, remote, report, storage
 from reuse_runtime._version import __version__, version
 from reuse_runtime.errors import (
     BacklogFullError,
@@ -116,6 +116,7 @@ __all__ = [
     "report",
     "run",
     "shutdown",
+    "storage",
     "trace",
     "version",
     "with_runcontext",

@@ -1,5 +1,6 @@
-"""``flyte.io``: `File` and `Dir` (see :mod:`reuse_runtime.sdk.io`)."""
+"""``flyte.io``: `File`, `Dir` and hash methods (see :mod:`reuse_runtime.sdk.io`)."""
 
-from reuse_runtime.sdk.io import Dir, File
+from reuse_runtime.sdk.io import Dir, EmptyDir, File
+from reuse_runtime.sdk.io_handle import HashFunction
 
-__all__ = ["Dir", "File"]
+__all__ = ["Dir", "EmptyDir", "File", "HashFunction"]

@@ -204,3 +204,56 @@ def test_max_age_runs_a_task_again_when_its_stored_result_is_too_old(tmp_path: P
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "2"
+
+
+def test_file_and_dir_inputs_are_keyed_by_their_hash(tmp_path: Path) -> None:
+    done = run_python(
+        tmp_path,
+        """
+        import uuid
+        from pathlib import Path
+        import reuse_runtime as flyte
+        from reuse_runtime.io import Dir, File
+
+        env = flyte.TaskEnvironment(name="content-cache")
+        cache = flyte.Cache(behavior="override", version_override="v4")
+
+        @env.task(cache=cache)
+        async def stamp_file(f: File) -> str:
+            return uuid.uuid4().hex
+
+        @env.task(cache=cache)
+        async def stamp_dir(d: Dir) -> str:
+            return uuid.uuid4().hex
+
+        def local_file(text: str) -> Path:
+            path = Path(uuid.uuid4().hex + ".txt")
+            path.write_text(text)
+            return path
+
+        def local_dir(text: str) -> Path:
+            path = Path(uuid.uuid4().hex)
+            path.mkdir()
+            (path / "f.txt").write_text(text)
+            return path
+
+        @env.task
+        async def main() -> list:
+            same = [await stamp_file(await File.from_local(local_file(t), hash_method="h1"))
+                    for t in ("one", "two")]
+            by_content = [await stamp_file(await File.from_local(local_file(t)))
+                          for t in ("three", "four", "four")]
+            dirs = [await stamp_dir(await Dir.from_local(local_dir(t), dir_cache_key="k1"))
+                    for t in ("one", "two")]
+            existing = [await stamp_file(File.from_existing_remote(str(local_file("x")), key))
+                        for key in ("e1", "e1", "e2")]
+            return [same[0] == same[1], by_content[0] != by_content[1],
+                    by_content[1] == by_content[2], dirs[0] == dirs[1],
+                    existing[0] == existing[1] != existing[2]]
+
+        if __name__ == "__main__":
+            print(flyte.run(main).outputs()[0])
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[True, True, True, True, True]"]

@@ -34,6 +34,7 @@ EXPORTS = {
     "init",
     "init_from_config",
     "io",
+    "storage",
     "remote",
     "report",
     "logger",

@@ -33,6 +33,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, get_args
 
 from reuse_runtime import pickling
 from reuse_runtime.errors import raised_at_callers_line
+from reuse_runtime.sdk.io import cache_identity
 
 P = ParamSpec("P")
 FuncOut = TypeVar("FuncOut")
@@ -203,7 +204,10 @@ def cache_from_request(cache: CacheRequest | None) -> Cache:
 
 
 def _canonical(value: object) -> object:
-    """The same value with sets and dicts in a stable order, so equal inputs pickle alike."""
+    """The same value with sets and dicts in a stable order, so equal inputs pickle alike.
+
+    A ``File`` or ``Dir`` with a ``hash`` stands for its hash, as in Flyte.
+    """
     kind = type(value)
     if kind in (list, tuple):
         return kind(_canonical(v) for v in value)  # type: ignore[attr-defined]
@@ -212,7 +216,7 @@ def _canonical(value: object) -> object:
         return ("__dict__", sorted(items, key=repr))
     if kind in (set, frozenset):
         return ("__set__", sorted((_canonical(v) for v in value), key=repr))  # type: ignore[attr-defined]
-    return value
+    return cache_identity(value)
 
 
 def inputs_digest(
