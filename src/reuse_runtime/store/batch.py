@@ -46,13 +46,15 @@ _EMPTY = bytearray()
 _LINE_COUNTERS_MAX = 100_000
 #: Run keys kept in memory at most (the runs not ended, and late records of ended ones).
 _RUN_KEYS_MAX = 100_000
+#: Parent numbers kept in memory at most; past it they are read back as needed.
+_PARENTS_MAX = 100_000
 _RUNNING = PHASE_CODES[ActionPhase.RUNNING]
 
 _ACTION_FIELDS = 16
 #: Rows per INSERT: 60 x 16 = 960 parameters, under SQLite's oldest limit of 999.
 _ROWS_PER_INSERT = 60
 _INSERT_ACTIONS = (
-    "INSERT OR REPLACE INTO actions (run_key, action_id, parent_id, call_key, task, "
+    "INSERT OR REPLACE INTO actions (run_key, action_id, parent, call_key, task, "
     "environment, grp, phase, created, started, ended, replica, preview, output, error, "
     "attempts) VALUES "
 )
@@ -80,6 +82,7 @@ class Pending:
     blob_bytes: int = 0
     #: Runs submitted in this batch: none of their actions printed before.
     fresh: set[int] = field(default_factory=set)
+    parents: dict[tuple[int, str], int] = field(default_factory=dict)
 
 
 class BatchWriter:
@@ -96,6 +99,9 @@ class BatchWriter:
         #: Runs submitted since open whose every printing action is in ``lines``: an
         #: action of theirs missing there has printed nothing yet (no need to look).
         self.fresh: set[int] = set()
+        #: The numbers of parents (``parents.no``) by (run key, action id). A run's key
+        #: is never used again, so an entry of a run retention removed is never looked up.
+        self.parents: dict[tuple[int, str], int] = {}
         self.replaying = bool(conn.execute("SELECT 1 FROM replaying LIMIT 1").fetchone())
         self._pending = Pending()
 
@@ -148,6 +154,9 @@ class BatchWriter:
             self.lines.clear()
             self.fresh.clear()
         self.lines.update(done.lines)
+        if len(self.parents) + len(done.parents) > _PARENTS_MAX:
+            self.parents.clear()
+        self.parents.update(done.parents)
         self._pending = Pending()
         return done
 
@@ -168,6 +177,8 @@ class BatchWriter:
         # Finished actions per (run key, phase code); a batch is mostly one or two of them.
         counts: dict[tuple[int, int], int] = {}
         last_run, key = "", 0
+        # A batch's actions are mostly children of one parent, or of a few, in runs.
+        last_parent, parent_key, parent = "", 0, 0
         for (
             run,
             action_id,
@@ -190,6 +201,9 @@ class BatchWriter:
             if run != last_run:
                 last_run = run
                 key = keys.get(run) or new_keys.get(run) or self._key(run)
+            if parent_id != last_parent or key != parent_key:
+                last_parent, parent_key = parent_id, key
+                parent = self._parent(key, parent_id) if parent_id else 0
             code = codes[phase]
             counted = (key, code)
             counts[counted] = counts.get(counted, 0) + 1
@@ -210,7 +224,7 @@ class BatchWriter:
                 (
                     key,
                     action_id,
-                    parent_id,
+                    parent,
                     call_key,
                     task,
                     environment,
@@ -243,6 +257,26 @@ class BatchWriter:
                 "error_type) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 traces,
             )
+
+    def _parent(self, key: int, action_id: str) -> int:
+        """The number of action ``action_id`` of run ``key`` as a parent (made the first
+        time one of its children is recorded)."""
+        ident = (key, action_id)
+        found = self.parents.get(ident) or self._pending.parents.get(ident)
+        if found:
+            return found
+        row = self.conn.execute(
+            "SELECT no FROM parents WHERE run_key = ? AND action_id = ?", ident
+        ).fetchone()
+        if row is None:
+            number = self.conn.execute(
+                "INSERT INTO parents (run_key, action_id) VALUES (?, ?)", ident
+            ).lastrowid
+            assert number is not None
+        else:
+            number = int(row[0])
+        self._pending.parents[ident] = number
+        return number
 
     # ---------------------------------------------------------------------- logs
 
