@@ -177,8 +177,12 @@ class BatchWriter:
         # Finished actions per (run key, phase code); a batch is mostly one or two of them.
         counts: dict[tuple[int, int], int] = {}
         last_run, key = "", 0
-        # A batch's actions are mostly children of one parent, or of a few, in runs.
+        # A batch's actions are mostly children of one parent, or of a few, in runs, and
+        # mostly of one phase: what is looked up for a row is kept for the next (a phase's
+        # hash is a Python call).
         last_parent, parent_key, parent = "", 0, 0
+        last_phase: ActionPhase | None = None
+        code, counted = 0, (0, 0)
         for (
             run,
             action_id,
@@ -201,11 +205,14 @@ class BatchWriter:
             if run != last_run:
                 last_run = run
                 key = keys.get(run) or new_keys.get(run) or self._key(run)
+                last_phase = None
             if parent_id != last_parent or key != parent_key:
                 last_parent, parent_key = parent_id, key
                 parent = self._parent(key, parent_id) if parent_id else 0
-            code = codes[phase]
-            counted = (key, code)
+            if phase is not last_phase:
+                last_phase = phase
+                code = codes[phase]
+                counted = (key, code)
             counts[counted] = counts.get(counted, 0) + 1
             if error is None:
                 error_text = ""
