@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from reuse_runtime.store import SqliteRunStore, StoreSettings, schema
-from tests.store.support import action, as_layout, flushed, record_run
+from tests.store.support import NOW, action, as_layout, flushed, record_run
 
 
 def test_a_layout_2_store_keeps_its_runs_actions_and_parents(tmp_path: Path) -> None:
@@ -53,3 +53,20 @@ def test_a_parent_is_a_number_in_the_action_row(tmp_path: Path) -> None:
         conn.close()
     assert len(parents) == 2 and parents[0] == (0,)  # the root's, and the root as parent
     assert named == [("r-root",)]
+
+
+def test_a_runs_parents_go_with_it(tmp_path: Path) -> None:
+    settings = StoreSettings(path=tmp_path / "runs.sqlite", max_runs=1)
+    with SqliteRunStore.open(settings) as store:
+        record_run(store, "old", actions=2)
+        store.action_ended(action("old", 5, parent_id="old-a1"))
+        record_run(store, "new", actions=2, created=NOW + 1)
+        flushed(store)
+        assert store.prune()
+        assert store.get_run("old") is None
+    conn = sqlite3.connect(settings.path)
+    try:
+        named = conn.execute("SELECT action_id FROM parents ORDER BY no").fetchall()
+    finally:
+        conn.close()
+    assert named == [("new-root",)]
