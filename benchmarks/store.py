@@ -77,7 +77,7 @@ def record_actions(store: SqliteRunStore, n: int, runs: int) -> tuple[float, flo
                         now,
                         now,
                         "bench-1",
-                        "(1,)",
+                        "",  # the controller records no preview of a child's inputs
                         OUTPUT,
                         None,
                         (),

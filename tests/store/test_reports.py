@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from reuse_runtime.store import REPORT_STREAM, LogRecord, SqliteRunStore, StoreSettings, schema
-from tests.store.support import NOW, action, ended, flushed, submitted
+from tests.store.support import NOW, action, as_layout, ended, flushed, submitted
 
 
 def report(run: str, action_id: str, html: str, at: float = NOW) -> LogRecord:
@@ -67,12 +67,7 @@ def test_a_store_of_layout_1_gains_reports_and_keeps_its_runs(tmp_path: Path) ->
         store.run_submitted(submitted("before"))
         store.run_ended(ended("before"))
         flushed(store)
-    # The file as layout 1 left it: no reports table.
-    conn = sqlite3.connect(settings.path)
-    conn.execute("DROP TABLE reports")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
+    as_layout(settings.path, 1)  # no reports table
     with SqliteRunStore.open(settings) as store:
         assert store.notice == ""
         assert store.get_run("before") is not None

@@ -287,3 +287,59 @@ def test_a_large_batch_keeps_every_action_in_order_and_the_last_record_of_a_repe
     assert got[-1].phase is ActionPhase.FAILED
     assert got[0].phase is ActionPhase.SUCCEEDED and got[0].inputs_preview == "(0,)"
     assert store.action_output("big", "big-a129") == b"v129"
+
+
+def test_alike_actions_and_others_keep_their_order_and_every_field(
+    store: SqliteRunStore,
+) -> None:
+    # Children like their siblings (no preview, error or attempts) share their fields in
+    # one statement, 100 rows at a time; a short run of them, and the others, do not.
+    store.run_submitted(submitted("mix"))
+    plain = {"inputs_preview": ""}
+    records = [action("mix", n, **plain) for n in range(250)]
+    records += [action("mix", n, parent_id="mix-a1", **plain) for n in range(250, 253)]
+    records.append(
+        action(
+            "mix",
+            253,
+            phase=ActionPhase.FAILED,
+            output=b"",
+            error=ErrorInfo("user", "ValueError", "no", "Traceback", b"pickled"),
+            **plain,
+        )
+    )
+    records += [action("mix", n, group="g", replica="env-2", **plain) for n in range(254, 274)]
+    records.append(action("mix", 5, ended=NOW + 99, **plain))  # a repeat: this one stands
+    for record in records:
+        store.action_ended(record)
+    got = flushed(store).list_actions("mix", limit=1000).items
+    expected = [r for r in records if r.action_id != "mix-a5"] + [records[-1]]
+    assert [a.action_id for a in got] == [r.action_id for r in expected]
+    for info, record in zip(got, expected, strict=True):
+        assert (info.parent_id, info.call_key, info.task, info.environment, info.group) == (
+            record.parent_id,
+            record.call_key,
+            record.task,
+            record.environment,
+            record.group,
+        )
+        assert (info.phase, info.created, info.started, info.ended, info.replica) == (
+            record.phase,
+            record.created,
+            record.started,
+            record.ended,
+            record.replica,
+        )
+        assert info.inputs_preview == "" and info.attempts == ()
+        assert (info.error is None) == (record.error is None)
+    assert got[-1].ended == NOW + 99
+    failed = store.get_action("mix", "mix-a253")
+    assert failed is not None and failed.error is not None and failed.error.type == "ValueError"
+    assert store.action_output("mix", "mix-a253") == b"pickled"
+    assert store.action_output("mix", "mix-a260") == b"v260"
+    assert [a.action_id for a in store.list_actions("mix", parent="mix-a1").items] == [
+        "mix-a250",
+        "mix-a251",
+        "mix-a252",
+    ]
+    assert [g.group for g in store.groups("mix", "mix-root")] == ["", "g"]

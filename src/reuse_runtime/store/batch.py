@@ -3,12 +3,9 @@
 This is the per-task cost of the store, so it is written for speed:
 
 * An :class:`ActionRecord` becomes one row by tuple unpacking, and the actions of
-  a batch go in ``_ROWS_PER_INSERT`` rows per statement (one multi-row ``VALUES``):
-  a statement's bind, step and reset, and the GIL the sqlite3 module lets go of
-  around each step, are paid once per that many rows instead of once per row
-  (about 1.4 us of the 5 a row costs, and the controller's loop thread is not
-  handed the GIL back and forth per row). The finished-per-phase counts and the
-  replay keys are then derived in SQL from the rows just inserted.
+  a batch go in many rows per statement (one multi-row ``VALUES``), the fields
+  alike rows share bound once (see :mod:`action_inserts`). The replay keys are then
+  derived in SQL from the rows just inserted.
 * Parameters are only ``int``, ``float``, ``str`` and ``bytearray``: the sqlite3
   module binds those directly, and looks every other type (``None`` and ``bytes``
   included) up in its adapter registry, which costs more than the insert.
@@ -28,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from reuse_runtime.store import schema
+from reuse_runtime.store.action_inserts import Segments, Shape, insert_actions
 from reuse_runtime.store.blobs import BlobFiles, digest_of
 from reuse_runtime.store.phases import FIRST_TERMINAL, PHASE_CODES, ActionPhase
 from reuse_runtime.store.records import (
@@ -46,18 +44,10 @@ _EMPTY = bytearray()
 _LINE_COUNTERS_MAX = 100_000
 #: Run keys kept in memory at most (the runs not ended, and late records of ended ones).
 _RUN_KEYS_MAX = 100_000
+#: Parent numbers kept in memory at most; past it they are read back as needed.
+_PARENTS_MAX = 100_000
 _RUNNING = PHASE_CODES[ActionPhase.RUNNING]
 
-_ACTION_FIELDS = 16
-#: Rows per INSERT: 60 x 16 = 960 parameters, under SQLite's oldest limit of 999.
-_ROWS_PER_INSERT = 60
-_INSERT_ACTIONS = (
-    "INSERT OR REPLACE INTO actions (run_key, action_id, parent_id, call_key, task, "
-    "environment, grp, phase, created, started, ended, replica, preview, output, error, "
-    "attempts) VALUES "
-)
-_ONE_ROW = "(" + ", ".join("?" * _ACTION_FIELDS) + ")"
-_INSERT_MANY_ACTIONS = _INSERT_ACTIONS + ", ".join([_ONE_ROW] * _ROWS_PER_INSERT)
 _COUNT_ACTIONS = (
     "INSERT INTO counts (run_key, phase, n) VALUES (?, ?, ?) "
     "ON CONFLICT (run_key, phase) DO UPDATE SET n = n + excluded.n"
@@ -80,6 +70,7 @@ class Pending:
     blob_bytes: int = 0
     #: Runs submitted in this batch: none of their actions printed before.
     fresh: set[int] = field(default_factory=set)
+    parents: dict[tuple[int, str], int] = field(default_factory=dict)
 
 
 class BatchWriter:
@@ -96,6 +87,9 @@ class BatchWriter:
         #: Runs submitted since open whose every printing action is in ``lines``: an
         #: action of theirs missing there has printed nothing yet (no need to look).
         self.fresh: set[int] = set()
+        #: The numbers of parents (``parents.no``) by (run key, action id). A run's key
+        #: is never used again, so an entry of a run retention removed is never looked up.
+        self.parents: dict[tuple[int, str], int] = {}
         self.replaying = bool(conn.execute("SELECT 1 FROM replaying LIMIT 1").fetchone())
         self._pending = Pending()
 
@@ -148,6 +142,9 @@ class BatchWriter:
             self.lines.clear()
             self.fresh.clear()
         self.lines.update(done.lines)
+        if len(self.parents) + len(done.parents) > _PARENTS_MAX:
+            self.parents.clear()
+        self.parents.update(done.parents)
         self._pending = Pending()
         return done
 
@@ -161,13 +158,21 @@ class BatchWriter:
         limit = self.settings.blob_threshold
         preview_max = self.settings.preview_max
         value = self._value
-        #: Every row's fields one after another: the parameters of the multi-row INSERTs.
-        flat: list[object] = []
-        add = flat.extend
+        # The rows in order, alike ones together: (shape, their fields one after another).
+        segments: Segments = []
+        shape: Shape | None = None
+        rows: list[object] = []
+        started_segment = False
         traces: list[tuple[int, str, int, str, float, float, str]] = []
         # Finished actions per (run key, phase code); a batch is mostly one or two of them.
         counts: dict[tuple[int, int], int] = {}
         last_run, key = "", 0
+        # A batch's actions are mostly children of one parent, or of a few, in runs, and
+        # mostly of one phase: what is looked up for a row is kept for the next (a phase's
+        # hash is a Python call).
+        last_parent, parent_key, parent = "", 0, 0
+        last_phase: ActionPhase | None = None
+        code, counted = 0, (0, 0)
         for (
             run,
             action_id,
@@ -190,8 +195,14 @@ class BatchWriter:
             if run != last_run:
                 last_run = run
                 key = keys.get(run) or new_keys.get(run) or self._key(run)
-            code = codes[phase]
-            counted = (key, code)
+                last_phase = None
+            if parent_id != last_parent or key != parent_key:
+                last_parent, parent_key = parent_id, key
+                parent = self._parent(key, parent_id) if parent_id else 0
+            if phase is not last_phase:
+                last_phase = phase
+                code = codes[phase]
+                counted = (key, code)
             counts[counted] = counts.get(counted, 0) + 1
             if error is None:
                 error_text = ""
@@ -204,13 +215,20 @@ class BatchWriter:
             else:
                 error_text = schema.encode_error(error)
                 stored = value(error.pickled) if error.pickled else _EMPTY
-            if len(preview) > preview_max:
-                preview = preview[:preview_max]
-            add(
-                (
+            if not (error_text or preview or attempts):
+                alike = (key, parent, task, environment, group, code)
+                if alike != shape or not started_segment:
+                    shape, rows, started_segment = alike, [], True
+                    segments.append((shape, rows))
+                rows += (action_id, call_key, created, started, ended, replica, stored)
+            else:
+                if shape is not None or not started_segment:
+                    shape, rows, started_segment = None, [], True
+                    segments.append((None, rows))
+                rows += (
                     key,
                     action_id,
-                    parent_id,
+                    parent,
                     call_key,
                     task,
                     environment,
@@ -220,12 +238,11 @@ class BatchWriter:
                     started,
                     ended,
                     replica,
-                    preview,
+                    preview[:preview_max],
                     stored,
                     error_text,
                     schema.encode_attempts(attempts) if attempts else "",
                 )
-            )
             if trace:
                 traces.extend(
                     (key, action_id, n, t.name, t.start, t.duration, t.error_type)
@@ -233,7 +250,7 @@ class BatchWriter:
                 )
         if self.replaying:
             last = conn.execute("SELECT coalesce(max(id), 0) FROM actions").fetchone()[0]
-        _insert_actions(conn, flat)
+        insert_actions(conn, segments)
         conn.executemany(_COUNT_ACTIONS, [(*counted, n) for counted, n in counts.items()])
         if self.replaying:
             conn.execute(_INDEX_CALLS, (last,))
@@ -243,6 +260,26 @@ class BatchWriter:
                 "error_type) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 traces,
             )
+
+    def _parent(self, key: int, action_id: str) -> int:
+        """The number of action ``action_id`` of run ``key`` as a parent (made the first
+        time one of its children is recorded)."""
+        ident = (key, action_id)
+        found = self.parents.get(ident) or self._pending.parents.get(ident)
+        if found:
+            return found
+        row = self.conn.execute(
+            "SELECT no FROM parents WHERE run_key = ? AND action_id = ?", ident
+        ).fetchone()
+        if row is None:
+            number = self.conn.execute(
+                "INSERT INTO parents (run_key, action_id) VALUES (?, ?)", ident
+            ).lastrowid
+            assert number is not None
+        else:
+            number = int(row[0])
+        self._pending.parents[ident] = number
+        return number
 
     # ---------------------------------------------------------------------- logs
 
@@ -458,18 +495,3 @@ class BatchWriter:
             (digest, size),
         )
         return digest
-
-
-def _insert_actions(conn: sqlite3.Connection, flat: list[object]) -> None:
-    """Insert the rows whose fields are ``flat``, in order: ``_ROWS_PER_INSERT`` per
-    statement, then one statement for the rest (a later row of the same action replaces
-    an earlier one, as with one row per statement)."""
-    width = _ROWS_PER_INSERT * _ACTION_FIELDS
-    whole = len(flat) - len(flat) % width
-    if whole:
-        conn.executemany(
-            _INSERT_MANY_ACTIONS, [flat[i : i + width] for i in range(0, whole, width)]
-        )
-    rest = (len(flat) - whole) // _ACTION_FIELDS
-    if rest:
-        conn.execute(_INSERT_ACTIONS + ", ".join([_ONE_ROW] * rest), flat[whole:])

@@ -52,11 +52,14 @@ _RUN_COLUMNS = (
     "WHEN 'text' THEN (SELECT size FROM blobs WHERE digest = output) END"
 )
 _ACTION_COLUMNS = (
-    "a.id, a.action_id, a.parent_id, a.call_key, a.task, a.environment, a.grp, a.phase, "
+    "a.id, a.action_id, "
+    "CASE a.parent WHEN 0 THEN '' ELSE (SELECT p.action_id FROM parents p WHERE p.no = a.parent) "
+    "END, a.call_key, a.task, a.environment, a.grp, a.phase, "
     "a.created, a.started, a.ended, a.replica, a.preview, a.error, a.attempts, "
     "CASE WHEN a.error <> '' THEN NULL WHEN typeof(a.output) = 'blob' THEN length(a.output) "
     "WHEN typeof(a.output) = 'text' THEN (SELECT size FROM blobs WHERE digest = a.output) END, "
-    "(SELECT count(*) FROM actions c WHERE c.run_key = a.run_key AND c.parent_id = a.action_id)"
+    "(SELECT count(*) FROM actions c WHERE c.run_key = a.run_key AND c.parent = "
+    "(SELECT p.no FROM parents p WHERE p.run_key = a.run_key AND p.action_id = a.action_id))"
 )
 
 
@@ -199,8 +202,7 @@ class SqliteRunReader:
         clauses = ["a.run_key = (SELECT key FROM runs WHERE name = ?)"]
         params: list[Any] = [run]
         if parent is not None:
-            clauses.append("a.parent_id = ?")
-            params.append(parent)
+            clauses.append("a.parent = ?")
         if group is not None:
             clauses.append("a.grp = ?")
             params.append(group)
@@ -215,6 +217,8 @@ class SqliteRunReader:
         limit = _limit(limit)
         params.append(limit + 1)
         with self._snapshot() as conn:
+            if parent is not None:  # its number, in the snapshot the listing reads
+                params.insert(1, _parent_number(conn, run, parent))
             rows = conn.execute(
                 f"SELECT {_ACTION_COLUMNS} FROM actions a WHERE {' AND '.join(clauses)} "
                 f"ORDER BY a.id LIMIT ?",
@@ -253,8 +257,8 @@ class SqliteRunReader:
         with self._snapshot() as conn:
             for group, code, n in conn.execute(
                 "SELECT grp, phase, count(*) FROM actions WHERE run_key = "
-                "(SELECT key FROM runs WHERE name = ?) AND parent_id = ? GROUP BY grp, phase",
-                (run, parent),
+                "(SELECT key FROM runs WHERE name = ?) AND parent = ? GROUP BY grp, phase",
+                (run, _parent_number(conn, run, parent)),
             ):
                 found.setdefault(group, {})[PHASES_BY_CODE[code]] = n
         return tuple(GroupSummary(group, counts) for group, counts in sorted(found.items()))
@@ -268,9 +272,9 @@ class SqliteRunReader:
         with self._snapshot() as conn:
             for group, code, n, last in conn.execute(
                 "SELECT grp, phase, count(*), max(id) FROM actions WHERE run_key = "
-                "(SELECT key FROM runs WHERE name = ?) AND parent_id = ? AND id > ? "
+                "(SELECT key FROM runs WHERE name = ?) AND parent = ? AND id > ? "
                 "GROUP BY grp, phase",
-                (run, parent, since),
+                (run, _parent_number(conn, run, parent), since),
             ):
                 found[(group, PHASES_BY_CODE[code])] = n
                 mark = max(mark, int(last))
@@ -563,3 +567,16 @@ def _parse_cursor(cursor: str, kind: str, parts: int) -> list[float]:
     except ValueError:
         raise StoreError(f"{cursor!r} is not a cursor of this listing") from None
     return numbers
+
+
+def _parent_number(conn: sqlite3.Connection, run: str, parent: str) -> int:
+    """``actions.parent`` of the children of action ``parent`` of ``run``: 0 for the root's
+    ("" names no action), -1 (nothing) for an action with no recorded children."""
+    if not parent:
+        return 0
+    row = conn.execute(
+        "SELECT no FROM parents WHERE run_key = (SELECT key FROM runs WHERE name = ?) "
+        "AND action_id = ?",
+        (run, parent),
+    ).fetchone()
+    return -1 if row is None else int(row[0])

@@ -3,9 +3,11 @@
 One row per run, per finished action, per kept log line, per action's report. The action row is what
 every task pays for, so it has only the columns a query needs plus the record's
 plain fields, and no index whose inserts land at random places: a run's actions
-are found by ``(run_key, action_id)`` and ``(run_key, parent_id)``, both of which
-grow at their end as ids are handed out. Call keys are random digests; they are
-indexed (``calls``) only for the runs being replayed (see ``writer``).
+are found by ``(run_key, action_id)`` and ``(run_key, parent)``, both of which
+grow at their end as ids are handed out. ``parent`` is the number of the parent's
+row in ``parents`` (0 for the run's root): the index then holds integers, not ids.
+Call keys are random digests; they are indexed (``calls``) only for the runs being
+replayed (see ``writer``).
 
 A value column holds either the pickled bytes (a BLOB) or, for a value kept in a
 file, the file's digest (TEXT); a log line's ``text`` holds the line (TEXT) or
@@ -36,9 +38,9 @@ from reuse_runtime.store.records import Attempt, ErrorInfo
 
 #: ``PRAGMA application_id``: marks the file as a reuse-runtime runs store.
 APPLICATION_ID = 0x52524E53  # "RRNS"
-#: ``PRAGMA user_version``: the layout below. A file of layout 1 is brought up to it at
-#: open (:func:`migrate`); a file of another version is moved aside.
-VERSION = 2
+#: ``PRAGMA user_version``: the layout below. A file of layout 1 or 2 is brought up to it
+#: at open (:func:`migrate`); a file of another version is moved aside.
+VERSION = 3
 
 #: Layout 2: each action's ``flyte.report``, the last flush of it (HTML, kept whole in
 #: the row: a report is read as one piece, and replaced as one).
@@ -51,6 +53,65 @@ CREATE TABLE reports (
     PRIMARY KEY (run_key, action_id)
 ) WITHOUT ROWID;
 """
+
+#: Layout 3: an action's parent is a number (:data:`PARENTS`), 0 for the run's root.
+#: The parent index then holds two integers per action instead of a 32-character id:
+#: its pages, and the WAL frames and checkpoint copies of them, are a fraction of what
+#: they were (with the id in the row too, about a quarter of an action's bytes).
+ACTIONS = """
+CREATE TABLE actions (
+    id INTEGER PRIMARY KEY,
+    run_key INTEGER NOT NULL,
+    action_id TEXT NOT NULL,
+    parent INTEGER NOT NULL,
+    call_key TEXT NOT NULL,
+    task TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    phase INTEGER NOT NULL,
+    created REAL NOT NULL,
+    started REAL NOT NULL,
+    ended REAL NOT NULL,
+    replica TEXT NOT NULL,
+    preview TEXT NOT NULL,
+    output,
+    output_size INTEGER,
+    error TEXT NOT NULL,
+    attempts TEXT NOT NULL
+);
+CREATE UNIQUE INDEX actions_id ON actions (run_key, action_id);
+CREATE INDEX actions_parent ON actions (run_key, parent);
+"""
+
+#: Layout 3: the actions that have children, numbered (``actions.parent``). A row is
+#: made when an action's first child is recorded, and goes with its run.
+PARENTS = """
+CREATE TABLE parents (
+    no INTEGER PRIMARY KEY,
+    run_key INTEGER NOT NULL,
+    action_id TEXT NOT NULL
+);
+CREATE UNIQUE INDEX parents_id ON parents (run_key, action_id);
+"""
+
+#: Layout 2 to 3: number the parents, and copy the actions into a table that refers to
+#: them by number (the parent index is made once, after the copy).
+_NUMBER_PARENTS = (
+    "INSERT INTO parents (run_key, action_id) "
+    "SELECT DISTINCT run_key, parent_id FROM actions WHERE parent_id <> ''",
+    "DROP INDEX actions_id",
+    "DROP INDEX actions_parent",
+    "ALTER TABLE actions RENAME TO actions_2",
+    ACTIONS.replace("CREATE INDEX actions_parent ON actions (run_key, parent);", ""),
+    "INSERT INTO actions (id, run_key, action_id, parent, call_key, task, environment, grp, "
+    "phase, created, started, ended, replica, preview, output, output_size, error, attempts) "
+    "SELECT o.id, o.run_key, o.action_id, coalesce((SELECT p.no FROM parents p WHERE "
+    "p.run_key = o.run_key AND p.action_id = o.parent_id), 0), o.call_key, o.task, "
+    "o.environment, o.grp, o.phase, o.created, o.started, o.ended, o.replica, o.preview, "
+    "o.output, o.output_size, o.error, o.attempts FROM actions_2 o ORDER BY o.id",
+    "DROP TABLE actions_2",
+    "CREATE INDEX actions_parent ON actions (run_key, parent)",
+)
 
 TABLES = (
     """
@@ -87,28 +148,6 @@ CREATE TABLE labels (
 ) WITHOUT ROWID;
 CREATE INDEX labels_run ON labels (run_key);
 
-CREATE TABLE actions (
-    id INTEGER PRIMARY KEY,
-    run_key INTEGER NOT NULL,
-    action_id TEXT NOT NULL,
-    parent_id TEXT NOT NULL,
-    call_key TEXT NOT NULL,
-    task TEXT NOT NULL,
-    environment TEXT NOT NULL,
-    grp TEXT NOT NULL,
-    phase INTEGER NOT NULL,
-    created REAL NOT NULL,
-    started REAL NOT NULL,
-    ended REAL NOT NULL,
-    replica TEXT NOT NULL,
-    preview TEXT NOT NULL,
-    output,
-    output_size INTEGER,
-    error TEXT NOT NULL,
-    attempts TEXT NOT NULL
-);
-CREATE UNIQUE INDEX actions_id ON actions (run_key, action_id);
-CREATE INDEX actions_parent ON actions (run_key, parent_id);
 
 -- Finished actions per run and phase, kept by the writer batch by batch.
 CREATE TABLE counts (
@@ -161,6 +200,8 @@ CREATE TABLE blobs (
 CREATE TABLE doomed (run_key INTEGER PRIMARY KEY);
 """
     + REPORTS
+    + ACTIONS
+    + PARENTS
 )
 
 
@@ -199,9 +240,7 @@ def create(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if version(conn) == 0 and not conn.execute("SELECT 1 FROM sqlite_master").fetchone():
-            for statement in TABLES.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _statements(conn, TABLES)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {VERSION}")
         conn.execute("COMMIT")
@@ -211,16 +250,29 @@ def create(conn: sqlite3.Connection) -> None:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store of layout 1 to this layout (one transaction): add the reports."""
+    """Bring a store of layout 1 or 2 to this layout (one transaction): layout 2 added
+    the reports, layout 3 numbers the parents."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if version(conn) == 1 and mismatch_of_application(conn) is None:
-            conn.execute(REPORTS)
+        found = version(conn)
+        if found in (1, 2) and mismatch_of_application(conn) is None:
+            if found == 1:
+                conn.execute(REPORTS)
+            _statements(conn, PARENTS)
+            for statement in _NUMBER_PARENTS:
+                _statements(conn, statement)
             conn.execute(f"PRAGMA user_version = {VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _statements(conn: sqlite3.Connection, script: str) -> None:
+    """Run the ``;``-separated statements of ``script`` in the transaction under way."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 def mismatch_of_application(conn: sqlite3.Connection) -> str | None:
