@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+from reuse_runtime.conditions import ConditionInfo, ConditionValue
 from reuse_runtime.controller.runs import RING_LINES, OwnedRun, RunBook
 from reuse_runtime.errors import RunNotFoundError, RunsStoreError
 from reuse_runtime.model import LogLine, TaskSpec
@@ -57,6 +58,23 @@ class RunService:
 
     async def abort_run(self, name: str, reason: str, action_id: str = "") -> int:
         return await self.book.abort_run(name, reason, action_id)
+
+    # ------------------------------------------------------------ conditions
+
+    async def create_condition(self, info: ConditionInfo) -> ConditionInfo:
+        return self.book.conditions.create(info)
+
+    async def list_conditions(self, run: str, parent: str | None) -> list[ConditionInfo]:
+        found = self.book.conditions.list(run, parent)
+        if not found:
+            await self.get_run(run)  # a run nobody knows is an error, not "none"
+        return found
+
+    async def signal_condition(self, run: str, name: str, value: ConditionValue) -> ConditionInfo:
+        return self.book.conditions.signal(run, name, value)
+
+    async def wait_condition(self, run: str, action_id: str, max_wait: float) -> ConditionInfo:
+        return await self.book.conditions.wait(run, action_id, max_wait)
 
     # ------------------------------------------------------------ runs
 
