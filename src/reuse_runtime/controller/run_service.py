@@ -66,9 +66,13 @@ class RunService:
 
     async def list_conditions(self, run: str, parent: str | None) -> list[ConditionInfo]:
         found = self.book.conditions.list(run, parent)
-        if not found:
-            await self.get_run(run)  # a run nobody knows is an error, not "none"
-        return found
+        if found:
+            return found
+        await self.get_run(run)  # a run nobody knows is an error, not "none"
+        store = self.book.store
+        if store is None or run in self.book.live:
+            return found
+        return await asyncio.to_thread(store.list_conditions, run, parent)
 
     async def signal_condition(self, run: str, name: str, value: ConditionValue) -> ConditionInfo:
         return self.book.conditions.signal(run, name, value)

@@ -176,7 +176,9 @@ class RunBook:
         self._tasks = TaskSet("runs")
         self._record = self._record_action if store is not None else None
         #: The conditions (``flyte.new_condition``) of its runs' tasks.
-        self.conditions = ConditionBook(clock=clock)
+        self.conditions = ConditionBook(
+            on_change=store.condition_changed if store is not None else None, clock=clock
+        )
 
     # ------------------------------------------------------------ what a run looks like
 
