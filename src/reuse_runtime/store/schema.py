@@ -117,7 +117,7 @@ _NUMBER_PARENTS = (
 #: each, written when it is created and when it ends. ``spec`` is its prompt, types,
 #: timeout and webhook as JSON; ``value`` the JSON of the value it was signaled with.
 CONDITIONS = """
-CREATE TABLE conditions (
+CREATE TABLE IF NOT EXISTS conditions (
     run_key INTEGER NOT NULL,
     action_id TEXT NOT NULL,
     parent_id TEXT NOT NULL,
