@@ -31,6 +31,11 @@ def type_name(data_type: type) -> str:
     raise TypeError(f"Invalid data_type {data_type!r}. Must be one of (bool, int, float, str).")
 
 
+def a_type(data_type: str) -> str:
+    """``"a bool"``, ``"an int"``: a payload type in a sentence."""
+    return f"an {data_type}" if data_type == "int" else f"a {data_type}"
+
+
 def condition_action_id(parent_action_id: str, name: str) -> str:
     """The id of the condition ``name`` created by the action ``parent_action_id``."""
     return f"{parent_action_id}-cond-{name}"

@@ -22,6 +22,7 @@ from reuse_runtime.conditions import (
     DATA_TYPES,
     ConditionInfo,
     ConditionValue,
+    a_type,
     coerce_condition_payload,
 )
 from reuse_runtime.errors import BadInputError, RunNotFoundError
@@ -118,7 +119,7 @@ class ConditionBook:
             typed = coerce_condition_payload(value, info.expected_type)
         except (TypeError, ValueError) as exc:
             raise BadInputError(
-                f"condition {info.name!r} of run {run} expects a {info.data_type}: {exc}"
+                f"condition {info.name!r} of run {run} expects {a_type(info.data_type)}: {exc}"
             ) from None
         return self._end(entry, ActionPhase.SUCCEEDED, value=typed)
 

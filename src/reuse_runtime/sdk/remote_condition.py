@@ -17,7 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from reuse_runtime.conditions import ConditionInfo, ConditionValue, coerce_condition_payload
+from reuse_runtime.conditions import (
+    ConditionInfo,
+    ConditionValue,
+    a_type,
+    coerce_condition_payload,
+)
 from reuse_runtime.sdk.aio import BlockingClassMethod, BlockingMethod, IteratingMethod
 from reuse_runtime.sdk.runsource import default_source
 
@@ -114,8 +119,8 @@ class Condition:
             value = coerce_condition_payload(payload, self.info.expected_type)
         except (TypeError, ValueError) as exc:
             raise type(exc)(
-                f"condition {self.name!r} of run {self.run_name} expects a "
-                f"{self.info.data_type}: {exc}"
+                f"condition {self.name!r} of run {self.run_name} expects "
+                f"{a_type(self.info.data_type)}: {exc}"
             ) from None
         self.info = default_source().signal_condition(self.run_name, self.action_name, value)
 
