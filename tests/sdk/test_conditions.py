@@ -74,7 +74,21 @@ try:
 except Exception as exc:
     print("again", type(exc).__name__, "already ended" in str(exc))
 
-appeared("batch", count).signal("41")
+# The CLI: list a run's conditions, signal one (a bad value: one line).
+import subprocess
+appeared("batch", count)
+def cli(*args):
+    done = subprocess.run(
+        [sys.executable, "-m", "reuse_runtime", *args, "--endpoint", sys.argv[1]],
+        capture_output=True, text=True, timeout=60,
+    )
+    return done.returncode, done.stdout.strip().splitlines(), done.stderr.strip().splitlines()
+code, out, _ = cli("get", "condition", count)
+print("cli get", code, [line.split()[:3] for line in out])
+code, _, err = cli("signal", "condition", count, "batch", "many")
+print("cli bad", code, err)
+code, out, _ = cli("signal", "condition", count, "batch", "41")
+print("cli signal", code, out)
 
 deadline = time.monotonic() + 60
 while appeared("soon", timed).phase == "ACTION_PHASE_RUNNING" and time.monotonic() < deadline:
@@ -108,6 +122,7 @@ def test_a_task_waits_until_another_process_signals_its_condition(tmp_path: Path
         stop_process(controller.process, signal.SIGTERM)
     assert done.returncode == 0, done.stderr
     run = done.stdout.split("of run ")[1].split(" ")[0]
+    count = done.stdout.split("signaled with 41")[0].split("of run ")[-1].strip()
     assert done.stdout.splitlines() == [
         "listed [('approval', 'Ship it?', 'ACTION_PHASE_RUNNING', <class 'bool'>)]",
         f"refused ValueError condition 'approval' of run {run} expects a bool: could not "
@@ -117,6 +132,10 @@ def test_a_task_waits_until_another_process_signals_its_condition(tmp_path: Path
         "refused TypeError payload must be bool, int, float, or str, got list",
         "signaled ACTION_PHASE_SUCCEEDED True",
         "again BadInputError True",
+        "cli get 0 [['NAME', 'PHASE', 'TYPE'], ['batch', 'RUNNING', 'int']]",
+        f"cli bad 2 [\"reuse-runtime signal: error: condition 'batch' of run {count} expects an "
+        "int: could not parse 'many' as int\"]",
+        f"cli signal 0 ['condition batch of run {count} signaled with 41']",
         "timed ACTION_PHASE_TIMED_OUT",
         "hold ACTION_PHASE_ABORTED",
         "missing RunNotFoundError",
