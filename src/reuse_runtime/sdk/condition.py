@@ -22,8 +22,8 @@ run aborted while it waits ends the wait (``asyncio.CancelledError``).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
-import sys
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from reuse_runtime.conditions import ConditionInfo, coerce_condition_payload, ty
 from reuse_runtime.context import TaskContext, current_task
 from reuse_runtime.errors import ConditionFailedError, ConditionTimedoutError
 from reuse_runtime.runinfo import ActionPhase
+from reuse_runtime.sdk.ignored import note_ignored
 
 PromptType = Literal["text", "markdown"]
 ConditionType = TypeVar("ConditionType", bool, int, float, str)
@@ -52,6 +53,9 @@ class _Dual(Generic[R]):
         self._fn = fn
         self.__name__ = name
         self.__doc__ = doc
+        # The signature a caller sees: the function's, without the task it is given.
+        signature = inspect.signature(fn)
+        self.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
 
     def __call__(self, *args: Any, **kwargs: Any) -> R:
         ctx = current_task.get()
@@ -114,26 +118,11 @@ class ConditionWebhook:
     """Where the backend POSTs when a condition is created (Flyte's ``ConditionWebhook``).
 
     ``{callback_uri}`` in a string value of ``payload`` stands for a URI that signals it.
-    reuse-runtime does not send webhooks yet: a condition with one says so, once.
+    reuse-runtime does not send webhooks yet: a condition with one warns so, once.
     """
 
     url: str
     payload: dict[str, Any] | None = None
-
-
-_webhook_warned = False
-
-
-def _warn_webhook() -> None:
-    global _webhook_warned
-    if not _webhook_warned:
-        _webhook_warned = True
-        print(
-            "reuse-runtime: condition webhooks are not sent (not supported yet); signal the "
-            "condition with flyte.remote.Condition.signal or `reuse-runtime signal condition`",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 @dataclass
@@ -181,7 +170,11 @@ class _Condition(Generic[ConditionType]):
 
     async def _register(self, ctx: TaskContext) -> ConditionInfo:
         if self.webhook is not None:
-            _warn_webhook()
+            note_ignored(
+                "new_condition(webhook=...)",
+                "webhooks are not sent; signal the condition with "
+                "flyte.remote.Condition.signal or `reuse-runtime signal condition`",
+            )
         self._info = await _runs_client().create_condition(self._spec(ctx))
         return self._info
 
