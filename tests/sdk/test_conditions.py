@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, start_controller, stop_process, subprocess_env
+from tests.helpers import ROOT, run_python, start_controller, stop_process, subprocess_env
 
 DRIVER = """
 import subprocess, sys
@@ -144,4 +144,58 @@ def test_a_task_waits_until_another_process_signals_its_condition(tmp_path: Path
         "timed succeeded ConditionTimedoutError: condition 'soon' timed out: it was not "
         "signaled within its timeout of 0.5 s",
         "hold aborted -",
+    ], done.stderr
+
+
+EMBEDDED = """
+import time
+
+import reuse_runtime as flyte
+import reuse_runtime.remote as remote
+
+env = flyte.TaskEnvironment(name="embedded-conditions")
+
+
+@env.task
+async def gate(x: int) -> int:
+    hook = flyte.ConditionWebhook(url="https://example.com/hook", payload={"cb": "{callback_uri}"})
+    review = await flyte.new_condition.aio("review", prompt="ok?", data_type=bool, webhook=hook)
+    return x + 1 if await review.wait.aio() else -1
+
+
+if __name__ == "__main__":
+    outside = flyte.new_condition("outside", data_type=int)
+    print("outside made", outside.name, outside.data_type.__name__)
+    try:
+        outside.wait()
+    except RuntimeError as exc:
+        print("outside wait", exc)
+    flyte.init()
+    run = flyte.run(gate, x=1)
+    deadline = time.monotonic() + 60
+    while (found := remote.Condition.get("review", run_name=run.name)) is None:
+        assert time.monotonic() < deadline, "the condition never appeared"
+        time.sleep(0.05)
+    found.signal("yes")
+    print("outputs", run.outputs()[0])
+"""
+
+
+@pytest.mark.timeout(150)
+def test_a_script_signals_its_own_runs_condition_on_the_embedded_controller(
+    tmp_path: Path,
+) -> None:
+    done = run_python(tmp_path, EMBEDDED)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "outside made outside int",
+        "outside wait Conditions can only be awaited within a task context.",
+        "outputs 2",
+    ]
+    # The webhook is accepted, and not silently: one line says it is not sent.
+    warned = [line for line in done.stderr.splitlines() if "webhook" in line]
+    assert warned == [
+        "[gate] reuse-runtime: warning: new_condition(webhook=...) has no effect on "
+        "reuse-runtime: webhooks are not sent; signal the condition with "
+        "flyte.remote.Condition.signal or `reuse-runtime signal condition`"
     ], done.stderr
