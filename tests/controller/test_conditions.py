@@ -68,3 +68,18 @@ async def test_what_cannot_be_a_condition_is_refused_in_one_line() -> None:
         book.signal("r", "same", True)
     with pytest.raises(RunNotFoundError, match="has no condition 'other'"):
         book.signal("r", "other", True)
+
+
+async def test_a_resumed_runs_conditions_are_held_again_as_recorded() -> None:
+    from dataclasses import replace
+
+    book = ConditionBook(clock=lambda: 100.0)
+    signaled = replace(spec("done"), phase=ActionPhase.SUCCEEDED, created=1.0, value=True)
+    late = replace(spec("late", timeout=5.0), created=1.0)  # its timeout passed meanwhile
+    waiting = replace(spec("open"), created=1.0)
+    book.restore([signaled, late, waiting])
+    assert (await book.wait("r", signaled.action_id, 30.0)).value is True
+    assert book.create(spec("done")) == signaled  # the task's next attempt gets the value
+    timed = await asyncio.wait_for(book.wait("r", late.action_id, 30.0), 10)
+    assert timed.phase is ActionPhase.TIMED_OUT
+    assert (await book.wait("r", waiting.action_id, 0.01)).waiting

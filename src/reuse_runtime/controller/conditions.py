@@ -82,6 +82,21 @@ class ConditionBook:
         self._changed(info)
         return info
 
+    def restore(self, infos: list[ConditionInfo]) -> None:
+        """Hold again the conditions a resumed run recorded (a restart): one signaled
+        before it stays signaled; one waiting waits what is left of its timeout."""
+        now = self._clock()
+        for info in infos:
+            held = self._runs.setdefault(info.run, {})
+            if info.action_id in held:
+                continue
+            entry = held[info.action_id] = _Held(info)
+            if not info.waiting:
+                entry.ended.set()
+            elif info.timeout is not None:
+                left = max(0.0, info.created + info.timeout - now)
+                entry.timer = asyncio.get_running_loop().call_later(left, self._timed_out, entry)
+
     def list(self, run: str, parent: str | None = None) -> list[ConditionInfo]:
         """The run's conditions, oldest first (``parent``: those that task created)."""
         found = [h.info for h in self._runs.get(run, {}).values()]

@@ -336,6 +336,7 @@ class RunBook:
                 new = decode_new_run(found.submission)
                 outcomes = await asyncio.to_thread(store.replay_outcomes, found.name)
                 self.service.restored[found.name] = _replay_log(outcomes)
+                self.conditions.restore(await asyncio.to_thread(store.list_conditions, found.name))
                 self._start(new, found.created, fresh=False)
                 resumed += 1
             except Exception as exc:

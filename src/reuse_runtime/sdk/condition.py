@@ -32,7 +32,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from reuse_runtime.conditions import ConditionInfo, coerce_condition_payload, type_name
 from reuse_runtime.context import TaskContext, current_task
-from reuse_runtime.errors import ConditionFailedError, ConditionTimedoutError
+from reuse_runtime.errors import ConditionFailedError, ConditionTimedoutError, RunNotFoundError
 from reuse_runtime.runinfo import ActionPhase
 from reuse_runtime.sdk.ignored import note_ignored
 
@@ -195,7 +195,12 @@ class _Condition(Generic[ConditionType]):
             ctx.lend_slot()
             ctx.holds_slot = False
         try:
-            info = await client.wait_condition(info.run, info.action_id)
+            try:
+                info = await client.wait_condition(info.run, info.action_id)
+            except RunNotFoundError:
+                # A controller that restarted without it: create it again, and wait.
+                info = await client.create_condition(self._spec(ctx))
+                info = await client.wait_condition(info.run, info.action_id)
         finally:
             ctx.children -= 1
             if ctx.children == 0 and not ctx.holds_slot:
