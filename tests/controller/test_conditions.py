@@ -14,7 +14,8 @@ from reuse_runtime.runinfo import ActionPhase
 
 
 def spec(name: str = "approval", data_type: str = "bool", **more: object) -> ConditionInfo:
-    return ConditionInfo(run="r", parent_action_id="a1", name=name, data_type=data_type, **more)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"parent_action_id": "a1", **more}
+    return ConditionInfo(run="r", name=name, data_type=data_type, **fields)  # type: ignore[arg-type]
 
 
 async def test_a_signal_wakes_the_waiter_with_the_value_as_its_type() -> None:
@@ -44,6 +45,9 @@ async def test_a_condition_times_out_and_ends_with_its_run() -> None:
     waiting = asyncio.ensure_future(book.wait("r", forever.action_id, 30.0))
     timed = await asyncio.wait_for(book.wait("r", soon.action_id, 30.0), 10)
     assert timed.phase is ActionPhase.TIMED_OUT and "timeout of 0.05 s" in timed.reason
+    book.create(spec("other", parent_action_id="a2"))
+    book.action_over("r", "a2", "action a2 was aborted")
+    assert book.list("r", "a2")[0].phase is ActionPhase.ABORTED and waiting.done() is False
     book.run_over("r", "run r was aborted")
     ended = await asyncio.wait_for(waiting, 10)
     assert (ended.phase, ended.reason) == (ActionPhase.ABORTED, "run r was aborted")

@@ -155,6 +155,12 @@ class ConditionBook:
             if entry.info.waiting:
                 self._end(entry, ActionPhase.ABORTED, reason=reason)
 
+    def action_over(self, run: str, action_id: str, reason: str) -> None:
+        """The action was aborted: the conditions it created still waiting end ABORTED."""
+        for entry in list(self._runs.get(run, {}).values()):
+            if entry.info.parent_action_id == action_id and entry.info.waiting:
+                self._end(entry, ActionPhase.ABORTED, reason=reason)
+
     def forget(self, run: str) -> None:
         """Drop an ended run's conditions from memory (the runs store keeps them)."""
         for entry in self._runs.pop(run, {}).values():

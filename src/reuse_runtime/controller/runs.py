@@ -546,6 +546,7 @@ class RunBook:
         if record.finished or record.cancel_requested:
             return 0
         self.service.cancel_tree(record, why)
+        self.conditions.action_over(run, action_id, f"action {action_id} was {why}")
         log.info("action aborted", run=run, action=action_id, reason=why)
         return 1
 
