@@ -62,6 +62,13 @@ class RunService:
     # ------------------------------------------------------------ conditions
 
     async def create_condition(self, info: ConditionInfo) -> ConditionInfo:
+        run = self.book.live.get(info.run)
+        if run is None or run.over:
+            # Only a run the controller owns ends its conditions (and frees them).
+            raise RunNotFoundError(
+                f"run {info.run!r} is not running at this controller as a run it owns "
+                f"(started with flyte.run): its tasks cannot create conditions"
+            )
         return self.book.conditions.create(info)
 
     async def list_conditions(self, run: str, parent: str | None) -> list[ConditionInfo]:
