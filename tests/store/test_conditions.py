@@ -1,5 +1,5 @@
 """Conditions (``flyte.new_condition``) in the runs store: one row each, replaced as it
-changes, read back by any reader, gone with their run; a layout-2 file gains them."""
+changes, read back by any reader, gone with their run; a layout-3 file gains them."""
 
 from __future__ import annotations
 
@@ -67,14 +67,14 @@ def test_a_runs_conditions_go_with_it(tmp_path: Path) -> None:
     assert rows == (1,)
 
 
-def test_a_store_of_layout_2_gains_conditions_and_keeps_its_runs(tmp_path: Path) -> None:
+def test_a_store_of_layout_3_gains_conditions_and_keeps_its_runs(tmp_path: Path) -> None:
     settings = StoreSettings(path=tmp_path / "runs.sqlite")
     with SqliteRunStore.open(settings) as store:
         store.run_submitted(submitted("before"))
         flushed(store)
     conn = sqlite3.connect(settings.path)
     conn.execute("DROP TABLE conditions")
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute("PRAGMA user_version = 3")
     conn.commit()
     conn.close()
     with SqliteRunStore.open(settings) as store:
