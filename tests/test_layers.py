@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "reuse_runtime.tracebacks",
         "reuse_runtime.model",
         "reuse_runtime.runinfo",
+        "reuse_runtime.conditions",
         "reuse_runtime.policy",
         "reuse_runtime.resources",
         "reuse_runtime.security",

@@ -2,8 +2,10 @@
 
 Flyte's names and signatures: ``Run.get(name)``, ``Run.listall(...)``,
 ``run.wait()``, ``run.outputs()``, ``run.abort(reason)``,
-``Action.listall(for_run_name=...)``, ``Action.get(run_name=..., name=...)``, and
-their ``.aio`` forms. Runs are read from the controller this process uses
+``Action.listall(for_run_name=...)``, ``Action.get(run_name=..., name=...)``,
+``Condition.listall(run_name=...)``, ``Condition.get(name, run_name=...)``,
+``condition.signal(payload)``, and their ``.aio`` forms. Runs are read from the
+controller this process uses
 (``init(endpoint=...)`` or ``$REUSE_RUNTIME_ENDPOINT``), else from the local runs
 store the embedded controllers keep::
 
@@ -23,6 +25,7 @@ from reuse_runtime.sdk.action import (
     TimeFilter,
 )
 from reuse_runtime.sdk.outputs import ActionOutputs
+from reuse_runtime.sdk.remote_condition import Condition
 from reuse_runtime.sdk.run import Run
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "ActionInputs",
     "ActionOutputs",
     "ActionPhase",
+    "Condition",
     "Run",
     "RunDetails",
     "TimeFilter",

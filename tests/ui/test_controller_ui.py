@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 from typing import Any
 
 import pytest
@@ -11,8 +12,8 @@ from reuse_runtime.controller.server import ControllerConfig
 from reuse_runtime.model import REPORT_STREAM, Submission, TaskState
 from reuse_runtime.runinfo import ActionPhase, NewRun
 from tests.controller import tasks
-from tests.helpers import running_controller, submit, until_in_flight
-from tests.sdk import report_tasks
+from tests.helpers import eventually, running_controller, submit, until_in_flight
+from tests.sdk import condition_tasks, report_tasks
 from tests.ui.conftest import csrf_of, session
 
 
@@ -67,6 +68,35 @@ async def test_the_abort_ends_the_run_the_controller_owns_aborted() -> None:
             assert await asyncio.to_thread(book.store.flush, 30)
             shown = await (await browser.get(f"{url}/api/runs/ui-abort")).json()
             assert shown["phase"] == ActionPhase.ABORTED.value
+
+
+async def test_a_pending_condition_is_shown_on_its_runs_page_and_signaled_from_it() -> None:
+    async with running_controller(ui_port=0) as (server, _client):
+        url = await server.ui_ready()  # type: ignore[attr-defined]
+        book = server.runs  # type: ignore[attr-defined]
+        task = condition_tasks.count
+        spec = task.task_spec((), {}, run_id="ui-cond")
+        await book.create_run(NewRun("ui-cond", task.environment_spec(), Submission("", spec)))
+        owned = book.live["ui-cond"]
+        (waiting,) = await eventually(lambda: book.conditions.list("ui-cond"), timeout=60)
+        assert await asyncio.to_thread(book.store.flush, 30)
+        async with await _login(url, server.security.token) as browser:  # type: ignore[attr-defined]
+            page = await (await browser.get(f"{url}/runs/ui-cond")).text()
+            assert f'id="condition-{waiting.action_id}"' in page and "How many?" in page
+            token = await csrf_of(browser, f"{url}/runs/ui-cond")
+            signal = f"{url}/api/runs/ui-cond/conditions/{waiting.action_id}/signal"
+            bad = await browser.post(signal, data={"csrf": token, "value": "many"})
+            assert bad.status == 400
+            assert "expects an int: could not parse 'many' as int" in await bad.text()
+            forged = await browser.post(signal, data={"csrf": "forged", "value": "41"})
+            assert forged.status == 403
+            done = await browser.post(
+                signal, data={"csrf": token, "value": "41"}, allow_redirects=False
+            )
+            assert done.status == 303
+            while owned.result is None:
+                await asyncio.wait_for(owned.next_change(), 30)
+            assert owned.result.ok and pickle.loads(owned.result.value) == 42
 
 
 def test_a_ui_port_out_of_range_is_refused() -> None:

@@ -15,6 +15,8 @@ Usage::
     reuse-runtime get run [NAME]                         recent runs, or one with its actions
     reuse-runtime get logs|io|action RUN                 what a run printed, took and gave
     reuse-runtime abort run NAME                         stop a run
+    reuse-runtime get condition RUN                      a run's conditions (flyte.new_condition)
+    reuse-runtime signal condition RUN NAME VALUE        signal one: its task goes on
     reuse-runtime ui [--store PATH] [--port P]           the web UI over a runs store
 
 Each command is a module of this package with an ``add_parser`` that adds it to
@@ -33,6 +35,7 @@ from collections.abc import Sequence
 
 from reuse_runtime.cli import (
     abort,
+    conditions,
     controller,
     engine,
     get,
@@ -73,7 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
         "files, readable elsewhere)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    modules = (run, controller, status, get, abort, worker, health, engine, image, k8s, logs, ui)
+    modules = (
+        run,
+        controller,
+        status,
+        get,
+        abort,
+        conditions,
+        worker,
+        health,
+        engine,
+        image,
+        k8s,
+        logs,
+        ui,
+    )
     for command in modules:
         command.add_parser(commands)
     return parser

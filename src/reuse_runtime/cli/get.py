@@ -1,9 +1,11 @@
-"""``reuse-runtime get run|action|logs|io``: runs as Flyte's ``flyte get`` shows them.
+"""``reuse-runtime get run|action|logs|io|condition``: runs as Flyte's ``flyte get`` shows them.
 
 * ``get run`` lists recent runs; ``get run NAME`` shows one, with its action tree.
 * ``get action RUN [ACTION]``: a run's actions, or one.
 * ``get logs RUN [ACTION] [--follow]``: what its tasks printed.
 * ``get io RUN [ACTION]``: its inputs and outputs.
+* ``get condition RUN [ACTION]``: its conditions (``flyte.new_condition``): name, phase,
+  type, prompt (signal one with ``reuse-runtime signal condition``).
 
 They read from the controller (any machine that reaches it), or with none from the
 runs the user's embedded controllers recorded (see :mod:`~reuse_runtime.cli.run_view`).
@@ -23,7 +25,7 @@ from reuse_runtime.cli.run_view import add_source_flags
 
 def add_parser(commands: Commands) -> None:
     p = add_command(commands, "get", "show runs, their actions, logs, inputs and outputs")
-    kinds = p.add_subparsers(dest="kind", required=True, metavar="{run,action,logs,io}")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="{run,action,logs,io,condition}")
 
     run = kinds.add_parser(
         "run",
@@ -91,6 +93,20 @@ def add_parser(commands: Commands) -> None:
     io.add_argument("-o", "--outputs-only", action="store_true", help="only the outputs")
     add_source_flags(io)
     io.set_defaults(sync_main=_get_io)
+
+    condition = kinds.add_parser(
+        "condition",
+        help="a run's conditions (flyte.new_condition)",
+        description="A run's conditions: name, phase, payload type, prompt and value. Signal "
+        "one with `reuse-runtime signal condition RUN NAME VALUE`.",
+    )
+    condition.add_argument("run", help="the run")
+    condition.add_argument(
+        "action", nargs="?", help="only those this action created (default: all)"
+    )
+    condition.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_source_flags(condition)
+    condition.set_defaults(sync_main=_get_condition)
 
 
 def _json(value: Any) -> str:
@@ -183,4 +199,17 @@ def _get_io(args: argparse.Namespace) -> int:
     source = run_view.run_source(args)
     io = source.io(args.run, action_id_of(source, args.run, args.action or ""))
     print(run_view.show_io(io, inputs=not args.outputs_only, outputs=not args.inputs_only))
+    return 0
+
+
+def _get_condition(args: argparse.Namespace) -> int:
+    from reuse_runtime.cli import run_view
+
+    found = run_view.run_source(args).conditions(args.run, args.action)
+    if args.json:
+        print(_json([asdict(c) for c in found]))
+    elif not found:
+        print(f"(run {args.run} has no conditions)", file=sys.stderr)
+    else:
+        print(run_view.condition_table(found))
     return 0

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from reuse_runtime.cli.common import add_security_flags, default_port, security_from
+from reuse_runtime.conditions import ConditionInfo
 from reuse_runtime.runinfo import ActionInfo, ActionPhase, RunInfo, RunIO
 from reuse_runtime.sdk.runsource import RunSource
 
@@ -128,6 +129,28 @@ def run_table(runs: Iterable[RunInfo]) -> str:
         )
     if len(rows) == 1:
         return "no runs yet"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def condition_table(conditions: Iterable[ConditionInfo]) -> str:
+    """Conditions, one a line: name, phase, type, action id, value, prompt's first line."""
+    rows = [("NAME", "PHASE", "TYPE", "ACTION", "VALUE", "PROMPT")]
+    for c in conditions:
+        prompt = c.prompt.strip().splitlines()[0] if c.prompt.strip() else ""
+        rows.append(
+            (
+                c.name,
+                phase_name(c.phase),
+                c.data_type,
+                c.action_id,
+                "-" if c.value is None else repr(c.value),
+                prompt[:57] + "..." if len(prompt) > 60 else prompt,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

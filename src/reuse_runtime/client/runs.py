@@ -17,6 +17,7 @@ import grpc
 import structlog
 
 from reuse_runtime.client.channel import refused, rpc_failure
+from reuse_runtime.conditions import ConditionInfo, ConditionValue
 from reuse_runtime.errors import (
     BadInputError,
     ControllerUnavailableError,
@@ -37,6 +38,7 @@ from reuse_runtime.runinfo import (
     RunInfo,
     RunIO,
 )
+from reuse_runtime.wire.conditions import ConditionCalls
 from reuse_runtime.wire.runs import RunCalls
 
 if TYPE_CHECKING:
@@ -48,6 +50,8 @@ log = structlog.get_logger("reuse_runtime.client")
 
 #: Seconds a unary call of the Runs service may take.
 CALL_TIMEOUT = 30.0
+#: Seconds the controller holds one wait for a condition before it answers "waiting".
+CONDITION_POLL = 30.0
 #: The status codes a follower waits out (the controller is away), not fails on.
 _TRANSIENT = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -83,6 +87,7 @@ class RunsClient:
     ) -> None:
         self._controller = controller
         self._calls = RunCalls(controller.channel)
+        self._conditions = ConditionCalls(controller.channel)
         self._target = f"controller at {controller.address}"
         self._on_event = on_event or (lambda line: log.warning(line))
 
@@ -177,6 +182,47 @@ class RunsClient:
                 yield batch
         except grpc.aio.AioRpcError as exc:
             raise run_failure(exc, self._target) from None
+
+    # ------------------------------------------------------------ conditions
+
+    async def create_condition(self, info: ConditionInfo) -> ConditionInfo:
+        return await self._call(
+            lambda: self._conditions.create(info, self._metadata(), CALL_TIMEOUT)
+        )
+
+    async def conditions(self, run: str, parent: str | None = None) -> list[ConditionInfo]:
+        return await self._call(
+            lambda: self._conditions.list(run, parent, self._metadata(), CALL_TIMEOUT)
+        )
+
+    async def signal_condition(self, run: str, name: str, value: ConditionValue) -> ConditionInfo:
+        return await self._call(
+            lambda: self._conditions.signal(run, name, value, self._metadata(), CALL_TIMEOUT)
+        )
+
+    async def wait_condition(self, run: str, action_id: str) -> ConditionInfo:
+        """The condition once it ended: one long poll after another (each bounded), across
+        a controller that goes away and comes back within the reconnect timeout."""
+        loop = asyncio.get_running_loop()
+        delay, deadline = 0.2, 0.0
+        while True:
+            try:
+                info = await self._conditions.wait(
+                    run, action_id, CONDITION_POLL, self._controller.call_metadata()
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in _TRANSIENT:
+                    raise run_failure(exc, self._target) from None
+                if not deadline:
+                    deadline = loop.time() + self._controller.reconnect_timeout
+                elif loop.time() >= deadline:
+                    raise run_failure(exc, self._target) from None
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 2.0)
+                continue
+            delay, deadline = 0.2, 0.0
+            if not info.waiting:
+                return info
 
     # ------------------------------------------------------------ following a run
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+from reuse_runtime.conditions import ConditionInfo, ConditionValue
 from reuse_runtime.controller.runs import RING_LINES, OwnedRun, RunBook
 from reuse_runtime.errors import RunNotFoundError, RunsStoreError
 from reuse_runtime.model import LogLine, TaskSpec
@@ -57,6 +58,34 @@ class RunService:
 
     async def abort_run(self, name: str, reason: str, action_id: str = "") -> int:
         return await self.book.abort_run(name, reason, action_id)
+
+    # ------------------------------------------------------------ conditions
+
+    async def create_condition(self, info: ConditionInfo) -> ConditionInfo:
+        run = self.book.live.get(info.run)
+        if run is None or run.over:
+            # Only a run the controller owns ends its conditions (and frees them).
+            raise RunNotFoundError(
+                f"run {info.run!r} is not running at this controller as a run it owns "
+                f"(started with flyte.run): its tasks cannot create conditions"
+            )
+        return self.book.conditions.create(info)
+
+    async def list_conditions(self, run: str, parent: str | None) -> list[ConditionInfo]:
+        found = self.book.conditions.list(run, parent)
+        if found:
+            return found
+        await self.get_run(run)  # a run nobody knows is an error, not "none"
+        store = self.book.store
+        if store is None or run in self.book.live:
+            return found
+        return await asyncio.to_thread(store.list_conditions, run, parent)
+
+    async def signal_condition(self, run: str, name: str, value: ConditionValue) -> ConditionInfo:
+        return self.book.conditions.signal(run, name, value)
+
+    async def wait_condition(self, run: str, action_id: str, max_wait: float) -> ConditionInfo:
+        return await self.book.conditions.wait(run, action_id, max_wait)
 
     # ------------------------------------------------------------ runs
 

@@ -45,6 +45,7 @@ from urllib.parse import quote
 import structlog
 
 from reuse_runtime.aio import TaskSet
+from reuse_runtime.controller.conditions import ConditionBook
 from reuse_runtime.controller.records import RunCounts, TaskRecord
 from reuse_runtime.controller.replay import replayable
 from reuse_runtime.errors import (
@@ -174,6 +175,10 @@ class RunBook:
         self._ended_names: deque[str] = deque()
         self._tasks = TaskSet("runs")
         self._record = self._record_action if store is not None else None
+        #: The conditions (``flyte.new_condition``) of its runs' tasks.
+        self.conditions = ConditionBook(
+            on_change=store.condition_changed if store is not None else None, clock=clock
+        )
 
     # ------------------------------------------------------------ what a run looks like
 
@@ -331,6 +336,7 @@ class RunBook:
                 new = decode_new_run(found.submission)
                 outcomes = await asyncio.to_thread(store.replay_outcomes, found.name)
                 self.service.restored[found.name] = _replay_log(outcomes)
+                self.conditions.restore(await asyncio.to_thread(store.list_conditions, found.name))
                 self._start(new, found.created, fresh=False)
                 resumed += 1
             except Exception as exc:
@@ -429,11 +435,13 @@ class RunBook:
                 )
             )
         run.changed()
+        self.conditions.run_over(run.name, f"its run ended ({run.phase})")
         self._ended_names.append(run.name)
         while len(self._ended_names) > ENDED_KEPT:
             gone = self._ended_names.popleft()
             if self.live.get(gone) is not None and self.live[gone].over:
                 del self.live[gone]
+                self.conditions.forget(gone)
 
     def _record_action(self, record: TaskRecord, result: TaskResult) -> None:
         """An action of a recorded run ended: the hot path (see the module's docstring).
@@ -526,6 +534,7 @@ class RunBook:
         for record in targets:
             if not record.finished and not record.cancel_requested:
                 service.cancel_tree(record, why)
+        self.conditions.run_over(name, f"run {name} was aborted ({run.aborted})")
         log.info("run aborted", run=name, reason=reason, tasks=len(targets))
         return len(targets)
 
@@ -537,6 +546,7 @@ class RunBook:
         if record.finished or record.cancel_requested:
             return 0
         self.service.cancel_tree(record, why)
+        self.conditions.action_over(run, action_id, f"action {action_id} was {why}")
         log.info("action aborted", run=run, action=action_id, reason=why)
         return 1
 
@@ -576,6 +586,7 @@ class RunBook:
                 runs=len(unfinished),
                 names=unfinished[:10],
             )
+        self.conditions.close()
         await self._tasks.cancel_all("the controller stopped")
         if self.store is not None:
             await asyncio.to_thread(self.store.close)

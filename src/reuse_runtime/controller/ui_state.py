@@ -110,6 +110,12 @@ class ControllerLiveState:
             service.cancel_tree(record, f"cancelled: {reason or ABORTED}")
         return bool(roots)
 
+    async def signal(self, run: str, action_id: str, value: str) -> None:
+        """Signal the condition ``action_id`` of ``run`` with ``value``, parsed as its type."""
+        if self._book is None:
+            raise RunNotFoundError("this controller keeps no runs' conditions")
+        self._book.conditions.signal(run, action_id, value)
+
 
 def _phase(record: TaskRecord) -> ActionPhase:
     return ActionPhase.RUNNING if record.replica is not None else ActionPhase.QUEUED
@@ -160,6 +166,7 @@ def web_ui(
         token=token,
         live=state,
         abort=live.abort,
+        signal=live.signal if book is not None else None,
         sock=sock,
         ssl_context=server_tls(security),
     )

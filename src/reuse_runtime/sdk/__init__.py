@@ -1,6 +1,7 @@
 """The user-facing API: the names of ``flyte``'s, so code ports by changing one import."""
 
 from reuse_runtime.sdk.cache import Cache, CachePolicy, CacheRequest
+from reuse_runtime.sdk.condition import ConditionWebhook, new_condition
 from reuse_runtime.sdk.environment import (
     Environment,
     Image,
@@ -28,6 +29,7 @@ __all__ = [
     "Cache",
     "CachePolicy",
     "CacheRequest",
+    "ConditionWebhook",
     "Environment",
     "Image",
     "PodTemplate",
@@ -48,6 +50,7 @@ __all__ = [
     "init_from_config",
     "logger",
     "map",
+    "new_condition",
     "run",
     "shutdown",
     "trace",

@@ -13,6 +13,7 @@ Every call blocks the caller's thread, waking for signals (a Ctrl-C reaches it).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from reuse_runtime.conditions import ConditionInfo, ConditionValue
 from reuse_runtime.errors import ReuseRuntimeError, RunNotFoundError, TaskTimedOutError
 from reuse_runtime.model import LogLine, RunProgress, TaskResult
 from reuse_runtime.runinfo import (
@@ -90,6 +92,8 @@ class RunSource(Protocol):
         ...
 
     def progress(self, name: str) -> RunProgress | None: ...
+    def conditions(self, run: str, parent: str | None = None) -> builtins.list[ConditionInfo]: ...
+    def signal_condition(self, run: str, name: str, value: ConditionValue) -> ConditionInfo: ...
 
 
 class RuntimeLoop(Protocol):
@@ -148,6 +152,12 @@ class ControllerRuns:
 
     def abort(self, run: str, reason: str, action_id: str = "") -> int:
         return self._call(self._runs.abort(run, reason, action_id))
+
+    def conditions(self, run: str, parent: str | None = None) -> builtins.list[ConditionInfo]:
+        return self._call(self._runs.conditions(run, parent))
+
+    def signal_condition(self, run: str, name: str, value: ConditionValue) -> ConditionInfo:
+        return self._call(self._runs.signal_condition(run, name, value))
 
     def follow(
         self, run: Followed, *, logs: bool, deadline: float | None = None, from_start: bool = True
@@ -326,6 +336,22 @@ class StoreRuns:
         raise ReuseRuntimeError(
             f"run {run} is running in another process (an embedded controller), which alone "
             f"can stop it: press Ctrl-C there"
+        )
+
+    def conditions(self, run: str, parent: str | None = None) -> builtins.list[ConditionInfo]:
+        self.get(run)
+        return self._reader.list_conditions(run, parent)
+
+    def signal_condition(self, run: str, name: str, value: ConditionValue) -> ConditionInfo:
+        info = self.get(run)
+        if info.done:
+            raise ReuseRuntimeError(
+                f"run {run} ended ({info.phase}): its conditions cannot be signaled"
+            )
+        raise ReuseRuntimeError(
+            f"run {run} is running in another process (an embedded controller), which alone "
+            f"can signal its conditions: signal it from there, or run it on a standalone "
+            f"controller (set REUSE_RUNTIME_ENDPOINT)"
         )
 
     def follow(

@@ -24,9 +24,11 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 
+from reuse_runtime.conditions import ConditionInfo
 from reuse_runtime.store import schema
 from reuse_runtime.store.action_inserts import Segments, Shape, insert_actions
 from reuse_runtime.store.blobs import BlobFiles, digest_of
+from reuse_runtime.store.conditions import write_conditions
 from reuse_runtime.store.phases import FIRST_TERMINAL, PHASE_CODES, ActionPhase
 from reuse_runtime.store.records import (
     REPORT_STREAM,
@@ -104,6 +106,7 @@ class BatchWriter:
         submitted: list[RunSubmitted] = []
         progress: list[RunProgress] = []
         ended: list[RunEnded] = []
+        conditions: list[ConditionInfo] = []
         for record in records:
             kind = type(record)
             if kind is ActionRecord:
@@ -116,8 +119,12 @@ class BatchWriter:
                 progress.append(record)  # type: ignore[arg-type]
             elif kind is RunEnded:
                 ended.append(record)  # type: ignore[arg-type]
+            elif kind is ConditionInfo:
+                conditions.append(record)  # type: ignore[arg-type]
         for run in submitted:
             self._submit(run)
+        if conditions:
+            write_conditions(self.conn, conditions)
         for change in progress:
             self._progress(change)
         if logs:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from reuse_runtime.conditions import ConditionInfo
 from reuse_runtime.store.phases import ActionPhase
 from reuse_runtime.store.records import (
     ActionRecord,
@@ -61,6 +62,9 @@ class RunRecorder(Protocol):
 
     def log_lines(self, records: Iterable[LogRecord]) -> None:
         """An action printed these lines."""
+
+    def condition_changed(self, record: ConditionInfo) -> None:
+        """A condition (``flyte.new_condition``) was created or ended: keep it as it is."""
 
     def accepting(self) -> bool:
         """False while records cannot be written (disk full, or broken: see
@@ -120,6 +124,9 @@ class RunReader(Protocol):
 
     def action_report(self, run: str, action_id: str) -> ActionReport | None:
         """The action's ``flyte.report`` as last flushed, or None."""
+
+    def list_conditions(self, run: str, parent: str | None = None) -> list[ConditionInfo]:
+        """The run's conditions as last recorded, oldest first (``parent``: its own)."""
 
     def replayed(self, run: str, call_key: str) -> ReplayOutcome | None:
         """Durable replay: what the child ``call_key`` of ``run`` ended with, or None."""

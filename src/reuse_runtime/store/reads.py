@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from reuse_runtime.conditions import ConditionInfo
 from reuse_runtime.store import schema
 from reuse_runtime.store.blobs import BlobFiles
+from reuse_runtime.store.conditions import read_conditions
 from reuse_runtime.store.errors import StoreClosedError, StoreError
 from reuse_runtime.store.phases import PHASE_CODES, PHASES_BY_CODE, ActionPhase, parse_phase
 from reuse_runtime.store.records import ClientInfo, Trace
@@ -373,6 +375,13 @@ class SqliteRunReader:
                 (run, action_id),
             ).fetchone()
         return None if row is None else ActionReport(action_id, row[0], row[1])
+
+    # ------------------------------------------------------------------ conditions
+
+    def list_conditions(self, run: str, parent: str | None = None) -> list[ConditionInfo]:
+        """The run's conditions as last recorded, oldest first (``parent``: its own)."""
+        with self._snapshot() as conn:
+            return read_conditions(conn, run, parent)
 
     # ------------------------------------------------------------------ helpers
 

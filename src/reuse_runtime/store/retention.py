@@ -112,7 +112,7 @@ def doom(conn: sqlite3.Connection, keys: Sequence[int], blobs: BlobFiles) -> int
         [(n, digest) for digest, n in released.items()],
     )
     freed = unreferenced(conn, blobs)
-    for table in ("labels", "counts", "calls", "replaying", "reports", "parents"):
+    for table in ("labels", "counts", "calls", "replaying", "reports", "parents", "conditions"):
         conn.execute(f"DELETE FROM {table} WHERE run_key IN ({marks})", keys)
     conn.execute(f"DELETE FROM runs WHERE key IN ({marks})", keys)
     conn.executemany("INSERT OR IGNORE INTO doomed (run_key) VALUES (?)", [(k,) for k in keys])

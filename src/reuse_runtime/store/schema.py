@@ -38,9 +38,9 @@ from reuse_runtime.store.records import Attempt, ErrorInfo
 
 #: ``PRAGMA application_id``: marks the file as a reuse-runtime runs store.
 APPLICATION_ID = 0x52524E53  # "RRNS"
-#: ``PRAGMA user_version``: the layout below. A file of layout 1 or 2 is brought up to it
+#: ``PRAGMA user_version``: the layout below. A file of layout 1, 2 or 3 is brought up to it
 #: at open (:func:`migrate`); a file of another version is moved aside.
-VERSION = 3
+VERSION = 4
 
 #: Layout 2: each action's ``flyte.report``, the last flush of it (HTML, kept whole in
 #: the row: a report is read as one piece, and replaced as one).
@@ -112,6 +112,25 @@ _NUMBER_PARENTS = (
     "DROP TABLE actions_2",
     "CREATE INDEX actions_parent ON actions (run_key, parent)",
 )
+
+#: Layout 4: the conditions (``flyte.new_condition``) of runs, as last changed: one row
+#: each, written when it is created and when it ends. ``spec`` is its prompt, types,
+#: timeout and webhook as JSON; ``value`` the JSON of the value it was signaled with.
+CONDITIONS = """
+CREATE TABLE IF NOT EXISTS conditions (
+    run_key INTEGER NOT NULL,
+    action_id TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    phase INTEGER NOT NULL,
+    created REAL NOT NULL,
+    ended REAL NOT NULL,
+    spec TEXT NOT NULL,
+    value TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (run_key, action_id)
+) WITHOUT ROWID;
+"""
 
 TABLES = (
     """
@@ -202,6 +221,7 @@ CREATE TABLE doomed (run_key INTEGER PRIMARY KEY);
     + REPORTS
     + ACTIONS
     + PARENTS
+    + CONDITIONS
 )
 
 
@@ -250,17 +270,19 @@ def create(conn: sqlite3.Connection) -> None:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store of layout 1 or 2 to this layout (one transaction): layout 2 added
-    the reports, layout 3 numbers the parents."""
+    """Bring a store of layout 1, 2 or 3 to this layout (one transaction): layout 2
+    added the reports, layout 3 numbers the parents, layout 4 adds the conditions."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         found = version(conn)
-        if found in (1, 2) and mismatch_of_application(conn) is None:
+        if found in (1, 2, 3) and mismatch_of_application(conn) is None:
             if found == 1:
                 conn.execute(REPORTS)
-            _statements(conn, PARENTS)
-            for statement in _NUMBER_PARENTS:
-                _statements(conn, statement)
+            if found in (1, 2):
+                _statements(conn, PARENTS)
+                for statement in _NUMBER_PARENTS:
+                    _statements(conn, statement)
+            conn.execute(CONDITIONS)
             conn.execute(f"PRAGMA user_version = {VERSION}")
         conn.execute("COMMIT")
     except BaseException:

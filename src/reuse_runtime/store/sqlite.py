@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
+from reuse_runtime.conditions import ConditionInfo
 from reuse_runtime.store.blobs import BlobFiles
 from reuse_runtime.store.errors import StoreClosedError, StoreError
 from reuse_runtime.store.lockfile import StoreLock
@@ -144,6 +145,9 @@ class SqliteRunStore(SqliteRunReader):
 
     def log_lines(self, records: Iterable[LogRecord]) -> None:
         self._extend(records)
+
+    def condition_changed(self, record: ConditionInfo) -> None:
+        self._append(record)
 
     # ------------------------------------------------------------------- health
 

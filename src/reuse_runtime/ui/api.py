@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from reuse_runtime.errors import BadInputError, RunNotFoundError
 from reuse_runtime.store.phases import ActionPhase
 from reuse_runtime.ui import views
 from reuse_runtime.ui.context import REPORT_POLICY, context, session_of
@@ -139,6 +140,26 @@ async def abort(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"/runs/{request.match_info['run']}")
     header = await views.run_header(ctx, name)
     assert header is not None
+    return await _header(request, header)
+
+
+async def signal_condition(request: web.Request) -> web.StreamResponse:
+    """Signal a condition of the run (a POST with the session's CSRF token: the guard
+    checked it); ``value`` is parsed as the condition's type."""
+    ctx = context(request)
+    name, action_id = request.match_info["run"], request.match_info["action"]
+    if ctx.signal is None:
+        raise web.HTTPConflict(text="no controller here: this UI only reads a runs store")
+    form = await request.post()
+    try:
+        await ctx.signal(name, action_id, str(form.get("value", "")))
+    except (BadInputError, RunNotFoundError) as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    if request.headers.get("HX-Request") != "true":
+        raise web.HTTPSeeOther(f"/runs/{name}")
+    header = await views.run_header(ctx, name)
+    if header is None:
+        raise _missing("such run")
     return await _header(request, header)
 
 

@@ -113,6 +113,7 @@ def build_app(ctx: UiContext) -> web.Application:
     app.router.add_get("/api/runs/{run}/children", api.children)
     app.router.add_get("/api/runs/{run}/timeline", api.timeline)
     app.router.add_post("/api/runs/{run}/abort", api.abort)
+    app.router.add_post("/api/runs/{run}/conditions/{action}/signal", api.signal_condition)
     app.router.add_get("/api/runs/{run}/actions/{action}/panel", api.action_panel)
     app.router.add_get("/api/runs/{run}/actions/{action}/facts", api.action_facts)
     app.router.add_get("/api/runs/{run}/actions/{action}/logs", api.logs)

@@ -21,7 +21,7 @@ from reuse_runtime.store.interface import RunReader
 from reuse_runtime.ui import format
 from reuse_runtime.ui.auth import COOKIE, Sessions
 from reuse_runtime.ui.history import PoolHistory
-from reuse_runtime.ui.live import Abort, LiveState
+from reuse_runtime.ui.live import Abort, LiveState, Signal
 from reuse_runtime.ui.tree import CountsCache
 
 T = TypeVar("T")
@@ -49,6 +49,7 @@ class UiContext:
     executor: ThreadPoolExecutor
     live: LiveState | None = None
     abort: Abort | None = None
+    signal: Signal | None = None
     secure: bool = False
     clock: Callable[[], float] = time.time
     counts: CountsCache = field(default_factory=CountsCache)

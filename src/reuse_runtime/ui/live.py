@@ -109,3 +109,6 @@ class LiveState(Protocol):
 
 #: Aborts a run: ``(run name, reason)`` -> whether the controller held it.
 Abort = Callable[[str, str], Awaitable[bool]]
+#: Signals a condition: ``(run name, condition's action id, value as typed)``; raises
+#: ``BadInputError`` (a value not of its type, or it ended) or ``RunNotFoundError``.
+Signal = Callable[[str, str, str], Awaitable[None]]

@@ -35,7 +35,7 @@ from reuse_runtime.ui.app import build_app
 from reuse_runtime.ui.auth import Sessions
 from reuse_runtime.ui.context import UiContext, templates
 from reuse_runtime.ui.history import SAMPLE_SECONDS, PoolHistory
-from reuse_runtime.ui.live import Abort, LiveState
+from reuse_runtime.ui.live import Abort, LiveState, Signal
 
 log = structlog.get_logger("reuse_runtime.ui")
 
@@ -49,7 +49,8 @@ class WebUI:
     """The web UI over ``reader`` (and ``live``, a running controller, when there is one).
 
     ``token`` is what a person logs in with: the controller's own. ``abort`` ends a
-    run (the one state change the UI makes); without it the UI only reads. It listens
+    run and ``signal`` signals a run's condition (the state changes the UI makes);
+    without them the UI only reads. It listens
     on ``host:port``, or on ``sock``, a socket already listening. With an
     ``ssl_context`` it serves HTTPS. ``close()`` is idempotent and safe before
     ``start()``.
@@ -62,6 +63,7 @@ class WebUI:
         token: str,
         live: LiveState | None = None,
         abort: Abort | None = None,
+        signal: Signal | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         sock: socket.socket | None = None,
@@ -85,6 +87,7 @@ class WebUI:
             executor=ThreadPoolExecutor(READERS, thread_name_prefix="reuse-runtime-ui"),
             live=live,
             abort=abort,
+            signal=signal,
             secure=ssl_context is not None,
             clock=clock,
         )

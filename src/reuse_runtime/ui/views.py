@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from reuse_runtime.conditions import ConditionInfo
 from reuse_runtime.model import RunProgress
 from reuse_runtime.store.interface import RunReader
 from reuse_runtime.store.phases import ActionPhase
@@ -59,6 +60,10 @@ class RunHeader:
     can_abort: bool
     #: Aborted, and not ended yet: its actions are being cancelled.
     aborting: bool = False
+    #: Its conditions waiting for a signal (``flyte.new_condition``).
+    conditions: tuple[ConditionInfo, ...] = ()
+    #: A signal can be sent from here (a controller serves this UI).
+    can_signal: bool = False
 
     @property
     def live(self) -> bool:
@@ -83,12 +88,18 @@ async def run_header(ctx: UiContext, name: str) -> RunHeader | None:
             counts[ActionPhase.QUEUED] = counts.get(ActionPhase.QUEUED, 0) + waiting
     ordered = tuple((p, counts[p]) for p in tree.PHASE_ORDER if counts.get(p))
     aborting = ctx.live is not None and not info.done and ctx.live.aborting(name)
+    pending: tuple[ConditionInfo, ...] = ()
+    if not info.done:
+        found = await ctx.off_loop(ctx.reader.list_conditions, name)
+        pending = tuple(c for c in found if c.waiting)
     return RunHeader(
         info,
         progress if progress is not None and progress.found else None,
         ordered,
         can_abort=ctx.abort is not None and not info.done and not aborting,
         aborting=aborting,
+        conditions=pending,
+        can_signal=ctx.signal is not None and not aborting,
     )
 
 

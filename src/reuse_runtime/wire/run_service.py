@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
+from reuse_runtime.conditions import ConditionInfo, ConditionValue
 from reuse_runtime.runinfo import (
     ActionInfo,
     ActionPhase,
@@ -23,7 +24,7 @@ from reuse_runtime.runinfo import (
     RunInfo,
     RunIO,
 )
-from reuse_runtime.wire import runs
+from reuse_runtime.wire import conditions, runs
 from reuse_runtime.wire.services import _abort, _parsed, _parser
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 
@@ -55,6 +56,12 @@ class RunOperations(Protocol):
         self, run: str, action_id: str, follow: bool, after: int
     ) -> AsyncIterator[list[LogEntry]]: ...
     async def get_run_io(self, run: str, action_id: str) -> RunIO: ...
+    async def create_condition(self, info: ConditionInfo) -> ConditionInfo: ...
+    async def list_conditions(self, run: str, parent: str | None) -> list[ConditionInfo]: ...
+    async def signal_condition(
+        self, run: str, name: str, value: ConditionValue
+    ) -> ConditionInfo: ...
+    async def wait_condition(self, run: str, action_id: str, max_wait: float) -> ConditionInfo: ...
 
 
 async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[Reply]) -> Reply:
@@ -149,6 +156,44 @@ class _RunsAdapter:
         found = await _answer(context, self._ops.get_run_io(request.run, request.action_id))
         return runs.io_to_proto(found)
 
+    async def create_condition(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> pb.ConditionInfo:
+        request = await _parsed(request, context)
+        info = conditions.condition_from_proto(request)
+        return conditions.condition_to_proto(
+            await _answer(context, self._ops.create_condition(info))
+        )
+
+    async def list_conditions(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> pb.ListConditionsReply:
+        request = await _parsed(request, context)
+        parent = request.parent if request.HasField("parent") else None
+        found = await _answer(context, self._ops.list_conditions(request.run, parent))
+        return pb.ListConditionsReply(conditions=[conditions.condition_to_proto(c) for c in found])
+
+    async def signal_condition(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> pb.ConditionInfo:
+        request = await _parsed(request, context)
+        value = conditions.value_from_proto(request.value)
+        if value is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a signal needs a value")
+            raise AssertionError("unreachable")
+        found = await _answer(context, self._ops.signal_condition(request.run, request.name, value))
+        return conditions.condition_to_proto(found)
+
+    async def wait_condition(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> pb.ConditionInfo:
+        request = await _parsed(request, context)
+        found = await _answer(
+            context,
+            self._ops.wait_condition(request.run, request.action_id, request.max_wait),
+        )
+        return conditions.condition_to_proto(found)
+
 
 def runs_handler(ops: RunOperations) -> grpc.GenericRpcHandler:
     adapter = _RunsAdapter(ops)
@@ -175,6 +220,10 @@ def runs_handler(ops: RunOperations) -> grpc.GenericRpcHandler:
             "GetAction": unary(adapter.action, pb.GetActionRequest),
             "GetLogs": stream(adapter.logs, pb.GetLogsRequest),
             "GetRunIO": unary(adapter.io, pb.GetRunIORequest),
+            "CreateCondition": unary(adapter.create_condition, pb.ConditionInfo),
+            "ListConditions": unary(adapter.list_conditions, pb.ListConditionsRequest),
+            "SignalCondition": unary(adapter.signal_condition, pb.SignalConditionRequest),
+            "WaitCondition": unary(adapter.wait_condition, pb.WaitConditionRequest),
         },
     )
 

@@ -928,6 +928,88 @@ class RunIO(_message.Message):
     error: RemoteError
     def __init__(self, phase: _Optional[_Union[RunPhase, str]] = ..., inputs_preview: _Optional[str] = ..., has_inputs: _Optional[bool] = ..., inputs: _Optional[bytes] = ..., has_output: _Optional[bool] = ..., output: _Optional[bytes] = ..., error: _Optional[_Union[RemoteError, _Mapping]] = ...) -> None: ...
 
+class ConditionValue(_message.Message):
+    __slots__ = ("bool_value", "int_value", "float_value", "string_value")
+    BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    INT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    bool_value: bool
+    int_value: int
+    float_value: float
+    string_value: str
+    def __init__(self, bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., string_value: _Optional[str] = ...) -> None: ...
+
+class ConditionInfo(_message.Message):
+    __slots__ = ("run", "parent_action_id", "name", "action_id", "prompt", "prompt_type", "data_type", "description", "timeout", "phase", "created", "ended", "value", "reason", "webhook_url", "webhook_payload")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    parent_action_id: str
+    name: str
+    action_id: str
+    prompt: str
+    prompt_type: str
+    data_type: str
+    description: str
+    timeout: float
+    phase: RunPhase
+    created: float
+    ended: float
+    value: ConditionValue
+    reason: str
+    webhook_url: str
+    webhook_payload: str
+    def __init__(self, run: _Optional[str] = ..., parent_action_id: _Optional[str] = ..., name: _Optional[str] = ..., action_id: _Optional[str] = ..., prompt: _Optional[str] = ..., prompt_type: _Optional[str] = ..., data_type: _Optional[str] = ..., description: _Optional[str] = ..., timeout: _Optional[float] = ..., phase: _Optional[_Union[RunPhase, str]] = ..., created: _Optional[float] = ..., ended: _Optional[float] = ..., value: _Optional[_Union[ConditionValue, _Mapping]] = ..., reason: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_payload: _Optional[str] = ...) -> None: ...
+
+class ListConditionsRequest(_message.Message):
+    __slots__ = ("run", "parent")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    parent: str
+    def __init__(self, run: _Optional[str] = ..., parent: _Optional[str] = ...) -> None: ...
+
+class ListConditionsReply(_message.Message):
+    __slots__ = ("conditions",)
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    conditions: _containers.RepeatedCompositeFieldContainer[ConditionInfo]
+    def __init__(self, conditions: _Optional[_Iterable[_Union[ConditionInfo, _Mapping]]] = ...) -> None: ...
+
+class SignalConditionRequest(_message.Message):
+    __slots__ = ("run", "name", "value")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    name: str
+    value: ConditionValue
+    def __init__(self, run: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[_Union[ConditionValue, _Mapping]] = ...) -> None: ...
+
+class WaitConditionRequest(_message.Message):
+    __slots__ = ("run", "action_id", "max_wait")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAIT_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    action_id: str
+    max_wait: float
+    def __init__(self, run: _Optional[str] = ..., action_id: _Optional[str] = ..., max_wait: _Optional[float] = ...) -> None: ...
+
 class BundleRequest(_message.Message):
     __slots__ = ("digest",)
     DIGEST_FIELD_NUMBER: _ClassVar[int]

@@ -748,6 +748,26 @@ class RunsStub:
                 request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetRunIORequest.SerializeToString,
                 response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunIO.FromString,
                 _registered_method=True)
+        self.CreateCondition = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/CreateCondition',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.FromString,
+                _registered_method=True)
+        self.ListConditions = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/ListConditions',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListConditionsRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListConditionsReply.FromString,
+                _registered_method=True)
+        self.SignalCondition = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/SignalCondition',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.SignalConditionRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.FromString,
+                _registered_method=True)
+        self.WaitCondition = channel.unary_unary(
+                '/reuse_runtime.v1.Runs/WaitCondition',
+                request_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.WaitConditionRequest.SerializeToString,
+                response_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.FromString,
+                _registered_method=True)
 
 
 class RunsServicer:
@@ -810,6 +830,33 @@ class RunsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCondition(self, request, context):
+        """Conditions (flyte.new_condition): a task creates one and waits on it; anyone signals it.
+        Creating one that exists (same run, task and name) returns it as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConditions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignalCondition(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WaitCondition(self, request, context):
+        """The condition once it ends, or as it is after max_wait (a long poll).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -857,6 +904,26 @@ def add_RunsServicer_to_server(servicer, server):
                     servicer.GetRunIO,
                     request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetRunIORequest.FromString,
                     response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunIO.SerializeToString,
+            ),
+            'CreateCondition': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCondition,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.SerializeToString,
+            ),
+            'ListConditions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConditions,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListConditionsRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListConditionsReply.SerializeToString,
+            ),
+            'SignalCondition': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalCondition,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.SignalConditionRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.SerializeToString,
+            ),
+            'WaitCondition': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitCondition,
+                    request_deserializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.WaitConditionRequest.FromString,
+                    response_serializer=reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1102,6 +1169,114 @@ class Runs:
             '/reuse_runtime.v1.Runs/GetRunIO',
             reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.GetRunIORequest.SerializeToString,
             reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.RunIO.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCondition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/CreateCondition',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConditions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/ListConditions',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListConditionsRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ListConditionsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignalCondition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/SignalCondition',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.SignalConditionRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitCondition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reuse_runtime.v1.Runs/WaitCondition',
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.WaitConditionRequest.SerializeToString,
+            reuse__runtime_dot_wire_dot_v1_dot_runtime__pb2.ConditionInfo.FromString,
             options,
             channel_credentials,
             insecure,
