@@ -47,6 +47,7 @@ from reuse_runtime.sdk.cache import (
     cache_key,
     inputs_digest,
 )
+from reuse_runtime.sdk.coerce import NOTHING, Plan, plan
 from reuse_runtime.sdk.ignored import note_ignored
 from reuse_runtime.sdk.pod import PodTemplate
 from reuse_runtime.sdk.replay import call_key
@@ -219,6 +220,7 @@ class TaskTemplate(Generic[P, R]):
         self._site: str | None = None
         self._specs: dict[tuple[str, tuple[tuple[str, str], ...], str], EnvironmentSpec] = {}
         self._cache_version: str | None = None
+        self._inputs: Plan | None = None  # which inputs are built by their hints
         self._settle()
 
     def _settle(self) -> None:
@@ -516,6 +518,11 @@ class TaskTemplate(Generic[P, R]):
 
         From a running ``parent``, the task carries its replay key (see sdk/replay.py).
         """
+        inputs = self._inputs
+        if inputs is None:  # on the first call: the hints may name classes defined later
+            inputs = self._inputs = plan(self.short_name, self.func)
+        if inputs is not NOTHING:
+            args, kwargs = inputs.apply(args, kwargs)
         spec = self.task_spec(args, kwargs, run_id=where.run_id, where=where, parent=parent)
         options = where.run_options
         cache_key = ""
