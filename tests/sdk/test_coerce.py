@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 from reuse_runtime.errors import InputError
-from reuse_runtime.sdk.coerce import NOTHING, converter, plan
+from reuse_runtime.sdk.coerce import LATER, converter, plan
 from tests.helpers import run_python
 
 
@@ -35,13 +35,14 @@ def structured(
 
 
 def test_tasks_without_models_or_dataclasses_plan_nothing() -> None:
-    assert plan("plain", plain) is NOTHING
+    assert plan("plain", plain) is None
     assert converter(int) is None and converter(dict[str, list[int]]) is None
     assert converter(tuple[()]) is None and converter(int | None) is None
 
 
 def test_dicts_are_built_by_position_and_by_name_nested_too() -> None:
     inputs = plan("structured", structured)
+    assert inputs is not None
     args, kwargs = inputs.apply(
         ({"query": "q"}, {"x": 1}),
         {"ps": [{"x": 2}, Point(3)], "maybe": None, "by": {"a": {"x": 4, "y": 5}}},
@@ -56,6 +57,7 @@ def test_dicts_are_built_by_position_and_by_name_nested_too() -> None:
 
 def test_a_value_that_does_not_fit_is_one_line_naming_the_parameter() -> None:
     inputs = plan("structured", structured)
+    assert inputs is not None
     with pytest.raises(InputError) as misfit:
         inputs.apply((), {"p": {"x": 1, "z": 2}})
     assert str(misfit.value).startswith("task structured: input 'p' does not fit: Point has no")
@@ -66,7 +68,8 @@ def test_a_value_that_does_not_fit_is_one_line_naming_the_parameter() -> None:
 def test_hints_that_do_not_resolve_are_left_alone() -> None:
     def later(x: Undefined) -> None: ...  # type: ignore[name-defined]  # noqa: F821
 
-    assert plan("later", later) is NOTHING
+    assert plan("later", later) is None
+    assert plan("later", later, final=False) is LATER
 
 
 def test_a_run_gives_the_task_the_declared_types(tmp_path: Path) -> None:

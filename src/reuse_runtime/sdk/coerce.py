@@ -7,7 +7,7 @@ fields take their defaults. Here the caller does the same before the call is
 sent.
 
 Which parameters need it is worked out once per task (:func:`plan`), so a task
-with no such parameter pays one check per call and nothing else.
+with no such parameter pays one check per call (``is not None``) and nothing else.
 """
 
 from __future__ import annotations
@@ -59,17 +59,24 @@ class Plan:
             raise InputError(f"task {self.task}: input {name!r} does not fit: {problem}") from None
 
 
-#: A plan that builds nothing (what most tasks have).
-NOTHING = Plan("", (), {})
+#: The plan of a task whose hints name a class not defined yet: planned again at its first call.
+LATER = Plan("", (), {})
 
 
-def plan(task: str, fn: Callable[..., Any]) -> Plan:
-    """Which of ``fn``'s parameters take a built value, and how each is built."""
+def plan(task: str, fn: Callable[..., Any], *, final: bool = True) -> Plan | None:
+    """Which of ``fn``'s parameters take a built value, and how each is built; None for none.
+
+    Hints naming a class not defined yet give :data:`LATER` unless ``final`` (at a
+    task's decoration, its module may define the class further down); other hints
+    that do not resolve give None: the values are passed as they are.
+    """
     try:
         hints = typing.get_type_hints(fn)
         parameters = list(inspect.signature(fn).parameters.values())
-    except (NameError, TypeError, ValueError):  # hints that do not resolve: passed as they are
-        return NOTHING
+    except NameError:
+        return None if final else LATER
+    except (TypeError, ValueError):
+        return None
     positional: list[tuple[int, str, Convert]] = []
     named: dict[str, Convert] = {}
     for index, parameter in enumerate(parameters):
@@ -83,7 +90,7 @@ def plan(task: str, fn: Callable[..., Any]) -> Plan:
         if parameter.kind is not parameter.POSITIONAL_ONLY:
             named[parameter.name] = convert
     if not positional and not named:
-        return NOTHING
+        return None
     return Plan(task, tuple(positional), named)
 
 
@@ -166,4 +173,4 @@ def converter(annotation: Any) -> Convert | None:
     return None
 
 
-__all__ = ["NOTHING", "Plan", "converter", "plan"]
+__all__ = ["LATER", "Plan", "converter", "plan"]
