@@ -71,6 +71,10 @@ def test_hints_that_do_not_resolve_are_left_alone() -> None:
     assert plan("later", later) is None
     assert plan("later", later, final=False) is LATER
 
+    def garbled(x: "list[") -> None: ...  # type: ignore[name-defined]  # noqa: F722
+
+    assert plan("garbled", garbled, final=False) is None
+
 
 def test_a_run_gives_the_task_the_declared_types(tmp_path: Path) -> None:
     done = run_python(

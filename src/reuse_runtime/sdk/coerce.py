@@ -75,7 +75,7 @@ def plan(task: str, fn: Callable[..., Any], *, final: bool = True) -> Plan | Non
         parameters = list(inspect.signature(fn).parameters.values())
     except NameError:
         return None if final else LATER
-    except (TypeError, ValueError):
+    except (AttributeError, SyntaxError, TypeError, ValueError):  # hints no one can resolve
         return None
     positional: list[tuple[int, str, Convert]] = []
     named: dict[str, Convert] = {}
