@@ -68,6 +68,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "reuse_runtime.remote",
         "reuse_runtime.models",
         "reuse_runtime.report",
+        "reuse_runtime.durable",
     ),
     # Entry points: the package itself, the CLI, the test harness, the manifests.
     (

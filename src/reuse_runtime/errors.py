@@ -280,6 +280,13 @@ class CodeBundleError(_MessageOnly):
     CODE = "CodeBundleError"
 
 
+class CheckpointUnavailableError(_MessageOnly):
+    """Expected: ``flyte.ctx().checkpoint`` on a replica whose file store no retry can read
+    (Kubernetes, a remote container engine)."""
+
+    CODE = "CheckpointUnavailableError"
+
+
 class TraceDoesNotAllowNestedTasksError(_MessageOnly):
     """Expected: a task was called inside a ``flyte.trace`` function; call it from the task."""
 

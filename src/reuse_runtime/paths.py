@@ -13,6 +13,9 @@ from pathlib import Path
 
 HOME_ENV = "REUSE_RUNTIME_HOME"
 STORE_ENV = "REUSE_RUNTIME_STORE"
+#: "0" in a replica whose file store is its own, not this machine's (Kubernetes, a remote
+#: container engine): what it writes there, no other replica reads.
+STORE_SHARED_ENV = "REUSE_RUNTIME_STORE_SHARED"
 #: Where a replica unpacks code bundles (``reuse-runtime worker --code-dir``).
 CODE_DIR_ENV = "REUSE_RUNTIME_CODE_DIR"
 

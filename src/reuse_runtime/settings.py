@@ -379,6 +379,14 @@ VARIABLES: tuple[Variable, ...] = (
         set_by="runtime",
     ),
     Variable(
+        "REUSE_RUNTIME_STORE_SHARED",
+        None,
+        "0",
+        "0 in a replica whose file store is its own (a pod, a remote container): "
+        "flyte.ctx().checkpoint refuses there",
+        set_by="runtime",
+    ),
+    Variable(
         "REUSE_RUNTIME_TERMINATION_LOG",
         None,
         "path",

@@ -114,6 +114,7 @@ def test_the_pod_says_who_it_is_and_how_to_run() -> None:
     assert env["REUSE_RUNTIME_TOKEN_FILE"] == "/var/run/secrets/reuse-runtime/token"
     assert "REUSE_RUNTIME_TOKEN" not in env
     assert env["MODEL_DIR"] == "/models"
+    assert env["REUSE_RUNTIME_STORE_SHARED"] == "0"  # so ctx().checkpoint refuses there
     # Baked-in code under the working directory is importable; the image's path is kept.
     assert env["PYTHONPATH"] == ".:/opt/lib"
     # Native gRPC readiness against the worker's health service.

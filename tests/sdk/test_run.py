@@ -456,3 +456,21 @@ def test_a_burst_of_lines_is_shown_whole_or_says_what_it_skipped(tmp_path: Path)
         assert len(numbers) + missed == 30_000, (len(numbers), skipped)
         assert "reuse-runtime logs r" in skipped[0]
     assert done.stdout.splitlines()[-1] == "result 1"
+
+
+def test_get_debug_url_is_none_as_in_flyte_without_a_debugger(tmp_path: Path) -> None:
+    done = run_script(
+        tmp_path,
+        """
+        @env.task
+        def hello(name: str) -> str:
+            return f"Hello, {name}!"
+
+        if __name__ == "__main__":
+            run = flyte.with_runcontext(debug=True).run(hello, name="World")
+            print(run.outputs()[0], run.get_debug_url(), asyncio.run(run.get_debug_url.aio()))
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "Hello, World! None None"
+    assert "debug=" in done.stderr  # the warning that debug=True starts no debugger

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import reuse_runtime as flyte
-from reuse_runtime.sdk.secrets import resolve, secrets_from_request
+from reuse_runtime.sdk.secrets import resolve, resolve_all, secrets_from_request
 from tests.helpers import run_python
 
 
@@ -21,6 +21,19 @@ def test_names_follow_flyte() -> None:
     assert [s.key for s in secrets_from_request(["a", flyte.Secret("b")])] == ["a", "b"]
     with pytest.raises(TypeError):
         secrets_from_request(3)  # type: ignore[arg-type]
+
+
+def test_a_mounted_secret_gets_no_derived_name_as_in_flyte(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flyte derives ``as_env_var`` only when neither ``mount`` nor ``as_env_var`` is given:
+    a group that is no variable name (an AWS ARN) is fine for a mounted secret."""
+    arn = "arn:aws:secretsmanager:us-east-2:0123456789:secret"
+    with pytest.warns(flyte.ReuseRuntimeWarning, match="mount"):
+        mounted = flyte.Secret(group=arn, key="V2-TEST", mount=Path("/etc/flyte/secrets"))
+    assert mounted.as_env_var is None
+    monkeypatch.setenv("V2_TEST", "from-env")
+    assert resolve_all([mounted]) == {"V2_TEST": "from-env"}
+    with pytest.raises(ValueError, match="environment variable name"):
+        flyte.Secret(group=arn, key="K")
 
 
 def test_values_come_from_the_environment_then_files(

@@ -72,7 +72,7 @@ from reuse_runtime.errors import PolicyError
 from reuse_runtime.images.builder import ImageBuilder
 from reuse_runtime.images.containerfile import ENTRYPOINT
 from reuse_runtime.images.recipe import parse_image_field
-from reuse_runtime.paths import CODE_DIR_ENV, STORE_ENV, state_dir, store_dir
+from reuse_runtime.paths import CODE_DIR_ENV, STORE_ENV, STORE_SHARED_ENV, state_dir, store_dir
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV
 
@@ -411,6 +411,8 @@ class ContainerBackend:
         if not self.config.remote:
             env[INIT_DIR_ENV] = RECORD_MOUNT
             env[STORE_ENV] = str(store)
+        else:
+            env[STORE_SHARED_ENV] = "0"
         labels = {
             **dict(self.config.labels),
             OWNER_LABEL: self._owner,

@@ -235,6 +235,12 @@ class Run:
             return self._log_path.resolve().as_uri()
         return ""
 
+    @BlockingMethod
+    def get_debug_url(self) -> str | None:
+        """Flyte's address of the VS Code debugger of a ``debug=True`` run: always None
+        here, as in Flyte when there is none (``debug=True`` starts no debugger; it warns)."""
+        return None
+
     @property
     def phase(self) -> ActionPhase:
         """Where the run is: ``ActionPhase.RUNNING``, ``SUCCEEDED``, ... (Flyte's phases;

@@ -61,10 +61,10 @@ class Secret:
                 "Secret(mount=...)",
                 "local replicas get secrets as environment variables, never as files",
             )
-        if not self.as_env_var:
+        elif not self.as_env_var:  # as Flyte: a mounted secret gets no derived name
             name = f"{self.group}_{self.key}" if self.group else self.key
             self.as_env_var = name.replace("-", "_").upper()
-        if not _ENV_NAME.match(self.as_env_var):
+        if self.as_env_var is not None and not _ENV_NAME.match(self.as_env_var):
             raise ValueError(
                 f"Invalid environment variable name: {self.as_env_var}, must match "
                 f"{_ENV_NAME.pattern}"
@@ -135,9 +135,18 @@ def resolve(secret: Secret) -> str:
     )
 
 
+def env_name(secret: Secret) -> str:
+    """The environment variable a replica reads ``secret`` from.
+
+    A mounted secret (``mount=``, no ``as_env_var``) has no name of its own in Flyte;
+    here it is the key upper-cased with ``-`` as ``_`` (``V2_SECRET_TEST``).
+    """
+    return secret.as_env_var or secret.key.replace("-", "_").upper()
+
+
 def resolve_all(secrets: list[Secret]) -> dict[str, str]:
     """Environment variable -> value for every secret (raises naming the first one missing)."""
-    return {s.as_env_var or s.key: resolve(s) for s in secrets}
+    return {env_name(s): resolve(s) for s in secrets}
 
 
 __all__ = ["Secret", "SecretRequest"]

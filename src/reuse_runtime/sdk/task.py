@@ -47,6 +47,7 @@ from reuse_runtime.sdk.cache import (
     cache_key,
     inputs_digest,
 )
+from reuse_runtime.sdk.coerce import LATER, Plan, plan
 from reuse_runtime.sdk.ignored import note_ignored
 from reuse_runtime.sdk.pod import PodTemplate
 from reuse_runtime.sdk.replay import call_key
@@ -219,6 +220,8 @@ class TaskTemplate(Generic[P, R]):
         self._site: str | None = None
         self._specs: dict[tuple[str, tuple[tuple[str, str], ...], str], EnvironmentSpec] = {}
         self._cache_version: str | None = None
+        # Which inputs are built by their hints (None: none; LATER: at the first call).
+        self._inputs: Plan | None = plan(self.short_name, fn, final=False)
         self._settle()
 
     def _settle(self) -> None:
@@ -516,6 +519,8 @@ class TaskTemplate(Generic[P, R]):
 
         From a running ``parent``, the task carries its replay key (see sdk/replay.py).
         """
+        if self._inputs is not None:  # the one check a task without models pays
+            args, kwargs = self._built(args, kwargs)
         spec = self.task_spec(args, kwargs, run_id=where.run_id, where=where, parent=parent)
         options = where.run_options
         cache_key = ""
@@ -531,6 +536,15 @@ class TaskTemplate(Generic[P, R]):
             self._backoff,
             self.cache.max_age_seconds() if cache_key else 0.0,
         )
+
+    def _built(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The inputs with dicts built into the models and dataclasses the hints name."""
+        inputs = self._inputs
+        if inputs is LATER:  # a hint named a class defined after the task: it is there now
+            inputs = self._inputs = plan(self.short_name, self.func)
+        return inputs.apply(args, kwargs) if inputs is not None else (args, kwargs)
 
     def _call_site(self, ref: FunctionRef | None) -> str:
         """What a call of this task is keyed by in its parent (see sdk/replay.py)."""

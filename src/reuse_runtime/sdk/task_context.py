@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from reuse_runtime.context import current_task
 from reuse_runtime.paths import store_dir
+from reuse_runtime.sdk.checkpoint import Checkpoint, checkpoint_for
 
 #: The group child calls are made in, inside this task ("" for none).
 _group: ContextVar[str] = ContextVar("reuse_runtime_group", default="")
@@ -98,9 +99,9 @@ class TaskContext:
         return max(0, self.attempt - 1)
 
     @property
-    def checkpoint(self) -> None:
-        """Checkpoints need Flyte's object store; there are none locally."""
-        return None
+    def checkpoint(self) -> Checkpoint:
+        """What this attempt saves for the next, and loads from the last (see sdk/checkpoint.py)."""
+        return checkpoint_for(self.action.run_name or "", self.action.name, self.attempt)
 
 
 class _NullTaskContext:

@@ -20,7 +20,7 @@ from reuse_runtime.images.recipe import (
     Env,
     parse_image_field,
 )
-from reuse_runtime.paths import CODE_DIR_ENV
+from reuse_runtime.paths import CODE_DIR_ENV, STORE_SHARED_ENV
 from reuse_runtime.resources import Resources
 from reuse_runtime.security import TOKEN_FILE_ENV
 
@@ -160,6 +160,7 @@ def pod_manifest(
     env[TOKEN_FILE_ENV] = f"{TOKEN_MOUNT}/{TOKEN_KEY}"
     env[INIT_DIR_ENV] = RECORD_MOUNT
     env[TERMINATION_LOG_ENV] = TERMINATION_LOG
+    env[STORE_SHARED_ENV] = "0"  # the pod's file store is its own
     if spec.image.lstrip().startswith("{"):  # a recipe: the pod's tasks name their pool by it
         env[OWN_ENVIRONMENT_ENV] = spec.name
         env[OWN_RECIPE_ENV] = spec.image
