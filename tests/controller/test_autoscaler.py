@@ -126,6 +126,23 @@ def test_draining_replicas_count_toward_max_until_they_stop() -> None:
     assert decision.start == 1
 
 
+def test_draining_replicas_that_only_wait_for_children_leave_room_for_them() -> None:
+    """One task per process (max_tasks=1): every process recycled, each holding a parent
+    that waits for a child. Counting them would leave the children nowhere to run."""
+    one_shot = PoolPolicy(0, 4, 1, scaledown_ttl=0.0, idle_ttl=0.0, max_tasks=1, reusable=False)
+    waiting = ReplicaView("p", ReplicaPhase.DRAINING, 0, None)  # a suspended parent only
+    state = ScaleState(dormant=False)
+    snapshot = PoolSnapshot((waiting,) * 4, backlog=3, assigned=4)
+    decision, state = decide_scale(snapshot, one_shot, state, now=1.0)
+    assert decision.start == 3
+    # One that still runs a task, or is stopping with none, still counts.
+    busy = ReplicaView("b", ReplicaPhase.DRAINING, 1, None)
+    gone = ReplicaView("g", ReplicaPhase.DRAINING, 0, 0.5)
+    snapshot = PoolSnapshot((waiting, waiting, busy, gone), backlog=3, assigned=3)
+    decision, state = decide_scale(snapshot, one_shot, state, now=1.1)
+    assert decision.start == 2 and "2 draining" in decision.reason
+
+
 def test_external_replicas_serve_first_and_are_never_stopped() -> None:
     open_pool = PoolPolicy(
         min_replicas=0, max_replicas=3, concurrency=2, scaledown_ttl=2, idle_ttl=5

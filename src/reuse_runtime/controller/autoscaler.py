@@ -16,7 +16,9 @@ Rules, in order:
    while there is work) and ``max_replicas``. Starting replicas count, so a
    burst starts each replica once. Draining replicas (recycled, finishing
    their last tasks) count toward ``max_replicas`` until they stop, so the
-   environment never holds more than ``max_replicas`` replicas.
+   environment never holds more than ``max_replicas`` replicas running tasks.
+   A draining replica whose tasks are all parents waiting for their children
+   holds no slot and does not count: the children it waits for need one.
 4. **Scale down.** A replica with no tasks, idle at least ``scaledown_ttl``, is
    stopped while more than the wanted count (and ``min_replicas``) remain.
    Longest-idle first.
@@ -147,7 +149,14 @@ def decide_scale(
 
     # A draining replica still runs its last tasks: it holds its slots until it stops,
     # so it counts toward max_replicas (a recycled replica's successor waits for them).
-    draining = len(snapshot.replicas) - len(live)
+    # One whose tasks are all parents waiting for children holds no slot: counting it
+    # would leave those children nowhere to run (a one-task-per-process environment
+    # whose every process waits on a child would wait for ever).
+    draining = sum(
+        1
+        for r in snapshot.replicas
+        if r.phase is ReplicaPhase.DRAINING and (r.running > 0 or r.idle_since is not None)
+    )
     room = max(0, policy.max_replicas - draining)
     demand = sum(r.running for r in live) + max(0, snapshot.backlog - snapshot.external_free)
     floor = 1 if busy and not snapshot.external_ready else 0
