@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -75,23 +77,27 @@ print("here too", long.phase.value)
 """
 
 
-@pytest.mark.timeout(180)
-def test_flyte_remote_run_and_action_as_flyte_documents_them(tmp_path: Path) -> None:
-    import subprocess
-
+def _against_a_controller(tmp_path: Path, script: str, timeout: float) -> CompletedProcess[str]:
+    """``python -c script ADDRESS`` from the repository, against a standalone controller
+    that is stopped (SIGTERM) afterwards."""
     home = tmp_path / "home"
     controller = start_controller(home)
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", SCRIPT, controller.address],
+        return subprocess.run(
+            [sys.executable, "-c", script, controller.address],
             capture_output=True,
             text=True,
-            timeout=150,
+            timeout=timeout,
             cwd=ROOT,
             env=subprocess_env(REUSE_RUNTIME_HOME=str(home)),
         )
     finally:
         stop_process(controller.process, signal.SIGTERM)
+
+
+@pytest.mark.timeout(180)
+def test_flyte_remote_run_and_action_as_flyte_documents_them(tmp_path: Path) -> None:
+    done = _against_a_controller(tmp_path, SCRIPT, timeout=150)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "[square] sq of 7",
@@ -147,21 +153,7 @@ def test_aborting_one_action_leaves_the_run_and_its_caller_sees_it_aborted(
 ) -> None:
     """Flyte's ``Action.abort``: that child alone ends ABORTED, its caller's gather gets
     ``ActionAbortedError`` for it, and the run goes on; the root reads as ``a0``."""
-    import subprocess
-
-    home = tmp_path / "home"
-    controller = start_controller(home)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", ONE_ACTION, controller.address],
-            capture_output=True,
-            text=True,
-            timeout=100,
-            cwd=ROOT,
-            env=subprocess_env(REUSE_RUNTIME_HOME=str(home)),
-        )
-    finally:
-        stop_process(controller.process, signal.SIGTERM)
+    done = _against_a_controller(tmp_path, ONE_ACTION, timeout=100)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "root a0 None fan",
