@@ -256,24 +256,3 @@ async def exists(path: str, **kwargs: Any) -> bool:
     if not is_remote(path) and not kwargs:
         return local_path(path).exists()
     return await asyncio.to_thread(exists_sync, path, **kwargs)
-
-
-__all__ = [
-    "ABFS",
-    "GCS",
-    "S3",
-    "Storage",
-    "exists",
-    "exists_sync",
-    "get",
-    "get_configured_fsspec_kwargs",
-    "get_random_local_directory",
-    "get_random_local_path",
-    "get_stream",
-    "get_underlying_filesystem",
-    "is_remote",
-    "join",
-    "open",
-    "put",
-    "put_stream",
-]
