@@ -12,7 +12,13 @@ import time
 import psutil
 import pytest
 
-from reuse_runtime.controller.liveness import Listening, SilenceWatch, describe_silence, silence
+from reuse_runtime.controller.liveness import (
+    IDLE_HEARTBEATS,
+    Listening,
+    SilenceWatch,
+    describe_silence,
+    silence,
+)
 from reuse_runtime.errors import ReplicaLostError
 from reuse_runtime.model import Submission
 from tests.controller import storm_tasks as st
@@ -101,9 +107,10 @@ def test_a_forgotten_replica_is_not_found_until_heard_from_again() -> None:
 
 
 async def test_an_idle_replica_reports_less_often_and_is_not_lost_for_it() -> None:
-    """Idle, a replica reports every 5 heartbeats (5 s here), past the 2 s deadline of a
-    busy one: the controller allows it, and it serves the next task."""
-    async with running_controller(report_deadline=2.0) as (_, client):
+    """Idle, a replica reports every IDLE_HEARTBEATS heartbeats (5 s here), past the 2 s
+    deadline of a busy one: the controller allows it, and it serves the next task."""
+    assert IDLE_HEARTBEATS * 0.5 == 5.0
+    async with running_controller(report_deadline=2.0, heartbeat=0.5) as (_, client):
         first = (await (await submit(client, st.pid_after, 0.0))).unwrap()
         await asyncio.sleep(7.0)  # idle: more than one idle heartbeat
         again = (await (await submit(client, st.pid_after, 0.0))).unwrap()

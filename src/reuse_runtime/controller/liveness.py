@@ -29,8 +29,11 @@ HEARTBEATS_BEFORE_LOST = 5
 #: An idle replica (its last report said so) reports every IDLE_HEARTBEATS heartbeats,
 #: not every one: with a thousand replicas attached, idle reports would otherwise be
 #: most of an idle controller's work. Its deadline, and the silence after which it gets
-#: no new work, are longer by the difference. A task sent to it makes it report at once.
-IDLE_HEARTBEATS = 5
+#: no new work, are longer by the difference. A task sent to it makes it report at once,
+#: and holds it to the busy deadline from the send (:meth:`SilenceWatch.tighten`). Ten:
+#: a thousand idle workers' reports cost the controller about half what five did (issue
+#: 30's target 5a), and only a frozen replica with nothing to do is found later (14 s).
+IDLE_HEARTBEATS = 10
 
 
 def idle_allowance(heartbeat: float) -> float:
