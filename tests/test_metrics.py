@@ -101,9 +101,14 @@ async def test_counters_match_what_happened_and_pass_promtool(tmp_path: Path) ->
     rss = [v for (name, _), v in samples.items() if name == "reuse_runtime_replica_rss_bytes"]
     assert len(rss) == 2 and all(v > 10e6 for v in rss)
     assert value(samples, "reuse_runtime_replica_losses_total", environment=env, cause="oom") == 0
-    # Bounded labels: every series names its environment, none names a task.
+    # Bounded labels: every series names its environment, but the controller's own (code
+    # bundles serve many environments), and none names a task.
+    assert value(samples, "reuse_runtime_code_bundles_received_total") is not None
     for (name, labels), _ in samples.items():
-        if name.startswith("reuse_runtime_"):
+        if (
+            name.startswith("reuse_runtime_")
+            and name != "reuse_runtime_code_bundles_received_total"
+        ):
             assert "environment" in dict(labels), name
             assert not {"task", "task_id"} & set(dict(labels)), name
 

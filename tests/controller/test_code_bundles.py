@@ -29,6 +29,7 @@ from reuse_runtime.security import Security
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
 from tests.helpers import running_controller
+from tests.test_metrics import scrape, value
 
 POLICY = PoolPolicy(min_replicas=0, max_replicas=1, concurrency=1, scaledown_ttl=60, idle_ttl=60)
 
@@ -196,25 +197,21 @@ async def test_an_external_worker_fetches_the_bundle_of_the_environment_it_joins
 async def test_a_bundle_goes_to_the_controller_once_per_digest(
     tmp_path: Path, project: tuple[str, str, bytes]
 ) -> None:
+    """Counted by the controller's own metric of the uploads it took."""
     name, digest, data = project
-    async with running_controller(bundle_dir=tmp_path / "b", cache_path=tmp_path / "c.db") as (
-        server,
-        client,
-    ):
-        received: list[str] = []
-        code = server.service.code  # type: ignore[attr-defined]
-        receive = code.receive_bundle
-
-        def counting(digest: str, size: int, source: str) -> object:
-            received.append(digest)
-            return receive(digest, size, source)
-
-        code.receive_bundle = counting
+    async with running_controller(
+        bundle_dir=tmp_path / "b", cache_path=tmp_path / "c.db", metrics_port=0
+    ) as (server, client):
+        received = "reuse_runtime_code_bundles_received_total"
+        _, before = await scrape(server.metrics_url)  # type: ignore[attr-defined]
+        assert value(before, received) == 0
         client.add_bundle(digest, data)
         for env in ("one", "two", "three"):  # three environments, one version of the code
             await client.register(EnvironmentSpec(f"{env}{name[-6:]}", POLICY, code_bundle=digest))
-        assert received == [digest]
+        _, once = await scrape(server.metrics_url)  # type: ignore[attr-defined]
+        assert value(once, received) == 1
         async with ControllerClient(server.address, server.security) as other:  # type: ignore[attr-defined]
             other.add_bundle(digest, data)
             await other.register(EnvironmentSpec(f"four{name[-6:]}", POLICY, code_bundle=digest))
-        assert received == [digest]  # the controller had it: asked, not sent
+        _, after = await scrape(server.metrics_url)  # type: ignore[attr-defined]
+        assert value(after, received) == 1  # the controller had it: asked, not sent

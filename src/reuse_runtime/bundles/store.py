@@ -77,6 +77,9 @@ class BundleStore:
         self.keep = keep
         #: The digests never pruned (the controller's pools may start replicas of them).
         self.in_use = in_use
+        #: Uploads taken whole (``reuse_runtime_code_bundles_received_total``): a client
+        #: that finds its bundle here already sends none.
+        self.received = 0
         self._lock = threading.Lock()
 
     def _path(self, digest: str) -> Path:
@@ -126,6 +129,7 @@ class BundleStore:
 
     def _put(self, digest: str, data: bytes) -> None:
         with self._lock:
+            self.received += 1
             private_dir(self.directory)
             final = self._path(digest)
             if not final.is_file():

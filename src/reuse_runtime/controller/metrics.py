@@ -21,12 +21,23 @@ from reuse_runtime.controller.pool import ReplicaPool
 from reuse_runtime.metrics import REPLICA_PHASES, EnvironmentMetrics, metric_name, task_families
 
 
+class CodeSource(Protocol):
+    """What a scrape reads of the controller's code bundles
+    (:class:`~reuse_runtime.controller.versions.CodeVersions`)."""
+
+    @property
+    def bundles_received(self) -> int: ...
+
+
 class PoolSource(Protocol):
-    """What a scrape reads the live state from: the controller's pools, by key
-    (:class:`~reuse_runtime.controller.service.ControllerService`)."""
+    """What a scrape reads the live state from: the controller's pools, by key, and its
+    code bundles (:class:`~reuse_runtime.controller.service.ControllerService`)."""
 
     @property
     def pools(self) -> Mapping[str, ReplicaPool]: ...
+
+    @property
+    def code(self) -> CodeSource: ...
 
 
 class ControllerMetrics:
@@ -99,6 +110,12 @@ class _ControllerCollector(Collector):
 
     def _live(self, service: PoolSource) -> list[Metric]:
         depth, running, replicas, rss, lag = self._gauges()
+        bundles = CounterMetricFamily(
+            metric_name("code_bundles_received"),
+            "Code bundles uploaded to this controller; a client whose bundle is here "
+            "already sends none.",
+            value=service.code.bundles_received,
+        )
         totals: dict[str, tuple[int, int, dict[str, int]]] = {}
         for pool in list(service.pools.values()):
             name = pool.spec.name
@@ -119,7 +136,7 @@ class _ControllerCollector(Collector):
             running.add_metric([name], busy)
             for phase, count in phases.items():
                 replicas.add_metric([name, phase], count)
-        return [depth, running, replicas, rss, lag]
+        return [depth, running, replicas, rss, lag, bundles]
 
     @staticmethod
     def _counters() -> tuple[

@@ -43,6 +43,11 @@ class CodeVersions:
 
     # ------------------------------------------------------------ bundles (the wire's)
 
+    @property
+    def bundles_received(self) -> int:
+        """Code bundle uploads this controller has taken whole."""
+        return self.store.received if self.store is not None else 0
+
     def bundle_size(self, digest: str) -> int | None:
         return self.store.size(digest) if self.store is not None else None
 
