@@ -141,9 +141,13 @@ def _container_block(block: Block, sandbox: Path, home: Path) -> str:
             REUSE_RUNTIME_CONTAINER_LABELS=label,
         )
     finally:
-        _remove_labelled(label)
-        if (home / "podman-service.pid").exists():
-            _run([sys.executable, "-m", "reuse_runtime", "engine", "stop"], sandbox, home, 60)
+        try:
+            _remove_labelled(label)
+        finally:
+            # Stopped even when the removal failed: an engine left on the default socket,
+            # with this test's config deleted, would break every later container test.
+            if (home / "podman-service.pid").exists():
+                _run([sys.executable, "-m", "reuse_runtime", "engine", "stop"], sandbox, home, 60)
 
 
 def _remove_labelled(label: str) -> None:
