@@ -687,7 +687,7 @@ class Bench:
         Skipped, in one line, where no engine or no base image is available.
         """
         p = self.plan
-        label = "containers: local replicas against containers"
+        label = "containers: local against container replicas"
         pairs: list[dict[str, dict[str, Any]]] = []
         try:
             with container.container_engine(self.state_dir) as ready:
@@ -720,7 +720,7 @@ class Bench:
             self.rows.append(
                 make_row(
                     key,
-                    f"containers: {backend} replicas, cold start; gather n={p.container_n:,}",
+                    f"containers: {backend} replicas, cold start + gather",
                     # s: the cold start, run() to the first task on a fresh pool (as 2e).
                     {**_gather_samples(runs), "seconds": [r["cold_start_s"] for r in runs]},
                     n=p.container_n,
