@@ -18,6 +18,10 @@ repetitions (3), each in a fresh process, and its distance from the limit
 4. **ray**: two async Ray actors, ``max_concurrency=100``, calls from a driver.
 5. **cold**: a fresh process per task (``python -c``, and the runtime's
    ``reusable="off"``) against a warm pool, without and with a 1 s import.
+E. **container**: cold start and warm gather with local replicas and with
+   containers, interleaved rep by rep (``benchmarks.container``); the container
+   cold start and its ratio to the local one (target 6b). Needs an engine (or
+   Podman to start one) and the Debian base image: skipped, saying why, without.
 6. **scale**: 1k, 10k and 100k children; the controller's RSS.
 7. **metrics**: the SDK workload with the embedded controller's Prometheus
    metrics off and on, alternating in one run: the cost of metrics.
