@@ -125,43 +125,59 @@ def container_engine(state_dir: str) -> Iterator[ContainerEngine]:
             raise ContainersUnavailable(str(exc)) from None
         host = f"unix://{socket}"
     try:
-        client = engine.connect(host)
+        client, name = _ready_client(host)
         label = f"{RUN_LABEL}={uuid.uuid4().hex[:12]}"
         try:
-            _require_base(client)
             image = _build_workload_image(state_dir, host)
-            yield ContainerEngine(host, engine.engine_name(client), label, image)
+            yield ContainerEngine(host, name, label, image)
         finally:
             _remove_containers(client, label)
             client.close()
     finally:
         if service is not None:
             service.terminate()
-            service.wait(timeout=30)
+            try:
+                service.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                service.wait(timeout=30)
 
 
-def _require_base(client: Any) -> None:
+def _ready_client(host: str) -> tuple[Any, str]:
+    """A client of ``host`` and the engine's name, once the base image is found there."""
     import docker.errors
 
     try:
+        client = engine.connect(host)
+    except EngineUnavailableError as exc:
+        raise ContainersUnavailable(str(exc)) from None
+    try:
         client.images.get(debian_base())
+        return client, engine.engine_name(client)
     except docker.errors.ImageNotFound:
+        client.close()
         raise ContainersUnavailable(
             f"the base image {debian_base()} is not in the engine: make it with "
             "`reuse-runtime image base`"
         ) from None
+    except docker.errors.DockerException as exc:
+        client.close()
+        raise ContainersUnavailable(f"the engine at {host} failed: {exc}") from None
 
 
 def _build_workload_image(state_dir: str, host: str) -> str:
     """Build the image of ``benchmarks/sdk_tasks.py``'s environment, before any timing."""
-    build = subprocess.run(
-        [sys.executable, "-m", "reuse_runtime", "image", "build", "benchmarks/sdk_tasks.py"],
-        cwd=ROOT,
-        env=child_environment(state_dir, {"DOCKER_HOST": host}),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    try:
+        build = subprocess.run(
+            [sys.executable, "-m", "reuse_runtime", "image", "build", "benchmarks/sdk_tasks.py"],
+            cwd=ROOT,
+            env=child_environment(state_dir, {"DOCKER_HOST": host}),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    except subprocess.TimeoutExpired:
+        raise ChildFailed("the workload's image build took more than 900 s") from None
     if build.returncode != 0:
         tail = " | ".join((build.stderr + build.stdout).strip().splitlines()[-3:])
         raise ChildFailed(f"the workload's image build failed: {tail}")
@@ -169,12 +185,18 @@ def _build_workload_image(state_dir: str, host: str) -> str:
 
 
 def _remove_containers(client: Any, label: str) -> None:
-    """Remove the containers left with ``label`` (a measurement killed on its timeout)."""
+    """Remove the containers left with ``label`` (a measurement killed on its timeout).
+
+    An engine that fails here is reported in one line: the measurements are done.
+    """
     import docker.errors
 
-    for container in client.containers.list(all=True, filters={"label": label}):
-        with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile
-            container.remove(force=True)
+    try:
+        for container in client.containers.list(all=True, filters={"label": label}):
+            with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile
+                container.remove(force=True)
+    except docker.errors.DockerException as exc:
+        print(f"benchmarks.container: containers labelled {label} are left: {exc}", file=sys.stderr)
 
 
 def main() -> None:
