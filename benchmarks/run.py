@@ -693,6 +693,7 @@ class Bench:
         p = self.plan
         label = "containers: local against container replicas"
         pairs: list[dict[str, dict[str, Any]]] = []
+        error = ""
         try:
             with container.container_engine(self.state_dir) as ready:
                 self.log(f"  {ready.name} at {ready.host}: {ready.image}")
@@ -705,7 +706,7 @@ class Bench:
                                 environ=ready.environment(backend), timeout_s=600,
                             )  # fmt: skip
                         except ChildFailed as exc:
-                            self.log(f"  containers rep {rep}: {backend} failed: {exc}")
+                            error = f"{backend}: {exc}"
                     if len(got) == len(container.BACKENDS):
                         pairs.append(got)
         except container.ContainersUnavailable as exc:
@@ -716,7 +717,7 @@ class Bench:
             self.failed("E", label, exc)
             return
         if not pairs:
-            self.failed("E", label, ChildFailed("no complete repetition"))
+            self.failed("E", label, ChildFailed(f"no complete repetition; last: {error}"))
             return
         for key, backend in (("Ea", "local"), ("Eb", "container")):
             runs = [pair[backend] for pair in pairs]
