@@ -2,12 +2,15 @@
 
     python -m benchmarks.container [--reps 3] [--n 5000] [--network bridge|host]
 
-Needs an engine (``reuse-runtime engine start``) and the Debian base image
-(``reuse-runtime image base``). It first builds the workload's image (not
+Needs the Debian base image (``reuse-runtime image base``) in an engine: the one
+that answers the usual way (``$DOCKER_HOST``, else Podman's or Docker's socket, as
+after ``reuse-runtime engine start``), else Podman's service started on a socket of
+this run's own and stopped at its end. It first builds the workload's image (not
 timed), then, for each repetition, runs ``benchmarks.sdk_probe gather`` in a
-fresh process with ``REUSE_RUNTIME_BACKEND=local`` and then ``=container``:
-the seed's ``reuse_concurrency`` workload (``replicas=2, concurrency=100``,
-noop children gathered by one parent, see ``benchmarks.sdk_tasks``).
+fresh process with ``REUSE_RUNTIME_BACKEND=local`` and with ``=container``, the
+first of the two alternating: the seed's ``reuse_concurrency`` workload
+(``replicas=2, concurrency=100``, noop children gathered by one parent, see
+``benchmarks.sdk_tasks``).
 
 * **cold start**: ``run()`` to the first task executing, on a fresh pool (for
   containers: two containers created and started, their workers attached);
@@ -16,30 +19,184 @@ noop children gathered by one parent, see ``benchmarks.sdk_tasks``).
   processes locally, their containers' cgroups as the engine reports them).
 
 Medians of the repetitions, and container/local ratios from the same run.
+``python -m benchmarks.run --only container`` measures the same, as rows Ea-c.
+
+Every container of a run carries a label of its own (``reuse-bench-run=<id>``), and
+the run removes what is left with that label at its end. The workload's image is
+kept: the next run with the same code finds it built.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from benchmarks.run import ROOT, child_environment, run_child
+from benchmarks.children import ChildFailed, child_environment, run_child
+from benchmarks.harness import ROOT
+from reuse_runtime import engine
+from reuse_runtime.backends.container import LABELS_ENV, NETWORK_ENV
+from reuse_runtime.errors import EngineUnavailableError
+from reuse_runtime.images.builder import debian_base
 
 BACKENDS = ("local", "container")
+#: The label on every container a benchmark run creates; its value is the run's id.
+RUN_LABEL = "reuse-bench-run"
+#: The measurement each repetition runs, per backend: ``benchmarks.sdk_probe`` and its arguments.
+PROBE = "benchmarks.sdk_probe"
 
 
-def _measure(backend: str, n: int, state_dir: str, network: str) -> dict[str, Any]:
-    extra = {"REUSE_RUNTIME_BACKEND": backend, "REUSE_RUNTIME_CONTAINER_NETWORK": network}
-    environ = child_environment(state_dir, extra)
-    return run_child("benchmarks.sdk_probe", ["gather", "--n", str(n)], environ, 600.0)
+class ContainersUnavailable(Exception):
+    """No engine and no Podman to start one, or no base image: nothing to measure (expected)."""
+
+
+@dataclass(frozen=True)
+class ContainerEngine:
+    """The engine a run measures containers on, ready: base image present, workload built."""
+
+    host: str  # DOCKER_HOST form
+    name: str  # "Podman 4.3.1"
+    label: str  # "reuse-bench-run=<id>", on every container of this run
+    image: str  # what the workload's image build said
+
+    def environment(self, backend: str, network: str = "bridge") -> dict[str, str]:
+        """A measurement process's settings for ``backend``, beyond the clean defaults."""
+        if backend == "local":
+            return {"REUSE_RUNTIME_BACKEND": "local"}
+        return {
+            "REUSE_RUNTIME_BACKEND": "container",
+            NETWORK_ENV: network,
+            LABELS_ENV: self.label,
+            "DOCKER_HOST": self.host,
+        }
+
+
+def order(rep: int) -> tuple[str, ...]:
+    """The backends in the order repetition ``rep`` measures them: both, the first
+    alternating, so that a slow moment of the machine hits both alike."""
+    return BACKENDS if rep % 2 == 0 else BACKENDS[::-1]
+
+
+def gather_args(n: int) -> list[str]:
+    """:data:`PROBE`'s arguments: a fresh pool's cold start, then ``n`` children warm."""
+    return ["gather", "--n", str(n)]
+
+
+@contextlib.contextmanager
+def container_engine(state_dir: str) -> Iterator[ContainerEngine]:
+    """An engine with the base image and the workload's image, for one run.
+
+    Raises :class:`ContainersUnavailable` (saying what to do) when there is none;
+    at the end, removes every container left with this run's label and stops the
+    Podman service it started.
+    """
+    if importlib.util.find_spec("docker") is None:
+        raise ContainersUnavailable("the Docker client library is missing: pip install docker")
+    service = None
+    try:
+        host = engine.find_engine()
+    except EngineUnavailableError:
+        if shutil.which("podman") is None:
+            raise ContainersUnavailable(
+                "no container engine answers and podman is not installed "
+                "(apt-get install -y podman runc, or point $DOCKER_HOST at an engine)"
+            ) from None
+        where = Path(state_dir) / "engine"
+        socket = where / "podman.sock"
+        try:
+            service = engine.start_podman_service(
+                socket, conf=where / "containers.conf", log=where / "podman.log", idle_exit=600
+            )
+        except EngineUnavailableError as exc:
+            raise ContainersUnavailable(str(exc)) from None
+        host = f"unix://{socket}"
+    try:
+        client, name = _ready_client(host)
+        label = f"{RUN_LABEL}={uuid.uuid4().hex[:12]}"
+        try:
+            image = _build_workload_image(state_dir, host)
+            yield ContainerEngine(host, name, label, image)
+        finally:
+            _remove_containers(client, label)
+            client.close()
+    finally:
+        if service is not None:
+            service.terminate()
+            try:
+                service.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                service.wait(timeout=30)
+
+
+def _ready_client(host: str) -> tuple[Any, str]:
+    """A client of ``host`` and the engine's name, once the base image is found there."""
+    import docker.errors
+
+    try:
+        client = engine.connect(host)
+    except EngineUnavailableError as exc:
+        raise ContainersUnavailable(str(exc)) from None
+    try:
+        client.images.get(debian_base())
+        return client, engine.engine_name(client)
+    except docker.errors.ImageNotFound:
+        client.close()
+        raise ContainersUnavailable(
+            f"the base image {debian_base()} is not in the engine: make it with "
+            "`reuse-runtime image base`"
+        ) from None
+    except docker.errors.DockerException as exc:
+        client.close()
+        raise ContainersUnavailable(f"the engine at {host} failed: {exc}") from None
+
+
+def _build_workload_image(state_dir: str, host: str) -> str:
+    """Build the image of ``benchmarks/sdk_tasks.py``'s environment, before any timing."""
+    try:
+        build = subprocess.run(
+            [sys.executable, "-m", "reuse_runtime", "image", "build", "benchmarks/sdk_tasks.py"],
+            cwd=ROOT,
+            env=child_environment(state_dir, {"DOCKER_HOST": host}),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    except subprocess.TimeoutExpired:
+        raise ChildFailed("the workload's image build took more than 900 s") from None
+    if build.returncode != 0:
+        tail = " | ".join((build.stderr + build.stdout).strip().splitlines()[-3:])
+        raise ChildFailed(f"the workload's image build failed: {tail}")
+    return build.stdout.strip().splitlines()[-1]
+
+
+def _remove_containers(client: Any, label: str) -> None:
+    """Remove the containers left with ``label`` (a measurement killed on its timeout).
+
+    An engine that fails here is reported in one line: the measurements are done.
+    """
+    import docker.errors
+
+    try:
+        for container in client.containers.list(all=True, filters={"label": label}):
+            with contextlib.suppress(docker.errors.NotFound):  # removed meanwhile
+                container.remove(force=True)
+    except docker.errors.DockerException as exc:
+        print(f"benchmarks.container: containers labelled {label} are left: {exc}", file=sys.stderr)
 
 
 def main() -> None:
@@ -52,36 +209,33 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.monotonic()
+    runs: dict[str, list[dict[str, Any]]] = {b: [] for b in BACKENDS}
     with tempfile.TemporaryDirectory(prefix="bench-containers-") as state_dir:
-        build = subprocess.run(
-            [sys.executable, "-m", "reuse_runtime", "image", "build", "benchmarks/sdk_tasks.py"],
-            cwd=ROOT,
-            env=child_environment(state_dir),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if build.returncode != 0:
-            raise SystemExit(f"image build failed:\n{build.stderr}{build.stdout}")
-        print(build.stdout.strip().splitlines()[-1], file=sys.stderr)
-        runs: dict[str, list[dict[str, Any]]] = {b: [] for b in BACKENDS}
-        for rep in range(args.reps):
-            for backend in BACKENDS:  # interleaved, so a slow moment hits both alike
-                result = _measure(backend, args.n, state_dir, args.network)
-                runs[backend].append(result)
-                print(
-                    f"rep {rep + 1} {backend}: cold {result['cold_start_s']:.2f} s, "
-                    f"{result['tasks_per_s']:,.0f} tasks/s",
-                    file=sys.stderr,
-                )
+        try:
+            with container_engine(state_dir) as ready:
+                print(f"{ready.name}: {ready.image}", file=sys.stderr)
+                for rep in range(args.reps):
+                    for backend in order(rep):
+                        environ = child_environment(
+                            state_dir, ready.environment(backend, args.network)
+                        )
+                        result = run_child(PROBE, gather_args(args.n), environ, 600.0)
+                        runs[backend].append(result)
+                        print(
+                            f"rep {rep + 1} {backend}: cold {result['cold_start_s']:.2f} s, "
+                            f"{result['tasks_per_s']:,.0f} tasks/s",
+                            file=sys.stderr,
+                        )
+        except (ContainersUnavailable, ChildFailed) as exc:
+            raise SystemExit(f"benchmarks.container: {exc}") from None
     took = time.monotonic() - started
 
     def median(backend: str, key: str) -> float:
-        return statistics.median(r[key] for r in runs[backend])
+        return statistics.median(float(r[key]) for r in runs[backend])
 
     def cpu_per_task_ms(backend: str) -> float:
         return statistics.median(
-            (r["cpu_controller_s"] + sum(r["cpu_replicas_s"])) / r["n"] * 1000
+            float((r["cpu_controller_s"] + sum(r["cpu_replicas_s"])) / r["n"] * 1000)
             for r in runs[backend]
         )
 

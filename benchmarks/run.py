@@ -18,6 +18,10 @@ repetitions (3), each in a fresh process, and its distance from the limit
 4. **ray**: two async Ray actors, ``max_concurrency=100``, calls from a driver.
 5. **cold**: a fresh process per task (``python -c``, and the runtime's
    ``reusable="off"``) against a warm pool, without and with a 1 s import.
+E. **container**: cold start and warm gather with local replicas and with
+   containers, interleaved rep by rep (``benchmarks.container``); the container
+   cold start and its ratio to the local one (target 6b). Needs an engine (or
+   Podman to start one) and the Debian base image: skipped, saying why, without.
 6. **scale**: 1k, 10k and 100k children; the controller's RSS.
 7. **metrics**: the SDK workload with the embedded controller's Prometheus
    metrics off and on, alternating in one run: the cost of metrics.
@@ -52,7 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -60,8 +64,9 @@ from typing import Any
 
 import psutil
 
-from benchmarks import targets
-from benchmarks.harness import ROOT, parse_result
+from benchmarks import container, targets
+from benchmarks.children import ChildFailed, child_environment, run_child
+from benchmarks.harness import ROOT
 from benchmarks.sdk_tasks import INIT_SECONDS_ENV
 from reuse_runtime.sdk.environment import NON_REUSABLE_MAX_REPLICAS
 
@@ -73,6 +78,7 @@ SECTIONS = (
     "worker",
     "ray",
     "cold",
+    "container",
     "scale",
     "metrics",
     "store",
@@ -105,6 +111,7 @@ class Plan:
     ray_n_seq: int = 1_000
     cold_tasks: int = 100
     cold_init_s: float = 1.0
+    container_n: int = 5_000
     scale_ns: tuple[int, ...] = (1_000, 10_000, 100_000)
     metrics_n: int = 50_000
     store_n: int = 50_000
@@ -132,6 +139,7 @@ QUICK = Plan(
     ray_ns=(500, 5_000),
     ray_n_seq=300,
     cold_tasks=20,
+    container_n=1_000,
     scale_ns=(1_000, 10_000),
     metrics_n=20_000,
     store_n=20_000,
@@ -144,72 +152,6 @@ QUICK = Plan(
     network_noops=2_000,
     network_timed=1_500,
 )
-
-
-# ---------------------------------------------------------------- child processes
-
-
-def child_environment(state_dir: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A clean environment: the embedded controller, default settings, our state dir."""
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("REUSE_RUNTIME_") and k != INIT_SECONDS_ENV
-    }
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
-    environ["REUSE_RUNTIME_HOME"] = state_dir
-    environ["REUSE_RUNTIME_LOG_LEVEL"] = "warning"
-    environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    environ.update(extra or {})
-    return environ
-
-
-class ChildFailed(Exception):
-    """A measurement process failed, timed out, or reported nothing (expected to be rare)."""
-
-
-def run_child(
-    module: str, args: Iterable[str], environ: dict[str, str], timeout_s: float
-) -> dict[str, Any]:
-    """Run ``python -m module args`` and return the result it reported.
-
-    On a timeout the child and every process under it (replicas, Ray's daemons) are killed.
-    """
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environ,
-        cwd=str(ROOT),
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_tree(process.pid)
-        # A daemon that left the tree (Ray's) may still hold the pipes: do not wait on it.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.communicate(timeout=10)
-        raise ChildFailed(f"{module} took more than {timeout_s:g} s; killed") from None
-    if process.returncode != 0:
-        tail = " | ".join(stderr.strip().splitlines()[-3:])
-        raise ChildFailed(f"{module} exited with {process.returncode}: {tail}")
-    try:
-        result = parse_result(stdout)
-    except (RuntimeError, ValueError) as exc:
-        raise ChildFailed(f"{module}: {exc}") from None
-    if not isinstance(result, dict):
-        raise ChildFailed(f"{module} reported {type(result).__name__}, not an object")
-    return result
-
-
-def _kill_tree(pid: int) -> None:
-    with contextlib.suppress(psutil.Error):
-        parent = psutil.Process(pid)
-        # Replicas run in their own sessions, so collect them by ancestry, not by group.
-        for process in [*parent.children(recursive=True), parent]:
-            with contextlib.suppress(psutil.Error):
-                process.kill()
 
 
 # ---------------------------------------------------------------- rows
@@ -318,12 +260,19 @@ class Bench:
             row.others_pct = worst
 
     def child(
-        self, module: str, *args: object, timeout_s: float = 300.0, init_s: float = 0.0
+        self,
+        module: str,
+        *args: object,
+        timeout_s: float = 300.0,
+        init_s: float = 0.0,
+        environ: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        extra = {INIT_SECONDS_ENV: f"{init_s:g}"} if init_s else None
+        """Run one measurement process; ``environ``: settings beyond the clean defaults."""
+        extra = {INIT_SECONDS_ENV: f"{init_s:g}"} if init_s else {}
+        extra.update(environ or {})
         argv = [str(a) for a in args]
         command = f"{module} {' '.join(argv)}" + (
-            f" ({INIT_SECONDS_ENV}={init_s:g})" if init_s else ""
+            f" ({', '.join(f'{k}={v}' for k, v in extra.items())})" if extra else ""
         )
         load = os.getloadavg()[0]
         began = time.monotonic()
@@ -333,7 +282,13 @@ class Bench:
         except ChildFailed as exc:
             self.log(f"  {command}: FAILED after {time.monotonic() - began:.1f} s: {exc}")
             self.raw.setdefault(module, []).append(
-                {"args": argv, "init_s": init_s, "load_1m": load, "error": str(exc)}
+                {
+                    "args": argv,
+                    "init_s": init_s,
+                    "environ": environ or {},
+                    "load_1m": load,
+                    "error": str(exc),
+                }
             )
             raise
         others, steal = machine_load.others_pct(result.get("escaped_cpu_s", 0.0))
@@ -346,6 +301,7 @@ class Bench:
             {
                 "args": argv,
                 "init_s": init_s,
+                "environ": environ or {},
                 "load_1m": load,
                 "others_cpu_pct": others,
                 "steal_pct": steal,
@@ -724,6 +680,84 @@ class Bench:
                     ),
                 )
             )
+
+    # ------------------------------------------------------------ E. containers
+
+    def container(self) -> None:
+        """Cold start and warm gather, local replicas against containers, rep by rep.
+
+        ``benchmarks.container``'s measurement: each repetition runs the SDK gather in a
+        fresh process with local replicas and with containers (the first alternating).
+        Skipped, in one line, where no engine or no base image is available.
+        """
+        p = self.plan
+        label = "containers: local against container replicas"
+        pairs: list[dict[str, dict[str, Any]]] = []
+        error = ""
+        try:
+            with container.container_engine(self.state_dir) as ready:
+                self.log(f"  {ready.name} at {ready.host}: {ready.image}")
+                for rep in range(p.reps):
+                    got: dict[str, dict[str, Any]] = {}
+                    for backend in container.order(rep):
+                        try:
+                            got[backend] = self.child(
+                                container.PROBE, *container.gather_args(p.container_n),
+                                environ=ready.environment(backend), timeout_s=600,
+                            )  # fmt: skip
+                        except ChildFailed as exc:
+                            error = f"{backend}: {exc}"
+                    if len(got) == len(container.BACKENDS):
+                        pairs.append(got)
+        except container.ContainersUnavailable as exc:
+            self.log(f"  {label}: skipped: {exc}")
+            self.rows.append(Row("E", label, note=f"skipped: {exc}"))
+            return
+        except ChildFailed as exc:  # the workload's image build
+            self.failed("E", label, exc)
+            return
+        if not pairs:
+            self.failed("E", label, ChildFailed(f"no complete repetition; last: {error}"))
+            return
+        for key, backend in (("Ea", "local"), ("Eb", "container")):
+            runs = [pair[backend] for pair in pairs]
+            cpu = {k: statistics.median(v) for k, v in _cpu_samples(runs).items()}
+            self.rows.append(
+                make_row(
+                    key,
+                    f"containers: {backend} replicas, cold start + gather",
+                    # s: the cold start, run() to the first task on a fresh pool (as 2e).
+                    {**_gather_samples(runs), "seconds": [r["cold_start_s"] for r in runs]},
+                    n=p.container_n,
+                    note=_join(
+                        "s: run() to first task, fresh pool, fresh process; tasks/s: warm",
+                        f"CPU us/task: driver+controller {cpu['cpu_us_per_task_controller']:.0f}"
+                        f", replicas {cpu['cpu_us_per_task_replicas']:.0f}",
+                        _partial(runs, p.reps),
+                    ),
+                )
+            )
+
+        def ratios(pick: Callable[[dict[str, Any]], float]) -> list[float]:
+            return [pick(pair["container"]) / pick(pair["local"]) for pair in pairs]
+
+        cold = ratios(lambda r: r["cold_start_s"])
+        rate = ratios(lambda r: r["tasks_per_s"])
+        cpu_ratio = ratios(lambda r: (r["cpu_controller_s"] + sum(r["cpu_replicas_s"])) / r["n"])
+        self.rows.append(
+            Row(
+                "Ec",
+                "containers: Eb / Ea, per repetition",
+                note=(
+                    f"cold start median {statistics.median(cold):.1f}x, range "
+                    f"{min(cold):.1f}x-{max(cold):.1f}x over {len(cold)} repetitions; warm "
+                    f"tasks/s {statistics.median(rate):.2f}x, CPU per task "
+                    f"{statistics.median(cpu_ratio):.2f}x"
+                ),
+                spread=_spread(cold),
+                samples={"ratio": cold, "rate_ratio": rate, "cpu_ratio": cpu_ratio},
+            )
+        )
 
     # ------------------------------------------------------------ 6. scale
 

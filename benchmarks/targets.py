@@ -29,7 +29,9 @@ class Target:
     reference: str = ""  # the floor, or what the measurement is compared with
     ratio: str = ""
     goal: str = ""
-    met: bool | None = None  # None: not measured in this run
+    met: bool | None = None  # None: not measured in this run, or no threshold
+    #: The issue sets no threshold: measured, the target is met by being reported.
+    report_only: bool = False
 
 
 def _median(values: list[float]) -> float:
@@ -186,11 +188,20 @@ def judge(rows: list[dict[str, Any]], raw: dict[str, Any]) -> list[Target]:
             _median(fresh) <= 0.25 if fresh else None,
         )
     )
+    # The container section's own local replicas (Ea), from the same fresh processes:
+    # the ratio compares like with like (2f's running controller has no container twin).
+    local, cont, ratios = samples("Ea", "seconds"), samples("Eb", "seconds"), samples("Ec", "ratio")
     out.append(
         Target(
             "6b",
-            "container cold start (benchmarks.container)",
-            goal="reported next to 6a",
+            "container cold start (Eb): run() to the first task, fresh pool, fresh process",
+            f"{_median(cont):.2f} s{_fmt_range(cont, '.2f')}" if ratios else "",
+            f"{_median(local):.2f} s{_fmt_range(local, '.2f')} with local replicas (Ea)"
+            if ratios
+            else "",
+            f"{_median(ratios):.1f}x{_fmt_range(ratios, '.1f')}" if ratios else "",
+            "reported next to 6a",
+            report_only=True,
         )
     )
 
@@ -255,7 +266,8 @@ def render(targets: list[Target]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for t in targets:
-        met = {True: "yes", False: "**no**", None: "not measured" if not t.measured else ""}
+        unjudged = "reported" if t.report_only else ""
+        met = {True: "yes", False: "**no**", None: unjudged if t.measured else "not measured"}
         lines.append(
             f"| {t.key} | {t.what} | {t.measured} | {t.reference} | {t.ratio} | {t.goal} | "
             f"{met[t.met]} |"
