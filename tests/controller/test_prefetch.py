@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from reuse_runtime.controller.dispatch import PREFETCH_DIVISOR, SHORT_PREFETCH_DIVISOR
+from reuse_runtime.controller.dispatch import PREFETCH_DIVISOR
 from tests.controller import tasks
 from tests.helpers import running_controller, submit
 
@@ -30,13 +30,19 @@ async def _peak_at_the_replica(client: object, seconds: float, count: int = 30) 
     return peak
 
 
-async def test_a_replica_is_sent_a_deeper_prefetch_while_its_tasks_are_short() -> None:
+async def test_a_replica_is_sent_its_share_beyond_its_slots_for_short_or_long_tasks() -> None:
     async with running_controller() as (_, client):
         # Tasks that take no time: the environment's tasks are short.
         noops = [await submit(client, tasks.pause, 0) for _ in range(20)]
         assert all(r.ok for r in await asyncio.gather(*noops))
         short = await _peak_at_the_replica(client, 0.5)
-        # The half-second tasks that just ran made them long: a shallow prefetch again.
+        # The half-second tasks that just ran made them long: the same share.
         long = await _peak_at_the_replica(client, 0.5)
-    assert short == SLOTS + SLOTS // SHORT_PREFETCH_DIVISOR
-    assert long == SLOTS + SLOTS // PREFETCH_DIVISOR
+    assert short == long == SLOTS + SLOTS // PREFETCH_DIVISOR
+
+
+async def test_no_task_is_queued_behind_busy_slots_while_fewer_wait_than_the_pool_holds() -> None:
+    async with running_controller() as (_, client):
+        # 15 tasks for 10 slots: the 5 left over wait at the controller for a free slot,
+        # wherever it frees, instead of in a replica's queue.
+        assert await _peak_at_the_replica(client, 0.5, count=SLOTS + SLOTS // 2) == SLOTS

@@ -14,9 +14,10 @@
 * **Slots.** A replica never holds more than ``concurrency`` slot-holding tasks. A
   parent that awaits children holds no slot (the worker lends it), so children can
   run on the parent's replica: ``replicas=1, concurrency=1`` cannot deadlock.
-* **Prefetch.** A replica is also sent a few tasks beyond its slots, which its
-  limiter queues; more while the environment's tasks are short, and as many more as
-  its slots finish in one round trip to it (a replica across a network).
+* **Prefetch.** A replica is also sent tasks beyond its slots, which its limiter
+  queues, and as many more as its slots finish in one round trip to it (a replica
+  across a network); but only while more tasks wait than the pool holds, so the
+  last ones are never queued behind busy slots while another replica's free up.
 
 What it asks of its pool (end a task, retire a replica, enforce a deadline) goes
 through :class:`DispatchHost`. The replicas are the pool's
@@ -43,15 +44,19 @@ from reuse_runtime.model import CodeBundle, EnvironmentSpec, ErrorKind, TaskResu
 
 #: A replica of ``concurrency`` c is sent up to c // PREFETCH_DIVISOR tasks beyond it;
 #: its limiter queues them, so a slot that frees starts the next task without waiting
-#: a round trip to the controller (short tasks at full load). Below c = 10: none (but
-#: see SHORT_PREFETCH_DIVISOR).
-PREFETCH_DIVISOR = 10
-#: While the environment's tasks are short (their mean runtime under SHORT_TASK_S), it
-#: is sent c // SHORT_PREFETCH_DIVISOR: many end within a moment of each other, and a
-#: refill that waits for the round trip leaves their slots idle for a noticeable share
-#: of a task's runtime. A task queued so deep waits about one short task at most; longer
-#: tasks keep the shallow prefetch, so they are not held behind others on a busy replica.
-SHORT_PREFETCH_DIVISOR = 2
+#: a round trip to the controller. Whatever the tasks' length: the tasks of one gather
+#: start together and end together, and a shallow queue leaves the rest of its slots
+#: idle for a round trip each time (100 ms tasks: c // 10 ran at 92-94% of the ideal
+#: makespan, c // 2 at 95%; 10 ms tasks had c // 2 already).
+#:
+#: Tasks are queued so only while the backlog holds more than the pool's replicas do
+#: (``Dispatcher._route``): near its end, a task queued behind one replica's busy slots
+#: would start after another replica's slots free up and find nothing left to run (the
+#: 100 ms gather above ran one replica a whole task longer than the other).
+PREFETCH_DIVISOR = 2
+#: With a round trip known, a prefetch that covers it also adds c // RTT_MARGIN_DIVISOR.
+RTT_MARGIN_DIVISOR = 10
+#: The shortest mean runtime a round trip's prefetch is measured against.
 SHORT_TASK_S = 0.05
 #: Seconds over which a replica's round trip is the least one seen (this window's, or
 #: the last one's): queueing and busy loops only ever add to a round trip.
@@ -132,7 +137,7 @@ class Dispatcher:
         # Replicas running a suspect alone: only its descendants may join it.
         self._exclusive: set[ReplicaState] = set()
         # The moving mean of its tasks' runtimes (None before the first; see
-        # SHORT_PREFETCH_DIVISOR). The pool's result handler updates it.
+        # prefetch). The pool's result handler updates it.
         self.mean_runtime: float | None = None
 
     # ------------------------------------------------------------ the backlog
@@ -304,7 +309,10 @@ class Dispatcher:
         these rare ones by a look at every replica.
         """
         if not record.solo and not (self._exclusive and self._joins_a_suspect(record)):
-            chosen_id = self._index.pick(code_key, eligible)
+            # Queued behind busy slots only while more wait than the pool holds (see
+            # PREFETCH_DIVISOR): the last ones wait here for the first slot to free.
+            queue = len(self.backlog) - self._stale > self._assigned
+            chosen_id = self._index.pick(code_key, eligible, queue=queue)
             return self.replicas[chosen_id] if chosen_id is not None else None
         chosen = pick_replica(
             RouteCandidate(r.replica_id, r.room, r.capacity, code_key in r.warm, r.prefetch)
@@ -405,14 +413,9 @@ class Dispatcher:
     # ------------------------------------------------------------ prefetch
 
     def runtime_is(self, mean: float) -> None:
-        """The tasks' mean runtime moved: deepen or shorten the replicas' prefetch."""
-        was_short = self._short_tasks
+        """The tasks' mean runtime moved: a round trip's prefetch is measured against it
+        from the next sample on."""
         self.mean_runtime = mean
-        if self._short_tasks is was_short:
-            return
-        for replica in self.replicas.values():
-            if replica.stream is not None:
-                replica.prefetch = self.prefetch(replica.capacity, _rtt(replica))
 
     def round_trip(self, replica: ReplicaState, seconds: float, now: float) -> None:
         """A task sent to a free slot of ``replica`` came back ``seconds`` later than it
@@ -430,10 +433,6 @@ class Dispatcher:
             return
         replica.prefetch = self.prefetch(replica.capacity, _rtt(replica))
 
-    @property
-    def _short_tasks(self) -> bool:
-        return self.mean_runtime is not None and self.mean_runtime < SHORT_TASK_S
-
     def prefetch(self, capacity: int, rtt: float = math.inf) -> int:
         """Tasks a replica of ``capacity`` slots is sent beyond them, queued there.
 
@@ -442,11 +441,11 @@ class Dispatcher:
         its slots: a slot that frees starts the next task at once, instead of waiting
         for the round trip to the controller (a replica across a network).
         """
-        share = capacity // (SHORT_PREFETCH_DIVISOR if self._short_tasks else PREFETCH_DIVISOR)
+        share = capacity // PREFETCH_DIVISOR
         if not 0 < rtt < math.inf:
             return share
         runtime = max(self.mean_runtime or 0.0, SHORT_TASK_S)
-        covered = min(capacity, int(capacity * rtt / runtime)) + capacity // PREFETCH_DIVISOR
+        covered = min(capacity, int(capacity * rtt / runtime)) + capacity // RTT_MARGIN_DIVISOR
         return max(share, covered)
 
 
