@@ -41,8 +41,15 @@ async def test_a_replica_is_sent_its_share_beyond_its_slots_for_short_or_long_ta
     assert short == long == SLOTS + SLOTS // PREFETCH_DIVISOR
 
 
-async def test_no_task_is_queued_behind_busy_slots_while_fewer_wait_than_the_pool_holds() -> None:
+async def test_long_tasks_are_queued_at_a_replica_only_while_more_wait_than_it_holds() -> None:
     async with running_controller() as (_, client):
-        # 15 tasks for 10 slots: the 5 left over wait at the controller for a free slot,
+        noops = [await submit(client, tasks.pause, 0) for _ in range(20)]
+        assert all(r.ok for r in await asyncio.gather(*noops))
+        # 15 tasks for 10 slots. Short tasks as far as the controller knows: the 5 left
+        # over are queued at the replica.
+        short = await _peak_at_the_replica(client, 0.5, count=SLOTS + SLOTS // 2)
+        # Long ones now: the 5 left over wait at the controller for a free slot,
         # wherever it frees, instead of in a replica's queue.
-        assert await _peak_at_the_replica(client, 0.5, count=SLOTS + SLOTS // 2) == SLOTS
+        long = await _peak_at_the_replica(client, 0.5, count=SLOTS + SLOTS // 2)
+    assert short == SLOTS + SLOTS // 2
+    assert long == SLOTS

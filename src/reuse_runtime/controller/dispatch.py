@@ -16,8 +16,9 @@
   run on the parent's replica: ``replicas=1, concurrency=1`` cannot deadlock.
 * **Prefetch.** A replica is also sent tasks beyond its slots, which its limiter
   queues, and as many more as its slots finish in one round trip to it (a replica
-  across a network); but only while more tasks wait than the pool holds, so the
-  last ones are never queued behind busy slots while another replica's free up.
+  across a network). Long tasks are queued so only while more wait than the pool
+  holds: the last ones are never held behind busy slots while another replica's
+  free up.
 
 What it asks of its pool (end a task, retire a replica, enforce a deadline) goes
 through :class:`DispatchHost`. The replicas are the pool's
@@ -49,14 +50,19 @@ from reuse_runtime.model import CodeBundle, EnvironmentSpec, ErrorKind, TaskResu
 #: idle for a round trip each time (100 ms tasks: c // 10 ran at 92-94% of the ideal
 #: makespan, c // 2 at 95%; 10 ms tasks had c // 2 already).
 #:
-#: Tasks are queued so only while the backlog holds more than the pool's replicas do
+#: While the environment's tasks are long (a mean runtime of at least SHORT_TASK_S),
+#: tasks are queued so only while the backlog holds more than the pool's replicas do
 #: (``Dispatcher._route``): near its end, a task queued behind one replica's busy slots
 #: would start after another replica's slots free up and find nothing left to run (the
-#: 100 ms gather above ran one replica a whole task longer than the other).
+#: 100 ms gather above ran one replica a whole task longer than the other). Short tasks
+#: are always queued: one waits a short task at most, and a steady stream of them keeps
+#: a backlog shorter than the pool holds, where a refill without a queue would cost a
+#: round trip and a message per slot (the noop gather: 10-15% more CPU per task).
 PREFETCH_DIVISOR = 2
 #: With a round trip known, a prefetch that covers it also adds c // RTT_MARGIN_DIVISOR.
 RTT_MARGIN_DIVISOR = 10
-#: The shortest mean runtime a round trip's prefetch is measured against.
+#: Tasks shorter than this on average are short (see above); a round trip's prefetch is
+#: measured against at least this runtime.
 SHORT_TASK_S = 0.05
 #: Seconds over which a replica's round trip is the least one seen (this window's, or
 #: the last one's): queueing and busy loops only ever add to a round trip.
@@ -139,6 +145,8 @@ class Dispatcher:
         # The moving mean of its tasks' runtimes (None before the first; see
         # prefetch). The pool's result handler updates it.
         self.mean_runtime: float | None = None
+        # Its tasks are short: queued beyond a replica's slots however few wait.
+        self._short_tasks = False
 
     # ------------------------------------------------------------ the backlog
 
@@ -309,9 +317,9 @@ class Dispatcher:
         these rare ones by a look at every replica.
         """
         if not record.solo and not (self._exclusive and self._joins_a_suspect(record)):
-            # Queued behind busy slots only while more wait than the pool holds (see
-            # PREFETCH_DIVISOR): the last ones wait here for the first slot to free.
-            queue = len(self.backlog) - self._stale > self._assigned
+            # Long tasks are queued behind busy slots only while more wait than the pool
+            # holds (see PREFETCH_DIVISOR): the last ones wait here for a free slot.
+            queue = self._short_tasks or len(self.backlog) - self._stale > self._assigned
             chosen_id = self._index.pick(code_key, eligible, queue=queue)
             return self.replicas[chosen_id] if chosen_id is not None else None
         chosen = pick_replica(
@@ -413,9 +421,10 @@ class Dispatcher:
     # ------------------------------------------------------------ prefetch
 
     def runtime_is(self, mean: float) -> None:
-        """The tasks' mean runtime moved: a round trip's prefetch is measured against it
-        from the next sample on."""
+        """The tasks' mean runtime moved: whether they are short (see PREFETCH_DIVISOR);
+        a round trip's prefetch is measured against it from the next sample on."""
         self.mean_runtime = mean
+        self._short_tasks = mean < SHORT_TASK_S
 
     def round_trip(self, replica: ReplicaState, seconds: float, now: float) -> None:
         """A task sent to a free slot of ``replica`` came back ``seconds`` later than it
