@@ -8,6 +8,10 @@ read while a burst of half-second tasks runs.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
 
 from reuse_runtime.controller.dispatch import PREFETCH_DIVISOR
 from tests.controller import tasks
@@ -53,3 +57,24 @@ async def test_long_tasks_are_queued_at_a_replica_only_while_more_wait_than_it_h
         long = await _peak_at_the_replica(client, 0.5, count=SLOTS + SLOTS // 2)
     assert short == SLOTS + SLOTS // 2
     assert long == SLOTS
+
+
+async def test_a_burst_spreads_over_the_replicas_still_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Up to 3 replicas of 2 slots; the first is ready a second before the others. The
+    # burst's 6 tasks are what the pool holds at full size: none is queued at the first
+    # replica ready (beyond its 2 slots) while the others start; each replica runs 2.
+    monkeypatch.setenv("REUSE_TEST_MARKS", str(tmp_path))
+    async with running_controller() as (_, client):
+        pending = [await submit(client, tasks.hold_until_started, 3) for _ in range(6)]
+        peak = 0
+        while not all(p.done() for p in pending):  # type: ignore[attr-defined]
+            status = await client.status()  # type: ignore[attr-defined]
+            for env in status.environments:
+                if env.name == "staggered":
+                    peak = max([peak, *(r.assigned for r in env.replicas)])
+            await asyncio.sleep(0.02)
+        pids = Counter(p.result().unwrap() for p in pending)  # type: ignore[attr-defined]
+    assert peak == 2
+    assert sorted(pids.values()) == [2, 2, 2], pids

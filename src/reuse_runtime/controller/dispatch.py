@@ -17,8 +17,9 @@
 * **Prefetch.** A replica is also sent tasks beyond its slots, which its limiter
   queues, and as many more as its slots finish in one round trip to it (a replica
   across a network). Long tasks are queued so only while more wait than the pool
-  holds: the last ones are never held behind busy slots while another replica's
-  free up.
+  holds, now and at its full size: the last ones are never held behind busy slots
+  while another replica's free up, nor a burst's behind the first replica ready
+  while the others start.
 
 What it asks of its pool (end a task, retire a replica, enforce a deadline) goes
 through :class:`DispatchHost`. The replicas are the pool's
@@ -51,10 +52,14 @@ from reuse_runtime.model import CodeBundle, EnvironmentSpec, ErrorKind, TaskResu
 #: makespan, c // 2 at 95%; 10 ms tasks had c // 2 already).
 #:
 #: While the environment's tasks are long (a mean runtime of at least SHORT_TASK_S),
-#: tasks are queued so only while the backlog holds more than the pool's replicas do
-#: (``Dispatcher._route``): near its end, a task queued behind one replica's busy slots
-#: would start after another replica's slots free up and find nothing left to run (the
-#: 100 ms gather above ran one replica a whole task longer than the other). Short tasks
+#: tasks are queued so only while the backlog holds more than the pool does: more than
+#: its replicas hold now (running or queued there), and more than the slots of the pool
+#: at its full size (``Dispatcher._route``). Near a gather's end, a task queued behind
+#: one replica's busy slots would start after another replica's slots free up and find
+#: nothing left to run (the 100 ms gather above ran one replica a whole task longer than
+#: the other). At a burst's start, the replicas still starting (or about to, up to
+#: max_replicas) would take what the first one ready queued: the burst's tasks wait here
+#: for them, and run spread over the pool, not one after another on the first. Short tasks
 #: are always queued: one waits a short task at most, and a steady stream of them keeps
 #: a backlog shorter than the pool holds, where a refill without a queue would cost a
 #: round trip and a message per slot (the noop gather: 10-15% more CPU per task).
@@ -147,6 +152,11 @@ class Dispatcher:
         self.mean_runtime: float | None = None
         # Its tasks are short: queued beyond a replica's slots however few wait.
         self._short_tasks = False
+        # The slots of the pool at its full size (max_replicas of its own, and the
+        # external replicas ready now): long tasks are queued beyond a replica's slots
+        # only while more wait (see PREFETCH_DIVISOR).
+        self._holds = self.policy.capacity
+        self._external: dict[ReplicaState, int] = {}
 
     # ------------------------------------------------------------ the backlog
 
@@ -221,7 +231,22 @@ class Dispatcher:
         """The replica's phase or stream changed, or it was forgotten: it is routed to,
         or no longer, from the next dispatch on."""
         self._dirty.add(replica)
+        if replica.external:
+            self._count_external(replica)
         self.pump()
+
+    def _count_external(self, replica: ReplicaState) -> None:
+        """An external replica's slots count in what the pool holds while it is ready."""
+        slots = (
+            replica.capacity
+            if self.replicas.get(replica.replica_id) is replica
+            and replica.phase is ReplicaPhase.READY
+            and replica.stream is not None
+            else 0
+        )
+        self._holds += slots - self._external.pop(replica, 0)
+        if slots:
+            self._external[replica] = slots
 
     def heard(self, replica: ReplicaState) -> None:
         """The replica was heard from (its ``heard_at`` moved): one that had gone silent,
@@ -318,8 +343,12 @@ class Dispatcher:
         """
         if not record.solo and not (self._exclusive and self._joins_a_suspect(record)):
             # Long tasks are queued behind busy slots only while more wait than the pool
-            # holds (see PREFETCH_DIVISOR): the last ones wait here for a free slot.
-            queue = self._short_tasks or len(self.backlog) - self._stale > self._assigned
+            # holds (see PREFETCH_DIVISOR): the last ones wait here for a free slot, and a
+            # burst for the replicas still starting.
+            queue = self._short_tasks
+            if not queue:
+                waiting = len(self.backlog) - self._stale
+                queue = waiting > self._assigned and waiting > self._holds
             chosen_id = self._index.pick(code_key, eligible, queue=queue)
             return self.replicas[chosen_id] if chosen_id is not None else None
         chosen = pick_replica(
