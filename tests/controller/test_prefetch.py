@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from reuse_runtime.controller.dispatch import PREFETCH_DIVISOR
+from reuse_runtime.model import Submission
 from tests.controller import tasks
 from tests.helpers import running_controller, submit
 
@@ -78,3 +80,22 @@ async def test_a_burst_spreads_over_the_replicas_still_starting(
         pids = Counter(p.result().unwrap() for p in pending)  # type: ignore[attr-defined]
     assert peak == 2
     assert sorted(pids.values()) == [2, 2, 2], pids
+
+
+async def test_a_task_with_a_timeout_is_never_queued_behind_busy_slots() -> None:
+    # The controller's backstop for a task that ignores its timeout counts from the
+    # dispatch; the replica's timeout, from the task's start. One queued behind busy
+    # slots would wait there a whole task, and be taken for one that ignored it (its
+    # replica killed): it waits at the controller for a free slot instead.
+    async with running_controller(cancel_grace=1.0) as (_, client):
+        key = await client.register(tasks.pause.environment_spec())  # type: ignore[attr-defined]
+        pending = []
+        for _ in range(3 * SLOTS):
+            spec = replace(tasks.pause.task_spec((2.0,), {}, run_id="test-run"), timeout=2.5)
+            pending.append(client.submit(Submission(key, spec)))  # type: ignore[attr-defined]
+        results = await asyncio.gather(*pending)
+        status = await client.status()  # type: ignore[attr-defined]
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    (env,) = [e for e in status.environments if e.name == "queued"]
+    assert env.failed == 0 and not env.last_error
+    assert [e.kind for e in env.events if e.kind in ("lost", "recycled", "stopped")] == []

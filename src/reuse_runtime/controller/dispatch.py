@@ -59,7 +59,11 @@ from reuse_runtime.model import CodeBundle, EnvironmentSpec, ErrorKind, TaskResu
 #: nothing left to run (the 100 ms gather above ran one replica a whole task longer than
 #: the other). At a burst's start, the replicas still starting (or about to, up to
 #: max_replicas) would take what the first one ready queued: the burst's tasks wait here
-#: for them, and run spread over the pool, not one after another on the first. Short tasks
+#: for them, and run spread over the pool, not one after another on the first. A long
+#: task with a timeout is never queued so: the controller's check that a task ended by
+#: its timeout counts from its dispatch (it cannot see when a queued task starts), so a
+#: task that waited a whole task in a replica's queue would be taken for one that
+#: ignored its timeout, and its replica killed (see ReplicaPool.expire). Short tasks
 #: are always queued: one waits a short task at most, and a steady stream of them keeps
 #: a backlog shorter than the pool holds, where a refill without a queue would cost a
 #: round trip and a message per slot (the noop gather: 10-15% more CPU per task).
@@ -344,11 +348,13 @@ class Dispatcher:
         if not record.solo and not (self._exclusive and self._joins_a_suspect(record)):
             # Long tasks are queued behind busy slots only while more wait than the pool
             # holds (see PREFETCH_DIVISOR): the last ones wait here for a free slot, and a
-            # burst for the replicas still starting.
+            # burst for the replicas still starting. One with a timeout, never.
             queue = self._short_tasks
             if not queue:
                 waiting = len(self.backlog) - self._stale
-                queue = waiting > self._assigned and waiting > self._holds
+                queue = (
+                    waiting > self._assigned and waiting > self._holds and not record.spec.timeout
+                )
             chosen_id = self._index.pick(code_key, eligible, queue=queue)
             return self.replicas[chosen_id] if chosen_id is not None else None
         chosen = pick_replica(
