@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 
 import reuse_runtime as flyte
 
@@ -101,3 +102,35 @@ queued = flyte.TaskEnvironment(
 async def pause(seconds: float) -> float:
     await asyncio.sleep(seconds)
     return seconds
+
+
+# A pool whose first replica is ready while the others still start (test_prefetch.py):
+# each replica's on_start marks it in $REUSE_TEST_MARKS, and all but the first to get
+# there load a model for a second first.
+def start_all_but_the_first_late() -> None:
+    marks = Path(os.environ["REUSE_TEST_MARKS"])
+    try:
+        (marks / "first").touch(exist_ok=False)
+    except FileExistsError:
+        time.sleep(1.0)  # a model load
+    (marks / f"started-{os.getpid()}").touch()
+
+
+staggered = flyte.TaskEnvironment(
+    name="staggered",
+    reusable=flyte.ReusePolicy(replicas=(1, 3), concurrency=2, scaledown_ttl=60, idle_ttl=60),
+    on_start=start_all_but_the_first_late,
+)
+
+
+@staggered.task
+async def hold_until_started(replicas: int) -> int:
+    """Runs until ``replicas`` replicas have started (at most a minute), and a second
+    more for their ready reports to reach the controller; returns its pid."""
+    marks = os.environ["REUSE_TEST_MARKS"]
+    for _ in range(1200):
+        if sum(name.startswith("started-") for name in os.listdir(marks)) >= replicas:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+    return os.getpid()

@@ -11,8 +11,8 @@ import math
 
 from reuse_runtime.controller.dispatch import (
     PREFETCH_DIVISOR,
+    RTT_MARGIN_DIVISOR,
     RTT_WINDOW,
-    SHORT_PREFETCH_DIVISOR,
     Dispatcher,
 )
 from reuse_runtime.controller.records import ReplicaState
@@ -41,13 +41,13 @@ def _dispatcher(concurrency: int = 50) -> tuple[Dispatcher, ReplicaState]:
     return dispatcher, replica
 
 
-def test_with_no_round_trip_known_the_prefetch_is_the_share() -> None:
+def test_with_no_round_trip_known_the_prefetch_is_the_share_of_long_or_short_tasks() -> None:
     dispatcher, _ = _dispatcher()
     dispatcher.runtime_is(0.1)
     assert dispatcher.prefetch(50) == 50 // PREFETCH_DIVISOR
     dispatcher.runtime_is(0.001)
-    assert dispatcher.prefetch(50) == 50 // SHORT_PREFETCH_DIVISOR
-    assert dispatcher.prefetch(50, math.inf) == 50 // SHORT_PREFETCH_DIVISOR
+    assert dispatcher.prefetch(50) == 50 // PREFETCH_DIVISOR
+    assert dispatcher.prefetch(50, math.inf) == 50 // PREFETCH_DIVISOR
 
 
 def test_a_round_trip_adds_the_tasks_its_slots_finish_meanwhile() -> None:
@@ -55,7 +55,7 @@ def test_a_round_trip_adds_the_tasks_its_slots_finish_meanwhile() -> None:
     dispatcher.runtime_is(0.1)
     # 100 ms tasks, 50 ms away: half the slots finish in one round trip.
     dispatcher.round_trip(replica, 0.05, now=1.0)
-    assert replica.prefetch == 25 + 50 // PREFETCH_DIVISOR
+    assert replica.prefetch == 25 + 50 // RTT_MARGIN_DIVISOR
     # A loopback's round trip is covered by the share already.
     dispatcher.round_trip(replica, 0.001, now=2.0)
     assert replica.prefetch == 50 // PREFETCH_DIVISOR
@@ -79,4 +79,4 @@ def test_short_tasks_far_away_get_at_most_the_capacity_more() -> None:
     dispatcher, replica = _dispatcher()
     dispatcher.runtime_is(0.0001)
     dispatcher.round_trip(replica, 0.5, now=1.0)
-    assert replica.prefetch == 50 + 50 // PREFETCH_DIVISOR
+    assert replica.prefetch == 50 + 50 // RTT_MARGIN_DIVISOR

@@ -97,6 +97,23 @@ def test_a_replica_the_index_may_not_route_to_leaves_it_until_updated() -> None:
     assert index.pick("", eligible) == "a"
 
 
+def test_without_queueing_only_a_free_slot_is_picked() -> None:
+    index = RouteIndex()
+    replicas = {"busy": _Replica(room=2, capacity=4, prefetch=2, warm={"m@1"})}
+    replicas["free"] = _Replica(room=3, capacity=4, prefetch=2)
+    for rid in replicas:
+        _index(replicas, index, rid)
+    eligible = lambda rid: replicas[rid].eligible  # noqa: E731
+    # A free slot is picked, warm or not, whether queueing is allowed or not.
+    assert index.pick("m@1", eligible, queue=False) == "free"
+    # With every slot taken, the queue's room is used only when queueing is allowed.
+    replicas["free"].room = 2
+    _index(replicas, index, "free")
+    assert index.pick("m@1", eligible) == "busy"
+    assert index.pick("m@1", eligible, queue=False) is None
+    assert index.pick("", eligible, queue=False) is None
+
+
 def test_a_replica_without_room_is_never_picked() -> None:
     index = RouteIndex()
     index.update("full", order=0, room=0, capacity=2, prefetch=0, warm={"m"})

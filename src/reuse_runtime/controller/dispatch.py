@@ -14,9 +14,12 @@
 * **Slots.** A replica never holds more than ``concurrency`` slot-holding tasks. A
   parent that awaits children holds no slot (the worker lends it), so children can
   run on the parent's replica: ``replicas=1, concurrency=1`` cannot deadlock.
-* **Prefetch.** A replica is also sent a few tasks beyond its slots, which its
-  limiter queues; more while the environment's tasks are short, and as many more as
-  its slots finish in one round trip to it (a replica across a network).
+* **Prefetch.** A replica is also sent tasks beyond its slots, which its limiter
+  queues, and as many more as its slots finish in one round trip to it (a replica
+  across a network). Long tasks are queued so only while more wait than the pool
+  holds, now and at its full size: the last ones are never held behind busy slots
+  while another replica's free up, nor a burst's behind the first replica ready
+  while the others start.
 
 What it asks of its pool (end a task, retire a replica, enforce a deadline) goes
 through :class:`DispatchHost`. The replicas are the pool's
@@ -43,15 +46,32 @@ from reuse_runtime.model import CodeBundle, EnvironmentSpec, ErrorKind, TaskResu
 
 #: A replica of ``concurrency`` c is sent up to c // PREFETCH_DIVISOR tasks beyond it;
 #: its limiter queues them, so a slot that frees starts the next task without waiting
-#: a round trip to the controller (short tasks at full load). Below c = 10: none (but
-#: see SHORT_PREFETCH_DIVISOR).
-PREFETCH_DIVISOR = 10
-#: While the environment's tasks are short (their mean runtime under SHORT_TASK_S), it
-#: is sent c // SHORT_PREFETCH_DIVISOR: many end within a moment of each other, and a
-#: refill that waits for the round trip leaves their slots idle for a noticeable share
-#: of a task's runtime. A task queued so deep waits about one short task at most; longer
-#: tasks keep the shallow prefetch, so they are not held behind others on a busy replica.
-SHORT_PREFETCH_DIVISOR = 2
+#: a round trip to the controller. Whatever the tasks' length: the tasks of one gather
+#: start together and end together, and a shallow queue leaves the rest of its slots
+#: idle for a round trip each time (100 ms tasks: c // 10 ran at 92-94% of the ideal
+#: makespan, c // 2 at 95%; 10 ms tasks had c // 2 already).
+#:
+#: While the environment's tasks are long (a mean runtime of at least SHORT_TASK_S),
+#: tasks are queued so only while the backlog holds more than the pool does: more than
+#: its replicas hold now (running or queued there), and more than the slots of the pool
+#: at its full size (``Dispatcher._route``). Near a gather's end, a task queued behind
+#: one replica's busy slots would start after another replica's slots free up and find
+#: nothing left to run (the 100 ms gather above ran one replica a whole task longer than
+#: the other). At a burst's start, the replicas still starting (or about to, up to
+#: max_replicas) would take what the first one ready queued: the burst's tasks wait here
+#: for them, and run spread over the pool, not one after another on the first. A long
+#: task with a timeout is never queued so: the controller's check that a task ended by
+#: its timeout counts from its dispatch (it cannot see when a queued task starts), so a
+#: task that waited a whole task in a replica's queue would be taken for one that
+#: ignored its timeout, and its replica killed (see ReplicaPool.expire). Short tasks
+#: are always queued: one waits a short task at most, and a steady stream of them keeps
+#: a backlog shorter than the pool holds, where a refill without a queue would cost a
+#: round trip and a message per slot (the noop gather: 10-15% more CPU per task).
+PREFETCH_DIVISOR = 2
+#: With a round trip known, a prefetch that covers it also adds c // RTT_MARGIN_DIVISOR.
+RTT_MARGIN_DIVISOR = 10
+#: Tasks shorter than this on average are short (see above); a round trip's prefetch is
+#: measured against at least this runtime.
 SHORT_TASK_S = 0.05
 #: Seconds over which a replica's round trip is the least one seen (this window's, or
 #: the last one's): queueing and busy loops only ever add to a round trip.
@@ -132,8 +152,15 @@ class Dispatcher:
         # Replicas running a suspect alone: only its descendants may join it.
         self._exclusive: set[ReplicaState] = set()
         # The moving mean of its tasks' runtimes (None before the first; see
-        # SHORT_PREFETCH_DIVISOR). The pool's result handler updates it.
+        # prefetch). The pool's result handler updates it.
         self.mean_runtime: float | None = None
+        # Its tasks are short: queued beyond a replica's slots however few wait.
+        self._short_tasks = False
+        # The slots of the pool at its full size (max_replicas of its own, and the
+        # external replicas ready now): long tasks are queued beyond a replica's slots
+        # only while more wait (see PREFETCH_DIVISOR).
+        self._holds = self.policy.capacity
+        self._external: dict[ReplicaState, int] = {}
 
     # ------------------------------------------------------------ the backlog
 
@@ -208,7 +235,22 @@ class Dispatcher:
         """The replica's phase or stream changed, or it was forgotten: it is routed to,
         or no longer, from the next dispatch on."""
         self._dirty.add(replica)
+        if replica.external:
+            self._count_external(replica)
         self.pump()
+
+    def _count_external(self, replica: ReplicaState) -> None:
+        """An external replica's slots count in what the pool holds while it is ready."""
+        slots = (
+            replica.capacity
+            if self.replicas.get(replica.replica_id) is replica
+            and replica.phase is ReplicaPhase.READY
+            and replica.stream is not None
+            else 0
+        )
+        self._holds += slots - self._external.pop(replica, 0)
+        if slots:
+            self._external[replica] = slots
 
     def heard(self, replica: ReplicaState) -> None:
         """The replica was heard from (its ``heard_at`` moved): one that had gone silent,
@@ -304,7 +346,16 @@ class Dispatcher:
         these rare ones by a look at every replica.
         """
         if not record.solo and not (self._exclusive and self._joins_a_suspect(record)):
-            chosen_id = self._index.pick(code_key, eligible)
+            # Long tasks are queued behind busy slots only while more wait than the pool
+            # holds (see PREFETCH_DIVISOR): the last ones wait here for a free slot, and a
+            # burst for the replicas still starting. One with a timeout, never.
+            queue = self._short_tasks
+            if not queue:
+                waiting = len(self.backlog) - self._stale
+                queue = (
+                    waiting > self._assigned and waiting > self._holds and not record.spec.timeout
+                )
+            chosen_id = self._index.pick(code_key, eligible, queue=queue)
             return self.replicas[chosen_id] if chosen_id is not None else None
         chosen = pick_replica(
             RouteCandidate(r.replica_id, r.room, r.capacity, code_key in r.warm, r.prefetch)
@@ -405,14 +456,10 @@ class Dispatcher:
     # ------------------------------------------------------------ prefetch
 
     def runtime_is(self, mean: float) -> None:
-        """The tasks' mean runtime moved: deepen or shorten the replicas' prefetch."""
-        was_short = self._short_tasks
+        """The tasks' mean runtime moved: whether they are short (see PREFETCH_DIVISOR);
+        a round trip's prefetch is measured against it from the next sample on."""
         self.mean_runtime = mean
-        if self._short_tasks is was_short:
-            return
-        for replica in self.replicas.values():
-            if replica.stream is not None:
-                replica.prefetch = self.prefetch(replica.capacity, _rtt(replica))
+        self._short_tasks = mean < SHORT_TASK_S
 
     def round_trip(self, replica: ReplicaState, seconds: float, now: float) -> None:
         """A task sent to a free slot of ``replica`` came back ``seconds`` later than it
@@ -430,10 +477,6 @@ class Dispatcher:
             return
         replica.prefetch = self.prefetch(replica.capacity, _rtt(replica))
 
-    @property
-    def _short_tasks(self) -> bool:
-        return self.mean_runtime is not None and self.mean_runtime < SHORT_TASK_S
-
     def prefetch(self, capacity: int, rtt: float = math.inf) -> int:
         """Tasks a replica of ``capacity`` slots is sent beyond them, queued there.
 
@@ -442,11 +485,11 @@ class Dispatcher:
         its slots: a slot that frees starts the next task at once, instead of waiting
         for the round trip to the controller (a replica across a network).
         """
-        share = capacity // (SHORT_PREFETCH_DIVISOR if self._short_tasks else PREFETCH_DIVISOR)
+        share = capacity // PREFETCH_DIVISOR
         if not 0 < rtt < math.inf:
             return share
         runtime = max(self.mean_runtime or 0.0, SHORT_TASK_S)
-        covered = min(capacity, int(capacity * rtt / runtime)) + capacity // PREFETCH_DIVISOR
+        covered = min(capacity, int(capacity * rtt / runtime)) + capacity // RTT_MARGIN_DIVISOR
         return max(share, covered)
 
 

@@ -139,11 +139,14 @@ class RouteIndex:
         """The replica may not be routed to until its next :meth:`update`."""
         self._replicas.pop(replica_id, None)
 
-    def pick(self, code_key: str, eligible: Callable[[str], bool]) -> str | None:
+    def pick(
+        self, code_key: str, eligible: Callable[[str], bool], *, queue: bool = True
+    ) -> str | None:
         """The replica :func:`pick_replica` would choose among the eligible ones (warm
-        meaning ``code_key`` is loaded there); None when none has room."""
+        meaning ``code_key`` is loaded there); None when none has room, or, with
+        ``queue`` false, when none has a free slot (a task would wait in its queue)."""
         best = self._top(self._all, eligible)
-        if best is None:
+        if best is None or (best[0] == 0 and not queue):
             return None
         chosen = self._replicas[best[4]]
         if code_key in chosen.warm:
