@@ -123,6 +123,7 @@ class EnvironmentMetrics:
         self.replayed = 0
         self.rejected = 0
         self.late_results = 0
+        self.registrations = 0
         self.duration = HistogramTally(TASK_SECONDS_BUCKETS)
         self.queued = HistogramTally(TASK_SECONDS_BUCKETS)
         self.starts = dict.fromkeys(START_RESULTS, 0)

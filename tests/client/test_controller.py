@@ -18,31 +18,33 @@ from reuse_runtime.errors import ControllerUnavailableError, PolicyError
 from reuse_runtime.security import Security
 from tests.controller import tasks
 from tests.helpers import eventually, running_controller, submit
+from tests.test_metrics import scrape, value
 
 
 async def test_concurrent_first_registrations_share_one_rpc() -> None:
-    """10k children started at once must not send 10k RegisterEnvironment calls."""
-    async with running_controller() as (server, client):
+    """10k children started at once must not send 10k RegisterEnvironment calls: counted
+    by the controller's own metric of the calls it took."""
+    async with running_controller(metrics_port=0) as (server, client):
         service = server.service  # type: ignore[attr-defined]
-        calls = 0
-        register = service.register_environment
-
-        def counting(spec: object) -> str:  # counts, then does the real work
-            nonlocal calls
-            calls += 1
-            return register(spec)  # type: ignore[no-any-return]
-
-        service.register_environment = counting
         spec = tasks.child.environment_spec()
+        url = server.metrics_url  # type: ignore[attr-defined]
+        name = "reuse_runtime_environment_registrations_total"
         keys = await asyncio.wait_for(
             asyncio.gather(*(client.register(spec) for _ in range(2_000))),  # type: ignore[attr-defined]
             30,
         )
         assert set(keys) == set(service.pools) and len(service.pools) == 1
-        assert calls == 1
+        _, samples = await scrape(url)
+        assert value(samples, name, environment=spec.name) == 1
         # Known afterwards: no RPC at all.
         assert await client.register(spec) == keys[0]  # type: ignore[attr-defined]
-        assert calls == 1
+        _, samples = await scrape(url)
+        assert value(samples, name, environment=spec.name) == 1
+        # Another client registers it again: one call more, so the metric counts calls.
+        async with ControllerClient(server.address, server.security) as other:  # type: ignore[attr-defined]
+            assert await other.register(spec) == keys[0]
+        _, samples = await scrape(url)
+        assert value(samples, name, environment=spec.name) == 2
 
 
 async def test_a_failed_registration_is_retried_by_the_next_call() -> None:

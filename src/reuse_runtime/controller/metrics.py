@@ -83,7 +83,9 @@ class _ControllerCollector(Collector):
         return [*self._counters(), *self._gauges()]
 
     def collect(self) -> Iterable[Metric]:
-        tasks, duration, queued, rejected, late, starts, cold, losses, recycles = self._counters()
+        tasks, duration, queued, rejected, late, starts, cold, losses, recycles, registrations = (
+            self._counters()
+        )
         for env in self._metrics.environments():
             name = env.name
             for state, count in env.task_states():
@@ -92,6 +94,7 @@ class _ControllerCollector(Collector):
             queued.add_metric([name], env.queued.buckets(), env.queued.total)
             rejected.add_metric([name], env.rejected)
             late.add_metric([name], env.late_results)
+            registrations.add_metric([name], env.registrations)
             for result, count in list(env.starts.items()):
                 starts.add_metric([name, result], count)
             for until, tally in env.cold_start.items():
@@ -102,6 +105,7 @@ class _ControllerCollector(Collector):
                 recycles.add_metric([name, reason], count)
         families: list[Metric] = [
             tasks, duration, queued, rejected, late, starts, cold, losses, recycles,
+            registrations,
         ]  # fmt: skip
         service = self._metrics.service
         if service is not None:
@@ -142,7 +146,7 @@ class _ControllerCollector(Collector):
     def _counters() -> tuple[
         CounterMetricFamily, HistogramMetricFamily, HistogramMetricFamily, CounterMetricFamily,
         CounterMetricFamily, CounterMetricFamily, HistogramMetricFamily, CounterMetricFamily,
-        CounterMetricFamily,
+        CounterMetricFamily, CounterMetricFamily,
     ]:  # fmt: skip
         tasks, duration = task_families()
         return (
@@ -185,6 +189,12 @@ class _ControllerCollector(Collector):
                 metric_name("recycles"),
                 "Replicas drained and replaced because they reached a bound, by reason.",
                 labels=["environment", "reason"],
+            ),
+            CounterMetricFamily(
+                metric_name("environment_registrations"),
+                "RegisterEnvironment calls the controller took (a client registers each "
+                "environment once, however many calls start at the same time).",
+                labels=["environment"],
             ),
         )
 

@@ -373,6 +373,8 @@ class ControllerService:
         _check_environment(spec)
         key = spec.key()
         self.code.check(spec)
+        if self.metrics is not None:
+            self.metrics.environment(spec.name).registrations += 1
         if key not in self.pools:
             if spec.hooks_bundle is not None:
                 self.bundles.setdefault(spec.hooks_bundle.digest, spec.hooks_bundle)
