@@ -71,7 +71,9 @@ async def test_a_burst_spreads_over_the_replicas_still_starting(
     async with running_controller() as (_, client):
         pending = [await submit(client, tasks.hold_until_started, 3) for _ in range(6)]
         peak = 0
+        deadline = asyncio.get_running_loop().time() + 90  # the tasks wait a minute at most
         while not all(p.done() for p in pending):  # type: ignore[attr-defined]
+            assert asyncio.get_running_loop().time() < deadline, "the burst never finished"
             status = await client.status()  # type: ignore[attr-defined]
             for env in status.environments:
                 if env.name == "staggered":
