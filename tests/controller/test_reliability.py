@@ -8,14 +8,16 @@ import random
 import signal
 import time
 from collections import Counter
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
+from reuse_runtime.client.reports import ReportSender
 from reuse_runtime.errors import ReplicaLostError
-from reuse_runtime.model import ErrorKind, Submission, TaskState
+from reuse_runtime.model import ErrorKind, ReplicaReport, Submission, TaskState
 from reuse_runtime.wire import convert
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
@@ -228,12 +230,48 @@ async def test_max_tasks_holds_when_one_dispatch_could_fill_many_slots() -> None
 async def test_watchdog_names_the_task_that_blocks_the_loop() -> None:
     async with running_controller() as (_, client):
         result = await (await submit(client, st.blocks_loop, 1.5))
-        await asyncio.sleep(1.2)  # the next heartbeat carries it
-        status = await client.status()
+        # The replica's next report carries it: at once, as it goes idle (polled, with a
+        # deadline, so a loaded machine's slow turn is not taken for a missing name).
+        deadline = time.monotonic() + 10.0
+        named: list[str] = []
+        while not any(name.startswith("blocks_loop (") for name in named):
+            assert time.monotonic() < deadline, named
+            await asyncio.sleep(0.2)
+            env = next(e for e in (await client.status()).environments if e.name == "fragile")
+            named = [r.report.loop_blocked_by for r in env.replicas if r.report]
     assert result.ok
-    env = next(e for e in status.environments if e.name == "fragile")
-    named = [r.report.loop_blocked_by for r in env.replicas if r.report]
-    assert any(name.startswith("blocks_loop (") for name in named), named
+
+
+async def test_a_watchdog_report_overtaken_by_the_stream_is_dropped() -> None:
+    """The watchdog's report goes on a channel of its own, so it can arrive after a newer
+    one that came on the replica's stream: the newer one stands."""
+    async with running_controller() as (server, client):
+        pid = (await (await submit(client, st.pid_after, 0.0))).unwrap()
+        await asyncio.sleep(0.5)  # its report after the task is in
+        os.kill(pid, signal.SIGSTOP)  # no stream reports while the test sends its own
+        sender = ReportSender(server.address, server.security)  # type: ignore[attr-defined]
+        try:
+            current = _report_of(await client.status(), pid)
+            stale = replace(current, sent_at=current.sent_at - 1.0, loop_blocked_by="stale (1)")
+            assert await asyncio.to_thread(sender.send, stale)  # known, and dropped
+            after_stale = _report_of(await client.status(), pid)
+            newer = replace(current, sent_at=time.time(), loop_blocked_by="newer (2)")
+            assert await asyncio.to_thread(sender.send, newer)
+            after_newer = _report_of(await client.status(), pid)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            sender.close()
+    assert after_stale.sent_at == current.sent_at
+    assert after_stale.loop_blocked_by == current.loop_blocked_by
+    assert after_newer.loop_blocked_by == "newer (2)"
+
+
+def _report_of(status: object, pid: int) -> ReplicaReport:
+    for env in status.environments:  # type: ignore[attr-defined]
+        for replica in env.replicas:
+            if replica.where == f"pid {pid}" and replica.report is not None:
+                return replica.report  # type: ignore[no-any-return]
+    raise AssertionError(f"no report from the replica of pid {pid} in {status}")
 
 
 async def test_parent_on_a_killed_replica_is_retried_with_its_children() -> None:

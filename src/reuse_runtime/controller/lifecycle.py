@@ -286,6 +286,10 @@ class ReplicaLifecycle:
         replica = self.replicas.get(report.replica_id)
         if replica is None or replica.gone or replica.stream is None:
             return False
+        if replica.report is not None and report.sent_at < replica.report.sent_at:
+            # Overtaken by a report the stream has already brought (this one went on a
+            # channel of its own, and took longer): the newer one stands.
+            return True
         # One that names the task blocking the loop shows in status and is not a
         # heartbeat: a loop held by one task past the report deadline is declared lost.
         # One without a culprit says the loop is busy running many tasks: a heartbeat.
