@@ -8,9 +8,9 @@ import random
 import signal
 import time
 from collections import Counter
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Any
 
 import pytest
