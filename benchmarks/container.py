@@ -34,7 +34,6 @@ import importlib.util
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -106,25 +105,11 @@ def container_engine(state_dir: str) -> Iterator[ContainerEngine]:
     """
     if importlib.util.find_spec("docker") is None:
         raise ContainersUnavailable("the Docker client library is missing: pip install docker")
-    service = None
-    try:
-        host = engine.find_engine()
-    except EngineUnavailableError:
-        if shutil.which("podman") is None:
-            raise ContainersUnavailable(
-                "no container engine answers and podman is not installed "
-                "(apt-get install -y podman runc, or point $DOCKER_HOST at an engine)"
-            ) from None
-        where = Path(state_dir) / "engine"
-        socket = where / "podman.sock"
+    with contextlib.ExitStack() as stack:
         try:
-            service = engine.start_podman_service(
-                socket, conf=where / "containers.conf", log=where / "podman.log", idle_exit=600
-            )
+            host = stack.enter_context(engine.engine_for_run(Path(state_dir) / "engine"))
         except EngineUnavailableError as exc:
             raise ContainersUnavailable(str(exc)) from None
-        host = f"unix://{socket}"
-    try:
         client, name = _ready_client(host)
         label = f"{RUN_LABEL}={uuid.uuid4().hex[:12]}"
         try:
@@ -133,14 +118,6 @@ def container_engine(state_dir: str) -> Iterator[ContainerEngine]:
         finally:
             _remove_containers(client, label)
             client.close()
-    finally:
-        if service is not None:
-            service.terminate()
-            try:
-                service.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                service.kill()
-                service.wait(timeout=30)
 
 
 def _ready_client(host: str) -> tuple[Any, str]:

@@ -19,11 +19,13 @@ operation not permitted``. So:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,3 +220,43 @@ def start_podman_service(
     raise EngineUnavailableError(
         f"podman system service did not answer within {wait:g} s; see {log}"
     )
+
+
+def stop_podman_service(process: subprocess.Popen[bytes], wait: float = 30.0) -> None:
+    """Stop a service :func:`start_podman_service` started: SIGTERM, then SIGKILL."""
+    process.terminate()
+    try:
+        process.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=wait)
+
+
+@contextlib.contextmanager
+def engine_for_run(where: Path, *, idle_exit: int = 600) -> Iterator[str]:
+    """The address of an engine for one run (a test session, a benchmark).
+
+    The engine that answers the usual way (:func:`find_engine`), else Podman's service
+    started on a socket in ``where``, which exits by itself after ``idle_exit``
+    seconds without a client and is stopped when the run ends, however it ends.
+    Raises :class:`EngineUnavailableError`, saying what to do, when there is neither.
+    """
+    try:
+        running: str | None = find_engine()
+    except EngineUnavailableError as exc:
+        if shutil.which("podman") is None:
+            raise EngineUnavailableError(
+                f"{exc}. Podman is not installed here: apt-get install -y podman runc"
+            ) from None
+        running = None
+    if running is not None:
+        yield running
+        return
+    socket = where / "podman.sock"
+    service = start_podman_service(
+        socket, conf=where / "containers.conf", log=where / "podman.log", idle_exit=idle_exit
+    )
+    try:
+        yield f"unix://{socket}"
+    finally:
+        stop_podman_service(service)

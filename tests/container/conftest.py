@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,40 +35,28 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     run_id = uuid.uuid4().hex[:12]
     home = tmp_path_factory.mktemp("home")
     saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", LABELS_ENV, "REUSE_RUNTIME_HOME")}
-    service = None
-    try:
-        # $DOCKER_HOST, else a running engine at a usual socket (`reuse-runtime engine start`).
-        host = engine.find_engine()
-    except EngineUnavailableError:
-        if shutil.which("podman") is None:
-            pytest.fail(
-                "the container tests need Podman (apt-get install -y podman runc) or "
-                "$DOCKER_HOST pointing at an engine"
-            )
-        where = tmp_path_factory.mktemp("engine")
-        socket = where / "podman.sock"
-        service = engine.start_podman_service(
-            socket, conf=where / "containers.conf", log=where / "podman.log", idle_exit=600
-        )
-        host = f"unix://{socket}"
-    os.environ["DOCKER_HOST"] = host
-    os.environ[LABELS_ENV] = f"{RUN_LABEL}={run_id}"
-    os.environ["REUSE_RUNTIME_HOME"] = str(home)
-    client = engine.connect(host)
-    try:
-        _ensure_base(client)
-        yield run_id
-    finally:
-        _remove_ours(client, run_id)
-        client.close()
-        if service is not None:
-            service.terminate()
-            service.wait(timeout=30)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with contextlib.ExitStack() as stack:
+        try:
+            # $DOCKER_HOST, else a running engine at a usual socket (`reuse-runtime engine
+            # start`), else Podman's service on a socket of this run's, stopped at its end.
+            host = stack.enter_context(engine.engine_for_run(tmp_path_factory.mktemp("engine")))
+        except EngineUnavailableError as exc:
+            pytest.fail(f"the container tests need an engine: {exc}")
+        os.environ["DOCKER_HOST"] = host
+        os.environ[LABELS_ENV] = f"{RUN_LABEL}={run_id}"
+        os.environ["REUSE_RUNTIME_HOME"] = str(home)
+        client = engine.connect(host)
+        try:
+            _ensure_base(client)
+            yield run_id
+        finally:
+            _remove_ours(client, run_id)
+            client.close()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _ensure_base(client: object) -> None:
