@@ -16,8 +16,11 @@ Measured, in order:
 1. the controller's CPU at idle with the environment registered and no worker
    (``--idle-s`` seconds): the floor of an idle controller;
 2. with ``--small`` workers attached: sequential noop tasks (p50/p99, call to result
-   through a :class:`~reuse_runtime.client.ControllerClient`), then ``--n`` tasks with
-   ``--window`` in flight: tasks/s and the controller's CPU per task;
+   through a :class:`~reuse_runtime.client.ControllerClient`; and the routing of each,
+   the controller's time from admitting it to dispatching it, read from the
+   ``reuse_runtime_task_queue_seconds`` histogram of its ``/metrics`` before and
+   after), then ``--n`` tasks with ``--window`` in flight: tasks/s and the
+   controller's CPU per task;
 3. with all ``--workers`` attached: the controller's CPU at idle (their reports), as
    % of one core, and the same two task measurements: routing among many replicas
    against routing among a few, in one run;
@@ -41,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -68,6 +72,10 @@ from reuse_runtime.security import TOKEN_ENV, Security
 
 ENVIRONMENT = "fleet"
 READY = re.compile(r"listening on (\S+)")
+METRICS = re.compile(r"metrics on (\S+)")
+#: The controller's histogram of a task's wait from admission to dispatch: with a free
+#: replica, the time it takes to route the task.
+ROUTE_HISTOGRAM = "reuse_runtime_task_queue_seconds"
 #: Seconds every wait of the harness may take at most.
 WAIT_S = 120.0
 #: Workers of one host that dial the controller at once.
@@ -286,8 +294,11 @@ class Fleet:
         }
         self.hosts: list[subprocess.Popen[str]] = []
         self.attached = 0
-        self.controller = _spawn(["reuse_runtime", "controller", "--port", "0"], self.environ)
+        self.controller = _spawn(
+            ["reuse_runtime", "controller", "--port", "0", "--metrics-port", "0"], self.environ
+        )
         self.address = _expect(self.controller, READY, "the controller").group(1)
+        self.metrics_url = _expect(self.controller, METRICS, "the controller's metrics").group(1)
         self.process = psutil.Process(self.controller.pid)
 
     def attach(self, count: int, hosts: int) -> None:
@@ -339,6 +350,54 @@ def _spec(i: int) -> TaskSpec:
     )
 
 
+def _route_buckets(metrics_url: str) -> dict[float, float]:
+    """The fleet's cumulative ``ROUTE_HISTOGRAM`` buckets, upper bound to count."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(metrics_url, timeout=WAIT_S) as reply:
+        text = reply.read().decode()
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == f"{ROUTE_HISTOGRAM}_bucket"
+                and sample.labels.get("environment") == ENVIRONMENT
+            ):
+                buckets[float(sample.labels["le"])] = sample.value
+    if not buckets:
+        raise RuntimeError(f"{metrics_url} has no {ROUTE_HISTOGRAM} of {ENVIRONMENT}")
+    return buckets
+
+
+def _route_quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """The routing times observed between two reads: p50/p99 (linear within a bucket,
+    as Prometheus' ``histogram_quantile``) and the share routed within 1 ms (exact)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]  # cumulative
+    total = counts[-1]
+    if total <= 0:
+        raise RuntimeError("no task was routed between the two reads of the histogram")
+
+    def quantile(q: float) -> float:
+        rank = q * total
+        lower, below = 0.0, 0.0
+        for bound, count in zip(bounds, counts, strict=True):
+            if count >= rank:
+                if bound == float("inf"):
+                    return lower
+                return lower + (bound - lower) * (rank - below) / max(count - below, 1e-9)
+            lower, below = bound, count
+        return lower
+
+    within = counts[bounds.index(0.001)] / total if 0.001 in bounds else float("nan")
+    return {
+        "route_p50_ms": quantile(0.5) * 1e3,
+        "route_p99_ms": quantile(0.99) * 1e3,
+        "route_within_1ms": within,
+        "routed": total,
+    }
+
+
 async def _tasks(
     client: ControllerClient, key: str, fleet: Fleet, n_seq: int, n: int, window: int
 ) -> dict[str, Any]:
@@ -351,12 +410,16 @@ async def _tasks(
 
     for i in range(50):  # warm up
         await call(i)
+    routed_before = await asyncio.to_thread(_route_buckets, fleet.metrics_url)
     samples = []
     for i in range(n_seq):
         began = time.perf_counter()
         await call(i)
         samples.append(time.perf_counter() - began)
     latency = percentiles(samples)
+    routing = _route_quantiles(
+        routed_before, await asyncio.to_thread(_route_buckets, fleet.metrics_url)
+    )
     room = asyncio.Semaphore(window)
 
     async def windowed(i: int) -> None:
@@ -371,6 +434,7 @@ async def _tasks(
     return {
         "seq_p50_ms": latency.p50_ms,
         "seq_p99_ms": latency.p99_ms,
+        **routing,
         "tasks_per_s": n / elapsed,
         "controller_cpu_us_per_task": cpu / n * 1e6,
     }
