@@ -17,8 +17,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reuse_runtime.model import FunctionRef, TaskSpec, dumps_args
+
+if TYPE_CHECKING:
+    from prometheus_client.samples import Sample
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,6 +122,17 @@ async def windowed(call: Callable[[int], Awaitable[object]], n: int, window: int
 
 def median_of(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def scrape(url: str, timeout: float = 30.0) -> list[Sample]:
+    """Every sample a Prometheus endpoint (a controller's ``/metrics``) serves now."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        text = response.read().decode()
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
 
 
 # ---------------------------------------------------------------- child processes

@@ -44,14 +44,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from typing import Any
 
 import grpc
 import psutil
 
-from benchmarks.harness import ROOT, emit, percentiles
+from benchmarks.harness import ROOT, emit, percentiles, scrape
 from reuse_runtime.client import ControllerClient, ControllerConnection
 from reuse_runtime.model import (
     DispatchCommand,
@@ -352,18 +351,11 @@ def _spec(i: int) -> TaskSpec:
 
 def _route_buckets(metrics_url: str) -> dict[float, float]:
     """The fleet's cumulative ``ROUTE_HISTOGRAM`` buckets, upper bound to count."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(metrics_url, timeout=WAIT_S) as reply:
-        text = reply.read().decode()
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if (
-                sample.name == f"{ROUTE_HISTOGRAM}_bucket"
-                and sample.labels.get("environment") == ENVIRONMENT
-            ):
-                buckets[float(sample.labels["le"])] = sample.value
+    buckets = {
+        float(s.labels["le"]): s.value
+        for s in scrape(metrics_url, WAIT_S)
+        if s.name == f"{ROUTE_HISTOGRAM}_bucket" and s.labels.get("environment") == ENVIRONMENT
+    }
     if not buckets:
         raise RuntimeError(f"{metrics_url} has no {ROUTE_HISTOGRAM} of {ENVIRONMENT}")
     return buckets

@@ -48,7 +48,14 @@ import psutil
 
 import reuse_runtime as flyte
 from benchmarks import sdk_tasks
-from benchmarks.harness import RssSampler, busiest_thread, cpu_seconds, emit, thread_times
+from benchmarks.harness import (
+    RssSampler,
+    busiest_thread,
+    cpu_seconds,
+    emit,
+    scrape,
+    thread_times,
+)
 from reuse_runtime.sdk.runtime import runtime
 from reuse_runtime.store.settings import RECORD_ENV
 
@@ -184,16 +191,9 @@ def bytes_case(n: int, size: int) -> dict[str, Any]:
 
 
 def _scraped_successes(url: str) -> float:
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
     return sum(
         s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
+        for s in scrape(url)
         if s.name == "reuse_runtime_tasks_total" and s.labels.get("state") == "succeeded"
     )
 
