@@ -22,7 +22,7 @@ from reuse_runtime.wire import convert
 from reuse_runtime.wire.v1 import runtime_pb2 as pb
 from reuse_runtime.wire.v1 import runtime_pb2_grpc as pb_grpc
 from tests.controller import storm_tasks as st
-from tests.helpers import running_controller, submit
+from tests.helpers import eventually, running_controller, submit
 
 
 def _replica_pids(status: object, env_name: str) -> list[int]:
@@ -230,15 +230,14 @@ async def test_max_tasks_holds_when_one_dispatch_could_fill_many_slots() -> None
 async def test_watchdog_names_the_task_that_blocks_the_loop() -> None:
     async with running_controller() as (_, client):
         result = await (await submit(client, st.blocks_loop, 1.5))
-        # The replica's next report carries it: at once, as it goes idle (polled, with a
-        # deadline, so a loaded machine's slow turn is not taken for a missing name).
-        deadline = time.monotonic() + 10.0
-        named: list[str] = []
-        while not any(name.startswith("blocks_loop (") for name in named):
-            assert time.monotonic() < deadline, named
-            await asyncio.sleep(0.2)
+
+        async def named() -> bool:
             env = next(e for e in (await client.status()).environments if e.name == "fragile")
-            named = [r.report.loop_blocked_by for r in env.replicas if r.report]
+            names = [r.report.loop_blocked_by for r in env.replicas if r.report]
+            return any(name.startswith("blocks_loop (") for name in names)
+
+        # The replica's next report carries it: at once, as it goes idle.
+        await eventually(named, what="a report naming blocks_loop")
     assert result.ok
 
 
@@ -247,7 +246,13 @@ async def test_a_watchdog_report_overtaken_by_the_stream_is_dropped() -> None:
     one that came on the replica's stream: the newer one stands."""
     async with running_controller() as (server, client):
         pid = (await (await submit(client, st.pid_after, 0.0))).unwrap()
-        await asyncio.sleep(0.5)  # its report after the task is in
+
+        async def idle_after_the_task() -> bool:
+            report = _report_of(await client.status(), pid)
+            return report.completed >= 1 and not report.active
+
+        # Its report after the task is in; idle, it sends the next one 10 heartbeats on.
+        await eventually(idle_after_the_task, what="the replica's idle report")
         os.kill(pid, signal.SIGSTOP)  # no stream reports while the test sends its own
         sender = ReportSender(server.address, server.security)  # type: ignore[attr-defined]
         try:
