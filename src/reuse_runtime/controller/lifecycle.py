@@ -288,7 +288,9 @@ class ReplicaLifecycle:
             return False
         if replica.report is not None and report.sent_at < replica.report.sent_at:
             # Overtaken by a report the stream has already brought (this one went on a
-            # channel of its own, and took longer): the newer one stands.
+            # channel of its own, and took longer): the newer one stands. Only here: the
+            # stream's own reports come in order, and one that comes after a watchdog
+            # report was sent by the loop since, so it is news.
             return True
         # One that names the task blocking the loop shows in status and is not a
         # heartbeat: a loop held by one task past the report deadline is declared lost.
