@@ -44,28 +44,24 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from typing import Any
 
 import grpc
 import psutil
 
-from benchmarks.harness import ROOT, emit, percentiles, scrape
+from benchmarks.harness import ROOT, emit, noop_spec, percentiles, scrape
 from reuse_runtime.client import ControllerClient, ControllerConnection
 from reuse_runtime.model import (
     DispatchCommand,
     DrainCommand,
     EnvironmentSpec,
-    FunctionRef,
     PoolPolicy,
     ReplicaHello,
     ReplicaInit,
     ReplicaReport,
     Submission,
     TaskResult,
-    TaskSpec,
     TaskState,
-    dumps_args,
 )
 from reuse_runtime.security import TOKEN_ENV, Security
 
@@ -340,15 +336,6 @@ async def _ready_replicas(client: ControllerClient, want: int) -> int:
     raise RuntimeError(f"only {ready} of {want} workers became ready")
 
 
-def _spec(i: int) -> TaskSpec:
-    return TaskSpec(
-        task_id=uuid.uuid4().hex,
-        name="noop",
-        args=dumps_args((i,), {}),
-        ref=FunctionRef("benchmarks.workloads", "noop"),
-    )
-
-
 def _route_buckets(metrics_url: str) -> dict[float, float]:
     """The fleet's cumulative ``ROUTE_HISTOGRAM`` buckets, upper bound to count."""
     buckets = {
@@ -391,7 +378,7 @@ async def _tasks(
     """Sequential latency, then ``n`` tasks with ``window`` in flight and the controller's CPU."""
 
     async def call(i: int) -> None:
-        result = await client.submit(Submission(key, _spec(i)))
+        result = await client.submit(Submission(key, noop_spec(i)))
         if result.unwrap() != i:
             raise RuntimeError(f"task {i} came back wrong")
 
