@@ -91,3 +91,33 @@ async def test_unknown_module_and_function_get_clear_errors() -> None:
         assert r1.error is not None and "'no_such_mod' cannot be imported" in r1.error.message
         assert r2.error is not None and "has no attribute 'nope'" in r2.error.message
         assert (await client.status()).failed == 0  # rejected before running
+
+
+async def test_a_bundle_stays_when_its_task_is_cancelled_before_it_runs() -> None:
+    """The controller sends a version's bundle with the first task of it that a replica
+    gets, and never again. Cancelled in the same message, that task never imports it:
+    the replica's next task of the version, sent without it, must still find it."""
+    bundle = _bundle(b"async def f():\n    return 1\n")
+    async with spawn_worker() as worker, WorkerClient(worker.address) as client:
+        first = _call(bundle, "f", ship=True)
+        pending = client.submit(first)
+        client.cancel_on_stream(first.task_id)  # queued beside it: one message, as a controller's
+        cancelled = await pending
+        assert cancelled.error is not None
+        assert cancelled.error.kind is ErrorKind.CANCELLED, cancelled.error
+
+        later = await client.run(_call(bundle, "f", ship=False))
+        assert later.error is None, later.error.message
+        assert later.unwrap() == 1
+
+
+async def test_an_earlier_version_runs_again_after_a_later_one_without_its_bundle() -> None:
+    """A replica that ran v1 then v2 of a script (each sent once, with its first task)
+    runs a later v1 task from the bundle it kept, with v1's own fresh globals."""
+    v1, v2 = _bundle(SCRIPT_V1), _bundle(SCRIPT_V2)
+    async with spawn_worker() as worker, WorkerClient(worker.address) as client:
+        assert (await client.run(_call(v1, "bump", ship=True))).unwrap() == ("v1", 1)
+        assert (await client.run(_call(v2, "bump", ship=True))).unwrap() == ("v2", 101)
+        again = await client.run(_call(v1, "bump", ship=False))
+        assert again.error is None, again.error.message
+        assert again.unwrap() == ("v1", 1)  # v1 executed afresh: v2's globals are not v1's

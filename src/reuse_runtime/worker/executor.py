@@ -140,6 +140,8 @@ class Executor:
         A spec that cannot start (no id, a bad timeout, an id already running here)
         is not started: its failed result is returned instead, and ``done`` is not called.
         """
+        if spec.bundle is not None:
+            self.loader.keep(spec.bundle)  # even if this task never runs (see CodeLoader.keep)
         problem = spec.problem()
         if problem is None and spec.task_id in self._running:
             problem = f"task id {spec.task_id!r} is already running on this replica"

@@ -9,6 +9,10 @@ are still running keep the old module's globals, and new tasks see only the
 new ones: old and new state never mix.
 
 Imports run in a worker thread, so a slow import never blocks the event loop.
+
+A script's code bundle is kept from the moment its task arrives (:meth:`CodeLoader.keep`),
+whether that task then runs or not: the controller sends each version to a replica
+once, and the replica's later tasks of it come without it.
 """
 
 from __future__ import annotations
@@ -57,10 +61,23 @@ class CodeLoader:
         self._loading: dict[str, asyncio.Future[types.ModuleType]] = {}
         self._private = private
         self.on_load = on_load
+        # digest -> every code bundle this replica was sent (see keep)
+        self._bundles: dict[str, CodeBundle] = {}
 
     def loaded(self) -> dict[str, str]:
         """Module name -> code version, for every module loaded for a task."""
         return {name: version for name, (_, version) in self._loaded.items()}
+
+    def keep(self, bundle: CodeBundle) -> None:
+        """Hold ``bundle`` for the tasks of its version, from its first task's arrival.
+
+        The controller sends a bundle with the first task of its version that a
+        replica gets, and counts it delivered. That task may never run a line (it is
+        cancelled while it waits, or its run is aborted), or a later version may
+        replace the module: a later task of this version, sent without the bundle,
+        still finds it here. Held for the replica's life, as the controller holds it.
+        """
+        self._bundles.setdefault(bundle.digest, bundle)
 
     def forget(self, names: list[str]) -> None:
         """Forget these modules (unloaded with their code bundle): the next task that
@@ -81,6 +98,8 @@ class CodeLoader:
 
     async def resolve(self, ref: FunctionRef, bundle: CodeBundle | None) -> Callable[..., object]:
         """The callable ``ref`` names. Raises :class:`CodeNotFoundError` with a clear reason."""
+        if bundle is None and ref.code_version:
+            bundle = self._bundles.get(ref.code_version)
         module = self._cached(ref.module, ref.code_version)
         while module is None:
             loading = self._loading.get(ref.module)
