@@ -12,10 +12,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from reuse_runtime import code
 from reuse_runtime.bundles.archive import Member, digest_of, pack
 from reuse_runtime.client import ControllerClient
 from reuse_runtime.errors import AuthError, CodeBundleError, PolicyError
 from reuse_runtime.model import (
+    CodeBundle,
     EnvironmentSpec,
     ErrorKind,
     FunctionRef,
@@ -215,3 +217,48 @@ async def test_a_bundle_goes_to_the_controller_once_per_digest(
             await other.register(EnvironmentSpec(f"four{name[-6:]}", POLICY, code_bundle=digest))
         _, after = await scrape(server.metrics_url)  # type: ignore[attr-defined]
         assert value(after, received) == 1  # the controller had it: asked, not sent
+
+
+SCRIPT = b"def square(x):\n    return x * x\n\ndef plus_one(x):\n    return x + 1\n"
+
+
+def _script_call(qualname: str, x: int) -> TaskSpec:
+    """A call of a function of a script (a ``__main__`` module), its source beside it."""
+    bundle = CodeBundle(
+        module=code.bundle_module_name("/home/user/cached-script.py"),
+        digest=code.digest(SCRIPT),
+        filename="/home/user/cached-script.py",
+        source=SCRIPT,
+    )
+    ref = FunctionRef(bundle.module, qualname, bundle.digest)
+    return TaskSpec(uuid.uuid4().hex, qualname, dumps_args((x,), {}), ref, bundle=bundle)
+
+
+async def test_a_scripts_source_is_kept_even_when_its_first_task_is_answered_at_once(
+    tmp_path: Path,
+) -> None:
+    """A client sends a script's source once per stream, with its first task. When the
+    controller answers that task itself (a cache hit, an unknown environment), the
+    next tasks of the script, sent without it, still reach a fresh replica with it."""
+    cache = tmp_path / "cache.db"
+    spec = EnvironmentSpec("script-cache", POLICY)
+    async with running_controller(cache_path=cache) as (_, client):
+        key = await client.register(spec)
+        first = await client.submit(Submission(key, _script_call("square", 7), cache_key="k7"))
+        assert first.unwrap("square") == 49  # type: ignore[attr-defined]
+
+    async with running_controller(cache_path=cache) as (_, client):  # a new controller
+        key = await client.register(spec)
+        hit = await client.submit(Submission(key, _script_call("square", 7), cache_key="k7"))
+        assert hit.cached and hit.unwrap("square") == 49  # type: ignore[attr-defined]
+        later = await client.submit(Submission(key, _script_call("plus_one", 7)))
+        assert later.error is None, later.error.message  # type: ignore[attr-defined]
+        assert later.unwrap("plus_one") == 8  # type: ignore[attr-defined]
+
+    async with running_controller(cache_path=tmp_path / "other.db") as (_, client):
+        refused = await client.submit(Submission("no-such-environment", _script_call("square", 2)))
+        assert refused.error is not None and "unknown environment" in refused.error.message  # type: ignore[attr-defined]
+        key = await client.register(spec)
+        later = await client.submit(Submission(key, _script_call("plus_one", 2)))
+        assert later.error is None, later.error.message  # type: ignore[attr-defined]
+        assert later.unwrap("plus_one") == 3  # type: ignore[attr-defined]

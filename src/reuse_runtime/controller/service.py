@@ -82,6 +82,11 @@ class SubmitSession:
             self._returned.append(spec.task_id)
             self._wakeup.set()
             return
+        if spec.bundle is not None:
+            # Kept before anything can answer the task here (a cache hit, a rejection):
+            # its client sends a version's source once per stream, and the next tasks
+            # of that version, which come without it, may need it on a replica.
+            service.bundles.setdefault(spec.bundle.digest, spec.bundle)
         pool = service.pools.get(submission.env_key)
         if pool is None:
             self._reject(
@@ -117,8 +122,8 @@ class SubmitSession:
                 self._wakeup.set()
                 return
         if spec.bundle is not None:
-            # Keep one copy per version; replicas get it with their first task that needs it.
-            service.bundles.setdefault(spec.bundle.digest, spec.bundle)
+            # One copy per version, kept above: replicas get it with their first task
+            # that needs it (see Dispatcher._dispatch).
             spec = replace(spec, bundle=None)
         record = TaskRecord(
             submission,
