@@ -87,7 +87,8 @@ def test_one_ctrl_c_lets_a_standalone_controllers_run_go_on(tmp_path: Path) -> N
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     home = tmp_path / "home"
-    controller = start_controller(home)
+    # Its run sleeps for an hour: at the end, the default drain would wait 30 s for it.
+    controller = start_controller(home, "--drain-grace", "1")
     try:
         name, err, code, out = _interrupt(script, home, REUSE_RUNTIME_ENDPOINT=controller.address)
         shown = run_cli(tmp_path, "get", "run", name, REUSE_RUNTIME_ENDPOINT=controller.address)
