@@ -48,6 +48,18 @@ def bundle_module_name(path: str) -> str:
     return f"{BUNDLE_PREFIX}{stem}"
 
 
+def script_bundle(path: str, source: bytes, *, filename: str = "") -> CodeBundle:
+    """The code bundle of the script at ``path`` whose text is ``source``: imported in
+    replicas as :func:`bundle_module_name`, versioned by its :func:`digest`, and shown
+    in tracebacks as ``filename`` (``path`` unless given)."""
+    return CodeBundle(
+        module=bundle_module_name(path),
+        digest=digest(source),
+        filename=filename or path,
+        source=source,
+    )
+
+
 def register_bundle(local_name: str, bundle: CodeBundle) -> None:
     """Remember that module ``local_name`` of this process is shipped as ``bundle``."""
     _bundles[local_name] = bundle
@@ -81,12 +93,7 @@ def _main_bundle() -> CodeBundle | None:
         source = Path(path).read_bytes()
     except OSError:
         return None
-    return CodeBundle(
-        module=bundle_module_name(path),
-        digest=digest(source),
-        filename=str(Path(path).resolve()),
-        source=source,
-    )
+    return script_bundle(path, source, filename=str(Path(path).resolve()))
 
 
 class _Importing(threading.local):

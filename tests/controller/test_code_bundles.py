@@ -17,7 +17,6 @@ from reuse_runtime.bundles.archive import Member, digest_of, pack
 from reuse_runtime.client import ControllerClient
 from reuse_runtime.errors import AuthError, CodeBundleError, PolicyError
 from reuse_runtime.model import (
-    CodeBundle,
     EnvironmentSpec,
     ErrorKind,
     FunctionRef,
@@ -224,12 +223,7 @@ SCRIPT = b"def square(x):\n    return x * x\n\ndef plus_one(x):\n    return x + 
 
 def _script_call(qualname: str, x: int) -> TaskSpec:
     """A call of a function of a script (a ``__main__`` module), its source beside it."""
-    bundle = CodeBundle(
-        module=code.bundle_module_name("/home/user/cached-script.py"),
-        digest=code.digest(SCRIPT),
-        filename="/home/user/cached-script.py",
-        source=SCRIPT,
-    )
+    bundle = code.script_bundle("/home/user/cached-script.py", SCRIPT)
     ref = FunctionRef(bundle.module, qualname, bundle.digest)
     return TaskSpec(uuid.uuid4().hex, qualname, dumps_args((x,), {}), ref, bundle=bundle)
 

@@ -32,12 +32,7 @@ def broken():
 
 
 def _bundle(source: bytes) -> CodeBundle:
-    return CodeBundle(
-        module=code.bundle_module_name("/home/user/my-script.py"),
-        digest=code.digest(source),
-        filename="/home/user/my-script.py",
-        source=source,
-    )
+    return code.script_bundle("/home/user/my-script.py", source)
 
 
 def _call(bundle: CodeBundle, qualname: str, *, ship: bool) -> TaskSpec:

@@ -24,12 +24,7 @@ async def noop():
 
 
 def _bundle(source: bytes, path: str) -> CodeBundle:
-    return CodeBundle(
-        module=code.bundle_module_name(path),
-        digest=code.digest(source),
-        filename=path,
-        source=source,
-    )
+    return code.script_bundle(path, source)
 
 
 async def _ticker(ticks: list[int]) -> None:
