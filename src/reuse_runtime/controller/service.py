@@ -85,8 +85,11 @@ class SubmitSession:
         if spec.bundle is not None:
             # Kept before anything can answer the task here (a cache hit, a rejection):
             # its client sends a version's source once per stream, and the next tasks
-            # of that version, which come without it, may need it on a replica.
+            # of that version, which come without it, may need it on a replica. One
+            # copy per version: replicas get it with their first task that needs it
+            # (see Dispatcher._dispatch).
             service.bundles.setdefault(spec.bundle.digest, spec.bundle)
+            spec = replace(spec, bundle=None)
         pool = service.pools.get(submission.env_key)
         if pool is None:
             self._reject(
@@ -121,10 +124,6 @@ class SubmitSession:
                 )
                 self._wakeup.set()
                 return
-        if spec.bundle is not None:
-            # One copy per version, kept above: replicas get it with their first task
-            # that needs it (see Dispatcher._dispatch).
-            spec = replace(spec, bundle=None)
         record = TaskRecord(
             submission,
             spec,
